@@ -1,0 +1,230 @@
+//! Keys, signatures and digests: secp256k1 ECDSA over SHA-256, the same library the Bitcoin
+//! sidechain uses, so a node links one copy of libsecp256k1.
+
+use std::fmt;
+use std::io;
+use std::sync::OnceLock;
+
+use bitcoin_hashes::{sha256, Hash, HashEngine};
+use secp256k1::{ecdsa, All, Message, Secp256k1};
+use serde::{Deserialize, Serialize};
+
+pub use secp256k1::{PublicKey, SecretKey};
+
+fn context() -> &'static Secp256k1<All> {
+    static CTX: OnceLock<Secp256k1<All>> = OnceLock::new();
+    CTX.get_or_init(Secp256k1::new)
+}
+
+/// A 32-byte SHA-256 digest, printed as hex.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// SHA-256 of `bytes`.
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest(sha256::Hash::hash(bytes).to_byte_array())
+    }
+
+    /// SHA-256 of the canonical JSON encoding of `value`, preceded by `domain`.
+    ///
+    /// Canonical because every type hashed here serialises its fields in declaration order and
+    /// its maps as ordered maps; no hash map reaches this encoder.
+    pub fn of_json<T: Serialize + ?Sized>(domain: &[u8], value: &T) -> Digest {
+        let mut w = DigestWriter::new();
+        w.update(domain);
+        serde_json::to_writer(&mut w, value).expect("serialising to a hash writer cannot fail");
+        w.finish()
+    }
+
+    /// Lower-case hex.
+    pub fn to_hex(&self) -> String {
+        use fmt::Write;
+        self.0.iter().fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let bytes = s.as_bytes();
+        if bytes.len() != 64 {
+            return Err(serde::de::Error::custom("a digest is 64 hex characters"));
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in bytes.chunks(2).enumerate() {
+            let hex = std::str::from_utf8(pair).map_err(serde::de::Error::custom)?;
+            out[i] = u8::from_str_radix(hex, 16).map_err(serde::de::Error::custom)?;
+        }
+        Ok(Digest(out))
+    }
+}
+
+/// Streams bytes into SHA-256; an `io::Write` so serde can encode straight into the hash.
+pub struct DigestWriter(sha256::HashEngine);
+
+impl DigestWriter {
+    /// An empty hash.
+    pub fn new() -> Self {
+        DigestWriter(sha256::Hash::engine())
+    }
+    /// Adds bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.input(bytes);
+    }
+    /// The digest of everything written.
+    pub fn finish(self) -> Digest {
+        Digest(sha256::Hash::from_engine(self.0).to_byte_array())
+    }
+}
+
+impl Default for DigestWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl io::Write for DigestWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.input(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A key pair held by a node (never on chain).
+#[derive(Clone)]
+pub struct KeyPair {
+    secret: SecretKey,
+    public: PublicKey,
+}
+
+impl fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyPair")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes that are not a valid secret key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid secret key: {0}")]
+pub struct KeyError(String);
+
+impl KeyPair {
+    /// A key pair from a 32-byte secret.
+    pub fn from_secret_bytes(bytes: &[u8; 32]) -> Result<KeyPair, KeyError> {
+        let secret = SecretKey::from_slice(bytes).map_err(|e| KeyError(e.to_string()))?;
+        Ok(KeyPair {
+            secret,
+            public: secret.public_key(context()),
+        })
+    }
+
+    /// A deterministic key pair derived from a seed phrase (SHA-256 of the seed, rehashed until
+    /// it is a valid scalar). For tests and simulations, never for real funds.
+    pub fn from_seed(seed: &str) -> KeyPair {
+        let mut bytes = sha256::Hash::hash(seed.as_bytes()).to_byte_array();
+        loop {
+            if let Ok(pair) = KeyPair::from_secret_bytes(&bytes) {
+                return pair;
+            }
+            bytes = sha256::Hash::hash(&bytes).to_byte_array();
+        }
+    }
+
+    /// The public half.
+    pub fn public(&self) -> PublicKey {
+        self.public
+    }
+
+    /// Signs a digest.
+    pub fn sign(&self, digest: &Digest) -> Signature {
+        let msg = Message::from_digest(digest.0);
+        Signature {
+            key: self.public,
+            sig: context().sign_ecdsa(&msg, &self.secret),
+        }
+    }
+}
+
+/// An ECDSA signature together with the key that made it. Carrying the key avoids public-key
+/// recovery, which costs more than a plain verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    /// The signer's public key.
+    pub key: PublicKey,
+    /// The compact ECDSA signature.
+    pub sig: ecdsa::Signature,
+}
+
+impl Signature {
+    /// Whether this is a valid signature by `key` over `digest`.
+    pub fn verify(&self, digest: &Digest) -> bool {
+        let msg = Message::from_digest(digest.0);
+        context().verify_ecdsa(&msg, &self.sig, &self.key).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_verify_only_for_their_digest() {
+        let k = KeyPair::from_seed("alice");
+        let d = Digest::of(b"hello");
+        let s = k.sign(&d);
+        assert!(s.verify(&d));
+        assert!(!s.verify(&Digest::of(b"hellO")));
+        let forged = Signature {
+            key: KeyPair::from_seed("mallory").public(),
+            ..s
+        };
+        assert!(!forged.verify(&d));
+    }
+
+    #[test]
+    fn seeded_keys_are_deterministic() {
+        assert_eq!(
+            KeyPair::from_seed("w1").public(),
+            KeyPair::from_seed("w1").public()
+        );
+        assert_ne!(
+            KeyPair::from_seed("w1").public(),
+            KeyPair::from_seed("w2").public()
+        );
+    }
+
+    #[test]
+    fn digest_hex_round_trips() {
+        let d = Digest::of(b"x");
+        let json = serde_json::to_string(&d).expect("serialises");
+        assert_eq!(serde_json::from_str::<Digest>(&json).expect("parses"), d);
+        assert!(serde_json::from_str::<Digest>("\"zz\"").is_err());
+    }
+}

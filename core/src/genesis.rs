@@ -1,0 +1,132 @@
+//! The genesis: the chain's first state, checked for consistency.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::Digest;
+use crate::ids::{AccountId, SonId, WitnessId};
+use crate::objects::{Account, Son, SonStatus, Witness};
+use crate::params::ChainParameters;
+use crate::time::Timestamp;
+
+/// The initial chain state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    /// Time of the genesis; the first block slot is one interval later.
+    pub genesis_time: Timestamp,
+    /// The chain parameters.
+    pub params: ChainParameters,
+    /// Accounts (ids from 1.2.1; 1.2.0 is the SON consensus account).
+    pub accounts: Vec<Account>,
+    /// Witnesses.
+    pub witnesses: Vec<Witness>,
+    /// SONs.
+    pub sons: Vec<Son>,
+    /// The witnesses that produce blocks.
+    pub active_witnesses: Vec<WitnessId>,
+    /// The elected SONs (status `active`; every other SON starts `inactive`).
+    pub elected_sons: Vec<SonId>,
+}
+
+impl Genesis {
+    /// The chain id: the digest of the genesis.
+    pub fn chain_id(&self) -> Digest {
+        Digest::of_json(b"sonprop-genesis", self)
+    }
+
+    /// Checks the genesis for consistency; the message names what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        self.params.validate().map_err(|e| e.to_string())?;
+        let mut ids = BTreeSet::new();
+        let mut names = BTreeSet::new();
+        for a in &self.accounts {
+            if a.id == AccountId::SON_CONSENSUS {
+                return Err(format!(
+                    "account {} is reserved for the SON consensus authority",
+                    a.id
+                ));
+            }
+            if !ids.insert(a.id) {
+                return Err(format!("account {} appears twice", a.id));
+            }
+            if !names.insert(a.name.as_str()) {
+                return Err(format!("account name `{}` appears twice", a.name));
+            }
+            if !a.active.is_satisfiable() {
+                return Err(format!(
+                    "account {} has an authority that can never be satisfied",
+                    a.id
+                ));
+            }
+        }
+        for a in &self.accounts {
+            if let Some(m) = a.active.account_auths.keys().find(|m| !ids.contains(m)) {
+                return Err(format!(
+                    "account {} names unknown account {m} in its authority",
+                    a.id
+                ));
+            }
+        }
+        let mut wids = BTreeSet::new();
+        for w in &self.witnesses {
+            if !wids.insert(w.id) {
+                return Err(format!("witness {} appears twice", w.id));
+            }
+            if !ids.contains(&w.account) {
+                return Err(format!(
+                    "witness {} names unknown account {}",
+                    w.id, w.account
+                ));
+            }
+        }
+        if self.active_witnesses.is_empty() {
+            return Err("there must be at least one active witness".into());
+        }
+        let mut active = BTreeSet::new();
+        for w in &self.active_witnesses {
+            if !wids.contains(w) || !active.insert(*w) {
+                return Err(format!("active witness {w} is unknown or listed twice"));
+            }
+        }
+        let mut sids = BTreeSet::new();
+        let mut owners = BTreeSet::new();
+        for s in &self.sons {
+            if !sids.insert(s.id) {
+                return Err(format!("son {} appears twice", s.id));
+            }
+            if !ids.contains(&s.owner) {
+                return Err(format!("son {} names unknown owner {}", s.id, s.owner));
+            }
+            if !owners.insert(s.owner) {
+                return Err(format!("account {} owns more than one son", s.owner));
+            }
+        }
+        let elected: BTreeSet<SonId> = self.elected_sons.iter().copied().collect();
+        if elected.len() != self.elected_sons.len() {
+            return Err("an elected son is listed twice".into());
+        }
+        if elected.len() > self.params.maximum_son_count as usize {
+            return Err(format!(
+                "{} elected sons exceed maximum_son_count ({})",
+                elected.len(),
+                self.params.maximum_son_count
+            ));
+        }
+        for s in &self.sons {
+            let want = if elected.contains(&s.id) {
+                SonStatus::Active
+            } else {
+                SonStatus::Inactive
+            };
+            if s.status != want {
+                return Err(format!("son {} must start {want}, not {}", s.id, s.status));
+            }
+        }
+        if let Some(s) = elected.iter().find(|s| !sids.contains(s)) {
+            return Err(format!("elected son {s} does not exist"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,365 @@
+//! The ledger: applies blocks deterministically, keeps undo history, hashes the state.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use crate::crypto::Digest;
+use crate::error::LedgerError;
+use crate::event::{BlockOutcome, LedgerEvent};
+use crate::genesis::Genesis;
+use crate::ids::{ProposalId, WitnessId};
+use crate::operation::{ApplyContext, Session};
+use crate::registry::Registry;
+use crate::state::{Globals, State};
+use crate::table::Table;
+use crate::time::Timestamp;
+use crate::tx::{Block, SignedTransaction};
+
+/// How many blocks `pop_block` can undo by default.
+pub const DEFAULT_UNDO_DEPTH: usize = 1000;
+
+/// A transaction the producer left out of its block, and why.
+#[derive(Debug)]
+pub struct Rejected {
+    /// The transaction.
+    pub transaction: SignedTransaction,
+    /// Why it was left out.
+    pub error: LedgerError,
+}
+
+/// The on-chain half: the state, the rules that change it, and the undo history.
+pub struct Ledger {
+    state: State,
+    history: VecDeque<Session>,
+    undo_depth: usize,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("state", &self.state)
+            .field("undo_history", &self.history.len())
+            .finish()
+    }
+}
+
+impl Ledger {
+    /// A ledger at the genesis, running the operations of `registry`.
+    pub fn new(genesis: &Genesis, registry: Arc<Registry>) -> Result<Ledger, LedgerError> {
+        genesis.validate().map_err(LedgerError::Genesis)?;
+        let chain_id = genesis.chain_id();
+        let mut active = genesis.active_witnesses.clone();
+        active.sort();
+        let globals = Globals {
+            chain_id,
+            genesis_time: genesis.genesis_time,
+            params: genesis.params.clone(),
+            head_height: 0,
+            head_time: genesis.genesis_time,
+            head_id: chain_id,
+            active_witnesses: active,
+            elected_sons: genesis.elected_sons.iter().copied().collect(),
+            next_proposal: 0,
+            next_son_proposal: 0,
+            next_vesting: 0,
+        };
+        let mut state = State {
+            registry,
+            globals: Arc::new(globals),
+            accounts: Table::default(),
+            witnesses: Table::default(),
+            sons: Table::default(),
+            proposals: Table::default(),
+            son_proposals: Table::default(),
+            vesting: Table::default(),
+            transactions: Table::default(),
+        };
+        for a in &genesis.accounts {
+            state.accounts.set(a.id, Some(a.clone()));
+        }
+        for w in &genesis.witnesses {
+            state.witnesses.set(w.id, Some(w.clone()));
+        }
+        for s in &genesis.sons {
+            state.sons.set(s.id, Some(s.clone()));
+        }
+        Ok(Ledger {
+            state,
+            history: VecDeque::new(),
+            undo_depth: DEFAULT_UNDO_DEPTH,
+        })
+    }
+
+    /// Keeps undo history for the last `depth` blocks (at least 1).
+    pub fn with_undo_depth(mut self, depth: usize) -> Self {
+        self.undo_depth = depth.max(1);
+        while self.history.len() > self.undo_depth {
+            self.history.pop_front();
+        }
+        self
+    }
+
+    /// The current state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// A snapshot for the scheduler: O(1). Drop it before applying the next block, or that block
+    /// copies the tables it writes.
+    pub fn snapshot(&self) -> Arc<State> {
+        Arc::new(self.state.clone())
+    }
+
+    /// The deterministic state digest.
+    pub fn state_hash(&self) -> Digest {
+        self.state.hash()
+    }
+
+    /// How many blocks can be popped.
+    pub fn undo_available(&self) -> usize {
+        self.history.len()
+    }
+
+    /// Applies a block received from the network: all of it, or nothing.
+    pub fn apply_block(&mut self, block: &Block) -> Result<BlockOutcome, LedgerError> {
+        self.check_header(block)?;
+        let mut ctx = ApplyContext::new(&mut self.state);
+        begin_block(&mut ctx, block.height, block.timestamp);
+        for (index, tx) in block.transactions.iter().enumerate() {
+            if let Err(e) = apply_transaction(&mut ctx, tx) {
+                ctx.rollback();
+                return Err(LedgerError::InBlock {
+                    height: block.height,
+                    index,
+                    source: Box::new(e),
+                });
+            }
+        }
+        end_block(&mut ctx, block.id());
+        let (session, events) = ctx.finish();
+        self.push_history(session);
+        Ok(BlockOutcome {
+            height: block.height,
+            timestamp: block.timestamp,
+            producer: block.producer,
+            transactions: block.transactions.len(),
+            events,
+        })
+    }
+
+    /// Produces the next block at slot `timestamp` as its scheduled witness would: includes the
+    /// candidates that apply (in order), leaves out the rest with their errors, and applies the
+    /// block. Replicas reach the same state by [`Ledger::apply_block`] on the returned block.
+    pub fn produce_block(
+        &mut self,
+        timestamp: Timestamp,
+        candidates: Vec<SignedTransaction>,
+    ) -> Result<(Block, BlockOutcome, Vec<Rejected>), LedgerError> {
+        let height = self.state.head_height() + 1;
+        let producer = self.check_slot(height, timestamp)?;
+        let previous = self.state.globals.head_id;
+        let mut ctx = ApplyContext::new(&mut self.state);
+        begin_block(&mut ctx, height, timestamp);
+        let mut included = Vec::with_capacity(candidates.len());
+        let mut rejected = Vec::new();
+        for tx in candidates {
+            ctx.begin();
+            match apply_transaction(&mut ctx, &tx) {
+                Ok(()) => {
+                    ctx.commit();
+                    included.push(tx);
+                }
+                Err(error) => {
+                    ctx.rollback();
+                    rejected.push(Rejected {
+                        transaction: tx,
+                        error,
+                    });
+                }
+            }
+        }
+        let block = Block {
+            height,
+            timestamp,
+            previous,
+            producer,
+            transactions: included,
+        };
+        end_block(&mut ctx, block.id());
+        let (session, events) = ctx.finish();
+        self.push_history(session);
+        let outcome = BlockOutcome {
+            height,
+            timestamp,
+            producer,
+            transactions: block.transactions.len(),
+            events,
+        };
+        Ok((block, outcome, rejected))
+    }
+
+    /// Undoes the head block, restoring the exact previous state.
+    pub fn pop_block(&mut self) -> Result<(), LedgerError> {
+        let session = self.history.pop_back().ok_or(LedgerError::NothingToPop {
+            head: self.state.head_height(),
+        })?;
+        session.undo(&mut self.state);
+        Ok(())
+    }
+
+    /// Checks a transaction against the current state without keeping any effect (for a node's
+    /// mempool): applied as if in a block at the next slot.
+    pub fn check_transaction(&mut self, tx: &SignedTransaction) -> Result<(), LedgerError> {
+        let next = self.state.next_slot_time();
+        let height = self.state.head_height() + 1;
+        let mut ctx = ApplyContext::new(&mut self.state);
+        begin_block(&mut ctx, height, next);
+        let result = apply_transaction(&mut ctx, tx);
+        ctx.rollback();
+        result
+    }
+
+    fn push_history(&mut self, session: Session) {
+        self.history.push_back(session);
+        while self.history.len() > self.undo_depth {
+            self.history.pop_front();
+        }
+    }
+
+    fn check_slot(&self, height: u64, timestamp: Timestamp) -> Result<WitnessId, LedgerError> {
+        let head = self.state.head_time();
+        let bad = || LedgerError::BadTimestamp {
+            height,
+            timestamp,
+            head,
+        };
+        if timestamp <= head {
+            return Err(bad());
+        }
+        self.state.slot_at(timestamp).ok_or_else(bad)?;
+        self.state.scheduled_producer(timestamp).ok_or_else(bad)
+    }
+
+    fn check_header(&self, block: &Block) -> Result<(), LedgerError> {
+        let head = self.state.head_height();
+        if block.height != head + 1 {
+            return Err(LedgerError::BadHeight {
+                head,
+                got: block.height,
+            });
+        }
+        if block.previous != self.state.globals.head_id {
+            return Err(LedgerError::BadPrevious {
+                height: block.height,
+                head: self.state.globals.head_id,
+            });
+        }
+        let expected = self.check_slot(block.height, block.timestamp)?;
+        if block.producer != expected {
+            return Err(LedgerError::WrongProducer {
+                height: block.height,
+                timestamp: block.timestamp,
+                expected,
+                got: block.producer,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn begin_block(ctx: &mut ApplyContext<'_>, height: u64, timestamp: Timestamp) {
+    let g = ctx.globals_mut();
+    g.head_height = height;
+    g.head_time = timestamp;
+}
+
+/// End of block: proposals that expire now get their last chance, then are removed; remembered
+/// transaction ids that expired are forgotten. Both are range queries on expiration indexes.
+fn end_block(ctx: &mut ApplyContext<'_>, block_id: Digest) {
+    let now = ctx.now();
+    let due: Vec<ProposalId> = ctx.proposals_expiring_by(now).collect();
+    for id in due {
+        let Some(p) = ctx.proposal(id) else { continue };
+        if ctx.is_authorized(p) {
+            if let Err(reason) = ctx.execute_proposal(id) {
+                ctx.remove_proposal(id);
+                ctx.emit(LedgerEvent::ProposalFailed {
+                    proposal: id,
+                    reason,
+                });
+            }
+        } else {
+            ctx.remove_proposal(id);
+            ctx.emit(LedgerEvent::ProposalExpired { proposal: id });
+        }
+    }
+    for txid in ctx.transactions_expiring_by(now) {
+        ctx.forget_transaction(txid);
+    }
+    ctx.globals_mut().head_id = block_id;
+}
+
+fn apply_transaction(
+    ctx: &mut ApplyContext<'_>,
+    tx: &SignedTransaction,
+) -> Result<(), LedgerError> {
+    let t = &tx.transaction;
+    if t.operations.is_empty() {
+        return Err(LedgerError::EmptyTransaction);
+    }
+    let head = ctx.now();
+    if t.expiration <= head {
+        return Err(LedgerError::TransactionExpired {
+            expiration: t.expiration,
+            head,
+        });
+    }
+    let max = ctx.params().maximum_time_until_expiration;
+    if t.expiration.since(head) > max {
+        return Err(LedgerError::ExpirationTooFar {
+            expiration: t.expiration,
+            head,
+            max,
+        });
+    }
+    let digest = t.digest(&ctx.chain_id());
+    if ctx.transactions.get(&digest).is_some() {
+        return Err(LedgerError::DuplicateTransaction(digest));
+    }
+    let mut keys = BTreeSet::new();
+    for sig in &tx.signatures {
+        if !keys.insert(sig.key) {
+            return Err(LedgerError::DuplicateSignature { key: sig.key });
+        }
+        if !sig.verify(&digest) {
+            return Err(LedgerError::InvalidSignature { key: sig.key });
+        }
+    }
+    for account in t.required_authorities() {
+        if !ctx.keys_satisfy(account, &keys) {
+            return Err(LedgerError::MissingAuthority { account });
+        }
+    }
+    for (index, op) in t.operations.iter().enumerate() {
+        let kind = op.kind();
+        let fail = |source| LedgerError::Operation {
+            index,
+            kind,
+            source,
+        };
+        if ctx.registry().operation(kind).is_none() {
+            return Err(fail(crate::error::OperationError::UnregisteredKind {
+                kind,
+            }));
+        }
+        op.validate().map_err(fail)?;
+        op.check(ctx).map_err(fail)?;
+        op.apply(ctx).map_err(fail)?;
+    }
+    ctx.record_transaction(digest, t.expiration);
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "ledger_tests.rs"]
+mod tests;

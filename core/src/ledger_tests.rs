@@ -1,0 +1,1263 @@
+//! Ledger rules: blocks, transactions, heartbeats, the proposal lifecycle and son proposal
+//! records, undo. Each test names the behaviour it proves.
+
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::error::OperationError;
+use crate::ids::SonId;
+use crate::objects::SonStatus;
+use crate::operation::Operation;
+use crate::ops::{ProposalCreate, ProposalDelete, ProposalUpdate, SonHeartbeat};
+use crate::params::{ChainParameters, ThresholdPolicy};
+use crate::plugin::NodeIdentity;
+use crate::proposal::Subject;
+use crate::testkit::probe::{self, AccountProbe, PlainProbe, SonProbe};
+use crate::testkit::TestNetwork;
+use crate::tx::Transaction;
+
+fn registry() -> Arc<Registry> {
+    Registry::builder()
+        .with(&probe::PLUGIN)
+        .build()
+        .expect("unique names")
+        .into_arc()
+}
+
+/// 3 witnesses, 6 elected SONs (threshold 5 of 6), 2 users.
+fn small() -> TestNetwork {
+    small_with(ChainParameters::default())
+}
+
+fn small_with(params: ChainParameters) -> TestNetwork {
+    TestNetwork::builder()
+        .witnesses(3)
+        .sons(6)
+        .users(2)
+        .params(params)
+        .build(registry())
+}
+
+/// Puts `tx` in the next block on its own; the producer's verdict on it.
+fn apply_one(net: &mut TestNetwork, tx: SignedTransaction) -> Result<BlockOutcome, LedgerError> {
+    net.submit(tx);
+    let (outcome, mut rejected) = net.produce_block();
+    match rejected.pop() {
+        Some(r) => Err(r.error),
+        None => Ok(outcome),
+    }
+}
+
+/// A block carrying `txs` from the scheduled producer, applied as a replica would; asserts the
+/// state hash is unchanged when it is refused.
+fn apply_block_with(
+    net: &mut TestNetwork,
+    txs: Vec<SignedTransaction>,
+) -> Result<BlockOutcome, LedgerError> {
+    let st = net.ledger.state();
+    let t = st.next_slot_time();
+    let block = Block {
+        height: st.head_height() + 1,
+        timestamp: t,
+        previous: st.globals().head_id,
+        producer: st.scheduled_producer(t).expect("scheduled"),
+        transactions: txs,
+    };
+    let before = net.ledger.state_hash();
+    let result = net.ledger.apply_block(&block);
+    if result.is_err() {
+        assert_eq!(
+            net.ledger.state_hash(),
+            before,
+            "a refused block must leave the state unchanged"
+        );
+    }
+    result
+}
+
+fn refused(net: &mut TestNetwork, tx: SignedTransaction) -> LedgerError {
+    match apply_block_with(net, vec![tx]) {
+        Ok(_) => panic!("transaction was accepted"),
+        Err(LedgerError::InBlock { source, .. }) => *source,
+        Err(e) => panic!("block refused for another reason: {e}"),
+    }
+}
+
+fn op_error(e: &LedgerError) -> &OperationError {
+    e.operation_error()
+        .unwrap_or_else(|| panic!("not an operation error: {e}"))
+}
+
+fn create_tx(
+    net: &TestNetwork,
+    who: &NodeIdentity,
+    ops: Vec<Box<dyn Operation>>,
+    lifetime: u64,
+) -> SignedTransaction {
+    let exp = net.ledger.state().next_slot_time().plus(lifetime);
+    net.sign(
+        who,
+        ProposalCreate {
+            proposer: who.account,
+            expiration_time: exp,
+            review_period_seconds: None,
+            operations: ops,
+        },
+    )
+}
+
+fn created_id(outcome: &BlockOutcome) -> ProposalId {
+    outcome
+        .events
+        .iter()
+        .find_map(|e| match e {
+            LedgerEvent::ProposalCreated { proposal, .. } => Some(*proposal),
+            _ => None,
+        })
+        .expect("a proposal was created")
+}
+
+fn propose(
+    net: &mut TestNetwork,
+    who: &NodeIdentity,
+    op: impl Operation + 'static,
+    lifetime: u64,
+) -> ProposalId {
+    let tx = create_tx(net, who, vec![Box::new(op)], lifetime);
+    let outcome = apply_one(net, tx).expect("proposal accepted");
+    created_id(&outcome)
+}
+
+fn son_probe(son: u64) -> SonProbe {
+    SonProbe {
+        son: SonId(son),
+        fail_after: None,
+        set_status: None,
+    }
+}
+
+/// Approvals from SON nodes `range`, all in one block.
+fn approve_by_sons(
+    net: &mut TestNetwork,
+    id: ProposalId,
+    sons: std::ops::Range<usize>,
+) -> BlockOutcome {
+    let txs: Vec<_> = sons
+        .map(|i| {
+            net.sign(
+                &net.sons[i],
+                ProposalUpdate::approve(id, net.sons[i].account),
+            )
+        })
+        .collect();
+    for tx in txs {
+        net.submit(tx);
+    }
+    let (outcome, rejected) = net.produce_block();
+    assert!(
+        rejected.is_empty(),
+        "{:?}",
+        rejected
+            .iter()
+            .map(|r| r.error.to_string())
+            .collect::<Vec<_>>()
+    );
+    outcome
+}
+
+fn has_event(o: &BlockOutcome, want: &LedgerEvent) -> bool {
+    o.events.contains(want)
+}
+
+fn records(net: &TestNetwork) -> usize {
+    net.ledger.state().son_proposals().len()
+}
+
+fn produce_until(net: &mut TestNetwork, t: Timestamp) -> Vec<LedgerEvent> {
+    let mut events = Vec::new();
+    while net.now() < t {
+        events.extend(net.produce_block().0.events);
+    }
+    events
+}
+
+// ----- blocks -----
+
+#[test]
+fn blocks_from_the_wrong_producer_height_link_or_slot_are_refused_unchanged() {
+    let mut net = small();
+    let st = net.ledger.state();
+    let t = st.next_slot_time();
+    let good = Block {
+        height: 1,
+        timestamp: t,
+        previous: st.globals().head_id,
+        producer: st.scheduled_producer(t).expect("scheduled"),
+        transactions: vec![],
+    };
+    let before = net.ledger.state_hash();
+    let wrong_producer = WitnessId((good.producer.0 + 1) % 3);
+    let cases = [
+        Block {
+            producer: wrong_producer,
+            ..good.clone()
+        },
+        Block {
+            height: 2,
+            ..good.clone()
+        },
+        Block {
+            previous: Digest::of(b"elsewhere"),
+            ..good.clone()
+        },
+        Block {
+            timestamp: t.plus(1),
+            ..good.clone()
+        },
+        Block {
+            timestamp: st.head_time(),
+            ..good.clone()
+        },
+    ];
+    let errors: Vec<String> = cases
+        .iter()
+        .map(|b| net.ledger.apply_block(b).expect_err("refused").to_string())
+        .collect();
+    assert!(errors[0].contains("slot belongs to"), "{}", errors[0]);
+    assert!(errors[1].contains("does not follow"), "{}", errors[1]);
+    assert!(errors[2].contains("does not link"), "{}", errors[2]);
+    assert!(errors[3].contains("not a block slot"), "{}", errors[3]);
+    assert!(errors[4].contains("not a block slot"), "{}", errors[4]);
+    assert_eq!(net.ledger.state_hash(), before);
+    net.ledger
+        .apply_block(&good)
+        .expect("the good block applies");
+}
+
+#[test]
+fn every_witness_produces_once_per_round() {
+    let net = small();
+    let st = net.ledger.state();
+    let g = st.globals().genesis_time;
+    for round in 0..4u64 {
+        let producers: BTreeSet<WitnessId> = (1..=3)
+            .map(|k| {
+                st.scheduled_producer(g.plus((round * 3 + k) * 3))
+                    .expect("scheduled")
+            })
+            .collect();
+        assert_eq!(producers.len(), 3, "round {round}");
+    }
+}
+
+#[test]
+fn a_replica_applying_produced_blocks_reaches_the_same_state_hash() {
+    let mut producer = small();
+    let mut replica = small();
+    let mut with_txs = 0;
+    for i in 0..40 {
+        let txs = if i % 7 == 0 {
+            vec![producer.heartbeat(i % 6)]
+        } else {
+            vec![]
+        };
+        let t = producer.ledger.state().next_slot_time();
+        let (block, _, rejected) = producer.ledger.produce_block(t, txs).expect("produce");
+        assert!(rejected.is_empty());
+        with_txs += usize::from(!block.transactions.is_empty());
+        let _ = replica.ledger.apply_block(&block).expect("replica applies");
+        assert_eq!(
+            producer.ledger.state_hash(),
+            replica.ledger.state_hash(),
+            "block {}",
+            block.height
+        );
+    }
+    assert_eq!(with_txs, 6, "the heartbeats were carried");
+}
+
+// ----- transactions and signatures -----
+
+#[test]
+fn forged_missing_and_duplicate_signatures_are_refused_unchanged() {
+    let mut net = small();
+    let hb = SonHeartbeat {
+        son: SonId(1),
+        owner: net.sons[1].account,
+        timestamp: net.ledger.state().next_slot_time(),
+    };
+    let chain = net.ledger.state().chain_id();
+    let tx = Transaction::single(net.now().plus(30), hb.clone());
+
+    // Signed by the wrong key: the signature is valid, the authority is not satisfied.
+    let wrong = tx.clone().sign(&chain, &[&net.sons[2].keys]);
+    assert!(
+        matches!(refused(&mut net, wrong), LedgerError::MissingAuthority { account } if account == net.sons[1].account)
+    );
+
+    // No signature at all.
+    let unsigned = SignedTransaction {
+        transaction: tx.clone(),
+        signatures: vec![],
+    };
+    assert!(matches!(
+        refused(&mut net, unsigned),
+        LedgerError::MissingAuthority { .. }
+    ));
+
+    // A signature over other bytes, claimed by the right key.
+    let mut forged = tx.clone().sign(&chain, &[&net.sons[1].keys]);
+    forged.transaction.expiration = forged.transaction.expiration.plus(3);
+    assert!(matches!(
+        refused(&mut net, forged),
+        LedgerError::InvalidSignature { .. }
+    ));
+
+    // The same key twice.
+    let mut twice = tx.clone().sign(&chain, &[&net.sons[1].keys]);
+    twice.signatures.push(twice.signatures[0]);
+    assert!(matches!(
+        refused(&mut net, twice),
+        LedgerError::DuplicateSignature { .. }
+    ));
+
+    // Signed for another chain.
+    let other_chain = tx
+        .clone()
+        .sign(&Digest::of(b"another chain"), &[&net.sons[1].keys]);
+    assert!(matches!(
+        refused(&mut net, other_chain),
+        LedgerError::InvalidSignature { .. }
+    ));
+
+    let good = tx.sign(&chain, &[&net.sons[1].keys]);
+    apply_block_with(&mut net, vec![good]).expect("properly signed heartbeat applies");
+}
+
+#[test]
+fn a_transaction_is_applied_at_most_once() {
+    let mut net = small();
+    let tx = net.heartbeat(0);
+    apply_one(&mut net, tx.clone()).expect("first time");
+    assert!(matches!(
+        refused(&mut net, tx),
+        LedgerError::DuplicateTransaction(_)
+    ));
+}
+
+#[test]
+fn expired_and_far_future_transactions_are_refused() {
+    let mut net = small();
+    let chain = net.ledger.state().chain_id();
+    let hb = |net: &TestNetwork| SonHeartbeat {
+        son: SonId(0),
+        owner: net.sons[0].account,
+        timestamp: net.ledger.state().next_slot_time(),
+    };
+    let old = Transaction::single(net.now(), hb(&net)).sign(&chain, &[&net.sons[0].keys]);
+    assert!(matches!(
+        refused(&mut net, old),
+        LedgerError::TransactionExpired { .. }
+    ));
+    let far = Transaction::single(net.now().plus(2 * 86_400), hb(&net))
+        .sign(&chain, &[&net.sons[0].keys]);
+    assert!(matches!(
+        refused(&mut net, far),
+        LedgerError::ExpirationTooFar { .. }
+    ));
+}
+
+#[test]
+fn remembered_transaction_ids_are_forgotten_after_expiry() {
+    let mut net = small();
+    let arg = net.heartbeat(0);
+    apply_one(&mut net, arg).expect("applies");
+    assert_eq!(net.ledger.state().transactions.len(), 1);
+    let arg = net.now().plus(31);
+    produce_until(&mut net, arg);
+    assert_eq!(net.ledger.state().transactions.len(), 0);
+}
+
+#[test]
+fn malformed_and_unknown_kind_json_are_decode_errors() {
+    let net = small();
+    let good = serde_json::to_string(&net.heartbeat(0)).expect("serialises");
+    SignedTransaction::from_json(&good).expect("round trips");
+
+    let unknown = good.replace("son_heartbeat", "son_teleport");
+    let e = SignedTransaction::from_json(&unknown).expect_err("unknown kind");
+    assert!(matches!(&e, LedgerError::Decode { .. }), "{e}");
+    assert!(e.to_string().contains("son_teleport"), "{e}");
+
+    let e = SignedTransaction::from_json("{\"transaction\": ").expect_err("truncated");
+    assert!(matches!(e, LedgerError::Decode { .. }));
+
+    let extra = good.replace("\"timestamp\"", "\"colour\":1,\"timestamp\"");
+    assert!(
+        SignedTransaction::from_json(&extra).is_err(),
+        "unknown operation fields are refused"
+    );
+}
+
+#[test]
+fn operations_of_kinds_missing_from_the_registry_are_refused() {
+    // A ledger without the probe kinds: the probe type is linked but not registered.
+    let reg = Registry::builder().build().expect("core only").into_arc();
+    let mut net = TestNetwork::builder().witnesses(3).sons(6).build(reg);
+    let tx = create_tx(
+        &net,
+        &net.witnesses[0].clone(),
+        vec![Box::new(son_probe(1))],
+        60,
+    );
+    let e = refused(&mut net, tx);
+    assert!(
+        matches!(op_error(&e), OperationError::UnregisteredKind { kind } if *kind == probe::SON_PROBE),
+        "{e}"
+    );
+}
+
+// ----- heartbeats -----
+
+#[test]
+fn heartbeats_outside_five_block_intervals_of_head_time_are_refused() {
+    let mut net = small();
+    // SON 0 beats 15 s ahead, SON 1 beats 12 s behind (each after a slot or two: the genesis
+    // time is its last heartbeat, so keep ahead of it).
+    let t = net.now().plus(30);
+    produce_until(&mut net, t);
+    for (son, offset, ok) in [
+        (0usize, 16i64, false),
+        (0, -16, false),
+        (0, 15, true),
+        (1, -12, true),
+    ] {
+        let next = net.ledger.state().next_slot_time();
+        let ts = if offset >= 0 {
+            next.plus(offset as u64)
+        } else {
+            next.minus(offset.unsigned_abs())
+        };
+        let hb = SonHeartbeat {
+            son: SonId(son as u64),
+            owner: net.sons[son].account,
+            timestamp: ts,
+        };
+        let tx = net.sign(&net.sons[son], hb);
+        let result = apply_block_with(&mut net, vec![tx]);
+        if ok {
+            result.unwrap_or_else(|e| panic!("offset {offset} is within the window: {e}"));
+        } else {
+            let e = result.expect_err("outside the window");
+            assert!(
+                matches!(op_error(&e), OperationError::HeartbeatOutsideWindow { .. }),
+                "{e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn heartbeats_must_move_forward_and_come_from_the_owner() {
+    let mut net = small();
+    let arg = net.heartbeat(0);
+    apply_one(&mut net, arg).expect("first");
+    let last = net
+        .ledger
+        .state()
+        .son(SonId(0))
+        .expect("son")
+        .statistics
+        .last_active_timestamp;
+    let stale = SonHeartbeat {
+        son: SonId(0),
+        owner: net.sons[0].account,
+        timestamp: last,
+    };
+    let arg = net.sign(&net.sons[0], stale);
+    let e = refused(&mut net, arg);
+    assert!(
+        matches!(op_error(&e), OperationError::StaleHeartbeat { .. }),
+        "{e}"
+    );
+
+    let hb = SonHeartbeat {
+        son: SonId(0),
+        owner: net.sons[1].account,
+        timestamp: net.ledger.state().next_slot_time(),
+    };
+    let arg = net.sign(&net.sons[1], hb);
+    let e = refused(&mut net, arg);
+    assert!(
+        matches!(op_error(&e), OperationError::NotSonOwner { .. }),
+        "{e}"
+    );
+}
+
+/// Executes a SON probe that moves `son` to `status`, approved by SONs 0..5 (skipping `son`).
+fn move_son(net: &mut TestNetwork, son: usize, status: SonStatus) -> BlockOutcome {
+    let w = net.witnesses[0].clone();
+    let id = propose(
+        net,
+        &w,
+        SonProbe {
+            son: SonId(son as u64),
+            fail_after: None,
+            set_status: Some(status),
+        },
+        600,
+    );
+    let approvers: Vec<usize> = (0..6).filter(|i| *i != son).take(5).collect();
+    let txs: Vec<_> = approvers
+        .iter()
+        .map(|i| {
+            net.sign(
+                &net.sons[*i],
+                ProposalUpdate::approve(id, net.sons[*i].account),
+            )
+        })
+        .collect();
+    for tx in txs {
+        net.submit(tx);
+    }
+    let (o, rejected) = net.produce_block();
+    assert!(rejected.is_empty());
+    assert!(
+        has_event(&o, &LedgerEvent::ProposalExecuted { proposal: id }),
+        "{:?}",
+        o.events
+    );
+    o
+}
+
+#[test]
+fn a_heartbeat_brings_an_in_maintenance_son_back_and_accounts_its_downtime() {
+    let mut net = small();
+    let o = move_son(&mut net, 2, SonStatus::InMaintenance);
+    assert!(has_event(
+        &o,
+        &LedgerEvent::SonStatusChanged {
+            son: SonId(2),
+            from: SonStatus::Active,
+            to: SonStatus::InMaintenance
+        }
+    ));
+    let down = net
+        .ledger
+        .state()
+        .son(SonId(2))
+        .expect("son")
+        .statistics
+        .last_down_timestamp;
+    let arg = net.now().plus(60);
+    produce_until(&mut net, arg);
+    let beat_at = net.ledger.state().next_slot_time();
+    let arg = net.heartbeat(2);
+    let o = apply_one(&mut net, arg).expect("heartbeat");
+    assert!(has_event(
+        &o,
+        &LedgerEvent::SonStatusChanged {
+            son: SonId(2),
+            from: SonStatus::InMaintenance,
+            to: SonStatus::Active
+        }
+    ));
+    let s = net.ledger.state().son(SonId(2)).expect("son");
+    assert_eq!(s.status, SonStatus::Active);
+    assert_eq!(s.statistics.total_downtime, beat_at.since(down));
+    assert_eq!(s.statistics.current_interval_downtime, beat_at.since(down));
+}
+
+#[test]
+fn a_son_back_from_maintenance_is_inactive_if_no_longer_elected() {
+    let mut net = TestNetwork::builder()
+        .witnesses(3)
+        .sons(6)
+        .standby_sons(1)
+        .build(registry());
+    // The standby SON (index 6) is not elected; send it to maintenance through a probe.
+    let w = net.witnesses[0].clone();
+    let id = propose(
+        &mut net,
+        &w,
+        SonProbe {
+            son: SonId(6),
+            fail_after: None,
+            set_status: Some(SonStatus::InMaintenance),
+        },
+        600,
+    );
+    approve_by_sons(&mut net, id, 0..5);
+    assert_eq!(
+        net.ledger.state().son(SonId(6)).expect("son").status,
+        SonStatus::InMaintenance
+    );
+    let arg = net.heartbeat(6);
+    apply_one(&mut net, arg).expect("heartbeat");
+    assert_eq!(
+        net.ledger.state().son(SonId(6)).expect("son").status,
+        SonStatus::Inactive
+    );
+}
+
+#[test]
+fn a_deregistered_son_can_neither_heartbeat_nor_change_status() {
+    let mut net = small();
+    move_son(&mut net, 4, SonStatus::Deregistered);
+    let arg = net.heartbeat(4);
+    let e = refused(&mut net, arg);
+    assert!(
+        matches!(op_error(&e), OperationError::Deregistered(s) if *s == SonId(4)),
+        "{e}"
+    );
+    // Even a proposal that would move it is refused at creation (its check fails).
+    let w = net.witnesses[0].clone();
+    let tx = create_tx(
+        &net,
+        &w,
+        vec![Box::new(SonProbe {
+            son: SonId(4),
+            fail_after: None,
+            set_status: Some(SonStatus::Active),
+        })],
+        60,
+    );
+    let e = refused(&mut net, tx);
+    assert!(
+        matches!(op_error(&e), OperationError::Deregistered(_)),
+        "{e}"
+    );
+}
+
+// ----- the SON consensus authority -----
+
+#[test]
+fn consensus_threshold_is_two_thirds_plus_one_of_counted_sons() {
+    let mut net = small();
+    let auth = net.ledger.state().son_consensus_authority();
+    assert_eq!(auth.account_auths.len(), 6);
+    assert_eq!(auth.weight_threshold, 5, "floor(2*6/3)+1");
+    // Keep SONs 0..4 heartbeating, let 4 and 5 go silent past son_down_time.
+    let until = net.now().plus(400);
+    while net.now() < until {
+        if net
+            .ledger
+            .state()
+            .next_slot_time()
+            .since(net.genesis.genesis_time)
+            % 180
+            == 0
+        {
+            for i in 0..4 {
+                net.submit(net.heartbeat(i));
+            }
+        }
+        net.produce_block();
+    }
+    let auth = net.ledger.state().son_consensus_authority();
+    assert_eq!(
+        auth.weight_threshold,
+        u32::MAX,
+        "4 live SONs are below min_son_count (5)"
+    );
+    assert_eq!(auth.account_auths.values().filter(|w| **w == 1).count(), 4);
+}
+
+#[test]
+fn elected_policy_counts_down_sons_and_live_policy_does_not() {
+    for (policy, expect_executed) in [
+        (ThresholdPolicy::Elected, false),
+        (ThresholdPolicy::Live, true),
+    ] {
+        let params = ChainParameters {
+            threshold_policy: policy,
+            min_son_count: 3,
+            ..ChainParameters::default()
+        };
+        let mut net = TestNetwork::builder()
+            .witnesses(3)
+            .sons(9)
+            .params(params)
+            .build(registry());
+        // SONs 6, 7, 8 go silent; the other six heartbeat.
+        let until = net.now().plus(400);
+        while net.now() < until {
+            if net
+                .ledger
+                .state()
+                .next_slot_time()
+                .since(net.genesis.genesis_time)
+                % 180
+                == 0
+            {
+                for i in 0..6 {
+                    net.submit(net.heartbeat(i));
+                }
+            }
+            net.produce_block();
+        }
+        let w = net.witnesses[0].clone();
+        let id = propose(&mut net, &w, son_probe(8), 600);
+        // elected: N = 9, threshold floor(18/3)+1 = 7, and only 6 SONs are up to approve.
+        // live: N = 6, threshold 5, so the fifth approval executes it.
+        let up = if policy == ThresholdPolicy::Elected {
+            0..6
+        } else {
+            0..5
+        };
+        let o = approve_by_sons(&mut net, id, up);
+        assert_eq!(
+            has_event(&o, &LedgerEvent::ProposalExecuted { proposal: id }),
+            expect_executed,
+            "{policy}"
+        );
+    }
+}
+
+// ----- proposals: creation rules -----
+
+#[test]
+fn nested_proposals_and_unproposable_kinds_are_refused() {
+    let mut net = small();
+    let w = net.witnesses[0].clone();
+    let inner = ProposalDelete {
+        proposal: ProposalId(0),
+        account: w.account,
+    };
+    let arg = create_tx(&net, &w, vec![Box::new(inner)], 60);
+    let e = refused(&mut net, arg);
+    assert!(
+        matches!(op_error(&e), OperationError::NestedProposal { .. }),
+        "{e}"
+    );
+    let hb = SonHeartbeat {
+        son: SonId(0),
+        owner: net.sons[0].account,
+        timestamp: net.now(),
+    };
+    let arg = create_tx(&net, &w, vec![Box::new(hb)], 60);
+    let e = refused(&mut net, arg);
+    assert!(
+        matches!(op_error(&e), OperationError::NotProposable { .. }),
+        "{e}"
+    );
+    let arg = create_tx(&net, &w, vec![], 60);
+    let e = refused(&mut net, arg);
+    assert!(matches!(op_error(&e), OperationError::EmptyProposal), "{e}");
+}
+
+#[test]
+fn only_eligible_proposers_may_create_son_proposals() {
+    let mut net = small();
+    let user = net.users[0].clone();
+    let arg = create_tx(&net, &user, vec![Box::new(son_probe(1))], 60);
+    let e = refused(&mut net, arg);
+    assert!(
+        matches!(op_error(&e), OperationError::IneligibleProposer { .. }),
+        "{e}"
+    );
+    assert_eq!(records(&net), 0);
+    let son = net.sons[0].clone();
+    propose(&mut net, &son, son_probe(1), 60);
+    assert_eq!(records(&net), 1);
+}
+
+#[test]
+fn lifetimes_beyond_the_chain_or_kind_cap_are_refused() {
+    let mut net = small();
+    let w = net.witnesses[0].clone();
+    let arg = create_tx(
+        &net,
+        &w,
+        vec![Box::new(son_probe(1))],
+        probe::PROBE_LIFETIME + 3,
+    );
+    let e = refused(&mut net, arg);
+    assert!(
+        matches!(op_error(&e), OperationError::LifetimeTooLong { cap_of, .. } if *cap_of == probe::SON_PROBE),
+        "{e}"
+    );
+    let tx = net.sign(
+        &w,
+        ProposalCreate {
+            proposer: w.account,
+            expiration_time: net.now(),
+            review_period_seconds: None,
+            operations: vec![Box::new(son_probe(1))],
+        },
+    );
+    let e = refused(&mut net, tx);
+    assert!(
+        matches!(op_error(&e), OperationError::ExpirationNotInFuture { .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_second_live_proposal_for_the_same_kind_and_subject_is_refused_naming_the_first() {
+    let mut net = small();
+    let w0 = net.witnesses[0].clone();
+    let w1 = net.witnesses[1].clone();
+    let first = propose(&mut net, &w0, son_probe(1), 60);
+    let arg = create_tx(&net, &w1, vec![Box::new(son_probe(1))], 60);
+    let e = refused(&mut net, arg);
+    match op_error(&e) {
+        OperationError::DuplicateProposal { live, subject, .. } => {
+            assert_eq!(*live, first);
+            assert_eq!(*subject, Subject::Son(SonId(1)));
+        }
+        other => panic!("{other}"),
+    }
+    assert!(e.to_string().contains(&first.to_string()), "{e}");
+    // Another subject is fine.
+    propose(&mut net, &w1, son_probe(2), 60);
+    assert_eq!(records(&net), 2);
+}
+
+#[test]
+fn a_son_proposal_kind_must_be_alone_in_its_proposal() {
+    let mut net = small();
+    let w = net.witnesses[0].clone();
+    let plain = PlainProbe {
+        account: net.users[0].account,
+        amount: 1,
+        fail_after: None,
+    };
+    let arg = create_tx(&net, &w, vec![Box::new(son_probe(1)), Box::new(plain)], 60);
+    let e = refused(&mut net, arg);
+    assert!(
+        matches!(op_error(&e), OperationError::SonProposalNotAlone { .. }),
+        "{e}"
+    );
+    assert_eq!(records(&net), 0, "no record leaks from a refused proposal");
+}
+
+// ----- proposals: approvals -----
+
+#[test]
+fn approvals_from_accounts_outside_the_authority_are_refused() {
+    let mut net = small();
+    let w = net.witnesses[0].clone();
+    let id = propose(&mut net, &w, son_probe(1), 600);
+    let user = net.users[0].clone();
+    let arg = net.sign(&user, ProposalUpdate::approve(id, user.account));
+    let e = refused(&mut net, arg);
+    assert!(
+        matches!(op_error(&e), OperationError::NotAnApprover { .. }),
+        "{e}"
+    );
+    // Approving for someone else needs their signature.
+    let arg = net.sign(&user, ProposalUpdate::approve(id, net.sons[0].account));
+    let e = refused(&mut net, arg);
+    assert!(matches!(e, LedgerError::MissingAuthority { .. }), "{e}");
+}
+
+#[test]
+fn approvals_can_be_withdrawn_but_not_doubled() {
+    let mut net = small();
+    let w = net.witnesses[0].clone();
+    let id = propose(&mut net, &w, son_probe(1), 600);
+    let s0 = net.sons[0].clone();
+    let arg = net.sign(&s0, ProposalUpdate::approve(id, s0.account));
+    apply_one(&mut net, arg).expect("approve");
+    let again = ProposalUpdate {
+        approvals_to_add: BTreeSet::from([s0.account]),
+        ..ProposalUpdate::approve(id, s0.account)
+    };
+    let arg = net.sign(&s0, again);
+    let e = refused(&mut net, arg);
+    assert!(
+        matches!(op_error(&e), OperationError::AlreadyApproved { .. }),
+        "{e}"
+    );
+    let withdraw = ProposalUpdate {
+        proposal: id,
+        approvals_to_add: BTreeSet::new(),
+        approvals_to_remove: BTreeSet::from([s0.account]),
+    };
+    let arg = net.sign(&s0, withdraw.clone());
+    apply_one(&mut net, arg).expect("withdraw");
+    assert!(net
+        .ledger
+        .state()
+        .proposal(id)
+        .expect("live")
+        .approvals
+        .is_empty());
+    let arg = net.sign(&s0, withdraw);
+    let e = refused(&mut net, arg);
+    assert!(
+        matches!(op_error(&e), OperationError::NotApproved { .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_proposal_executes_as_soon_as_the_threshold_is_met_and_not_before() {
+    let mut net = small();
+    let w = net.witnesses[0].clone();
+    let id = propose(&mut net, &w, son_probe(1), 600);
+    let o = approve_by_sons(&mut net, id, 0..4);
+    assert!(
+        !has_event(&o, &LedgerEvent::ProposalExecuted { proposal: id }),
+        "4 of 6 is below 5"
+    );
+    assert_eq!(
+        net.ledger
+            .state()
+            .son(SonId(1))
+            .expect("son")
+            .statistics
+            .txs_signed,
+        0
+    );
+    let o = approve_by_sons(&mut net, id, 4..5);
+    assert!(has_event(
+        &o,
+        &LedgerEvent::ProposalExecuted { proposal: id }
+    ));
+    assert_eq!(
+        net.ledger
+            .state()
+            .son(SonId(1))
+            .expect("son")
+            .statistics
+            .txs_signed,
+        1
+    );
+}
+
+// ----- proposals: every removal path removes the record -----
+
+#[test]
+fn record_is_removed_when_the_proposal_executes() {
+    let mut net = small();
+    let w = net.witnesses[0].clone();
+    let id = propose(&mut net, &w, son_probe(1), 600);
+    assert_eq!(
+        net.ledger
+            .state()
+            .live_proposal(probe::SON_PROBE, &Subject::Son(SonId(1))),
+        Some(id)
+    );
+    approve_by_sons(&mut net, id, 0..5);
+    assert!(net.ledger.state().proposal(id).is_none());
+    assert_eq!(records(&net), 0);
+    assert_eq!(net.ledger.state().records_of_son(SonId(1)).count(), 0);
+}
+
+#[test]
+fn record_is_removed_when_the_proposal_expires_unapproved() {
+    let mut net = small();
+    let w = net.witnesses[0].clone();
+    let id = propose(&mut net, &w, son_probe(1), 30);
+    let exp = net
+        .ledger
+        .state()
+        .proposal(id)
+        .expect("live")
+        .expiration_time;
+    let events = produce_until(&mut net, exp.minus(3));
+    assert!(events.is_empty(), "still live one slot before expiry");
+    assert_eq!(records(&net), 1);
+    let (o, _) = net.produce_block();
+    assert_eq!(o.timestamp, exp);
+    assert!(has_event(
+        &o,
+        &LedgerEvent::ProposalExpired { proposal: id }
+    ));
+    assert_eq!(records(&net), 0);
+    // The slot is free again.
+    propose(&mut net, &w, son_probe(1), 30);
+}
+
+#[test]
+fn a_failed_execution_keeps_the_proposal_and_retries_once_at_expiry_then_removes_it() {
+    let mut net = small();
+    let w = net.witnesses[0].clone();
+    // Fails from the block after creation on.
+    let fail_after = net.ledger.state().next_slot_time().plus(3);
+    let id = propose(
+        &mut net,
+        &w,
+        SonProbe {
+            son: SonId(1),
+            fail_after: Some(fail_after),
+            set_status: None,
+        },
+        60,
+    );
+    let o = approve_by_sons(&mut net, id, 0..5);
+    let failed = o.events.iter().any(
+        |e| matches!(e, LedgerEvent::ProposalExecutionFailed { proposal, .. } if *proposal == id),
+    );
+    assert!(failed, "{:?}", o.events);
+    let p = net
+        .ledger
+        .state()
+        .proposal(id)
+        .expect("kept after a failed execution");
+    assert!(
+        p.fail_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("probe set to fail")),
+        "{:?}",
+        p.fail_reason
+    );
+    assert_eq!(records(&net), 1);
+    assert_eq!(
+        net.ledger
+            .state()
+            .son(SonId(1))
+            .expect("son")
+            .statistics
+            .txs_signed,
+        0,
+        "nothing applied"
+    );
+    let exp = p.expiration_time;
+    let events = produce_until(&mut net, exp);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, LedgerEvent::ProposalFailed { proposal, .. } if *proposal == id)),
+        "{events:?}"
+    );
+    assert!(net.ledger.state().proposal(id).is_none());
+    assert_eq!(records(&net), 0);
+}
+
+#[test]
+fn a_review_period_defers_execution_to_expiry_and_blocks_new_approvals() {
+    let mut net = small();
+    let acct = net.users[0].clone();
+    let w = net.witnesses[0].clone();
+    let exp = net.ledger.state().next_slot_time().plus(60);
+    let op = AccountProbe {
+        account: acct.account,
+        subject: "review".into(),
+        amount: 7,
+        fail_after: None,
+    };
+    let tx = net.sign(
+        &w,
+        ProposalCreate {
+            proposer: w.account,
+            expiration_time: exp,
+            review_period_seconds: Some(30),
+            operations: vec![Box::new(op)],
+        },
+    );
+    let id = created_id(&apply_one(&mut net, tx).expect("created"));
+    let arg = net.sign(&acct, ProposalUpdate::approve(id, acct.account));
+    let o = apply_one(&mut net, arg).expect("approve");
+    assert!(
+        !has_event(&o, &LedgerEvent::ProposalExecuted { proposal: id }),
+        "review period defers execution"
+    );
+    // During the review period no new approvals may be added.
+    produce_until(&mut net, exp.minus(30));
+    let other = ProposalUpdate {
+        proposal: id,
+        approvals_to_add: BTreeSet::from([acct.account]),
+        approvals_to_remove: BTreeSet::new(),
+    };
+    let arg = net.sign(&acct, other);
+    let e = refused(&mut net, arg);
+    assert!(
+        matches!(op_error(&e), OperationError::InReviewPeriod(p) if *p == id),
+        "{e}"
+    );
+    let events = produce_until(&mut net, exp);
+    assert!(
+        events.contains(&LedgerEvent::ProposalExecuted { proposal: id }),
+        "{events:?}"
+    );
+    assert_eq!(net.ledger.state().vesting_balances().len(), 1);
+    assert_eq!(records(&net), 0);
+}
+
+#[test]
+fn record_is_removed_when_a_required_approver_deletes_the_proposal() {
+    let mut net = small();
+    let w = net.witnesses[0].clone();
+    let acct = net.users[0].clone();
+    let op = AccountProbe {
+        account: acct.account,
+        subject: "veto-me".into(),
+        amount: 1,
+        fail_after: None,
+    };
+    let id = propose(&mut net, &w, op, 600);
+    assert_eq!(records(&net), 1);
+    // Someone who is not a required approver cannot delete it.
+    let other = net.users[1].clone();
+    let arg = net.sign(
+        &other,
+        ProposalDelete {
+            proposal: id,
+            account: other.account,
+        },
+    );
+    let e = refused(&mut net, arg);
+    assert!(
+        matches!(op_error(&e), OperationError::NotRequiredApprover { .. }),
+        "{e}"
+    );
+    let arg = net.sign(
+        &acct,
+        ProposalDelete {
+            proposal: id,
+            account: acct.account,
+        },
+    );
+    let o = apply_one(&mut net, arg).expect("veto");
+    assert!(has_event(
+        &o,
+        &LedgerEvent::ProposalDeleted {
+            proposal: id,
+            by: acct.account
+        }
+    ));
+    assert!(net.ledger.state().proposal(id).is_none());
+    assert_eq!(records(&net), 0);
+}
+
+#[test]
+fn a_multi_operation_proposal_applies_all_or_nothing() {
+    let mut net = small();
+    let w = net.witnesses[0].clone();
+    let acct = net.users[0].clone();
+    let fail_after = net.ledger.state().next_slot_time().plus(3);
+    let ok = PlainProbe {
+        account: acct.account,
+        amount: 5,
+        fail_after: None,
+    };
+    let bad = PlainProbe {
+        account: acct.account,
+        amount: 6,
+        fail_after: Some(fail_after),
+    };
+    let tx = create_tx(&net, &w, vec![Box::new(ok.clone()), Box::new(bad)], 60);
+    let id = created_id(&apply_one(&mut net, tx).expect("created"));
+    assert_eq!(records(&net), 0, "plain kinds keep no record");
+    let arg = net.sign(&acct, ProposalUpdate::approve(id, acct.account));
+    let o = apply_one(&mut net, arg).expect("approve");
+    assert!(
+        o.events
+            .iter()
+            .any(|e| matches!(e, LedgerEvent::ProposalExecutionFailed { .. })),
+        "{:?}",
+        o.events
+    );
+    assert_eq!(
+        net.ledger.state().vesting_balances().len(),
+        0,
+        "the first operation was rolled back too"
+    );
+    assert!(
+        !o.events
+            .iter()
+            .any(|e| matches!(e, LedgerEvent::VestingCreated { .. })),
+        "its event too"
+    );
+
+    let tx = create_tx(&net, &w, vec![Box::new(ok.clone()), Box::new(ok)], 60);
+    let id = created_id(&apply_one(&mut net, tx).expect("created"));
+    let arg = net.sign(&acct, ProposalUpdate::approve(id, acct.account));
+    apply_one(&mut net, arg).expect("approve");
+    assert_eq!(net.ledger.state().vesting_balances().len(), 2);
+}
+
+// ----- undo -----
+
+#[test]
+fn pop_block_restores_the_exact_previous_state() {
+    let mut net = small();
+    let mut hashes = vec![net.ledger.state_hash()];
+    let w = net.witnesses[0].clone();
+    let id = propose(&mut net, &w, son_probe(1), 600);
+    hashes.push(net.ledger.state_hash());
+    let arg = net.heartbeat(3);
+    apply_one(&mut net, arg).expect("heartbeat");
+    hashes.push(net.ledger.state_hash());
+    approve_by_sons(&mut net, id, 0..5);
+    hashes.push(net.ledger.state_hash());
+    let arg = net.now().plus(90);
+    produce_until(&mut net, arg);
+    for _ in 0..30 {
+        net.ledger.pop_block().expect("pop");
+    }
+    for expected in hashes.iter().rev().skip(1) {
+        net.ledger.pop_block().expect("pop");
+        assert_eq!(&net.ledger.state_hash(), expected);
+    }
+    assert_eq!(net.ledger.state().head_height(), 0);
+    assert!(matches!(
+        net.ledger.pop_block(),
+        Err(LedgerError::NothingToPop { head: 0 })
+    ));
+    // Indexes were restored too: the record query answers as at genesis.
+    assert_eq!(
+        net.ledger
+            .state()
+            .live_proposal(probe::SON_PROBE, &Subject::Son(SonId(1))),
+        None
+    );
+}
+
+#[test]
+fn undo_history_is_bounded_by_its_depth() {
+    let mut net = small();
+    net.ledger = std::mem::replace(&mut net.ledger, small().ledger).with_undo_depth(5);
+    let arg = net.now().plus(3 * 20);
+    produce_until(&mut net, arg);
+    assert_eq!(net.ledger.undo_available(), 5);
+    for _ in 0..5 {
+        net.ledger.pop_block().expect("pop");
+    }
+    assert!(matches!(
+        net.ledger.pop_block(),
+        Err(LedgerError::NothingToPop { head: 15 })
+    ));
+}
+
+#[test]
+fn the_default_undo_depth_covers_a_thousand_blocks() {
+    let mut net = small();
+    let start = net.ledger.state_hash();
+    let arg = net.now().plus(3 * 1000);
+    produce_until(&mut net, arg);
+    assert_eq!(net.ledger.undo_available(), DEFAULT_UNDO_DEPTH);
+    for _ in 0..1000 {
+        net.ledger.pop_block().expect("pop");
+    }
+    assert_eq!(net.ledger.state_hash(), start);
+}
+
+#[test]
+fn a_snapshot_is_unaffected_by_later_blocks() {
+    let mut net = small();
+    let snap = net.ledger.snapshot();
+    let h = snap.hash();
+    let arg = net.heartbeat(0);
+    apply_one(&mut net, arg).expect("applies");
+    assert_eq!(snap.hash(), h);
+    assert_ne!(net.ledger.state_hash(), h);
+}
+
+#[test]
+fn genesis_inconsistencies_are_named() {
+    let (mut g, ..) = TestNetwork::builder().witnesses(3).sons(6).genesis();
+    g.active_witnesses.clear();
+    let e = Ledger::new(&g, registry()).expect_err("no witnesses");
+    assert!(e.to_string().contains("active witness"), "{e}");
+    let (mut g, ..) = TestNetwork::builder().witnesses(3).sons(6).genesis();
+    g.params.son_down_time = 10;
+    let e = Ledger::new(&g, registry()).expect_err("bad params");
+    assert!(e.to_string().contains("son_down_time"), "{e}");
+    let (mut g, ..) = TestNetwork::builder().witnesses(3).sons(6).genesis();
+    g.elected_sons.push(SonId(0));
+    assert!(Ledger::new(&g, registry()).is_err());
+}

@@ -1,0 +1,90 @@
+//! Generic SON proposals for Graphene-family chains: the ledger rules, the operation registry and
+//! the scheduler that Sidechain Operator Node operations plug into.
+//!
+//! A SON proposal is an ordinary on-chain proposal carrying a SON operation (report a SON down,
+//! deregister it, update a sidechain wallet, …). This crate provides the two halves every such
+//! operation needs:
+//!
+//! - **On-chain, deterministic** — [`Ledger`] applies blocks of signed transactions:
+//!   [`Operation`]s are checked and applied, proposals are created, approved, executed and
+//!   expired with Graphene semantics, and a son proposal record indexes each live SON proposal
+//!   by `(kind, subject)`, of which at most one may be live. Every block can be undone
+//!   ([`Ledger::pop_block`]) and the state has a deterministic digest ([`Ledger::state_hash`]).
+//! - **Node-local** — a [`Scheduler`] runs each kind's [`Trigger`] (what to propose) and
+//!   [`Validator`] (whether to approve) over a snapshot after each block, isolated by timeouts
+//!   and panic catching, and hands signed transactions to a [`TxSink`].
+//!
+//! Operation kinds are described by an [`OperationDescriptor`] in a [`Registry`], built
+//! explicitly with [`Registry::builder`] or collected from linked crates with
+//! [`Registry::discover`].
+//!
+//! ```
+//! use sonprop_core::testkit::TestNetwork;
+//! use sonprop_core::{Registry, SonId, SonStatus};
+//!
+//! let registry = Registry::builder().build().expect("no duplicate kinds").into_arc();
+//! let mut net = TestNetwork::builder().witnesses(3).sons(5).build(registry);
+//! net.submit(net.heartbeat(2));
+//! let (outcome, rejected) = net.produce_block();
+//! assert!(rejected.is_empty());
+//! assert_eq!(outcome.transactions, 1);
+//! let son = net.ledger.state().son(SonId(2)).expect("exists");
+//! assert_eq!(son.status, SonStatus::Active);
+//! assert_eq!(son.statistics.last_active_timestamp, outcome.timestamp);
+//! ```
+//!
+//! # Invariants
+//! - Operations, checks and evaluators never read a clock, randomness or hash-map order: "now"
+//!   is the block's timestamp, and every map that reaches the state is ordered.
+//! - At most one live proposal per `(kind, subject)` of a SON kind; every live SON proposal has
+//!   exactly one record and every record points at a live proposal.
+//! - A refused block or transaction leaves the state unchanged.
+//! - Triggers and validators must not block, must be pure functions of their snapshot (plus
+//!   declared external sources), and must be cheap when nothing is due.
+
+pub mod crypto;
+pub mod error;
+pub mod event;
+pub mod genesis;
+pub mod ids;
+pub mod ledger;
+pub mod objects;
+pub mod operation;
+pub mod ops;
+pub mod params;
+pub mod plugin;
+pub mod proposal;
+pub mod registration;
+pub mod registry;
+pub mod scheduler;
+pub mod state;
+pub mod table;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+pub mod time;
+pub mod tx;
+
+pub use crypto::{Digest, KeyPair, PublicKey, Signature};
+pub use error::{LedgerError, OperationError};
+pub use event::{BlockOutcome, LedgerEvent};
+pub use genesis::Genesis;
+pub use ids::{AccountId, IdParseError, ProposalId, SonId, SonProposalId, VestingId, WitnessId};
+pub use ledger::Ledger;
+pub use objects::{Account, Authority, Son, SonStatistics, SonStatus, VestingBalance, Witness};
+pub use operation::{ApplyContext, Operation};
+pub use params::{ChainParameters, ParamError, ThresholdPolicy};
+pub use plugin::{NodeIdentity, PluginError, ProposalDraft, Trigger, Validator, Verdict};
+pub use proposal::{Proposal, SonProposalRecord, Subject};
+pub use registry::{
+    DeregistrationGuard, Eligibility, OperationDescriptor, Plugin, ProposalPolicy, Registry,
+    RegistryError,
+};
+pub use scheduler::{Scheduler, SchedulerConfig, TxSink};
+pub use state::State;
+pub use time::Timestamp;
+pub use tx::{Block, SignedTransaction, Transaction};
+
+// Re-exported so operation crates use the same versions as core.
+pub use async_trait::async_trait;
+pub use inventory;
+pub use typetag;

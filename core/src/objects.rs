@@ -1,0 +1,158 @@
+//! The chain objects SON proposals act on: accounts and their authorities, witnesses, SONs and
+//! their statistics, vesting balances.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::PublicKey;
+use crate::ids::{AccountId, SonId, VestingId, WitnessId};
+use crate::time::Timestamp;
+
+/// A weighted-threshold authority: satisfied when the weights of the keys that signed (or the
+/// accounts that approved, recursively) reach `weight_threshold`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Authority {
+    /// The weight that must be reached.
+    pub weight_threshold: u32,
+    /// Accounts whose own authority counts with the given weight.
+    pub account_auths: BTreeMap<AccountId, u16>,
+    /// Keys whose signature counts with the given weight.
+    pub key_auths: BTreeMap<PublicKey, u16>,
+}
+
+impl Authority {
+    /// A single-key authority: threshold 1, that key with weight 1.
+    pub fn single_key(key: PublicKey) -> Authority {
+        Authority {
+            weight_threshold: 1,
+            key_auths: BTreeMap::from([(key, 1)]),
+            ..Default::default()
+        }
+    }
+
+    /// Whether a threshold can be reached at all.
+    pub fn is_satisfiable(&self) -> bool {
+        let total: u64 = self
+            .account_auths
+            .values()
+            .chain(self.key_auths.values())
+            .map(|&w| u64::from(w))
+            .sum();
+        self.weight_threshold > 0 && total >= u64::from(self.weight_threshold)
+    }
+}
+
+/// An account: a name and the active authority that must sign for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Its id.
+    pub id: AccountId,
+    /// A readable name, unique on the chain.
+    pub name: String,
+    /// The authority that signs its transactions and approvals.
+    pub active: Authority,
+}
+
+/// A block producer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Witness {
+    /// Its id.
+    pub id: WitnessId,
+    /// The account that operates it.
+    pub account: AccountId,
+    /// The key it signs blocks with.
+    pub signing_key: PublicKey,
+}
+
+/// The state of a SON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SonStatus {
+    /// Registered but not elected.
+    Inactive,
+    /// Elected and heartbeating.
+    Active,
+    /// Its operator asked for maintenance.
+    RequestMaintenance,
+    /// Reported down; a heartbeat brings it back.
+    InMaintenance,
+    /// Removed from the network. Terminal: nothing moves it again.
+    Deregistered,
+}
+
+impl SonStatus {
+    /// Every status, in index order.
+    pub const ALL: [SonStatus; 5] = [
+        SonStatus::Inactive,
+        SonStatus::Active,
+        SonStatus::RequestMaintenance,
+        SonStatus::InMaintenance,
+        SonStatus::Deregistered,
+    ];
+}
+
+impl fmt::Display for SonStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SonStatus::Inactive => "inactive",
+            SonStatus::Active => "active",
+            SonStatus::RequestMaintenance => "request_maintenance",
+            SonStatus::InMaintenance => "in_maintenance",
+            SonStatus::Deregistered => "deregistered",
+        })
+    }
+}
+
+/// A SON's statistics (Peerplays' `son_statistics_object`, kept inside the SON here so the
+/// ledger's SON indexes see both in one row).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SonStatistics {
+    /// Timestamp of the last accepted heartbeat (or of election, before the first one).
+    pub last_active_timestamp: Timestamp,
+    /// When it was last considered down: the time of its last heartbeat before the outage.
+    pub last_down_timestamp: Timestamp,
+    /// Seconds spent down, over its whole life.
+    pub total_downtime: u64,
+    /// Seconds spent down in the current maintenance interval.
+    pub current_interval_downtime: u64,
+    /// When it was deregistered.
+    pub deregistered_timestamp: Option<Timestamp>,
+    /// Sidechain transactions it signed.
+    pub txs_signed: u64,
+}
+
+/// A Sidechain Operator Node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Son {
+    /// Its id.
+    pub id: SonId,
+    /// The account that operates it and signs its heartbeats and approvals.
+    pub owner: AccountId,
+    /// The key it signs Peerplays transactions with.
+    pub signing_key: PublicKey,
+    /// Its public key on each sidechain, by sidechain name (`bitcoin`, `hive`, …).
+    pub sidechain_public_keys: BTreeMap<String, String>,
+    /// Its deposit, in the core asset's smallest unit; vests when it is deregistered.
+    pub deposit: u64,
+    /// Where it stands.
+    pub status: SonStatus,
+    /// Its statistics.
+    pub statistics: SonStatistics,
+}
+
+/// A balance that becomes withdrawable at `cliff`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VestingBalance {
+    /// Its id.
+    pub id: VestingId,
+    /// Who may withdraw it.
+    pub owner: AccountId,
+    /// The amount.
+    pub amount: u64,
+    /// Why it exists, e.g. `son_deposit:1.33.3`.
+    pub reason: String,
+    /// Not withdrawable before this time.
+    pub cliff: Timestamp,
+}

@@ -1,0 +1,199 @@
+//! Chain parameters, with Peerplays' defaults, and their validation.
+
+use serde::{Deserialize, Serialize};
+
+/// How the SON consensus authority counts its members.
+///
+/// The authority always lists every elected SON (so any of them may add an approval); the
+/// policy decides which of them carry weight and so what `N` in the `floor(2N/3) + 1` threshold is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdPolicy {
+    /// Peerplays' rule: every elected SON counts, up or down. If more than a third of them are
+    /// down, nothing passes — not even their own removal.
+    Elected,
+    /// Only elected SONs whose last heartbeat is within `son_down_time` of head time count. With
+    /// fewer than `min_son_count` live SONs nothing executes.
+    #[default]
+    Live,
+}
+
+impl std::fmt::Display for ThresholdPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ThresholdPolicy::Elected => "elected",
+            ThresholdPolicy::Live => "live",
+        })
+    }
+}
+
+/// The chain parameters the SON machinery reads. Durations are whole seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChainParameters {
+    /// Seconds between block slots (Peerplays: 3).
+    pub block_interval: u64,
+    /// How often a SON sends a heartbeat (180).
+    pub son_heartbeat_frequency: u64,
+    /// Without a heartbeat for this long a SON may be reported down (360).
+    pub son_down_time: u64,
+    /// A SON in maintenance this long past its last heartbeat may be deregistered (43 200 = 12 h).
+    pub son_deregister_time: u64,
+    /// The largest elected SON set (15).
+    pub maximum_son_count: u32,
+    /// The smallest SON set that may act (5).
+    pub min_son_count: u32,
+    /// The longest a proposal may live (4 weeks = 2 419 200).
+    pub maximum_proposal_lifetime: u64,
+    /// The cliff of a deregistered SON's vesting deposit (2 days = 172 800).
+    pub son_vesting_period: u64,
+    /// The furthest in the future a transaction's expiration may be (1 day = 86 400).
+    pub maximum_time_until_expiration: u64,
+    /// A deregister proposal lives this many complete witness cycles (3).
+    pub deregister_witness_cycles: u32,
+    /// Which elected SONs count towards the SON consensus threshold.
+    pub threshold_policy: ThresholdPolicy,
+}
+
+impl Default for ChainParameters {
+    fn default() -> Self {
+        ChainParameters {
+            block_interval: 3,
+            son_heartbeat_frequency: 180,
+            son_down_time: 360,
+            son_deregister_time: 12 * 3600,
+            maximum_son_count: 15,
+            min_son_count: 5,
+            maximum_proposal_lifetime: 28 * 24 * 3600,
+            son_vesting_period: 2 * 24 * 3600,
+            maximum_time_until_expiration: 24 * 3600,
+            deregister_witness_cycles: 3,
+            threshold_policy: ThresholdPolicy::Live,
+        }
+    }
+}
+
+/// A parameter set that cannot work; names the parameter at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid chain parameter `{name}`: {reason}")]
+pub struct ParamError {
+    /// The parameter at fault.
+    pub name: &'static str,
+    /// Why it is rejected.
+    pub reason: String,
+}
+
+impl ChainParameters {
+    /// Checks that the parameters make sense together.
+    pub fn validate(&self) -> Result<(), ParamError> {
+        let fail = |name, reason: String| Err(ParamError { name, reason });
+        if self.block_interval == 0 {
+            return fail("block_interval", "must be at least 1 second".into());
+        }
+        if self.son_heartbeat_frequency < self.block_interval {
+            return fail(
+                "son_heartbeat_frequency",
+                format!(
+                    "{} s is shorter than block_interval ({} s)",
+                    self.son_heartbeat_frequency, self.block_interval
+                ),
+            );
+        }
+        if self.son_down_time <= self.son_heartbeat_frequency {
+            return fail(
+                "son_down_time",
+                format!(
+                    "{} s must exceed son_heartbeat_frequency ({} s), or healthy SONs are reported down",
+                    self.son_down_time, self.son_heartbeat_frequency
+                ),
+            );
+        }
+        if self.son_deregister_time <= self.son_down_time {
+            return fail(
+                "son_deregister_time",
+                format!(
+                    "{} s must exceed son_down_time ({} s)",
+                    self.son_deregister_time, self.son_down_time
+                ),
+            );
+        }
+        if self.maximum_son_count == 0 {
+            return fail("maximum_son_count", "must be at least 1".into());
+        }
+        if self.min_son_count == 0 || self.min_son_count > self.maximum_son_count {
+            return fail(
+                "min_son_count",
+                format!(
+                    "{} must be between 1 and maximum_son_count ({})",
+                    self.min_son_count, self.maximum_son_count
+                ),
+            );
+        }
+        if self.maximum_proposal_lifetime < self.block_interval {
+            return fail(
+                "maximum_proposal_lifetime",
+                "must be at least one block interval".into(),
+            );
+        }
+        if self.maximum_time_until_expiration < self.block_interval {
+            return fail(
+                "maximum_time_until_expiration",
+                "must be at least one block interval".into(),
+            );
+        }
+        if self.deregister_witness_cycles == 0 {
+            return fail("deregister_witness_cycles", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_peerplays_values_and_valid() {
+        let p = ChainParameters::default();
+        assert_eq!(
+            (p.block_interval, p.son_heartbeat_frequency, p.son_down_time),
+            (3, 180, 360)
+        );
+        assert_eq!(p.son_deregister_time, 43_200);
+        assert_eq!((p.maximum_son_count, p.min_son_count), (15, 5));
+        assert_eq!(p.maximum_proposal_lifetime, 2_419_200);
+        assert_eq!(p.son_vesting_period, 172_800);
+        assert_eq!(p.threshold_policy, ThresholdPolicy::Live);
+        p.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn invalid_combinations_name_the_parameter() {
+        type Breaker = fn(&mut ChainParameters);
+        let cases: [(&str, Breaker); 5] = [
+            ("block_interval", |p| p.block_interval = 0),
+            ("son_down_time", |p| p.son_down_time = 180),
+            ("son_deregister_time", |p| p.son_deregister_time = 300),
+            ("min_son_count", |p| p.min_son_count = 16),
+            ("deregister_witness_cycles", |p| {
+                p.deregister_witness_cycles = 0
+            }),
+        ];
+        for (name, break_it) in cases {
+            let mut p = ChainParameters::default();
+            break_it(&mut p);
+            let err = p.validate().expect_err(name);
+            assert_eq!(err.name, name);
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn unknown_parameter_fields_are_rejected() {
+        let err = serde_json::from_str::<ChainParameters>(r#"{"son_down_tiem": 5}"#)
+            .expect_err("typo must not be ignored");
+        assert!(err.to_string().contains("son_down_tiem"), "{err}");
+    }
+}

@@ -1,0 +1,105 @@
+//! The node-local extension points: [`Trigger`] (what to propose) and [`Validator`] (whether to
+//! approve), and the [`NodeIdentity`] they act for.
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::crypto::KeyPair;
+use crate::ids::{AccountId, SonId, WitnessId};
+use crate::operation::Operation;
+use crate::proposal::Proposal;
+use crate::state::State;
+
+/// Who this node is: the account it signs as, and the witness and/or SON it operates.
+#[derive(Debug, Clone)]
+pub struct NodeIdentity {
+    /// A readable name for logs and reports.
+    pub name: String,
+    /// The account that proposes and approves.
+    pub account: AccountId,
+    /// The account's active key.
+    pub keys: KeyPair,
+    /// The witness this node operates, if any.
+    pub witness: Option<WitnessId>,
+    /// The SON this node operates, if any.
+    pub son: Option<SonId>,
+}
+
+/// A proposal a trigger wants raised.
+#[derive(Debug, Clone)]
+pub struct ProposalDraft {
+    /// The operation to propose.
+    pub operation: Box<dyn Operation>,
+    /// Its lifetime in seconds; `None` uses the kind's lifetime policy.
+    pub lifetime: Option<u64>,
+}
+
+impl ProposalDraft {
+    /// A draft with the kind's default lifetime.
+    pub fn new(operation: impl Operation + 'static) -> Self {
+        ProposalDraft {
+            operation: Box::new(operation),
+            lifetime: None,
+        }
+    }
+}
+
+/// A validator's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Sign an approval.
+    Approve,
+    /// Do not approve, for this reason (kept in the scheduler's report).
+    Abstain(String),
+}
+
+/// A trigger's or validator's own failure. It is reported; it never stops block processing.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PluginError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+impl PluginError {
+    /// A failure described by a message.
+    pub fn msg(message: impl fmt::Display) -> Self {
+        PluginError(message.to_string().into())
+    }
+}
+
+/// Decides, after each block, which proposals of its kind this node should raise.
+///
+/// # Invariants
+/// - **Must not block.** It runs on the scheduler's async runtime under a timeout; blocking I/O
+///   belongs in `spawn_blocking` or behind an async client.
+/// - **A pure function of the snapshot** (plus declared external sources such as a Bitcoin
+///   node): the same snapshot gives the same drafts on every node.
+/// - **Cheap when nothing is due**: use the state's indexes (`sons_inactive_since`,
+///   `sons_down_since`, `live_proposal`), never a scan over every SON or proposal.
+/// - It need not filter drafts whose `(kind, subject)` already has a live proposal: the scheduler
+///   drops those, and the ledger refuses them anyway.
+#[async_trait]
+pub trait Trigger: Send + Sync {
+    /// The drafts to raise now, given the state after the head block.
+    async fn drafts(
+        &self,
+        state: &State,
+        node: &NodeIdentity,
+    ) -> Result<Vec<ProposalDraft>, PluginError>;
+}
+
+/// Decides whether this node approves a live proposal of its kind.
+///
+/// # Invariants
+/// The same as for [`Trigger`]: non-blocking, deterministic over the snapshot (plus declared
+/// external sources), cheap. A validator should apply the same predicate as the operation's
+/// on-chain check, over this node's own snapshot.
+#[async_trait]
+pub trait Validator: Send + Sync {
+    /// Approve `proposal`, or abstain with a reason.
+    async fn review(
+        &self,
+        state: &State,
+        proposal: &Proposal,
+        node: &NodeIdentity,
+    ) -> Result<Verdict, PluginError>;
+}

@@ -1,0 +1,400 @@
+//! The scheduler: after each block, runs this node's triggers and validators over a snapshot and
+//! turns their answers into signed transactions.
+//!
+//! Node-local and fallible by nature (a validator may ask a Bitcoin node), so every plugin runs
+//! as its own task under a timeout, with panics caught: a bad plugin is reported and every
+//! other plugin still runs. The scheduler never fails a block.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ids::ProposalId;
+use crate::ops::{ProposalCreate, ProposalUpdate};
+use crate::plugin::{NodeIdentity, ProposalDraft, Trigger, Validator, Verdict};
+use crate::proposal::Subject;
+use crate::registry::Registry;
+use crate::state::State;
+use crate::time::Timestamp;
+use crate::tx::{SignedTransaction, Transaction};
+
+/// Where signed transactions go (a mempool, a network broadcaster, a test collector).
+pub trait TxSink: Send + Sync {
+    /// Accepts a transaction for broadcast.
+    fn submit(&self, tx: SignedTransaction) -> Result<(), SinkError>;
+}
+
+/// A sink that refused a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("transaction sink refused the transaction: {0}")]
+pub struct SinkError(pub String);
+
+/// A sink that keeps what it is given, in order.
+#[derive(Debug, Default)]
+pub struct CollectingSink(std::sync::Mutex<Vec<SignedTransaction>>);
+
+impl CollectingSink {
+    /// Takes everything collected so far.
+    pub fn take(&self) -> Vec<SignedTransaction> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl TxSink for CollectingSink {
+    fn submit(&self, tx: SignedTransaction) -> Result<(), SinkError> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+        Ok(())
+    }
+}
+
+/// Scheduler settings (node-local: wall-clock time is allowed here).
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// How long one trigger or validator may take per block.
+    pub plugin_timeout: Duration,
+    /// Lifetime of the transactions it builds, in chain seconds.
+    pub tx_lifetime: u64,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            plugin_timeout: Duration::from_secs(2),
+            tx_lifetime: 30,
+        }
+    }
+}
+
+/// Which extension point a plugin outcome is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A trigger.
+    Trigger,
+    /// A validator.
+    Validator,
+}
+
+/// How one plugin run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginStatus {
+    /// A trigger returned drafts (this many).
+    Drafts(usize),
+    /// A validator approved.
+    Approved,
+    /// A validator abstained, with its reason.
+    Abstained(String),
+    /// The plugin returned an error.
+    Failed(String),
+    /// The plugin panicked (the message, if it had one).
+    Panicked(String),
+    /// The plugin overran its timeout and was abandoned.
+    TimedOut,
+}
+
+/// One plugin run in one block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginOutcome {
+    /// The operation kind the plugin belongs to.
+    pub kind: &'static str,
+    /// Trigger or validator.
+    pub role: Role,
+    /// The proposal reviewed (validators).
+    pub proposal: Option<ProposalId>,
+    /// How it ended.
+    pub status: PluginStatus,
+}
+
+/// Why a draft did not become a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DraftSkip {
+    /// A proposal of that `(kind, subject)` is already live.
+    AlreadyLive(ProposalId),
+    /// This node already sent one that has not landed or expired yet.
+    AlreadySent,
+    /// The draft's operation kind is not registered as proposable.
+    NotProposable,
+    /// The draft's operation names no subject.
+    NoSubject,
+}
+
+/// What the scheduler did for one block.
+#[derive(Debug, Default)]
+pub struct BlockReport {
+    /// Head height of the snapshot.
+    pub height: u64,
+    /// Every plugin run.
+    pub outcomes: Vec<PluginOutcome>,
+    /// Drafts dropped, with their kind and subject.
+    pub skipped: Vec<(String, Option<Subject>, DraftSkip)>,
+    /// Transactions handed to the sink.
+    pub submitted: usize,
+    /// Transactions the sink refused.
+    pub sink_errors: Vec<SinkError>,
+}
+
+impl BlockReport {
+    /// The outcomes that are failures (error, panic, timeout).
+    pub fn failures(&self) -> impl Iterator<Item = &PluginOutcome> + '_ {
+        self.outcomes.iter().filter(|o| {
+            matches!(
+                o.status,
+                PluginStatus::Failed(_) | PluginStatus::Panicked(_) | PluginStatus::TimedOut
+            )
+        })
+    }
+}
+
+/// Runs a node's triggers and validators after each block.
+pub struct Scheduler {
+    node: Arc<NodeIdentity>,
+    config: SchedulerConfig,
+    triggers: Vec<(&'static str, Arc<dyn Trigger>)>,
+    validators: BTreeMap<&'static str, Arc<dyn Validator>>,
+    /// Proposals this node sent, by `(kind, subject)`, until the transaction expires.
+    sent_proposals: BTreeMap<(String, Subject), Timestamp>,
+    /// Approvals this node sent, until the transaction expires.
+    sent_approvals: BTreeMap<ProposalId, Timestamp>,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("node", &self.node.name)
+            .field(
+                "triggers",
+                &self.triggers.iter().map(|t| t.0).collect::<Vec<_>>(),
+            )
+            .field("validators", &self.validators.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+fn panic_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".into()),
+        Err(e) => e.to_string(),
+    }
+}
+
+impl Scheduler {
+    /// A scheduler for `node` with the triggers and validators of every kind in `registry`.
+    pub fn new(registry: &Registry, node: NodeIdentity, config: SchedulerConfig) -> Self {
+        let mut triggers = Vec::new();
+        let mut validators = BTreeMap::new();
+        for d in registry.operations() {
+            let Some(p) = d.proposal else { continue };
+            if let Some(make) = p.trigger {
+                triggers.push((d.name, Arc::from(make())));
+            }
+            if let Some(make) = p.validator {
+                validators.insert(d.name, Arc::from(make()));
+            }
+        }
+        Scheduler {
+            node: Arc::new(node),
+            config,
+            triggers,
+            validators,
+            sent_proposals: BTreeMap::new(),
+            sent_approvals: BTreeMap::new(),
+        }
+    }
+
+    /// The node this scheduler acts for.
+    pub fn node(&self) -> &NodeIdentity {
+        &self.node
+    }
+
+    /// Whether this node produces the next block (the condition for running triggers).
+    pub fn is_next_producer(&self, state: &State) -> bool {
+        self.node.witness.is_some()
+            && state.scheduled_producer(state.next_slot_time()) == self.node.witness
+    }
+
+    /// The live proposals this node may approve, has not approved, and has not just approved.
+    fn to_review(&self, state: &State) -> Vec<(ProposalId, &'static str)> {
+        let me = self.node.account;
+        state
+            .proposals()
+            .iter()
+            .filter(|(id, p)| {
+                !p.approvals.contains(&me)
+                    && !self.sent_approvals.contains_key(id)
+                    && state.may_approve(p, me)
+            })
+            .filter_map(|(id, p)| {
+                // A validator speaks for single-operation proposals of its kind only.
+                let [op] = p.operations.as_slice() else {
+                    return None;
+                };
+                let (kind, _) = self.validators.get_key_value(op.kind())?;
+                Some((*id, *kind))
+            })
+            .collect()
+    }
+
+    /// Runs after a block has been applied: `state` is the snapshot after it.
+    pub async fn on_block(&mut self, state: Arc<State>, sink: &dyn TxSink) -> BlockReport {
+        let head = state.head_time();
+        self.sent_proposals.retain(|_, exp| *exp > head);
+        self.sent_approvals
+            .retain(|id, exp| *exp > head && state.proposal(*id).is_some());
+        let mut report = BlockReport {
+            height: state.head_height(),
+            ..Default::default()
+        };
+
+        let run_triggers = !self.triggers.is_empty() && self.is_next_producer(&state);
+        let reviews = if self.validators.is_empty() {
+            Vec::new()
+        } else {
+            self.to_review(&state)
+        };
+        if !run_triggers && reviews.is_empty() {
+            return report;
+        }
+
+        let timeout = self.config.plugin_timeout;
+        let mut trigger_tasks = Vec::new();
+        if run_triggers {
+            for (kind, t) in &self.triggers {
+                let (t, s, n) = (Arc::clone(t), Arc::clone(&state), Arc::clone(&self.node));
+                trigger_tasks.push((*kind, tokio::spawn(async move { t.drafts(&s, &n).await })));
+            }
+        }
+        let mut review_tasks = Vec::new();
+        for (id, kind) in reviews {
+            let v = Arc::clone(&self.validators[kind]);
+            let (s, n) = (Arc::clone(&state), Arc::clone(&self.node));
+            review_tasks.push((
+                id,
+                kind,
+                tokio::spawn(async move {
+                    let p = s.proposal(id).cloned().expect("listed from this snapshot");
+                    v.review(&s, &p, &n).await
+                }),
+            ));
+        }
+
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut drafts: Vec<(&'static str, ProposalDraft)> = Vec::new();
+        for (kind, mut task) in trigger_tasks {
+            let status = match tokio::time::timeout_at(deadline, &mut task).await {
+                Ok(Ok(Ok(ds))) => {
+                    let n = ds.len();
+                    drafts.extend(ds.into_iter().map(|d| (kind, d)));
+                    PluginStatus::Drafts(n)
+                }
+                Ok(Ok(Err(e))) => PluginStatus::Failed(e.to_string()),
+                Ok(Err(join)) => PluginStatus::Panicked(panic_message(join)),
+                Err(_) => {
+                    task.abort();
+                    PluginStatus::TimedOut
+                }
+            };
+            log_outcome(kind, Role::Trigger, None, &status);
+            report.outcomes.push(PluginOutcome {
+                kind,
+                role: Role::Trigger,
+                proposal: None,
+                status,
+            });
+        }
+        let mut approve = Vec::new();
+        for (id, kind, mut task) in review_tasks {
+            let status = match tokio::time::timeout_at(deadline, &mut task).await {
+                Ok(Ok(Ok(Verdict::Approve))) => {
+                    approve.push(id);
+                    PluginStatus::Approved
+                }
+                Ok(Ok(Ok(Verdict::Abstain(why)))) => PluginStatus::Abstained(why),
+                Ok(Ok(Err(e))) => PluginStatus::Failed(e.to_string()),
+                Ok(Err(join)) => PluginStatus::Panicked(panic_message(join)),
+                Err(_) => {
+                    task.abort();
+                    PluginStatus::TimedOut
+                }
+            };
+            log_outcome(kind, Role::Validator, Some(id), &status);
+            report.outcomes.push(PluginOutcome {
+                kind,
+                role: Role::Validator,
+                proposal: Some(id),
+                status,
+            });
+        }
+
+        let tx_exp = head.plus(self.config.tx_lifetime);
+        let mut batch = BTreeSet::new();
+        for (_, draft) in drafts {
+            let kind = draft.operation.kind();
+            let subject = draft.operation.subject();
+            let skip = |why| (kind.to_owned(), subject.clone(), why);
+            let Some(policy) = state.registry().operation(kind).and_then(|d| d.proposal) else {
+                report.skipped.push(skip(DraftSkip::NotProposable));
+                continue;
+            };
+            let Some(subj) = subject.clone() else {
+                report.skipped.push(skip(DraftSkip::NoSubject));
+                continue;
+            };
+            if let Some(live) = state.live_proposal(kind, &subj) {
+                report.skipped.push(skip(DraftSkip::AlreadyLive(live)));
+                continue;
+            }
+            let key = (kind.to_owned(), subj);
+            if self.sent_proposals.contains_key(&key) || !batch.insert(key.clone()) {
+                report.skipped.push(skip(DraftSkip::AlreadySent));
+                continue;
+            }
+            let lifetime = draft.lifetime.unwrap_or_else(|| (policy.lifetime)(&state));
+            let create = ProposalCreate {
+                proposer: self.node.account,
+                expiration_time: head.plus(lifetime),
+                review_period_seconds: None,
+                operations: vec![draft.operation],
+            };
+            let tx =
+                Transaction::single(tx_exp, create).sign(&state.chain_id(), &[&self.node.keys]);
+            match sink.submit(tx) {
+                Ok(()) => {
+                    report.submitted += 1;
+                    self.sent_proposals.insert(key, tx_exp);
+                }
+                Err(e) => report.sink_errors.push(e),
+            }
+        }
+        for id in approve {
+            let update = ProposalUpdate::approve(id, self.node.account);
+            let tx =
+                Transaction::single(tx_exp, update).sign(&state.chain_id(), &[&self.node.keys]);
+            match sink.submit(tx) {
+                Ok(()) => {
+                    report.submitted += 1;
+                    self.sent_approvals.insert(id, tx_exp);
+                }
+                Err(e) => report.sink_errors.push(e),
+            }
+        }
+        report
+    }
+}
+
+fn log_outcome(kind: &str, role: Role, proposal: Option<ProposalId>, status: &PluginStatus) {
+    match status {
+        PluginStatus::Failed(_) | PluginStatus::Panicked(_) | PluginStatus::TimedOut => {
+            tracing::warn!(
+                kind,
+                ?role,
+                ?proposal,
+                ?status,
+                "plugin failed; other plugins ran on"
+            );
+        }
+        _ => tracing::debug!(kind, ?role, ?proposal, ?status, "plugin ran"),
+    }
+}

@@ -1,0 +1,564 @@
+//! A test kit for operation authors: a deterministic network (witnesses, SONs, keys), block
+//! production, heartbeats, and scheduler steps that carry transactions into the next block.
+//!
+//! Enabled by the `testkit` feature. Everything is deterministic: keys come from names, time is
+//! chain time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::crypto::KeyPair;
+use crate::event::{BlockOutcome, LedgerEvent};
+use crate::genesis::Genesis;
+use crate::ids::{AccountId, SonId, WitnessId};
+use crate::ledger::{Ledger, Rejected};
+use crate::objects::{Account, Authority, Son, SonStatistics, SonStatus, Witness};
+use crate::operation::Operation;
+use crate::ops::SonHeartbeat;
+use crate::params::ChainParameters;
+use crate::plugin::NodeIdentity;
+use crate::registry::Registry;
+use crate::scheduler::{BlockReport, CollectingSink, Scheduler, SchedulerConfig};
+use crate::time::Timestamp;
+use crate::tx::{SignedTransaction, Transaction};
+
+/// The default genesis time of test networks: 2026-01-01T00:00:00Z.
+pub const GENESIS_TIME: Timestamp = Timestamp(1_767_225_600);
+
+/// Builds a [`TestNetwork`].
+#[derive(Debug, Clone)]
+pub struct NetworkBuilder {
+    witnesses: usize,
+    sons: usize,
+    standby_sons: usize,
+    users: usize,
+    params: ChainParameters,
+    genesis_time: Timestamp,
+}
+
+impl Default for NetworkBuilder {
+    fn default() -> Self {
+        NetworkBuilder {
+            witnesses: 11,
+            sons: 15,
+            standby_sons: 0,
+            users: 1,
+            params: ChainParameters::default(),
+            genesis_time: GENESIS_TIME,
+        }
+    }
+}
+
+impl NetworkBuilder {
+    /// Active witnesses (default 11).
+    pub fn witnesses(mut self, n: usize) -> Self {
+        self.witnesses = n;
+        self
+    }
+    /// Elected SONs (default 15).
+    pub fn sons(mut self, n: usize) -> Self {
+        self.sons = n;
+        self
+    }
+    /// Registered but not elected SONs, numbered after the elected ones (default 0).
+    pub fn standby_sons(mut self, n: usize) -> Self {
+        self.standby_sons = n;
+        self
+    }
+    /// Plain accounts `user-N` (default 1).
+    pub fn users(mut self, n: usize) -> Self {
+        self.users = n;
+        self
+    }
+    /// Chain parameters.
+    pub fn params(mut self, p: ChainParameters) -> Self {
+        self.params = p;
+        self
+    }
+    /// Genesis time.
+    pub fn genesis_time(mut self, t: Timestamp) -> Self {
+        self.genesis_time = t;
+        self
+    }
+
+    /// The genesis and every node's identity: witnesses (accounts `witness-N`), SONs (accounts
+    /// `son-N`, SON `1.33.N`), then users.
+    pub fn genesis(
+        &self,
+    ) -> (
+        Genesis,
+        Vec<NodeIdentity>,
+        Vec<NodeIdentity>,
+        Vec<NodeIdentity>,
+    ) {
+        let mut accounts = Vec::new();
+        let mut next = 1u64;
+        let mut ident = |name: String, witness: Option<WitnessId>, son: Option<SonId>| {
+            let keys = KeyPair::from_seed(&name);
+            let id = AccountId(next);
+            next += 1;
+            accounts.push(Account {
+                id,
+                name: name.clone(),
+                active: Authority::single_key(keys.public()),
+            });
+            NodeIdentity {
+                name,
+                account: id,
+                keys,
+                witness,
+                son,
+            }
+        };
+        let witnesses: Vec<NodeIdentity> = (0..self.witnesses)
+            .map(|i| ident(format!("witness-{i}"), Some(WitnessId(i as u64)), None))
+            .collect();
+        let sons: Vec<NodeIdentity> = (0..self.sons + self.standby_sons)
+            .map(|i| ident(format!("son-{i}"), None, Some(SonId(i as u64))))
+            .collect();
+        let users: Vec<NodeIdentity> = (0..self.users)
+            .map(|i| ident(format!("user-{i}"), None, None))
+            .collect();
+        let genesis = Genesis {
+            genesis_time: self.genesis_time,
+            params: self.params.clone(),
+            accounts,
+            witnesses: witnesses
+                .iter()
+                .map(|n| Witness {
+                    id: n.witness.expect("witness"),
+                    account: n.account,
+                    signing_key: n.keys.public(),
+                })
+                .collect(),
+            sons: sons
+                .iter()
+                .enumerate()
+                .map(|(i, n)| Son {
+                    id: n.son.expect("son"),
+                    owner: n.account,
+                    signing_key: n.keys.public(),
+                    sidechain_public_keys: BTreeMap::from([(
+                        "bitcoin".to_owned(),
+                        KeyPair::from_seed(&format!("{}-bitcoin", n.name))
+                            .public()
+                            .to_string(),
+                    )]),
+                    deposit: 50_000_000,
+                    status: if i < self.sons {
+                        SonStatus::Active
+                    } else {
+                        SonStatus::Inactive
+                    },
+                    statistics: SonStatistics {
+                        last_active_timestamp: self.genesis_time,
+                        ..SonStatistics::default()
+                    },
+                })
+                .collect(),
+            active_witnesses: witnesses.iter().filter_map(|n| n.witness).collect(),
+            elected_sons: (0..self.sons as u64).map(SonId).collect(),
+        };
+        (genesis, witnesses, sons, users)
+    }
+
+    /// The network, with a ledger running `registry`.
+    pub fn build(self, registry: Arc<Registry>) -> TestNetwork {
+        let (genesis, witnesses, sons, users) = self.genesis();
+        let ledger = Ledger::new(&genesis, registry).expect("test genesis is valid");
+        let up = (0..sons.len()).collect();
+        TestNetwork {
+            genesis,
+            ledger,
+            witnesses,
+            sons,
+            users,
+            pending: Vec::new(),
+            up,
+            schedulers: None,
+        }
+    }
+}
+
+/// A single shared ledger with every node's identity; blocks are produced by the scheduled
+/// witness, with the transactions queued since the last block.
+pub struct TestNetwork {
+    /// The genesis.
+    pub genesis: Genesis,
+    /// The ledger.
+    pub ledger: Ledger,
+    /// Witness nodes, by witness index.
+    pub witnesses: Vec<NodeIdentity>,
+    /// SON nodes, by SON index (`1.33.N` is `sons[N]`).
+    pub sons: Vec<NodeIdentity>,
+    /// Plain accounts.
+    pub users: Vec<NodeIdentity>,
+    pending: Vec<SignedTransaction>,
+    up: BTreeSet<usize>,
+    schedulers: Option<Vec<Scheduler>>,
+}
+
+impl std::fmt::Debug for TestNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestNetwork")
+            .field("ledger", &self.ledger)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one [`TestNetwork::step`] did.
+#[derive(Debug)]
+pub struct Step {
+    /// The block.
+    pub outcome: BlockOutcome,
+    /// Transactions the producer left out.
+    pub rejected: Vec<Rejected>,
+    /// Each node's scheduler report (empty when schedulers are not running).
+    pub reports: Vec<(String, BlockReport)>,
+}
+
+impl TestNetwork {
+    /// A builder with the default network: 11 witnesses, 15 elected SONs.
+    pub fn builder() -> NetworkBuilder {
+        NetworkBuilder::default()
+    }
+
+    /// Head time.
+    pub fn now(&self) -> Timestamp {
+        self.ledger.state().head_time()
+    }
+
+    /// Signs `op` as `who`, expiring 30 s after the head.
+    pub fn sign(&self, who: &NodeIdentity, op: impl Operation + 'static) -> SignedTransaction {
+        let st = self.ledger.state();
+        Transaction::single(self.now().plus(30), op).sign(&st.chain_id(), &[&who.keys])
+    }
+
+    /// Queues a transaction for the next block.
+    pub fn submit(&mut self, tx: SignedTransaction) {
+        self.pending.push(tx);
+    }
+
+    /// A heartbeat of SON `index`, timestamped at the next slot.
+    pub fn heartbeat(&self, index: usize) -> SignedTransaction {
+        let n = &self.sons[index];
+        let op = SonHeartbeat {
+            son: n.son.expect("son node"),
+            owner: n.account,
+            timestamp: self.ledger.state().next_slot_time(),
+        };
+        self.sign(n, op)
+    }
+
+    /// Marks SON `index` as sending heartbeats (`true`) or silent (`false`); [`TestNetwork::step`]
+    /// sends the heartbeats of live SONs every `son_heartbeat_frequency`.
+    pub fn set_son_up(&mut self, index: usize, up: bool) {
+        if up {
+            self.up.insert(index);
+        } else {
+            self.up.remove(&index);
+        }
+    }
+
+    /// Produces the next block with the queued transactions.
+    pub fn produce_block(&mut self) -> (BlockOutcome, Vec<Rejected>) {
+        let t = self.ledger.state().next_slot_time();
+        let txs = std::mem::take(&mut self.pending);
+        let (_, outcome, rejected) = self.ledger.produce_block(t, txs).expect("slot is valid");
+        (outcome, rejected)
+    }
+
+    /// Runs a scheduler for every witness and SON node from now on (built from the ledger's
+    /// registry with `config`).
+    pub fn start_schedulers(&mut self, config: SchedulerConfig) {
+        let reg = self.ledger.state().registry();
+        let all = self.witnesses.iter().chain(self.sons.iter());
+        self.schedulers = Some(
+            all.map(|n| Scheduler::new(reg, n.clone(), config.clone()))
+                .collect(),
+        );
+    }
+
+    /// One block of a live network: queue the heartbeats due, produce the block, then run every
+    /// node's scheduler on the new state; their transactions go into the next block.
+    pub async fn step(&mut self) -> Step {
+        let st = self.ledger.state();
+        let next = st.next_slot_time();
+        let freq = st.params().son_heartbeat_frequency;
+        if next.since(st.globals().genesis_time) % freq == 0 {
+            let beats: Vec<_> = self
+                .up
+                .iter()
+                .filter(|i| {
+                    st.son(SonId(**i as u64))
+                        .is_some_and(|s| s.status != SonStatus::Deregistered)
+                })
+                .map(|i| self.heartbeat(*i))
+                .collect();
+            self.pending.extend(beats);
+        }
+        let (outcome, rejected) = self.produce_block();
+        let mut reports = Vec::new();
+        if let Some(schedulers) = &mut self.schedulers {
+            let sink = CollectingSink::default();
+            let snap = self.ledger.snapshot();
+            for s in schedulers.iter_mut() {
+                let r = s.on_block(Arc::clone(&snap), &sink).await;
+                reports.push((s.node().name.clone(), r));
+            }
+            self.pending.extend(sink.take());
+        }
+        Step {
+            outcome,
+            rejected,
+            reports,
+        }
+    }
+
+    /// Steps until head time reaches `t`; returns every event with its block height and time.
+    pub async fn run_until(&mut self, t: Timestamp) -> Vec<(u64, Timestamp, LedgerEvent)> {
+        let mut events = Vec::new();
+        while self.now() < t {
+            let step = self.step().await;
+            let o = step.outcome;
+            events.extend(o.events.into_iter().map(|e| (o.height, o.timestamp, e)));
+        }
+        events
+    }
+}
+
+/// Probe operations for testing ledger and scheduler mechanics without a real operation crate.
+/// Register them explicitly with [`probe::PLUGIN`]; they are never discovered.
+pub mod probe {
+    use serde::{Deserialize, Serialize};
+
+    use crate::error::OperationError;
+    use crate::ids::{AccountId, SonId};
+    use crate::objects::SonStatus;
+    use crate::operation::{ApplyContext, Operation};
+    use crate::proposal::Subject;
+    use crate::registry::{Eligibility, OperationDescriptor, Plugin, ProposalPolicy};
+    use crate::state::State;
+    use crate::time::Timestamp;
+
+    /// Kind of [`SonProbe`].
+    pub const SON_PROBE: &str = "testkit_son_probe";
+    /// Kind of [`AccountProbe`].
+    pub const ACCOUNT_PROBE: &str = "testkit_account_probe";
+    /// Kind of [`PlainProbe`].
+    pub const PLAIN_PROBE: &str = "testkit_plain_probe";
+    /// Lifetime cap of every probe kind: one hour.
+    pub const PROBE_LIFETIME: u64 = 3600;
+
+    /// Why a probe refused.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    #[error("probe set to fail from {fail_after} (now {now})")]
+    pub struct ProbeFailure {
+        /// The configured time.
+        pub fail_after: Timestamp,
+        /// Head time.
+        pub now: Timestamp,
+    }
+
+    fn check_fail(
+        kind: &'static str,
+        fail_after: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<(), OperationError> {
+        match fail_after {
+            Some(t) if now >= t => Err(OperationError::rule(
+                kind,
+                ProbeFailure { fail_after: t, now },
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// A SON proposal kind about a SON, approved by the SON consensus authority; executing it
+    /// increments the SON's `txs_signed` and, with `set_status`, moves it to that status (to
+    /// `in_maintenance` with `last_down_timestamp` set to its last heartbeat). Its check fails
+    /// from `fail_after` on.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct SonProbe {
+        /// The SON.
+        pub son: SonId,
+        /// Fail checks at or after this time.
+        pub fail_after: Option<Timestamp>,
+        /// The status to move the SON to.
+        #[serde(default)]
+        pub set_status: Option<SonStatus>,
+    }
+
+    #[typetag::serde(name = "testkit_son_probe")]
+    impl Operation for SonProbe {
+        fn kind(&self) -> &'static str {
+            SON_PROBE
+        }
+        fn subject(&self) -> Option<Subject> {
+            Some(Subject::Son(self.son))
+        }
+        fn required_authorities(&self) -> Vec<AccountId> {
+            vec![AccountId::SON_CONSENSUS]
+        }
+        fn check(&self, state: &State) -> Result<(), OperationError> {
+            let son = state
+                .son(self.son)
+                .ok_or(OperationError::UnknownSon(self.son))?;
+            if son.status == SonStatus::Deregistered {
+                return Err(OperationError::Deregistered(self.son));
+            }
+            check_fail(SON_PROBE, self.fail_after, state.head_time())
+        }
+        fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+            let mut son = ctx
+                .son(self.son)
+                .cloned()
+                .ok_or(OperationError::UnknownSon(self.son))?;
+            son.statistics.txs_signed += 1;
+            if let Some(status) = self.set_status {
+                son.status = status;
+                if status == SonStatus::InMaintenance {
+                    son.statistics.last_down_timestamp = son.statistics.last_active_timestamp;
+                }
+            }
+            ctx.put_son(son)
+        }
+    }
+
+    /// A SON proposal kind about a named subject, approved by one plain account (so that
+    /// account can also veto it); executing it creates a vesting balance of `amount`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct AccountProbe {
+        /// The approving account.
+        pub account: AccountId,
+        /// The subject's name.
+        pub subject: String,
+        /// The amount vested on execution.
+        pub amount: u64,
+        /// Fail checks at or after this time.
+        pub fail_after: Option<Timestamp>,
+    }
+
+    #[typetag::serde(name = "testkit_account_probe")]
+    impl Operation for AccountProbe {
+        fn kind(&self) -> &'static str {
+            ACCOUNT_PROBE
+        }
+        fn subject(&self) -> Option<Subject> {
+            Some(Subject::Named(self.subject.clone()))
+        }
+        fn required_authorities(&self) -> Vec<AccountId> {
+            vec![self.account]
+        }
+        fn check(&self, state: &State) -> Result<(), OperationError> {
+            check_fail(ACCOUNT_PROBE, self.fail_after, state.head_time())
+        }
+        fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+            let now = ctx.now();
+            ctx.create_vesting(
+                self.account,
+                self.amount,
+                format!("probe:{}", self.subject),
+                now,
+            );
+            Ok(())
+        }
+    }
+
+    /// A proposable kind that is not a SON kind (no record; may share a proposal); executing it
+    /// creates a vesting balance of `amount`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct PlainProbe {
+        /// The approving account.
+        pub account: AccountId,
+        /// The amount vested on execution.
+        pub amount: u64,
+        /// Fail checks at or after this time.
+        pub fail_after: Option<Timestamp>,
+    }
+
+    #[typetag::serde(name = "testkit_plain_probe")]
+    impl Operation for PlainProbe {
+        fn kind(&self) -> &'static str {
+            PLAIN_PROBE
+        }
+        fn required_authorities(&self) -> Vec<AccountId> {
+            vec![self.account]
+        }
+        fn check(&self, state: &State) -> Result<(), OperationError> {
+            check_fail(PLAIN_PROBE, self.fail_after, state.head_time())
+        }
+        fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+            let now = ctx.now();
+            ctx.create_vesting(self.account, self.amount, "probe".into(), now);
+            Ok(())
+        }
+    }
+
+    fn anyone(_: &State, _: AccountId) -> bool {
+        true
+    }
+
+    const fn policy(son_record: bool, eligible: Eligibility) -> ProposalPolicy {
+        ProposalPolicy {
+            son_record,
+            eligible,
+            lifetime: |_| PROBE_LIFETIME,
+            trigger: None,
+            validator: None,
+        }
+    }
+
+    const ANYONE: Eligibility = Eligibility::Custom {
+        rule: "anyone may",
+        allowed: anyone,
+    };
+
+    /// The probe kinds.
+    pub const OPERATIONS: [OperationDescriptor; 3] = [
+        OperationDescriptor {
+            name: SON_PROBE,
+            description: "test kit: a SON proposal kind about a SON",
+            proposal: Some(policy(true, Eligibility::WitnessOrSon)),
+            example: || {
+                Box::new(SonProbe {
+                    son: SonId(3),
+                    fail_after: None,
+                    set_status: None,
+                })
+            },
+        },
+        OperationDescriptor {
+            name: ACCOUNT_PROBE,
+            description: "test kit: a SON proposal kind approved by one account",
+            proposal: Some(policy(true, ANYONE)),
+            example: || {
+                Box::new(AccountProbe {
+                    account: AccountId(1),
+                    subject: "probe".into(),
+                    amount: 1,
+                    fail_after: None,
+                })
+            },
+        },
+        OperationDescriptor {
+            name: PLAIN_PROBE,
+            description: "test kit: a proposable kind without a son proposal record",
+            proposal: Some(policy(false, ANYONE)),
+            example: || {
+                Box::new(PlainProbe {
+                    account: AccountId(1),
+                    amount: 1,
+                    fail_after: None,
+                })
+            },
+        },
+    ];
+
+    /// The probe kinds, for `Registry::builder().with(&probe::PLUGIN)`.
+    pub const PLUGIN: Plugin = Plugin {
+        name: "sonprop-testkit-probe",
+        operations: &OPERATIONS,
+        guards: &[],
+    };
+}

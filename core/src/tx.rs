@@ -1,0 +1,99 @@
+//! Transactions and blocks.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{Digest, KeyPair, Signature};
+use crate::error::LedgerError;
+use crate::ids::{AccountId, WitnessId};
+use crate::operation::Operation;
+use crate::time::Timestamp;
+
+/// Operations applied together, in order, all or nothing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Transaction {
+    /// Not valid at or after this time; also bounds how long its id is remembered.
+    pub expiration: Timestamp,
+    /// The operations.
+    pub operations: Vec<Box<dyn Operation>>,
+}
+
+impl Transaction {
+    /// A transaction of one operation.
+    pub fn single(expiration: Timestamp, op: impl Operation + 'static) -> Self {
+        Transaction {
+            expiration,
+            operations: vec![Box::new(op)],
+        }
+    }
+
+    /// The digest signatures commit to: SHA-256 over the chain id and the canonical encoding.
+    pub fn digest(&self, chain_id: &Digest) -> Digest {
+        Digest::of_json(&chain_id.0, self)
+    }
+
+    /// The accounts whose authority must sign, in id order.
+    pub fn required_authorities(&self) -> BTreeSet<AccountId> {
+        self.operations
+            .iter()
+            .flat_map(|op| op.required_authorities())
+            .collect()
+    }
+
+    /// Signs with each key.
+    pub fn sign(self, chain_id: &Digest, keys: &[&KeyPair]) -> SignedTransaction {
+        let d = self.digest(chain_id);
+        let signatures = keys.iter().map(|k| k.sign(&d)).collect();
+        SignedTransaction {
+            transaction: self,
+            signatures,
+        }
+    }
+}
+
+/// A transaction with its signatures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignedTransaction {
+    /// The transaction.
+    pub transaction: Transaction,
+    /// Its signatures.
+    pub signatures: Vec<Signature>,
+}
+
+impl SignedTransaction {
+    /// Decodes a transaction from JSON: malformed JSON and unknown operation kinds are typed
+    /// errors.
+    pub fn from_json(json: &str) -> Result<SignedTransaction, LedgerError> {
+        serde_json::from_str(json).map_err(|e| LedgerError::Decode {
+            what: "transaction",
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// A block: height, slot time, producer and transactions.
+///
+/// Blocks carry no producer signature: authenticating blocks belongs to the node's networking
+/// and fork-choice layer; the ledger checks that the producer is the witness scheduled for the
+/// slot and that the block links to the head.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Block {
+    /// Height (the genesis is 0).
+    pub height: u64,
+    /// Slot time.
+    pub timestamp: Timestamp,
+    /// Id of the previous block.
+    pub previous: Digest,
+    /// The scheduled witness.
+    pub producer: WitnessId,
+    /// Transactions, applied in order.
+    pub transactions: Vec<SignedTransaction>,
+}
+
+impl Block {
+    /// The block id: SHA-256 of its canonical encoding.
+    pub fn id(&self) -> Digest {
+        Digest::of_json(b"sonprop-block", self)
+    }
+}
