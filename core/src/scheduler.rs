@@ -398,3 +398,166 @@ fn log_outcome(kind: &str, role: Role, proposal: Option<ProposalId>, status: &Pl
         _ => tracing::debug!(kind, ?role, ?proposal, ?status, "plugin ran"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::SonId;
+    use crate::plugin::PluginError;
+    use crate::registry::{OperationDescriptor, ProposalPolicy};
+    use crate::testkit::probe::{self, SonProbe};
+    use crate::testkit::TestNetwork;
+    use crate::event::LedgerEvent;
+    use crate::proposal::Proposal;
+    use async_trait::async_trait;
+
+    struct Good;
+    #[async_trait]
+    impl Trigger for Good {
+        async fn drafts(&self, _: &State, _: &NodeIdentity) -> Result<Vec<ProposalDraft>, PluginError> {
+            Ok(vec![ProposalDraft::new(SonProbe { son: SonId(1), fail_after: None, set_status: None })])
+        }
+    }
+    struct Panics;
+    #[async_trait]
+    impl Trigger for Panics {
+        async fn drafts(&self, _: &State, _: &NodeIdentity) -> Result<Vec<ProposalDraft>, PluginError> {
+            panic!("trigger bug")
+        }
+    }
+    struct Hangs;
+    #[async_trait]
+    impl Trigger for Hangs {
+        async fn drafts(&self, _: &State, _: &NodeIdentity) -> Result<Vec<ProposalDraft>, PluginError> {
+            std::future::pending().await
+        }
+    }
+    struct Errs;
+    #[async_trait]
+    impl Trigger for Errs {
+        async fn drafts(&self, _: &State, _: &NodeIdentity) -> Result<Vec<ProposalDraft>, PluginError> {
+            Err(PluginError::msg("bitcoin node unreachable"))
+        }
+    }
+    /// Approves probes about odd SONs, abstains otherwise.
+    struct OddSons;
+    #[async_trait]
+    impl Validator for OddSons {
+        async fn review(&self, _: &State, p: &Proposal, _: &NodeIdentity) -> Result<Verdict, PluginError> {
+            let probe = p.operations[0].downcast_ref::<SonProbe>().ok_or_else(|| PluginError::msg("not a probe"))?;
+            Ok(if probe.son.0 % 2 == 1 { Verdict::Approve } else { Verdict::Abstain("even".into()) })
+        }
+    }
+
+    fn with_trigger(name: &'static str, make: fn() -> Box<dyn Trigger>) -> OperationDescriptor {
+        let base = probe::OPERATIONS[0];
+        let policy = base.proposal.expect("proposable");
+        OperationDescriptor { name, proposal: Some(ProposalPolicy { trigger: Some(make), validator: None, ..policy }), ..base }
+    }
+
+    fn son_probe_with_validator() -> OperationDescriptor {
+        let base = probe::OPERATIONS[0];
+        let policy = base.proposal.expect("proposable");
+        OperationDescriptor { proposal: Some(ProposalPolicy { validator: Some(|| Box::new(OddSons)), ..policy }), ..base }
+    }
+
+    fn network(extra: Vec<OperationDescriptor>) -> TestNetwork {
+        let b = extra.into_iter().fold(Registry::builder().operation(son_probe_with_validator()), |b, d| b.operation(d));
+        TestNetwork::builder().witnesses(3).sons(6).build(b.build().expect("unique").into_arc())
+    }
+
+    fn extra_again() -> Vec<OperationDescriptor> {
+        vec![
+            with_trigger("t_good", || Box::new(Good)),
+            with_trigger("t_panics", || Box::new(Panics)),
+            with_trigger("t_hangs", || Box::new(Hangs)),
+            with_trigger("t_errs", || Box::new(Errs)),
+        ]
+    }
+
+    fn config() -> SchedulerConfig {
+        SchedulerConfig { plugin_timeout: Duration::from_millis(200), tx_lifetime: 30 }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_hanging_or_failing_trigger_does_not_stop_the_others() {
+        let mut net = network(extra_again());
+        net.start_schedulers(config());
+        let step = net.step().await;
+        // Exactly one node (the next producer) ran triggers.
+        let ran: Vec<_> = step.reports.iter().filter(|(_, r)| r.outcomes.iter().any(|o| o.role == Role::Trigger)).collect();
+        assert_eq!(ran.len(), 1, "only the next producer runs triggers");
+        let report = &ran[0].1;
+        let status = |k: &str| report.outcomes.iter().find(|o| o.kind == k).map(|o| o.status.clone());
+        assert_eq!(status("t_good"), Some(PluginStatus::Drafts(1)));
+        assert_eq!(status("t_panics"), Some(PluginStatus::Panicked("trigger bug".into())));
+        assert_eq!(status("t_hangs"), Some(PluginStatus::TimedOut));
+        assert_eq!(status("t_errs"), Some(PluginStatus::Failed("bitcoin node unreachable".into())));
+        assert_eq!(report.failures().count(), 3);
+        assert_eq!(report.submitted, 1, "the good trigger's draft was signed and sent");
+        // It lands in the next block as a live proposal with its record.
+        let step = net.step().await;
+        assert!(step.rejected.is_empty(), "{:?}", step.rejected.iter().map(|r| r.error.to_string()).collect::<Vec<_>>());
+        let created = step.outcome.events.iter().any(|e| matches!(e, LedgerEvent::ProposalCreated { .. }));
+        assert!(created, "{:?}", step.outcome.events);
+        assert!(net.ledger.state().live_proposal(probe::SON_PROBE, &Subject::Son(SonId(1))).is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn drafts_for_a_live_kind_and_subject_are_dropped_not_resent() {
+        let mut net = network(extra_again());
+        net.start_schedulers(config());
+        net.step().await; // the good trigger drafts; the create is queued
+        let step = net.step().await; // the proposal is live now, and the trigger drafts it again
+        assert_eq!(step.outcome.events.iter().filter(|e| matches!(e, LedgerEvent::ProposalCreated { .. })).count(), 1);
+        let skipped: Vec<_> = step.reports.iter().flat_map(|(_, r)| r.skipped.iter()).collect();
+        assert!(
+            skipped.iter().any(|(k, s, why)| k == probe::SON_PROBE
+                && *s == Some(Subject::Son(SonId(1)))
+                && matches!(why, DraftSkip::AlreadyLive(_))),
+            "{skipped:?}"
+        );
+        assert_eq!(net.ledger.state().proposals().len(), 1, "never two live proposals");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn validators_approve_what_they_accept_and_the_proposal_executes() {
+        let mut net = network(extra_again());
+        net.start_schedulers(config());
+        let mut executed = false;
+        for _ in 0..4 {
+            let step = net.step().await;
+            executed |= step.outcome.events.iter().any(|e| matches!(e, LedgerEvent::ProposalExecuted { .. }));
+        }
+        assert!(executed, "five SON validators approved the probe about odd SON 1");
+        assert_eq!(net.ledger.state().son(SonId(1)).expect("son").statistics.txs_signed, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn validators_that_abstain_send_nothing() {
+        let mut net = TestNetwork::builder()
+            .witnesses(3)
+            .sons(6)
+            .build(Registry::builder().operation(son_probe_with_validator()).build().expect("ok").into_arc());
+        let w = net.witnesses[0].clone();
+        let exp = net.ledger.state().next_slot_time().plus(600);
+        let create = crate::ops::ProposalCreate {
+            proposer: w.account,
+            expiration_time: exp,
+            review_period_seconds: None,
+            operations: vec![Box::new(SonProbe { son: SonId(2), fail_after: None, set_status: None })],
+        };
+        net.submit(net.sign(&w, create));
+        net.produce_block();
+        net.start_schedulers(config());
+        let step = net.step().await;
+        let abstained = step
+            .reports
+            .iter()
+            .flat_map(|(_, r)| r.outcomes.iter())
+            .filter(|o| o.status == PluginStatus::Abstained("even".into()))
+            .count();
+        assert_eq!(abstained, 6, "every SON reviewed it");
+        assert!(step.reports.iter().all(|(_, r)| r.submitted == 0));
+    }
+}
