@@ -9,8 +9,8 @@ use sonprop_core::ops::{ProposalCreate, ProposalDelete, ProposalUpdate};
 use sonprop_core::testkit::probe::{self, AccountProbe, PlainProbe, SonProbe};
 use sonprop_core::testkit::TestNetwork;
 use sonprop_core::{
-    Block, Digest, LedgerEvent, NodeIdentity, Operation, ProposalId, Registry, SignedTransaction, SonId, State,
-    Subject,
+    Block, Digest, LedgerEvent, NodeIdentity, Operation, ProposalId, Registry, SignedTransaction,
+    SonId, State, Subject,
 };
 
 #[derive(Debug, Clone)]
@@ -22,14 +22,39 @@ enum Who {
 
 #[derive(Debug, Clone)]
 enum Action {
-    CreateSonProbe { who: Who, son: u64, lifetime: u64, fails: bool },
-    CreateAccountProbe { who: Who, subject: u8, lifetime: u64 },
-    CreatePlainPair { who: Who, fails: bool },
-    Approve { proposal: u64, who: Who },
-    Withdraw { proposal: u64, who: Who },
-    Delete { proposal: u64, who: Who },
-    Heartbeat { son: usize },
-    Advance { blocks: u8 },
+    CreateSonProbe {
+        who: Who,
+        son: u64,
+        lifetime: u64,
+        fails: bool,
+    },
+    CreateAccountProbe {
+        who: Who,
+        subject: u8,
+        lifetime: u64,
+    },
+    CreatePlainPair {
+        who: Who,
+        fails: bool,
+    },
+    Approve {
+        proposal: u64,
+        who: Who,
+    },
+    Withdraw {
+        proposal: u64,
+        who: Who,
+    },
+    Delete {
+        proposal: u64,
+        who: Who,
+    },
+    Heartbeat {
+        son: usize,
+    },
+    Advance {
+        blocks: u8,
+    },
     PopAndReapply,
 }
 
@@ -42,7 +67,13 @@ fn who() -> impl Strategy<Value = Who> {
 }
 
 fn action() -> impl Strategy<Value = Action> {
-    let lifetime = prop_oneof![Just(0u64), Just(9), Just(60), Just(600), Just(probe::PROBE_LIFETIME + 60)];
+    let lifetime = prop_oneof![
+        Just(0u64),
+        Just(9),
+        Just(60),
+        Just(600),
+        Just(probe::PROBE_LIFETIME + 60)
+    ];
     prop_oneof![
         3 => (who(), 0..7u64, lifetime.clone(), any::<bool>())
             .prop_map(|(who, son, lifetime, fails)| Action::CreateSonProbe { who, son, lifetime, fails }),
@@ -70,34 +101,85 @@ fn tx_for(net: &TestNetwork, action: &Action) -> Option<SignedTransaction> {
     let next = st.next_slot_time();
     let create = |who: &Who, lifetime: u64, ops: Vec<Box<dyn Operation>>| {
         let n = node(net, who);
-        net.sign(&n, ProposalCreate { proposer: n.account, expiration_time: next.plus(lifetime), review_period_seconds: None, operations: ops })
+        net.sign(
+            &n,
+            ProposalCreate {
+                proposer: n.account,
+                expiration_time: next.plus(lifetime),
+                review_period_seconds: None,
+                operations: ops,
+            },
+        )
     };
     Some(match action {
-        Action::CreateSonProbe { who, son, lifetime, fails } => {
+        Action::CreateSonProbe {
+            who,
+            son,
+            lifetime,
+            fails,
+        } => {
             let fail_after = fails.then(|| next.plus(6));
-            create(who, *lifetime, vec![Box::new(SonProbe { son: SonId(*son), fail_after, set_status: None })])
+            create(
+                who,
+                *lifetime,
+                vec![Box::new(SonProbe {
+                    son: SonId(*son),
+                    fail_after,
+                    set_status: None,
+                })],
+            )
         }
-        Action::CreateAccountProbe { who, subject, lifetime } => {
-            let op = AccountProbe { account: net.users[0].account, subject: format!("s{subject}"), amount: 1, fail_after: None };
+        Action::CreateAccountProbe {
+            who,
+            subject,
+            lifetime,
+        } => {
+            let op = AccountProbe {
+                account: net.users[0].account,
+                subject: format!("s{subject}"),
+                amount: 1,
+                fail_after: None,
+            };
             create(who, *lifetime, vec![Box::new(op)])
         }
         Action::CreatePlainPair { who, fails } => {
-            let a = PlainProbe { account: net.users[1].account, amount: 1, fail_after: None };
-            let b = PlainProbe { account: net.users[1].account, amount: 2, fail_after: fails.then(|| next.plus(6)) };
+            let a = PlainProbe {
+                account: net.users[1].account,
+                amount: 1,
+                fail_after: None,
+            };
+            let b = PlainProbe {
+                account: net.users[1].account,
+                amount: 2,
+                fail_after: fails.then(|| next.plus(6)),
+            };
             create(who, 600, vec![Box::new(a), Box::new(b)])
         }
         Action::Approve { proposal, who } => {
             let n = node(net, who);
-            net.sign(&n, ProposalUpdate::approve(ProposalId(*proposal), n.account))
+            net.sign(
+                &n,
+                ProposalUpdate::approve(ProposalId(*proposal), n.account),
+            )
         }
         Action::Withdraw { proposal, who } => {
             let n = node(net, who);
-            let op = ProposalUpdate { proposal: ProposalId(*proposal), approvals_to_add: BTreeSet::new(), approvals_to_remove: BTreeSet::from([n.account]) };
+            let op = ProposalUpdate {
+                proposal: ProposalId(*proposal),
+                approvals_to_add: BTreeSet::new(),
+                approvals_to_remove: BTreeSet::from([n.account]),
+            };
             net.sign(&n, op)
         }
         Action::Delete { proposal, who } => {
             let n = node(net, who);
-            net.sign(&n, ProposalDelete { proposal: ProposalId(*proposal), account: n.account })
+            net.sign(
+                &n,
+                ProposalDelete {
+                    proposal: ProposalId(*proposal),
+                    account: n.account,
+                },
+            )
         }
         Action::Heartbeat { son } => net.heartbeat(*son),
         Action::Advance { .. } | Action::PopAndReapply => return None,
@@ -121,10 +203,20 @@ fn check_records(st: &State) -> Result<(), TestCaseError> {
     let mut live_keys: BTreeMap<(String, Subject), ProposalId> = BTreeMap::new();
     for (id, p) in st.proposals().iter() {
         for op in &p.operations {
-            let son_record = st.registry().operation(op.kind()).and_then(|d| d.proposal).is_some_and(|p| p.son_record);
+            let son_record = st
+                .registry()
+                .operation(op.kind())
+                .and_then(|d| d.proposal)
+                .is_some_and(|p| p.son_record);
             if son_record {
-                let key = (op.kind().to_owned(), op.subject().expect("son kinds name a subject"));
-                prop_assert!(live_keys.insert(key.clone(), *id).is_none(), "two live proposals for {key:?}");
+                let key = (
+                    op.kind().to_owned(),
+                    op.subject().expect("son kinds name a subject"),
+                );
+                prop_assert!(
+                    live_keys.insert(key.clone(), *id).is_none(),
+                    "two live proposals for {key:?}"
+                );
                 let recs: Vec<_> = st.records_of_proposal(*id).collect();
                 prop_assert_eq!(recs.len(), 1, "proposal {} has {} records", id, recs.len());
                 prop_assert_eq!(st.live_proposal(&key.0, &key.1), Some(*id));
@@ -133,8 +225,16 @@ fn check_records(st: &State) -> Result<(), TestCaseError> {
     }
     for (rid, r) in st.son_proposals().iter() {
         let p = st.proposal(r.proposal);
-        prop_assert!(p.is_some(), "record {} points at removed proposal {}", rid, r.proposal);
-        prop_assert_eq!(live_keys.get(&(r.kind.clone(), r.subject.clone())), Some(&r.proposal));
+        prop_assert!(
+            p.is_some(),
+            "record {} points at removed proposal {}",
+            rid,
+            r.proposal
+        );
+        prop_assert_eq!(
+            live_keys.get(&(r.kind.clone(), r.subject.clone())),
+            Some(&r.proposal)
+        );
     }
     prop_assert_eq!(st.son_proposals().len(), live_keys.len());
     Ok(())
@@ -142,8 +242,16 @@ fn check_records(st: &State) -> Result<(), TestCaseError> {
 
 fn run(actions: Vec<Action>) -> Result<Vec<LedgerEvent>, TestCaseError> {
     let mut events = Vec::new();
-    let registry = Registry::builder().with(&probe::PLUGIN).build().expect("unique").into_arc();
-    let mut net = TestNetwork::builder().witnesses(3).sons(6).users(2).build(registry);
+    let registry = Registry::builder()
+        .with(&probe::PLUGIN)
+        .build()
+        .expect("unique")
+        .into_arc();
+    let mut net = TestNetwork::builder()
+        .witnesses(3)
+        .sons(6)
+        .users(2)
+        .build(registry);
     let mut last_block: Option<(Digest, Block, Digest)> = None;
     for action in actions {
         match &action {
@@ -151,7 +259,10 @@ fn run(actions: Vec<Action>) -> Result<Vec<LedgerEvent>, TestCaseError> {
                 for _ in 0..*blocks {
                     let before = net.ledger.state_hash();
                     let b = next_block(&net, vec![]);
-                    let o = net.ledger.apply_block(&b).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    let o = net
+                        .ledger
+                        .apply_block(&b)
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
                     events.extend(o.events);
                     last_block = Some((before, b, net.ledger.state_hash()));
                     check_records(net.ledger.state())?;
@@ -159,11 +270,19 @@ fn run(actions: Vec<Action>) -> Result<Vec<LedgerEvent>, TestCaseError> {
             }
             Action::PopAndReapply => {
                 if let Some((before, block, after)) = last_block.take() {
-                    net.ledger.pop_block().map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    net.ledger
+                        .pop_block()
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
                     prop_assert_eq!(net.ledger.state_hash(), before, "pop restores the hash");
                     check_records(net.ledger.state())?;
-                    net.ledger.apply_block(&block).map_err(|e| TestCaseError::fail(e.to_string()))?;
-                    prop_assert_eq!(net.ledger.state_hash(), after, "re-applying gives the same hash");
+                    net.ledger
+                        .apply_block(&block)
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    prop_assert_eq!(
+                        net.ledger.state_hash(),
+                        after,
+                        "re-applying gives the same hash"
+                    );
                 }
             }
             _ => {
@@ -175,7 +294,11 @@ fn run(actions: Vec<Action>) -> Result<Vec<LedgerEvent>, TestCaseError> {
                         events.extend(o.events);
                         last_block = Some((before, b, net.ledger.state_hash()));
                     }
-                    Err(_) => prop_assert_eq!(net.ledger.state_hash(), before, "refused block changed the state"),
+                    Err(_) => prop_assert_eq!(
+                        net.ledger.state_hash(),
+                        before,
+                        "refused block changed the state"
+                    ),
                 }
                 check_records(net.ledger.state())?;
             }
@@ -199,21 +322,65 @@ fn the_random_sequences_reach_every_removal_path() {
     // must create, execute, fail, expire and delete proposals.
     let w = Who::Witness(0);
     let mut actions = vec![
-        Action::CreateSonProbe { who: w.clone(), son: 1, lifetime: 600, fails: false },
-        Action::CreateAccountProbe { who: w.clone(), subject: 0, lifetime: 600 },
-        Action::CreateSonProbe { who: w.clone(), son: 2, lifetime: 60, fails: true },
-        Action::CreateAccountProbe { who: w.clone(), subject: 1, lifetime: 9 },
+        Action::CreateSonProbe {
+            who: w.clone(),
+            son: 1,
+            lifetime: 600,
+            fails: false,
+        },
+        Action::CreateAccountProbe {
+            who: w.clone(),
+            subject: 0,
+            lifetime: 600,
+        },
+        Action::CreateSonProbe {
+            who: w.clone(),
+            son: 2,
+            lifetime: 60,
+            fails: true,
+        },
+        Action::CreateAccountProbe {
+            who: w.clone(),
+            subject: 1,
+            lifetime: 9,
+        },
     ];
-    actions.extend((0..5).map(|i| Action::Approve { proposal: 0, who: Who::Son(i) }));
-    actions.extend((0..5).map(|i| Action::Approve { proposal: 2, who: Who::Son(i) }));
-    actions.push(Action::Delete { proposal: 1, who: Who::User(0) });
+    actions.extend((0..5).map(|i| Action::Approve {
+        proposal: 0,
+        who: Who::Son(i),
+    }));
+    actions.extend((0..5).map(|i| Action::Approve {
+        proposal: 2,
+        who: Who::Son(i),
+    }));
+    actions.push(Action::Delete {
+        proposal: 1,
+        who: Who::User(0),
+    });
     actions.push(Action::Advance { blocks: 30 });
     actions.push(Action::PopAndReapply);
     let events = run(actions).expect("invariants hold");
     let seen = |f: fn(&LedgerEvent) -> bool| events.iter().any(f);
-    assert!(seen(|e| matches!(e, LedgerEvent::ProposalExecuted { proposal } if proposal.0 == 0)), "executed");
-    assert!(seen(|e| matches!(e, LedgerEvent::ProposalExecutionFailed { proposal, .. } if proposal.0 == 2)), "failed on approval");
-    assert!(seen(|e| matches!(e, LedgerEvent::ProposalFailed { proposal, .. } if proposal.0 == 2)), "failed at expiry");
-    assert!(seen(|e| matches!(e, LedgerEvent::ProposalExpired { proposal } if proposal.0 == 3)), "expired");
-    assert!(seen(|e| matches!(e, LedgerEvent::ProposalDeleted { proposal, .. } if proposal.0 == 1)), "deleted");
+    assert!(
+        seen(|e| matches!(e, LedgerEvent::ProposalExecuted { proposal } if proposal.0 == 0)),
+        "executed"
+    );
+    assert!(
+        seen(
+            |e| matches!(e, LedgerEvent::ProposalExecutionFailed { proposal, .. } if proposal.0 == 2)
+        ),
+        "failed on approval"
+    );
+    assert!(
+        seen(|e| matches!(e, LedgerEvent::ProposalFailed { proposal, .. } if proposal.0 == 2)),
+        "failed at expiry"
+    );
+    assert!(
+        seen(|e| matches!(e, LedgerEvent::ProposalExpired { proposal } if proposal.0 == 3)),
+        "expired"
+    );
+    assert!(
+        seen(|e| matches!(e, LedgerEvent::ProposalDeleted { proposal, .. } if proposal.0 == 1)),
+        "deleted"
+    );
 }

@@ -73,7 +73,9 @@ pub use ledger::Ledger;
 pub use objects::{Account, Authority, Son, SonStatistics, SonStatus, VestingBalance, Witness};
 pub use operation::{ApplyContext, Operation};
 pub use params::{ChainParameters, ParamError, ThresholdPolicy};
-pub use plugin::{NodeIdentity, PluginError, ProposalDraft, Trigger, Validator, Verdict};
+pub use plugin::{
+    Deferral, NodeIdentity, PluginError, ProposalDraft, Trigger, TriggerOutput, Validator, Verdict,
+};
 pub use proposal::{Proposal, SonProposalRecord, Subject};
 pub use registry::{
     DeregistrationGuard, Eligibility, OperationDescriptor, Plugin, ProposalPolicy, Registry,
@@ -84,7 +86,7 @@ pub use state::State;
 pub use time::Timestamp;
 pub use tx::{Block, SignedTransaction, Transaction};
 
-// Re-exported so operation crates use the same versions as core.
+// Re-exported so operation crates use the same versions as core. (`typetag` is not: its macro
+// expands to paths that need it as a direct dependency of the operation crate.)
 pub use async_trait::async_trait;
 pub use inventory;
-pub use typetag;

@@ -45,6 +45,34 @@ impl ProposalDraft {
     }
 }
 
+/// A subject a trigger found due but held back, and why (for example, a deregistration guard
+/// deferring it). Reported by the scheduler; nothing is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferral {
+    /// What was held back.
+    pub subject: crate::proposal::Subject,
+    /// Why.
+    pub reason: String,
+}
+
+/// What a trigger returns: drafts to raise, and subjects it deliberately held back.
+#[derive(Debug, Clone, Default)]
+pub struct TriggerOutput {
+    /// Proposals to raise.
+    pub drafts: Vec<ProposalDraft>,
+    /// Subjects held back, with reasons.
+    pub deferred: Vec<Deferral>,
+}
+
+impl From<Vec<ProposalDraft>> for TriggerOutput {
+    fn from(drafts: Vec<ProposalDraft>) -> Self {
+        TriggerOutput {
+            drafts,
+            deferred: Vec::new(),
+        }
+    }
+}
+
 /// A validator's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -79,12 +107,13 @@ impl PluginError {
 ///   drops those, and the ledger refuses them anyway.
 #[async_trait]
 pub trait Trigger: Send + Sync {
-    /// The drafts to raise now, given the state after the head block.
+    /// The drafts to raise now (and subjects deliberately held back), given the state after the
+    /// head block.
     async fn drafts(
         &self,
         state: &State,
         node: &NodeIdentity,
-    ) -> Result<Vec<ProposalDraft>, PluginError>;
+    ) -> Result<TriggerOutput, PluginError>;
 }
 
 /// Decides whether this node approves a live proposal of its kind.

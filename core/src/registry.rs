@@ -230,28 +230,52 @@ mod tests {
     use super::*;
 
     fn named(name: &'static str) -> OperationDescriptor {
-        OperationDescriptor { name, ..crate::registration::PLUGIN.operations[0] }
+        OperationDescriptor {
+            name,
+            ..crate::registration::PLUGIN.operations[0]
+        }
     }
 
     #[test]
     fn duplicate_operation_names_are_a_build_error() {
-        let err = Registry::builder().operation(named("x")).operation(named("x")).build();
-        assert_eq!(err.expect_err("duplicate"), RegistryError::DuplicateOperation("x"));
+        let err = Registry::builder()
+            .operation(named("x"))
+            .operation(named("x"))
+            .build();
+        assert_eq!(
+            err.expect_err("duplicate"),
+            RegistryError::DuplicateOperation("x")
+        );
         // A core name cannot be taken either.
-        let err = Registry::builder().operation(named("son_heartbeat")).build();
-        assert_eq!(err.expect_err("duplicate"), RegistryError::DuplicateOperation("son_heartbeat"));
+        let err = Registry::builder()
+            .operation(named("son_heartbeat"))
+            .build();
+        assert_eq!(
+            err.expect_err("duplicate"),
+            RegistryError::DuplicateOperation("son_heartbeat")
+        );
     }
 
     #[test]
     fn duplicate_guard_names_are_a_build_error() {
-        let g = DeregistrationGuard { name: "g", defer: |_, _| None };
+        let g = DeregistrationGuard {
+            name: "g",
+            defer: |_, _| None,
+        };
         let err = Registry::builder().guard(g).guard(g).build();
-        assert_eq!(err.expect_err("duplicate"), RegistryError::DuplicateGuard("g"));
+        assert_eq!(
+            err.expect_err("duplicate"),
+            RegistryError::DuplicateGuard("g")
+        );
     }
 
     #[test]
     fn iteration_is_sorted_by_name_whatever_the_registration_order() {
-        let reg = Registry::builder().operation(named("zeta")).operation(named("alpha")).build().expect("ok");
+        let reg = Registry::builder()
+            .operation(named("zeta"))
+            .operation(named("alpha"))
+            .build()
+            .expect("ok");
         let names: Vec<_> = reg.operations().map(|d| d.name).collect();
         let mut sorted = names.clone();
         sorted.sort_unstable();
@@ -262,7 +286,12 @@ mod tests {
     #[test]
     fn every_registry_holds_the_core_operations() {
         let reg = Registry::discover().expect("no duplicates among linked crates");
-        for kind in ["proposal_create", "proposal_delete", "proposal_update", "son_heartbeat"] {
+        for kind in [
+            "proposal_create",
+            "proposal_delete",
+            "proposal_update",
+            "son_heartbeat",
+        ] {
             assert!(reg.operation(kind).is_some(), "{kind}");
         }
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::ids::ProposalId;
 use crate::ops::{ProposalCreate, ProposalUpdate};
-use crate::plugin::{NodeIdentity, ProposalDraft, Trigger, Validator, Verdict};
+use crate::plugin::{Deferral, NodeIdentity, ProposalDraft, Trigger, Validator, Verdict};
 use crate::proposal::Subject;
 use crate::registry::Registry;
 use crate::state::State;
@@ -126,6 +126,8 @@ pub struct BlockReport {
     pub outcomes: Vec<PluginOutcome>,
     /// Drafts dropped, with their kind and subject.
     pub skipped: Vec<(String, Option<Subject>, DraftSkip)>,
+    /// Subjects triggers held back, by the trigger's kind.
+    pub deferred: Vec<(&'static str, Deferral)>,
     /// Transactions handed to the sink.
     pub submitted: usize,
     /// Transactions the sink refused.
@@ -202,6 +204,27 @@ impl Scheduler {
             sent_proposals: BTreeMap::new(),
             sent_approvals: BTreeMap::new(),
         }
+    }
+
+    /// Replaces the trigger of `kind` (or adds one): for a trigger that needs node-local
+    /// configuration, such as a client of an external chain. Returns whether `kind` had one.
+    pub fn set_trigger(&mut self, kind: &'static str, trigger: Arc<dyn Trigger>) -> bool {
+        match self.triggers.iter_mut().find(|(k, _)| *k == kind) {
+            Some(slot) => {
+                slot.1 = trigger;
+                true
+            }
+            None => {
+                self.triggers.push((kind, trigger));
+                self.triggers.sort_by_key(|(k, _)| *k);
+                false
+            }
+        }
+    }
+
+    /// Replaces the validator of `kind` (or adds one). Returns whether `kind` had one.
+    pub fn set_validator(&mut self, kind: &'static str, validator: Arc<dyn Validator>) -> bool {
+        self.validators.insert(kind, validator).is_some()
     }
 
     /// The node this scheduler acts for.
@@ -284,9 +307,12 @@ impl Scheduler {
         let mut drafts: Vec<(&'static str, ProposalDraft)> = Vec::new();
         for (kind, mut task) in trigger_tasks {
             let status = match tokio::time::timeout_at(deadline, &mut task).await {
-                Ok(Ok(Ok(ds))) => {
-                    let n = ds.len();
-                    drafts.extend(ds.into_iter().map(|d| (kind, d)));
+                Ok(Ok(Ok(out))) => {
+                    let n = out.drafts.len();
+                    drafts.extend(out.drafts.into_iter().map(|d| (kind, d)));
+                    report
+                        .deferred
+                        .extend(out.deferred.into_iter().map(|d| (kind, d)));
                     PluginStatus::Drafts(n)
                 }
                 Ok(Ok(Err(e))) => PluginStatus::Failed(e.to_string()),
@@ -402,40 +428,45 @@ fn log_outcome(kind: &str, role: Role, proposal: Option<ProposalId>, status: &Pl
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::LedgerEvent;
     use crate::ids::SonId;
-    use crate::plugin::PluginError;
+    use crate::plugin::{PluginError, TriggerOutput};
+    use crate::proposal::Proposal;
     use crate::registry::{OperationDescriptor, ProposalPolicy};
     use crate::testkit::probe::{self, SonProbe};
     use crate::testkit::TestNetwork;
-    use crate::event::LedgerEvent;
-    use crate::proposal::Proposal;
     use async_trait::async_trait;
 
     struct Good;
     #[async_trait]
     impl Trigger for Good {
-        async fn drafts(&self, _: &State, _: &NodeIdentity) -> Result<Vec<ProposalDraft>, PluginError> {
-            Ok(vec![ProposalDraft::new(SonProbe { son: SonId(1), fail_after: None, set_status: None })])
+        async fn drafts(&self, _: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
+            Ok(vec![ProposalDraft::new(SonProbe {
+                son: SonId(1),
+                fail_after: None,
+                set_status: None,
+            })]
+            .into())
         }
     }
     struct Panics;
     #[async_trait]
     impl Trigger for Panics {
-        async fn drafts(&self, _: &State, _: &NodeIdentity) -> Result<Vec<ProposalDraft>, PluginError> {
+        async fn drafts(&self, _: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
             panic!("trigger bug")
         }
     }
     struct Hangs;
     #[async_trait]
     impl Trigger for Hangs {
-        async fn drafts(&self, _: &State, _: &NodeIdentity) -> Result<Vec<ProposalDraft>, PluginError> {
+        async fn drafts(&self, _: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
             std::future::pending().await
         }
     }
     struct Errs;
     #[async_trait]
     impl Trigger for Errs {
-        async fn drafts(&self, _: &State, _: &NodeIdentity) -> Result<Vec<ProposalDraft>, PluginError> {
+        async fn drafts(&self, _: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
             Err(PluginError::msg("bitcoin node unreachable"))
         }
     }
@@ -443,27 +474,58 @@ mod tests {
     struct OddSons;
     #[async_trait]
     impl Validator for OddSons {
-        async fn review(&self, _: &State, p: &Proposal, _: &NodeIdentity) -> Result<Verdict, PluginError> {
-            let probe = p.operations[0].downcast_ref::<SonProbe>().ok_or_else(|| PluginError::msg("not a probe"))?;
-            Ok(if probe.son.0 % 2 == 1 { Verdict::Approve } else { Verdict::Abstain("even".into()) })
+        async fn review(
+            &self,
+            _: &State,
+            p: &Proposal,
+            _: &NodeIdentity,
+        ) -> Result<Verdict, PluginError> {
+            let probe = p.operations[0]
+                .downcast_ref::<SonProbe>()
+                .ok_or_else(|| PluginError::msg("not a probe"))?;
+            Ok(if probe.son.0 % 2 == 1 {
+                Verdict::Approve
+            } else {
+                Verdict::Abstain("even".into())
+            })
         }
     }
 
     fn with_trigger(name: &'static str, make: fn() -> Box<dyn Trigger>) -> OperationDescriptor {
         let base = probe::OPERATIONS[0];
         let policy = base.proposal.expect("proposable");
-        OperationDescriptor { name, proposal: Some(ProposalPolicy { trigger: Some(make), validator: None, ..policy }), ..base }
+        OperationDescriptor {
+            name,
+            proposal: Some(ProposalPolicy {
+                trigger: Some(make),
+                validator: None,
+                ..policy
+            }),
+            ..base
+        }
     }
 
     fn son_probe_with_validator() -> OperationDescriptor {
         let base = probe::OPERATIONS[0];
         let policy = base.proposal.expect("proposable");
-        OperationDescriptor { proposal: Some(ProposalPolicy { validator: Some(|| Box::new(OddSons)), ..policy }), ..base }
+        OperationDescriptor {
+            proposal: Some(ProposalPolicy {
+                validator: Some(|| Box::new(OddSons)),
+                ..policy
+            }),
+            ..base
+        }
     }
 
     fn network(extra: Vec<OperationDescriptor>) -> TestNetwork {
-        let b = extra.into_iter().fold(Registry::builder().operation(son_probe_with_validator()), |b, d| b.operation(d));
-        TestNetwork::builder().witnesses(3).sons(6).build(b.build().expect("unique").into_arc())
+        let b = extra.into_iter().fold(
+            Registry::builder().operation(son_probe_with_validator()),
+            |b, d| b.operation(d),
+        );
+        TestNetwork::builder()
+            .witnesses(3)
+            .sons(6)
+            .build(b.build().expect("unique").into_arc())
     }
 
     fn extra_again() -> Vec<OperationDescriptor> {
@@ -476,7 +538,10 @@ mod tests {
     }
 
     fn config() -> SchedulerConfig {
-        SchedulerConfig { plugin_timeout: Duration::from_millis(200), tx_lifetime: 30 }
+        SchedulerConfig {
+            plugin_timeout: Duration::from_millis(200),
+            tx_lifetime: 30,
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -485,22 +550,56 @@ mod tests {
         net.start_schedulers(config());
         let step = net.step().await;
         // Exactly one node (the next producer) ran triggers.
-        let ran: Vec<_> = step.reports.iter().filter(|(_, r)| r.outcomes.iter().any(|o| o.role == Role::Trigger)).collect();
+        let ran: Vec<_> = step
+            .reports
+            .iter()
+            .filter(|(_, r)| r.outcomes.iter().any(|o| o.role == Role::Trigger))
+            .collect();
         assert_eq!(ran.len(), 1, "only the next producer runs triggers");
         let report = &ran[0].1;
-        let status = |k: &str| report.outcomes.iter().find(|o| o.kind == k).map(|o| o.status.clone());
+        let status = |k: &str| {
+            report
+                .outcomes
+                .iter()
+                .find(|o| o.kind == k)
+                .map(|o| o.status.clone())
+        };
         assert_eq!(status("t_good"), Some(PluginStatus::Drafts(1)));
-        assert_eq!(status("t_panics"), Some(PluginStatus::Panicked("trigger bug".into())));
+        assert_eq!(
+            status("t_panics"),
+            Some(PluginStatus::Panicked("trigger bug".into()))
+        );
         assert_eq!(status("t_hangs"), Some(PluginStatus::TimedOut));
-        assert_eq!(status("t_errs"), Some(PluginStatus::Failed("bitcoin node unreachable".into())));
+        assert_eq!(
+            status("t_errs"),
+            Some(PluginStatus::Failed("bitcoin node unreachable".into()))
+        );
         assert_eq!(report.failures().count(), 3);
-        assert_eq!(report.submitted, 1, "the good trigger's draft was signed and sent");
+        assert_eq!(
+            report.submitted, 1,
+            "the good trigger's draft was signed and sent"
+        );
         // It lands in the next block as a live proposal with its record.
         let step = net.step().await;
-        assert!(step.rejected.is_empty(), "{:?}", step.rejected.iter().map(|r| r.error.to_string()).collect::<Vec<_>>());
-        let created = step.outcome.events.iter().any(|e| matches!(e, LedgerEvent::ProposalCreated { .. }));
+        assert!(
+            step.rejected.is_empty(),
+            "{:?}",
+            step.rejected
+                .iter()
+                .map(|r| r.error.to_string())
+                .collect::<Vec<_>>()
+        );
+        let created = step
+            .outcome
+            .events
+            .iter()
+            .any(|e| matches!(e, LedgerEvent::ProposalCreated { .. }));
         assert!(created, "{:?}", step.outcome.events);
-        assert!(net.ledger.state().live_proposal(probe::SON_PROBE, &Subject::Son(SonId(1))).is_some());
+        assert!(net
+            .ledger
+            .state()
+            .live_proposal(probe::SON_PROBE, &Subject::Son(SonId(1)))
+            .is_some());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -509,15 +608,30 @@ mod tests {
         net.start_schedulers(config());
         net.step().await; // the good trigger drafts; the create is queued
         let step = net.step().await; // the proposal is live now, and the trigger drafts it again
-        assert_eq!(step.outcome.events.iter().filter(|e| matches!(e, LedgerEvent::ProposalCreated { .. })).count(), 1);
-        let skipped: Vec<_> = step.reports.iter().flat_map(|(_, r)| r.skipped.iter()).collect();
+        assert_eq!(
+            step.outcome
+                .events
+                .iter()
+                .filter(|e| matches!(e, LedgerEvent::ProposalCreated { .. }))
+                .count(),
+            1
+        );
+        let skipped: Vec<_> = step
+            .reports
+            .iter()
+            .flat_map(|(_, r)| r.skipped.iter())
+            .collect();
         assert!(
             skipped.iter().any(|(k, s, why)| k == probe::SON_PROBE
                 && *s == Some(Subject::Son(SonId(1)))
                 && matches!(why, DraftSkip::AlreadyLive(_))),
             "{skipped:?}"
         );
-        assert_eq!(net.ledger.state().proposals().len(), 1, "never two live proposals");
+        assert_eq!(
+            net.ledger.state().proposals().len(),
+            1,
+            "never two live proposals"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -527,25 +641,47 @@ mod tests {
         let mut executed = false;
         for _ in 0..4 {
             let step = net.step().await;
-            executed |= step.outcome.events.iter().any(|e| matches!(e, LedgerEvent::ProposalExecuted { .. }));
+            executed |= step
+                .outcome
+                .events
+                .iter()
+                .any(|e| matches!(e, LedgerEvent::ProposalExecuted { .. }));
         }
-        assert!(executed, "five SON validators approved the probe about odd SON 1");
-        assert_eq!(net.ledger.state().son(SonId(1)).expect("son").statistics.txs_signed, 1);
+        assert!(
+            executed,
+            "five SON validators approved the probe about odd SON 1"
+        );
+        assert_eq!(
+            net.ledger
+                .state()
+                .son(SonId(1))
+                .expect("son")
+                .statistics
+                .txs_signed,
+            1
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn validators_that_abstain_send_nothing() {
-        let mut net = TestNetwork::builder()
-            .witnesses(3)
-            .sons(6)
-            .build(Registry::builder().operation(son_probe_with_validator()).build().expect("ok").into_arc());
+        let mut net = TestNetwork::builder().witnesses(3).sons(6).build(
+            Registry::builder()
+                .operation(son_probe_with_validator())
+                .build()
+                .expect("ok")
+                .into_arc(),
+        );
         let w = net.witnesses[0].clone();
         let exp = net.ledger.state().next_slot_time().plus(600);
         let create = crate::ops::ProposalCreate {
             proposer: w.account,
             expiration_time: exp,
             review_period_seconds: None,
-            operations: vec![Box::new(SonProbe { son: SonId(2), fail_after: None, set_status: None })],
+            operations: vec![Box::new(SonProbe {
+                son: SonId(2),
+                fail_after: None,
+                set_status: None,
+            })],
         };
         net.submit(net.sign(&w, create));
         net.produce_block();

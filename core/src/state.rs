@@ -482,6 +482,17 @@ impl State {
         Some(round_order(ws, &self.globals.chain_id, round)[pos])
     }
 
+    /// Seconds in one complete witness cycle: `block_interval × active witness count`.
+    pub fn witness_cycle_seconds(&self) -> u64 {
+        self.params().block_interval * self.globals.active_witnesses.len() as u64
+    }
+
+    /// A lifetime of `cycles` complete witness cycles, capped by `maximum_proposal_lifetime`.
+    pub fn witness_cycles_lifetime(&self, cycles: u32) -> u64 {
+        (self.witness_cycle_seconds() * u64::from(cycles))
+            .min(self.params().maximum_proposal_lifetime)
+    }
+
     /// The slot time after the head block: when the next block is due.
     pub fn next_slot_time(&self) -> Timestamp {
         let iv = self.params().block_interval;

@@ -1,0 +1,52 @@
+//! The `son_deregister` operation.
+
+use serde::{Deserialize, Serialize};
+use sonprop_core::{
+    AccountId, ApplyContext, Operation, OperationError, SonId, SonStatus, State, Subject,
+};
+
+use crate::rule::check_deregister;
+use crate::KIND;
+
+/// Deregisters a SON; approved by the SON consensus authority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SonDeregister {
+    /// The SON.
+    pub son: SonId,
+}
+
+#[typetag::serde(name = "son_deregister")]
+impl Operation for SonDeregister {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+    fn subject(&self) -> Option<Subject> {
+        Some(Subject::Son(self.son))
+    }
+    fn required_authorities(&self) -> Vec<AccountId> {
+        vec![AccountId::SON_CONSENSUS]
+    }
+    fn check(&self, state: &State) -> Result<(), OperationError> {
+        check_deregister(state, self.son).map_err(|e| OperationError::rule(KIND, e))
+    }
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+        let now = ctx.now();
+        let cliff = now.plus(ctx.params().son_vesting_period);
+        let mut son = ctx
+            .son(self.son)
+            .cloned()
+            .ok_or(OperationError::UnknownSon(self.son))?;
+        let deposit = std::mem::take(&mut son.deposit);
+        son.status = SonStatus::Deregistered;
+        son.statistics.deregistered_timestamp = Some(now);
+        let owner = son.owner;
+        ctx.put_son(son)?;
+        // Out of the elected set, hence out of the consensus authority, in the same block.
+        ctx.set_elected(self.son, false);
+        if deposit > 0 {
+            ctx.create_vesting(owner, deposit, format!("son_deposit:{}", self.son), cliff);
+        }
+        Ok(())
+    }
+}

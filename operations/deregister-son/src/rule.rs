@@ -1,0 +1,86 @@
+//! The one predicate behind the on-chain check, the trigger and the validator.
+
+use sonprop_core::{SonId, SonStatus, State, Timestamp};
+
+/// Why a SON cannot be deregistered now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeregisterError {
+    /// No such SON.
+    #[error("son {0} does not exist")]
+    UnknownSon(SonId),
+    /// Only SONs in maintenance are deregistered.
+    #[error("son {son} is {status}; only in_maintenance SONs are deregistered")]
+    NotInMaintenance {
+        /// The SON.
+        son: SonId,
+        /// Its status.
+        status: SonStatus,
+    },
+    /// Down for less than `son_deregister_time`.
+    #[error(
+        "son {son} has been down since {last_down} ({down} s); son_deregister_time is {needed} s"
+    )]
+    TooEarly {
+        /// The SON.
+        son: SonId,
+        /// Its `last_down_timestamp`.
+        last_down: Timestamp,
+        /// Seconds since then.
+        down: u64,
+        /// `son_deregister_time`.
+        needed: u64,
+    },
+    /// A guard defers it.
+    #[error("deregistration of son {son} is deferred by {guard}: {reason}")]
+    Deferred {
+        /// The SON.
+        son: SonId,
+        /// The guard's name.
+        guard: &'static str,
+        /// The guard's reason.
+        reason: String,
+    },
+}
+
+/// The time rule alone: `in_maintenance` and `head_time - last_down_timestamp >=
+/// son_deregister_time`.
+pub fn check_due(state: &State, son: SonId) -> Result<(), DeregisterError> {
+    let s = state.son(son).ok_or(DeregisterError::UnknownSon(son))?;
+    if s.status != SonStatus::InMaintenance {
+        return Err(DeregisterError::NotInMaintenance {
+            son,
+            status: s.status,
+        });
+    }
+    let last_down = s.statistics.last_down_timestamp;
+    let down = state.head_time().since(last_down);
+    let needed = state.params().son_deregister_time;
+    if down < needed {
+        return Err(DeregisterError::TooEarly {
+            son,
+            last_down,
+            down,
+            needed,
+        });
+    }
+    Ok(())
+}
+
+/// The full rule: due, and no deregistration guard defers it.
+pub fn check_deregister(state: &State, son: SonId) -> Result<(), DeregisterError> {
+    check_due(state, son)?;
+    match state.registry().deregistration_deferral(state, son) {
+        Some((guard, reason)) => Err(DeregisterError::Deferred { son, guard, reason }),
+        None => Ok(()),
+    }
+}
+
+/// The SONs whose time rule holds, oldest outage first. One index range query.
+pub fn due(state: &State) -> impl Iterator<Item = SonId> + '_ {
+    let cutoff = state.head_time().minus(state.params().son_deregister_time);
+    state
+        .sons_down_since(SonStatus::InMaintenance, cutoff)
+        .map(|s| s.id)
+        .filter(move |id| check_due(state, *id).is_ok())
+}

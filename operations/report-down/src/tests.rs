@@ -1,0 +1,151 @@
+use sonprop_core::scheduler::SchedulerConfig;
+use sonprop_core::testkit::TestNetwork;
+use sonprop_core::{NodeIdentity, Registry, SonId, SonStatus, Timestamp, Trigger};
+
+use crate::rule::{check_report, ReportDownError};
+use crate::{ReportDownTrigger, PLUGIN};
+
+fn network() -> TestNetwork {
+    let reg = Registry::builder()
+        .with(&PLUGIN)
+        .build()
+        .expect("unique")
+        .into_arc();
+    TestNetwork::builder()
+        .witnesses(3)
+        .sons(6)
+        .standby_sons(1)
+        .build(reg)
+}
+
+fn produce_to(net: &mut TestNetwork, t: Timestamp) {
+    while net.now() < t {
+        net.produce_block();
+    }
+}
+
+#[test]
+fn a_report_is_allowed_exactly_at_son_down_time_and_not_a_block_before() {
+    let mut net = network();
+    let g = net.genesis.genesis_time;
+    produce_to(&mut net, g.plus(357));
+    let e = check_report(net.ledger.state(), SonId(2), g).expect_err("one block early");
+    assert!(
+        matches!(
+            e,
+            ReportDownError::NotDownLongEnough {
+                silent: 357,
+                needed: 360,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    produce_to(&mut net, g.plus(360));
+    check_report(net.ledger.state(), SonId(2), g).expect("exactly son_down_time");
+}
+
+#[test]
+fn down_ts_must_lie_between_the_last_heartbeat_and_head_time() {
+    let mut net = network();
+    let g = net.genesis.genesis_time;
+    produce_to(&mut net, g.plus(720));
+    let st = net.ledger.state();
+    let e = check_report(st, SonId(2), g.minus(3)).expect_err("before last heartbeat");
+    assert!(
+        matches!(e, ReportDownError::BeforeLastHeartbeat { .. }),
+        "{e}"
+    );
+    let e = check_report(st, SonId(2), st.head_time().plus(3)).expect_err("future");
+    assert!(matches!(e, ReportDownError::InFuture { .. }), "{e}");
+}
+
+#[test]
+fn only_existing_elected_sons_are_reported() {
+    let mut net = network();
+    let g = net.genesis.genesis_time;
+    produce_to(&mut net, g.plus(720));
+    let e = check_report(net.ledger.state(), SonId(6), g).expect_err("standby SON");
+    assert_eq!(e, ReportDownError::NotElected(SonId(6)));
+    let e = check_report(net.ledger.state(), SonId(60), g).expect_err("unknown");
+    assert_eq!(e, ReportDownError::UnknownSon(SonId(60)));
+}
+
+fn witness_running(net: &TestNetwork, son: Option<SonId>) -> NodeIdentity {
+    NodeIdentity {
+        son,
+        ..net.witnesses[0].clone()
+    }
+}
+
+#[tokio::test]
+async fn the_trigger_drafts_only_due_sons_and_never_its_own() {
+    let mut net = network();
+    let g = net.genesis.genesis_time;
+    produce_to(&mut net, g.plus(180));
+    for i in 0..4 {
+        net.submit(net.heartbeat(i));
+    }
+    produce_to(&mut net, g.plus(360));
+    // SONs 4 and 5 last beat at genesis: due. SONs 0..4 beat at 183: not due.
+    let st = net.ledger.snapshot();
+    let drafted = |out: sonprop_core::TriggerOutput| -> Vec<SonId> {
+        out.drafts
+            .iter()
+            .map(|d| {
+                d.operation
+                    .subject()
+                    .and_then(|s| s.son())
+                    .expect("son subject")
+            })
+            .collect()
+    };
+    let out = ReportDownTrigger
+        .drafts(&st, &witness_running(&net, None))
+        .await
+        .expect("ok");
+    assert_eq!(drafted(out), vec![SonId(4), SonId(5)]);
+    let out = ReportDownTrigger
+        .drafts(&st, &witness_running(&net, Some(SonId(5))))
+        .await
+        .expect("ok");
+    assert_eq!(
+        drafted(out),
+        vec![SonId(4)],
+        "a node never reports its own SON"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_executed_report_puts_the_son_in_maintenance_as_of_its_last_heartbeat() {
+    let mut net = network();
+    let g = net.genesis.genesis_time;
+    net.set_son_up(2, false);
+    net.start_schedulers(SchedulerConfig::default());
+    let events = net.run_until(g.plus(400)).await;
+    let s = net.ledger.state().son(SonId(2)).expect("son");
+    assert_eq!(s.status, SonStatus::InMaintenance);
+    assert_eq!(
+        s.statistics.last_down_timestamp, g,
+        "its last heartbeat was its election at genesis"
+    );
+    let executed = events
+        .iter()
+        .filter(|(_, _, e)| matches!(e, sonprop_core::LedgerEvent::ProposalExecuted { .. }))
+        .count();
+    assert_eq!(executed, 1, "exactly one report for the one silent SON");
+    let e = check_report(net.ledger.state(), SonId(2), g).expect_err("already in maintenance");
+    assert_eq!(
+        e,
+        ReportDownError::WrongStatus {
+            son: SonId(2),
+            status: SonStatus::InMaintenance
+        }
+    );
+    for i in [0, 1, 3, 4, 5] {
+        assert_eq!(
+            net.ledger.state().son(SonId(i)).expect("son").status,
+            SonStatus::Active
+        );
+    }
+}
