@@ -1,4 +1,10 @@
-//! The end-to-end test binary: one binary across the crates (ledger invariants, scenarios,
-//! determinism).
+//! The end-to-end test binary: one binary across the crates (ledger invariants, SON lifecycle
+//! scenarios, operation JSON).
+
+// The linker drops crates nothing references, and their registrations with them.
+use sonprop_deregister_son as _;
+use sonprop_report_down as _;
 
 mod ledger_invariants;
+mod operation_json;
+mod scenarios;

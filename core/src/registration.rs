@@ -35,6 +35,8 @@ const OPERATIONS: [OperationDescriptor; 4] = [
         name: kinds::PROPOSAL_CREATE,
         description: "propose operations for approval by their required authorities",
         proposal: None,
+        // Pins the encoding only: core has no proposable kind of its own, so the inner operation
+        // is one the ledger would refuse inside a proposal.
         example: || {
             let inner: Box<dyn Operation> = Box::new(ProposalDelete {
                 proposal: ProposalId(0),

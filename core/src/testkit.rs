@@ -250,8 +250,9 @@ impl TestNetwork {
         self.sign(n, op)
     }
 
-    /// Marks SON `index` as sending heartbeats (`true`) or silent (`false`); [`TestNetwork::step`]
-    /// sends the heartbeats of live SONs every `son_heartbeat_frequency`.
+    /// Takes SON node `index` offline (`false`) or back online (`true`). An offline node sends no
+    /// heartbeats and its scheduler does not run (it neither proposes nor approves);
+    /// [`TestNetwork::step`] sends the heartbeats of online SONs every `son_heartbeat_frequency`.
     pub fn set_son_up(&mut self, index: usize, up: bool) {
         if up {
             self.up.insert(index);
@@ -303,6 +304,13 @@ impl TestNetwork {
             let sink = CollectingSink::default();
             let snap = self.ledger.snapshot();
             for s in schedulers.iter_mut() {
+                let offline = s
+                    .node()
+                    .son
+                    .is_some_and(|id| !self.up.contains(&(id.0 as usize)));
+                if offline {
+                    continue;
+                }
                 let r = s.on_block(Arc::clone(&snap), &sink).await;
                 reports.push((s.node().name.clone(), r));
             }
