@@ -3,6 +3,7 @@
 
 // The linker drops crates nothing references, and their registrations with them.
 use sonprop_deregister_son as _;
+use sonprop_example_custom_operation as _;
 use sonprop_report_down as _;
 
 mod ledger_invariants;

@@ -73,6 +73,7 @@ impl Ledger {
             son_proposals: Table::default(),
             vesting: Table::default(),
             transactions: Table::default(),
+            extensions: Table::default(),
         };
         for a in &genesis.accounts {
             state.accounts.set(a.id, Some(a.clone()));

@@ -1261,3 +1261,36 @@ fn genesis_inconsistencies_are_named() {
     g.elected_sons.push(SonId(0));
     assert!(Ledger::new(&g, registry()).is_err());
 }
+
+#[test]
+fn extension_records_are_stored_hashed_and_undone() {
+    let mut net = small();
+    let w = net.witnesses[0].clone();
+    let acct = net.users[0].clone();
+    let op = AccountProbe {
+        account: acct.account,
+        subject: "ext".into(),
+        amount: 42,
+        fail_after: None,
+    };
+    let id = propose(&mut net, &w, op, 600);
+    let before = net.ledger.state_hash();
+    let tx = net.sign(&acct, ProposalUpdate::approve(id, acct.account));
+    apply_one(&mut net, tx).expect("approve and execute");
+    let st = net.ledger.state();
+    assert_eq!(st.extension::<u64>(probe::ACCOUNT_PROBE, "ext"), Some(42));
+    assert_eq!(
+        st.extension::<String>(probe::ACCOUNT_PROBE, "ext"),
+        None,
+        "wrong type reads as absent"
+    );
+    assert_eq!(st.extension::<u64>(probe::ACCOUNT_PROBE, "other"), None);
+    net.ledger.pop_block().expect("pop");
+    assert_eq!(
+        net.ledger
+            .state()
+            .extension::<u64>(probe::ACCOUNT_PROBE, "ext"),
+        None
+    );
+    assert_eq!(net.ledger.state_hash(), before);
+}

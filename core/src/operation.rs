@@ -97,6 +97,7 @@ pub(crate) struct Session {
     pub son_proposals: BTreeMap<SonProposalId, Option<SonProposalRecord>>,
     pub vesting: BTreeMap<VestingId, Option<VestingBalance>>,
     pub transactions: BTreeMap<Digest, Option<Timestamp>>,
+    pub extensions: BTreeMap<(String, String), Option<String>>,
     /// How many events existed when the session began (a rollback drops the later ones).
     pub events_at_start: usize,
 }
@@ -146,6 +147,7 @@ impl Session {
         restore(&mut state.son_proposals, self.son_proposals);
         restore(&mut state.vesting, self.vesting);
         restore(&mut state.transactions, self.transactions);
+        restore(&mut state.extensions, self.extensions);
     }
 
     /// Folds a nested session into this one (the older value of each row wins).
@@ -160,6 +162,7 @@ impl Session {
         merge(&mut self.son_proposals, inner.son_proposals);
         merge(&mut self.vesting, inner.vesting);
         merge(&mut self.transactions, inner.transactions);
+        merge(&mut self.extensions, inner.extensions);
     }
 }
 
@@ -314,6 +317,32 @@ impl<'a> ApplyContext<'a> {
             cliff,
         });
         id
+    }
+
+    /// Stores an operation crate's own record under `(kind, key)` (replacing any), or removes it
+    /// with `None`. Encoded as canonical JSON: use ordered maps, never hash maps, in `value`.
+    /// Read it back with [`State::extension`].
+    pub fn put_extension<T: serde::Serialize>(
+        &mut self,
+        kind: &'static str,
+        key: impl Into<String>,
+        value: Option<&T>,
+    ) -> Result<(), OperationError> {
+        let row = value
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| OperationError::rule(kind, e))?;
+        let Self {
+            state, sessions, ..
+        } = self;
+        let log = &mut sessions.last_mut().expect("session").extensions;
+        write(
+            &mut state.extensions,
+            log,
+            (kind.to_owned(), key.into()),
+            row,
+        );
+        Ok(())
     }
 
     pub(crate) fn put_proposal(&mut self, p: Proposal) {

@@ -151,6 +151,8 @@ pub struct State {
     pub(crate) son_proposals: Table<SonProposalId, SonProposalRecord, RecordIndex>,
     pub(crate) vesting: Table<VestingId, VestingBalance>,
     pub(crate) transactions: Table<Digest, Timestamp, TxIndex>,
+    /// Operation crates' own records, by `(kind, key)`, as canonical JSON.
+    pub(crate) extensions: Table<(String, String), String>,
 }
 
 impl fmt::Debug for State {
@@ -238,6 +240,19 @@ impl State {
     pub fn vesting_balances(&self) -> &Table<VestingId, VestingBalance> {
         &self.vesting
     }
+    /// An operation crate's record stored under `(kind, key)` by
+    /// [`ApplyContext::put_extension`](crate::ApplyContext::put_extension), decoded as `T`.
+    /// `None` if absent or not a `T`.
+    pub fn extension<T: serde::de::DeserializeOwned>(&self, kind: &str, key: &str) -> Option<T> {
+        let raw = self.extensions.get(&(kind.to_owned(), key.to_owned()))?;
+        serde_json::from_str(raw).ok()
+    }
+
+    /// All operation crates' records, by `(kind, key)`, as JSON.
+    pub fn extensions(&self) -> &Table<(String, String), String> {
+        &self.extensions
+    }
+
     /// Whether the SON is in the elected set.
     pub fn is_elected(&self, son: SonId) -> bool {
         self.globals.elected_sons.contains(&son)

@@ -272,12 +272,23 @@ impl TestNetwork {
     /// Runs a scheduler for every witness and SON node from now on (built from the ledger's
     /// registry with `config`).
     pub fn start_schedulers(&mut self, config: SchedulerConfig) {
+        self.start_schedulers_with(config, |_| {});
+    }
+
+    /// Like [`TestNetwork::start_schedulers`], letting `customise` adjust each node's scheduler
+    /// (for example, install a trigger configured with an external source).
+    pub fn start_schedulers_with(
+        &mut self,
+        config: SchedulerConfig,
+        customise: impl Fn(&mut Scheduler),
+    ) {
         let reg = self.ledger.state().registry();
         let all = self.witnesses.iter().chain(self.sons.iter());
-        self.schedulers = Some(
-            all.map(|n| Scheduler::new(reg, n.clone(), config.clone()))
-                .collect(),
-        );
+        let mut schedulers: Vec<Scheduler> = all
+            .map(|n| Scheduler::new(reg, n.clone(), config.clone()))
+            .collect();
+        schedulers.iter_mut().for_each(customise);
+        self.schedulers = Some(schedulers);
     }
 
     /// One block of a live network: queue the heartbeats due, produce the block, then run every
@@ -434,7 +445,8 @@ pub mod probe {
     }
 
     /// A SON proposal kind about a named subject, approved by one plain account (so that
-    /// account can also veto it); executing it creates a vesting balance of `amount`.
+    /// account can also veto it); executing it creates a vesting balance of `amount` and stores
+    /// `amount` as the kind's extension record under the subject.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct AccountProbe {
         /// The approving account.
@@ -469,7 +481,7 @@ pub mod probe {
                 format!("probe:{}", self.subject),
                 now,
             );
-            Ok(())
+            ctx.put_extension(ACCOUNT_PROBE, self.subject.clone(), Some(&self.amount))
         }
     }
 
