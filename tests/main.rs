@@ -9,3 +9,4 @@ use sonprop_report_down as _;
 mod ledger_invariants;
 mod operation_json;
 mod scenarios;
+mod simulator;

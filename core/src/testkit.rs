@@ -34,6 +34,7 @@ pub struct NetworkBuilder {
     users: usize,
     params: ChainParameters,
     genesis_time: Timestamp,
+    seed: Option<u64>,
 }
 
 impl Default for NetworkBuilder {
@@ -45,6 +46,7 @@ impl Default for NetworkBuilder {
             users: 1,
             params: ChainParameters::default(),
             genesis_time: GENESIS_TIME,
+            seed: None,
         }
     }
 }
@@ -80,6 +82,12 @@ impl NetworkBuilder {
         self.genesis_time = t;
         self
     }
+    /// Namespaces every key with `seed`: a different seed gives different keys, hence a
+    /// different chain id and different witness shuffles.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
 
     /// The genesis and every node's identity: witnesses (accounts `witness-N`), SONs (accounts
     /// `son-N`, SON `1.33.N`), then users.
@@ -93,8 +101,12 @@ impl NetworkBuilder {
     ) {
         let mut accounts = Vec::new();
         let mut next = 1u64;
+        let key_seed = |name: &str| match self.seed {
+            Some(seed) => format!("{seed}/{name}"),
+            None => name.to_owned(),
+        };
         let mut ident = |name: String, witness: Option<WitnessId>, son: Option<SonId>| {
-            let keys = KeyPair::from_seed(&name);
+            let keys = KeyPair::from_seed(&key_seed(&name));
             let id = AccountId(next);
             next += 1;
             accounts.push(Account {
@@ -140,7 +152,7 @@ impl NetworkBuilder {
                     signing_key: n.keys.public(),
                     sidechain_public_keys: BTreeMap::from([(
                         "bitcoin".to_owned(),
-                        KeyPair::from_seed(&format!("{}-bitcoin", n.name))
+                        KeyPair::from_seed(&key_seed(&format!("{}-bitcoin", n.name)))
                             .public()
                             .to_string(),
                     )]),

@@ -1,0 +1,396 @@
+//! Scenario files (TOML): the network, chain parameters, what happens when, and what must hold
+//! at the end. Unknown fields are errors; every error names the file, the field and the problem.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use sonprop_core::{ChainParameters, SonStatus, ThresholdPolicy, Timestamp};
+
+use crate::duration::Duration;
+
+/// The built-in scenario (`scenarios/single-outage.toml`).
+pub const BUILT_IN: &str = include_str!("../scenarios/single-outage.toml");
+
+/// The default genesis time: 2026-01-01T00:00:00Z.
+pub const DEFAULT_GENESIS_TIME: u64 = 1_767_225_600;
+
+/// A scenario that cannot run: which file, which field, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {field}: {message}")]
+pub struct ScenarioError {
+    /// The file (or `<built-in>`).
+    pub file: String,
+    /// The field, e.g. `events[2].son`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    name: String,
+    #[serde(default)]
+    seed: u64,
+    duration: Duration,
+    genesis_time: Option<u64>,
+    network: NetworkSpec,
+    #[serde(default)]
+    params: ParamsSpec,
+    #[serde(default)]
+    events: Vec<EventSpec>,
+    #[serde(default)]
+    expect: Vec<ExpectSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkSpec {
+    witnesses: u32,
+    sons: u32,
+    #[serde(default)]
+    standby_sons: u32,
+}
+
+/// Chain parameters, each optional; durations may be written `"12h"` or in seconds.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParamsSpec {
+    block_interval: Option<Duration>,
+    son_heartbeat_frequency: Option<Duration>,
+    son_down_time: Option<Duration>,
+    son_deregister_time: Option<Duration>,
+    maximum_son_count: Option<u32>,
+    min_son_count: Option<u32>,
+    maximum_proposal_lifetime: Option<Duration>,
+    son_vesting_period: Option<Duration>,
+    maximum_time_until_expiration: Option<Duration>,
+    deregister_witness_cycles: Option<u32>,
+    threshold_policy: Option<ThresholdPolicy>,
+}
+
+/// What a SON node does at an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Goes offline: no heartbeats, no proposals, no approvals.
+    Stop,
+    /// Comes back online.
+    Start,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventSpec {
+    at: Duration,
+    son: u32,
+    #[serde(rename = "do")]
+    action: Action,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectSpec {
+    son: u32,
+    status: Option<SonStatus>,
+    kind: Option<String>,
+    executed: Option<u32>,
+}
+
+/// A scheduled change to a SON node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Seconds after genesis.
+    pub at: u64,
+    /// The SON index (`1.33.N`).
+    pub son: u32,
+    /// What happens.
+    pub action: Action,
+}
+
+/// What must hold at the end of the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expectation {
+    /// The SON ends in this status.
+    Status {
+        /// The SON index.
+        son: u32,
+        /// The status.
+        status: SonStatus,
+    },
+    /// Exactly this many proposals of `kind` about the SON executed.
+    Executed {
+        /// The SON index.
+        son: u32,
+        /// The operation kind.
+        kind: String,
+        /// How many.
+        count: u32,
+    },
+}
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Where it came from (a path, or `<built-in>`).
+    pub source: String,
+    /// Its name.
+    pub name: String,
+    /// The seed: it namespaces every key, so it decides the chain id and the witness shuffles.
+    pub seed: u64,
+    /// Simulated time to run, in seconds.
+    pub duration: u64,
+    /// Genesis time.
+    pub genesis_time: Timestamp,
+    /// Active witnesses.
+    pub witnesses: u32,
+    /// Elected SONs.
+    pub sons: u32,
+    /// Standby SONs (registered, not elected).
+    pub standby_sons: u32,
+    /// Chain parameters.
+    pub params: ChainParameters,
+    /// Events, in time order.
+    pub events: Vec<Event>,
+    /// Expectations.
+    pub expect: Vec<Expectation>,
+}
+
+impl Scenario {
+    /// The built-in scenario.
+    pub fn built_in() -> Scenario {
+        Scenario::from_toml(BUILT_IN, "<built-in>").expect("the built-in scenario is valid")
+    }
+
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: file.clone(),
+            field: "(file)".into(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Scenario::from_toml(&text, &file)
+    }
+
+    /// Parses and validates scenario text; `source` names it in errors.
+    pub fn from_toml(text: &str, source: &str) -> Result<Scenario, ScenarioError> {
+        let err = |field: &str, message: String| ScenarioError {
+            file: source.to_owned(),
+            field: field.to_owned(),
+            message,
+        };
+        let f: File = toml::from_str(text).map_err(|e| {
+            // toml's message carries the line, column and offending key.
+            let message = e.message().to_owned();
+            let at = e.span().map(|s| line_col(text, s.start));
+            let field = at.map_or_else(
+                || "(parse)".to_owned(),
+                |(l, c)| format!("line {l}, column {c}"),
+            );
+            err(&field, message)
+        })?;
+
+        if f.name.trim().is_empty() {
+            return Err(err("name", "must not be empty".into()));
+        }
+        if f.duration.0 == 0 {
+            return Err(err("duration", "must be longer than 0s".into()));
+        }
+        if f.network.witnesses == 0 {
+            return Err(err(
+                "network.witnesses",
+                "there must be at least 1 witness".into(),
+            ));
+        }
+        let mut params = ChainParameters::default();
+        let p = &f.params;
+        let secs = |d: Option<Duration>, default: u64| d.map_or(default, |d| d.0);
+        params.block_interval = secs(p.block_interval, params.block_interval);
+        params.son_heartbeat_frequency =
+            secs(p.son_heartbeat_frequency, params.son_heartbeat_frequency);
+        params.son_down_time = secs(p.son_down_time, params.son_down_time);
+        params.son_deregister_time = secs(p.son_deregister_time, params.son_deregister_time);
+        params.maximum_son_count = p.maximum_son_count.unwrap_or(params.maximum_son_count);
+        params.min_son_count = p.min_son_count.unwrap_or(params.min_son_count);
+        params.maximum_proposal_lifetime = secs(
+            p.maximum_proposal_lifetime,
+            params.maximum_proposal_lifetime,
+        );
+        params.son_vesting_period = secs(p.son_vesting_period, params.son_vesting_period);
+        params.maximum_time_until_expiration = secs(
+            p.maximum_time_until_expiration,
+            params.maximum_time_until_expiration,
+        );
+        params.deregister_witness_cycles = p
+            .deregister_witness_cycles
+            .unwrap_or(params.deregister_witness_cycles);
+        params.threshold_policy = p.threshold_policy.unwrap_or(params.threshold_policy);
+        params
+            .validate()
+            .map_err(|e| err(&format!("params.{}", e.name), e.reason))?;
+        if f.network.sons > params.maximum_son_count {
+            return Err(err(
+                "network.sons",
+                format!(
+                    "{} elected SONs exceed maximum_son_count ({})",
+                    f.network.sons, params.maximum_son_count
+                ),
+            ));
+        }
+
+        let total = f.network.sons + f.network.standby_sons;
+        let check_son = |field: String, son: u32| {
+            if son >= total {
+                Err(err(
+                    &field,
+                    format!(
+                        "SON {son} does not exist: the network has {} elected and {} standby SONs (indexes 0..{})",
+                        f.network.sons,
+                        f.network.standby_sons,
+                        total.saturating_sub(1)
+                    ),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let mut events = Vec::new();
+        for (i, e) in f.events.iter().enumerate() {
+            check_son(format!("events[{i}].son"), e.son)?;
+            if e.at.0 > f.duration.0 {
+                return Err(err(
+                    &format!("events[{i}].at"),
+                    format!("{} is after the end of the run ({})", e.at, f.duration),
+                ));
+            }
+            events.push(Event {
+                at: e.at.0,
+                son: e.son,
+                action: e.action,
+            });
+        }
+        events.sort_by_key(|e| e.at);
+
+        let mut expect = Vec::new();
+        for (i, x) in f.expect.iter().enumerate() {
+            check_son(format!("expect[{i}].son"), x.son)?;
+            match (x.status, &x.kind, x.executed) {
+                (Some(status), None, None) => {
+                    expect.push(Expectation::Status { son: x.son, status })
+                }
+                (None, Some(kind), Some(count)) => expect.push(Expectation::Executed {
+                    son: x.son,
+                    kind: kind.clone(),
+                    count,
+                }),
+                _ => {
+                    return Err(err(
+                        &format!("expect[{i}]"),
+                        "give either `status`, or both `kind` and `executed`".into(),
+                    ))
+                }
+            }
+        }
+
+        Ok(Scenario {
+            source: source.to_owned(),
+            name: f.name,
+            seed: f.seed,
+            duration: f.duration.0,
+            genesis_time: Timestamp(f.genesis_time.unwrap_or(DEFAULT_GENESIS_TIME)),
+            witnesses: f.network.witnesses,
+            sons: f.network.sons,
+            standby_sons: f.network.standby_sons,
+            params,
+            events,
+            expect,
+        })
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_scenario_is_the_issue_default() {
+        let s = Scenario::built_in();
+        assert_eq!((s.witnesses, s.sons, s.duration), (11, 15, 14 * 3600));
+        assert_eq!(
+            s.events,
+            vec![Event {
+                at: 3600,
+                son: 3,
+                action: Action::Stop
+            }]
+        );
+        assert_eq!(s.params.son_deregister_time, 43_200);
+    }
+
+    fn error_of(text: &str) -> ScenarioError {
+        Scenario::from_toml(text, "bad.toml").expect_err("invalid")
+    }
+
+    const BASE: &str = "name = \"x\"\nduration = \"1h\"\n[network]\nwitnesses = 3\nsons = 5\n";
+
+    #[test]
+    fn an_unknown_field_is_named() {
+        let e = error_of(&format!("{BASE}colour = 1\n"));
+        assert_eq!(e.file, "bad.toml");
+        assert!(e.message.contains("colour"), "{e}");
+        assert!(e.field.starts_with("line "), "{e}");
+    }
+
+    #[test]
+    fn an_out_of_range_son_is_named() {
+        let e = error_of(&format!(
+            "{BASE}[[events]]\nat = \"5m\"\nson = 9\ndo = \"stop\"\n"
+        ));
+        assert_eq!(e.field, "events[0].son");
+        assert!(e.message.contains("SON 9 does not exist"), "{e}");
+    }
+
+    #[test]
+    fn negative_or_unparsable_durations_are_named() {
+        let e = error_of("name = \"x\"\nduration = \"-5h\"\n[network]\nwitnesses = 3\nsons = 5\n");
+        assert!(e.message.contains("negative"), "{e}");
+        let e = error_of("name = \"x\"\nduration = \"soon\"\n[network]\nwitnesses = 3\nsons = 5\n");
+        assert!(e.message.contains("`soon`"), "{e}");
+        let e = error_of(&format!("{BASE}[params]\nson_down_time = -1\n"));
+        assert!(e.message.contains("negative"), "{e}");
+    }
+
+    #[test]
+    fn zero_witnesses_are_refused() {
+        let e = error_of("name = \"x\"\nduration = \"1h\"\n[network]\nwitnesses = 0\nsons = 5\n");
+        assert_eq!(e.field, "network.witnesses");
+    }
+
+    #[test]
+    fn invalid_parameters_are_named() {
+        let e = error_of(&format!("{BASE}[params]\nson_down_time = \"2m\"\n"));
+        assert_eq!(e.field, "params.son_down_time");
+        let e = error_of(&format!("{BASE}[params]\nthreshold_policy = \"most\"\n"));
+        assert!(e.message.contains("most"), "{e}");
+    }
+
+    #[test]
+    fn events_after_the_run_and_half_expectations_are_refused() {
+        let e = error_of(&format!(
+            "{BASE}[[events]]\nat = \"2h\"\nson = 1\ndo = \"stop\"\n"
+        ));
+        assert_eq!(e.field, "events[0].at");
+        let e = error_of(&format!(
+            "{BASE}[[expect]]\nson = 1\nkind = \"son_deregister\"\n"
+        ));
+        assert_eq!(e.field, "expect[0]");
+    }
+}

@@ -1,0 +1,612 @@
+//! The simulated network: witness and SON nodes composed from the framework as a real node
+//! would be (ledger, registry, scheduler, transaction sink), on simulated time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sonprop_core::ops::SonHeartbeat;
+use sonprop_core::scheduler::{CollectingSink, PluginStatus, Role, SchedulerConfig};
+use sonprop_core::testkit::NetworkBuilder;
+use sonprop_core::{
+    AccountId, Digest, Ledger, LedgerError, LedgerEvent, NodeIdentity, ProposalId, Registry,
+    Scheduler, SignedTransaction, SonId, SonStatus, Timestamp, Transaction, WitnessId,
+};
+
+use crate::report::{self, Outcome, ProposalLog, Report};
+use crate::scenario::{Action, Expectation, Scenario};
+
+/// Lifetime of the heartbeat transactions SON nodes send, in chain seconds.
+const HEARTBEAT_TX_LIFETIME: u64 = 30;
+
+/// Why a simulation could not finish.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// Replicas disagree after a block.
+    #[error("replicas diverged after block {height}: {} disagree with the producer {producer} ({})", nodes.len(), nodes.join(", "))]
+    Diverged {
+        /// The block.
+        height: u64,
+        /// The producer.
+        producer: String,
+        /// The nodes whose state hash differs from the producer's.
+        nodes: Vec<String>,
+    },
+    /// A replica refused a block the producer made.
+    #[error("node {node} refused block {height}: {source}")]
+    Refused {
+        /// The node.
+        node: String,
+        /// The block.
+        height: u64,
+        /// Why.
+        #[source]
+        source: LedgerError,
+    },
+    /// The network could not be set up.
+    #[error("cannot build the network: {0}")]
+    Setup(String),
+}
+
+/// Run options.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Every node keeps its own replica; state hashes are compared after every block.
+    pub verify_replicas: bool,
+}
+
+/// One line of the timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Block height.
+    pub height: u64,
+    /// Seconds since genesis.
+    pub elapsed: u64,
+    /// What happened.
+    pub text: String,
+}
+
+/// Receives the timeline and progress of a run.
+pub trait Observer {
+    /// Something happened.
+    fn entry(&mut self, entry: Entry);
+    /// `done` of `total` blocks are produced.
+    fn progress(&mut self, _done: u64, _total: u64) {}
+}
+
+/// Collects the timeline (tests, reports).
+impl Observer for Vec<Entry> {
+    fn entry(&mut self, entry: Entry) {
+        self.push(entry);
+    }
+}
+
+/// What a finished run produced.
+#[derive(Debug)]
+pub struct Finished {
+    /// The report.
+    pub report: Report,
+    /// Expectations that failed, one message each.
+    pub failures: Vec<String>,
+    /// Transactions producers left out (stale approvals and the like).
+    pub rejected_transactions: u64,
+    /// Transactions included in blocks.
+    pub included_transactions: u64,
+}
+
+struct Node {
+    identity: NodeIdentity,
+    scheduler: Scheduler,
+    /// This node's own replica (only with `verify_replicas`).
+    replica: Option<Ledger>,
+}
+
+/// A network in progress.
+pub struct Simulation {
+    scenario: Scenario,
+    registry: Arc<Registry>,
+    /// The chain (the shared replica, or a reference replica when every node keeps its own).
+    chain: Ledger,
+    nodes: Vec<Node>,
+    /// Witness index -> node index.
+    witness_nodes: BTreeMap<WitnessId, usize>,
+    /// SON index -> node index.
+    son_nodes: Vec<usize>,
+    online: Vec<bool>,
+    names: BTreeMap<AccountId, String>,
+    mempool: Vec<SignedTransaction>,
+    next_event: usize,
+    log: ProposalLog,
+    rejected: u64,
+    included: u64,
+    heartbeat_period: u64,
+}
+
+impl std::fmt::Debug for Simulation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulation")
+            .field("scenario", &self.scenario.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn elapsed(scenario: &Scenario, t: Timestamp) -> u64 {
+    t.since(scenario.genesis_time)
+}
+
+impl Simulation {
+    /// Builds the network at genesis.
+    pub fn new(
+        scenario: &Scenario,
+        registry: Arc<Registry>,
+        options: &Options,
+    ) -> Result<Simulation, SimError> {
+        let (genesis, witnesses, sons, _) = NetworkBuilder::default()
+            .witnesses(scenario.witnesses as usize)
+            .sons(scenario.sons as usize)
+            .standby_sons(scenario.standby_sons as usize)
+            .users(0)
+            .params(scenario.params.clone())
+            .genesis_time(scenario.genesis_time)
+            .seed(scenario.seed)
+            .genesis();
+        let ledger = || {
+            Ledger::new(&genesis, Arc::clone(&registry)).map_err(|e| SimError::Setup(e.to_string()))
+        };
+        let chain = ledger()?;
+        let config = SchedulerConfig::default();
+        let mut nodes = Vec::new();
+        let mut witness_nodes = BTreeMap::new();
+        let mut son_nodes = Vec::new();
+        let mut names = BTreeMap::new();
+        for identity in witnesses.into_iter().chain(sons) {
+            if let Some(w) = identity.witness {
+                witness_nodes.insert(w, nodes.len());
+            }
+            if identity.son.is_some() {
+                son_nodes.push(nodes.len());
+            }
+            names.insert(identity.account, identity.name.clone());
+            let replica = if options.verify_replicas {
+                Some(ledger()?)
+            } else {
+                None
+            };
+            let scheduler = Scheduler::new(&registry, identity.clone(), config.clone());
+            nodes.push(Node {
+                identity,
+                scheduler,
+                replica,
+            });
+        }
+        let p = &scenario.params;
+        let heartbeat_period = (p.son_heartbeat_frequency / p.block_interval).max(1);
+        Ok(Simulation {
+            scenario: scenario.clone(),
+            registry,
+            chain,
+            online: vec![true; nodes.len()],
+            nodes,
+            witness_nodes,
+            son_nodes,
+            names,
+            mempool: Vec::new(),
+            next_event: 0,
+            log: ProposalLog::default(),
+            rejected: 0,
+            included: 0,
+            heartbeat_period,
+        })
+    }
+
+    /// The chain's ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.chain
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Blocks the run will produce in all.
+    pub fn total_blocks(&self) -> u64 {
+        self.scenario.duration / self.scenario.params.block_interval
+    }
+
+    fn name(&self, account: AccountId) -> String {
+        self.names
+            .get(&account)
+            .cloned()
+            .unwrap_or_else(|| account.to_string())
+    }
+
+    /// Produces one block and runs every online node after it. Returns `false` when the run is
+    /// over.
+    pub async fn step(&mut self, timeline: &mut dyn Observer) -> Result<bool, SimError> {
+        let t = self.chain.state().next_slot_time();
+        if elapsed(&self.scenario, t) > self.scenario.duration {
+            return Ok(false);
+        }
+        let height = self.chain.state().head_height() + 1;
+        self.apply_scenario_events(t, height, timeline);
+
+        let producer_w = self
+            .chain
+            .state()
+            .scheduled_producer(t)
+            .expect("a slot after the head");
+        let producer = self.witness_nodes[&producer_w];
+        let txs = std::mem::take(&mut self.mempool);
+        let produced = match &mut self.nodes[producer].replica {
+            Some(own) => own.produce_block(t, txs),
+            None => self.chain.produce_block(t, txs),
+        };
+        let (block, outcome, rejected) = produced.map_err(|source| SimError::Refused {
+            node: self.nodes[producer].identity.name.clone(),
+            height,
+            source,
+        })?;
+        self.rejected += rejected.len() as u64;
+        self.included += block.transactions.len() as u64;
+        if self.nodes[producer].replica.is_some() {
+            self.chain
+                .apply_block(&block)
+                .map_err(|source| SimError::Refused {
+                    node: "reference".into(),
+                    height,
+                    source,
+                })?;
+            for (i, node) in self.nodes.iter_mut().enumerate() {
+                if i != producer {
+                    let own = node.replica.as_mut().expect("verify mode");
+                    own.apply_block(&block)
+                        .map_err(|source| SimError::Refused {
+                            node: node.identity.name.clone(),
+                            height,
+                            source,
+                        })?;
+                }
+            }
+            self.compare_replicas(height, producer)?;
+        }
+
+        // Approvals are summarised per proposal per block, at the place of the first one.
+        let mut lines: Vec<Result<String, ProposalId>> = Vec::new();
+        let mut approvals: BTreeMap<ProposalId, u32> = BTreeMap::new();
+        for event in &outcome.events {
+            self.log.record(t.secs(), event);
+            if let LedgerEvent::ProposalApproved { proposal, .. } = event {
+                let n = approvals.entry(*proposal).or_insert(0);
+                if *n == 0 {
+                    lines.push(Err(*proposal));
+                }
+                *n += 1;
+            } else if let Some(text) = self.describe(event) {
+                lines.push(Ok(text));
+            }
+        }
+        for line in lines {
+            let text = line.unwrap_or_else(|p| {
+                let total = self.log.get(p).map_or(0, |e| e.approvals);
+                format!(
+                    "proposal {p} approved by {} ({total} in all)",
+                    approvals[&p]
+                )
+            });
+            timeline.entry(Entry {
+                height,
+                elapsed: elapsed(&self.scenario, t),
+                text,
+            });
+        }
+
+        self.send_heartbeats(t, height);
+        self.run_schedulers(height, t, timeline).await;
+        Ok(true)
+    }
+
+    fn apply_scenario_events(&mut self, t: Timestamp, height: u64, timeline: &mut dyn Observer) {
+        while let Some(e) = self.scenario.events.get(self.next_event) {
+            if e.at > elapsed(&self.scenario, t) {
+                break;
+            }
+            let node = self.son_nodes[e.son as usize];
+            let up = e.action == Action::Start;
+            let was = std::mem::replace(&mut self.online[node], up);
+            let son = SonId(u64::from(e.son));
+            let text = match (up, was) {
+                (false, true) => format!("son {son} goes offline (scenario)"),
+                (true, false) => format!("son {son} comes back online (scenario)"),
+                (false, false) => format!("son {son} is already offline (scenario)"),
+                (true, true) => format!("son {son} is already online (scenario)"),
+            };
+            timeline.entry(Entry {
+                height,
+                elapsed: e.at,
+                text,
+            });
+            if up && !was {
+                // A node coming back announces itself at once.
+                if let Some(tx) = self.heartbeat(node, self.chain.state().head_time()) {
+                    self.mempool.push(tx);
+                }
+            }
+            self.next_event += 1;
+        }
+    }
+
+    fn heartbeat(&self, node: usize, at: Timestamp) -> Option<SignedTransaction> {
+        let st = self.chain.state();
+        let id = &self.nodes[node].identity;
+        let son = id.son?;
+        if st.son(son)?.status == SonStatus::Deregistered {
+            return None;
+        }
+        let op = SonHeartbeat {
+            son,
+            owner: id.account,
+            timestamp: at,
+        };
+        Some(
+            Transaction::single(at.plus(HEARTBEAT_TX_LIFETIME), op)
+                .sign(&st.chain_id(), &[&id.keys]),
+        )
+    }
+
+    /// SON `i` beats every `heartbeat_period` slots, staggered by its index.
+    fn send_heartbeats(&mut self, t: Timestamp, _height: u64) {
+        let slot = self.chain.state().slot_at(t).unwrap_or(0);
+        for (i, &node) in self.son_nodes.iter().enumerate() {
+            if self.online[node] && (slot + i as u64) % self.heartbeat_period == 0 {
+                if let Some(tx) = self.heartbeat(node, t) {
+                    self.mempool.push(tx);
+                }
+            }
+        }
+    }
+
+    async fn run_schedulers(&mut self, height: u64, t: Timestamp, timeline: &mut dyn Observer) {
+        let sink = CollectingSink::default();
+        let shared = self.nodes[0]
+            .replica
+            .is_none()
+            .then(|| self.chain.snapshot());
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            if !self.online[i] {
+                continue;
+            }
+            let snapshot = match (&shared, &node.replica) {
+                (Some(s), _) => Arc::clone(s),
+                (None, Some(own)) => own.snapshot(),
+                (None, None) => unreachable!("a replica per node or a shared one"),
+            };
+            let report = node.scheduler.on_block(snapshot, &sink).await;
+            for o in report.failures() {
+                let role = if o.role == Role::Trigger {
+                    "trigger"
+                } else {
+                    "validator"
+                };
+                let why = match &o.status {
+                    PluginStatus::Failed(m) => format!("failed: {m}"),
+                    PluginStatus::Panicked(m) => format!("panicked: {m}"),
+                    _ => "timed out".into(),
+                };
+                let text = format!("{} {role} on {} {why}", o.kind, node.identity.name);
+                timeline.entry(Entry {
+                    height,
+                    elapsed: elapsed(&self.scenario, t),
+                    text,
+                });
+            }
+            for (kind, d) in &report.deferred {
+                let text = format!("{kind} for {} held back: {}", d.subject, d.reason);
+                timeline.entry(Entry {
+                    height,
+                    elapsed: elapsed(&self.scenario, t),
+                    text,
+                });
+            }
+        }
+        drop(shared);
+        self.mempool.extend(sink.take());
+    }
+
+    fn compare_replicas(&self, height: u64, producer: usize) -> Result<(), SimError> {
+        let hashes: Vec<(String, Digest)> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.identity.name.clone(),
+                    n.replica.as_ref().expect("verify mode").state_hash(),
+                )
+            })
+            .chain(std::iter::once((
+                "reference".to_owned(),
+                self.chain.state_hash(),
+            )))
+            .collect();
+        check_agreement(height, &hashes[producer].0.clone(), &hashes)
+    }
+
+    fn describe(&self, event: &LedgerEvent) -> Option<String> {
+        Some(match event {
+            LedgerEvent::SonStatusChanged { son, from, to } => format!("son {son}: {from} -> {to}"),
+            LedgerEvent::ProposalCreated {
+                proposal,
+                proposer,
+                kinds,
+                subject,
+                expiration_time,
+            } => {
+                let about = subject
+                    .as_ref()
+                    .map(|s| format!(" for {s}"))
+                    .unwrap_or_default();
+                let lifetime = expiration_time.since(self.chain.state().head_time());
+                format!(
+                    "proposal {proposal} raised: {}{about} by {} (lives {lifetime} s)",
+                    kinds.join("+"),
+                    self.name(*proposer)
+                )
+            }
+            LedgerEvent::ProposalExecuted { proposal } => format!("proposal {proposal} executed"),
+            LedgerEvent::ProposalExecutionFailed { proposal, reason } => {
+                format!("proposal {proposal} failed to execute (kept until expiry): {reason}")
+            }
+            LedgerEvent::ProposalExpired { proposal } => {
+                let n = self.log.get(*proposal).map_or(0, |e| e.approvals);
+                format!("proposal {proposal} expired unexecuted with {n} approvals")
+            }
+            LedgerEvent::ProposalFailed { proposal, reason } => {
+                format!("proposal {proposal} failed at expiry: {reason}")
+            }
+            LedgerEvent::ProposalDeleted { proposal, by } => {
+                format!("proposal {proposal} deleted by {}", self.name(*by))
+            }
+            LedgerEvent::VestingCreated {
+                owner,
+                amount,
+                cliff,
+                ..
+            } => {
+                let days = cliff.since(self.chain.state().head_time()) as f64 / 86_400.0;
+                format!(
+                    "deposit of {amount} vesting for {} (cliff in {days:.1} days)",
+                    self.name(*owner)
+                )
+            }
+            LedgerEvent::Notice {
+                kind,
+                subject,
+                message,
+            } => {
+                let about = subject
+                    .as_ref()
+                    .map(|s| format!(" {s}"))
+                    .unwrap_or_default();
+                format!("{kind}{about}: {message}")
+            }
+            // Approvals are summarised on the outcome line.
+            _ => return None,
+        })
+    }
+
+    /// Runs to the end of the scenario.
+    pub async fn run(&mut self, observer: &mut dyn Observer) -> Result<Finished, SimError> {
+        let total = self.total_blocks();
+        while self.step(observer).await? {
+            observer.progress(self.chain.state().head_height(), total);
+        }
+        Ok(self.finish())
+    }
+
+    /// The report and the expectations' verdicts, as of now.
+    pub fn finish(&self) -> Finished {
+        let st = self.chain.state();
+        let mut proposals: Vec<_> = self.log.entries().cloned().collect();
+        proposals.sort_by_key(|p| {
+            p.id.trim_start_matches("1.10.")
+                .parse::<u64>()
+                .unwrap_or(u64::MAX)
+        });
+        let report = Report {
+            scenario: self.scenario.name.clone(),
+            seed: self.scenario.seed,
+            genesis_time: self.scenario.genesis_time.secs(),
+            blocks: st.head_height(),
+            head_time: st.head_time().secs(),
+            state_hash: self.chain.state_hash().to_hex(),
+            sons: report::sons(st),
+            proposals,
+        };
+        let failures = self
+            .scenario
+            .expect
+            .iter()
+            .filter_map(|x| check_expectation(&report, st, x))
+            .collect();
+        Finished {
+            report,
+            failures,
+            rejected_transactions: self.rejected,
+            included_transactions: self.included,
+        }
+    }
+}
+
+fn check_expectation(report: &Report, st: &sonprop_core::State, x: &Expectation) -> Option<String> {
+    match x {
+        Expectation::Status { son, status } => {
+            let id = SonId(u64::from(*son));
+            let got = st.son(id).map(|s| s.status)?;
+            (got != *status).then(|| format!("son {id}: expected {status}, got {got}"))
+        }
+        Expectation::Executed { son, kind, count } => {
+            let id = SonId(u64::from(*son)).to_string();
+            let got = report
+                .proposals
+                .iter()
+                .filter(|p| {
+                    p.kind == *kind
+                        && p.subject.as_deref() == Some(&id)
+                        && p.outcome == Outcome::Executed
+                })
+                .count();
+            (got != *count as usize)
+                .then(|| format!("son {id}: expected {count} executed {kind}, got {got}"))
+        }
+    }
+}
+
+/// Checks every replica's hash against the producer's; names those that differ.
+pub fn check_agreement(
+    height: u64,
+    producer: &str,
+    hashes: &[(String, Digest)],
+) -> Result<(), SimError> {
+    let Some((_, want)) = hashes.iter().find(|(n, _)| n == producer) else {
+        return Err(SimError::Setup(format!("unknown producer {producer}")));
+    };
+    let nodes: Vec<String> = hashes
+        .iter()
+        .filter(|(_, h)| h != want)
+        .map(|(n, _)| n.clone())
+        .collect();
+    if nodes.is_empty() {
+        Ok(())
+    } else {
+        Err(SimError::Diverged {
+            height,
+            producer: producer.to_owned(),
+            nodes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disagreeing_replicas_are_named_with_the_block() {
+        let a = Digest::of(b"a");
+        let b = Digest::of(b"b");
+        let hashes = vec![
+            ("witness-0".into(), a),
+            ("son-2".into(), b),
+            ("son-5".into(), a),
+        ];
+        check_agreement(7, "witness-0", &hashes).expect_err("diverged");
+        let e = check_agreement(7, "son-5", &hashes)
+            .expect_err("diverged")
+            .to_string();
+        assert!(
+            e.contains("block 7") && e.contains("son-2") && !e.contains("witness-0,"),
+            "{e}"
+        );
+        check_agreement(7, "witness-0", &hashes[..1]).expect("agree");
+    }
+}

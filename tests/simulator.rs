@@ -1,0 +1,262 @@
+//! The example runner, through its library entry points: the built-in scenario, determinism,
+//! replica verification, and the errors a bad scenario file gets.
+
+use std::path::PathBuf;
+
+use sonprop_simulator::cli::{self, EXIT_EXPECTATION, EXIT_OK, EXIT_USAGE};
+use sonprop_simulator::scenario::Scenario;
+use sonprop_simulator::sim::{Entry, Options, Simulation};
+
+/// A file under the system temp directory, unique to this process and `name`.
+fn temp_file(name: &str, contents: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("sonprop-test-{}-{name}", std::process::id()));
+    std::fs::write(&path, contents).expect("temp file");
+    path
+}
+
+fn run_cli(args: &[&str]) -> (i32, String, String) {
+    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = cli::run(&args, &mut out, &mut err, false);
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}
+
+#[test]
+fn the_built_in_scenario_deregisters_son_3_and_reports_every_proposal_once() {
+    let report =
+        std::env::temp_dir().join(format!("sonprop-test-{}-report.json", std::process::id()));
+    let path = report.to_str().expect("utf-8 path");
+    let (code, out, err) = run_cli(&["simulate", "--quiet", "--report", path]);
+    assert_eq!(code, EXIT_OK, "{out}{err}");
+    assert!(out.contains("expectations: 3 of 3 hold"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
+    std::fs::remove_file(&report).ok();
+
+    assert_eq!(json["scenario"], "single-outage");
+    assert_eq!(json["blocks"], 16_800);
+    assert_eq!(json["head_time"], 1_767_225_600u64 + 14 * 3600);
+    let sons = json["sons"].as_array().expect("sons");
+    assert_eq!(sons.len(), 15);
+    let son3 = sons.iter().find(|s| s["id"] == "1.33.3").expect("son 3");
+    assert_eq!(son3["status"], "deregistered");
+    let down = son3["last_down_timestamp"].as_u64().expect("down");
+    let gone = son3["deregistered_timestamp"]
+        .as_u64()
+        .expect("deregistered");
+    assert!(
+        gone >= down + 12 * 3600 && gone <= down + 12 * 3600 + 12,
+        "{down} {gone}"
+    );
+    assert!(sons
+        .iter()
+        .filter(|s| s["id"] != "1.33.3")
+        .all(|s| s["status"] == "active"));
+
+    let proposals = json["proposals"].as_array().expect("proposals");
+    let ids: std::collections::BTreeSet<_> = proposals
+        .iter()
+        .map(|p| p["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids.len(), proposals.len(), "every proposal appears once");
+    let kinds: Vec<_> = proposals
+        .iter()
+        .map(|p| {
+            (
+                p["kind"].as_str(),
+                p["subject"].as_str(),
+                p["outcome"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (Some("son_report_down"), Some("1.33.3"), Some("executed")),
+            (Some("son_deregister"), Some("1.33.3"), Some("executed")),
+        ]
+    );
+    for p in proposals {
+        assert!(
+            p["approvals"].as_u64().expect("approvals") >= 10,
+            "threshold of 14 live SONs"
+        );
+        assert!(
+            p["outcome_time"].as_u64().expect("time")
+                <= p["expiration_time"].as_u64().expect("exp")
+        );
+    }
+}
+
+fn short(seed: u64, extra: &str) -> Scenario {
+    let text = format!(
+        "name = \"short\"\nseed = {seed}\nduration = \"45m\"\n[network]\nwitnesses = 5\nsons = 9\n\
+         [params]\nson_deregister_time = \"20m\"\n\
+         [[events]]\nat = \"5m\"\nson = 2\ndo = \"stop\"\n\
+         [[events]]\nat = \"5m\"\nson = 6\ndo = \"stop\"\n\
+         [[events]]\nat = \"6m\"\nson = 7\ndo = \"stop\"\n{extra}"
+    );
+    Scenario::from_toml(&text, "short.toml").expect("valid")
+}
+
+fn run_to_end(
+    s: &Scenario,
+    verify_replicas: bool,
+) -> (sonprop_simulator::sim::Finished, Vec<Entry>) {
+    let registry = cli::registry().expect("registry").into_arc();
+    let mut sim = Simulation::new(s, registry, &Options { verify_replicas }).expect("network");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let mut timeline: Vec<Entry> = Vec::new();
+    let finished = rt.block_on(sim.run(&mut timeline)).expect("runs");
+    (finished, timeline)
+}
+
+#[test]
+fn the_same_seed_gives_the_same_state_hash_and_another_seed_does_not() {
+    let (a, ta) = run_to_end(&short(1, ""), false);
+    let (b, tb) = run_to_end(&short(1, ""), false);
+    assert_eq!(a.report.state_hash, b.report.state_hash);
+    assert_eq!(a.report, b.report);
+    assert_eq!(ta, tb, "the same timeline, line for line");
+    let (c, _) = run_to_end(&short(2, ""), false);
+    assert_ne!(
+        a.report.state_hash, c.report.state_hash,
+        "the seed changes keys, chain id and schedule"
+    );
+    assert_eq!(
+        a.report
+            .sons
+            .iter()
+            .filter(|s| s.status == sonprop_core::SonStatus::Deregistered)
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn verify_replicas_passes_on_a_multi_outage_scenario_and_matches_the_shared_run() {
+    let expect = "[[expect]]\nson = 2\nstatus = \"deregistered\"\n[[expect]]\nson = 7\nstatus = \"deregistered\"\n";
+    let (verified, _) = run_to_end(&short(5, expect), true);
+    assert!(verified.failures.is_empty(), "{:?}", verified.failures);
+    let (shared, _) = run_to_end(&short(5, expect), false);
+    assert_eq!(
+        verified.report.state_hash, shared.report.state_hash,
+        "replicas change nothing on chain"
+    );
+
+    let path = temp_file(
+        "multi.toml",
+        "name = \"multi\"\nduration = \"30m\"\n[network]\nwitnesses = 4\nsons = 7\n[params]\nson_deregister_time = \"15m\"\n\
+         [[events]]\nat = \"1m\"\nson = 1\ndo = \"stop\"\n[[events]]\nat = \"1m\"\nson = 3\ndo = \"stop\"\n\
+         [[expect]]\nson = 1\nstatus = \"deregistered\"\n",
+    );
+    let (code, out, err) = run_cli(&[
+        "simulate",
+        path.to_str().expect("utf-8"),
+        "--verify-replicas",
+    ]);
+    std::fs::remove_file(&path).ok();
+    assert_eq!(code, EXIT_OK, "{out}{err}");
+    assert!(out.contains("verifying every replica"), "{out}");
+}
+
+#[test]
+fn every_shipped_scenario_meets_its_expectations() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/simulator/scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("scenarios")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3);
+    for f in files {
+        let (code, out, err) = run_cli(&["simulate", "--quiet", f.to_str().expect("utf-8")]);
+        assert_eq!(code, EXIT_OK, "{}: {out}{err}", f.display());
+    }
+}
+
+#[test]
+fn a_failed_expectation_exits_1_and_names_it() {
+    let path = temp_file("fail.toml", "name = \"f\"\nduration = \"10m\"\n[network]\nwitnesses = 3\nsons = 5\n[[expect]]\nson = 1\nstatus = \"deregistered\"\n");
+    let (code, out, _) = run_cli(&["simulate", "--quiet", path.to_str().expect("utf-8")]);
+    std::fs::remove_file(&path).ok();
+    assert_eq!(code, EXIT_EXPECTATION);
+    assert!(
+        out.contains("FAILED son 1.33.1: expected deregistered, got active"),
+        "{out}"
+    );
+}
+
+#[test]
+fn malformed_scenario_files_exit_2_naming_the_problem() {
+    let base = "name = \"bad\"\nduration = \"1h\"\n[network]\nwitnesses = 3\nsons = 5\n";
+    let cases = [
+        (
+            "unknown-field",
+            format!("{base}colour = \"blue\"\n"),
+            "colour",
+        ),
+        (
+            "son-out-of-range",
+            format!("{base}[[events]]\nat = \"5m\"\nson = 12\ndo = \"stop\"\n"),
+            "events[0].son: SON 12 does not exist",
+        ),
+        (
+            "negative-duration",
+            base.replace("\"1h\"", "\"-1h\""),
+            "negative",
+        ),
+        (
+            "unparsable-duration",
+            base.replace("\"1h\"", "\"an hour\""),
+            "`an hour`",
+        ),
+        (
+            "zero-witnesses",
+            base.replace("witnesses = 3", "witnesses = 0"),
+            "network.witnesses: there must be at least 1 witness",
+        ),
+    ];
+    for (name, text, needle) in cases {
+        let path = temp_file(&format!("{name}.toml"), &text);
+        let (code, out, err) = run_cli(&["simulate", path.to_str().expect("utf-8")]);
+        std::fs::remove_file(&path).ok();
+        assert_eq!(code, EXIT_USAGE, "{name}: {out}{err}");
+        assert!(err.contains(needle), "{name}: {err}");
+        assert!(
+            err.contains(&format!("{name}.toml")),
+            "{name}: the message names the file: {err}"
+        );
+    }
+    let (code, _, err) = run_cli(&["simulate", "/nonexistent/scenario.toml"]);
+    assert_eq!(code, EXIT_USAGE);
+    assert!(
+        err.contains("/nonexistent/scenario.toml") && err.contains("cannot read"),
+        "{err}"
+    );
+    let (code, _, err) = run_cli(&["simulate", "--speed", "9"]);
+    assert_eq!(code, EXIT_USAGE);
+    assert!(err.contains("unknown option `--speed`"), "{err}");
+}
+
+#[test]
+fn operations_lists_the_registered_kinds() {
+    let (code, out, _) = run_cli(&["operations"]);
+    assert_eq!(code, EXIT_OK);
+    for kind in [
+        "son_deregister",
+        "son_report_down",
+        "son_heartbeat",
+        "proposal_create",
+    ] {
+        assert!(out.lines().any(|l| l.starts_with(kind)), "{kind}: {out}");
+    }
+}
