@@ -82,6 +82,17 @@ pub enum Verdict {
     Abstain(String),
 }
 
+impl Verdict {
+    /// Approve when a rule holds, abstain with its error otherwise: a validator that applies the
+    /// operation's on-chain rule over its own snapshot.
+    pub fn from_rule<E: fmt::Display>(rule: Result<(), E>) -> Verdict {
+        match rule {
+            Ok(()) => Verdict::Approve,
+            Err(e) => Verdict::Abstain(e.to_string()),
+        }
+    }
+}
+
 /// A trigger's or validator's own failure. It is reported; it never stops block processing.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

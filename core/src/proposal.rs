@@ -33,6 +33,17 @@ pub struct Proposal {
     pub fail_reason: Option<String>,
 }
 
+impl Proposal {
+    /// The proposal's operation as a `T`, if it carries exactly one operation and that is a `T`.
+    /// What a validator of a SON proposal kind usually needs first.
+    pub fn only<T: Operation + 'static>(&self) -> Option<&T> {
+        match self.operations.as_slice() {
+            [op] => op.downcast_ref(),
+            _ => None,
+        }
+    }
+}
+
 /// What a SON proposal is about: a SON, or some other named object (a sidechain deposit, a
 /// wallet, …). Printed as the SON id (`1.33.3`) or as the name itself.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -108,6 +119,36 @@ pub struct SonProposalRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_returns_the_single_operation_of_the_asked_type() {
+        use crate::testkit::probe::{PlainProbe, SonProbe};
+        let probe = SonProbe {
+            son: SonId(1),
+            fail_after: None,
+            set_status: None,
+        };
+        let plain = PlainProbe {
+            account: AccountId(1),
+            amount: 1,
+            fail_after: None,
+        };
+        let mut p = Proposal {
+            id: ProposalId(0),
+            proposer: AccountId(1),
+            operations: vec![Box::new(probe.clone())],
+            created_time: crate::Timestamp(0),
+            expiration_time: crate::Timestamp(1),
+            review_period_time: None,
+            required_approvals: BTreeSet::new(),
+            approvals: BTreeSet::new(),
+            fail_reason: None,
+        };
+        assert_eq!(p.only::<SonProbe>(), Some(&probe));
+        assert_eq!(p.only::<PlainProbe>(), None, "another type");
+        p.operations.push(Box::new(plain));
+        assert_eq!(p.only::<SonProbe>(), None, "not alone");
+    }
 
     #[test]
     fn subjects_print_and_parse_as_son_ids_or_names() {

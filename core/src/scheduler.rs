@@ -260,6 +260,28 @@ impl Scheduler {
             .collect()
     }
 
+    /// Signs `op` as this node and hands it to the sink; whether the sink took it.
+    fn send(
+        &self,
+        state: &State,
+        expiration: Timestamp,
+        op: impl crate::operation::Operation + 'static,
+        sink: &dyn TxSink,
+        report: &mut BlockReport,
+    ) -> bool {
+        let tx = Transaction::single(expiration, op).sign(&state.chain_id(), &[&self.node.keys]);
+        match sink.submit(tx) {
+            Ok(()) => {
+                report.submitted += 1;
+                true
+            }
+            Err(e) => {
+                report.sink_errors.push(e);
+                false
+            }
+        }
+    }
+
     /// Runs after a block has been applied: `state` is the snapshot after it.
     pub async fn on_block(&mut self, state: Arc<State>, sink: &dyn TxSink) -> BlockReport {
         let head = state.head_time();
@@ -384,26 +406,14 @@ impl Scheduler {
                 review_period_seconds: None,
                 operations: vec![draft.operation],
             };
-            let tx =
-                Transaction::single(tx_exp, create).sign(&state.chain_id(), &[&self.node.keys]);
-            match sink.submit(tx) {
-                Ok(()) => {
-                    report.submitted += 1;
-                    self.sent_proposals.insert(key, tx_exp);
-                }
-                Err(e) => report.sink_errors.push(e),
+            if self.send(&state, tx_exp, create, sink, &mut report) {
+                self.sent_proposals.insert(key, tx_exp);
             }
         }
         for id in approve {
             let update = ProposalUpdate::approve(id, self.node.account);
-            let tx =
-                Transaction::single(tx_exp, update).sign(&state.chain_id(), &[&self.node.keys]);
-            match sink.submit(tx) {
-                Ok(()) => {
-                    report.submitted += 1;
-                    self.sent_approvals.insert(id, tx_exp);
-                }
-                Err(e) => report.sink_errors.push(e),
+            if self.send(&state, tx_exp, update, sink, &mut report) {
+                self.sent_approvals.insert(id, tx_exp);
             }
         }
         report

@@ -73,11 +73,7 @@ impl Validator for NoticeValidator {
         proposal: &Proposal,
         _: &NodeIdentity,
     ) -> Result<Verdict, PluginError> {
-        let Some(op) = proposal
-            .operations
-            .first()
-            .and_then(|o| o.downcast_ref::<SonKeyExpiryNotice>())
-        else {
+        let Some(op) = proposal.only::<SonKeyExpiryNotice>() else {
             return Err(PluginError::msg("not a son_key_expiry_notice proposal"));
         };
         if let Err(e) = check_notice(state, op.son, &op.sidechain, op.expires_at) {

@@ -48,13 +48,8 @@ impl Validator for DeregisterValidator {
         _: &NodeIdentity,
     ) -> Result<Verdict, PluginError> {
         let op = proposal
-            .operations
-            .first()
-            .and_then(|op| op.downcast_ref::<SonDeregister>())
+            .only::<SonDeregister>()
             .ok_or_else(|| PluginError::msg("not a son_deregister proposal"))?;
-        Ok(match check_deregister(state, op.son) {
-            Ok(()) => Verdict::Approve,
-            Err(e) => Verdict::Abstain(e.to_string()),
-        })
+        Ok(Verdict::from_rule(check_deregister(state, op.son)))
     }
 }

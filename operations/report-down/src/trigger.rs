@@ -40,13 +40,8 @@ impl Validator for ReportDownValidator {
         _: &NodeIdentity,
     ) -> Result<Verdict, PluginError> {
         let op = proposal
-            .operations
-            .first()
-            .and_then(|op| op.downcast_ref::<SonReportDown>())
+            .only::<SonReportDown>()
             .ok_or_else(|| PluginError::msg("not a son_report_down proposal"))?;
-        Ok(match check_report(state, op.son, op.down_ts) {
-            Ok(()) => Verdict::Approve,
-            Err(e) => Verdict::Abstain(e.to_string()),
-        })
+        Ok(Verdict::from_rule(check_report(state, op.son, op.down_ts)))
     }
 }
