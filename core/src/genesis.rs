@@ -26,7 +26,9 @@ pub struct Genesis {
     pub sons: Vec<Son>,
     /// The witnesses that produce blocks.
     pub active_witnesses: Vec<WitnessId>,
-    /// The elected SONs (status `active`; every other SON starts `inactive`).
+    /// The elected SONs. An elected SON starts `active`, `request_maintenance` or
+    /// `in_maintenance`; any other SON `inactive`, `in_maintenance` or `deregistered` (a genesis
+    /// may import an existing chain).
     pub elected_sons: Vec<SonId>,
 }
 
@@ -114,14 +116,25 @@ impl Genesis {
                 self.params.maximum_son_count
             ));
         }
+        // A genesis may import an existing chain, so SONs may already be in maintenance or
+        // deregistered; but an elected SON is never inactive or deregistered, and a SON that is
+        // not elected is never active.
         for s in &self.sons {
-            let want = if elected.contains(&s.id) {
-                SonStatus::Active
+            let ok = if elected.contains(&s.id) {
+                !matches!(s.status, SonStatus::Inactive | SonStatus::Deregistered)
             } else {
-                SonStatus::Inactive
+                !matches!(s.status, SonStatus::Active | SonStatus::RequestMaintenance)
             };
-            if s.status != want {
-                return Err(format!("son {} must start {want}, not {}", s.id, s.status));
+            if !ok {
+                let role = if elected.contains(&s.id) {
+                    "an elected"
+                } else {
+                    "a non-elected"
+                };
+                return Err(format!(
+                    "son {} is {role} son and cannot start {}",
+                    s.id, s.status
+                ));
             }
         }
         if let Some(s) = elected.iter().find(|s| !sids.contains(s)) {

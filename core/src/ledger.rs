@@ -57,8 +57,10 @@ impl Ledger {
             head_height: 0,
             head_time: genesis.genesis_time,
             head_id: chain_id,
-            active_witnesses: active,
+            active_witnesses: active.clone(),
             elected_sons: genesis.elected_sons.iter().copied().collect(),
+            schedule_round: 0,
+            schedule: crate::state::round_order(&active, &chain_id, 0),
             next_proposal: 0,
             next_son_proposal: 0,
             next_vesting: 0,
@@ -269,9 +271,16 @@ impl Ledger {
 }
 
 fn begin_block(ctx: &mut ApplyContext<'_>, height: u64, timestamp: Timestamp) {
+    let new_round = ctx
+        .round_at(timestamp)
+        .filter(|r| *r != ctx.globals().schedule_round);
     let g = ctx.globals_mut();
     g.head_height = height;
     g.head_time = timestamp;
+    if let Some(round) = new_round {
+        g.schedule = crate::state::round_order(&g.active_witnesses, &g.chain_id, round);
+        g.schedule_round = round;
+    }
 }
 
 /// End of block: proposals that expire now get their last chance, then are removed; remembered

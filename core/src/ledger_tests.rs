@@ -1260,6 +1260,37 @@ fn genesis_inconsistencies_are_named() {
     let (mut g, ..) = TestNetwork::builder().witnesses(3).sons(6).genesis();
     g.elected_sons.push(SonId(0));
     assert!(Ledger::new(&g, registry()).is_err());
+    let (mut g, ..) = TestNetwork::builder()
+        .witnesses(3)
+        .sons(6)
+        .standby_sons(1)
+        .genesis();
+    g.sons[6].status = SonStatus::Active;
+    let e = Ledger::new(&g, registry()).expect_err("active but not elected");
+    assert!(
+        e.to_string()
+            .contains("1.33.6 is a non-elected son and cannot start active"),
+        "{e}"
+    );
+    // An imported chain may start with SONs in maintenance or deregistered.
+    g.sons[6].status = SonStatus::Deregistered;
+    g.sons[5].status = SonStatus::InMaintenance;
+    Ledger::new(&g, registry()).expect("valid import");
+}
+
+#[test]
+fn the_cached_round_order_matches_a_fresh_shuffle_every_slot() {
+    let mut net = small();
+    for _ in 0..20 {
+        let st = net.ledger.state();
+        let t = st.next_slot_time();
+        let slot = st.slot_at(t).expect("slot");
+        let ws = &st.globals().active_witnesses;
+        let round = (slot - 1) / ws.len() as u64;
+        let fresh = crate::state::round_order(ws, &st.chain_id(), round)[((slot - 1) % 3) as usize];
+        assert_eq!(st.scheduled_producer(t), Some(fresh), "slot {slot}");
+        net.produce_block();
+    }
 }
 
 #[test]

@@ -44,6 +44,10 @@ pub struct Globals {
     pub active_witnesses: Vec<WitnessId>,
     /// The elected SONs.
     pub elected_sons: BTreeSet<SonId>,
+    /// The round the cached production order is for.
+    pub schedule_round: u64,
+    /// The production order of `schedule_round` (a cache: recomputed once per round).
+    pub schedule: Vec<WitnessId>,
     /// The next proposal instance number.
     pub next_proposal: u64,
     /// The next son proposal record instance number.
@@ -494,7 +498,17 @@ impl State {
         }
         let round = (slot - 1) / n;
         let pos = ((slot - 1) % n) as usize;
+        if round == self.globals.schedule_round && self.globals.schedule.len() == ws.len() {
+            return Some(self.globals.schedule[pos]);
+        }
         Some(round_order(ws, &self.globals.chain_id, round)[pos])
+    }
+
+    /// The round of slot time `t`.
+    pub(crate) fn round_at(&self, t: Timestamp) -> Option<u64> {
+        let n = self.globals.active_witnesses.len() as u64;
+        let slot = self.slot_at(t)?;
+        (n > 0).then(|| (slot - 1) / n)
     }
 
     /// Seconds in one complete witness cycle: `block_interval × active witness count`.
