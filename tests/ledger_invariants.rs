@@ -22,39 +22,14 @@ enum Who {
 
 #[derive(Debug, Clone)]
 enum Action {
-    CreateSonProbe {
-        who: Who,
-        son: u64,
-        lifetime: u64,
-        fails: bool,
-    },
-    CreateAccountProbe {
-        who: Who,
-        subject: u8,
-        lifetime: u64,
-    },
-    CreatePlainPair {
-        who: Who,
-        fails: bool,
-    },
-    Approve {
-        proposal: u64,
-        who: Who,
-    },
-    Withdraw {
-        proposal: u64,
-        who: Who,
-    },
-    Delete {
-        proposal: u64,
-        who: Who,
-    },
-    Heartbeat {
-        son: usize,
-    },
-    Advance {
-        blocks: u8,
-    },
+    CreateSonProbe { who: Who, son: u64, lifetime: u64, fails: bool },
+    CreateAccountProbe { who: Who, subject: u8, lifetime: u64 },
+    CreatePlainPair { who: Who, fails: bool },
+    Approve { proposal: u64, who: Who },
+    Withdraw { proposal: u64, who: Who },
+    Delete { proposal: u64, who: Who },
+    Heartbeat { son: usize },
+    Advance { blocks: u8 },
     PopAndReapply,
 }
 
@@ -67,13 +42,8 @@ fn who() -> impl Strategy<Value = Who> {
 }
 
 fn action() -> impl Strategy<Value = Action> {
-    let lifetime = prop_oneof![
-        Just(0u64),
-        Just(9),
-        Just(60),
-        Just(600),
-        Just(probe::PROBE_LIFETIME + 60)
-    ];
+    let lifetime =
+        prop_oneof![Just(0u64), Just(9), Just(60), Just(600), Just(probe::PROBE_LIFETIME + 60)];
     prop_oneof![
         3 => (who(), 0..7u64, lifetime.clone(), any::<bool>())
             .prop_map(|(who, son, lifetime, fails)| Action::CreateSonProbe { who, son, lifetime, fails }),
@@ -112,28 +82,15 @@ fn tx_for(net: &TestNetwork, action: &Action) -> Option<SignedTransaction> {
         )
     };
     Some(match action {
-        Action::CreateSonProbe {
-            who,
-            son,
-            lifetime,
-            fails,
-        } => {
+        Action::CreateSonProbe { who, son, lifetime, fails } => {
             let fail_after = fails.then(|| next.plus(6));
             create(
                 who,
                 *lifetime,
-                vec![Box::new(SonProbe {
-                    son: SonId(*son),
-                    fail_after,
-                    set_status: None,
-                })],
+                vec![Box::new(SonProbe { son: SonId(*son), fail_after, set_status: None })],
             )
         }
-        Action::CreateAccountProbe {
-            who,
-            subject,
-            lifetime,
-        } => {
+        Action::CreateAccountProbe { who, subject, lifetime } => {
             let op = AccountProbe {
                 account: net.users[0].account,
                 subject: format!("s{subject}"),
@@ -143,11 +100,7 @@ fn tx_for(net: &TestNetwork, action: &Action) -> Option<SignedTransaction> {
             create(who, *lifetime, vec![Box::new(op)])
         }
         Action::CreatePlainPair { who, fails } => {
-            let a = PlainProbe {
-                account: net.users[1].account,
-                amount: 1,
-                fail_after: None,
-            };
+            let a = PlainProbe { account: net.users[1].account, amount: 1, fail_after: None };
             let b = PlainProbe {
                 account: net.users[1].account,
                 amount: 2,
@@ -157,10 +110,7 @@ fn tx_for(net: &TestNetwork, action: &Action) -> Option<SignedTransaction> {
         }
         Action::Approve { proposal, who } => {
             let n = node(net, who);
-            net.sign(
-                &n,
-                ProposalUpdate::approve(ProposalId(*proposal), n.account),
-            )
+            net.sign(&n, ProposalUpdate::approve(ProposalId(*proposal), n.account))
         }
         Action::Withdraw { proposal, who } => {
             let n = node(net, who);
@@ -173,13 +123,7 @@ fn tx_for(net: &TestNetwork, action: &Action) -> Option<SignedTransaction> {
         }
         Action::Delete { proposal, who } => {
             let n = node(net, who);
-            net.sign(
-                &n,
-                ProposalDelete {
-                    proposal: ProposalId(*proposal),
-                    account: n.account,
-                },
-            )
+            net.sign(&n, ProposalDelete { proposal: ProposalId(*proposal), account: n.account })
         }
         Action::Heartbeat { son } => net.heartbeat(*son),
         Action::Advance { .. } | Action::PopAndReapply => return None,
@@ -209,10 +153,7 @@ fn check_records(st: &State) -> Result<(), TestCaseError> {
                 .and_then(|d| d.proposal)
                 .is_some_and(|p| p.son_record);
             if son_record {
-                let key = (
-                    op.kind().to_owned(),
-                    op.subject().expect("son kinds name a subject"),
-                );
+                let key = (op.kind().to_owned(), op.subject().expect("son kinds name a subject"));
                 prop_assert!(
                     live_keys.insert(key.clone(), *id).is_none(),
                     "two live proposals for {key:?}"
@@ -225,16 +166,8 @@ fn check_records(st: &State) -> Result<(), TestCaseError> {
     }
     for (rid, r) in st.son_proposals().iter() {
         let p = st.proposal(r.proposal);
-        prop_assert!(
-            p.is_some(),
-            "record {} points at removed proposal {}",
-            rid,
-            r.proposal
-        );
-        prop_assert_eq!(
-            live_keys.get(&(r.kind.clone(), r.subject.clone())),
-            Some(&r.proposal)
-        );
+        prop_assert!(p.is_some(), "record {} points at removed proposal {}", rid, r.proposal);
+        prop_assert_eq!(live_keys.get(&(r.kind.clone(), r.subject.clone())), Some(&r.proposal));
     }
     prop_assert_eq!(st.son_proposals().len(), live_keys.len());
     Ok(())
@@ -242,16 +175,8 @@ fn check_records(st: &State) -> Result<(), TestCaseError> {
 
 fn run(actions: Vec<Action>) -> Result<Vec<LedgerEvent>, TestCaseError> {
     let mut events = Vec::new();
-    let registry = Registry::builder()
-        .with(&probe::PLUGIN)
-        .build()
-        .expect("unique")
-        .into_arc();
-    let mut net = TestNetwork::builder()
-        .witnesses(3)
-        .sons(6)
-        .users(2)
-        .build(registry);
+    let registry = Registry::builder().with(&probe::PLUGIN).build().expect("unique").into_arc();
+    let mut net = TestNetwork::builder().witnesses(3).sons(6).users(2).build(registry);
     let mut last_block: Option<(Digest, Block, Digest)> = None;
     for action in actions {
         match &action {
@@ -270,9 +195,7 @@ fn run(actions: Vec<Action>) -> Result<Vec<LedgerEvent>, TestCaseError> {
             }
             Action::PopAndReapply => {
                 if let Some((before, block, after)) = last_block.take() {
-                    net.ledger
-                        .pop_block()
-                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    net.ledger.pop_block().map_err(|e| TestCaseError::fail(e.to_string()))?;
                     prop_assert_eq!(net.ledger.state_hash(), before, "pop restores the hash");
                     check_records(net.ledger.state())?;
                     net.ledger
@@ -322,41 +245,14 @@ fn the_random_sequences_reach_every_removal_path() {
     // must create, execute, fail, expire and delete proposals.
     let w = Who::Witness(0);
     let mut actions = vec![
-        Action::CreateSonProbe {
-            who: w.clone(),
-            son: 1,
-            lifetime: 600,
-            fails: false,
-        },
-        Action::CreateAccountProbe {
-            who: w.clone(),
-            subject: 0,
-            lifetime: 600,
-        },
-        Action::CreateSonProbe {
-            who: w.clone(),
-            son: 2,
-            lifetime: 60,
-            fails: true,
-        },
-        Action::CreateAccountProbe {
-            who: w.clone(),
-            subject: 1,
-            lifetime: 9,
-        },
+        Action::CreateSonProbe { who: w.clone(), son: 1, lifetime: 600, fails: false },
+        Action::CreateAccountProbe { who: w.clone(), subject: 0, lifetime: 600 },
+        Action::CreateSonProbe { who: w.clone(), son: 2, lifetime: 60, fails: true },
+        Action::CreateAccountProbe { who: w.clone(), subject: 1, lifetime: 9 },
     ];
-    actions.extend((0..5).map(|i| Action::Approve {
-        proposal: 0,
-        who: Who::Son(i),
-    }));
-    actions.extend((0..5).map(|i| Action::Approve {
-        proposal: 2,
-        who: Who::Son(i),
-    }));
-    actions.push(Action::Delete {
-        proposal: 1,
-        who: Who::User(0),
-    });
+    actions.extend((0..5).map(|i| Action::Approve { proposal: 0, who: Who::Son(i) }));
+    actions.extend((0..5).map(|i| Action::Approve { proposal: 2, who: Who::Son(i) }));
+    actions.push(Action::Delete { proposal: 1, who: Who::User(0) });
     actions.push(Action::Advance { blocks: 30 });
     actions.push(Action::PopAndReapply);
     let events = run(actions).expect("invariants hold");

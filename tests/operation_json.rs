@@ -25,28 +25,15 @@ fn every_registered_kind_has_its_json_pinned() {
     let mut missing = Vec::new();
     for d in reg.operations() {
         let op = (d.example)();
-        assert_eq!(
-            op.kind(),
-            d.name,
-            "example of {} has kind {}",
-            d.name,
-            op.kind()
-        );
+        assert_eq!(op.kind(), d.name, "example of {} has kind {}", d.name, op.kind());
         let json = serde_json::to_string_pretty(&op).expect("serialises");
         let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
-        assert_eq!(
-            value["kind"], d.name,
-            "the JSON tag of {} is its registered name",
-            d.name
-        );
+        assert_eq!(value["kind"], d.name, "the JSON tag of {} is its registered name", d.name);
         let file = dir.join(format!("sonprop__operation_json__{}.snap", d.name));
         if !file.exists() {
             missing.push(d.name);
         }
         insta::assert_snapshot!(d.name, json);
     }
-    assert!(
-        missing.is_empty(),
-        "kinds without a JSON snapshot: {missing:?}"
-    );
+    assert!(missing.is_empty(), "kinds without a JSON snapshot: {missing:?}");
 }

@@ -36,11 +36,7 @@ impl Sim {
             .into_arc();
         let mut net = TestNetwork::builder().params(params).build(reg);
         net.start_schedulers(SchedulerConfig::default());
-        Sim {
-            net,
-            events: Vec::new(),
-            proposals: BTreeMap::new(),
-        }
+        Sim { net, events: Vec::new(), proposals: BTreeMap::new() }
     }
 
     fn genesis(&self) -> Timestamp {
@@ -52,19 +48,11 @@ impl Sim {
             let step = self.net.step().await;
             let o = step.outcome;
             for e in &o.events {
-                if let LedgerEvent::ProposalCreated {
-                    proposal,
-                    kinds,
-                    subject,
-                    ..
-                } = e
-                {
-                    self.proposals
-                        .insert(*proposal, (kinds.join("+"), subject.clone()));
+                if let LedgerEvent::ProposalCreated { proposal, kinds, subject, .. } = e {
+                    self.proposals.insert(*proposal, (kinds.join("+"), subject.clone()));
                 }
             }
-            self.events
-                .extend(o.events.into_iter().map(|e| (o.height, o.timestamp, e)));
+            self.events.extend(o.events.into_iter().map(|e| (o.height, o.timestamp, e)));
             let st = self.net.ledger.state();
             let mut live = BTreeMap::new();
             for (id, _) in st.proposals().iter() {
@@ -150,26 +138,17 @@ async fn a_silent_son_is_reported_after_down_time_and_deregistered_at_twelve_hou
     let reports = sim.executed(REPORT, 3);
     assert_eq!(reports.len(), 1, "exactly one executed report-down");
     assert!(reports[0] >= last_beat.plus(360));
-    assert!(
-        reports[0] <= last_beat.plus(360 + 12),
-        "reported within a few blocks of being due"
-    );
+    assert!(reports[0] <= last_beat.plus(360 + 12), "reported within a few blocks of being due");
 
     let deregs = sim.executed(DEREGISTER, 3);
     assert_eq!(deregs.len(), 1, "exactly one executed deregistration");
     let due = last_beat.plus(12 * HOUR);
-    assert!(
-        deregs[0] >= due,
-        "not one block before 12 h since the last heartbeat"
-    );
+    assert!(deregs[0] >= due, "not one block before 12 h since the last heartbeat");
     assert!(deregs[0] <= due.plus(12), "promptly after");
     assert_eq!(s.status, SonStatus::Deregistered);
     assert_eq!(s.statistics.deregistered_timestamp, Some(deregs[0]));
     assert_eq!(
-        sim.status_changes(3)
-            .iter()
-            .map(|c| c.1)
-            .collect::<Vec<_>>(),
+        sim.status_changes(3).iter().map(|c| c.1).collect::<Vec<_>>(),
         vec![SonStatus::InMaintenance, SonStatus::Deregistered]
     );
     for other in (0..15).filter(|i| *i != 3) {
@@ -182,11 +161,7 @@ async fn a_silent_son_is_reported_after_down_time_and_deregistered_at_twelve_hou
         timestamp: sim.net.ledger.state().next_slot_time(),
     };
     let tx = sim.net.sign(&sim.net.sons[3], hb);
-    let e = sim
-        .net
-        .ledger
-        .check_transaction(&tx)
-        .expect_err("deregistered");
+    let e = sim.net.ledger.check_transaction(&tx).expect_err("deregistered");
     assert!(
         matches!(e.operation_error(), Some(OperationError::Deregistered(s)) if *s == SonId(3)),
         "{e}"
@@ -200,14 +175,8 @@ async fn a_son_back_after_11h59m_is_not_deregistered_and_its_clock_restarts_from
     sim.run_until(g.plus(HOUR)).await;
     sim.net.set_son_up(3, false);
     sim.run_until(g.plus(HOUR + 600)).await;
-    let first_down = sim
-        .net
-        .ledger
-        .state()
-        .son(SonId(3))
-        .expect("son")
-        .statistics
-        .last_down_timestamp;
+    let first_down =
+        sim.net.ledger.state().son(SonId(3)).expect("son").statistics.last_down_timestamp;
     assert_eq!(sim.status(3), SonStatus::InMaintenance);
 
     // Back 11 h 59 m after its last heartbeat: one heartbeat, accepted at that slot.
@@ -215,34 +184,18 @@ async fn a_son_back_after_11h59m_is_not_deregistered_and_its_clock_restarts_from
     sim.run_until(back.minus(3)).await;
     sim.net.submit(sim.net.heartbeat(3));
     sim.run_until(back).await;
-    assert_eq!(
-        sim.status(3),
-        SonStatus::Active,
-        "the heartbeat brought it back"
-    );
+    assert_eq!(sim.status(3), SonStatus::Active, "the heartbeat brought it back");
     // Silent again from here: its new outage starts at that heartbeat.
     sim.run_until(first_down.plus(12 * HOUR + 600)).await;
     assert!(
         sim.executed(DEREGISTER, 3).is_empty(),
         "12 h after the first outage is not 12 h after the second"
     );
-    let second_down = sim
-        .net
-        .ledger
-        .state()
-        .son(SonId(3))
-        .expect("son")
-        .statistics
-        .last_down_timestamp;
+    let second_down =
+        sim.net.ledger.state().son(SonId(3)).expect("son").statistics.last_down_timestamp;
     assert_eq!(second_down, back);
     assert!(
-        sim.net
-            .ledger
-            .state()
-            .son(SonId(3))
-            .expect("son")
-            .statistics
-            .total_downtime
+        sim.net.ledger.state().son(SonId(3)).expect("son").statistics.total_downtime
             >= 12 * HOUR - 60
     );
 
@@ -250,18 +203,12 @@ async fn a_son_back_after_11h59m_is_not_deregistered_and_its_clock_restarts_from
     let deregs = sim.executed(DEREGISTER, 3);
     assert_eq!(deregs.len(), 1);
     assert!(deregs[0] >= second_down.plus(12 * HOUR));
-    assert_eq!(
-        sim.executed(REPORT, 3).len(),
-        2,
-        "reported down once per outage"
-    );
+    assert_eq!(sim.executed(REPORT, 3).len(), 2, "reported down once per outage");
 }
 
 async fn five_of_fifteen_down(policy: ThresholdPolicy) -> Sim {
-    let mut sim = Sim::new(ChainParameters {
-        threshold_policy: policy,
-        ..ChainParameters::default()
-    });
+    let mut sim =
+        Sim::new(ChainParameters { threshold_policy: policy, ..ChainParameters::default() });
     let g = sim.genesis();
     sim.run_until(g.plus(HOUR)).await;
     for son in [1, 4, 7, 10, 13] {
@@ -275,16 +222,8 @@ async fn five_of_fifteen_down(policy: ThresholdPolicy) -> Sim {
 async fn five_of_fifteen_down_are_all_deregistered_under_the_live_policy() {
     let sim = five_of_fifteen_down(ThresholdPolicy::Live).await;
     for son in [1, 4, 7, 10, 13] {
-        assert_eq!(
-            sim.executed(REPORT, son).len(),
-            1,
-            "son {son} reported once"
-        );
-        assert_eq!(
-            sim.executed(DEREGISTER, son).len(),
-            1,
-            "son {son} deregistered once"
-        );
+        assert_eq!(sim.executed(REPORT, son).len(), 1, "son {son} reported once");
+        assert_eq!(sim.executed(DEREGISTER, son).len(), 1, "son {son} deregistered once");
         assert_eq!(sim.status(son), SonStatus::Deregistered);
     }
     assert_eq!(sim.net.ledger.state().globals().elected_sons.len(), 10);
@@ -296,20 +235,10 @@ async fn five_of_fifteen_down_deadlock_under_the_elected_policy_as_in_peerplays(
     // passes — not even the reports that would start the removal of the five.
     let sim = five_of_fifteen_down(ThresholdPolicy::Elected).await;
     for son in [1, 4, 7, 10, 13] {
-        assert!(
-            sim.executed(REPORT, son).is_empty(),
-            "son {son}: nothing can pass"
-        );
-        assert_eq!(
-            sim.status(son),
-            SonStatus::Active,
-            "son {son} is stuck as active"
-        );
+        assert!(sim.executed(REPORT, son).is_empty(), "son {son}: nothing can pass");
+        assert_eq!(sim.status(son), SonStatus::Active, "son {son} is stuck as active");
         // The reports expire unapproved and are replaced, never duplicated (checked every block).
-        assert!(
-            sim.expired(REPORT, son).len() >= 2,
-            "son {son}: expired reports"
-        );
+        assert!(sim.expired(REPORT, son).len() >= 2, "son {son}: expired reports");
         assert!(sim.created(REPORT, son) > sim.expired(REPORT, son).len() - 1);
     }
 }
@@ -322,23 +251,11 @@ async fn a_deregister_inside_a_foreign_or_multi_operation_proposal_neither_leaks
     sim.run_until(g.plus(HOUR)).await;
     sim.net.set_son_up(3, false);
     sim.run_until(g.plus(2 * HOUR)).await;
-    let down = sim
-        .net
-        .ledger
-        .state()
-        .son(SonId(3))
-        .expect("son")
-        .statistics
-        .last_down_timestamp;
+    let down = sim.net.ledger.state().son(SonId(3)).expect("son").statistics.last_down_timestamp;
     sim.run_until(down.plus(12 * HOUR - 30)).await;
 
     let create = |sim: &Sim, who: usize, ops: Vec<Box<dyn sonprop_core::Operation>>| {
-        let n = sim
-            .net
-            .users
-            .get(who)
-            .cloned()
-            .unwrap_or_else(|| sim.net.witnesses[0].clone());
+        let n = sim.net.users.get(who).cloned().unwrap_or_else(|| sim.net.witnesses[0].clone());
         let exp = sim.net.ledger.state().next_slot_time().plus(60);
         sim.net.sign(
             &n,
@@ -352,63 +269,29 @@ async fn a_deregister_inside_a_foreign_or_multi_operation_proposal_neither_leaks
     };
     // Foreign: a plain account proposes it.
     let foreign = create(&sim, 0, vec![Box::new(SonDeregister { son: SonId(3) })]);
-    let e = sim
-        .net
-        .ledger
-        .check_transaction(&foreign)
-        .expect_err("foreign");
-    assert!(
-        matches!(
-            e.operation_error(),
-            Some(OperationError::IneligibleProposer { .. })
-        ),
-        "{e}"
-    );
+    let e = sim.net.ledger.check_transaction(&foreign).expect_err("foreign");
+    assert!(matches!(e.operation_error(), Some(OperationError::IneligibleProposer { .. })), "{e}");
     // Multi-operation: an eligible witness bundles it with another operation.
     let bundle = create(
         &sim,
         99,
         vec![
             Box::new(SonDeregister { son: SonId(3) }),
-            Box::new(SonReportDown {
-                son: SonId(5),
-                down_ts: g,
-            }),
+            Box::new(SonReportDown { son: SonId(5), down_ts: g }),
         ],
     );
-    let e = sim
-        .net
-        .ledger
-        .check_transaction(&bundle)
-        .expect_err("bundled");
-    assert!(
-        matches!(
-            e.operation_error(),
-            Some(OperationError::SonProposalNotAlone { .. })
-        ),
-        "{e}"
-    );
+    let e = sim.net.ledger.check_transaction(&bundle).expect_err("bundled");
+    assert!(matches!(e.operation_error(), Some(OperationError::SonProposalNotAlone { .. })), "{e}");
     // Submitted anyway, the producer leaves them out; nothing is recorded.
     sim.net.submit(foreign);
     sim.net.submit(bundle);
     let step = sim.net.step().await;
     assert_eq!(step.rejected.len(), 2);
-    assert!(matches!(
-        step.rejected[0].error,
-        LedgerError::Operation { .. }
-    ));
-    assert_eq!(
-        sim.net.ledger.state().records_of_son(SonId(3)).count(),
-        0,
-        "no record leaked"
-    );
+    assert!(matches!(step.rejected[0].error, LedgerError::Operation { .. }));
+    assert_eq!(sim.net.ledger.state().records_of_son(SonId(3)).count(), 0, "no record leaked");
 
     sim.run_until(down.plus(12 * HOUR + 30)).await;
-    assert_eq!(
-        sim.executed(DEREGISTER, 3).len(),
-        1,
-        "the SON was not shielded"
-    );
+    assert_eq!(sim.executed(DEREGISTER, 3).len(), 1, "the SON was not shielded");
     assert_eq!(sim.status(3), SonStatus::Deregistered);
     assert_eq!(sim.net.ledger.state().son_proposals().len(), 0);
 }

@@ -18,11 +18,7 @@ fn run_cli(args: &[&str]) -> (i32, String, String) {
     let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = cli::run(&args, &mut out, &mut err, false);
-    (
-        code,
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
+    (code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned())
 }
 
 #[test]
@@ -45,33 +41,17 @@ fn the_built_in_scenario_deregisters_son_3_and_reports_every_proposal_once() {
     let son3 = sons.iter().find(|s| s["id"] == "1.33.3").expect("son 3");
     assert_eq!(son3["status"], "deregistered");
     let down = son3["last_down_timestamp"].as_u64().expect("down");
-    let gone = son3["deregistered_timestamp"]
-        .as_u64()
-        .expect("deregistered");
-    assert!(
-        gone >= down + 12 * 3600 && gone <= down + 12 * 3600 + 12,
-        "{down} {gone}"
-    );
-    assert!(sons
-        .iter()
-        .filter(|s| s["id"] != "1.33.3")
-        .all(|s| s["status"] == "active"));
+    let gone = son3["deregistered_timestamp"].as_u64().expect("deregistered");
+    assert!(gone >= down + 12 * 3600 && gone <= down + 12 * 3600 + 12, "{down} {gone}");
+    assert!(sons.iter().filter(|s| s["id"] != "1.33.3").all(|s| s["status"] == "active"));
 
     let proposals = json["proposals"].as_array().expect("proposals");
-    let ids: std::collections::BTreeSet<_> = proposals
-        .iter()
-        .map(|p| p["id"].as_str().expect("id"))
-        .collect();
+    let ids: std::collections::BTreeSet<_> =
+        proposals.iter().map(|p| p["id"].as_str().expect("id")).collect();
     assert_eq!(ids.len(), proposals.len(), "every proposal appears once");
     let kinds: Vec<_> = proposals
         .iter()
-        .map(|p| {
-            (
-                p["kind"].as_str(),
-                p["subject"].as_str(),
-                p["outcome"].as_str(),
-            )
-        })
+        .map(|p| (p["kind"].as_str(), p["subject"].as_str(), p["outcome"].as_str()))
         .collect();
     assert_eq!(
         kinds,
@@ -81,10 +61,7 @@ fn the_built_in_scenario_deregisters_son_3_and_reports_every_proposal_once() {
         ]
     );
     for p in proposals {
-        assert!(
-            p["approvals"].as_u64().expect("approvals") >= 10,
-            "threshold of 14 live SONs"
-        );
+        assert!(p["approvals"].as_u64().expect("approvals") >= 10, "threshold of 14 live SONs");
         assert!(
             p["outcome_time"].as_u64().expect("time")
                 <= p["expiration_time"].as_u64().expect("exp")
@@ -109,11 +86,7 @@ fn run_to_end(
 ) -> (sonprop_simulator::sim::Finished, Vec<Entry>) {
     let registry = cli::registry().expect("registry").into_arc();
     let mut sim = Simulation::new(s, registry, &Options { verify_replicas }).expect("network");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
     let mut timeline: Vec<Entry> = Vec::new();
     let finished = rt.block_on(sim.run(&mut timeline)).expect("runs");
     (finished, timeline)
@@ -132,11 +105,7 @@ fn the_same_seed_gives_the_same_state_hash_and_another_seed_does_not() {
         "the seed changes keys, chain id and schedule"
     );
     assert_eq!(
-        a.report
-            .sons
-            .iter()
-            .filter(|s| s.status == sonprop_core::SonStatus::Deregistered)
-            .count(),
+        a.report.sons.iter().filter(|s| s.status == sonprop_core::SonStatus::Deregistered).count(),
         3
     );
 }
@@ -158,11 +127,8 @@ fn verify_replicas_passes_on_a_multi_outage_scenario_and_matches_the_shared_run(
          [[events]]\nat = \"1m\"\nson = 1\ndo = \"stop\"\n[[events]]\nat = \"1m\"\nson = 3\ndo = \"stop\"\n\
          [[expect]]\nson = 1\nstatus = \"deregistered\"\n",
     );
-    let (code, out, err) = run_cli(&[
-        "simulate",
-        path.to_str().expect("utf-8"),
-        "--verify-replicas",
-    ]);
+    let (code, out, err) =
+        run_cli(&["simulate", path.to_str().expect("utf-8"), "--verify-replicas"]);
     std::fs::remove_file(&path).ok();
     assert_eq!(code, EXIT_OK, "{out}{err}");
     assert!(out.contains("verifying every replica"), "{out}");
@@ -171,10 +137,8 @@ fn verify_replicas_passes_on_a_multi_outage_scenario_and_matches_the_shared_run(
 #[test]
 fn every_shipped_scenario_meets_its_expectations() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/simulator/scenarios");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("scenarios")
-        .map(|e| e.expect("entry").path())
-        .collect();
+    let mut files: Vec<_> =
+        std::fs::read_dir(&dir).expect("scenarios").map(|e| e.expect("entry").path()).collect();
     files.sort();
     assert!(files.len() >= 3);
     for f in files {
@@ -189,36 +153,21 @@ fn a_failed_expectation_exits_1_and_names_it() {
     let (code, out, _) = run_cli(&["simulate", "--quiet", path.to_str().expect("utf-8")]);
     std::fs::remove_file(&path).ok();
     assert_eq!(code, EXIT_EXPECTATION);
-    assert!(
-        out.contains("FAILED son 1.33.1: expected deregistered, got active"),
-        "{out}"
-    );
+    assert!(out.contains("FAILED son 1.33.1: expected deregistered, got active"), "{out}");
 }
 
 #[test]
 fn malformed_scenario_files_exit_2_naming_the_problem() {
     let base = "name = \"bad\"\nduration = \"1h\"\n[network]\nwitnesses = 3\nsons = 5\n";
     let cases = [
-        (
-            "unknown-field",
-            format!("{base}colour = \"blue\"\n"),
-            "colour",
-        ),
+        ("unknown-field", format!("{base}colour = \"blue\"\n"), "colour"),
         (
             "son-out-of-range",
             format!("{base}[[events]]\nat = \"5m\"\nson = 12\ndo = \"stop\"\n"),
             "events[0].son: SON 12 does not exist",
         ),
-        (
-            "negative-duration",
-            base.replace("\"1h\"", "\"-1h\""),
-            "negative",
-        ),
-        (
-            "unparsable-duration",
-            base.replace("\"1h\"", "\"an hour\""),
-            "`an hour`",
-        ),
+        ("negative-duration", base.replace("\"1h\"", "\"-1h\""), "negative"),
+        ("unparsable-duration", base.replace("\"1h\"", "\"an hour\""), "`an hour`"),
         (
             "zero-witnesses",
             base.replace("witnesses = 3", "witnesses = 0"),
@@ -231,17 +180,11 @@ fn malformed_scenario_files_exit_2_naming_the_problem() {
         std::fs::remove_file(&path).ok();
         assert_eq!(code, EXIT_USAGE, "{name}: {out}{err}");
         assert!(err.contains(needle), "{name}: {err}");
-        assert!(
-            err.contains(&format!("{name}.toml")),
-            "{name}: the message names the file: {err}"
-        );
+        assert!(err.contains(&format!("{name}.toml")), "{name}: the message names the file: {err}");
     }
     let (code, _, err) = run_cli(&["simulate", "/nonexistent/scenario.toml"]);
     assert_eq!(code, EXIT_USAGE);
-    assert!(
-        err.contains("/nonexistent/scenario.toml") && err.contains("cannot read"),
-        "{err}"
-    );
+    assert!(err.contains("/nonexistent/scenario.toml") && err.contains("cannot read"), "{err}");
     let (code, _, err) = run_cli(&["simulate", "--speed", "9"]);
     assert_eq!(code, EXIT_USAGE);
     assert!(err.contains("unknown option `--speed`"), "{err}");
@@ -251,12 +194,7 @@ fn malformed_scenario_files_exit_2_naming_the_problem() {
 fn operations_lists_the_registered_kinds() {
     let (code, out, _) = run_cli(&["operations"]);
     assert_eq!(code, EXIT_OK);
-    for kind in [
-        "son_deregister",
-        "son_report_down",
-        "son_heartbeat",
-        "proposal_create",
-    ] {
+    for kind in ["son_deregister", "son_report_down", "son_heartbeat", "proposal_create"] {
         assert!(out.lines().any(|l| l.starts_with(kind)), "{kind}: {out}");
     }
 }

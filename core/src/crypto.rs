@@ -124,9 +124,7 @@ pub struct KeyPair {
 
 impl fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyPair")
-            .field("public", &self.public)
-            .finish_non_exhaustive()
+        f.debug_struct("KeyPair").field("public", &self.public).finish_non_exhaustive()
     }
 }
 
@@ -139,10 +137,7 @@ impl KeyPair {
     /// A key pair from a 32-byte secret.
     pub fn from_secret_bytes(bytes: &[u8; 32]) -> Result<KeyPair, KeyError> {
         let secret = SecretKey::from_slice(bytes).map_err(|e| KeyError(e.to_string()))?;
-        Ok(KeyPair {
-            secret,
-            public: secret.public_key(context()),
-        })
+        Ok(KeyPair { secret, public: secret.public_key(context()) })
     }
 
     /// A deterministic key pair derived from a seed phrase (SHA-256 of the seed, rehashed until
@@ -165,10 +160,7 @@ impl KeyPair {
     /// Signs a digest.
     pub fn sign(&self, digest: &Digest) -> Signature {
         let msg = Message::from_digest(digest.0);
-        Signature {
-            key: self.public,
-            sig: context().sign_ecdsa(&msg, &self.secret),
-        }
+        Signature { key: self.public, sig: context().sign_ecdsa(&msg, &self.secret) }
     }
 }
 
@@ -201,23 +193,14 @@ mod tests {
         let s = k.sign(&d);
         assert!(s.verify(&d));
         assert!(!s.verify(&Digest::of(b"hellO")));
-        let forged = Signature {
-            key: KeyPair::from_seed("mallory").public(),
-            ..s
-        };
+        let forged = Signature { key: KeyPair::from_seed("mallory").public(), ..s };
         assert!(!forged.verify(&d));
     }
 
     #[test]
     fn seeded_keys_are_deterministic() {
-        assert_eq!(
-            KeyPair::from_seed("w1").public(),
-            KeyPair::from_seed("w1").public()
-        );
-        assert_ne!(
-            KeyPair::from_seed("w1").public(),
-            KeyPair::from_seed("w2").public()
-        );
+        assert_eq!(KeyPair::from_seed("w1").public(), KeyPair::from_seed("w1").public());
+        assert_ne!(KeyPair::from_seed("w1").public(), KeyPair::from_seed("w2").public());
     }
 
     #[test]

@@ -202,10 +202,7 @@ impl OperationError {
         kind: &'static str,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        OperationError::Rule {
-            kind,
-            source: Box::new(source),
-        }
+        OperationError::Rule { kind, source: Box::new(source) }
     }
 
     /// The operation crate's error, if this is one of type `E`.

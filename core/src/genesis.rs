@@ -65,10 +65,7 @@ impl Genesis {
         }
         for a in &self.accounts {
             if let Some(m) = a.active.account_auths.keys().find(|m| !ids.contains(m)) {
-                return Err(format!(
-                    "account {} names unknown account {m} in its authority",
-                    a.id
-                ));
+                return Err(format!("account {} names unknown account {m} in its authority", a.id));
             }
         }
         let mut wids = BTreeSet::new();
@@ -77,10 +74,7 @@ impl Genesis {
                 return Err(format!("witness {} appears twice", w.id));
             }
             if !ids.contains(&w.account) {
-                return Err(format!(
-                    "witness {} names unknown account {}",
-                    w.id, w.account
-                ));
+                return Err(format!("witness {} names unknown account {}", w.id, w.account));
             }
         }
         if self.active_witnesses.is_empty() {
@@ -126,15 +120,8 @@ impl Genesis {
                 !matches!(s.status, SonStatus::Active | SonStatus::RequestMaintenance)
             };
             if !ok {
-                let role = if elected.contains(&s.id) {
-                    "an elected"
-                } else {
-                    "a non-elected"
-                };
-                return Err(format!(
-                    "son {} is {role} son and cannot start {}",
-                    s.id, s.status
-                ));
+                let role = if elected.contains(&s.id) { "an elected" } else { "a non-elected" };
+                return Err(format!("son {} is {role} son and cannot start {}", s.id, s.status));
             }
         }
         if let Some(s) = elected.iter().find(|s| !sids.contains(s)) {

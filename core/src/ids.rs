@@ -118,9 +118,7 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_rejected_with_the_expected_prefix() {
-        for bad in [
-            "1.2.5", "1.33.", "1.33.-1", "1.33.+1", "1.33.01", "1.33.1x", "son", "",
-        ] {
+        for bad in ["1.2.5", "1.33.", "1.33.-1", "1.33.+1", "1.33.01", "1.33.1x", "son", ""] {
             let err = bad.parse::<SonId>().expect_err(bad);
             assert_eq!(err.input, bad);
             assert_eq!(err.prefix, "1.33.");

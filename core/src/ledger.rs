@@ -13,7 +13,7 @@ use crate::registry::Registry;
 use crate::state::{Globals, State};
 use crate::table::Table;
 use crate::time::Timestamp;
-use crate::tx::{Block, SignedTransaction};
+use crate::tx::{block_id, Block, SignedTransaction};
 
 /// How many blocks `pop_block` can undo by default.
 pub const DEFAULT_UNDO_DEPTH: usize = 1000;
@@ -86,11 +86,7 @@ impl Ledger {
         for s in &genesis.sons {
             state.sons.set(s.id, Some(s.clone()));
         }
-        Ok(Ledger {
-            state,
-            history: VecDeque::new(),
-            undo_depth: DEFAULT_UNDO_DEPTH,
-        })
+        Ok(Ledger { state, history: VecDeque::new(), undo_depth: DEFAULT_UNDO_DEPTH })
     }
 
     /// Keeps undo history for the last `depth` blocks (at least 1).
@@ -128,17 +124,19 @@ impl Ledger {
         self.check_header(block)?;
         let mut ctx = ApplyContext::new(&mut self.state);
         begin_block(&mut ctx, block.height, block.timestamp);
+        let mut ids = Vec::with_capacity(block.transactions.len());
         for (index, tx) in block.transactions.iter().enumerate() {
-            if let Err(e) = apply_transaction(&mut ctx, tx) {
-                ctx.rollback();
-                return Err(LedgerError::InBlock {
-                    height: block.height,
-                    index,
-                    source: Box::new(e),
-                });
+            match apply_transaction(&mut ctx, tx) {
+                Ok(id) => ids.push(id),
+                Err(e) => {
+                    ctx.rollback();
+                    let source = Box::new(e);
+                    return Err(LedgerError::InBlock { height: block.height, index, source });
+                }
             }
         }
-        end_block(&mut ctx, block.id());
+        let id = block_id(block.height, block.timestamp, &block.previous, block.producer, &ids);
+        end_block(&mut ctx, id);
         let (session, events) = ctx.finish();
         self.push_history(session);
         Ok(BlockOutcome {
@@ -164,31 +162,24 @@ impl Ledger {
         let mut ctx = ApplyContext::new(&mut self.state);
         begin_block(&mut ctx, height, timestamp);
         let mut included = Vec::with_capacity(candidates.len());
+        let mut ids = Vec::with_capacity(candidates.len());
         let mut rejected = Vec::new();
         for tx in candidates {
             ctx.begin();
             match apply_transaction(&mut ctx, &tx) {
-                Ok(()) => {
+                Ok(id) => {
                     ctx.commit();
                     included.push(tx);
+                    ids.push(id);
                 }
                 Err(error) => {
                     ctx.rollback();
-                    rejected.push(Rejected {
-                        transaction: tx,
-                        error,
-                    });
+                    rejected.push(Rejected { transaction: tx, error });
                 }
             }
         }
-        let block = Block {
-            height,
-            timestamp,
-            previous,
-            producer,
-            transactions: included,
-        };
-        end_block(&mut ctx, block.id());
+        let block = Block { height, timestamp, previous, producer, transactions: included };
+        end_block(&mut ctx, block_id(height, timestamp, &previous, producer, &ids));
         let (session, events) = ctx.finish();
         self.push_history(session);
         let outcome = BlockOutcome {
@@ -203,9 +194,10 @@ impl Ledger {
 
     /// Undoes the head block, restoring the exact previous state.
     pub fn pop_block(&mut self) -> Result<(), LedgerError> {
-        let session = self.history.pop_back().ok_or(LedgerError::NothingToPop {
-            head: self.state.head_height(),
-        })?;
+        let session = self
+            .history
+            .pop_back()
+            .ok_or(LedgerError::NothingToPop { head: self.state.head_height() })?;
         session.undo(&mut self.state);
         Ok(())
     }
@@ -219,7 +211,7 @@ impl Ledger {
         begin_block(&mut ctx, height, next);
         let result = apply_transaction(&mut ctx, tx);
         ctx.rollback();
-        result
+        result.map(|_| ())
     }
 
     fn push_history(&mut self, session: Session) {
@@ -231,11 +223,7 @@ impl Ledger {
 
     fn check_slot(&self, height: u64, timestamp: Timestamp) -> Result<WitnessId, LedgerError> {
         let head = self.state.head_time();
-        let bad = || LedgerError::BadTimestamp {
-            height,
-            timestamp,
-            head,
-        };
+        let bad = || LedgerError::BadTimestamp { height, timestamp, head };
         if timestamp <= head {
             return Err(bad());
         }
@@ -246,10 +234,7 @@ impl Ledger {
     fn check_header(&self, block: &Block) -> Result<(), LedgerError> {
         let head = self.state.head_height();
         if block.height != head + 1 {
-            return Err(LedgerError::BadHeight {
-                head,
-                got: block.height,
-            });
+            return Err(LedgerError::BadHeight { head, got: block.height });
         }
         if block.previous != self.state.globals.head_id {
             return Err(LedgerError::BadPrevious {
@@ -271,9 +256,7 @@ impl Ledger {
 }
 
 fn begin_block(ctx: &mut ApplyContext<'_>, height: u64, timestamp: Timestamp) {
-    let new_round = ctx
-        .round_at(timestamp)
-        .filter(|r| *r != ctx.globals().schedule_round);
+    let new_round = ctx.round_at(timestamp).filter(|r| *r != ctx.globals().schedule_round);
     let g = ctx.globals_mut();
     g.head_height = height;
     g.head_time = timestamp;
@@ -293,10 +276,7 @@ fn end_block(ctx: &mut ApplyContext<'_>, block_id: Digest) {
         if ctx.is_authorized(p) {
             if let Err(reason) = ctx.execute_proposal(id) {
                 ctx.remove_proposal(id);
-                ctx.emit(LedgerEvent::ProposalFailed {
-                    proposal: id,
-                    reason,
-                });
+                ctx.emit(LedgerEvent::ProposalFailed { proposal: id, reason });
             }
         } else {
             ctx.remove_proposal(id);
@@ -309,28 +289,22 @@ fn end_block(ctx: &mut ApplyContext<'_>, block_id: Digest) {
     ctx.globals_mut().head_id = block_id;
 }
 
+/// Applies one transaction; returns its id.
 fn apply_transaction(
     ctx: &mut ApplyContext<'_>,
     tx: &SignedTransaction,
-) -> Result<(), LedgerError> {
+) -> Result<Digest, LedgerError> {
     let t = &tx.transaction;
     if t.operations.is_empty() {
         return Err(LedgerError::EmptyTransaction);
     }
     let head = ctx.now();
     if t.expiration <= head {
-        return Err(LedgerError::TransactionExpired {
-            expiration: t.expiration,
-            head,
-        });
+        return Err(LedgerError::TransactionExpired { expiration: t.expiration, head });
     }
     let max = ctx.params().maximum_time_until_expiration;
     if t.expiration.since(head) > max {
-        return Err(LedgerError::ExpirationTooFar {
-            expiration: t.expiration,
-            head,
-            max,
-        });
+        return Err(LedgerError::ExpirationTooFar { expiration: t.expiration, head, max });
     }
     let digest = t.digest(&ctx.chain_id());
     if ctx.transactions.get(&digest).is_some() {
@@ -352,22 +326,16 @@ fn apply_transaction(
     }
     for (index, op) in t.operations.iter().enumerate() {
         let kind = op.kind();
-        let fail = |source| LedgerError::Operation {
-            index,
-            kind,
-            source,
-        };
+        let fail = |source| LedgerError::Operation { index, kind, source };
         if ctx.registry().operation(kind).is_none() {
-            return Err(fail(crate::error::OperationError::UnregisteredKind {
-                kind,
-            }));
+            return Err(fail(crate::error::OperationError::UnregisteredKind { kind }));
         }
         op.validate().map_err(fail)?;
         op.check(ctx).map_err(fail)?;
         op.apply(ctx).map_err(fail)?;
     }
     ctx.record_transaction(digest, t.expiration);
-    Ok(())
+    Ok(digest)
 }
 
 #[cfg(test)]

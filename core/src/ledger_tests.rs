@@ -17,11 +17,7 @@ use crate::testkit::TestNetwork;
 use crate::tx::Transaction;
 
 fn registry() -> Arc<Registry> {
-    Registry::builder()
-        .with(&probe::PLUGIN)
-        .build()
-        .expect("unique names")
-        .into_arc()
+    Registry::builder().with(&probe::PLUGIN).build().expect("unique names").into_arc()
 }
 
 /// 3 witnesses, 6 elected SONs (threshold 5 of 6), 2 users.
@@ -30,12 +26,7 @@ fn small() -> TestNetwork {
 }
 
 fn small_with(params: ChainParameters) -> TestNetwork {
-    TestNetwork::builder()
-        .witnesses(3)
-        .sons(6)
-        .users(2)
-        .params(params)
-        .build(registry())
+    TestNetwork::builder().witnesses(3).sons(6).users(2).params(params).build(registry())
 }
 
 /// Puts `tx` in the next block on its own; the producer's verdict on it.
@@ -84,8 +75,7 @@ fn refused(net: &mut TestNetwork, tx: SignedTransaction) -> LedgerError {
 }
 
 fn op_error(e: &LedgerError) -> &OperationError {
-    e.operation_error()
-        .unwrap_or_else(|| panic!("not an operation error: {e}"))
+    e.operation_error().unwrap_or_else(|| panic!("not an operation error: {e}"))
 }
 
 fn create_tx(
@@ -129,11 +119,7 @@ fn propose(
 }
 
 fn son_probe(son: u64) -> SonProbe {
-    SonProbe {
-        son: SonId(son),
-        fail_after: None,
-        set_status: None,
-    }
+    SonProbe { son: SonId(son), fail_after: None, set_status: None }
 }
 
 /// Approvals from SON nodes `range`, all in one block.
@@ -143,12 +129,7 @@ fn approve_by_sons(
     sons: std::ops::Range<usize>,
 ) -> BlockOutcome {
     let txs: Vec<_> = sons
-        .map(|i| {
-            net.sign(
-                &net.sons[i],
-                ProposalUpdate::approve(id, net.sons[i].account),
-            )
-        })
+        .map(|i| net.sign(&net.sons[i], ProposalUpdate::approve(id, net.sons[i].account)))
         .collect();
     for tx in txs {
         net.submit(tx);
@@ -157,10 +138,7 @@ fn approve_by_sons(
     assert!(
         rejected.is_empty(),
         "{:?}",
-        rejected
-            .iter()
-            .map(|r| r.error.to_string())
-            .collect::<Vec<_>>()
+        rejected.iter().map(|r| r.error.to_string()).collect::<Vec<_>>()
     );
     outcome
 }
@@ -198,40 +176,21 @@ fn blocks_from_the_wrong_producer_height_link_or_slot_are_refused_unchanged() {
     let before = net.ledger.state_hash();
     let wrong_producer = WitnessId((good.producer.0 + 1) % 3);
     let cases = [
-        Block {
-            producer: wrong_producer,
-            ..good.clone()
-        },
-        Block {
-            height: 2,
-            ..good.clone()
-        },
-        Block {
-            previous: Digest::of(b"elsewhere"),
-            ..good.clone()
-        },
-        Block {
-            timestamp: t.plus(1),
-            ..good.clone()
-        },
-        Block {
-            timestamp: st.head_time(),
-            ..good.clone()
-        },
+        Block { producer: wrong_producer, ..good.clone() },
+        Block { height: 2, ..good.clone() },
+        Block { previous: Digest::of(b"elsewhere"), ..good.clone() },
+        Block { timestamp: t.plus(1), ..good.clone() },
+        Block { timestamp: st.head_time(), ..good.clone() },
     ];
-    let errors: Vec<String> = cases
-        .iter()
-        .map(|b| net.ledger.apply_block(b).expect_err("refused").to_string())
-        .collect();
+    let errors: Vec<String> =
+        cases.iter().map(|b| net.ledger.apply_block(b).expect_err("refused").to_string()).collect();
     assert!(errors[0].contains("slot belongs to"), "{}", errors[0]);
     assert!(errors[1].contains("does not follow"), "{}", errors[1]);
     assert!(errors[2].contains("does not link"), "{}", errors[2]);
     assert!(errors[3].contains("not a block slot"), "{}", errors[3]);
     assert!(errors[4].contains("not a block slot"), "{}", errors[4]);
     assert_eq!(net.ledger.state_hash(), before);
-    net.ledger
-        .apply_block(&good)
-        .expect("the good block applies");
+    net.ledger.apply_block(&good).expect("the good block applies");
 }
 
 #[test]
@@ -241,10 +200,7 @@ fn every_witness_produces_once_per_round() {
     let g = st.globals().genesis_time;
     for round in 0..4u64 {
         let producers: BTreeSet<WitnessId> = (1..=3)
-            .map(|k| {
-                st.scheduled_producer(g.plus((round * 3 + k) * 3))
-                    .expect("scheduled")
-            })
+            .map(|k| st.scheduled_producer(g.plus((round * 3 + k) * 3)).expect("scheduled"))
             .collect();
         assert_eq!(producers.len(), 3, "round {round}");
     }
@@ -256,11 +212,7 @@ fn a_replica_applying_produced_blocks_reaches_the_same_state_hash() {
     let mut replica = small();
     let mut with_txs = 0;
     for i in 0..40 {
-        let txs = if i % 7 == 0 {
-            vec![producer.heartbeat(i % 6)]
-        } else {
-            vec![]
-        };
+        let txs = if i % 7 == 0 { vec![producer.heartbeat(i % 6)] } else { vec![] };
         let t = producer.ledger.state().next_slot_time();
         let (block, _, rejected) = producer.ledger.produce_block(t, txs).expect("produce");
         assert!(rejected.is_empty());
@@ -274,6 +226,8 @@ fn a_replica_applying_produced_blocks_reaches_the_same_state_hash() {
         );
     }
     assert_eq!(with_txs, 6, "the heartbeats were carried");
+    let head = replica.ledger.state().globals().head_id;
+    assert_eq!(head, producer.ledger.state().globals().head_id);
 }
 
 // ----- transactions and signatures -----
@@ -296,39 +250,22 @@ fn forged_missing_and_duplicate_signatures_are_refused_unchanged() {
     );
 
     // No signature at all.
-    let unsigned = SignedTransaction {
-        transaction: tx.clone(),
-        signatures: vec![],
-    };
-    assert!(matches!(
-        refused(&mut net, unsigned),
-        LedgerError::MissingAuthority { .. }
-    ));
+    let unsigned = SignedTransaction { transaction: tx.clone(), signatures: vec![] };
+    assert!(matches!(refused(&mut net, unsigned), LedgerError::MissingAuthority { .. }));
 
     // A signature over other bytes, claimed by the right key.
     let mut forged = tx.clone().sign(&chain, &[&net.sons[1].keys]);
     forged.transaction.expiration = forged.transaction.expiration.plus(3);
-    assert!(matches!(
-        refused(&mut net, forged),
-        LedgerError::InvalidSignature { .. }
-    ));
+    assert!(matches!(refused(&mut net, forged), LedgerError::InvalidSignature { .. }));
 
     // The same key twice.
     let mut twice = tx.clone().sign(&chain, &[&net.sons[1].keys]);
     twice.signatures.push(twice.signatures[0]);
-    assert!(matches!(
-        refused(&mut net, twice),
-        LedgerError::DuplicateSignature { .. }
-    ));
+    assert!(matches!(refused(&mut net, twice), LedgerError::DuplicateSignature { .. }));
 
     // Signed for another chain.
-    let other_chain = tx
-        .clone()
-        .sign(&Digest::of(b"another chain"), &[&net.sons[1].keys]);
-    assert!(matches!(
-        refused(&mut net, other_chain),
-        LedgerError::InvalidSignature { .. }
-    ));
+    let other_chain = tx.clone().sign(&Digest::of(b"another chain"), &[&net.sons[1].keys]);
+    assert!(matches!(refused(&mut net, other_chain), LedgerError::InvalidSignature { .. }));
 
     let good = tx.sign(&chain, &[&net.sons[1].keys]);
     apply_block_with(&mut net, vec![good]).expect("properly signed heartbeat applies");
@@ -339,10 +276,7 @@ fn a_transaction_is_applied_at_most_once() {
     let mut net = small();
     let tx = net.heartbeat(0);
     apply_one(&mut net, tx.clone()).expect("first time");
-    assert!(matches!(
-        refused(&mut net, tx),
-        LedgerError::DuplicateTransaction(_)
-    ));
+    assert!(matches!(refused(&mut net, tx), LedgerError::DuplicateTransaction(_)));
 }
 
 #[test]
@@ -355,16 +289,10 @@ fn expired_and_far_future_transactions_are_refused() {
         timestamp: net.ledger.state().next_slot_time(),
     };
     let old = Transaction::single(net.now(), hb(&net)).sign(&chain, &[&net.sons[0].keys]);
-    assert!(matches!(
-        refused(&mut net, old),
-        LedgerError::TransactionExpired { .. }
-    ));
+    assert!(matches!(refused(&mut net, old), LedgerError::TransactionExpired { .. }));
     let far = Transaction::single(net.now().plus(2 * 86_400), hb(&net))
         .sign(&chain, &[&net.sons[0].keys]);
-    assert!(matches!(
-        refused(&mut net, far),
-        LedgerError::ExpirationTooFar { .. }
-    ));
+    assert!(matches!(refused(&mut net, far), LedgerError::ExpirationTooFar { .. }));
 }
 
 #[test]
@@ -393,10 +321,7 @@ fn malformed_and_unknown_kind_json_are_decode_errors() {
     assert!(matches!(e, LedgerError::Decode { .. }));
 
     let extra = good.replace("\"timestamp\"", "\"colour\":1,\"timestamp\"");
-    assert!(
-        SignedTransaction::from_json(&extra).is_err(),
-        "unknown operation fields are refused"
-    );
+    assert!(SignedTransaction::from_json(&extra).is_err(), "unknown operation fields are refused");
 }
 
 #[test]
@@ -404,12 +329,7 @@ fn operations_of_kinds_missing_from_the_registry_are_refused() {
     // A ledger without the probe kinds: the probe type is linked but not registered.
     let reg = Registry::builder().build().expect("core only").into_arc();
     let mut net = TestNetwork::builder().witnesses(3).sons(6).build(reg);
-    let tx = create_tx(
-        &net,
-        &net.witnesses[0].clone(),
-        vec![Box::new(son_probe(1))],
-        60,
-    );
+    let tx = create_tx(&net, &net.witnesses[0].clone(), vec![Box::new(son_probe(1))], 60);
     let e = refused(&mut net, tx);
     assert!(
         matches!(op_error(&e), OperationError::UnregisteredKind { kind } if *kind == probe::SON_PROBE),
@@ -426,33 +346,21 @@ fn heartbeats_outside_five_block_intervals_of_head_time_are_refused() {
     // time is its last heartbeat, so keep ahead of it).
     let t = net.now().plus(30);
     produce_until(&mut net, t);
-    for (son, offset, ok) in [
-        (0usize, 16i64, false),
-        (0, -16, false),
-        (0, 15, true),
-        (1, -12, true),
-    ] {
+    for (son, offset, ok) in
+        [(0usize, 16i64, false), (0, -16, false), (0, 15, true), (1, -12, true)]
+    {
         let next = net.ledger.state().next_slot_time();
-        let ts = if offset >= 0 {
-            next.plus(offset as u64)
-        } else {
-            next.minus(offset.unsigned_abs())
-        };
-        let hb = SonHeartbeat {
-            son: SonId(son as u64),
-            owner: net.sons[son].account,
-            timestamp: ts,
-        };
+        let ts =
+            if offset >= 0 { next.plus(offset as u64) } else { next.minus(offset.unsigned_abs()) };
+        let hb =
+            SonHeartbeat { son: SonId(son as u64), owner: net.sons[son].account, timestamp: ts };
         let tx = net.sign(&net.sons[son], hb);
         let result = apply_block_with(&mut net, vec![tx]);
         if ok {
             result.unwrap_or_else(|e| panic!("offset {offset} is within the window: {e}"));
         } else {
             let e = result.expect_err("outside the window");
-            assert!(
-                matches!(op_error(&e), OperationError::HeartbeatOutsideWindow { .. }),
-                "{e}"
-            );
+            assert!(matches!(op_error(&e), OperationError::HeartbeatOutsideWindow { .. }), "{e}");
         }
     }
 }
@@ -462,24 +370,11 @@ fn heartbeats_must_move_forward_and_come_from_the_owner() {
     let mut net = small();
     let arg = net.heartbeat(0);
     apply_one(&mut net, arg).expect("first");
-    let last = net
-        .ledger
-        .state()
-        .son(SonId(0))
-        .expect("son")
-        .statistics
-        .last_active_timestamp;
-    let stale = SonHeartbeat {
-        son: SonId(0),
-        owner: net.sons[0].account,
-        timestamp: last,
-    };
+    let last = net.ledger.state().son(SonId(0)).expect("son").statistics.last_active_timestamp;
+    let stale = SonHeartbeat { son: SonId(0), owner: net.sons[0].account, timestamp: last };
     let arg = net.sign(&net.sons[0], stale);
     let e = refused(&mut net, arg);
-    assert!(
-        matches!(op_error(&e), OperationError::StaleHeartbeat { .. }),
-        "{e}"
-    );
+    assert!(matches!(op_error(&e), OperationError::StaleHeartbeat { .. }), "{e}");
 
     let hb = SonHeartbeat {
         son: SonId(0),
@@ -488,10 +383,7 @@ fn heartbeats_must_move_forward_and_come_from_the_owner() {
     };
     let arg = net.sign(&net.sons[1], hb);
     let e = refused(&mut net, arg);
-    assert!(
-        matches!(op_error(&e), OperationError::NotSonOwner { .. }),
-        "{e}"
-    );
+    assert!(matches!(op_error(&e), OperationError::NotSonOwner { .. }), "{e}");
 }
 
 /// Executes a SON probe that moves `son` to `status`, approved by SONs 0..5 (skipping `son`).
@@ -500,33 +392,20 @@ fn move_son(net: &mut TestNetwork, son: usize, status: SonStatus) -> BlockOutcom
     let id = propose(
         net,
         &w,
-        SonProbe {
-            son: SonId(son as u64),
-            fail_after: None,
-            set_status: Some(status),
-        },
+        SonProbe { son: SonId(son as u64), fail_after: None, set_status: Some(status) },
         600,
     );
     let approvers: Vec<usize> = (0..6).filter(|i| *i != son).take(5).collect();
     let txs: Vec<_> = approvers
         .iter()
-        .map(|i| {
-            net.sign(
-                &net.sons[*i],
-                ProposalUpdate::approve(id, net.sons[*i].account),
-            )
-        })
+        .map(|i| net.sign(&net.sons[*i], ProposalUpdate::approve(id, net.sons[*i].account)))
         .collect();
     for tx in txs {
         net.submit(tx);
     }
     let (o, rejected) = net.produce_block();
     assert!(rejected.is_empty());
-    assert!(
-        has_event(&o, &LedgerEvent::ProposalExecuted { proposal: id }),
-        "{:?}",
-        o.events
-    );
+    assert!(has_event(&o, &LedgerEvent::ProposalExecuted { proposal: id }), "{:?}", o.events);
     o
 }
 
@@ -542,13 +421,7 @@ fn a_heartbeat_brings_an_in_maintenance_son_back_and_accounts_its_downtime() {
             to: SonStatus::InMaintenance
         }
     ));
-    let down = net
-        .ledger
-        .state()
-        .son(SonId(2))
-        .expect("son")
-        .statistics
-        .last_down_timestamp;
+    let down = net.ledger.state().son(SonId(2)).expect("son").statistics.last_down_timestamp;
     let arg = net.now().plus(60);
     produce_until(&mut net, arg);
     let beat_at = net.ledger.state().next_slot_time();
@@ -570,34 +443,20 @@ fn a_heartbeat_brings_an_in_maintenance_son_back_and_accounts_its_downtime() {
 
 #[test]
 fn a_son_back_from_maintenance_is_inactive_if_no_longer_elected() {
-    let mut net = TestNetwork::builder()
-        .witnesses(3)
-        .sons(6)
-        .standby_sons(1)
-        .build(registry());
+    let mut net = TestNetwork::builder().witnesses(3).sons(6).standby_sons(1).build(registry());
     // The standby SON (index 6) is not elected; send it to maintenance through a probe.
     let w = net.witnesses[0].clone();
     let id = propose(
         &mut net,
         &w,
-        SonProbe {
-            son: SonId(6),
-            fail_after: None,
-            set_status: Some(SonStatus::InMaintenance),
-        },
+        SonProbe { son: SonId(6), fail_after: None, set_status: Some(SonStatus::InMaintenance) },
         600,
     );
     approve_by_sons(&mut net, id, 0..5);
-    assert_eq!(
-        net.ledger.state().son(SonId(6)).expect("son").status,
-        SonStatus::InMaintenance
-    );
+    assert_eq!(net.ledger.state().son(SonId(6)).expect("son").status, SonStatus::InMaintenance);
     let arg = net.heartbeat(6);
     apply_one(&mut net, arg).expect("heartbeat");
-    assert_eq!(
-        net.ledger.state().son(SonId(6)).expect("son").status,
-        SonStatus::Inactive
-    );
+    assert_eq!(net.ledger.state().son(SonId(6)).expect("son").status, SonStatus::Inactive);
 }
 
 #[test]
@@ -606,10 +465,7 @@ fn a_deregistered_son_can_neither_heartbeat_nor_change_status() {
     move_son(&mut net, 4, SonStatus::Deregistered);
     let arg = net.heartbeat(4);
     let e = refused(&mut net, arg);
-    assert!(
-        matches!(op_error(&e), OperationError::Deregistered(s) if *s == SonId(4)),
-        "{e}"
-    );
+    assert!(matches!(op_error(&e), OperationError::Deregistered(s) if *s == SonId(4)), "{e}");
     // Even a proposal that would move it is refused at creation (its check fails).
     let w = net.witnesses[0].clone();
     let tx = create_tx(
@@ -623,10 +479,7 @@ fn a_deregistered_son_can_neither_heartbeat_nor_change_status() {
         60,
     );
     let e = refused(&mut net, tx);
-    assert!(
-        matches!(op_error(&e), OperationError::Deregistered(_)),
-        "{e}"
-    );
+    assert!(matches!(op_error(&e), OperationError::Deregistered(_)), "{e}");
 }
 
 // ----- the SON consensus authority -----
@@ -640,14 +493,7 @@ fn consensus_threshold_is_two_thirds_plus_one_of_counted_sons() {
     // Keep SONs 0..4 heartbeating, let 4 and 5 go silent past son_down_time.
     let until = net.now().plus(400);
     while net.now() < until {
-        if net
-            .ledger
-            .state()
-            .next_slot_time()
-            .since(net.genesis.genesis_time)
-            % 180
-            == 0
-        {
+        if net.ledger.state().next_slot_time().since(net.genesis.genesis_time) % 180 == 0 {
             for i in 0..4 {
                 net.submit(net.heartbeat(i));
             }
@@ -655,41 +501,25 @@ fn consensus_threshold_is_two_thirds_plus_one_of_counted_sons() {
         net.produce_block();
     }
     let auth = net.ledger.state().son_consensus_authority();
-    assert_eq!(
-        auth.weight_threshold,
-        u32::MAX,
-        "4 live SONs are below min_son_count (5)"
-    );
+    assert_eq!(auth.weight_threshold, u32::MAX, "4 live SONs are below min_son_count (5)");
     assert_eq!(auth.account_auths.values().filter(|w| **w == 1).count(), 4);
 }
 
 #[test]
 fn elected_policy_counts_down_sons_and_live_policy_does_not() {
-    for (policy, expect_executed) in [
-        (ThresholdPolicy::Elected, false),
-        (ThresholdPolicy::Live, true),
-    ] {
+    for (policy, expect_executed) in
+        [(ThresholdPolicy::Elected, false), (ThresholdPolicy::Live, true)]
+    {
         let params = ChainParameters {
             threshold_policy: policy,
             min_son_count: 3,
             ..ChainParameters::default()
         };
-        let mut net = TestNetwork::builder()
-            .witnesses(3)
-            .sons(9)
-            .params(params)
-            .build(registry());
+        let mut net = TestNetwork::builder().witnesses(3).sons(9).params(params).build(registry());
         // SONs 6, 7, 8 go silent; the other six heartbeat.
         let until = net.now().plus(400);
         while net.now() < until {
-            if net
-                .ledger
-                .state()
-                .next_slot_time()
-                .since(net.genesis.genesis_time)
-                % 180
-                == 0
-            {
+            if net.ledger.state().next_slot_time().since(net.genesis.genesis_time) % 180 == 0 {
                 for i in 0..6 {
                     net.submit(net.heartbeat(i));
                 }
@@ -700,11 +530,7 @@ fn elected_policy_counts_down_sons_and_live_policy_does_not() {
         let id = propose(&mut net, &w, son_probe(8), 600);
         // elected: N = 9, threshold floor(18/3)+1 = 7, and only 6 SONs are up to approve.
         // live: N = 6, threshold 5, so the fifth approval executes it.
-        let up = if policy == ThresholdPolicy::Elected {
-            0..6
-        } else {
-            0..5
-        };
+        let up = if policy == ThresholdPolicy::Elected { 0..6 } else { 0..5 };
         let o = approve_by_sons(&mut net, id, up);
         assert_eq!(
             has_event(&o, &LedgerEvent::ProposalExecuted { proposal: id }),
@@ -720,27 +546,14 @@ fn elected_policy_counts_down_sons_and_live_policy_does_not() {
 fn nested_proposals_and_unproposable_kinds_are_refused() {
     let mut net = small();
     let w = net.witnesses[0].clone();
-    let inner = ProposalDelete {
-        proposal: ProposalId(0),
-        account: w.account,
-    };
+    let inner = ProposalDelete { proposal: ProposalId(0), account: w.account };
     let arg = create_tx(&net, &w, vec![Box::new(inner)], 60);
     let e = refused(&mut net, arg);
-    assert!(
-        matches!(op_error(&e), OperationError::NestedProposal { .. }),
-        "{e}"
-    );
-    let hb = SonHeartbeat {
-        son: SonId(0),
-        owner: net.sons[0].account,
-        timestamp: net.now(),
-    };
+    assert!(matches!(op_error(&e), OperationError::NestedProposal { .. }), "{e}");
+    let hb = SonHeartbeat { son: SonId(0), owner: net.sons[0].account, timestamp: net.now() };
     let arg = create_tx(&net, &w, vec![Box::new(hb)], 60);
     let e = refused(&mut net, arg);
-    assert!(
-        matches!(op_error(&e), OperationError::NotProposable { .. }),
-        "{e}"
-    );
+    assert!(matches!(op_error(&e), OperationError::NotProposable { .. }), "{e}");
     let arg = create_tx(&net, &w, vec![], 60);
     let e = refused(&mut net, arg);
     assert!(matches!(op_error(&e), OperationError::EmptyProposal), "{e}");
@@ -752,10 +565,7 @@ fn only_eligible_proposers_may_create_son_proposals() {
     let user = net.users[0].clone();
     let arg = create_tx(&net, &user, vec![Box::new(son_probe(1))], 60);
     let e = refused(&mut net, arg);
-    assert!(
-        matches!(op_error(&e), OperationError::IneligibleProposer { .. }),
-        "{e}"
-    );
+    assert!(matches!(op_error(&e), OperationError::IneligibleProposer { .. }), "{e}");
     assert_eq!(records(&net), 0);
     let son = net.sons[0].clone();
     propose(&mut net, &son, son_probe(1), 60);
@@ -766,12 +576,7 @@ fn only_eligible_proposers_may_create_son_proposals() {
 fn lifetimes_beyond_the_chain_or_kind_cap_are_refused() {
     let mut net = small();
     let w = net.witnesses[0].clone();
-    let arg = create_tx(
-        &net,
-        &w,
-        vec![Box::new(son_probe(1))],
-        probe::PROBE_LIFETIME + 3,
-    );
+    let arg = create_tx(&net, &w, vec![Box::new(son_probe(1))], probe::PROBE_LIFETIME + 3);
     let e = refused(&mut net, arg);
     assert!(
         matches!(op_error(&e), OperationError::LifetimeTooLong { cap_of, .. } if *cap_of == probe::SON_PROBE),
@@ -787,10 +592,7 @@ fn lifetimes_beyond_the_chain_or_kind_cap_are_refused() {
         },
     );
     let e = refused(&mut net, tx);
-    assert!(
-        matches!(op_error(&e), OperationError::ExpirationNotInFuture { .. }),
-        "{e}"
-    );
+    assert!(matches!(op_error(&e), OperationError::ExpirationNotInFuture { .. }), "{e}");
 }
 
 #[test]
@@ -818,17 +620,10 @@ fn a_second_live_proposal_for_the_same_kind_and_subject_is_refused_naming_the_fi
 fn a_son_proposal_kind_must_be_alone_in_its_proposal() {
     let mut net = small();
     let w = net.witnesses[0].clone();
-    let plain = PlainProbe {
-        account: net.users[0].account,
-        amount: 1,
-        fail_after: None,
-    };
+    let plain = PlainProbe { account: net.users[0].account, amount: 1, fail_after: None };
     let arg = create_tx(&net, &w, vec![Box::new(son_probe(1)), Box::new(plain)], 60);
     let e = refused(&mut net, arg);
-    assert!(
-        matches!(op_error(&e), OperationError::SonProposalNotAlone { .. }),
-        "{e}"
-    );
+    assert!(matches!(op_error(&e), OperationError::SonProposalNotAlone { .. }), "{e}");
     assert_eq!(records(&net), 0, "no record leaks from a refused proposal");
 }
 
@@ -842,10 +637,7 @@ fn approvals_from_accounts_outside_the_authority_are_refused() {
     let user = net.users[0].clone();
     let arg = net.sign(&user, ProposalUpdate::approve(id, user.account));
     let e = refused(&mut net, arg);
-    assert!(
-        matches!(op_error(&e), OperationError::NotAnApprover { .. }),
-        "{e}"
-    );
+    assert!(matches!(op_error(&e), OperationError::NotAnApprover { .. }), "{e}");
     // Approving for someone else needs their signature.
     let arg = net.sign(&user, ProposalUpdate::approve(id, net.sons[0].account));
     let e = refused(&mut net, arg);
@@ -866,10 +658,7 @@ fn approvals_can_be_withdrawn_but_not_doubled() {
     };
     let arg = net.sign(&s0, again);
     let e = refused(&mut net, arg);
-    assert!(
-        matches!(op_error(&e), OperationError::AlreadyApproved { .. }),
-        "{e}"
-    );
+    assert!(matches!(op_error(&e), OperationError::AlreadyApproved { .. }), "{e}");
     let withdraw = ProposalUpdate {
         proposal: id,
         approvals_to_add: BTreeSet::new(),
@@ -877,19 +666,10 @@ fn approvals_can_be_withdrawn_but_not_doubled() {
     };
     let arg = net.sign(&s0, withdraw.clone());
     apply_one(&mut net, arg).expect("withdraw");
-    assert!(net
-        .ledger
-        .state()
-        .proposal(id)
-        .expect("live")
-        .approvals
-        .is_empty());
+    assert!(net.ledger.state().proposal(id).expect("live").approvals.is_empty());
     let arg = net.sign(&s0, withdraw);
     let e = refused(&mut net, arg);
-    assert!(
-        matches!(op_error(&e), OperationError::NotApproved { .. }),
-        "{e}"
-    );
+    assert!(matches!(op_error(&e), OperationError::NotApproved { .. }), "{e}");
 }
 
 #[test]
@@ -898,33 +678,11 @@ fn a_proposal_executes_as_soon_as_the_threshold_is_met_and_not_before() {
     let w = net.witnesses[0].clone();
     let id = propose(&mut net, &w, son_probe(1), 600);
     let o = approve_by_sons(&mut net, id, 0..4);
-    assert!(
-        !has_event(&o, &LedgerEvent::ProposalExecuted { proposal: id }),
-        "4 of 6 is below 5"
-    );
-    assert_eq!(
-        net.ledger
-            .state()
-            .son(SonId(1))
-            .expect("son")
-            .statistics
-            .txs_signed,
-        0
-    );
+    assert!(!has_event(&o, &LedgerEvent::ProposalExecuted { proposal: id }), "4 of 6 is below 5");
+    assert_eq!(net.ledger.state().son(SonId(1)).expect("son").statistics.txs_signed, 0);
     let o = approve_by_sons(&mut net, id, 4..5);
-    assert!(has_event(
-        &o,
-        &LedgerEvent::ProposalExecuted { proposal: id }
-    ));
-    assert_eq!(
-        net.ledger
-            .state()
-            .son(SonId(1))
-            .expect("son")
-            .statistics
-            .txs_signed,
-        1
-    );
+    assert!(has_event(&o, &LedgerEvent::ProposalExecuted { proposal: id }));
+    assert_eq!(net.ledger.state().son(SonId(1)).expect("son").statistics.txs_signed, 1);
 }
 
 // ----- proposals: every removal path removes the record -----
@@ -935,9 +693,7 @@ fn record_is_removed_when_the_proposal_executes() {
     let w = net.witnesses[0].clone();
     let id = propose(&mut net, &w, son_probe(1), 600);
     assert_eq!(
-        net.ledger
-            .state()
-            .live_proposal(probe::SON_PROBE, &Subject::Son(SonId(1))),
+        net.ledger.state().live_proposal(probe::SON_PROBE, &Subject::Son(SonId(1))),
         Some(id)
     );
     approve_by_sons(&mut net, id, 0..5);
@@ -951,21 +707,13 @@ fn record_is_removed_when_the_proposal_expires_unapproved() {
     let mut net = small();
     let w = net.witnesses[0].clone();
     let id = propose(&mut net, &w, son_probe(1), 30);
-    let exp = net
-        .ledger
-        .state()
-        .proposal(id)
-        .expect("live")
-        .expiration_time;
+    let exp = net.ledger.state().proposal(id).expect("live").expiration_time;
     let events = produce_until(&mut net, exp.minus(3));
     assert!(events.is_empty(), "still live one slot before expiry");
     assert_eq!(records(&net), 1);
     let (o, _) = net.produce_block();
     assert_eq!(o.timestamp, exp);
-    assert!(has_event(
-        &o,
-        &LedgerEvent::ProposalExpired { proposal: id }
-    ));
+    assert!(has_event(&o, &LedgerEvent::ProposalExpired { proposal: id }));
     assert_eq!(records(&net), 0);
     // The slot is free again.
     propose(&mut net, &w, son_probe(1), 30);
@@ -980,11 +728,7 @@ fn a_failed_execution_keeps_the_proposal_and_retries_once_at_expiry_then_removes
     let id = propose(
         &mut net,
         &w,
-        SonProbe {
-            son: SonId(1),
-            fail_after: Some(fail_after),
-            set_status: None,
-        },
+        SonProbe { son: SonId(1), fail_after: Some(fail_after), set_status: None },
         60,
     );
     let o = approve_by_sons(&mut net, id, 0..5);
@@ -992,26 +736,15 @@ fn a_failed_execution_keeps_the_proposal_and_retries_once_at_expiry_then_removes
         |e| matches!(e, LedgerEvent::ProposalExecutionFailed { proposal, .. } if *proposal == id),
     );
     assert!(failed, "{:?}", o.events);
-    let p = net
-        .ledger
-        .state()
-        .proposal(id)
-        .expect("kept after a failed execution");
+    let p = net.ledger.state().proposal(id).expect("kept after a failed execution");
     assert!(
-        p.fail_reason
-            .as_deref()
-            .is_some_and(|r| r.contains("probe set to fail")),
+        p.fail_reason.as_deref().is_some_and(|r| r.contains("probe set to fail")),
         "{:?}",
         p.fail_reason
     );
     assert_eq!(records(&net), 1);
     assert_eq!(
-        net.ledger
-            .state()
-            .son(SonId(1))
-            .expect("son")
-            .statistics
-            .txs_signed,
+        net.ledger.state().son(SonId(1)).expect("son").statistics.txs_signed,
         0,
         "nothing applied"
     );
@@ -1064,15 +797,9 @@ fn a_review_period_defers_execution_to_expiry_and_blocks_new_approvals() {
     };
     let arg = net.sign(&acct, other);
     let e = refused(&mut net, arg);
-    assert!(
-        matches!(op_error(&e), OperationError::InReviewPeriod(p) if *p == id),
-        "{e}"
-    );
+    assert!(matches!(op_error(&e), OperationError::InReviewPeriod(p) if *p == id), "{e}");
     let events = produce_until(&mut net, exp);
-    assert!(
-        events.contains(&LedgerEvent::ProposalExecuted { proposal: id }),
-        "{events:?}"
-    );
+    assert!(events.contains(&LedgerEvent::ProposalExecuted { proposal: id }), "{events:?}");
     assert_eq!(net.ledger.state().vesting_balances().len(), 1);
     assert_eq!(records(&net), 0);
 }
@@ -1092,33 +819,12 @@ fn record_is_removed_when_a_required_approver_deletes_the_proposal() {
     assert_eq!(records(&net), 1);
     // Someone who is not a required approver cannot delete it.
     let other = net.users[1].clone();
-    let arg = net.sign(
-        &other,
-        ProposalDelete {
-            proposal: id,
-            account: other.account,
-        },
-    );
+    let arg = net.sign(&other, ProposalDelete { proposal: id, account: other.account });
     let e = refused(&mut net, arg);
-    assert!(
-        matches!(op_error(&e), OperationError::NotRequiredApprover { .. }),
-        "{e}"
-    );
-    let arg = net.sign(
-        &acct,
-        ProposalDelete {
-            proposal: id,
-            account: acct.account,
-        },
-    );
+    assert!(matches!(op_error(&e), OperationError::NotRequiredApprover { .. }), "{e}");
+    let arg = net.sign(&acct, ProposalDelete { proposal: id, account: acct.account });
     let o = apply_one(&mut net, arg).expect("veto");
-    assert!(has_event(
-        &o,
-        &LedgerEvent::ProposalDeleted {
-            proposal: id,
-            by: acct.account
-        }
-    ));
+    assert!(has_event(&o, &LedgerEvent::ProposalDeleted { proposal: id, by: acct.account }));
     assert!(net.ledger.state().proposal(id).is_none());
     assert_eq!(records(&net), 0);
 }
@@ -1129,25 +835,15 @@ fn a_multi_operation_proposal_applies_all_or_nothing() {
     let w = net.witnesses[0].clone();
     let acct = net.users[0].clone();
     let fail_after = net.ledger.state().next_slot_time().plus(3);
-    let ok = PlainProbe {
-        account: acct.account,
-        amount: 5,
-        fail_after: None,
-    };
-    let bad = PlainProbe {
-        account: acct.account,
-        amount: 6,
-        fail_after: Some(fail_after),
-    };
+    let ok = PlainProbe { account: acct.account, amount: 5, fail_after: None };
+    let bad = PlainProbe { account: acct.account, amount: 6, fail_after: Some(fail_after) };
     let tx = create_tx(&net, &w, vec![Box::new(ok.clone()), Box::new(bad)], 60);
     let id = created_id(&apply_one(&mut net, tx).expect("created"));
     assert_eq!(records(&net), 0, "plain kinds keep no record");
     let arg = net.sign(&acct, ProposalUpdate::approve(id, acct.account));
     let o = apply_one(&mut net, arg).expect("approve");
     assert!(
-        o.events
-            .iter()
-            .any(|e| matches!(e, LedgerEvent::ProposalExecutionFailed { .. })),
+        o.events.iter().any(|e| matches!(e, LedgerEvent::ProposalExecutionFailed { .. })),
         "{:?}",
         o.events
     );
@@ -1157,9 +853,7 @@ fn a_multi_operation_proposal_applies_all_or_nothing() {
         "the first operation was rolled back too"
     );
     assert!(
-        !o.events
-            .iter()
-            .any(|e| matches!(e, LedgerEvent::VestingCreated { .. })),
+        !o.events.iter().any(|e| matches!(e, LedgerEvent::VestingCreated { .. })),
         "its event too"
     );
 
@@ -1194,17 +888,9 @@ fn pop_block_restores_the_exact_previous_state() {
         assert_eq!(&net.ledger.state_hash(), expected);
     }
     assert_eq!(net.ledger.state().head_height(), 0);
-    assert!(matches!(
-        net.ledger.pop_block(),
-        Err(LedgerError::NothingToPop { head: 0 })
-    ));
+    assert!(matches!(net.ledger.pop_block(), Err(LedgerError::NothingToPop { head: 0 })));
     // Indexes were restored too: the record query answers as at genesis.
-    assert_eq!(
-        net.ledger
-            .state()
-            .live_proposal(probe::SON_PROBE, &Subject::Son(SonId(1))),
-        None
-    );
+    assert_eq!(net.ledger.state().live_proposal(probe::SON_PROBE, &Subject::Son(SonId(1))), None);
 }
 
 #[test]
@@ -1217,10 +903,7 @@ fn undo_history_is_bounded_by_its_depth() {
     for _ in 0..5 {
         net.ledger.pop_block().expect("pop");
     }
-    assert!(matches!(
-        net.ledger.pop_block(),
-        Err(LedgerError::NothingToPop { head: 15 })
-    ));
+    assert!(matches!(net.ledger.pop_block(), Err(LedgerError::NothingToPop { head: 15 })));
 }
 
 #[test]
@@ -1260,18 +943,10 @@ fn genesis_inconsistencies_are_named() {
     let (mut g, ..) = TestNetwork::builder().witnesses(3).sons(6).genesis();
     g.elected_sons.push(SonId(0));
     assert!(Ledger::new(&g, registry()).is_err());
-    let (mut g, ..) = TestNetwork::builder()
-        .witnesses(3)
-        .sons(6)
-        .standby_sons(1)
-        .genesis();
+    let (mut g, ..) = TestNetwork::builder().witnesses(3).sons(6).standby_sons(1).genesis();
     g.sons[6].status = SonStatus::Active;
     let e = Ledger::new(&g, registry()).expect_err("active but not elected");
-    assert!(
-        e.to_string()
-            .contains("1.33.6 is a non-elected son and cannot start active"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("1.33.6 is a non-elected son and cannot start active"), "{e}");
     // An imported chain may start with SONs in maintenance or deregistered.
     g.sons[6].status = SonStatus::Deregistered;
     g.sons[5].status = SonStatus::InMaintenance;
@@ -1298,12 +973,8 @@ fn extension_records_are_stored_hashed_and_undone() {
     let mut net = small();
     let w = net.witnesses[0].clone();
     let acct = net.users[0].clone();
-    let op = AccountProbe {
-        account: acct.account,
-        subject: "ext".into(),
-        amount: 42,
-        fail_after: None,
-    };
+    let op =
+        AccountProbe { account: acct.account, subject: "ext".into(), amount: 42, fail_after: None };
     let id = propose(&mut net, &w, op, 600);
     let before = net.ledger.state_hash();
     let tx = net.sign(&acct, ProposalUpdate::approve(id, acct.account));
@@ -1317,11 +988,25 @@ fn extension_records_are_stored_hashed_and_undone() {
     );
     assert_eq!(st.extension::<u64>(probe::ACCOUNT_PROBE, "other"), None);
     net.ledger.pop_block().expect("pop");
-    assert_eq!(
-        net.ledger
-            .state()
-            .extension::<u64>(probe::ACCOUNT_PROBE, "ext"),
-        None
-    );
+    assert_eq!(net.ledger.state().extension::<u64>(probe::ACCOUNT_PROBE, "ext"), None);
     assert_eq!(net.ledger.state_hash(), before);
+}
+
+#[test]
+fn the_block_id_commits_to_the_header_and_the_transactions() {
+    let mut net = small();
+    let chain = net.ledger.state().chain_id();
+    let t = net.ledger.state().next_slot_time();
+    let (block, _, _) = net.ledger.produce_block(t, vec![net.heartbeat(0)]).expect("produce");
+    assert_eq!(
+        net.ledger.state().globals().head_id,
+        block.id(&chain),
+        "the head id is the block id"
+    );
+    let mut other = block.clone();
+    other.transactions.clear();
+    assert_ne!(other.id(&chain), block.id(&chain));
+    let mut later = block.clone();
+    later.timestamp = later.timestamp.plus(3);
+    assert_ne!(later.id(&chain), block.id(&chain));
 }

@@ -34,12 +34,8 @@ impl Authority {
 
     /// Whether a threshold can be reached at all.
     pub fn is_satisfiable(&self) -> bool {
-        let total: u64 = self
-            .account_auths
-            .values()
-            .chain(self.key_auths.values())
-            .map(|&w| u64::from(w))
-            .sum();
+        let total: u64 =
+            self.account_auths.values().chain(self.key_auths.values()).map(|&w| u64::from(w)).sum();
         self.weight_threshold > 0 && total >= u64::from(self.weight_threshold)
     }
 }

@@ -183,25 +183,16 @@ impl Deref for ApplyContext<'_> {
 
 impl<'a> ApplyContext<'a> {
     pub(crate) fn new(state: &'a mut State) -> Self {
-        ApplyContext {
-            state,
-            sessions: vec![Session::default()],
-            events: Vec::new(),
-        }
+        ApplyContext { state, sessions: vec![Session::default()], events: Vec::new() }
     }
 
     fn top(&mut self) -> &mut Session {
-        self.sessions
-            .last_mut()
-            .expect("an apply context always has a session")
+        self.sessions.last_mut().expect("an apply context always has a session")
     }
 
     pub(crate) fn begin(&mut self) {
         let events_at_start = self.events.len();
-        self.sessions.push(Session {
-            events_at_start,
-            ..Session::default()
-        });
+        self.sessions.push(Session { events_at_start, ..Session::default() });
     }
 
     pub(crate) fn rollback(&mut self) {
@@ -256,16 +247,10 @@ impl<'a> ApplyContext<'a> {
             return Err(OperationError::Deregistered(son.id));
         }
         if let Some(from) = old_status.filter(|s| *s != son.status) {
-            self.emit(LedgerEvent::SonStatusChanged {
-                son: son.id,
-                from,
-                to: son.status,
-            });
+            self.emit(LedgerEvent::SonStatusChanged { son: son.id, from, to: son.status });
         }
         let id = son.id;
-        let Self {
-            state, sessions, ..
-        } = self;
+        let Self { state, sessions, .. } = self;
         let log = &mut sessions.last_mut().expect("session").sons;
         write(&mut state.sons, log, id, Some(son));
         Ok(())
@@ -294,28 +279,15 @@ impl<'a> ApplyContext<'a> {
         let g = self.globals_mut();
         let id = VestingId(g.next_vesting);
         g.next_vesting += 1;
-        let row = VestingBalance {
-            id,
-            owner,
-            amount,
-            reason,
-            cliff,
-        };
-        let Self {
-            state, sessions, ..
-        } = self;
+        let row = VestingBalance { id, owner, amount, reason, cliff };
+        let Self { state, sessions, .. } = self;
         write(
             &mut state.vesting,
             &mut sessions.last_mut().expect("session").vesting,
             id,
             Some(row),
         );
-        self.emit(LedgerEvent::VestingCreated {
-            vesting: id,
-            owner,
-            amount,
-            cliff,
-        });
+        self.emit(LedgerEvent::VestingCreated { vesting: id, owner, amount, cliff });
         id
     }
 
@@ -332,24 +304,15 @@ impl<'a> ApplyContext<'a> {
             .map(serde_json::to_string)
             .transpose()
             .map_err(|e| OperationError::rule(kind, e))?;
-        let Self {
-            state, sessions, ..
-        } = self;
+        let Self { state, sessions, .. } = self;
         let log = &mut sessions.last_mut().expect("session").extensions;
-        write(
-            &mut state.extensions,
-            log,
-            (kind.to_owned(), key.into()),
-            row,
-        );
+        write(&mut state.extensions, log, (kind.to_owned(), key.into()), row);
         Ok(())
     }
 
     pub(crate) fn put_proposal(&mut self, p: Proposal) {
         let id = p.id;
-        let Self {
-            state, sessions, ..
-        } = self;
+        let Self { state, sessions, .. } = self;
         write(
             &mut state.proposals,
             &mut sessions.last_mut().expect("session").proposals,
@@ -360,9 +323,7 @@ impl<'a> ApplyContext<'a> {
 
     pub(crate) fn put_record(&mut self, r: SonProposalRecord) {
         let id = r.id;
-        let Self {
-            state, sessions, ..
-        } = self;
+        let Self { state, sessions, .. } = self;
         let log = &mut sessions.last_mut().expect("session").son_proposals;
         write(&mut state.son_proposals, log, id, Some(r));
     }
@@ -372,33 +333,22 @@ impl<'a> ApplyContext<'a> {
     pub(crate) fn remove_proposal(&mut self, id: ProposalId) {
         let records: Vec<SonProposalId> =
             self.state.records_of_proposal(id).map(|r| r.id).collect();
-        let Self {
-            state, sessions, ..
-        } = self;
+        let Self { state, sessions, .. } = self;
         let session = sessions.last_mut().expect("session");
         for rid in records {
-            write(
-                &mut state.son_proposals,
-                &mut session.son_proposals,
-                rid,
-                None,
-            );
+            write(&mut state.son_proposals, &mut session.son_proposals, rid, None);
         }
         write(&mut state.proposals, &mut session.proposals, id, None);
     }
 
     pub(crate) fn record_transaction(&mut self, id: Digest, expiration: Timestamp) {
-        let Self {
-            state, sessions, ..
-        } = self;
+        let Self { state, sessions, .. } = self;
         let log = &mut sessions.last_mut().expect("session").transactions;
         write(&mut state.transactions, log, id, Some(expiration));
     }
 
     pub(crate) fn forget_transaction(&mut self, id: Digest) {
-        let Self {
-            state, sessions, ..
-        } = self;
+        let Self { state, sessions, .. } = self;
         let log = &mut sessions.last_mut().expect("session").transactions;
         write(&mut state.transactions, log, id, None);
     }
@@ -428,10 +378,7 @@ impl<'a> ApplyContext<'a> {
         self.emit(LedgerEvent::ProposalExecuted { proposal: id });
         self.remove_proposal(id);
         for op in &p.operations {
-            let result = op
-                .validate()
-                .and_then(|()| op.check(self))
-                .and_then(|()| op.apply(self));
+            let result = op.validate().and_then(|()| op.check(self)).and_then(|()| op.apply(self));
             if let Err(e) = result {
                 self.rollback();
                 return Err(format!("{}: {e}", op.kind()));

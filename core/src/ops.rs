@@ -49,9 +49,7 @@ impl Operation for SonHeartbeat {
         vec![self.owner]
     }
     fn check(&self, state: &State) -> Result<(), OperationError> {
-        let son = state
-            .son(self.son)
-            .ok_or(OperationError::UnknownSon(self.son))?;
+        let son = state.son(self.son).ok_or(OperationError::UnknownSon(self.son))?;
         if son.owner != self.owner {
             return Err(OperationError::NotSonOwner {
                 son: self.son,
@@ -84,20 +82,14 @@ impl Operation for SonHeartbeat {
         Ok(())
     }
     fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
-        let mut son = ctx
-            .son(self.son)
-            .cloned()
-            .ok_or(OperationError::UnknownSon(self.son))?;
+        let mut son = ctx.son(self.son).cloned().ok_or(OperationError::UnknownSon(self.son))?;
         son.statistics.last_active_timestamp = self.timestamp;
         if son.status == SonStatus::InMaintenance {
             let down = self.timestamp.since(son.statistics.last_down_timestamp);
             son.statistics.total_downtime += down;
             son.statistics.current_interval_downtime += down;
-            son.status = if ctx.is_elected(son.id) {
-                SonStatus::Active
-            } else {
-                SonStatus::Inactive
-            };
+            son.status =
+                if ctx.is_elected(son.id) { SonStatus::Active } else { SonStatus::Inactive };
         }
         ctx.put_son(son)
     }
@@ -124,13 +116,9 @@ pub struct ProposalCreate {
 }
 
 fn is_proposal_kind(kind: &str) -> Option<&'static str> {
-    [
-        kinds::PROPOSAL_CREATE,
-        kinds::PROPOSAL_UPDATE,
-        kinds::PROPOSAL_DELETE,
-    ]
-    .into_iter()
-    .find(|k| *k == kind)
+    [kinds::PROPOSAL_CREATE, kinds::PROPOSAL_UPDATE, kinds::PROPOSAL_DELETE]
+        .into_iter()
+        .find(|k| *k == kind)
 }
 
 #[typetag::serde(name = "proposal_create")]
@@ -184,9 +172,7 @@ impl Operation for ProposalCreate {
                 .registry()
                 .operation(kind)
                 .ok_or(OperationError::UnregisteredKind { kind })?;
-            let policy = desc
-                .proposal
-                .ok_or(OperationError::NotProposable { kind })?;
+            let policy = desc.proposal.ok_or(OperationError::NotProposable { kind })?;
             if !policy.eligible.allows(state, self.proposer) {
                 return Err(OperationError::IneligibleProposer {
                     kind,
@@ -206,15 +192,9 @@ impl Operation for ProposalCreate {
                 if self.operations.len() != 1 {
                     return Err(OperationError::SonProposalNotAlone { kind });
                 }
-                let subject = op
-                    .subject()
-                    .ok_or(OperationError::MissingSubject { kind })?;
+                let subject = op.subject().ok_or(OperationError::MissingSubject { kind })?;
                 if let Some(live) = state.live_proposal(kind, &subject) {
-                    return Err(OperationError::DuplicateProposal {
-                        kind,
-                        subject,
-                        live,
-                    });
+                    return Err(OperationError::DuplicateProposal { kind, subject, live });
                 }
             }
             op.check(state)?;
@@ -224,11 +204,8 @@ impl Operation for ProposalCreate {
     fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
         let id = ctx.next_proposal_id();
         let now = ctx.now();
-        let required: BTreeSet<AccountId> = self
-            .operations
-            .iter()
-            .flat_map(|op| op.required_authorities())
-            .collect();
+        let required: BTreeSet<AccountId> =
+            self.operations.iter().flat_map(|op| op.required_authorities()).collect();
         let mut record_subject = None;
         for op in &self.operations {
             let son_record = ctx
@@ -253,9 +230,7 @@ impl Operation for ProposalCreate {
             operations: self.operations.clone(),
             created_time: now,
             expiration_time: self.expiration_time,
-            review_period_time: self
-                .review_period_seconds
-                .map(|r| self.expiration_time.minus(r)),
+            review_period_time: self.review_period_seconds.map(|r| self.expiration_time.minus(r)),
             required_approvals: required,
             approvals: BTreeSet::new(),
             fail_reason: None,
@@ -263,11 +238,7 @@ impl Operation for ProposalCreate {
         ctx.emit(LedgerEvent::ProposalCreated {
             proposal: id,
             proposer: self.proposer,
-            kinds: self
-                .operations
-                .iter()
-                .map(|o| o.kind().to_owned())
-                .collect(),
+            kinds: self.operations.iter().map(|o| o.kind().to_owned()).collect(),
             subject: record_subject,
             expiration_time: self.expiration_time,
         });
@@ -306,10 +277,7 @@ impl Operation for ProposalUpdate {
         kinds::PROPOSAL_UPDATE
     }
     fn required_authorities(&self) -> Vec<AccountId> {
-        self.approvals_to_add
-            .union(&self.approvals_to_remove)
-            .copied()
-            .collect()
+        self.approvals_to_add.union(&self.approvals_to_remove).copied().collect()
     }
     fn validate(&self) -> Result<(), OperationError> {
         if self.approvals_to_add.is_empty() && self.approvals_to_remove.is_empty() {
@@ -319,9 +287,7 @@ impl Operation for ProposalUpdate {
     }
     fn check(&self, state: &State) -> Result<(), OperationError> {
         let id = self.proposal;
-        let p = state
-            .proposal(id)
-            .ok_or(OperationError::UnknownProposal(id))?;
+        let p = state.proposal(id).ok_or(OperationError::UnknownProposal(id))?;
         if !self.approvals_to_add.is_empty()
             && p.review_period_time.is_some_and(|r| state.head_time() >= r)
         {
@@ -329,47 +295,29 @@ impl Operation for ProposalUpdate {
         }
         for &account in &self.approvals_to_add {
             if p.approvals.contains(&account) {
-                return Err(OperationError::AlreadyApproved {
-                    proposal: id,
-                    account,
-                });
+                return Err(OperationError::AlreadyApproved { proposal: id, account });
             }
             if !state.may_approve(p, account) {
-                return Err(OperationError::NotAnApprover {
-                    proposal: id,
-                    account,
-                });
+                return Err(OperationError::NotAnApprover { proposal: id, account });
             }
         }
         for &account in &self.approvals_to_remove {
             if !p.approvals.contains(&account) {
-                return Err(OperationError::NotApproved {
-                    proposal: id,
-                    account,
-                });
+                return Err(OperationError::NotApproved { proposal: id, account });
             }
         }
         Ok(())
     }
     fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
         let id = self.proposal;
-        let mut p = ctx
-            .proposal(id)
-            .cloned()
-            .ok_or(OperationError::UnknownProposal(id))?;
+        let mut p = ctx.proposal(id).cloned().ok_or(OperationError::UnknownProposal(id))?;
         for &a in &self.approvals_to_add {
             p.approvals.insert(a);
-            ctx.emit(LedgerEvent::ProposalApproved {
-                proposal: id,
-                approver: a,
-            });
+            ctx.emit(LedgerEvent::ProposalApproved { proposal: id, approver: a });
         }
         for &a in &self.approvals_to_remove {
             p.approvals.remove(&a);
-            ctx.emit(LedgerEvent::ApprovalRemoved {
-                proposal: id,
-                approver: a,
-            });
+            ctx.emit(LedgerEvent::ApprovalRemoved { proposal: id, approver: a });
         }
         let ready = p.review_period_time.is_none() && ctx.is_authorized(&p);
         ctx.put_proposal(p);
@@ -381,10 +329,7 @@ impl Operation for ProposalUpdate {
                     p.fail_reason = Some(reason.clone());
                     ctx.put_proposal(p);
                 }
-                ctx.emit(LedgerEvent::ProposalExecutionFailed {
-                    proposal: id,
-                    reason,
-                });
+                ctx.emit(LedgerEvent::ProposalExecutionFailed { proposal: id, reason });
             }
         }
         Ok(())
@@ -410,9 +355,8 @@ impl Operation for ProposalDelete {
         vec![self.account]
     }
     fn check(&self, state: &State) -> Result<(), OperationError> {
-        let p = state
-            .proposal(self.proposal)
-            .ok_or(OperationError::UnknownProposal(self.proposal))?;
+        let p =
+            state.proposal(self.proposal).ok_or(OperationError::UnknownProposal(self.proposal))?;
         if !p.required_approvals.contains(&self.account) {
             return Err(OperationError::NotRequiredApprover {
                 proposal: self.proposal,
@@ -423,10 +367,7 @@ impl Operation for ProposalDelete {
     }
     fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
         ctx.remove_proposal(self.proposal);
-        ctx.emit(LedgerEvent::ProposalDeleted {
-            proposal: self.proposal,
-            by: self.account,
-        });
+        ctx.emit(LedgerEvent::ProposalDeleted { proposal: self.proposal, by: self.account });
         Ok(())
     }
 }

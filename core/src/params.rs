@@ -132,10 +132,7 @@ impl ChainParameters {
             );
         }
         if self.maximum_proposal_lifetime < self.block_interval {
-            return fail(
-                "maximum_proposal_lifetime",
-                "must be at least one block interval".into(),
-            );
+            return fail("maximum_proposal_lifetime", "must be at least one block interval".into());
         }
         if self.maximum_time_until_expiration < self.block_interval {
             return fail(
@@ -157,10 +154,7 @@ mod tests {
     #[test]
     fn defaults_are_peerplays_values_and_valid() {
         let p = ChainParameters::default();
-        assert_eq!(
-            (p.block_interval, p.son_heartbeat_frequency, p.son_down_time),
-            (3, 180, 360)
-        );
+        assert_eq!((p.block_interval, p.son_heartbeat_frequency, p.son_down_time), (3, 180, 360));
         assert_eq!(p.son_deregister_time, 43_200);
         assert_eq!((p.maximum_son_count, p.min_son_count), (15, 5));
         assert_eq!(p.maximum_proposal_lifetime, 2_419_200);
@@ -177,9 +171,7 @@ mod tests {
             ("son_down_time", |p| p.son_down_time = 180),
             ("son_deregister_time", |p| p.son_deregister_time = 300),
             ("min_son_count", |p| p.min_son_count = 16),
-            ("deregister_witness_cycles", |p| {
-                p.deregister_witness_cycles = 0
-            }),
+            ("deregister_witness_cycles", |p| p.deregister_witness_cycles = 0),
         ];
         for (name, break_it) in cases {
             let mut p = ChainParameters::default();

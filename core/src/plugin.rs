@@ -38,10 +38,7 @@ pub struct ProposalDraft {
 impl ProposalDraft {
     /// A draft with the kind's default lifetime.
     pub fn new(operation: impl Operation + 'static) -> Self {
-        ProposalDraft {
-            operation: Box::new(operation),
-            lifetime: None,
-        }
+        ProposalDraft { operation: Box::new(operation), lifetime: None }
     }
 }
 
@@ -66,10 +63,7 @@ pub struct TriggerOutput {
 
 impl From<Vec<ProposalDraft>> for TriggerOutput {
     fn from(drafts: Vec<ProposalDraft>) -> Self {
-        TriggerOutput {
-            drafts,
-            deferred: Vec::new(),
-        }
+        TriggerOutput { drafts, deferred: Vec::new() }
     }
 }
 

@@ -123,16 +123,8 @@ mod tests {
     #[test]
     fn only_returns_the_single_operation_of_the_asked_type() {
         use crate::testkit::probe::{PlainProbe, SonProbe};
-        let probe = SonProbe {
-            son: SonId(1),
-            fail_after: None,
-            set_status: None,
-        };
-        let plain = PlainProbe {
-            account: AccountId(1),
-            amount: 1,
-            fail_after: None,
-        };
+        let probe = SonProbe { son: SonId(1), fail_after: None, set_status: None };
+        let plain = PlainProbe { account: AccountId(1), amount: 1, fail_after: None };
         let mut p = Proposal {
             id: ProposalId(0),
             proposer: AccountId(1),

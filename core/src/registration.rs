@@ -12,11 +12,7 @@ use crate::registry::{OperationDescriptor, Plugin};
 use crate::time::Timestamp;
 
 /// The core operations.
-pub const PLUGIN: Plugin = Plugin {
-    name: "sonprop-core",
-    operations: &OPERATIONS,
-    guards: &[],
-};
+pub const PLUGIN: Plugin = Plugin { name: "sonprop-core", operations: &OPERATIONS, guards: &[] };
 
 const OPERATIONS: [OperationDescriptor; 4] = [
     OperationDescriptor {
@@ -38,10 +34,8 @@ const OPERATIONS: [OperationDescriptor; 4] = [
         // Pins the encoding only: core has no proposable kind of its own, so the inner operation
         // is one the ledger would refuse inside a proposal.
         example: || {
-            let inner: Box<dyn Operation> = Box::new(ProposalDelete {
-                proposal: ProposalId(0),
-                account: AccountId(1),
-            });
+            let inner: Box<dyn Operation> =
+                Box::new(ProposalDelete { proposal: ProposalId(0), account: AccountId(1) });
             Box::new(ProposalCreate {
                 proposer: AccountId(1),
                 expiration_time: Timestamp(1_767_225_699),
@@ -66,11 +60,6 @@ const OPERATIONS: [OperationDescriptor; 4] = [
         name: kinds::PROPOSAL_DELETE,
         description: "veto a proposal, by one of its required approvers",
         proposal: None,
-        example: || {
-            Box::new(ProposalDelete {
-                proposal: ProposalId(0),
-                account: AccountId(1),
-            })
-        },
+        example: || Box::new(ProposalDelete { proposal: ProposalId(0), account: AccountId(1) }),
     },
 ];

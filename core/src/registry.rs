@@ -159,9 +159,7 @@ impl Registry {
         state: &State,
         son: SonId,
     ) -> Option<(&'static str, String)> {
-        self.guards
-            .values()
-            .find_map(|g| (g.defer)(state, son).map(|why| (g.name, why)))
+        self.guards.values().find_map(|g| (g.defer)(state, son).map(|why| (g.name, why)))
     }
 
     /// Shared handle.
@@ -199,10 +197,8 @@ impl RegistryBuilder {
 
     /// Adds everything registered through `inventory` in the linked crates.
     pub fn discovered(mut self) -> Self {
-        self.operations
-            .extend(inventory::iter::<OperationDescriptor>.into_iter().copied());
-        self.guards
-            .extend(inventory::iter::<DeregistrationGuard>.into_iter().copied());
+        self.operations.extend(inventory::iter::<OperationDescriptor>.into_iter().copied());
+        self.guards.extend(inventory::iter::<DeregistrationGuard>.into_iter().copied());
         self
     }
 
@@ -230,43 +226,23 @@ mod tests {
     use super::*;
 
     fn named(name: &'static str) -> OperationDescriptor {
-        OperationDescriptor {
-            name,
-            ..crate::registration::PLUGIN.operations[0]
-        }
+        OperationDescriptor { name, ..crate::registration::PLUGIN.operations[0] }
     }
 
     #[test]
     fn duplicate_operation_names_are_a_build_error() {
-        let err = Registry::builder()
-            .operation(named("x"))
-            .operation(named("x"))
-            .build();
-        assert_eq!(
-            err.expect_err("duplicate"),
-            RegistryError::DuplicateOperation("x")
-        );
+        let err = Registry::builder().operation(named("x")).operation(named("x")).build();
+        assert_eq!(err.expect_err("duplicate"), RegistryError::DuplicateOperation("x"));
         // A core name cannot be taken either.
-        let err = Registry::builder()
-            .operation(named("son_heartbeat"))
-            .build();
-        assert_eq!(
-            err.expect_err("duplicate"),
-            RegistryError::DuplicateOperation("son_heartbeat")
-        );
+        let err = Registry::builder().operation(named("son_heartbeat")).build();
+        assert_eq!(err.expect_err("duplicate"), RegistryError::DuplicateOperation("son_heartbeat"));
     }
 
     #[test]
     fn duplicate_guard_names_are_a_build_error() {
-        let g = DeregistrationGuard {
-            name: "g",
-            defer: |_, _| None,
-        };
+        let g = DeregistrationGuard { name: "g", defer: |_, _| None };
         let err = Registry::builder().guard(g).guard(g).build();
-        assert_eq!(
-            err.expect_err("duplicate"),
-            RegistryError::DuplicateGuard("g")
-        );
+        assert_eq!(err.expect_err("duplicate"), RegistryError::DuplicateGuard("g"));
     }
 
     #[test]
@@ -286,12 +262,7 @@ mod tests {
     #[test]
     fn every_registry_holds_the_core_operations() {
         let reg = Registry::discover().expect("no duplicates among linked crates");
-        for kind in [
-            "proposal_create",
-            "proposal_delete",
-            "proposal_update",
-            "son_heartbeat",
-        ] {
+        for kind in ["proposal_create", "proposal_delete", "proposal_update", "son_heartbeat"] {
             assert!(reg.operation(kind).is_some(), "{kind}");
         }
     }

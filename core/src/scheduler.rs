@@ -58,10 +58,7 @@ pub struct SchedulerConfig {
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        SchedulerConfig {
-            plugin_timeout: Duration::from_secs(2),
-            tx_lifetime: 30,
-        }
+        SchedulerConfig { plugin_timeout: Duration::from_secs(2), tx_lifetime: 30 }
     }
 }
 
@@ -162,10 +159,7 @@ impl std::fmt::Debug for Scheduler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Scheduler")
             .field("node", &self.node.name)
-            .field(
-                "triggers",
-                &self.triggers.iter().map(|t| t.0).collect::<Vec<_>>(),
-            )
+            .field("triggers", &self.triggers.iter().map(|t| t.0).collect::<Vec<_>>())
             .field("validators", &self.validators.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
@@ -286,19 +280,11 @@ impl Scheduler {
     pub async fn on_block(&mut self, state: Arc<State>, sink: &dyn TxSink) -> BlockReport {
         let head = state.head_time();
         self.sent_proposals.retain(|_, exp| *exp > head);
-        self.sent_approvals
-            .retain(|id, exp| *exp > head && state.proposal(*id).is_some());
-        let mut report = BlockReport {
-            height: state.head_height(),
-            ..Default::default()
-        };
+        self.sent_approvals.retain(|id, exp| *exp > head && state.proposal(*id).is_some());
+        let mut report = BlockReport { height: state.head_height(), ..Default::default() };
 
         let run_triggers = !self.triggers.is_empty() && self.is_next_producer(&state);
-        let reviews = if self.validators.is_empty() {
-            Vec::new()
-        } else {
-            self.to_review(&state)
-        };
+        let reviews = if self.validators.is_empty() { Vec::new() } else { self.to_review(&state) };
         if !run_triggers && reviews.is_empty() {
             return report;
         }
@@ -332,9 +318,7 @@ impl Scheduler {
                 Ok(Ok(Ok(out))) => {
                     let n = out.drafts.len();
                     drafts.extend(out.drafts.into_iter().map(|d| (kind, d)));
-                    report
-                        .deferred
-                        .extend(out.deferred.into_iter().map(|d| (kind, d)));
+                    report.deferred.extend(out.deferred.into_iter().map(|d| (kind, d)));
                     PluginStatus::Drafts(n)
                 }
                 Ok(Ok(Err(e))) => PluginStatus::Failed(e.to_string()),
@@ -423,13 +407,7 @@ impl Scheduler {
 fn log_outcome(kind: &str, role: Role, proposal: Option<ProposalId>, status: &PluginStatus) {
     match status {
         PluginStatus::Failed(_) | PluginStatus::Panicked(_) | PluginStatus::TimedOut => {
-            tracing::warn!(
-                kind,
-                ?role,
-                ?proposal,
-                ?status,
-                "plugin failed; other plugins ran on"
-            );
+            tracing::warn!(kind, ?role, ?proposal, ?status, "plugin failed; other plugins ran on");
         }
         _ => tracing::debug!(kind, ?role, ?proposal, ?status, "plugin ran"),
     }
@@ -506,11 +484,7 @@ mod tests {
         let policy = base.proposal.expect("proposable");
         OperationDescriptor {
             name,
-            proposal: Some(ProposalPolicy {
-                trigger: Some(make),
-                validator: None,
-                ..policy
-            }),
+            proposal: Some(ProposalPolicy { trigger: Some(make), validator: None, ..policy }),
             ..base
         }
     }
@@ -519,23 +493,16 @@ mod tests {
         let base = probe::OPERATIONS[0];
         let policy = base.proposal.expect("proposable");
         OperationDescriptor {
-            proposal: Some(ProposalPolicy {
-                validator: Some(|| Box::new(OddSons)),
-                ..policy
-            }),
+            proposal: Some(ProposalPolicy { validator: Some(|| Box::new(OddSons)), ..policy }),
             ..base
         }
     }
 
     fn network(extra: Vec<OperationDescriptor>) -> TestNetwork {
-        let b = extra.into_iter().fold(
-            Registry::builder().operation(son_probe_with_validator()),
-            |b, d| b.operation(d),
-        );
-        TestNetwork::builder()
-            .witnesses(3)
-            .sons(6)
-            .build(b.build().expect("unique").into_arc())
+        let b = extra
+            .into_iter()
+            .fold(Registry::builder().operation(son_probe_with_validator()), |b, d| b.operation(d));
+        TestNetwork::builder().witnesses(3).sons(6).build(b.build().expect("unique").into_arc())
     }
 
     fn extra_again() -> Vec<OperationDescriptor> {
@@ -548,10 +515,7 @@ mod tests {
     }
 
     fn config() -> SchedulerConfig {
-        SchedulerConfig {
-            plugin_timeout: Duration::from_millis(200),
-            tx_lifetime: 30,
-        }
+        SchedulerConfig { plugin_timeout: Duration::from_millis(200), tx_lifetime: 30 }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -567,43 +531,23 @@ mod tests {
             .collect();
         assert_eq!(ran.len(), 1, "only the next producer runs triggers");
         let report = &ran[0].1;
-        let status = |k: &str| {
-            report
-                .outcomes
-                .iter()
-                .find(|o| o.kind == k)
-                .map(|o| o.status.clone())
-        };
+        let status =
+            |k: &str| report.outcomes.iter().find(|o| o.kind == k).map(|o| o.status.clone());
         assert_eq!(status("t_good"), Some(PluginStatus::Drafts(1)));
-        assert_eq!(
-            status("t_panics"),
-            Some(PluginStatus::Panicked("trigger bug".into()))
-        );
+        assert_eq!(status("t_panics"), Some(PluginStatus::Panicked("trigger bug".into())));
         assert_eq!(status("t_hangs"), Some(PluginStatus::TimedOut));
-        assert_eq!(
-            status("t_errs"),
-            Some(PluginStatus::Failed("bitcoin node unreachable".into()))
-        );
+        assert_eq!(status("t_errs"), Some(PluginStatus::Failed("bitcoin node unreachable".into())));
         assert_eq!(report.failures().count(), 3);
-        assert_eq!(
-            report.submitted, 1,
-            "the good trigger's draft was signed and sent"
-        );
+        assert_eq!(report.submitted, 1, "the good trigger's draft was signed and sent");
         // It lands in the next block as a live proposal with its record.
         let step = net.step().await;
         assert!(
             step.rejected.is_empty(),
             "{:?}",
-            step.rejected
-                .iter()
-                .map(|r| r.error.to_string())
-                .collect::<Vec<_>>()
+            step.rejected.iter().map(|r| r.error.to_string()).collect::<Vec<_>>()
         );
-        let created = step
-            .outcome
-            .events
-            .iter()
-            .any(|e| matches!(e, LedgerEvent::ProposalCreated { .. }));
+        let created =
+            step.outcome.events.iter().any(|e| matches!(e, LedgerEvent::ProposalCreated { .. }));
         assert!(created, "{:?}", step.outcome.events);
         assert!(net
             .ledger
@@ -626,22 +570,14 @@ mod tests {
                 .count(),
             1
         );
-        let skipped: Vec<_> = step
-            .reports
-            .iter()
-            .flat_map(|(_, r)| r.skipped.iter())
-            .collect();
+        let skipped: Vec<_> = step.reports.iter().flat_map(|(_, r)| r.skipped.iter()).collect();
         assert!(
             skipped.iter().any(|(k, s, why)| k == probe::SON_PROBE
                 && *s == Some(Subject::Son(SonId(1)))
                 && matches!(why, DraftSkip::AlreadyLive(_))),
             "{skipped:?}"
         );
-        assert_eq!(
-            net.ledger.state().proposals().len(),
-            1,
-            "never two live proposals"
-        );
+        assert_eq!(net.ledger.state().proposals().len(), 1, "never two live proposals");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -657,19 +593,8 @@ mod tests {
                 .iter()
                 .any(|e| matches!(e, LedgerEvent::ProposalExecuted { .. }));
         }
-        assert!(
-            executed,
-            "five SON validators approved the probe about odd SON 1"
-        );
-        assert_eq!(
-            net.ledger
-                .state()
-                .son(SonId(1))
-                .expect("son")
-                .statistics
-                .txs_signed,
-            1
-        );
+        assert!(executed, "five SON validators approved the probe about odd SON 1");
+        assert_eq!(net.ledger.state().son(SonId(1)).expect("son").statistics.txs_signed, 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

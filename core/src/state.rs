@@ -67,17 +67,13 @@ pub struct SonIndex {
 
 impl TableIndex<SonId, Son> for SonIndex {
     fn insert(&mut self, id: &SonId, s: &Son) {
-        self.by_active
-            .insert((s.status, s.statistics.last_active_timestamp, *id));
-        self.by_down
-            .insert((s.status, s.statistics.last_down_timestamp, *id));
+        self.by_active.insert((s.status, s.statistics.last_active_timestamp, *id));
+        self.by_down.insert((s.status, s.statistics.last_down_timestamp, *id));
         self.by_owner.insert(s.owner, *id);
     }
     fn remove(&mut self, id: &SonId, s: &Son) {
-        self.by_active
-            .remove(&(s.status, s.statistics.last_active_timestamp, *id));
-        self.by_down
-            .remove(&(s.status, s.statistics.last_down_timestamp, *id));
+        self.by_active.remove(&(s.status, s.statistics.last_active_timestamp, *id));
+        self.by_down.remove(&(s.status, s.statistics.last_down_timestamp, *id));
         if self.by_owner.get(&s.owner) == Some(id) {
             self.by_owner.remove(&s.owner);
         }
@@ -113,8 +109,7 @@ impl TableIndex<SonProposalId, SonProposalRecord> for RecordIndex {
         if let Some(son) = r.subject.son() {
             self.by_son.insert((son, *id));
         }
-        self.by_kind_subject
-            .insert((r.kind.clone(), r.subject.clone()), *id);
+        self.by_kind_subject.insert((r.kind.clone(), r.subject.clone()), *id);
     }
     fn remove(&mut self, id: &SonProposalId, r: &SonProposalRecord) {
         self.by_proposal.remove(&(r.proposal, *id));
@@ -222,11 +217,7 @@ impl State {
     }
     /// The SON operated by `owner`.
     pub fn son_by_owner(&self, owner: AccountId) -> Option<&Son> {
-        self.sons
-            .index()
-            .by_owner
-            .get(&owner)
-            .and_then(|id| self.sons.get(id))
+        self.sons.index().by_owner.get(&owner).and_then(|id| self.sons.get(id))
     }
     /// A live proposal.
     pub fn proposal(&self, id: ProposalId) -> Option<&Proposal> {
@@ -324,18 +315,12 @@ impl State {
 
     /// Proposals whose expiration time is at or before `t`, soonest first.
     pub fn proposals_expiring_by(&self, t: Timestamp) -> impl Iterator<Item = ProposalId> + '_ {
-        self.proposals
-            .index()
-            .by_expiration
-            .range(..=(t, ProposalId(u64::MAX)))
-            .map(|(_, id)| *id)
+        self.proposals.index().by_expiration.range(..=(t, ProposalId(u64::MAX))).map(|(_, id)| *id)
     }
 
     pub(crate) fn transactions_expiring_by(&self, t: Timestamp) -> Vec<Digest> {
         let idx = &self.transactions.index().by_expiration;
-        idx.range(..=(t, Digest([0xff; 32])))
-            .map(|(_, id)| *id)
-            .collect()
+        idx.range(..=(t, Digest([0xff; 32]))).map(|(_, id)| *id).collect()
     }
 
     /// Whether `account` operates an active witness.
@@ -367,12 +352,7 @@ impl State {
         let policy = self.params().threshold_policy;
         let mut auth = Authority::default();
         let mut counted: u32 = 0;
-        for son in self
-            .globals
-            .elected_sons
-            .iter()
-            .filter_map(|id| self.sons.get(id))
-        {
+        for son in self.globals.elected_sons.iter().filter_map(|id| self.sons.get(id)) {
             let counts = match policy {
                 ThresholdPolicy::Elected => true,
                 ThresholdPolicy::Live => self.is_live(son),
@@ -392,9 +372,7 @@ impl State {
         if account == AccountId::SON_CONSENSUS {
             Some(Cow::Owned(self.son_consensus_authority()))
         } else {
-            self.accounts
-                .get(&account)
-                .map(|a| Cow::Borrowed(&a.active))
+            self.accounts.get(&account).map(|a| Cow::Borrowed(&a.active))
         }
     }
 
@@ -462,18 +440,12 @@ impl State {
 
     /// Whether a proposal's approvals satisfy all its required authorities now.
     pub fn is_authorized(&self, proposal: &Proposal) -> bool {
-        proposal
-            .required_approvals
-            .iter()
-            .all(|a| self.approvals_satisfy(*a, &proposal.approvals))
+        proposal.required_approvals.iter().all(|a| self.approvals_satisfy(*a, &proposal.approvals))
     }
 
     /// Whether `approver` may add its approval to `proposal`.
     pub fn may_approve(&self, proposal: &Proposal, approver: AccountId) -> bool {
-        proposal
-            .required_approvals
-            .iter()
-            .any(|r| self.is_member(*r, approver))
+        proposal.required_approvals.iter().any(|r| self.is_member(*r, approver))
     }
 
     // ----- the witness schedule -----
@@ -543,25 +515,13 @@ impl State {
                 f(&mut w).expect("state serialises");
             };
         part("globals", &mut |w| serde_json::to_writer(w, &*self.globals));
-        part("accounts", &mut |w| {
-            serde_json::to_writer(w, self.accounts.rows())
-        });
-        part("witnesses", &mut |w| {
-            serde_json::to_writer(w, self.witnesses.rows())
-        });
+        part("accounts", &mut |w| serde_json::to_writer(w, self.accounts.rows()));
+        part("witnesses", &mut |w| serde_json::to_writer(w, self.witnesses.rows()));
         part("sons", &mut |w| serde_json::to_writer(w, self.sons.rows()));
-        part("proposals", &mut |w| {
-            serde_json::to_writer(w, self.proposals.rows())
-        });
-        part("son_proposals", &mut |w| {
-            serde_json::to_writer(w, self.son_proposals.rows())
-        });
-        part("vesting", &mut |w| {
-            serde_json::to_writer(w, self.vesting.rows())
-        });
-        part("transactions", &mut |w| {
-            serde_json::to_writer(w, self.transactions.rows())
-        });
+        part("proposals", &mut |w| serde_json::to_writer(w, self.proposals.rows()));
+        part("son_proposals", &mut |w| serde_json::to_writer(w, self.son_proposals.rows()));
+        part("vesting", &mut |w| serde_json::to_writer(w, self.vesting.rows()));
+        part("transactions", &mut |w| serde_json::to_writer(w, self.transactions.rows()));
         w.finish()
     }
 }

@@ -35,12 +35,7 @@ pub struct Table<K, V, I = ()> {
 
 impl<K: Ord + Clone, V: Clone, I: TableIndex<K, V>> Default for Table<K, V, I> {
     fn default() -> Self {
-        Table {
-            inner: Arc::new(Inner {
-                rows: BTreeMap::new(),
-                index: I::default(),
-            }),
-        }
+        Table { inner: Arc::new(Inner { rows: BTreeMap::new(), index: I::default() }) }
     }
 }
 

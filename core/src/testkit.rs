@@ -91,14 +91,7 @@ impl NetworkBuilder {
 
     /// The genesis and every node's identity: witnesses (accounts `witness-N`), SONs (accounts
     /// `son-N`, SON `1.33.N`), then users.
-    pub fn genesis(
-        &self,
-    ) -> (
-        Genesis,
-        Vec<NodeIdentity>,
-        Vec<NodeIdentity>,
-        Vec<NodeIdentity>,
-    ) {
+    pub fn genesis(&self) -> (Genesis, Vec<NodeIdentity>, Vec<NodeIdentity>, Vec<NodeIdentity>) {
         let mut accounts = Vec::new();
         let mut next = 1u64;
         let key_seed = |name: &str| match self.seed {
@@ -114,13 +107,7 @@ impl NetworkBuilder {
                 name: name.clone(),
                 active: Authority::single_key(keys.public()),
             });
-            NodeIdentity {
-                name,
-                account: id,
-                keys,
-                witness,
-                son,
-            }
+            NodeIdentity { name, account: id, keys, witness, son }
         };
         let witnesses: Vec<NodeIdentity> = (0..self.witnesses)
             .map(|i| ident(format!("witness-{i}"), Some(WitnessId(i as u64)), None))
@@ -128,9 +115,8 @@ impl NetworkBuilder {
         let sons: Vec<NodeIdentity> = (0..self.sons + self.standby_sons)
             .map(|i| ident(format!("son-{i}"), None, Some(SonId(i as u64))))
             .collect();
-        let users: Vec<NodeIdentity> = (0..self.users)
-            .map(|i| ident(format!("user-{i}"), None, None))
-            .collect();
+        let users: Vec<NodeIdentity> =
+            (0..self.users).map(|i| ident(format!("user-{i}"), None, None)).collect();
         let genesis = Genesis {
             genesis_time: self.genesis_time,
             params: self.params.clone(),
@@ -157,11 +143,7 @@ impl NetworkBuilder {
                             .to_string(),
                     )]),
                     deposit: 50_000_000,
-                    status: if i < self.sons {
-                        SonStatus::Active
-                    } else {
-                        SonStatus::Inactive
-                    },
+                    status: if i < self.sons { SonStatus::Active } else { SonStatus::Inactive },
                     statistics: SonStatistics {
                         last_active_timestamp: self.genesis_time,
                         ..SonStatistics::default()
@@ -212,9 +194,7 @@ pub struct TestNetwork {
 
 impl std::fmt::Debug for TestNetwork {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestNetwork")
-            .field("ledger", &self.ledger)
-            .finish_non_exhaustive()
+        f.debug_struct("TestNetwork").field("ledger", &self.ledger).finish_non_exhaustive()
     }
 }
 
@@ -296,9 +276,8 @@ impl TestNetwork {
     ) {
         let reg = self.ledger.state().registry();
         let all = self.witnesses.iter().chain(self.sons.iter());
-        let mut schedulers: Vec<Scheduler> = all
-            .map(|n| Scheduler::new(reg, n.clone(), config.clone()))
-            .collect();
+        let mut schedulers: Vec<Scheduler> =
+            all.map(|n| Scheduler::new(reg, n.clone(), config.clone())).collect();
         schedulers.iter_mut().for_each(customise);
         self.schedulers = Some(schedulers);
     }
@@ -314,8 +293,7 @@ impl TestNetwork {
                 .up
                 .iter()
                 .filter(|i| {
-                    st.son(SonId(**i as u64))
-                        .is_some_and(|s| s.status != SonStatus::Deregistered)
+                    st.son(SonId(**i as u64)).is_some_and(|s| s.status != SonStatus::Deregistered)
                 })
                 .map(|i| self.heartbeat(*i))
                 .collect();
@@ -327,10 +305,7 @@ impl TestNetwork {
             let sink = CollectingSink::default();
             let snap = self.ledger.snapshot();
             for s in schedulers.iter_mut() {
-                let offline = s
-                    .node()
-                    .son
-                    .is_some_and(|id| !self.up.contains(&(id.0 as usize)));
+                let offline = s.node().son.is_some_and(|id| !self.up.contains(&(id.0 as usize)));
                 if offline {
                     continue;
                 }
@@ -339,11 +314,7 @@ impl TestNetwork {
             }
             self.pending.extend(sink.take());
         }
-        Step {
-            outcome,
-            rejected,
-            reports,
-        }
+        Step { outcome, rejected, reports }
     }
 
     /// Steps until head time reaches `t`; returns every event with its block height and time.
@@ -397,10 +368,9 @@ pub mod probe {
         now: Timestamp,
     ) -> Result<(), OperationError> {
         match fail_after {
-            Some(t) if now >= t => Err(OperationError::rule(
-                kind,
-                ProbeFailure { fail_after: t, now },
-            )),
+            Some(t) if now >= t => {
+                Err(OperationError::rule(kind, ProbeFailure { fail_after: t, now }))
+            }
             _ => Ok(()),
         }
     }
@@ -432,19 +402,14 @@ pub mod probe {
             vec![AccountId::SON_CONSENSUS]
         }
         fn check(&self, state: &State) -> Result<(), OperationError> {
-            let son = state
-                .son(self.son)
-                .ok_or(OperationError::UnknownSon(self.son))?;
+            let son = state.son(self.son).ok_or(OperationError::UnknownSon(self.son))?;
             if son.status == SonStatus::Deregistered {
                 return Err(OperationError::Deregistered(self.son));
             }
             check_fail(SON_PROBE, self.fail_after, state.head_time())
         }
         fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
-            let mut son = ctx
-                .son(self.son)
-                .cloned()
-                .ok_or(OperationError::UnknownSon(self.son))?;
+            let mut son = ctx.son(self.son).cloned().ok_or(OperationError::UnknownSon(self.son))?;
             son.statistics.txs_signed += 1;
             if let Some(status) = self.set_status {
                 son.status = status;
@@ -487,12 +452,7 @@ pub mod probe {
         }
         fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
             let now = ctx.now();
-            ctx.create_vesting(
-                self.account,
-                self.amount,
-                format!("probe:{}", self.subject),
-                now,
-            );
+            ctx.create_vesting(self.account, self.amount, format!("probe:{}", self.subject), now);
             ctx.put_extension(ACCOUNT_PROBE, self.subject.clone(), Some(&self.amount))
         }
     }
@@ -541,10 +501,7 @@ pub mod probe {
         }
     }
 
-    const ANYONE: Eligibility = Eligibility::Custom {
-        rule: "anyone may",
-        allowed: anyone,
-    };
+    const ANYONE: Eligibility = Eligibility::Custom { rule: "anyone may", allowed: anyone };
 
     /// The probe kinds.
     pub const OPERATIONS: [OperationDescriptor; 3] = [
@@ -552,13 +509,7 @@ pub mod probe {
             name: SON_PROBE,
             description: "test kit: a SON proposal kind about a SON",
             proposal: Some(policy(true, Eligibility::WitnessOrSon)),
-            example: || {
-                Box::new(SonProbe {
-                    son: SonId(3),
-                    fail_after: None,
-                    set_status: None,
-                })
-            },
+            example: || Box::new(SonProbe { son: SonId(3), fail_after: None, set_status: None }),
         },
         OperationDescriptor {
             name: ACCOUNT_PROBE,
@@ -577,20 +528,11 @@ pub mod probe {
             name: PLAIN_PROBE,
             description: "test kit: a proposable kind without a son proposal record",
             proposal: Some(policy(false, ANYONE)),
-            example: || {
-                Box::new(PlainProbe {
-                    account: AccountId(1),
-                    amount: 1,
-                    fail_after: None,
-                })
-            },
+            example: || Box::new(PlainProbe { account: AccountId(1), amount: 1, fail_after: None }),
         },
     ];
 
     /// The probe kinds, for `Registry::builder().with(&probe::PLUGIN)`.
-    pub const PLUGIN: Plugin = Plugin {
-        name: "sonprop-testkit-probe",
-        operations: &OPERATIONS,
-        guards: &[],
-    };
+    pub const PLUGIN: Plugin =
+        Plugin { name: "sonprop-testkit-probe", operations: &OPERATIONS, guards: &[] };
 }

@@ -22,10 +22,7 @@ pub struct Transaction {
 impl Transaction {
     /// A transaction of one operation.
     pub fn single(expiration: Timestamp, op: impl Operation + 'static) -> Self {
-        Transaction {
-            expiration,
-            operations: vec![Box::new(op)],
-        }
+        Transaction { expiration, operations: vec![Box::new(op)] }
     }
 
     /// The digest signatures commit to: SHA-256 over the chain id and the canonical encoding.
@@ -35,20 +32,14 @@ impl Transaction {
 
     /// The accounts whose authority must sign, in id order.
     pub fn required_authorities(&self) -> BTreeSet<AccountId> {
-        self.operations
-            .iter()
-            .flat_map(|op| op.required_authorities())
-            .collect()
+        self.operations.iter().flat_map(|op| op.required_authorities()).collect()
     }
 
     /// Signs with each key.
     pub fn sign(self, chain_id: &Digest, keys: &[&KeyPair]) -> SignedTransaction {
         let d = self.digest(chain_id);
         let signatures = keys.iter().map(|k| k.sign(&d)).collect();
-        SignedTransaction {
-            transaction: self,
-            signatures,
-        }
+        SignedTransaction { transaction: self, signatures }
     }
 }
 
@@ -65,10 +56,8 @@ impl SignedTransaction {
     /// Decodes a transaction from JSON: malformed JSON and unknown operation kinds are typed
     /// errors.
     pub fn from_json(json: &str) -> Result<SignedTransaction, LedgerError> {
-        serde_json::from_str(json).map_err(|e| LedgerError::Decode {
-            what: "transaction",
-            reason: e.to_string(),
-        })
+        serde_json::from_str(json)
+            .map_err(|e| LedgerError::Decode { what: "transaction", reason: e.to_string() })
     }
 }
 
@@ -92,8 +81,32 @@ pub struct Block {
 }
 
 impl Block {
-    /// The block id: SHA-256 of its canonical encoding.
-    pub fn id(&self) -> Digest {
-        Digest::of_json(b"sonprop-block", self)
+    /// The block id: SHA-256 over the header and the ids (digests) of its transactions, in
+    /// order. Like a Graphene block id, it commits to what the transactions say, not to their
+    /// encoding, so it costs one small hash however large the block.
+    pub fn id(&self, chain_id: &Digest) -> Digest {
+        let ids: Vec<Digest> =
+            self.transactions.iter().map(|t| t.transaction.digest(chain_id)).collect();
+        block_id(self.height, self.timestamp, &self.previous, self.producer, &ids)
     }
+}
+
+/// The block id from its parts (the ledger has the transaction ids at hand while applying).
+pub(crate) fn block_id(
+    height: u64,
+    timestamp: Timestamp,
+    previous: &Digest,
+    producer: WitnessId,
+    transaction_ids: &[Digest],
+) -> Digest {
+    let mut w = crate::crypto::DigestWriter::new();
+    w.update(b"sonprop-block-v1");
+    w.update(&height.to_le_bytes());
+    w.update(&timestamp.secs().to_le_bytes());
+    w.update(&previous.0);
+    w.update(&producer.0.to_le_bytes());
+    for id in transaction_ids {
+        w.update(&id.0);
+    }
+    w.finish()
 }

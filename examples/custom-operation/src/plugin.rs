@@ -37,12 +37,7 @@ impl Trigger for NoticeTrigger {
     async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
         let mut drafts = Vec::new();
         // The elected set is small (at most maximum_son_count): no scan over all SONs.
-        for son in state
-            .globals()
-            .elected_sons
-            .iter()
-            .filter_map(|id| state.son(*id))
-        {
+        for son in state.globals().elected_sons.iter().filter_map(|id| state.son(*id)) {
             for sidechain in son.sidechain_public_keys.keys() {
                 let Some(expires_at) = self.0.expiry(son.id, sidechain) else {
                     continue;

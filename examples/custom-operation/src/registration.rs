@@ -25,10 +25,7 @@ const DESCRIPTOR: OperationDescriptor = OperationDescriptor {
 };
 
 /// For explicit registration: `Registry::builder().with(&PLUGIN)`.
-pub const PLUGIN: Plugin = Plugin {
-    name: "sonprop-example-custom-operation",
-    operations: &[DESCRIPTOR],
-    guards: &[],
-};
+pub const PLUGIN: Plugin =
+    Plugin { name: "sonprop-example-custom-operation", operations: &[DESCRIPTOR], guards: &[] };
 
 sonprop_core::inventory::submit! { DESCRIPTOR }

@@ -66,30 +66,19 @@ pub fn check_notice(
         .filter(|s| s.status != SonStatus::Deregistered)
         .ok_or(NoticeError::NoSuchSon(son))?;
     if !s.sidechain_public_keys.contains_key(sidechain) {
-        return Err(NoticeError::NoKey {
-            son,
-            sidechain: sidechain.to_owned(),
-        });
+        return Err(NoticeError::NoKey { son, sidechain: sidechain.to_owned() });
     }
     let head = state.head_time();
     if expires_at <= head {
         return Err(NoticeError::Expired { expires_at, head });
     }
     if expires_at.since(head) > NOTICE_WINDOW {
-        return Err(NoticeError::TooEarly {
-            expires_at,
-            head,
-            window: NOTICE_WINDOW,
-        });
+        return Err(NoticeError::TooEarly { expires_at, head, window: NOTICE_WINDOW });
     }
     let announced: Option<Timestamp> = state.extension(KIND, &announced_key(son, sidechain));
     if announced == Some(expires_at) {
         let sidechain = sidechain.to_owned();
-        return Err(NoticeError::AlreadyAnnounced {
-            son,
-            sidechain,
-            expires_at,
-        });
+        return Err(NoticeError::AlreadyAnnounced { son, sidechain, expires_at });
     }
     Ok(())
 }

@@ -9,11 +9,7 @@ use crate::rule::{check_notice, NoticeError};
 use crate::{FixedExpiries, NoticeTrigger, NoticeValidator, KIND, NOTICE_WINDOW, PLUGIN};
 
 fn network() -> TestNetwork {
-    let registry = Registry::builder()
-        .with(&PLUGIN)
-        .build()
-        .expect("unique")
-        .into_arc();
+    let registry = Registry::builder().with(&PLUGIN).build().expect("unique").into_arc();
     TestNetwork::builder().witnesses(3).sons(6).build(registry)
 }
 
@@ -36,10 +32,8 @@ fn notices_are_accepted_only_inside_the_window_before_expiry() {
 async fn a_configured_source_raises_a_notice_that_the_sons_approve() {
     let mut net = network();
     let expires = net.now().plus(3 * 24 * 3600);
-    let source = Arc::new(FixedExpiries(BTreeMap::from([(
-        (SonId(4), "bitcoin".to_owned()),
-        expires,
-    )])));
+    let source =
+        Arc::new(FixedExpiries(BTreeMap::from([((SonId(4), "bitcoin".to_owned()), expires)])));
     net.start_schedulers_with(SchedulerConfig::default(), |s| {
         s.set_trigger(KIND, Arc::new(NoticeTrigger(source.clone())));
         s.set_validator(KIND, Arc::new(NoticeValidator(source.clone())));
@@ -48,11 +42,9 @@ async fn a_configured_source_raises_a_notice_that_the_sons_approve() {
     let notices: Vec<_> = events
         .iter()
         .filter_map(|(_, _, e)| match e {
-            LedgerEvent::Notice {
-                kind,
-                subject,
-                message,
-            } if kind == KIND => Some((subject.clone(), message.clone())),
+            LedgerEvent::Notice { kind, subject, message } if kind == KIND => {
+                Some((subject.clone(), message.clone()))
+            }
             _ => None,
         })
         .collect();
@@ -71,9 +63,7 @@ async fn the_registry_defaults_know_no_expiries_and_raise_nothing() {
     let mut net = network();
     net.start_schedulers(SchedulerConfig::default());
     let events = net.run_until(net.now().plus(30)).await;
-    assert!(events
-        .iter()
-        .all(|(_, _, e)| !matches!(e, LedgerEvent::ProposalCreated { .. })));
+    assert!(events.iter().all(|(_, _, e)| !matches!(e, LedgerEvent::ProposalCreated { .. })));
 }
 
 #[test]
@@ -97,9 +87,6 @@ fn the_guide_quotes_this_crate_verbatim() {
     assert!(blocks.len() >= 6, "the guide shows the crate");
     for block in blocks {
         let code = block.split_once('\n').map_or("", |(_, code)| code);
-        assert!(
-            sources.contains(code),
-            "guide block not found in the crate:\n{code}"
-        );
+        assert!(sources.contains(code), "guide block not found in the crate:\n{code}");
     }
 }

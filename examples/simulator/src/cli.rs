@@ -60,11 +60,7 @@ fn parse_simulate(args: &[String]) -> Result<SimulateArgs, String> {
             "--quiet" | "-q" => out.quiet = true,
             s if s.starts_with('-') => return Err(format!("unknown option `{s}`")),
             s if out.scenario.is_none() => out.scenario = Some(PathBuf::from(s)),
-            s => {
-                return Err(format!(
-                    "unexpected argument `{s}` (one scenario file at most)"
-                ))
-            }
+            s => return Err(format!("unexpected argument `{s}` (one scenario file at most)")),
         }
     }
     Ok(out)
@@ -112,11 +108,8 @@ fn operations(out: &mut dyn Write) -> Result<i32, (i32, String)> {
     let reg = registry().map_err(|e| (EXIT_FAILURE, e))?;
     let width = reg.operations().map(|d| d.name.len()).max().unwrap_or(0);
     for d in reg.operations() {
-        let tag = if d.proposal.is_some_and(|p| p.son_record) {
-            "son proposal"
-        } else {
-            "operation"
-        };
+        let tag =
+            if d.proposal.is_some_and(|p| p.son_record) { "son proposal" } else { "operation" };
         let _ = writeln!(out, "{:width$}  {tag:12}  {}", d.name, d.description);
     }
     Ok(EXIT_OK)
@@ -180,9 +173,7 @@ fn simulate(
         None => Scenario::built_in(),
     };
     let registry = registry().map_err(|e| (EXIT_FAILURE, e))?.into_arc();
-    let options = Options {
-        verify_replicas: a.verify_replicas,
-    };
+    let options = Options { verify_replicas: a.verify_replicas };
     let mut sim = Simulation::new(&scenario, registry, &options)
         .map_err(|e| (EXIT_FAILURE, e.to_string()))?;
 
@@ -202,15 +193,9 @@ fn simulate(
         let _ = writeln!(out, "{:>8}  {:<12}  event", "block", "chain time");
     }
     let started = Instant::now();
-    let mut console = Console {
-        out,
-        err,
-        quiet: a.quiet,
-        bar: progress_bar && !a.quiet,
-        last_pct: None,
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let mut console =
+        Console { out, err, quiet: a.quiet, bar: progress_bar && !a.quiet, last_pct: None };
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .map_err(|e| (EXIT_FAILURE, format!("cannot start the runtime: {e}")))?;
@@ -229,17 +214,10 @@ fn simulate(
     );
     let mut by_status = std::collections::BTreeMap::new();
     for s in &r.sons {
-        by_status
-            .entry(s.status.to_string())
-            .or_insert_with(Vec::new)
-            .push(s.id.clone());
+        by_status.entry(s.status.to_string()).or_insert_with(Vec::new).push(s.id.clone());
     }
     for (status, ids) in &by_status {
-        let list = if ids.len() <= 5 {
-            format!(" ({})", ids.join(", "))
-        } else {
-            String::new()
-        };
+        let list = if ids.len() <= 5 { format!(" ({})", ids.join(", ")) } else { String::new() };
         let _ = writeln!(out, "  sons {status}: {}{list}", ids.len());
     }
     let mut by_kind = std::collections::BTreeMap::new();
@@ -261,10 +239,7 @@ fn simulate(
     if let Some(path) = &a.report {
         let json = serde_json::to_string_pretty(r).map_err(|e| (EXIT_FAILURE, e.to_string()))?;
         std::fs::write(path, json + "\n").map_err(|e| {
-            (
-                EXIT_FAILURE,
-                format!("cannot write the report to {}: {e}", path.display()),
-            )
+            (EXIT_FAILURE, format!("cannot write the report to {}: {e}", path.display()))
         })?;
         let _ = writeln!(out, "  report written to {}", path.display());
     }
@@ -275,11 +250,7 @@ fn simulate(
         }
         Ok(EXIT_OK)
     } else {
-        let _ = writeln!(
-            out,
-            "  expectations: {} of {total} failed",
-            finished.failures.len()
-        );
+        let _ = writeln!(out, "  expectations: {} of {total} failed", finished.failures.len());
         for f in &finished.failures {
             let _ = writeln!(out, "    FAILED {f}");
         }

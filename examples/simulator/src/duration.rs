@@ -34,10 +34,7 @@ impl Duration {
             return Err(DurationError::Malformed(text.to_owned()));
         }
         if s.bytes().all(|b| b.is_ascii_digit()) {
-            return s
-                .parse()
-                .map(Duration)
-                .map_err(|_| DurationError::Overflow(text.to_owned()));
+            return s.parse().map(Duration).map_err(|_| DurationError::Overflow(text.to_owned()));
         }
         let mut total: u64 = 0;
         let mut digits = String::new();
@@ -56,9 +53,7 @@ impl Duration {
             if digits.is_empty() {
                 return Err(DurationError::Malformed(text.to_owned()));
             }
-            let n: u64 = digits
-                .parse()
-                .map_err(|_| DurationError::Overflow(text.to_owned()))?;
+            let n: u64 = digits.parse().map_err(|_| DurationError::Overflow(text.to_owned()))?;
             total = n
                 .checked_mul(unit)
                 .and_then(|v| total.checked_add(v))
@@ -100,9 +95,9 @@ impl<'de> Deserialize<'de> for Duration {
             Text(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Int(n) if n < 0 => Err(serde::de::Error::custom(DurationError::Negative(
-                n.to_string(),
-            ))),
+            Raw::Int(n) if n < 0 => {
+                Err(serde::de::Error::custom(DurationError::Negative(n.to_string())))
+            }
             Raw::Int(n) => Ok(Duration(n.unsigned_abs())),
             Raw::Text(t) => Duration::parse(&t).map_err(serde::de::Error::custom),
         }
@@ -129,15 +124,9 @@ mod tests {
 
     #[test]
     fn bad_durations_say_why() {
-        assert!(matches!(
-            Duration::parse("-5h"),
-            Err(DurationError::Negative(_))
-        ));
+        assert!(matches!(Duration::parse("-5h"), Err(DurationError::Negative(_))));
         for bad in ["", "h", "5x", "5h3", "1.5h", "five"] {
-            assert!(
-                matches!(Duration::parse(bad), Err(DurationError::Malformed(_))),
-                "{bad}"
-            );
+            assert!(matches!(Duration::parse(bad), Err(DurationError::Malformed(_))), "{bad}");
         }
         assert!(matches!(
             Duration::parse("99999999999999999999d"),

@@ -184,10 +184,8 @@ impl Scenario {
             // toml's message carries the line, column and offending key.
             let message = e.message().to_owned();
             let at = e.span().map(|s| line_col(text, s.start));
-            let field = at.map_or_else(
-                || "(parse)".to_owned(),
-                |(l, c)| format!("line {l}, column {c}"),
-            );
+            let field =
+                at.map_or_else(|| "(parse)".to_owned(), |(l, c)| format!("line {l}, column {c}"));
             err(&field, message)
         })?;
 
@@ -198,10 +196,7 @@ impl Scenario {
             return Err(err("duration", "must be longer than 0s".into()));
         }
         if f.network.witnesses == 0 {
-            return Err(err(
-                "network.witnesses",
-                "there must be at least 1 witness".into(),
-            ));
+            return Err(err("network.witnesses", "there must be at least 1 witness".into()));
         }
         let mut params = ChainParameters::default();
         let p = &f.params;
@@ -213,22 +208,15 @@ impl Scenario {
         params.son_deregister_time = secs(p.son_deregister_time, params.son_deregister_time);
         params.maximum_son_count = p.maximum_son_count.unwrap_or(params.maximum_son_count);
         params.min_son_count = p.min_son_count.unwrap_or(params.min_son_count);
-        params.maximum_proposal_lifetime = secs(
-            p.maximum_proposal_lifetime,
-            params.maximum_proposal_lifetime,
-        );
+        params.maximum_proposal_lifetime =
+            secs(p.maximum_proposal_lifetime, params.maximum_proposal_lifetime);
         params.son_vesting_period = secs(p.son_vesting_period, params.son_vesting_period);
-        params.maximum_time_until_expiration = secs(
-            p.maximum_time_until_expiration,
-            params.maximum_time_until_expiration,
-        );
-        params.deregister_witness_cycles = p
-            .deregister_witness_cycles
-            .unwrap_or(params.deregister_witness_cycles);
+        params.maximum_time_until_expiration =
+            secs(p.maximum_time_until_expiration, params.maximum_time_until_expiration);
+        params.deregister_witness_cycles =
+            p.deregister_witness_cycles.unwrap_or(params.deregister_witness_cycles);
         params.threshold_policy = p.threshold_policy.unwrap_or(params.threshold_policy);
-        params
-            .validate()
-            .map_err(|e| err(&format!("params.{}", e.name), e.reason))?;
+        params.validate().map_err(|e| err(&format!("params.{}", e.name), e.reason))?;
         if f.network.sons > params.maximum_son_count {
             return Err(err(
                 "network.sons",
@@ -264,11 +252,7 @@ impl Scenario {
                     format!("{} is after the end of the run ({})", e.at, f.duration),
                 ));
             }
-            events.push(Event {
-                at: e.at.0,
-                son: e.son,
-                action: e.action,
-            });
+            events.push(Event { at: e.at.0, son: e.son, action: e.action });
         }
         events.sort_by_key(|e| e.at);
 
@@ -279,11 +263,9 @@ impl Scenario {
                 (Some(status), None, None) => {
                     expect.push(Expectation::Status { son: x.son, status })
                 }
-                (None, Some(kind), Some(count)) => expect.push(Expectation::Executed {
-                    son: x.son,
-                    kind: kind.clone(),
-                    count,
-                }),
+                (None, Some(kind), Some(count)) => {
+                    expect.push(Expectation::Executed { son: x.son, kind: kind.clone(), count })
+                }
                 _ => {
                     return Err(err(
                         &format!("expect[{i}]"),
@@ -324,14 +306,7 @@ mod tests {
     fn the_built_in_scenario_is_the_issue_default() {
         let s = Scenario::built_in();
         assert_eq!((s.witnesses, s.sons, s.duration), (11, 15, 14 * 3600));
-        assert_eq!(
-            s.events,
-            vec![Event {
-                at: 3600,
-                son: 3,
-                action: Action::Stop
-            }]
-        );
+        assert_eq!(s.events, vec![Event { at: 3600, son: 3, action: Action::Stop }]);
         assert_eq!(s.params.son_deregister_time, 43_200);
     }
 
@@ -351,9 +326,7 @@ mod tests {
 
     #[test]
     fn an_out_of_range_son_is_named() {
-        let e = error_of(&format!(
-            "{BASE}[[events]]\nat = \"5m\"\nson = 9\ndo = \"stop\"\n"
-        ));
+        let e = error_of(&format!("{BASE}[[events]]\nat = \"5m\"\nson = 9\ndo = \"stop\"\n"));
         assert_eq!(e.field, "events[0].son");
         assert!(e.message.contains("SON 9 does not exist"), "{e}");
     }
@@ -384,13 +357,9 @@ mod tests {
 
     #[test]
     fn events_after_the_run_and_half_expectations_are_refused() {
-        let e = error_of(&format!(
-            "{BASE}[[events]]\nat = \"2h\"\nson = 1\ndo = \"stop\"\n"
-        ));
+        let e = error_of(&format!("{BASE}[[events]]\nat = \"2h\"\nson = 1\ndo = \"stop\"\n"));
         assert_eq!(e.field, "events[0].at");
-        let e = error_of(&format!(
-            "{BASE}[[expect]]\nson = 1\nkind = \"son_deregister\"\n"
-        ));
+        let e = error_of(&format!("{BASE}[[expect]]\nson = 1\nkind = \"son_deregister\"\n"));
         assert_eq!(e.field, "expect[0]");
     }
 }

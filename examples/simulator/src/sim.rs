@@ -124,9 +124,7 @@ pub struct Simulation {
 
 impl std::fmt::Debug for Simulation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Simulation")
-            .field("scenario", &self.scenario.name)
-            .finish_non_exhaustive()
+        f.debug_struct("Simulation").field("scenario", &self.scenario.name).finish_non_exhaustive()
     }
 }
 
@@ -167,17 +165,9 @@ impl Simulation {
                 son_nodes.push(nodes.len());
             }
             names.insert(identity.account, identity.name.clone());
-            let replica = if options.verify_replicas {
-                Some(ledger()?)
-            } else {
-                None
-            };
+            let replica = if options.verify_replicas { Some(ledger()?) } else { None };
             let scheduler = Scheduler::new(&registry, identity.clone(), config.clone());
-            nodes.push(Node {
-                identity,
-                scheduler,
-                replica,
-            });
+            nodes.push(Node { identity, scheduler, replica });
         }
         let p = &scenario.params;
         let heartbeat_period = (p.son_heartbeat_frequency / p.block_interval).max(1);
@@ -215,10 +205,7 @@ impl Simulation {
     }
 
     fn name(&self, account: AccountId) -> String {
-        self.names
-            .get(&account)
-            .cloned()
-            .unwrap_or_else(|| account.to_string())
+        self.names.get(&account).cloned().unwrap_or_else(|| account.to_string())
     }
 
     /// Produces one block and runs every online node after it. Returns `false` when the run is
@@ -231,11 +218,7 @@ impl Simulation {
         let height = self.chain.state().head_height() + 1;
         self.apply_scenario_events(t, height, timeline);
 
-        let producer_w = self
-            .chain
-            .state()
-            .scheduled_producer(t)
-            .expect("a slot after the head");
+        let producer_w = self.chain.state().scheduled_producer(t).expect("a slot after the head");
         let producer = self.witness_nodes[&producer_w];
         let txs = std::mem::take(&mut self.mempool);
         let produced = match &mut self.nodes[producer].replica {
@@ -250,22 +233,19 @@ impl Simulation {
         self.rejected += rejected.len() as u64;
         self.included += block.transactions.len() as u64;
         if self.nodes[producer].replica.is_some() {
-            self.chain
-                .apply_block(&block)
-                .map_err(|source| SimError::Refused {
-                    node: "reference".into(),
-                    height,
-                    source,
-                })?;
+            self.chain.apply_block(&block).map_err(|source| SimError::Refused {
+                node: "reference".into(),
+                height,
+                source,
+            })?;
             for (i, node) in self.nodes.iter_mut().enumerate() {
                 if i != producer {
                     let own = node.replica.as_mut().expect("verify mode");
-                    own.apply_block(&block)
-                        .map_err(|source| SimError::Refused {
-                            node: node.identity.name.clone(),
-                            height,
-                            source,
-                        })?;
+                    own.apply_block(&block).map_err(|source| SimError::Refused {
+                        node: node.identity.name.clone(),
+                        height,
+                        source,
+                    })?;
                 }
             }
             self.compare_replicas(height, producer)?;
@@ -289,16 +269,9 @@ impl Simulation {
         for line in lines {
             let text = line.unwrap_or_else(|p| {
                 let total = self.log.get(p).map_or(0, |e| e.approvals);
-                format!(
-                    "proposal {p} approved by {} ({total} in all)",
-                    approvals[&p]
-                )
+                format!("proposal {p} approved by {} ({total} in all)", approvals[&p])
             });
-            timeline.entry(Entry {
-                height,
-                elapsed: elapsed(&self.scenario, t),
-                text,
-            });
+            timeline.entry(Entry { height, elapsed: elapsed(&self.scenario, t), text });
         }
 
         self.send_heartbeats(t, height);
@@ -321,11 +294,7 @@ impl Simulation {
                 (false, false) => format!("son {son} is already offline (scenario)"),
                 (true, true) => format!("son {son} is already online (scenario)"),
             };
-            timeline.entry(Entry {
-                height,
-                elapsed: e.at,
-                text,
-            });
+            timeline.entry(Entry { height, elapsed: e.at, text });
             if up && !was {
                 // A node coming back announces itself at once.
                 if let Some(tx) = self.heartbeat(node, self.chain.state().head_time()) {
@@ -343,11 +312,7 @@ impl Simulation {
         if st.son(son)?.status == SonStatus::Deregistered {
             return None;
         }
-        let op = SonHeartbeat {
-            son,
-            owner: id.account,
-            timestamp: at,
-        };
+        let op = SonHeartbeat { son, owner: id.account, timestamp: at };
         Some(
             Transaction::single(at.plus(HEARTBEAT_TX_LIFETIME), op)
                 .sign(&st.chain_id(), &[&id.keys]),
@@ -368,10 +333,7 @@ impl Simulation {
 
     async fn run_schedulers(&mut self, height: u64, t: Timestamp, timeline: &mut dyn Observer) {
         let sink = CollectingSink::default();
-        let shared = self.nodes[0]
-            .replica
-            .is_none()
-            .then(|| self.chain.snapshot());
+        let shared = self.nodes[0].replica.is_none().then(|| self.chain.snapshot());
         for (i, node) in self.nodes.iter_mut().enumerate() {
             if !self.online[i] {
                 continue;
@@ -383,30 +345,18 @@ impl Simulation {
             };
             let report = node.scheduler.on_block(snapshot, &sink).await;
             for o in report.failures() {
-                let role = if o.role == Role::Trigger {
-                    "trigger"
-                } else {
-                    "validator"
-                };
+                let role = if o.role == Role::Trigger { "trigger" } else { "validator" };
                 let why = match &o.status {
                     PluginStatus::Failed(m) => format!("failed: {m}"),
                     PluginStatus::Panicked(m) => format!("panicked: {m}"),
                     _ => "timed out".into(),
                 };
                 let text = format!("{} {role} on {} {why}", o.kind, node.identity.name);
-                timeline.entry(Entry {
-                    height,
-                    elapsed: elapsed(&self.scenario, t),
-                    text,
-                });
+                timeline.entry(Entry { height, elapsed: elapsed(&self.scenario, t), text });
             }
             for (kind, d) in &report.deferred {
                 let text = format!("{kind} for {} held back: {}", d.subject, d.reason);
-                timeline.entry(Entry {
-                    height,
-                    elapsed: elapsed(&self.scenario, t),
-                    text,
-                });
+                timeline.entry(Entry { height, elapsed: elapsed(&self.scenario, t), text });
             }
         }
         drop(shared);
@@ -418,15 +368,9 @@ impl Simulation {
             .nodes
             .iter()
             .map(|n| {
-                (
-                    n.identity.name.clone(),
-                    n.replica.as_ref().expect("verify mode").state_hash(),
-                )
+                (n.identity.name.clone(), n.replica.as_ref().expect("verify mode").state_hash())
             })
-            .chain(std::iter::once((
-                "reference".to_owned(),
-                self.chain.state_hash(),
-            )))
+            .chain(std::iter::once(("reference".to_owned(), self.chain.state_hash())))
             .collect();
         check_agreement(height, &hashes[producer].0.clone(), &hashes)
     }
@@ -441,10 +385,7 @@ impl Simulation {
                 subject,
                 expiration_time,
             } => {
-                let about = subject
-                    .as_ref()
-                    .map(|s| format!(" for {s}"))
-                    .unwrap_or_default();
+                let about = subject.as_ref().map(|s| format!(" for {s}")).unwrap_or_default();
                 let lifetime = expiration_time.since(self.chain.state().head_time());
                 format!(
                     "proposal {proposal} raised: {}{about} by {} (lives {lifetime} s)",
@@ -466,27 +407,15 @@ impl Simulation {
             LedgerEvent::ProposalDeleted { proposal, by } => {
                 format!("proposal {proposal} deleted by {}", self.name(*by))
             }
-            LedgerEvent::VestingCreated {
-                owner,
-                amount,
-                cliff,
-                ..
-            } => {
+            LedgerEvent::VestingCreated { owner, amount, cliff, .. } => {
                 let days = cliff.since(self.chain.state().head_time()) as f64 / 86_400.0;
                 format!(
                     "deposit of {amount} vesting for {} (cliff in {days:.1} days)",
                     self.name(*owner)
                 )
             }
-            LedgerEvent::Notice {
-                kind,
-                subject,
-                message,
-            } => {
-                let about = subject
-                    .as_ref()
-                    .map(|s| format!(" {s}"))
-                    .unwrap_or_default();
+            LedgerEvent::Notice { kind, subject, message } => {
+                let about = subject.as_ref().map(|s| format!(" {s}")).unwrap_or_default();
                 format!("{kind}{about}: {message}")
             }
             // Approvals are summarised on the outcome line.
@@ -507,11 +436,8 @@ impl Simulation {
     pub fn finish(&self) -> Finished {
         let st = self.chain.state();
         let mut proposals: Vec<_> = self.log.entries().cloned().collect();
-        proposals.sort_by_key(|p| {
-            p.id.trim_start_matches("1.10.")
-                .parse::<u64>()
-                .unwrap_or(u64::MAX)
-        });
+        proposals
+            .sort_by_key(|p| p.id.trim_start_matches("1.10.").parse::<u64>().unwrap_or(u64::MAX));
         let report = Report {
             scenario: self.scenario.name.clone(),
             seed: self.scenario.seed,
@@ -522,12 +448,8 @@ impl Simulation {
             sons: report::sons(st),
             proposals,
         };
-        let failures = self
-            .scenario
-            .expect
-            .iter()
-            .filter_map(|x| check_expectation(&report, st, x))
-            .collect();
+        let failures =
+            self.scenario.expect.iter().filter_map(|x| check_expectation(&report, st, x)).collect();
         Finished {
             report,
             failures,
@@ -570,19 +492,12 @@ pub fn check_agreement(
     let Some((_, want)) = hashes.iter().find(|(n, _)| n == producer) else {
         return Err(SimError::Setup(format!("unknown producer {producer}")));
     };
-    let nodes: Vec<String> = hashes
-        .iter()
-        .filter(|(_, h)| h != want)
-        .map(|(n, _)| n.clone())
-        .collect();
+    let nodes: Vec<String> =
+        hashes.iter().filter(|(_, h)| h != want).map(|(n, _)| n.clone()).collect();
     if nodes.is_empty() {
         Ok(())
     } else {
-        Err(SimError::Diverged {
-            height,
-            producer: producer.to_owned(),
-            nodes,
-        })
+        Err(SimError::Diverged { height, producer: producer.to_owned(), nodes })
     }
 }
 
@@ -594,19 +509,10 @@ mod tests {
     fn disagreeing_replicas_are_named_with_the_block() {
         let a = Digest::of(b"a");
         let b = Digest::of(b"b");
-        let hashes = vec![
-            ("witness-0".into(), a),
-            ("son-2".into(), b),
-            ("son-5".into(), a),
-        ];
+        let hashes = vec![("witness-0".into(), a), ("son-2".into(), b), ("son-5".into(), a)];
         check_agreement(7, "witness-0", &hashes).expect_err("diverged");
-        let e = check_agreement(7, "son-5", &hashes)
-            .expect_err("diverged")
-            .to_string();
-        assert!(
-            e.contains("block 7") && e.contains("son-2") && !e.contains("witness-0,"),
-            "{e}"
-        );
+        let e = check_agreement(7, "son-5", &hashes).expect_err("diverged").to_string();
+        assert!(e.contains("block 7") && e.contains("son-2") && !e.contains("witness-0,"), "{e}");
         check_agreement(7, "witness-0", &hashes[..1]).expect("agree");
     }
 }

@@ -33,10 +33,7 @@ impl Operation for SonDeregister {
     fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
         let now = ctx.now();
         let cliff = now.plus(ctx.params().son_vesting_period);
-        let mut son = ctx
-            .son(self.son)
-            .cloned()
-            .ok_or(OperationError::UnknownSon(self.son))?;
+        let mut son = ctx.son(self.son).cloned().ok_or(OperationError::UnknownSon(self.son))?;
         let deposit = std::mem::take(&mut son.deposit);
         son.status = SonStatus::Deregistered;
         son.statistics.deregistered_timestamp = Some(now);

@@ -24,10 +24,7 @@ const DESCRIPTOR: OperationDescriptor = OperationDescriptor {
 };
 
 /// This crate's operations, for `Registry::builder().with(&PLUGIN)`.
-pub const PLUGIN: Plugin = Plugin {
-    name: "sonprop-deregister-son",
-    operations: &[DESCRIPTOR],
-    guards: &[],
-};
+pub const PLUGIN: Plugin =
+    Plugin { name: "sonprop-deregister-son", operations: &[DESCRIPTOR], guards: &[] };
 
 sonprop_core::inventory::submit! { DESCRIPTOR }

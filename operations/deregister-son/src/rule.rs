@@ -48,21 +48,13 @@ pub enum DeregisterError {
 pub fn check_due(state: &State, son: SonId) -> Result<(), DeregisterError> {
     let s = state.son(son).ok_or(DeregisterError::UnknownSon(son))?;
     if s.status != SonStatus::InMaintenance {
-        return Err(DeregisterError::NotInMaintenance {
-            son,
-            status: s.status,
-        });
+        return Err(DeregisterError::NotInMaintenance { son, status: s.status });
     }
     let last_down = s.statistics.last_down_timestamp;
     let down = state.head_time().since(last_down);
     let needed = state.params().son_deregister_time;
     if down < needed {
-        return Err(DeregisterError::TooEarly {
-            son,
-            last_down,
-            down,
-            needed,
-        });
+        return Err(DeregisterError::TooEarly { son, last_down, down, needed });
     }
     Ok(())
 }

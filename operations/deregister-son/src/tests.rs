@@ -14,27 +14,13 @@ use crate::{lifetime, SonDeregister, KIND, PLUGIN};
 const DEREGISTER_TIME: u64 = 1200;
 
 fn params() -> ChainParameters {
-    ChainParameters {
-        son_deregister_time: DEREGISTER_TIME,
-        ..ChainParameters::default()
-    }
+    ChainParameters { son_deregister_time: DEREGISTER_TIME, ..ChainParameters::default() }
 }
 
 fn network_with(guards: &[DeregistrationGuard]) -> TestNetwork {
-    let b = Registry::builder()
-        .with(&PLUGIN)
-        .with(&sonprop_report_down::PLUGIN);
-    let reg = guards
-        .iter()
-        .fold(b, |b, g| b.guard(*g))
-        .build()
-        .expect("unique")
-        .into_arc();
-    TestNetwork::builder()
-        .witnesses(3)
-        .sons(6)
-        .params(params())
-        .build(reg)
+    let b = Registry::builder().with(&PLUGIN).with(&sonprop_report_down::PLUGIN);
+    let reg = guards.iter().fold(b, |b, g| b.guard(*g)).build().expect("unique").into_arc();
+    TestNetwork::builder().witnesses(3).sons(6).params(params()).build(reg)
 }
 
 /// Runs the network until SON 2 is in maintenance; returns its last_down_timestamp.
@@ -75,32 +61,21 @@ async fn execution_deregisters_leaves_the_elected_set_and_vests_the_deposit() {
     let s = st.son(SonId(2)).expect("son");
     assert_eq!(s.status, SonStatus::Deregistered);
     let at = s.statistics.deregistered_timestamp.expect("set");
-    assert!(
-        at >= down.plus(DEREGISTER_TIME),
-        "never before the rule allows"
-    );
+    assert!(at >= down.plus(DEREGISTER_TIME), "never before the rule allows");
     assert!(!st.is_elected(SonId(2)));
     assert!(
-        !st.son_consensus_authority()
-            .account_auths
-            .contains_key(&owner),
+        !st.son_consensus_authority().account_auths.contains_key(&owner),
         "out of the authority at once"
     );
     assert_eq!(s.deposit, 0);
-    let v: Vec<_> = st
-        .vesting_balances()
-        .iter()
-        .map(|(_, v)| v.clone())
-        .collect();
+    let v: Vec<_> = st.vesting_balances().iter().map(|(_, v)| v.clone()).collect();
     assert_eq!(v.len(), 1);
     assert_eq!(
         (v[0].owner, v[0].amount, v[0].cliff),
         (owner, deposit, at.plus(params().son_vesting_period))
     );
-    let executed = events
-        .iter()
-        .filter(|(_, _, e)| matches!(e, LedgerEvent::ProposalExecuted { .. }))
-        .count();
+    let executed =
+        events.iter().filter(|(_, _, e)| matches!(e, LedgerEvent::ProposalExecuted { .. })).count();
     assert_eq!(executed, 1, "one deregistration");
     // Terminal: nothing reports it down or deregisters it again.
     assert!(sonprop_report_down::rule::check_report(
@@ -121,10 +96,8 @@ fn defer_son_2_for_an_hour(state: &State, son: SonId) -> Option<String> {
         .then(|| format!("required signer of a pending withdrawal until {until}"))
 }
 
-const GUARD: DeregistrationGuard = DeregistrationGuard {
-    name: "pending-withdrawals",
-    defer: defer_son_2_for_an_hour,
-};
+const GUARD: DeregistrationGuard =
+    DeregistrationGuard { name: "pending-withdrawals", defer: defer_son_2_for_an_hour };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guard_defers_deregistration_and_the_trigger_reports_its_reason() {
@@ -135,10 +108,7 @@ async fn a_guard_defers_deregistration_and_the_trigger_reports_its_reason() {
         let step = net.step().await;
         deferred.extend(step.reports.into_iter().flat_map(|(_, r)| r.deferred));
     }
-    assert_eq!(
-        net.ledger.state().son(SonId(2)).expect("son").status,
-        SonStatus::InMaintenance
-    );
+    assert_eq!(net.ledger.state().son(SonId(2)).expect("son").status, SonStatus::InMaintenance);
     let (kind, d) = deferred.first().expect("a deferral was reported");
     assert_eq!(*kind, KIND);
     assert!(
@@ -160,27 +130,16 @@ async fn a_guard_defers_deregistration_and_the_trigger_reports_its_reason() {
         },
     );
     let e = net.ledger.check_transaction(&tx).expect_err("deferred");
-    let rule = e
-        .operation_error()
-        .and_then(OperationError::rule_source::<DeregisterError>);
+    let rule = e.operation_error().and_then(OperationError::rule_source::<DeregisterError>);
     assert!(
-        matches!(
-            rule,
-            Some(DeregisterError::Deferred {
-                guard: "pending-withdrawals",
-                ..
-            })
-        ),
+        matches!(rule, Some(DeregisterError::Deferred { guard: "pending-withdrawals", .. })),
         "{e}"
     );
 
     // Once the guard lets go, it is deregistered.
     let g = net.genesis.genesis_time;
     net.run_until(g.plus(3600 + 30)).await;
-    assert_eq!(
-        net.ledger.state().son(SonId(2)).expect("son").status,
-        SonStatus::Deregistered
-    );
+    assert_eq!(net.ledger.state().son(SonId(2)).expect("son").status, SonStatus::Deregistered);
 }
 
 #[test]
@@ -191,32 +150,16 @@ fn lifetime_is_three_complete_witness_cycles_capped_by_the_maximum() {
         3 * 3 * 3,
         "block_interval 3 s × 3 witnesses × 3 cycles"
     );
-    let reg = Registry::builder()
-        .with(&PLUGIN)
-        .build()
-        .expect("unique")
-        .into_arc();
-    let p = ChainParameters {
-        maximum_proposal_lifetime: 20,
-        ..params()
-    };
-    let net = TestNetwork::builder()
-        .witnesses(3)
-        .sons(6)
-        .params(p)
-        .build(reg);
+    let reg = Registry::builder().with(&PLUGIN).build().expect("unique").into_arc();
+    let p = ChainParameters { maximum_proposal_lifetime: 20, ..params() };
+    let net = TestNetwork::builder().witnesses(3).sons(6).params(p).build(reg);
     assert_eq!(lifetime(net.ledger.state()), 20);
 }
 
 #[test]
 fn only_active_witnesses_may_propose_a_deregistration() {
     let net = network_with(&[]);
-    let d = net
-        .ledger
-        .state()
-        .registry()
-        .operation(KIND)
-        .expect("registered");
+    let d = net.ledger.state().registry().operation(KIND).expect("registered");
     let p = d.proposal.expect("proposable");
     let st = net.ledger.state();
     assert!(p.eligible.allows(st, net.witnesses[1].account));

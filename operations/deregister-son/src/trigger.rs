@@ -23,10 +23,8 @@ impl Trigger for DeregisterTrigger {
             match check_deregister(state, son) {
                 Ok(()) => out.drafts.push(ProposalDraft::new(SonDeregister { son })),
                 Err(e @ DeregisterError::Deferred { .. }) => {
-                    out.deferred.push(Deferral {
-                        subject: Subject::Son(son),
-                        reason: e.to_string(),
-                    });
+                    out.deferred
+                        .push(Deferral { subject: Subject::Son(son), reason: e.to_string() });
                 }
                 Err(_) => {}
             }

@@ -33,10 +33,7 @@ impl Operation for SonReportDown {
         check_report(state, self.son, self.down_ts).map_err(|e| OperationError::rule(KIND, e))
     }
     fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
-        let mut son = ctx
-            .son(self.son)
-            .cloned()
-            .ok_or(OperationError::UnknownSon(self.son))?;
+        let mut son = ctx.son(self.son).cloned().ok_or(OperationError::UnknownSon(self.son))?;
         son.status = SonStatus::InMaintenance;
         son.statistics.last_down_timestamp = self.down_ts;
         ctx.put_son(son)

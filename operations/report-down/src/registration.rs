@@ -21,19 +21,11 @@ const DESCRIPTOR: OperationDescriptor = OperationDescriptor {
         trigger: Some(|| Box::new(ReportDownTrigger)),
         validator: Some(|| Box::new(ReportDownValidator)),
     }),
-    example: || {
-        Box::new(SonReportDown {
-            son: SonId(3),
-            down_ts: Timestamp(1_767_229_200),
-        })
-    },
+    example: || Box::new(SonReportDown { son: SonId(3), down_ts: Timestamp(1_767_229_200) }),
 };
 
 /// This crate's operations, for `Registry::builder().with(&PLUGIN)`.
-pub const PLUGIN: Plugin = Plugin {
-    name: "sonprop-report-down",
-    operations: &[DESCRIPTOR],
-    guards: &[],
-};
+pub const PLUGIN: Plugin =
+    Plugin { name: "sonprop-report-down", operations: &[DESCRIPTOR], guards: &[] };
 
 sonprop_core::inventory::submit! { DESCRIPTOR }

@@ -61,18 +61,11 @@ pub fn check_report(state: &State, son: SonId, down_ts: Timestamp) -> Result<(),
         return Err(ReportDownError::NotElected(son));
     }
     if !matches!(s.status, SonStatus::Active | SonStatus::RequestMaintenance) {
-        return Err(ReportDownError::WrongStatus {
-            son,
-            status: s.status,
-        });
+        return Err(ReportDownError::WrongStatus { son, status: s.status });
     }
     let last_active = s.statistics.last_active_timestamp;
     if down_ts < last_active {
-        return Err(ReportDownError::BeforeLastHeartbeat {
-            son,
-            down_ts,
-            last_active,
-        });
+        return Err(ReportDownError::BeforeLastHeartbeat { son, down_ts, last_active });
     }
     let head = state.head_time();
     if down_ts > head {
@@ -81,12 +74,7 @@ pub fn check_report(state: &State, son: SonId, down_ts: Timestamp) -> Result<(),
     let needed = state.params().son_down_time;
     let silent = head.since(down_ts);
     if silent < needed {
-        return Err(ReportDownError::NotDownLongEnough {
-            son,
-            down_ts,
-            silent,
-            needed,
-        });
+        return Err(ReportDownError::NotDownLongEnough { son, down_ts, silent, needed });
     }
     Ok(())
 }
@@ -95,10 +83,7 @@ pub fn check_report(state: &State, son: SonId, down_ts: Timestamp) -> Result<(),
 /// their election time if they never sent one). Index range queries only.
 pub fn due(state: &State) -> impl Iterator<Item = (SonId, Timestamp)> + '_ {
     // last_active <= head - son_down_time  <=>  last_active < head - son_down_time + 1
-    let before = state
-        .head_time()
-        .minus(state.params().son_down_time)
-        .plus(1);
+    let before = state.head_time().minus(state.params().son_down_time).plus(1);
     [SonStatus::Active, SonStatus::RequestMaintenance]
         .into_iter()
         .flat_map(move |status| state.sons_inactive_since(status, before))

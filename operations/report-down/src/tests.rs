@@ -6,16 +6,8 @@ use crate::rule::{check_report, ReportDownError};
 use crate::{ReportDownTrigger, PLUGIN};
 
 fn network() -> TestNetwork {
-    let reg = Registry::builder()
-        .with(&PLUGIN)
-        .build()
-        .expect("unique")
-        .into_arc();
-    TestNetwork::builder()
-        .witnesses(3)
-        .sons(6)
-        .standby_sons(1)
-        .build(reg)
+    let reg = Registry::builder().with(&PLUGIN).build().expect("unique").into_arc();
+    TestNetwork::builder().witnesses(3).sons(6).standby_sons(1).build(reg)
 }
 
 fn produce_to(net: &mut TestNetwork, t: Timestamp) {
@@ -31,14 +23,7 @@ fn a_report_is_allowed_exactly_at_son_down_time_and_not_a_block_before() {
     produce_to(&mut net, g.plus(357));
     let e = check_report(net.ledger.state(), SonId(2), g).expect_err("one block early");
     assert!(
-        matches!(
-            e,
-            ReportDownError::NotDownLongEnough {
-                silent: 357,
-                needed: 360,
-                ..
-            }
-        ),
+        matches!(e, ReportDownError::NotDownLongEnough { silent: 357, needed: 360, .. }),
         "{e}"
     );
     produce_to(&mut net, g.plus(360));
@@ -52,10 +37,7 @@ fn down_ts_must_lie_between_the_last_heartbeat_and_head_time() {
     produce_to(&mut net, g.plus(720));
     let st = net.ledger.state();
     let e = check_report(st, SonId(2), g.minus(3)).expect_err("before last heartbeat");
-    assert!(
-        matches!(e, ReportDownError::BeforeLastHeartbeat { .. }),
-        "{e}"
-    );
+    assert!(matches!(e, ReportDownError::BeforeLastHeartbeat { .. }), "{e}");
     let e = check_report(st, SonId(2), st.head_time().plus(3)).expect_err("future");
     assert!(matches!(e, ReportDownError::InFuture { .. }), "{e}");
 }
@@ -72,10 +54,7 @@ fn only_existing_elected_sons_are_reported() {
 }
 
 fn witness_running(net: &TestNetwork, son: Option<SonId>) -> NodeIdentity {
-    NodeIdentity {
-        son,
-        ..net.witnesses[0].clone()
-    }
+    NodeIdentity { son, ..net.witnesses[0].clone() }
 }
 
 #[tokio::test]
@@ -92,28 +71,14 @@ async fn the_trigger_drafts_only_due_sons_and_never_its_own() {
     let drafted = |out: sonprop_core::TriggerOutput| -> Vec<SonId> {
         out.drafts
             .iter()
-            .map(|d| {
-                d.operation
-                    .subject()
-                    .and_then(|s| s.son())
-                    .expect("son subject")
-            })
+            .map(|d| d.operation.subject().and_then(|s| s.son()).expect("son subject"))
             .collect()
     };
-    let out = ReportDownTrigger
-        .drafts(&st, &witness_running(&net, None))
-        .await
-        .expect("ok");
+    let out = ReportDownTrigger.drafts(&st, &witness_running(&net, None)).await.expect("ok");
     assert_eq!(drafted(out), vec![SonId(4), SonId(5)]);
-    let out = ReportDownTrigger
-        .drafts(&st, &witness_running(&net, Some(SonId(5))))
-        .await
-        .expect("ok");
-    assert_eq!(
-        drafted(out),
-        vec![SonId(4)],
-        "a node never reports its own SON"
-    );
+    let out =
+        ReportDownTrigger.drafts(&st, &witness_running(&net, Some(SonId(5)))).await.expect("ok");
+    assert_eq!(drafted(out), vec![SonId(4)], "a node never reports its own SON");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,17 +100,8 @@ async fn an_executed_report_puts_the_son_in_maintenance_as_of_its_last_heartbeat
         .count();
     assert_eq!(executed, 1, "exactly one report for the one silent SON");
     let e = check_report(net.ledger.state(), SonId(2), g).expect_err("already in maintenance");
-    assert_eq!(
-        e,
-        ReportDownError::WrongStatus {
-            son: SonId(2),
-            status: SonStatus::InMaintenance
-        }
-    );
+    assert_eq!(e, ReportDownError::WrongStatus { son: SonId(2), status: SonStatus::InMaintenance });
     for i in [0, 1, 3, 4, 5] {
-        assert_eq!(
-            net.ledger.state().son(SonId(i)).expect("son").status,
-            SonStatus::Active
-        );
+        assert_eq!(net.ledger.state().son(SonId(i)).expect("son").status, SonStatus::Active);
     }
 }
