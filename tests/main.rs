@@ -6,6 +6,7 @@ use sonprop_deregister_son as _;
 use sonprop_example_custom_operation as _;
 use sonprop_report_down as _;
 
+mod bench_baseline;
 mod ledger_invariants;
 mod operation_json;
 mod scenarios;

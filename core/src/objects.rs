@@ -87,6 +87,11 @@ impl SonStatus {
         SonStatus::InMaintenance,
         SonStatus::Deregistered,
     ];
+
+    /// Position in [`SonStatus::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
 }
 
 impl fmt::Display for SonStatus {

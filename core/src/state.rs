@@ -7,7 +7,6 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::ops::Bound;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -56,24 +55,28 @@ pub struct Globals {
     pub next_vesting: u64,
 }
 
-/// SON indexes: by `(status, last_active_timestamp)` and by `(status, last_down_timestamp)`, so
-/// "which SONs are due" is a range query, not a scan.
+/// SON indexes, partitioned by status: by `last_active_timestamp` and by
+/// `last_down_timestamp`. "Which active SONs are silent" and "which SONs in maintenance are due"
+/// are range queries over their own status's partition, so they cost the same however many
+/// inactive or deregistered SONs the chain has accumulated.
 #[derive(Debug, Clone, Default)]
 pub struct SonIndex {
-    by_active: BTreeSet<(SonStatus, Timestamp, SonId)>,
-    by_down: BTreeSet<(SonStatus, Timestamp, SonId)>,
+    by_active: [BTreeSet<(Timestamp, SonId)>; SonStatus::ALL.len()],
+    by_down: [BTreeSet<(Timestamp, SonId)>; SonStatus::ALL.len()],
     by_owner: BTreeMap<AccountId, SonId>,
 }
 
 impl TableIndex<SonId, Son> for SonIndex {
     fn insert(&mut self, id: &SonId, s: &Son) {
-        self.by_active.insert((s.status, s.statistics.last_active_timestamp, *id));
-        self.by_down.insert((s.status, s.statistics.last_down_timestamp, *id));
+        let p = s.status.index();
+        self.by_active[p].insert((s.statistics.last_active_timestamp, *id));
+        self.by_down[p].insert((s.statistics.last_down_timestamp, *id));
         self.by_owner.insert(s.owner, *id);
     }
     fn remove(&mut self, id: &SonId, s: &Son) {
-        self.by_active.remove(&(s.status, s.statistics.last_active_timestamp, *id));
-        self.by_down.remove(&(s.status, s.statistics.last_down_timestamp, *id));
+        let p = s.status.index();
+        self.by_active[p].remove(&(s.statistics.last_active_timestamp, *id));
+        self.by_down[p].remove(&(s.statistics.last_down_timestamp, *id));
         if self.by_owner.get(&s.owner) == Some(id) {
             self.by_owner.remove(&s.owner);
         }
@@ -100,7 +103,8 @@ impl TableIndex<ProposalId, Proposal> for ProposalIndex {
 pub struct RecordIndex {
     by_proposal: BTreeSet<(ProposalId, SonProposalId)>,
     by_son: BTreeSet<(SonId, SonProposalId)>,
-    by_kind_subject: BTreeMap<(String, Subject), SonProposalId>,
+    /// Kind, then subject: looked up by `&str` and `&Subject` without allocating.
+    by_kind_subject: BTreeMap<String, BTreeMap<Subject, SonProposalId>>,
 }
 
 impl TableIndex<SonProposalId, SonProposalRecord> for RecordIndex {
@@ -109,16 +113,20 @@ impl TableIndex<SonProposalId, SonProposalRecord> for RecordIndex {
         if let Some(son) = r.subject.son() {
             self.by_son.insert((son, *id));
         }
-        self.by_kind_subject.insert((r.kind.clone(), r.subject.clone()), *id);
+        self.by_kind_subject.entry(r.kind.clone()).or_default().insert(r.subject.clone(), *id);
     }
     fn remove(&mut self, id: &SonProposalId, r: &SonProposalRecord) {
         self.by_proposal.remove(&(r.proposal, *id));
         if let Some(son) = r.subject.son() {
             self.by_son.remove(&(son, *id));
         }
-        let key = (r.kind.clone(), r.subject.clone());
-        if self.by_kind_subject.get(&key) == Some(id) {
-            self.by_kind_subject.remove(&key);
+        if let Some(by_subject) = self.by_kind_subject.get_mut(r.kind.as_str()) {
+            if by_subject.get(&r.subject) == Some(id) {
+                by_subject.remove(&r.subject);
+            }
+            if by_subject.is_empty() {
+                self.by_kind_subject.remove(r.kind.as_str());
+            }
         }
     }
 }
@@ -254,41 +262,57 @@ impl State {
     }
 
     /// SONs with `status` whose last heartbeat is strictly before `before`, oldest first.
-    /// Cost: O(log n + what it returns).
+    /// Cost: O(log m + what it returns), `m` the number of SONs with that status.
     pub fn sons_inactive_since(
         &self,
         status: SonStatus,
         before: Timestamp,
     ) -> impl Iterator<Item = &Son> + '_ {
-        self.sons
-            .index()
-            .by_active
-            .range((status, Timestamp::ZERO, SonId(0))..(status, before, SonId(0)))
-            .filter_map(|(_, _, id)| self.sons.get(id))
+        self.sons.index().by_active[status.index()]
+            .range(..(before, SonId(0)))
+            .filter_map(|(_, id)| self.sons.get(id))
     }
 
     /// SONs with `status` whose `last_down_timestamp` is at or before `at_or_before`, oldest
-    /// first. Cost: O(log n + what it returns).
+    /// first. Cost: O(log m + what it returns), `m` the number of SONs with that status.
     pub fn sons_down_since(
         &self,
         status: SonStatus,
         at_or_before: Timestamp,
     ) -> impl Iterator<Item = &Son> + '_ {
-        self.sons
-            .index()
-            .by_down
-            .range((
-                Bound::Included((status, Timestamp::ZERO, SonId(0))),
-                Bound::Included((status, at_or_before, SonId(u64::MAX))),
-            ))
-            .filter_map(|(_, _, id)| self.sons.get(id))
+        self.sons.index().by_down[status.index()]
+            .range(..=(at_or_before, SonId(u64::MAX)))
+            .filter_map(|(_, id)| self.sons.get(id))
+    }
+
+    /// Like [`State::sons_inactive_since`], from the index alone: `(last_active_timestamp, id)`
+    /// pairs, without reading the SON rows.
+    pub fn son_ids_inactive_since(
+        &self,
+        status: SonStatus,
+        before: Timestamp,
+    ) -> impl Iterator<Item = (Timestamp, SonId)> + '_ {
+        self.sons.index().by_active[status.index()].range(..(before, SonId(0))).copied()
+    }
+
+    /// Like [`State::sons_down_since`], from the index alone: `(last_down_timestamp, id)` pairs,
+    /// without reading the SON rows.
+    pub fn son_ids_down_since(
+        &self,
+        status: SonStatus,
+        at_or_before: Timestamp,
+    ) -> impl Iterator<Item = (Timestamp, SonId)> + '_ {
+        self.sons.index().by_down[status.index()].range(..=(at_or_before, SonId(u64::MAX))).copied()
+    }
+
+    /// How many SONs have `status` (from the index: O(1)).
+    pub fn son_count(&self, status: SonStatus) -> usize {
+        self.sons.index().by_active[status.index()].len()
     }
 
     /// The live proposal of `kind` about `subject`, if there is one.
     pub fn live_proposal(&self, kind: &str, subject: &Subject) -> Option<ProposalId> {
-        // Keyed by owned strings; a borrowed probe would need a custom Borrow impl for the pair.
-        let key = (kind.to_owned(), subject.clone());
-        let rid = self.son_proposals.index().by_kind_subject.get(&key)?;
+        let rid = self.son_proposals.index().by_kind_subject.get(kind)?.get(subject)?;
         self.son_proposals.get(rid).map(|r| r.proposal)
     }
 

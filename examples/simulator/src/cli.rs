@@ -34,6 +34,11 @@ usage:
       --quiet             print only the summary
   sonprop operations
       List the registered proposal kinds.
+  sonprop bench [--json] [--quick]
+      Measure trigger cost (indexed against a Peerplays-style scan), apply_block against raw
+      signature verification, proposal lifecycles, and simulation speed and memory.
+      --json    print one JSON object instead of the table
+      --quick   a reduced set that runs in seconds (no 100 000-SON ledger, no 30-day run)
   sonprop help
       Show this text.
 
@@ -83,6 +88,8 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write, progress_b
     let result = match args.first().map(String::as_str) {
         Some("simulate") => simulate(&args[1..], out, err, progress_bar),
         Some("operations") if args.len() == 1 => operations(out),
+        Some("bench") => Ok(crate::bench::cli::bench(&args[1..], out, err)),
+        Some("bench-sim") => Ok(crate::bench::cli::bench_sim(&args[1..], out)),
         Some("help" | "--help" | "-h") => {
             let _ = writeln!(out, "{USAGE}");
             Ok(EXIT_OK)

@@ -47,10 +47,20 @@ pub enum DeregisterError {
 /// son_deregister_time`.
 pub fn check_due(state: &State, son: SonId) -> Result<(), DeregisterError> {
     let s = state.son(son).ok_or(DeregisterError::UnknownSon(son))?;
-    if s.status != SonStatus::InMaintenance {
-        return Err(DeregisterError::NotInMaintenance { son, status: s.status });
+    time_rule(state, son, s.status, s.statistics.last_down_timestamp)
+}
+
+/// The time rule over the values it reads, so [`check_due`] (from the SON row) and [`due`]
+/// (from the index keys) apply the very same predicate.
+fn time_rule(
+    state: &State,
+    son: SonId,
+    status: SonStatus,
+    last_down: Timestamp,
+) -> Result<(), DeregisterError> {
+    if status != SonStatus::InMaintenance {
+        return Err(DeregisterError::NotInMaintenance { son, status });
     }
-    let last_down = s.statistics.last_down_timestamp;
     let down = state.head_time().since(last_down);
     let needed = state.params().son_deregister_time;
     if down < needed {
@@ -59,20 +69,26 @@ pub fn check_due(state: &State, son: SonId) -> Result<(), DeregisterError> {
     Ok(())
 }
 
-/// The full rule: due, and no deregistration guard defers it.
-pub fn check_deregister(state: &State, son: SonId) -> Result<(), DeregisterError> {
-    check_due(state, son)?;
+/// Whether a deregistration guard defers deregistering `son`.
+pub fn check_guards(state: &State, son: SonId) -> Result<(), DeregisterError> {
     match state.registry().deregistration_deferral(state, son) {
         Some((guard, reason)) => Err(DeregisterError::Deferred { son, guard, reason }),
         None => Ok(()),
     }
 }
 
-/// The SONs whose time rule holds, oldest outage first. One index range query.
+/// The full rule: due, and no deregistration guard defers it.
+pub fn check_deregister(state: &State, son: SonId) -> Result<(), DeregisterError> {
+    check_due(state, son)?;
+    check_guards(state, son)
+}
+
+/// The SONs whose time rule holds, oldest outage first: one range query over the index of SONs
+/// in maintenance, deciding from the index keys without reading the SON rows.
 pub fn due(state: &State) -> impl Iterator<Item = SonId> + '_ {
     let cutoff = state.head_time().minus(state.params().son_deregister_time);
     state
-        .sons_down_since(SonStatus::InMaintenance, cutoff)
-        .map(|s| s.id)
-        .filter(move |id| check_due(state, *id).is_ok())
+        .son_ids_down_since(SonStatus::InMaintenance, cutoff)
+        .filter(move |(down, id)| time_rule(state, *id, SonStatus::InMaintenance, *down).is_ok())
+        .map(|(_, id)| id)
 }

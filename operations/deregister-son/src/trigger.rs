@@ -5,7 +5,7 @@ use sonprop_core::{
     Trigger, TriggerOutput, Validator, Verdict,
 };
 
-use crate::rule::{check_deregister, due, DeregisterError};
+use crate::rule::{check_deregister, check_guards, due};
 use crate::{SonDeregister, KIND};
 
 /// Drafts a deregistration for every due SON without a live one; reports guard deferrals.
@@ -20,13 +20,11 @@ impl Trigger for DeregisterTrigger {
             if state.live_proposal(KIND, &Subject::Son(son)).is_some() {
                 continue;
             }
-            match check_deregister(state, son) {
+            match check_guards(state, son) {
                 Ok(()) => out.drafts.push(ProposalDraft::new(SonDeregister { son })),
-                Err(e @ DeregisterError::Deferred { .. }) => {
-                    out.deferred
-                        .push(Deferral { subject: Subject::Son(son), reason: e.to_string() });
-                }
-                Err(_) => {}
+                Err(e) => out
+                    .deferred
+                    .push(Deferral { subject: Subject::Son(son), reason: e.to_string() }),
             }
         }
         Ok(out)

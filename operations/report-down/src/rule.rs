@@ -57,13 +57,24 @@ pub enum ReportDownError {
 /// Whether `son` may be reported down as of `down_ts`, at the state's head time.
 pub fn check_report(state: &State, son: SonId, down_ts: Timestamp) -> Result<(), ReportDownError> {
     let s = state.son(son).ok_or(ReportDownError::UnknownSon(son))?;
+    report_rule(state, son, s.status, s.statistics.last_active_timestamp, down_ts)
+}
+
+/// The rule over the values it reads, so [`check_report`] (from the SON row) and [`due`] (from
+/// the index keys) apply the very same predicate.
+fn report_rule(
+    state: &State,
+    son: SonId,
+    status: SonStatus,
+    last_active: Timestamp,
+    down_ts: Timestamp,
+) -> Result<(), ReportDownError> {
     if !state.is_elected(son) {
         return Err(ReportDownError::NotElected(son));
     }
-    if !matches!(s.status, SonStatus::Active | SonStatus::RequestMaintenance) {
-        return Err(ReportDownError::WrongStatus { son, status: s.status });
+    if !matches!(status, SonStatus::Active | SonStatus::RequestMaintenance) {
+        return Err(ReportDownError::WrongStatus { son, status });
     }
-    let last_active = s.statistics.last_active_timestamp;
     if down_ts < last_active {
         return Err(ReportDownError::BeforeLastHeartbeat { son, down_ts, last_active });
     }
@@ -80,13 +91,16 @@ pub fn check_report(state: &State, son: SonId, down_ts: Timestamp) -> Result<(),
 }
 
 /// The SONs due to be reported, with the `down_ts` to report (their last heartbeat, which is
-/// their election time if they never sent one). Index range queries only.
+/// their election time if they never sent one): range queries over the index partitions of
+/// active and request_maintenance SONs, deciding from the index keys without reading the rows.
 pub fn due(state: &State) -> impl Iterator<Item = (SonId, Timestamp)> + '_ {
     // last_active <= head - son_down_time  <=>  last_active < head - son_down_time + 1
     let before = state.head_time().minus(state.params().son_down_time).plus(1);
     [SonStatus::Active, SonStatus::RequestMaintenance]
         .into_iter()
-        .flat_map(move |status| state.sons_inactive_since(status, before))
-        .map(|s| (s.id, s.statistics.last_active_timestamp))
-        .filter(move |(id, ts)| check_report(state, *id, *ts).is_ok())
+        .flat_map(move |status| {
+            state.son_ids_inactive_since(status, before).map(move |(ts, id)| (status, ts, id))
+        })
+        .filter(move |(status, ts, id)| report_rule(state, *id, *status, *ts, *ts).is_ok())
+        .map(|(_, ts, id)| (id, ts))
 }

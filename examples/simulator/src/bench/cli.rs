@@ -1,0 +1,267 @@
+//! The `bench` command, and `bench-sim`, the child process it measures simulations in.
+
+use std::io::Write;
+use std::process::Command;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    measure_apply, measure_lifecycles, measure_triggers, peak_rss_mib, ApplyFigures, TriggerRow,
+};
+use crate::cli::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE, USAGE};
+use crate::scenario::Scenario;
+use crate::sim::{Entry, Observer, Options, Simulation};
+
+/// One simulation run in a child process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimFigures {
+    /// Simulated days.
+    pub days: u64,
+    /// Blocks produced.
+    pub blocks: u64,
+    /// Wall seconds.
+    pub wall_s: f64,
+    /// Peak resident memory of the child, MiB.
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// Everything `bench` measures. With `--json` this is printed as one object.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Reduced set?
+    pub quick: bool,
+    /// Logical cores of this machine.
+    pub cores: usize,
+    /// Trigger cost per block by SON count.
+    pub triggers: Vec<TriggerRow>,
+    /// `apply_block` per heartbeat transaction, ns.
+    pub apply_block_ns_per_tx: u64,
+    /// Raw secp256k1 verification, ns.
+    pub sig_verify_ns: u64,
+    /// apply / verify.
+    pub apply_vs_verify: f64,
+    /// Heartbeats per measured block.
+    pub apply_txs_per_block: usize,
+    /// Complete proposal lifecycles per second.
+    pub lifecycle_per_s: f64,
+    /// Simulated days per wall second (default network, 1 day).
+    pub sim_days_per_s: f64,
+    /// Wall seconds for 30 simulated days (`null` with `--quick`).
+    pub sim_30d_wall_s: Option<f64>,
+    /// Peak RSS of the 30-day run, MiB (`null` with `--quick`).
+    pub sim_30d_peak_rss_mib: Option<f64>,
+    /// Peak RSS of a 10-day run, MiB, to show memory does not grow with days.
+    pub sim_10d_peak_rss_mib: Option<f64>,
+    /// Peak RSS of the 1-day run, MiB.
+    pub sim_1d_peak_rss_mib: Option<f64>,
+}
+
+/// The default network with no events, for `days` days.
+pub fn default_network(days: u64) -> Scenario {
+    let text = format!("name = \"bench-default\"\nseed = 1\nduration = \"{days}d\"\n[network]\nwitnesses = 11\nsons = 15\n");
+    Scenario::from_toml(&text, "<bench>").expect("valid")
+}
+
+struct Silent;
+impl Observer for Silent {
+    fn entry(&mut self, _: Entry) {}
+}
+
+/// `sonprop bench-sim --days N`: runs the default network and prints [`SimFigures`] as JSON.
+pub fn bench_sim(args: &[String], out: &mut dyn Write) -> i32 {
+    let days = match args {
+        [flag, n] if flag == "--days" => match n.parse::<u64>() {
+            Ok(d) if d > 0 => d,
+            _ => return EXIT_USAGE,
+        },
+        _ => return EXIT_USAGE,
+    };
+    let scenario = default_network(days);
+    let Ok(registry) = crate::cli::registry() else { return EXIT_FAILURE };
+    let Ok(mut sim) = Simulation::new(&scenario, registry.into_arc(), &Options::default()) else {
+        return EXIT_FAILURE;
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_time().build() else {
+        return EXIT_FAILURE;
+    };
+    let started = Instant::now();
+    let Ok(finished) = rt.block_on(sim.run(&mut Silent)) else { return EXIT_FAILURE };
+    let figures = SimFigures {
+        days,
+        blocks: finished.report.blocks,
+        wall_s: started.elapsed().as_secs_f64(),
+        peak_rss_mib: peak_rss_mib(),
+    };
+    let _ = writeln!(out, "{}", serde_json::to_string(&figures).unwrap_or_default());
+    EXIT_OK
+}
+
+fn run_child(days: u64) -> Result<SimFigures, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    let output = Command::new(exe)
+        .args(["bench-sim", "--days", &days.to_string()])
+        .output()
+        .map_err(|e| format!("cannot run the simulation child: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("the {days}-day simulation child failed: {}", output.status));
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| format!("unreadable child output: {e}"))
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok {
+        "ok  "
+    } else {
+        "MISS"
+    }
+}
+
+/// `sonprop bench [--json] [--quick]`.
+pub fn bench(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let (mut json, mut quick) = (false, false);
+    for a in args {
+        match a.as_str() {
+            "--json" => json = true,
+            "--quick" => quick = true,
+            other => {
+                let _ = writeln!(err, "sonprop: unknown bench option `{other}`\n\n{USAGE}");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let step = |err: &mut dyn Write, what: &str| {
+        let _ = writeln!(err, "bench: {what}…");
+    };
+    let (sizes, blocks): (&[usize], usize) =
+        if quick { (&[100, 1_000], 60) } else { (&[100, 1_000, 10_000, 100_000], 200) };
+    let mut triggers = Vec::new();
+    for &n in sizes {
+        step(err, &format!("triggers at {n} SONs"));
+        triggers.push(measure_triggers(n, blocks));
+    }
+    step(err, "apply_block against signature verification");
+    let apply: ApplyFigures =
+        if quick { measure_apply(1_000, 100, 5) } else { measure_apply(10_000, 1_000, 7) };
+    step(err, "proposal lifecycles");
+    let lifecycle_per_s = measure_lifecycles(if quick { 50 } else { 400 });
+    step(err, "1 simulated day");
+    let day = match run_child(1) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = writeln!(err, "sonprop: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let (mut d10, mut d30) = (None, None);
+    if !quick {
+        step(err, "10 simulated days");
+        d10 = run_child(10).ok();
+        step(err, "30 simulated days");
+        d30 = run_child(30).ok();
+        if d10.is_none() || d30.is_none() {
+            let _ = writeln!(err, "sonprop: a long simulation child failed");
+            return EXIT_FAILURE;
+        }
+    }
+    let report = BenchReport {
+        quick,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        triggers,
+        apply_block_ns_per_tx: apply.apply_block_ns_per_tx,
+        sig_verify_ns: apply.sig_verify_ns,
+        apply_vs_verify: apply.ratio,
+        apply_txs_per_block: apply.txs_per_block,
+        lifecycle_per_s,
+        sim_days_per_s: day.days as f64 / day.wall_s,
+        sim_30d_wall_s: d30.as_ref().map(|f| f.wall_s),
+        sim_30d_peak_rss_mib: d30.as_ref().and_then(|f| f.peak_rss_mib),
+        sim_10d_peak_rss_mib: d10.as_ref().and_then(|f| f.peak_rss_mib),
+        sim_1d_peak_rss_mib: day.peak_rss_mib,
+    };
+    if json {
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        print_table(&report, out);
+    }
+    EXIT_OK
+}
+
+fn print_table(r: &BenchReport, out: &mut dyn Write) {
+    let _ = writeln!(
+        out,
+        "sonprop bench{} on {} cores",
+        if r.quick { " --quick" } else { "" },
+        r.cores
+    );
+    let _ = writeln!(out, "\ntrigger evaluation per block (report-down + deregister; median; 1% of SONs in maintenance, {} live proposals)", super::LIVE_PROPOSALS);
+    let _ = writeln!(
+        out,
+        "{:>9}  {:>12}  {:>12}  {:>12}  {:>4}",
+        "sons", "indexed ns", "scan ns", "scan/indexed", "due"
+    );
+    for t in &r.triggers {
+        let _ = writeln!(
+            out,
+            "{:>9}  {:>12}  {:>12}  {:>11.1}x  {:>4}",
+            t.sons, t.indexed_ns_per_block, t.scan_ns_per_block, t.ratio, t.due
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\napply_block: {} ns per heartbeat transaction ({} per block); raw secp256k1 verify: {} ns; ratio {:.2}x",
+        r.apply_block_ns_per_tx, r.apply_txs_per_block, r.sig_verify_ns, r.apply_vs_verify
+    );
+    let _ = writeln!(
+        out,
+        "proposal lifecycles (create, 11 approvals, execute): {:.0} per s",
+        r.lifecycle_per_s
+    );
+    let _ = writeln!(
+        out,
+        "simulation, default network: {:.2} simulated days per wall second",
+        r.sim_days_per_s
+    );
+    if let (Some(w), Some(m)) = (r.sim_30d_wall_s, r.sim_30d_peak_rss_mib) {
+        let m10 = r.sim_10d_peak_rss_mib.unwrap_or(f64::NAN);
+        let _ = writeln!(
+            out,
+            "30 simulated days: {w:.1} s wall, peak RSS {m:.1} MiB (10 days: {m10:.1} MiB)"
+        );
+    }
+
+    let _ = writeln!(out, "\ntargets");
+    let row = |n: usize| r.triggers.iter().find(|t| t.sons == n);
+    if let (Some(small), Some(big)) = (row(1_000), row(100_000)) {
+        let growth = big.indexed_ns_per_block as f64 / small.indexed_ns_per_block as f64;
+        let _ = writeln!(
+            out,
+            "  [{}] indexed cost at 100 000 SONs <= 2x its cost at 1 000: {growth:.2}x",
+            mark(growth <= 2.0)
+        );
+        let _ = writeln!(
+            out,
+            "  [{}] indexed >= 100x faster than the scan at 100 000 SONs: {:.0}x",
+            mark(big.ratio >= 100.0),
+            big.ratio
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  [{}] apply_block per heartbeat <= 1.5x raw verification: {:.2}x",
+        mark(r.apply_vs_verify <= 1.5),
+        r.apply_vs_verify
+    );
+    if let (Some(w), Some(m)) = (r.sim_30d_wall_s, r.sim_30d_peak_rss_mib) {
+        let _ = writeln!(out, "  [{}] 30 simulated days in <= 30 s: {w:.1} s", mark(w <= 30.0));
+        let flat = r.sim_10d_peak_rss_mib.is_some_and(|m10| m <= m10 * 1.1 + 1.0);
+        let _ = writeln!(
+            out,
+            "  [{}] peak RSS < 200 MiB and not growing with days: {m:.1} MiB",
+            mark(m < 200.0 && flat)
+        );
+    }
+    if r.quick {
+        let _ = writeln!(out, "  (--quick: the 100 000-SON and 30-day targets are not measured)");
+    }
+}

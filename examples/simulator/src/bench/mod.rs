@@ -1,0 +1,485 @@
+//! `sonprop bench`: the figures behind docs/performance.md, measured in one run.
+//!
+//! - Trigger evaluation per block, indexed (this framework) against the Peerplays-style scan
+//!   ([`baseline`]), for 100 to 100 000 registered SONs.
+//! - `apply_block` per heartbeat transaction against raw secp256k1 verification.
+//! - Complete proposal lifecycles per second through the ledger.
+//! - Simulated days per wall second and peak memory of the default network, each in a child
+//!   process so that the large ledgers built here do not count.
+
+pub mod baseline;
+pub mod cli;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use serde::Serialize;
+use sonprop_core::ops::{ProposalCreate, ProposalUpdate, SonHeartbeat};
+use sonprop_core::testkit::probe::{self, AccountProbe, SonProbe};
+use sonprop_core::{
+    Account, AccountId, Authority, Block, ChainParameters, Digest, Genesis, KeyPair, Ledger,
+    NodeIdentity, Registry, SignedTransaction, Son, SonId, SonStatistics, SonStatus, State,
+    Subject, ThresholdPolicy, Timestamp, Transaction, Trigger, Witness, WitnessId,
+};
+use sonprop_deregister_son::DeregisterTrigger;
+use sonprop_report_down::ReportDownTrigger;
+
+/// Genesis time of bench ledgers.
+pub const GENESIS: Timestamp = Timestamp(1_767_225_600);
+/// Elected SONs in bench ledgers.
+pub const ELECTED: usize = 15;
+/// Witnesses in bench ledgers.
+pub const WITNESSES: usize = 11;
+/// Live proposals in bench ledgers (of a kind neither trigger proposes).
+pub const LIVE_PROPOSALS: usize = 300;
+
+/// Polls a future that is ready at once (the triggers do no I/O), without a runtime, so the
+/// measurement is the trigger's work alone.
+pub fn ready<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("bench triggers complete without waiting"),
+    }
+}
+
+/// A ledger with `sons` registered SONs, built as Peerplays' history leaves them: 15 elected,
+/// 10% of the others deregistered (never deleted), 1% in maintenance (recently down, three of
+/// them down for over 12 h), the rest inactive; plus [`LIVE_PROPOSALS`] live proposals.
+pub struct BenchChain {
+    /// The ledger.
+    pub ledger: Ledger,
+    /// The witness nodes.
+    pub witnesses: Vec<NodeIdentity>,
+    /// The elected SON nodes.
+    pub elected: Vec<NodeIdentity>,
+    /// The key every standby SON owner signs with (shared, to keep setup fast; verification
+    /// costs the same).
+    pub standby_key: KeyPair,
+}
+
+impl std::fmt::Debug for BenchChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BenchChain").field("ledger", &self.ledger).finish_non_exhaustive()
+    }
+}
+
+/// The bench registry: the operation crates plus the test kit's probe kinds.
+pub fn registry() -> Arc<Registry> {
+    Registry::builder().discovered().with(&probe::PLUGIN).build().expect("unique kinds").into_arc()
+}
+
+fn identity(
+    name: String,
+    account: u64,
+    witness: Option<WitnessId>,
+    son: Option<SonId>,
+) -> NodeIdentity {
+    let keys = KeyPair::from_seed(&format!("bench/{name}"));
+    NodeIdentity { name, account: AccountId(account), keys, witness, son }
+}
+
+impl BenchChain {
+    /// Builds the chain at genesis and creates the live proposals.
+    pub fn new(sons: usize, params: ChainParameters) -> BenchChain {
+        let sons = sons.max(ELECTED);
+        let standby_key = KeyPair::from_seed("bench/standby");
+        let sidechain_key = KeyPair::from_seed("bench/standby-bitcoin").public().to_string();
+        let mut accounts = Vec::with_capacity(WITNESSES + sons);
+        let mut next = 1u64;
+        let mut witnesses = Vec::new();
+        for i in 0..WITNESSES {
+            let n = identity(format!("witness-{i}"), next, Some(WitnessId(i as u64)), None);
+            next += 1;
+            witnesses.push(n);
+        }
+        let mut elected = Vec::new();
+        for i in 0..ELECTED {
+            elected.push(identity(format!("son-{i}"), next, None, Some(SonId(i as u64))));
+            next += 1;
+        }
+        for n in witnesses.iter().chain(&elected) {
+            accounts.push(Account {
+                id: n.account,
+                name: n.name.clone(),
+                active: Authority::single_key(n.keys.public()),
+            });
+        }
+        let mut son_rows = Vec::with_capacity(sons);
+        for (i, n) in elected.iter().enumerate() {
+            son_rows.push(Son {
+                id: SonId(i as u64),
+                owner: n.account,
+                signing_key: n.keys.public(),
+                sidechain_public_keys: BTreeMap::from([(
+                    "bitcoin".to_owned(),
+                    sidechain_key.clone(),
+                )]),
+                deposit: 50_000_000,
+                status: SonStatus::Active,
+                statistics: SonStatistics {
+                    last_active_timestamp: GENESIS,
+                    ..SonStatistics::default()
+                },
+            });
+        }
+        let mut in_maintenance = 0;
+        for i in ELECTED..sons {
+            let owner = AccountId(next);
+            next += 1;
+            accounts.push(Account {
+                id: owner,
+                name: format!("son-{i}"),
+                active: Authority::single_key(standby_key.public()),
+            });
+            let mut stats = SonStatistics {
+                last_active_timestamp: GENESIS.minus(3600),
+                ..SonStatistics::default()
+            };
+            let status = if i % 100 == 1 {
+                // Three long-down SONs are due for deregistration; the rest went down recently.
+                let down =
+                    if in_maintenance < 3 { GENESIS.minus(13 * 3600) } else { GENESIS.minus(600) };
+                in_maintenance += 1;
+                stats.last_active_timestamp = down;
+                stats.last_down_timestamp = down;
+                SonStatus::InMaintenance
+            } else if i % 10 == 0 {
+                stats.deregistered_timestamp = Some(GENESIS.minus(86_400));
+                SonStatus::Deregistered
+            } else {
+                SonStatus::Inactive
+            };
+            son_rows.push(Son {
+                id: SonId(i as u64),
+                owner,
+                signing_key: standby_key.public(),
+                sidechain_public_keys: BTreeMap::from([(
+                    "bitcoin".to_owned(),
+                    sidechain_key.clone(),
+                )]),
+                deposit: 50_000_000,
+                status,
+                statistics: stats,
+            });
+        }
+        let genesis = Genesis {
+            genesis_time: GENESIS,
+            params,
+            accounts,
+            witnesses: witnesses
+                .iter()
+                .map(|n| Witness {
+                    id: n.witness.expect("witness"),
+                    account: n.account,
+                    signing_key: n.keys.public(),
+                })
+                .collect(),
+            sons: son_rows,
+            active_witnesses: witnesses.iter().filter_map(|n| n.witness).collect(),
+            elected_sons: (0..ELECTED as u64).map(SonId).collect(),
+        };
+        let ledger = Ledger::new(&genesis, registry()).expect("bench genesis is valid");
+        let mut chain = BenchChain { ledger, witnesses, elected, standby_key };
+        chain.create_live_proposals();
+        chain
+    }
+
+    fn create_live_proposals(&mut self) {
+        let w = self.witnesses[0].clone();
+        let st = self.ledger.state();
+        let t = st.next_slot_time();
+        let txs: Vec<SignedTransaction> = (0..LIVE_PROPOSALS)
+            .map(|i| {
+                let op = AccountProbe {
+                    account: w.account,
+                    subject: format!("bench-{i}"),
+                    amount: 1,
+                    fail_after: None,
+                };
+                let create = ProposalCreate {
+                    proposer: w.account,
+                    expiration_time: t.plus(probe::PROBE_LIFETIME),
+                    review_period_seconds: None,
+                    operations: vec![Box::new(op)],
+                };
+                Transaction::single(t.plus(30), create).sign(&st.chain_id(), &[&w.keys])
+            })
+            .collect();
+        let (_, _, rejected) = self.ledger.produce_block(t, txs).expect("slot");
+        assert!(rejected.is_empty(), "bench proposals apply");
+    }
+
+    /// Heartbeats of the elected SONs due in the next block (every 60 slots, staggered), except
+    /// SON `silent`, which has stopped.
+    pub fn due_heartbeats(&self, silent: usize) -> Vec<SignedTransaction> {
+        let st = self.ledger.state();
+        let t = st.next_slot_time();
+        let period = (st.params().son_heartbeat_frequency / st.params().block_interval).max(1);
+        let slot = st.slot_at(t).unwrap_or(0);
+        self.elected
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != silent && (slot + *i as u64) % period == 0)
+            .map(|(_, n)| {
+                let op = SonHeartbeat { son: n.son.expect("son"), owner: n.account, timestamp: t };
+                Transaction::single(t.plus(30), op).sign(&st.chain_id(), &[&n.keys])
+            })
+            .collect()
+    }
+
+    /// Produces the next block with `txs`.
+    pub fn produce(&mut self, txs: Vec<SignedTransaction>) -> Block {
+        let t = self.ledger.state().next_slot_time();
+        let (block, _, rejected) = self.ledger.produce_block(t, txs).expect("slot");
+        debug_assert!(rejected.is_empty());
+        block
+    }
+}
+
+/// What both trigger strategies propose: report-down `(son, down_ts)` and deregister sons,
+/// after dropping subjects with a live proposal (as the scheduler does for indexed drafts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    /// Reports.
+    pub reports: Vec<(SonId, Timestamp)>,
+    /// Deregistrations.
+    pub deregistrations: Vec<SonId>,
+}
+
+impl Due {
+    /// Sorted by SON id: drafts are a set; the index yields them oldest first, the scan in id
+    /// order.
+    pub fn normalized(mut self) -> Due {
+        self.reports.sort();
+        self.deregistrations.sort();
+        self
+    }
+}
+
+/// The indexed triggers (the ones nodes run), with the scheduler's live-proposal filter.
+pub fn indexed_due(state: &State, node: &NodeIdentity) -> Due {
+    let live = |kind: &str, son: SonId| state.live_proposal(kind, &Subject::Son(son)).is_some();
+    let report = ready(ReportDownTrigger.drafts(state, node)).expect("infallible");
+    let dereg = ready(DeregisterTrigger.drafts(state, node)).expect("infallible");
+    let reports = report
+        .drafts
+        .iter()
+        .filter_map(|d| d.operation.downcast_ref::<sonprop_report_down::SonReportDown>())
+        .filter(|op| !live(sonprop_report_down::KIND, op.son))
+        .map(|op| (op.son, op.down_ts))
+        .collect();
+    let deregistrations = dereg
+        .drafts
+        .iter()
+        .filter_map(|d| d.operation.downcast_ref::<sonprop_deregister_son::SonDeregister>())
+        .filter(|op| !live(sonprop_deregister_son::KIND, op.son))
+        .map(|op| op.son)
+        .collect();
+    Due { reports, deregistrations }
+}
+
+/// The Peerplays-style scans.
+pub fn scan_due(state: &State, node: &NodeIdentity) -> Due {
+    Due {
+        reports: baseline::report_down(state, node),
+        deregistrations: baseline::deregister(state),
+    }
+}
+
+/// One row of the trigger table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TriggerRow {
+    /// Registered SONs.
+    pub sons: usize,
+    /// Median nanoseconds per block, indexed.
+    pub indexed_ns_per_block: u64,
+    /// Median nanoseconds per block, full scan.
+    pub scan_ns_per_block: u64,
+    /// scan / indexed.
+    pub ratio: f64,
+    /// Reports and deregistrations due in the measured blocks (the same for both strategies).
+    pub due: usize,
+}
+
+fn median(mut v: Vec<u64>) -> u64 {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(0)
+}
+
+/// Trigger evaluation per block at `sons` registered SONs, over `blocks` blocks.
+///
+/// Each strategy runs in its own pass over an identical chain (the same blocks), so neither pays
+/// for the cache damage the other does: a node runs one of them, not both. The second pass checks
+/// block by block that both found the same SONs.
+pub fn measure_triggers(sons: usize, blocks: usize) -> TriggerRow {
+    let pass = |measure: &dyn Fn(&State, &NodeIdentity) -> Due| {
+        let mut chain = BenchChain::new(sons, ChainParameters::default());
+        let node = chain.witnesses[1].clone();
+        let mut times = Vec::with_capacity(blocks);
+        let mut found = Vec::with_capacity(blocks);
+        for _ in 0..blocks {
+            // SON 0 has stopped: it falls due for a report after son_down_time.
+            let beats = chain.due_heartbeats(0);
+            chain.produce(beats);
+            let st = chain.ledger.state();
+            let t0 = Instant::now();
+            let due = std::hint::black_box(measure(st, &node));
+            times.push(t0.elapsed().as_nanos() as u64);
+            found.push(due);
+        }
+        (median(times), found)
+    };
+    let (indexed, a) = pass(&indexed_due);
+    let (scanned, b) = pass(&scan_due);
+    let (a, b): (Vec<Due>, Vec<Due>) = (
+        a.into_iter().map(Due::normalized).collect(),
+        b.into_iter().map(Due::normalized).collect(),
+    );
+    assert_eq!(a, b, "both strategies find the same SONs in every block");
+    let due = a.iter().map(|d| d.reports.len() + d.deregistrations.len()).max().unwrap_or(0);
+    let i = indexed.max(1);
+    TriggerRow {
+        sons,
+        indexed_ns_per_block: i,
+        scan_ns_per_block: scanned,
+        ratio: scanned as f64 / i as f64,
+        due,
+    }
+}
+
+/// `apply_block` per heartbeat transaction, and raw verification of the same signatures.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyFigures {
+    /// Nanoseconds per transaction of `apply_block` (median block).
+    pub apply_block_ns_per_tx: u64,
+    /// Nanoseconds per raw secp256k1 verification (median block).
+    pub sig_verify_ns: u64,
+    /// apply / verify.
+    pub ratio: f64,
+    /// Transactions per block measured.
+    pub txs_per_block: usize,
+}
+
+/// Blocks of `per_block` heartbeats from standby SONs, produced on one ledger and applied (timed)
+/// on a second, identical one; the same signatures verified raw.
+pub fn measure_apply(sons: usize, per_block: usize, blocks: usize) -> ApplyFigures {
+    let mut producer = BenchChain::new(sons, ChainParameters::default());
+    let mut replica = BenchChain::new(sons, ChainParameters::default());
+    let chain_id = producer.ledger.state().chain_id();
+    let inactive: Vec<(SonId, AccountId)> = producer
+        .ledger
+        .state()
+        .sons()
+        .iter()
+        .filter(|(_, s)| s.status == SonStatus::Inactive)
+        .map(|(id, s)| (*id, s.owner))
+        .collect();
+    assert!(inactive.len() >= per_block * blocks, "enough distinct SONs for the heartbeats");
+    let (mut apply, mut verify) = (Vec::new(), Vec::new());
+    for b in 0..blocks {
+        let t = producer.ledger.state().next_slot_time();
+        let txs: Vec<SignedTransaction> = inactive[b * per_block..(b + 1) * per_block]
+            .iter()
+            .map(|(son, owner)| {
+                let op = SonHeartbeat { son: *son, owner: *owner, timestamp: t };
+                Transaction::single(t.plus(30), op).sign(&chain_id, &[&producer.standby_key])
+            })
+            .collect();
+        let block = producer.produce(txs);
+        assert_eq!(block.transactions.len(), per_block);
+        let digests: Vec<Digest> =
+            block.transactions.iter().map(|tx| tx.transaction.digest(&chain_id)).collect();
+
+        let t0 = Instant::now();
+        replica.ledger.apply_block(&block).expect("the replica applies the block");
+        let t1 = Instant::now();
+        for (tx, d) in block.transactions.iter().zip(&digests) {
+            assert!(std::hint::black_box(tx.signatures[0].verify(d)));
+        }
+        let t2 = Instant::now();
+        apply.push((t1 - t0).as_nanos() as u64 / per_block as u64);
+        verify.push((t2 - t1).as_nanos() as u64 / per_block as u64);
+    }
+    let (a, v) = (median(apply), median(verify).max(1));
+    ApplyFigures {
+        apply_block_ns_per_tx: a,
+        sig_verify_ns: v,
+        ratio: a as f64 / v as f64,
+        txs_per_block: per_block,
+    }
+}
+
+/// Complete proposal lifecycles (create; 11 approvals, the last of which executes it) per second
+/// through the ledger, on the default network. Transactions are signed beforehand.
+pub fn measure_lifecycles(count: usize) -> f64 {
+    let params = ChainParameters {
+        threshold_policy: ThresholdPolicy::Elected,
+        ..ChainParameters::default()
+    };
+    let mut chain = BenchChain::new(ELECTED, params);
+    let st = chain.ledger.state();
+    let chain_id = st.chain_id();
+    let w = chain.witnesses[0].clone();
+    let first = st.globals().next_proposal;
+    let start = st.next_slot_time();
+    let interval = st.params().block_interval;
+    let mut blocks: Vec<Vec<SignedTransaction>> = Vec::with_capacity(2 * count);
+    for k in 0..count {
+        let t_create = start.plus(2 * k as u64 * interval);
+        let t_approve = t_create.plus(interval);
+        let op = SonProbe { son: SonId((k % ELECTED) as u64), fail_after: None, set_status: None };
+        let create = ProposalCreate {
+            proposer: w.account,
+            expiration_time: t_create.plus(600),
+            review_period_seconds: None,
+            operations: vec![Box::new(op)],
+        };
+        blocks
+            .push(vec![Transaction::single(t_create.plus(30), create).sign(&chain_id, &[&w.keys])]);
+        let id = sonprop_core::ProposalId(first + k as u64);
+        blocks.push(
+            chain.elected[..11]
+                .iter()
+                .map(|n| {
+                    Transaction::single(t_approve.plus(30), ProposalUpdate::approve(id, n.account))
+                        .sign(&chain_id, &[&n.keys])
+                })
+                .collect(),
+        );
+    }
+    let started = Instant::now();
+    for txs in blocks {
+        let n = txs.len();
+        let t = chain.ledger.state().next_slot_time();
+        let (block, _, rejected) = chain.ledger.produce_block(t, txs).expect("slot");
+        assert!(
+            rejected.is_empty() && block.transactions.len() == n,
+            "every lifecycle transaction applies"
+        );
+    }
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(
+        chain.ledger.state().proposals().len(),
+        LIVE_PROPOSALS,
+        "every lifecycle proposal executed"
+    );
+    count as f64 / secs
+}
+
+/// Peak resident memory of this process, in MiB (Linux `VmHWM`).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
