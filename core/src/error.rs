@@ -333,6 +333,9 @@ pub enum LedgerError {
         /// The decoder's message.
         reason: String,
     },
+    /// The store failed or was refused.
+    #[error("{0}")]
+    Store(#[source] crate::store::StoreError),
     /// `pop_block` with no undo history left.
     #[error("no block to pop: the undo history is empty (head height {head})")]
     NothingToPop {

@@ -29,9 +29,10 @@ pub struct Rejected {
 
 /// The on-chain half: the state, the rules that change it, and the undo history.
 pub struct Ledger {
-    state: State,
-    history: VecDeque<Session>,
+    pub(crate) state: State,
+    pub(crate) history: VecDeque<Session>,
     undo_depth: usize,
+    pub(crate) persistence: Option<crate::persist::Persistence>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -86,7 +87,12 @@ impl Ledger {
         for s in &genesis.sons {
             state.sons.set(s.id, Some(s.clone()));
         }
-        Ok(Ledger { state, history: VecDeque::new(), undo_depth: DEFAULT_UNDO_DEPTH })
+        Ok(Ledger {
+            state,
+            history: VecDeque::new(),
+            undo_depth: DEFAULT_UNDO_DEPTH,
+            persistence: None,
+        })
     }
 
     /// Keeps undo history for the last `depth` blocks (at least 1).
@@ -122,6 +128,7 @@ impl Ledger {
     /// Applies a block received from the network: all of it, or nothing.
     pub fn apply_block(&mut self, block: &Block) -> Result<BlockOutcome, LedgerError> {
         self.check_header(block)?;
+        self.flush_if_window_full()?;
         let mut ctx = ApplyContext::new(&mut self.state);
         begin_block(&mut ctx, block.height, block.timestamp);
         let mut ids = Vec::with_capacity(block.transactions.len());
@@ -158,6 +165,7 @@ impl Ledger {
     ) -> Result<(Block, BlockOutcome, Vec<Rejected>), LedgerError> {
         let height = self.state.head_height() + 1;
         let producer = self.check_slot(height, timestamp)?;
+        self.flush_if_window_full()?;
         let previous = self.state.globals.head_id;
         let mut ctx = ApplyContext::new(&mut self.state);
         begin_block(&mut ctx, height, timestamp);
@@ -198,8 +206,12 @@ impl Ledger {
             .history
             .pop_back()
             .ok_or(LedgerError::NothingToPop { head: self.state.head_height() })?;
+        let written = self.persistence.is_some().then(|| session.clone());
         session.undo(&mut self.state);
-        Ok(())
+        match written {
+            Some(popped) => self.note_popped(&popped),
+            None => Ok(()),
+        }
     }
 
     /// Checks a transaction against the current state without keeping any effect (for a node's
@@ -219,6 +231,17 @@ impl Ledger {
         while self.history.len() > self.undo_depth {
             self.history.pop_front();
         }
+        self.note_applied();
+    }
+
+    /// A block about to push an unwritten one out of the undo window must not lose its changes:
+    /// write the pending blocks first.
+    fn flush_if_window_full(&mut self) -> Result<(), LedgerError> {
+        let full = self.persistence.as_ref().is_some_and(|p| p.unwritten >= self.undo_depth);
+        if full {
+            self.commit(Vec::new())?;
+        }
+        Ok(())
     }
 
     fn check_slot(&self, height: u64, timestamp: Timestamp) -> Result<WitnessId, LedgerError> {

@@ -52,12 +52,14 @@ pub mod objects;
 pub mod operation;
 pub mod ops;
 pub mod params;
+pub mod persist;
 pub mod plugin;
 pub mod proposal;
 pub mod registration;
 pub mod registry;
 pub mod scheduler;
 pub mod state;
+pub mod store;
 pub mod table;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -73,6 +75,7 @@ pub use ledger::Ledger;
 pub use objects::{Account, Authority, Son, SonStatistics, SonStatus, VestingBalance, Witness};
 pub use operation::{ApplyContext, Operation};
 pub use params::{ChainParameters, ParamError, ThresholdPolicy};
+pub use persist::StoreOptions;
 pub use plugin::{
     Deferral, NodeIdentity, PluginError, ProposalDraft, Trigger, TriggerOutput, Validator, Verdict,
 };
@@ -83,6 +86,7 @@ pub use registry::{
 };
 pub use scheduler::{Scheduler, SchedulerConfig, TxSink};
 pub use state::State;
+pub use store::{MemoryStore, RedbStore, Store, StoreError};
 pub use time::Timestamp;
 pub use tx::{Block, SignedTransaction, Transaction};
 

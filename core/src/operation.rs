@@ -87,7 +87,7 @@ pub trait Operation: OperationClone + fmt::Debug + Send + Sync {
 }
 
 /// The undo record of a session: the value every touched row had before the session began.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Session {
     pub globals: Option<Arc<Globals>>,
     pub accounts: BTreeMap<AccountId, Option<Account>>,

@@ -1,0 +1,427 @@
+//! A ledger on a [`Store`]: every table row, the undo records of the last blocks, the globals and
+//! node-local values, written per block in one atomic commit.
+//!
+//! Layout (format version [`STORE_FORMAT`]): one store table per state table (key: the row key
+//! as JSON, value: the row as canonical JSON), `undo` (key: block height, big-endian; value: the
+//! block's undo record as JSON), `meta` (format version, chain id, globals, and the state hash as
+//! of the last durable commit), and `local` (node-local values, opaque to the ledger).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::Digest;
+use crate::error::LedgerError;
+use crate::genesis::Genesis;
+use crate::ids::{AccountId, ProposalId, SonId, SonProposalId, VestingId, WitnessId};
+use crate::ledger::Ledger;
+use crate::objects::{Account, Son, VestingBalance, Witness};
+use crate::operation::Session;
+use crate::proposal::{Proposal, SonProposalRecord};
+use crate::registry::Registry;
+use crate::state::{Globals, State};
+use crate::store::{Batch, Contents, Store, StoreError};
+use crate::table::{Table, TableIndex};
+use crate::time::Timestamp;
+
+/// The store format this build reads and writes.
+pub const STORE_FORMAT: u32 = 1;
+
+const META: &str = "meta";
+const UNDO: &str = "undo";
+const LOCAL: &str = "local";
+
+/// How often commits are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Fsync every this many committed blocks (1: every block, the default for a node). Between
+    /// fsyncs a crash loses the latest commits, never part of one; the node resumes from the
+    /// last durable block and re-applies the blocks after it.
+    pub fsync_every: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { fsync_every: 1 }
+    }
+}
+
+/// The ledger's link to its store.
+pub(crate) struct Persistence {
+    pub store: Box<dyn Store>,
+    pub options: StoreOptions,
+    /// Blocks at the end of the undo history not written yet.
+    pub unwritten: usize,
+    /// Blocks committed since the last durable commit.
+    pub since_durable: u64,
+    /// The lowest height whose undo record is in the store.
+    pub stored_undo_from: u64,
+    /// Node-local values as loaded or last committed.
+    pub local: BTreeMap<String, Vec<u8>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredHash {
+    height: u64,
+    hash: Digest,
+}
+
+/// A block's undo record as stored: each touched row's value before the block.
+#[derive(Serialize, Deserialize)]
+struct UndoRecord {
+    globals: Option<Globals>,
+    accounts: Vec<(AccountId, Option<Account>)>,
+    witnesses: Vec<(WitnessId, Option<Witness>)>,
+    sons: Vec<(SonId, Option<Son>)>,
+    proposals: Vec<(ProposalId, Option<Proposal>)>,
+    son_proposals: Vec<(SonProposalId, Option<SonProposalRecord>)>,
+    vesting: Vec<(VestingId, Option<VestingBalance>)>,
+    transactions: Vec<(Digest, Option<Timestamp>)>,
+    extensions: Vec<((String, String), Option<String>)>,
+}
+
+fn pairs<K: Clone, V: Clone>(m: &BTreeMap<K, Option<V>>) -> Vec<(K, Option<V>)> {
+    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+impl UndoRecord {
+    fn of(s: &Session) -> UndoRecord {
+        UndoRecord {
+            globals: s.globals.as_deref().cloned(),
+            accounts: pairs(&s.accounts),
+            witnesses: pairs(&s.witnesses),
+            sons: pairs(&s.sons),
+            proposals: pairs(&s.proposals),
+            son_proposals: pairs(&s.son_proposals),
+            vesting: pairs(&s.vesting),
+            transactions: pairs(&s.transactions),
+            extensions: pairs(&s.extensions),
+        }
+    }
+
+    fn into_session(self) -> Session {
+        Session {
+            globals: self.globals.map(Arc::new),
+            accounts: self.accounts.into_iter().collect(),
+            witnesses: self.witnesses.into_iter().collect(),
+            sons: self.sons.into_iter().collect(),
+            proposals: self.proposals.into_iter().collect(),
+            son_proposals: self.son_proposals.into_iter().collect(),
+            vesting: self.vesting.into_iter().collect(),
+            transactions: self.transactions.into_iter().collect(),
+            extensions: self.extensions.into_iter().collect(),
+            events_at_start: 0,
+        }
+    }
+}
+
+fn json<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("state values serialise")
+}
+
+fn put_rows<'a, K, V, I>(
+    name: &'static str,
+    table: &Table<K, V, I>,
+    keys: impl Iterator<Item = &'a K>,
+    batch: &mut Batch,
+) where
+    K: Ord + Clone + Serialize + 'a,
+    V: Clone + Serialize,
+    I: TableIndex<K, V>,
+{
+    for k in keys {
+        match table.get(k) {
+            Some(v) => batch.put(name, json(k), json(v)),
+            None => batch.delete(name, json(k)),
+        }
+    }
+}
+
+/// Writes the current value of every row `s` touched.
+fn put_session_rows(state: &State, s: &Session, batch: &mut Batch) {
+    put_rows("accounts", &state.accounts, s.accounts.keys(), batch);
+    put_rows("witnesses", &state.witnesses, s.witnesses.keys(), batch);
+    put_rows("sons", &state.sons, s.sons.keys(), batch);
+    put_rows("proposals", &state.proposals, s.proposals.keys(), batch);
+    put_rows("son_proposals", &state.son_proposals, s.son_proposals.keys(), batch);
+    put_rows("vesting", &state.vesting, s.vesting.keys(), batch);
+    put_rows("transactions", &state.transactions, s.transactions.keys(), batch);
+    put_rows("extensions", &state.extensions, s.extensions.keys(), batch);
+}
+
+fn put_all_rows(state: &State, batch: &mut Batch) {
+    put_rows("accounts", &state.accounts, state.accounts.rows().keys(), batch);
+    put_rows("witnesses", &state.witnesses, state.witnesses.rows().keys(), batch);
+    put_rows("sons", &state.sons, state.sons.rows().keys(), batch);
+    put_rows("proposals", &state.proposals, state.proposals.rows().keys(), batch);
+    put_rows("son_proposals", &state.son_proposals, state.son_proposals.rows().keys(), batch);
+    put_rows("vesting", &state.vesting, state.vesting.rows().keys(), batch);
+    put_rows("transactions", &state.transactions, state.transactions.rows().keys(), batch);
+    put_rows("extensions", &state.extensions, state.extensions.rows().keys(), batch);
+}
+
+struct Decoder<'a> {
+    contents: &'a Contents,
+    location: String,
+}
+
+impl Decoder<'_> {
+    fn corrupt(&self, detail: String) -> StoreError {
+        StoreError::Corrupt { path: self.location.clone(), detail }
+    }
+
+    fn decode<T: DeserializeOwned>(&self, what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| self.corrupt(format!("{what}: {e}")))
+    }
+
+    fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        self.contents
+            .get(META)
+            .and_then(|m| m.get(key.as_bytes()))
+            .map(|v| self.decode(&format!("meta `{key}`"), v))
+            .transpose()
+    }
+
+    fn load<K, V, I>(&self, name: &str, table: &mut Table<K, V, I>) -> Result<(), StoreError>
+    where
+        K: Ord + Clone + DeserializeOwned,
+        V: Clone + DeserializeOwned,
+        I: TableIndex<K, V>,
+    {
+        for (k, v) in self.contents.get(name).into_iter().flatten() {
+            let key: K = self.decode(&format!("a key of `{name}`"), k)?;
+            let row: V = self.decode(&format!("a row of `{name}`"), v)?;
+            table.set(key, Some(row));
+        }
+        Ok(())
+    }
+}
+
+impl Ledger {
+    /// A ledger kept in `store`: a new store is initialised from `genesis`; an existing one is
+    /// loaded and checked (format version, chain id, and the state hash of its last durable
+    /// commit). A store of another chain, of an unknown format, or whose contents do not decode
+    /// or do not hash to what was committed is refused with a [`StoreError`].
+    pub fn open(
+        genesis: &Genesis,
+        registry: Arc<Registry>,
+        store: Box<dyn Store>,
+        options: StoreOptions,
+    ) -> Result<Ledger, LedgerError> {
+        let mut ledger = Ledger::new(genesis, Arc::clone(&registry))?;
+        let contents = store.read_all()?;
+        let location = store.location();
+        let options = StoreOptions { fsync_every: options.fsync_every.max(1) };
+        if contents.get(META).is_none_or(|m| m.is_empty()) {
+            if contents.values().any(|t| !t.is_empty()) {
+                return Err(StoreError::Corrupt {
+                    path: location,
+                    detail: "rows without a `meta` table: not a sonprop store, or damaged".into(),
+                }
+                .into());
+            }
+            let mut batch = Batch { durable: true, ..Batch::default() };
+            put_all_rows(&ledger.state, &mut batch);
+            put_meta(&ledger.state, true, &mut batch);
+            let mut store = store;
+            store.commit(batch)?;
+            ledger.persistence = Some(Persistence {
+                store,
+                options,
+                unwritten: 0,
+                since_durable: 0,
+                stored_undo_from: 1,
+                local: BTreeMap::new(),
+            });
+            return Ok(ledger);
+        }
+
+        let d = Decoder { contents: &contents, location: location.clone() };
+        let format: u32 = d.meta("format")?.ok_or_else(|| d.corrupt("no format version".into()))?;
+        if format != STORE_FORMAT {
+            return Err(StoreError::UnknownFormat {
+                path: location,
+                found: format,
+                supported: STORE_FORMAT,
+            }
+            .into());
+        }
+        let stored: Digest = d.meta("chain_id")?.ok_or_else(|| d.corrupt("no chain id".into()))?;
+        let expected = genesis.chain_id();
+        if stored != expected {
+            return Err(StoreError::OtherChain { path: location, stored, expected }.into());
+        }
+        let globals: Globals = d.meta("globals")?.ok_or_else(|| d.corrupt("no globals".into()))?;
+        let mut state = State {
+            registry,
+            globals: Arc::new(globals),
+            accounts: Table::default(),
+            witnesses: Table::default(),
+            sons: Table::default(),
+            proposals: Table::default(),
+            son_proposals: Table::default(),
+            vesting: Table::default(),
+            transactions: Table::default(),
+            extensions: Table::default(),
+        };
+        d.load("accounts", &mut state.accounts)?;
+        d.load("witnesses", &mut state.witnesses)?;
+        d.load("sons", &mut state.sons)?;
+        d.load("proposals", &mut state.proposals)?;
+        d.load("son_proposals", &mut state.son_proposals)?;
+        d.load("vesting", &mut state.vesting)?;
+        d.load("transactions", &mut state.transactions)?;
+        d.load("extensions", &mut state.extensions)?;
+
+        let head = state.head_height();
+        let mut history = VecDeque::new();
+        let mut expect = None;
+        for (k, v) in contents.get(UNDO).into_iter().flatten() {
+            let height = u64::from_be_bytes(
+                k.as_slice()
+                    .try_into()
+                    .map_err(|_| d.corrupt("an undo key is not a height".into()))?,
+            );
+            if expect.is_some_and(|e| e != height) || height > head {
+                return Err(d
+                    .corrupt(format!(
+                        "undo record for height {height} out of sequence (head {head})"
+                    ))
+                    .into());
+            }
+            expect = Some(height + 1);
+            let record: UndoRecord = d.decode(&format!("the undo record of block {height}"), v)?;
+            history.push_back(record.into_session());
+        }
+        if expect.is_some_and(|e| e != head + 1) {
+            return Err(d.corrupt(format!("undo records end before the head block {head}")).into());
+        }
+        if let Some(h) = d.meta::<StoredHash>("state_hash")? {
+            if h.height == head && h.hash != state.hash() {
+                return Err(d
+                    .corrupt(format!("the state does not hash to what block {head} committed"))
+                    .into());
+            }
+        }
+        let local = contents.get(LOCAL).cloned().unwrap_or_default().into_iter();
+        let local = local.map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v)).collect();
+        let stored_undo_from = head + 1 - history.len() as u64;
+        ledger.state = state;
+        ledger.history = history;
+        ledger.persistence = Some(Persistence {
+            store,
+            options,
+            unwritten: 0,
+            since_durable: 0,
+            stored_undo_from,
+            local,
+        });
+        Ok(ledger)
+    }
+
+    /// A node-local value committed with [`Ledger::commit`] (as of the last commit that survived).
+    pub fn local(&self, key: &str) -> Option<&[u8]> {
+        self.persistence.as_ref()?.local.get(key).map(Vec::as_slice)
+    }
+
+    /// Writes the blocks applied since the last commit, with node-local values (`None`
+    /// deletes), in one atomic commit; durable per the store options. Without a store: nothing.
+    pub fn commit(&mut self, local: Vec<(String, Option<Vec<u8>>)>) -> Result<(), LedgerError> {
+        self.commit_with(local, false)
+    }
+
+    /// Like [`Ledger::commit`], and durable whatever the options (for a clean shutdown).
+    pub fn sync(&mut self, local: Vec<(String, Option<Vec<u8>>)>) -> Result<(), LedgerError> {
+        self.commit_with(local, true)
+    }
+
+    fn commit_with(
+        &mut self,
+        local: Vec<(String, Option<Vec<u8>>)>,
+        force_durable: bool,
+    ) -> Result<(), LedgerError> {
+        let Some(p) = self.persistence.as_mut() else { return Ok(()) };
+        let mut batch = Batch::default();
+        let head = self.state.head_height();
+        let n = p.unwritten.min(self.history.len());
+        for (i, session) in self.history.iter().skip(self.history.len() - n).enumerate() {
+            put_session_rows(&self.state, session, &mut batch);
+            let height = head + 1 - n as u64 + i as u64;
+            batch.put(UNDO, height.to_be_bytes().to_vec(), json(&UndoRecord::of(session)));
+        }
+        let keep_from = head + 1 - self.history.len() as u64;
+        for h in p.stored_undo_from..keep_from {
+            batch.delete(UNDO, h.to_be_bytes().to_vec());
+        }
+        for (k, v) in &local {
+            match v {
+                Some(v) => batch.put(LOCAL, k.as_bytes().to_vec(), v.clone()),
+                None => batch.delete(LOCAL, k.as_bytes().to_vec()),
+            }
+        }
+        p.since_durable += n as u64;
+        batch.durable = force_durable || p.since_durable >= p.options.fsync_every;
+        put_meta(&self.state, batch.durable, &mut batch);
+        p.store.commit(batch)?;
+        if p.since_durable >= p.options.fsync_every || force_durable {
+            p.since_durable = 0;
+        }
+        p.unwritten = 0;
+        p.stored_undo_from = keep_from;
+        for (k, v) in local {
+            match v {
+                Some(v) => p.local.insert(k, v),
+                None => p.local.remove(&k),
+            };
+        }
+        Ok(())
+    }
+
+    /// Records that a block was applied (it is written at the next commit).
+    pub(crate) fn note_applied(&mut self) {
+        if let Some(p) = self.persistence.as_mut() {
+            p.unwritten = (p.unwritten + 1).min(self.history.len());
+        }
+    }
+
+    /// Writes a popped block's restored rows at once (a popped block that was never written just
+    /// leaves the pending set).
+    pub(crate) fn note_popped(&mut self, popped: &Session) -> Result<(), LedgerError> {
+        let Some(p) = self.persistence.as_mut() else { return Ok(()) };
+        if p.unwritten > 0 {
+            p.unwritten -= 1;
+            return Ok(());
+        }
+        let mut batch = Batch { durable: true, ..Batch::default() };
+        put_session_rows(&self.state, popped, &mut batch);
+        let popped_height = self.state.head_height() + 1;
+        batch.delete(UNDO, popped_height.to_be_bytes().to_vec());
+        put_meta(&self.state, true, &mut batch);
+        p.store.commit(batch)?;
+        p.since_durable = 0;
+        p.stored_undo_from = p.stored_undo_from.min(popped_height);
+        Ok(())
+    }
+}
+
+fn put_meta(state: &State, durable: bool, batch: &mut Batch) {
+    batch.put(META, b"format".to_vec(), json(&STORE_FORMAT));
+    batch.put(META, b"chain_id".to_vec(), json(&state.chain_id()));
+    batch.put(META, b"globals".to_vec(), json(state.globals()));
+    if durable {
+        let h = StoredHash { height: state.head_height(), hash: state.hash() };
+        batch.put(META, b"state_hash".to_vec(), json(&h));
+    }
+}
+
+impl From<StoreError> for LedgerError {
+    fn from(e: StoreError) -> Self {
+        LedgerError::Store(e)
+    }
+}
+
+#[cfg(test)]
+#[path = "persist_tests.rs"]
+mod tests;

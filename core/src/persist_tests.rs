@@ -1,0 +1,299 @@
+//! A ledger on a store: restart, crash, fork switch, and refusal of bad stores.
+
+use std::path::PathBuf;
+
+use super::*;
+use crate::store::{MemoryStore, RedbStore};
+use crate::testkit::probe::{self, SonProbe};
+use crate::testkit::{NetworkBuilder, TestNetwork};
+use crate::tx::{Block, SignedTransaction, Transaction};
+use crate::{ops::ProposalCreate, NodeIdentity};
+
+fn registry() -> Arc<Registry> {
+    Registry::builder().with(&probe::PLUGIN).build().expect("unique").into_arc()
+}
+
+fn builder() -> NetworkBuilder {
+    TestNetwork::builder().witnesses(3).sons(6)
+}
+
+/// A reference network (in memory) that produces the blocks every test replays.
+fn reference(blocks: usize) -> (Genesis, Vec<Block>, Vec<crate::Digest>) {
+    let mut net = builder().build(registry());
+    let mut out = Vec::new();
+    let mut hashes = Vec::new();
+    for i in 0..blocks {
+        let txs = block_txs(&net, i);
+        let t = net.ledger.state().next_slot_time();
+        let (block, _, rejected) = net.ledger.produce_block(t, txs).expect("produce");
+        assert!(
+            rejected.is_empty(),
+            "{:?}",
+            rejected.iter().map(|r| r.error.to_string()).collect::<Vec<_>>()
+        );
+        out.push(block);
+        hashes.push(net.ledger.state_hash());
+    }
+    (net.genesis, out, hashes)
+}
+
+/// Heartbeats, and a probe proposal every 10 blocks, so blocks touch several tables.
+fn block_txs(net: &TestNetwork, i: usize) -> Vec<SignedTransaction> {
+    let mut txs = vec![net.heartbeat(i % 6)];
+    if i % 10 == 3 {
+        let w: &NodeIdentity = &net.witnesses[0];
+        let st = net.ledger.state();
+        let create = ProposalCreate {
+            proposer: w.account,
+            expiration_time: st.next_slot_time().plus(60),
+            review_period_seconds: None,
+            operations: vec![Box::new(SonProbe {
+                son: crate::SonId((i / 10 % 6) as u64),
+                fail_after: None,
+                set_status: None,
+            })],
+        };
+        txs.push(Transaction::single(net.now().plus(30), create).sign(&st.chain_id(), &[&w.keys]));
+    }
+    txs
+}
+
+fn open(
+    genesis: &Genesis,
+    store: impl Store + 'static,
+    fsync_every: u64,
+) -> Result<Ledger, LedgerError> {
+    Ledger::open(genesis, registry(), Box::new(store), StoreOptions { fsync_every })
+}
+
+#[test]
+fn a_restarted_ledger_has_the_same_state_and_can_still_pop() {
+    let (genesis, blocks, hashes) = reference(40);
+    let store = MemoryStore::new();
+    let mut ledger = open(&genesis, store.clone(), 1).expect("new store");
+    for b in &blocks[..25] {
+        ledger.apply_block(b).expect("apply");
+        ledger.commit(vec![]).expect("commit");
+    }
+    drop(ledger);
+    let mut ledger = open(&genesis, store.clone(), 1).expect("reopen");
+    assert_eq!(ledger.state_hash(), hashes[24]);
+    assert_eq!(ledger.undo_available(), 25, "undo records survive the restart");
+    for b in &blocks[25..] {
+        ledger.apply_block(b).expect("apply");
+        ledger.commit(vec![]).expect("commit");
+    }
+    assert_eq!(ledger.state_hash(), hashes[39]);
+    // Pop after a restart, then reopen again: the pop was written too.
+    drop(ledger);
+    let mut ledger = open(&genesis, store.clone(), 1).expect("reopen");
+    for _ in 0..15 {
+        ledger.pop_block().expect("pop");
+    }
+    assert_eq!(ledger.state_hash(), hashes[24]);
+    drop(ledger);
+    let ledger = open(&genesis, store, 1).expect("reopen");
+    assert_eq!(ledger.state_hash(), hashes[24]);
+    assert_eq!(ledger.state().head_height(), 25);
+}
+
+#[test]
+fn after_a_crash_the_ledger_resumes_from_the_last_durable_block() {
+    let (genesis, blocks, hashes) = reference(30);
+    let store = MemoryStore::new();
+    let mut ledger = open(&genesis, store.clone(), 7).expect("new store");
+    for b in &blocks[..24] {
+        ledger.apply_block(b).expect("apply");
+        ledger.commit(vec![]).expect("commit");
+    }
+    store.crash();
+    drop(ledger);
+    let mut ledger = open(&genesis, store, 7).expect("reopen after the crash");
+    let head = ledger.state().head_height() as usize;
+    assert_eq!(head, 21, "the last durable commit was block 21 (every 7th)");
+    assert_eq!(ledger.state_hash(), hashes[head - 1]);
+    for b in &blocks[head..] {
+        ledger.apply_block(b).expect("re-apply");
+        ledger.commit(vec![]).expect("commit");
+    }
+    assert_eq!(ledger.state_hash(), hashes[29], "the same result as without the crash");
+}
+
+#[test]
+fn node_local_values_commit_atomically_with_their_block() {
+    let (genesis, blocks, _) = reference(6);
+    let store = MemoryStore::new();
+    let mut ledger = open(&genesis, store.clone(), 3).expect("new store");
+    for (i, b) in blocks.iter().enumerate() {
+        ledger.apply_block(b).expect("apply");
+        ledger
+            .commit(vec![("node".into(), Some(format!("after {}", i + 1).into_bytes()))])
+            .expect("commit");
+    }
+    assert_eq!(ledger.local("node"), Some(b"after 6".as_slice()));
+    store.crash();
+    let ledger = open(&genesis, store, 3).expect("reopen");
+    assert_eq!(ledger.state().head_height(), 6);
+    assert_eq!(ledger.local("node"), Some(b"after 6".as_slice()));
+}
+
+#[test]
+fn blocks_left_unwritten_beyond_the_undo_window_are_flushed_not_lost() {
+    let (genesis, blocks, hashes) = reference(30);
+    let store = MemoryStore::new();
+    let mut ledger = open(&genesis, store.clone(), 1).expect("new store").with_undo_depth(8);
+    for b in &blocks {
+        ledger.apply_block(b).expect("apply");
+    }
+    ledger.commit(vec![]).expect("commit");
+    drop(ledger);
+    let ledger = open(&genesis, store, 1).expect("reopen");
+    assert_eq!(ledger.state_hash(), hashes[29]);
+}
+
+fn temp(name: &str) -> PathBuf {
+    let p =
+        std::env::temp_dir().join(format!("sonprop-persist-{}-{name}.redb", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+#[test]
+fn a_fork_switch_on_disk_equals_a_fresh_replay_of_the_new_branch() {
+    let (genesis, blocks, _) = reference(60);
+    let path = temp("fork");
+    let mut ledger = open(&genesis, RedbStore::open(&path).expect("redb"), 1).expect("new store");
+    for b in &blocks {
+        ledger.apply_block(b).expect("apply");
+        ledger.commit(vec![]).expect("commit");
+    }
+    for _ in 0..50 {
+        ledger.pop_block().expect("pop");
+    }
+    // A different branch: the same slots, other transactions (heartbeats of other SONs).
+    let mut branch = Vec::new();
+    for i in 0..20 {
+        let st = ledger.state();
+        let t = st.next_slot_time();
+        let n = builder().genesis().2[(i + 3) % 6].clone();
+        let hb =
+            crate::ops::SonHeartbeat { son: n.son.expect("son"), owner: n.account, timestamp: t };
+        let tx = Transaction::single(t.plus(30), hb).sign(&st.chain_id(), &[&n.keys]);
+        let (block, _, rejected) = ledger.produce_block(t, vec![tx]).expect("produce");
+        assert!(rejected.is_empty());
+        ledger.commit(vec![]).expect("commit");
+        branch.push(block);
+    }
+    let on_disk = ledger.state_hash();
+    drop(ledger);
+    let reopened = open(&genesis, RedbStore::open(&path).expect("redb"), 1).expect("reopen");
+    assert_eq!(reopened.state_hash(), on_disk);
+    let mut fresh = Ledger::new(&genesis, registry()).expect("fresh");
+    for b in blocks[..10].iter().chain(&branch) {
+        fresh.apply_block(b).expect("replay");
+    }
+    assert_eq!(fresh.state_hash(), on_disk, "the disk holds exactly the new branch");
+    std::fs::remove_file(&path).ok();
+}
+
+#[test]
+fn a_store_of_another_chain_is_refused() {
+    let (genesis, ..) = reference(1);
+    let store = MemoryStore::new();
+    open(&genesis, store.clone(), 1).expect("new store");
+    let (mut other, ..) = builder().genesis();
+    other.params.son_deregister_time += 3;
+    match open(&other, store, 1) {
+        Err(LedgerError::Store(StoreError::OtherChain { stored, expected, .. })) => {
+            assert_eq!(stored, genesis.chain_id());
+            assert_eq!(expected, other.chain_id());
+        }
+        other => panic!("expected OtherChain, got {other:?}"),
+    }
+}
+
+fn tamper(store: &MemoryStore, table: &'static str, key: &[u8], value: &[u8]) {
+    let mut s = store.clone();
+    let mut b = Batch { durable: true, ..Batch::default() };
+    b.put(table, key.to_vec(), value.to_vec());
+    s.commit(b).expect("tamper");
+}
+
+#[test]
+fn unknown_formats_and_undecodable_or_inconsistent_contents_are_refused() {
+    let (genesis, blocks, _) = reference(5);
+    let fresh = || {
+        let store = MemoryStore::new();
+        let mut ledger = open(&genesis, store.clone(), 1).expect("new store");
+        for b in &blocks {
+            ledger.apply_block(b).expect("apply");
+            ledger.commit(vec![]).expect("commit");
+        }
+        store
+    };
+    let store = fresh();
+    tamper(&store, "meta", b"format", b"2");
+    assert!(matches!(
+        open(&genesis, store, 1),
+        Err(LedgerError::Store(StoreError::UnknownFormat { found: 2, supported: 1, .. }))
+    ));
+
+    let store = fresh();
+    tamper(&store, "sons", b"\"1.33.2\"", b"{not json");
+    let e = open(&genesis, store, 1).expect_err("undecodable row");
+    assert!(
+        matches!(&e, LedgerError::Store(StoreError::Corrupt { detail, .. }) if detail.contains("sons")),
+        "{e}"
+    );
+
+    // A row that decodes but differs from what was committed: the state hash check catches it.
+    let store = fresh();
+    let contents = store.read_all().expect("read");
+    let row = contents["sons"][b"\"1.33.2\"".as_slice()].clone();
+    let changed = String::from_utf8(row)
+        .expect("utf-8")
+        .replace("\"deposit\":50000000", "\"deposit\":50000001");
+    tamper(&store, "sons", b"\"1.33.2\"", changed.as_bytes());
+    let e = open(&genesis, store, 1).expect_err("tampered row");
+    assert!(e.to_string().contains("does not hash"), "{e}");
+
+    let store = fresh();
+    tamper(&store, "undo", &2u64.to_be_bytes(), b"[]");
+    assert!(open(&genesis, store, 1).is_err(), "a damaged undo record is refused");
+
+    let mut store = MemoryStore::new();
+    let mut b = Batch { durable: true, ..Batch::default() };
+    b.put("sons", b"x".to_vec(), b"y".to_vec());
+    store.commit(b).expect("commit");
+    let e = open(&genesis, store, 1).expect_err("not a sonprop store");
+    assert!(e.to_string().contains("not a sonprop store"), "{e}");
+}
+
+#[test]
+fn a_damaged_redb_file_is_refused_with_an_error() {
+    let (genesis, blocks, _) = reference(20);
+    let path = temp("damaged");
+    {
+        let mut ledger = open(&genesis, RedbStore::open(&path).expect("redb"), 1).expect("new");
+        for b in &blocks {
+            ledger.apply_block(b).expect("apply");
+            ledger.commit(vec![]).expect("commit");
+        }
+    }
+    let bytes = std::fs::read(&path).expect("read");
+    // Truncated to half.
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("truncate");
+    let truncated =
+        RedbStore::open(&path).map_err(LedgerError::from).and_then(|s| open(&genesis, s, 1));
+    assert!(truncated.is_err(), "a truncated store must not open as a valid one");
+    // Bytes flipped all through the data (the header is left alone so the file is recognised).
+    let mut flipped = bytes.clone();
+    for i in (4096..flipped.len()).step_by(97) {
+        flipped[i] ^= 0x5a;
+    }
+    std::fs::write(&path, &flipped).expect("flip");
+    let damaged =
+        RedbStore::open(&path).map_err(LedgerError::from).and_then(|s| open(&genesis, s, 1));
+    assert!(damaged.is_err(), "a corrupted store must not open as a valid one");
+    std::fs::remove_file(&path).ok();
+}
