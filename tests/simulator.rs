@@ -85,7 +85,8 @@ fn run_to_end(
     verify_replicas: bool,
 ) -> (sonprop_simulator::sim::Finished, Vec<Entry>) {
     let registry = cli::registry().expect("registry").into_arc();
-    let mut sim = Simulation::new(s, registry, &Options { verify_replicas }).expect("network");
+    let mut sim = Simulation::new(s, registry, &Options { verify_replicas, ..Options::default() })
+        .expect("network");
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
     let mut timeline: Vec<Entry> = Vec::new();
     let finished = rt.block_on(sim.run(&mut timeline)).expect("runs");
@@ -197,4 +198,98 @@ fn operations_lists_the_registered_kinds() {
     for kind in ["son_deregister", "son_report_down", "son_heartbeat", "proposal_create"] {
         assert!(out.lines().any(|l| l.starts_with(kind)), "{kind}: {out}");
     }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("sonprop-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    p
+}
+
+#[test]
+fn a_run_stopped_and_restarted_at_several_heights_ends_as_an_uninterrupted_one() {
+    let scenario = short(9, "");
+    let (uninterrupted, _) = run_to_end(&scenario, false);
+    let dir = temp_dir("restart");
+    let options = Options { verify_replicas: false, data_dir: Some(dir.clone()), fsync_every: 25 };
+    let registry = cli::registry().expect("registry").into_arc();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+    let mut timeline: Vec<Entry> = Vec::new();
+    for stop_at in [1u64, 137, 400, 401, 700] {
+        let mut sim = Simulation::new(&scenario, registry.clone(), &options).expect("open");
+        while sim.ledger().state().head_height() < stop_at {
+            assert!(
+                rt.block_on(sim.step(&mut timeline)).expect("step"),
+                "the run ends after {stop_at}"
+            );
+        }
+        sim.checkpoint().expect("clean stop");
+    }
+    let mut sim = Simulation::new(&scenario, registry, &options).expect("open");
+    assert_eq!(sim.resumed_at, 700);
+    let finished = rt.block_on(sim.run(&mut timeline)).expect("runs");
+    assert_eq!(finished.report.state_hash, uninterrupted.report.state_hash);
+    assert_eq!(
+        finished.report.proposals, uninterrupted.report.proposals,
+        "every proposal, once, with its outcome"
+    );
+    assert_eq!(finished.report, uninterrupted.report);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_data_dir_of_another_scenario_or_a_damaged_one_is_refused() {
+    let dir = temp_dir("other");
+    let a = temp_file(
+        "a.toml",
+        "name = \"a\"\nduration = \"2m\"\n[network]\nwitnesses = 3\nsons = 5\n",
+    );
+    let b = temp_file("b.toml", "name = \"b\"\nduration = \"2m\"\n[network]\nwitnesses = 3\nsons = 5\n[[events]]\nat = \"1m\"\nson = 1\ndo = \"stop\"\n");
+    let c = temp_file(
+        "c.toml",
+        "name = \"a\"\nduration = \"2m\"\n[network]\nwitnesses = 4\nsons = 5\n",
+    );
+    let d = dir.to_str().expect("utf-8");
+    let (code, out, err) =
+        run_cli(&["simulate", "--quiet", a.to_str().expect("utf-8"), "--data-dir", d]);
+    assert_eq!(code, EXIT_OK, "{out}{err}");
+    // Same network, other events: the chain matches but the run does not.
+    let (code, _, err) =
+        run_cli(&["simulate", "--quiet", b.to_str().expect("utf-8"), "--data-dir", d]);
+    assert_eq!(code, EXIT_USAGE);
+    assert!(err.contains("holds a run of scenario `a`"), "{err}");
+    // Another network: another chain.
+    let (code, _, err) =
+        run_cli(&["simulate", "--quiet", c.to_str().expect("utf-8"), "--data-dir", d]);
+    assert_eq!(code, EXIT_USAGE);
+    assert!(err.contains("another scenario's chain"), "{err}");
+    // The same scenario again resumes at its end.
+    let (code, out, _) = run_cli(&["simulate", a.to_str().expect("utf-8"), "--data-dir", d]);
+    assert_eq!(code, EXIT_OK);
+    assert!(out.contains("resuming at block 40"), "{out}");
+    // inspect reads it back.
+    let (code, out, _) = run_cli(&["inspect", d, "--json"]);
+    assert_eq!(code, EXIT_OK);
+    let json: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(json["head_height"], 40);
+    assert_eq!(json["scenario"], "a");
+    assert_eq!(json["sons"].as_array().map(Vec::len), Some(5));
+    // Truncated: refused with a message naming the store.
+    let file = dir.join("chain.redb");
+    let bytes = std::fs::read(&file).expect("read");
+    std::fs::write(&file, &bytes[..bytes.len() / 3]).expect("truncate");
+    let (code, _, err) =
+        run_cli(&["simulate", "--quiet", a.to_str().expect("utf-8"), "--data-dir", d]);
+    assert_eq!(code, EXIT_USAGE);
+    assert!(err.contains("chain.redb") && err.contains("corrupt"), "{err}");
+    let (code, _, err) = run_cli(&["inspect", d]);
+    assert_eq!(code, EXIT_USAGE);
+    assert!(err.contains("corrupt"), "{err}");
+    let (code, _, err) = run_cli(&["simulate", "--data-dir", d, "--verify-replicas"]);
+    assert_eq!(code, EXIT_USAGE);
+    assert!(err.contains("cannot be combined"), "{err}");
+    for f in [a, b, c] {
+        std::fs::remove_file(f).ok();
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

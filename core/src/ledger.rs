@@ -31,7 +31,7 @@ pub struct Rejected {
 pub struct Ledger {
     pub(crate) state: State,
     pub(crate) history: VecDeque<Session>,
-    undo_depth: usize,
+    pub(crate) undo_depth: usize,
     pub(crate) persistence: Option<crate::persist::Persistence>,
 }
 

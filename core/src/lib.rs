@@ -10,6 +10,8 @@
 //!   expired with Graphene semantics, and a son proposal record indexes each live SON proposal
 //!   by `(kind, subject)`, of which at most one may be live. Every block can be undone
 //!   ([`Ledger::pop_block`]) and the state has a deterministic digest ([`Ledger::state_hash`]).
+//!   [`Ledger::open`] keeps it in a [`Store`] (redb on disk, or in memory), one atomic commit per
+//!   block, undo records included.
 //! - **Node-local** — a [`Scheduler`] runs each kind's [`Trigger`] (what to propose) and
 //!   [`Validator`] (whether to approve) over a snapshot after each block, isolated by timeouts
 //!   and panic catching, and hands signed transactions to a [`TxSink`].

@@ -238,79 +238,55 @@ impl Ledger {
             return Ok(ledger);
         }
 
-        let d = Decoder { contents: &contents, location: location.clone() };
-        let format: u32 = d.meta("format")?.ok_or_else(|| d.corrupt("no format version".into()))?;
-        if format != STORE_FORMAT {
-            return Err(StoreError::UnknownFormat {
-                path: location,
-                found: format,
-                supported: STORE_FORMAT,
-            }
-            .into());
-        }
-        let stored: Digest = d.meta("chain_id")?.ok_or_else(|| d.corrupt("no chain id".into()))?;
+        let stored = stored_chain_id(&contents, &location)?;
         let expected = genesis.chain_id();
         if stored != expected {
             return Err(StoreError::OtherChain { path: location, stored, expected }.into());
         }
-        let globals: Globals = d.meta("globals")?.ok_or_else(|| d.corrupt("no globals".into()))?;
-        let mut state = State {
-            registry,
-            globals: Arc::new(globals),
-            accounts: Table::default(),
-            witnesses: Table::default(),
-            sons: Table::default(),
-            proposals: Table::default(),
-            son_proposals: Table::default(),
-            vesting: Table::default(),
-            transactions: Table::default(),
-            extensions: Table::default(),
-        };
-        d.load("accounts", &mut state.accounts)?;
-        d.load("witnesses", &mut state.witnesses)?;
-        d.load("sons", &mut state.sons)?;
-        d.load("proposals", &mut state.proposals)?;
-        d.load("son_proposals", &mut state.son_proposals)?;
-        d.load("vesting", &mut state.vesting)?;
-        d.load("transactions", &mut state.transactions)?;
-        d.load("extensions", &mut state.extensions)?;
+        let (state, history, local) = decode(registry, &contents, &location)?;
+        Ok(ledger.loaded(state, history, local, store, options))
+    }
 
-        let head = state.head_height();
-        let mut history = VecDeque::new();
-        let mut expect = None;
-        for (k, v) in contents.get(UNDO).into_iter().flatten() {
-            let height = u64::from_be_bytes(
-                k.as_slice()
-                    .try_into()
-                    .map_err(|_| d.corrupt("an undo key is not a height".into()))?,
-            );
-            if expect.is_some_and(|e| e != height) || height > head {
-                return Err(d
-                    .corrupt(format!(
-                        "undo record for height {height} out of sequence (head {head})"
-                    ))
-                    .into());
+    /// The ledger kept in an existing store, without its genesis (for inspection tools): the
+    /// same checks as [`Ledger::open`] except the chain id, which is taken from the store.
+    pub fn load(
+        registry: Arc<Registry>,
+        store: Box<dyn Store>,
+        options: StoreOptions,
+    ) -> Result<Ledger, LedgerError> {
+        let contents = store.read_all()?;
+        let location = store.location();
+        if contents.get(META).is_none_or(|m| m.is_empty()) {
+            return Err(StoreError::Corrupt {
+                path: location,
+                detail: "empty: no ledger has been stored here".into(),
             }
-            expect = Some(height + 1);
-            let record: UndoRecord = d.decode(&format!("the undo record of block {height}"), v)?;
-            history.push_back(record.into_session());
+            .into());
         }
-        if expect.is_some_and(|e| e != head + 1) {
-            return Err(d.corrupt(format!("undo records end before the head block {head}")).into());
-        }
-        if let Some(h) = d.meta::<StoredHash>("state_hash")? {
-            if h.height == head && h.hash != state.hash() {
-                return Err(d
-                    .corrupt(format!("the state does not hash to what block {head} committed"))
-                    .into());
-            }
-        }
-        let local = contents.get(LOCAL).cloned().unwrap_or_default().into_iter();
-        let local = local.map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v)).collect();
-        let stored_undo_from = head + 1 - history.len() as u64;
-        ledger.state = state;
-        ledger.history = history;
-        ledger.persistence = Some(Persistence {
+        stored_chain_id(&contents, &location)?;
+        let (state, history, local) = decode(Arc::clone(&registry), &contents, &location)?;
+        let empty = Ledger {
+            state: state.clone(),
+            history: VecDeque::new(),
+            undo_depth: crate::ledger::DEFAULT_UNDO_DEPTH,
+            persistence: None,
+        };
+        Ok(empty.loaded(state, history, local, store, options))
+    }
+
+    fn loaded(
+        mut self,
+        state: State,
+        history: VecDeque<Session>,
+        local: BTreeMap<String, Vec<u8>>,
+        store: Box<dyn Store>,
+        options: StoreOptions,
+    ) -> Ledger {
+        let options = StoreOptions { fsync_every: options.fsync_every.max(1) };
+        let stored_undo_from = state.head_height() + 1 - history.len() as u64;
+        self.state = state;
+        self.history = history;
+        self.persistence = Some(Persistence {
             store,
             options,
             unwritten: 0,
@@ -318,7 +294,7 @@ impl Ledger {
             stored_undo_from,
             local,
         });
-        Ok(ledger)
+        self
     }
 
     /// A node-local value committed with [`Ledger::commit`] (as of the last commit that survived).
@@ -404,6 +380,84 @@ impl Ledger {
         p.stored_undo_from = p.stored_undo_from.min(popped_height);
         Ok(())
     }
+}
+
+/// Checks the format version and returns the stored chain id.
+fn stored_chain_id(contents: &Contents, location: &str) -> Result<Digest, StoreError> {
+    let d = Decoder { contents, location: location.to_owned() };
+    let format: u32 = d.meta("format")?.ok_or_else(|| d.corrupt("no format version".into()))?;
+    if format != STORE_FORMAT {
+        return Err(StoreError::UnknownFormat {
+            path: location.to_owned(),
+            found: format,
+            supported: STORE_FORMAT,
+        });
+    }
+    d.meta("chain_id")?.ok_or_else(|| d.corrupt("no chain id".into()))
+}
+
+type Decoded = (State, VecDeque<Session>, BTreeMap<String, Vec<u8>>);
+
+/// The state, undo history and node-local values in `contents`, checked: every row decodes, the
+/// undo records run without gaps up to the head, and the state hashes to what the last durable
+/// commit recorded.
+fn decode(
+    registry: Arc<Registry>,
+    contents: &Contents,
+    location: &str,
+) -> Result<Decoded, StoreError> {
+    let d = Decoder { contents, location: location.to_owned() };
+    let globals: Globals = d.meta("globals")?.ok_or_else(|| d.corrupt("no globals".into()))?;
+    let mut state = State {
+        registry,
+        globals: Arc::new(globals),
+        accounts: Table::default(),
+        witnesses: Table::default(),
+        sons: Table::default(),
+        proposals: Table::default(),
+        son_proposals: Table::default(),
+        vesting: Table::default(),
+        transactions: Table::default(),
+        extensions: Table::default(),
+    };
+    d.load("accounts", &mut state.accounts)?;
+    d.load("witnesses", &mut state.witnesses)?;
+    d.load("sons", &mut state.sons)?;
+    d.load("proposals", &mut state.proposals)?;
+    d.load("son_proposals", &mut state.son_proposals)?;
+    d.load("vesting", &mut state.vesting)?;
+    d.load("transactions", &mut state.transactions)?;
+    d.load("extensions", &mut state.extensions)?;
+
+    let head = state.head_height();
+    let mut history = VecDeque::new();
+    let mut expect = None;
+    for (k, v) in contents.get(UNDO).into_iter().flatten() {
+        let height = u64::from_be_bytes(
+            k.as_slice().try_into().map_err(|_| d.corrupt("an undo key is not a height".into()))?,
+        );
+        if expect.is_some_and(|e| e != height) || height > head {
+            return Err(d.corrupt(format!(
+                "undo record for height {height} out of sequence (head {head})"
+            )));
+        }
+        expect = Some(height + 1);
+        let record: UndoRecord = d.decode(&format!("the undo record of block {height}"), v)?;
+        history.push_back(record.into_session());
+    }
+    if expect.is_some_and(|e| e != head + 1) {
+        return Err(d.corrupt(format!("undo records end before the head block {head}")));
+    }
+    if let Some(h) = d.meta::<StoredHash>("state_hash")? {
+        if h.height == head && h.hash != state.hash() {
+            return Err(
+                d.corrupt(format!("the state does not hash to what block {head} committed"))
+            );
+        }
+    }
+    let local = contents.get(LOCAL).cloned().unwrap_or_default().into_iter();
+    let local = local.map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v)).collect();
+    Ok((state, history, local))
 }
 
 fn put_meta(state: &State, durable: bool, batch: &mut Batch) {

@@ -143,6 +143,19 @@ impl BlockReport {
     }
 }
 
+/// What a scheduler remembers between blocks: the transactions it sent that have neither landed
+/// nor expired. Persist it with the block it was computed after (see `Ledger::commit`) and
+/// [`Scheduler::restore`] it on start-up, so a restarted node neither re-sends them nor forgets
+/// a duty; without it, a restarted node recomputes its duties from the chain and may re-send
+/// what was in flight, which the chain refuses as a duplicate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SchedulerMemory {
+    /// `(kind, subject)` of proposals sent, with their transactions' expiration.
+    pub sent_proposals: Vec<((String, Subject), Timestamp)>,
+    /// Proposals approved, with their transactions' expiration.
+    pub sent_approvals: Vec<(ProposalId, Timestamp)>,
+}
+
 /// Runs a node's triggers and validators after each block.
 pub struct Scheduler {
     node: Arc<NodeIdentity>,
@@ -219,6 +232,20 @@ impl Scheduler {
     /// Replaces the validator of `kind` (or adds one). Returns whether `kind` had one.
     pub fn set_validator(&mut self, kind: &'static str, validator: Arc<dyn Validator>) -> bool {
         self.validators.insert(kind, validator).is_some()
+    }
+
+    /// What this scheduler remembers (to persist with the block it follows).
+    pub fn memory(&self) -> SchedulerMemory {
+        SchedulerMemory {
+            sent_proposals: self.sent_proposals.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            sent_approvals: self.sent_approvals.iter().map(|(k, v)| (*k, *v)).collect(),
+        }
+    }
+
+    /// Restores what [`Scheduler::memory`] returned.
+    pub fn restore(&mut self, memory: SchedulerMemory) {
+        self.sent_proposals = memory.sent_proposals.into_iter().collect();
+        self.sent_approvals = memory.sent_approvals.into_iter().collect();
     }
 
     /// The node this scheduler acts for.
@@ -630,5 +657,36 @@ mod tests {
             .count();
         assert_eq!(abstained, 6, "every SON reviewed it");
         assert!(step.reports.iter().all(|(_, r)| r.submitted == 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restored_memory_keeps_a_restarted_node_from_resending_what_is_in_flight() {
+        let net = network(vec![with_trigger("t_good", || Box::new(Good))]);
+        let snap = net.ledger.snapshot();
+        let reg = snap.registry();
+        let producer = net
+            .witnesses
+            .iter()
+            .find(|w| Scheduler::new(reg, (*w).clone(), config()).is_next_producer(&snap))
+            .expect("someone produces next")
+            .clone();
+        let sink = CollectingSink::default();
+        let mut first = Scheduler::new(reg, producer.clone(), config());
+        assert_eq!(first.on_block(Arc::clone(&snap), &sink).await.submitted, 1);
+        let memory = first.memory();
+        assert_eq!(memory.sent_proposals.len(), 1);
+
+        let mut restarted = Scheduler::new(reg, producer.clone(), config());
+        restarted.restore(memory);
+        let report = restarted.on_block(Arc::clone(&snap), &sink).await;
+        assert_eq!(report.submitted, 0, "the proposal in flight is not sent again");
+        assert!(report.skipped.iter().any(|(_, _, why)| *why == DraftSkip::AlreadySent));
+
+        let mut forgetful = Scheduler::new(reg, producer, config());
+        assert_eq!(
+            forgetful.on_block(snap, &sink).await.submitted,
+            1,
+            "without its memory it re-sends"
+        );
     }
 }

@@ -11,7 +11,11 @@ use std::time::Instant;
 use sonprop_core::Registry;
 
 use crate::scenario::Scenario;
-use crate::sim::{Entry, Observer, Options, Simulation};
+use crate::sim::{Entry, Observer, Options, SimError, Simulation};
+
+/// With `--data-dir`, commit and fsync every this many blocks unless `--fsync-every` says
+/// otherwise (a crash loses at most this many blocks, which the simulation then re-runs).
+pub const DEFAULT_FSYNC_EVERY: u64 = 1000;
 
 /// Success.
 pub const EXIT_OK: i32 = 0;
@@ -26,12 +30,18 @@ pub const EXIT_FAILURE: i32 = 3;
 pub const USAGE: &str = "\
 usage:
   sonprop simulate [SCENARIO.toml] [--report FILE] [--verify-replicas] [--quiet]
+                   [--data-dir DIR [--fsync-every N]]
       Simulate a network of witness and SON nodes. Without a file, the built-in scenario:
       11 witnesses, 15 SONs, SON 1.33.3 goes offline after 1 h, 14 h simulated.
       --report FILE       write a JSON report (every SON, every proposal) to FILE
       --verify-replicas   every node keeps its own ledger; state hashes must agree after
                           every block
       --quiet             print only the summary
+      --data-dir DIR      keep the chain and the nodes' state in DIR and resume from it;
+                          a DIR of another scenario is refused
+      --fsync-every N     with --data-dir, commit durably every N blocks (default 1000)
+  sonprop inspect DIR [--json]
+      Print the head block, state hash, SONs and live proposals kept in a data directory.
   sonprop operations
       List the registered proposal kinds.
   sonprop bench [--json] [--quick]
@@ -50,6 +60,8 @@ struct SimulateArgs {
     report: Option<PathBuf>,
     verify_replicas: bool,
     quiet: bool,
+    data_dir: Option<PathBuf>,
+    fsync_every: Option<u64>,
 }
 
 fn parse_simulate(args: &[String]) -> Result<SimulateArgs, String> {
@@ -62,6 +74,20 @@ fn parse_simulate(args: &[String]) -> Result<SimulateArgs, String> {
                 out.report = Some(PathBuf::from(f));
             }
             "--verify-replicas" => out.verify_replicas = true,
+            "--data-dir" => {
+                out.data_dir = Some(PathBuf::from(it.next().ok_or("--data-dir needs a directory")?))
+            }
+            "--fsync-every" => {
+                let n = it.next().ok_or("--fsync-every needs a number of blocks")?;
+                match n.parse::<u64>() {
+                    Ok(n) if n > 0 => out.fsync_every = Some(n),
+                    _ => {
+                        return Err(format!(
+                            "--fsync-every: `{n}` is not a positive number of blocks"
+                        ))
+                    }
+                }
+            }
             "--quiet" | "-q" => out.quiet = true,
             s if s.starts_with('-') => return Err(format!("unknown option `{s}`")),
             s if out.scenario.is_none() => out.scenario = Some(PathBuf::from(s)),
@@ -88,6 +114,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write, progress_b
     let result = match args.first().map(String::as_str) {
         Some("simulate") => simulate(&args[1..], out, err, progress_bar),
         Some("operations") if args.len() == 1 => operations(out),
+        Some("inspect") => inspect(&args[1..], out),
         Some("bench") => Ok(crate::bench::cli::bench(&args[1..], out, err)),
         Some("bench-sim") => Ok(crate::bench::cli::bench_sim(&args[1..], out)),
         Some("help" | "--help" | "-h") => {
@@ -109,6 +136,133 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write, progress_b
 /// The registry the simulator runs: the core operations and the linked operation crates.
 pub fn registry() -> Result<Registry, String> {
     Registry::discover().map_err(|e| e.to_string())
+}
+
+/// What `inspect` prints.
+#[derive(Debug, serde::Serialize)]
+pub struct Inspection {
+    /// The data directory.
+    pub data_dir: String,
+    /// The scenario that wrote it.
+    pub scenario: Option<String>,
+    /// Head block height.
+    pub head_height: u64,
+    /// Head block time, unix seconds.
+    pub head_time: u64,
+    /// Head block id (hex).
+    pub head_id: String,
+    /// State hash (hex).
+    pub state_hash: String,
+    /// Every SON.
+    pub sons: Vec<crate::report::SonEntry>,
+    /// Live proposals.
+    pub live_proposals: Vec<LiveProposal>,
+}
+
+/// A live proposal, as `inspect` shows it.
+#[derive(Debug, serde::Serialize)]
+pub struct LiveProposal {
+    /// Its id.
+    pub id: String,
+    /// Its operation kinds, `+`-joined.
+    pub kind: String,
+    /// The subject of its son proposal record, if any.
+    pub subject: Option<String>,
+    /// Approvals so far.
+    pub approvals: usize,
+    /// Expiration, unix seconds.
+    pub expiration_time: u64,
+}
+
+/// Reads a data directory.
+pub fn inspection(dir: &std::path::Path) -> Result<Inspection, String> {
+    let path = dir.join(crate::sim::CHAIN_FILE);
+    if !path.is_file() {
+        return Err(format!(
+            "{}: no sonprop data here (no {})",
+            dir.display(),
+            crate::sim::CHAIN_FILE
+        ));
+    }
+    let store = sonprop_core::RedbStore::open(&path).map_err(|e| e.to_string())?;
+    let registry = registry()?.into_arc();
+    let ledger = sonprop_core::Ledger::load(
+        registry,
+        Box::new(store),
+        sonprop_core::StoreOptions::default(),
+    )
+    .map_err(|e| e.to_string())?;
+    let st = ledger.state();
+    let scenario = ledger.local("scenario").map(|s| {
+        let s = String::from_utf8_lossy(s);
+        s.split('|').next().unwrap_or_default().to_owned()
+    });
+    let live_proposals = st
+        .proposals()
+        .iter()
+        .map(|(id, p)| LiveProposal {
+            id: id.to_string(),
+            kind: p.operations.iter().map(|o| o.kind()).collect::<Vec<_>>().join("+"),
+            subject: st.records_of_proposal(*id).next().map(|r| r.subject.to_string()),
+            approvals: p.approvals.len(),
+            expiration_time: p.expiration_time.secs(),
+        })
+        .collect();
+    Ok(Inspection {
+        data_dir: dir.display().to_string(),
+        scenario,
+        head_height: st.head_height(),
+        head_time: st.head_time().secs(),
+        head_id: st.globals().head_id.to_hex(),
+        state_hash: ledger.state_hash().to_hex(),
+        sons: crate::report::sons(st),
+        live_proposals,
+    })
+}
+
+fn inspect(args: &[String], out: &mut dyn Write) -> Result<i32, (i32, String)> {
+    let (dir, json) = match args {
+        [dir] => (dir, false),
+        [dir, flag] | [flag, dir] if flag == "--json" => (dir, true),
+        _ => {
+            return Err((
+                EXIT_USAGE,
+                format!("inspect takes a directory and optionally --json\n\n{USAGE}"),
+            ))
+        }
+    };
+    let i = inspection(std::path::Path::new(dir)).map_err(|e| (EXIT_USAGE, e))?;
+    if json {
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&i).unwrap_or_default());
+        return Ok(EXIT_OK);
+    }
+    let _ = writeln!(
+        out,
+        "data directory {} (scenario {})",
+        i.data_dir,
+        i.scenario.as_deref().unwrap_or("?")
+    );
+    let _ = writeln!(out, "head block {} at {} ({})", i.head_height, i.head_time, i.head_id);
+    let _ = writeln!(out, "state hash {}", i.state_hash);
+    let _ = writeln!(out, "sons:");
+    for s in &i.sons {
+        let down = s.last_down_timestamp.map(|t| format!(", down since {t}")).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {} {} (last heartbeat {}{down})",
+            s.id, s.status, s.last_active_timestamp
+        );
+    }
+    let _ = writeln!(out, "live proposals: {}", i.live_proposals.len());
+    for p in &i.live_proposals {
+        let about = p.subject.as_deref().map(|s| format!(" for {s}")).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {} {}{about}: {} approvals, expires {}",
+            p.id, p.kind, p.approvals, p.expiration_time
+        );
+    }
+    Ok(EXIT_OK)
 }
 
 fn operations(out: &mut dyn Write) -> Result<i32, (i32, String)> {
@@ -180,9 +334,25 @@ fn simulate(
         None => Scenario::built_in(),
     };
     let registry = registry().map_err(|e| (EXIT_FAILURE, e))?.into_arc();
-    let options = Options { verify_replicas: a.verify_replicas };
-    let mut sim = Simulation::new(&scenario, registry, &options)
-        .map_err(|e| (EXIT_FAILURE, e.to_string()))?;
+    if a.data_dir.is_some() && a.verify_replicas {
+        return Err((
+            EXIT_USAGE,
+            "--data-dir keeps one shared replica; it cannot be combined with --verify-replicas"
+                .into(),
+        ));
+    }
+    if a.fsync_every.is_some() && a.data_dir.is_none() {
+        return Err((EXIT_USAGE, "--fsync-every needs --data-dir".into()));
+    }
+    let options = Options {
+        verify_replicas: a.verify_replicas,
+        data_dir: a.data_dir.clone(),
+        fsync_every: a.fsync_every.unwrap_or(DEFAULT_FSYNC_EVERY),
+    };
+    let mut sim = Simulation::new(&scenario, registry, &options).map_err(|e| match e {
+        SimError::DataDir { .. } => (EXIT_USAGE, e.to_string()),
+        other => (EXIT_FAILURE, other.to_string()),
+    })?;
 
     if !a.quiet {
         let _ = writeln!(
@@ -197,6 +367,10 @@ fn simulate(
             scenario.params.threshold_policy,
             if a.verify_replicas { ", verifying every replica" } else { "" },
         );
+        if sim.resumed_at > 0 {
+            let dir = a.data_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default();
+            let _ = writeln!(out, "resuming at block {} from {dir}", sim.resumed_at);
+        }
         let _ = writeln!(out, "{:>8}  {:<12}  event", "block", "chain time");
     }
     let started = Instant::now();

@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sonprop_core::{LedgerEvent, ProposalId, SonStatus, State};
 
 /// How a proposal ended (or that it is still live).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Executed.
@@ -22,7 +22,7 @@ pub enum Outcome {
 }
 
 /// One proposal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProposalEntry {
     /// Its id.
     pub id: String,
@@ -81,7 +81,7 @@ pub struct Report {
 }
 
 /// Follows ledger events to build the proposal list.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct ProposalLog {
     entries: BTreeMap<ProposalId, ProposalEntry>,
 }

@@ -4,12 +4,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use sonprop_core::ops::SonHeartbeat;
-use sonprop_core::scheduler::{CollectingSink, PluginStatus, Role, SchedulerConfig};
+use sonprop_core::scheduler::{
+    CollectingSink, PluginStatus, Role, SchedulerConfig, SchedulerMemory,
+};
 use sonprop_core::testkit::NetworkBuilder;
 use sonprop_core::{
-    AccountId, Digest, Ledger, LedgerError, LedgerEvent, NodeIdentity, ProposalId, Registry,
-    Scheduler, SignedTransaction, SonId, SonStatus, Timestamp, Transaction, WitnessId,
+    AccountId, Digest, Ledger, LedgerError, LedgerEvent, NodeIdentity, ProposalId, RedbStore,
+    Registry, Scheduler, SignedTransaction, SonId, SonStatus, StoreError, StoreOptions, Timestamp,
+    Transaction, WitnessId,
 };
 
 use crate::report::{self, Outcome, ProposalLog, Report};
@@ -46,6 +50,14 @@ pub enum SimError {
     /// The network could not be set up.
     #[error("cannot build the network: {0}")]
     Setup(String),
+    /// The data directory cannot be used: another scenario's, or a damaged store.
+    #[error("data directory {dir}: {detail}")]
+    DataDir {
+        /// The directory.
+        dir: String,
+        /// What is wrong.
+        detail: String,
+    },
 }
 
 /// Run options.
@@ -53,6 +65,45 @@ pub enum SimError {
 pub struct Options {
     /// Every node keeps its own replica; state hashes are compared after every block.
     pub verify_replicas: bool,
+    /// Keep the chain and every node's local state in this directory, and resume from it.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// With `data_dir`: commit (and fsync) every this many blocks; 0 is taken as 1.
+    pub fsync_every: u64,
+}
+
+/// The store file inside a data directory.
+pub const CHAIN_FILE: &str = "chain.redb";
+const LOCAL_SIMULATION: &str = "simulation";
+const LOCAL_SCENARIO: &str = "scenario";
+
+/// What a resumed run needs besides the chain: everything the loop keeps between blocks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SimLocal {
+    mempool: Vec<SignedTransaction>,
+    online: Vec<bool>,
+    next_event: usize,
+    log: ProposalLog,
+    rejected: u64,
+    included: u64,
+    schedulers: Vec<SchedulerMemory>,
+}
+
+/// What identifies a scenario's network and history (not its duration or expectations, so a
+/// run can be extended).
+fn fingerprint(s: &Scenario) -> String {
+    let events: Vec<String> =
+        s.events.iter().map(|e| format!("{}:{}:{:?}", e.at, e.son, e.action)).collect();
+    format!(
+        "{}|seed {}|genesis {}|{}w {}s {}sb|{}|{}",
+        s.name,
+        s.seed,
+        s.genesis_time,
+        s.witnesses,
+        s.sons,
+        s.standby_sons,
+        serde_json::to_string(&s.params).unwrap_or_default(),
+        events.join(",")
+    )
 }
 
 /// One line of the timeline.
@@ -120,6 +171,11 @@ pub struct Simulation {
     rejected: u64,
     included: u64,
     heartbeat_period: u64,
+    /// With a data directory: commit every this many blocks.
+    persist_every: Option<u64>,
+    since_commit: u64,
+    /// The height a persisted run resumed at (0 for a new run).
+    pub resumed_at: u64,
 }
 
 impl std::fmt::Debug for Simulation {
@@ -151,7 +207,33 @@ impl Simulation {
         let ledger = || {
             Ledger::new(&genesis, Arc::clone(&registry)).map_err(|e| SimError::Setup(e.to_string()))
         };
-        let chain = ledger()?;
+        let data_dir_err = |dir: &std::path::Path, detail: String| SimError::DataDir {
+            dir: dir.display().to_string(),
+            detail,
+        };
+        let chain = match &options.data_dir {
+            None => ledger()?,
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| data_dir_err(dir, format!("cannot create it: {e}")))?;
+                let store = RedbStore::open(&dir.join(CHAIN_FILE))
+                    .map_err(|e| data_dir_err(dir, e.to_string()))?;
+                let opened = Ledger::open(
+                    &genesis,
+                    Arc::clone(&registry),
+                    Box::new(store),
+                    StoreOptions::default(),
+                );
+                opened.map_err(|e| match e {
+                    LedgerError::Store(StoreError::OtherChain { .. }) => data_dir_err(
+                        dir,
+                        "it holds another scenario's chain (different network, seed or parameters)"
+                            .into(),
+                    ),
+                    other => data_dir_err(dir, other.to_string()),
+                })?
+            }
+        };
         let config = SchedulerConfig::default();
         let mut nodes = Vec::new();
         let mut witness_nodes = BTreeMap::new();
@@ -171,7 +253,8 @@ impl Simulation {
         }
         let p = &scenario.params;
         let heartbeat_period = (p.son_heartbeat_frequency / p.block_interval).max(1);
-        Ok(Simulation {
+        let persist_every = options.data_dir.as_ref().map(|_| options.fsync_every.max(1));
+        let mut sim = Simulation {
             scenario: scenario.clone(),
             registry,
             chain,
@@ -186,7 +269,83 @@ impl Simulation {
             rejected: 0,
             included: 0,
             heartbeat_period,
-        })
+            persist_every,
+            since_commit: 0,
+            resumed_at: 0,
+        };
+        if let Some(dir) = &options.data_dir {
+            sim.resume(dir)?;
+        }
+        Ok(sim)
+    }
+
+    /// Restores the loop's state from the data directory, or records this scenario in a new one.
+    fn resume(&mut self, dir: &std::path::Path) -> Result<(), SimError> {
+        let err = |detail: String| SimError::DataDir { dir: dir.display().to_string(), detail };
+        let mine = fingerprint(&self.scenario);
+        match self.chain.local(LOCAL_SCENARIO) {
+            Some(stored) if stored != mine.as_bytes() => {
+                let stored = String::from_utf8_lossy(stored);
+                let name = stored.split('|').next().unwrap_or("?");
+                return Err(err(format!(
+                    "it holds a run of scenario `{name}` with other events or parameters than `{}`",
+                    self.scenario.name
+                )));
+            }
+            Some(_) => {}
+            None if self.chain.state().head_height() > 0 => {
+                return Err(err("it holds a chain but no simulation state".into()));
+            }
+            None => {
+                let local = vec![(LOCAL_SCENARIO.to_owned(), Some(mine.into_bytes()))];
+                self.chain.sync(local).map_err(|e| err(e.to_string()))?;
+                return Ok(());
+            }
+        }
+        let Some(raw) = self.chain.local(LOCAL_SIMULATION) else { return Ok(()) };
+        let local: SimLocal = serde_json::from_slice(raw)
+            .map_err(|e| err(format!("unreadable simulation state: {e}")))?;
+        if local.online.len() != self.nodes.len() || local.schedulers.len() != self.nodes.len() {
+            return Err(err("its simulation state is for another network".into()));
+        }
+        for (node, memory) in self.nodes.iter_mut().zip(local.schedulers) {
+            node.scheduler.restore(memory);
+        }
+        self.mempool = local.mempool;
+        self.online = local.online;
+        self.next_event = local.next_event;
+        self.log = local.log;
+        self.rejected = local.rejected;
+        self.included = local.included;
+        self.resumed_at = self.chain.state().head_height();
+        Ok(())
+    }
+
+    /// With a data directory: commits now (a clean stop). Without one: nothing.
+    pub fn checkpoint(&mut self) -> Result<(), SimError> {
+        if self.persist_every.is_some() {
+            self.persist()?;
+        }
+        Ok(())
+    }
+
+    /// Commits the chain and the loop's state, durably, in one write.
+    fn persist(&mut self) -> Result<(), SimError> {
+        let local = SimLocal {
+            mempool: self.mempool.clone(),
+            online: self.online.clone(),
+            next_event: self.next_event,
+            log: self.log.clone(),
+            rejected: self.rejected,
+            included: self.included,
+            schedulers: self.nodes.iter().map(|n| n.scheduler.memory()).collect(),
+        };
+        let bytes = serde_json::to_vec(&local).map_err(|e| SimError::Setup(e.to_string()))?;
+        self.chain.sync(vec![(LOCAL_SIMULATION.to_owned(), Some(bytes))]).map_err(|e| {
+            SimError::DataDir { dir: "(data directory)".into(), detail: e.to_string() }
+        })?;
+        self.since_commit = 0;
+        Ok(())
     }
 
     /// The chain's ledger.
@@ -276,6 +435,12 @@ impl Simulation {
 
         self.send_heartbeats(t, height);
         self.run_schedulers(height, t, timeline).await;
+        if let Some(every) = self.persist_every {
+            self.since_commit += 1;
+            if self.since_commit >= every {
+                self.persist()?;
+            }
+        }
         Ok(true)
     }
 
@@ -428,6 +593,9 @@ impl Simulation {
         let total = self.total_blocks();
         while self.step(observer).await? {
             observer.progress(self.chain.state().head_height(), total);
+        }
+        if self.persist_every.is_some() && self.since_commit > 0 {
+            self.persist()?;
         }
         Ok(self.finish())
     }

@@ -55,6 +55,15 @@ pub struct BenchReport {
     pub sim_10d_peak_rss_mib: Option<f64>,
     /// Peak RSS of the 1-day run, MiB.
     pub sim_1d_peak_rss_mib: Option<f64>,
+    /// Mean commit cost per block on redb, fsync every block, ns.
+    pub commit_fsync_every_block_ns: u64,
+    /// Mean commit cost per block on redb, fsync every 1 000 blocks, ns.
+    pub commit_fsync_every_1000_ns: u64,
+    /// Wall seconds for 30 simulated days with `--data-dir` (fsync every 1 000 blocks; `null`
+    /// with `--quick`).
+    pub sim_30d_data_dir_wall_s: Option<f64>,
+    /// `sim_30d_data_dir_wall_s / sim_30d_wall_s`.
+    pub data_dir_vs_memory: Option<f64>,
 }
 
 /// The default network with no events, for `days` days.
@@ -70,16 +79,25 @@ impl Observer for Silent {
 
 /// `sonprop bench-sim --days N`: runs the default network and prints [`SimFigures`] as JSON.
 pub fn bench_sim(args: &[String], out: &mut dyn Write) -> i32 {
-    let days = match args {
-        [flag, n] if flag == "--days" => match n.parse::<u64>() {
-            Ok(d) if d > 0 => d,
-            _ => return EXIT_USAGE,
-        },
+    let (days, data_dir) = match args {
+        [flag, n] if flag == "--days" => (n, None),
+        [flag, n, d, dir] if flag == "--days" && d == "--data-dir" => {
+            (n, Some(std::path::PathBuf::from(dir)))
+        }
+        _ => return EXIT_USAGE,
+    };
+    let days = match days.parse::<u64>() {
+        Ok(d) if d > 0 => d,
         _ => return EXIT_USAGE,
     };
     let scenario = default_network(days);
     let Ok(registry) = crate::cli::registry() else { return EXIT_FAILURE };
-    let Ok(mut sim) = Simulation::new(&scenario, registry.into_arc(), &Options::default()) else {
+    let options = Options {
+        data_dir: data_dir.clone(),
+        fsync_every: crate::cli::DEFAULT_FSYNC_EVERY,
+        ..Options::default()
+    };
+    let Ok(mut sim) = Simulation::new(&scenario, registry.into_arc(), &options) else {
         return EXIT_FAILURE;
     };
     let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_time().build() else {
@@ -97,10 +115,14 @@ pub fn bench_sim(args: &[String], out: &mut dyn Write) -> i32 {
     EXIT_OK
 }
 
-fn run_child(days: u64) -> Result<SimFigures, String> {
+fn run_child(days: u64, data_dir: Option<&std::path::Path>) -> Result<SimFigures, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    let mut args = vec!["bench-sim".to_owned(), "--days".to_owned(), days.to_string()];
+    if let Some(d) = data_dir {
+        args.extend(["--data-dir".to_owned(), d.display().to_string()]);
+    }
     let output = Command::new(exe)
-        .args(["bench-sim", "--days", &days.to_string()])
+        .args(&args)
         .output()
         .map_err(|e| format!("cannot run the simulation child: {e}"))?;
     if !output.status.success() {
@@ -146,20 +168,36 @@ pub fn bench(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     step(err, "proposal lifecycles");
     let lifecycle_per_s = measure_lifecycles(if quick { 50 } else { 400 });
     step(err, "1 simulated day");
-    let day = match run_child(1) {
+    let day = match run_child(1, None) {
         Ok(f) => f,
         Err(e) => {
             let _ = writeln!(err, "sonprop: {e}");
             return EXIT_FAILURE;
         }
     };
-    let (mut d10, mut d30) = (None, None);
+    step(err, "commits on redb, fsync every block and every 1 000 blocks");
+    let commits = super::measure_commit(1, if quick { 50 } else { 300 }).and_then(|a| {
+        super::measure_commit(1_000, if quick { 1_000 } else { 5_000 }).map(|b| (a, b))
+    });
+    let (commit_1, commit_1000) = match commits {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(err, "sonprop: commit bench failed: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let (mut d10, mut d30, mut d30_disk) = (None, None, None);
     if !quick {
         step(err, "10 simulated days");
-        d10 = run_child(10).ok();
+        d10 = run_child(10, None).ok();
         step(err, "30 simulated days");
-        d30 = run_child(30).ok();
-        if d10.is_none() || d30.is_none() {
+        d30 = run_child(30, None).ok();
+        step(err, "30 simulated days with --data-dir");
+        let dir = std::env::temp_dir().join(format!("sonprop-bench-sim-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        d30_disk = run_child(30, Some(&dir)).ok();
+        let _ = std::fs::remove_dir_all(&dir);
+        if d10.is_none() || d30.is_none() || d30_disk.is_none() {
             let _ = writeln!(err, "sonprop: a long simulation child failed");
             return EXIT_FAILURE;
         }
@@ -178,6 +216,10 @@ pub fn bench(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         sim_30d_peak_rss_mib: d30.as_ref().and_then(|f| f.peak_rss_mib),
         sim_10d_peak_rss_mib: d10.as_ref().and_then(|f| f.peak_rss_mib),
         sim_1d_peak_rss_mib: day.peak_rss_mib,
+        commit_fsync_every_block_ns: commit_1,
+        commit_fsync_every_1000_ns: commit_1000,
+        sim_30d_data_dir_wall_s: d30_disk.as_ref().map(|f| f.wall_s),
+        data_dir_vs_memory: d30_disk.as_ref().zip(d30.as_ref()).map(|(a, b)| a.wall_s / b.wall_s),
     };
     if json {
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&report).unwrap_or_default());
@@ -229,6 +271,15 @@ fn print_table(r: &BenchReport, out: &mut dyn Write) {
             "30 simulated days: {w:.1} s wall, peak RSS {m:.1} MiB (10 days: {m10:.1} MiB)"
         );
     }
+    let _ = writeln!(
+        out,
+        "redb commit per block: {:.1} µs with fsync every block, {:.1} µs with fsync every 1 000 blocks",
+        r.commit_fsync_every_block_ns as f64 / 1e3,
+        r.commit_fsync_every_1000_ns as f64 / 1e3
+    );
+    if let (Some(w), Some(x)) = (r.sim_30d_data_dir_wall_s, r.data_dir_vs_memory) {
+        let _ = writeln!(out, "30 simulated days with --data-dir (fsync every 1 000 blocks): {w:.1} s wall, {x:.2}x in memory");
+    }
 
     let _ = writeln!(out, "\ntargets");
     let row = |n: usize| r.triggers.iter().find(|t| t.sons == n);
@@ -259,6 +310,13 @@ fn print_table(r: &BenchReport, out: &mut dyn Write) {
             out,
             "  [{}] peak RSS < 200 MiB and not growing with days: {m:.1} MiB",
             mark(m < 200.0 && flat)
+        );
+    }
+    if let Some(x) = r.data_dir_vs_memory {
+        let _ = writeln!(
+            out,
+            "  [{}] 30 days with --data-dir <= 3x in memory: {x:.2}x",
+            mark(x <= 3.0)
         );
     }
     if r.quick {

@@ -60,6 +60,10 @@ pub struct BenchChain {
     /// The key every standby SON owner signs with (shared, to keep setup fast; verification
     /// costs the same).
     pub standby_key: KeyPair,
+    /// The genesis.
+    pub genesis: Genesis,
+    /// Block 1, which created the live proposals.
+    pub first_block: Block,
 }
 
 impl std::fmt::Debug for BenchChain {
@@ -184,12 +188,26 @@ impl BenchChain {
             elected_sons: (0..ELECTED as u64).map(SonId).collect(),
         };
         let ledger = Ledger::new(&genesis, registry()).expect("bench genesis is valid");
-        let mut chain = BenchChain { ledger, witnesses, elected, standby_key };
-        chain.create_live_proposals();
+        let placeholder = Block {
+            height: 0,
+            timestamp: GENESIS,
+            previous: Digest::default(),
+            producer: WitnessId(0),
+            transactions: vec![],
+        };
+        let mut chain = BenchChain {
+            ledger,
+            witnesses,
+            elected,
+            standby_key,
+            genesis,
+            first_block: placeholder,
+        };
+        chain.first_block = chain.create_live_proposals();
         chain
     }
 
-    fn create_live_proposals(&mut self) {
+    fn create_live_proposals(&mut self) -> Block {
         let w = self.witnesses[0].clone();
         let st = self.ledger.state();
         let t = st.next_slot_time();
@@ -210,8 +228,9 @@ impl BenchChain {
                 Transaction::single(t.plus(30), create).sign(&st.chain_id(), &[&w.keys])
             })
             .collect();
-        let (_, _, rejected) = self.ledger.produce_block(t, txs).expect("slot");
+        let (block, _, rejected) = self.ledger.produce_block(t, txs).expect("slot");
         assert!(rejected.is_empty(), "bench proposals apply");
+        block
     }
 
     /// Heartbeats of the elected SONs due in the next block (every 60 slots, staggered), except
@@ -482,4 +501,42 @@ pub fn peak_rss_mib() -> Option<f64> {
         .parse()
         .ok()?;
     Some(kb / 1024.0)
+}
+
+/// Mean nanoseconds per block to commit a ledger on redb (in a temporary directory), applying
+/// the default network's blocks with heartbeats and committing after every block, durable every
+/// `fsync_every` blocks. Mean, not median: the fsyncs are the point.
+pub fn measure_commit(fsync_every: u64, blocks: usize) -> Result<u64, String> {
+    let dir = std::env::temp_dir()
+        .join(format!("sonprop-bench-commit-{}-{fsync_every}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let result = (|| {
+        let mut chain = BenchChain::new(ELECTED, ChainParameters::default());
+        let store =
+            sonprop_core::RedbStore::open(&dir.join("chain.redb")).map_err(|e| e.to_string())?;
+        let genesis = chain.genesis.clone();
+        let mut stored = Ledger::open(
+            &genesis,
+            registry(),
+            Box::new(store),
+            sonprop_core::StoreOptions { fsync_every },
+        )
+        .map_err(|e| e.to_string())?;
+        // Catch up with the proposals the bench chain created at block 1.
+        let mut total = 0u128;
+        for i in 0..blocks + 1 {
+            let beats = if i == 0 { Vec::new() } else { chain.due_heartbeats(usize::MAX) };
+            let block = if i == 0 { chain.first_block.clone() } else { chain.produce(beats) };
+            stored.apply_block(&block).map_err(|e| e.to_string())?;
+            let t0 = Instant::now();
+            stored.commit(Vec::new()).map_err(|e| e.to_string())?;
+            if i > 0 {
+                total += t0.elapsed().as_nanos();
+            }
+        }
+        Ok((total / blocks.max(1) as u128) as u64)
+    })();
+    std::fs::remove_dir_all(&dir).ok();
+    result
 }
