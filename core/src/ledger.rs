@@ -11,7 +11,6 @@ use crate::ids::{ProposalId, WitnessId};
 use crate::operation::{ApplyContext, Session};
 use crate::registry::Registry;
 use crate::state::{Globals, State};
-use crate::table::Table;
 use crate::time::Timestamp;
 use crate::tx::{block_id, Block, SignedTransaction};
 
@@ -66,18 +65,7 @@ impl Ledger {
             next_son_proposal: 0,
             next_vesting: 0,
         };
-        let mut state = State {
-            registry,
-            globals: Arc::new(globals),
-            accounts: Table::default(),
-            witnesses: Table::default(),
-            sons: Table::default(),
-            proposals: Table::default(),
-            son_proposals: Table::default(),
-            vesting: Table::default(),
-            transactions: Table::default(),
-            extensions: Table::default(),
-        };
+        let mut state = State::empty(registry, globals);
         for a in &genesis.accounts {
             state.accounts.set(a.id, Some(a.clone()));
         }

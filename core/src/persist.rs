@@ -408,18 +408,7 @@ fn decode(
 ) -> Result<Decoded, StoreError> {
     let d = Decoder { contents, location: location.to_owned() };
     let globals: Globals = d.meta("globals")?.ok_or_else(|| d.corrupt("no globals".into()))?;
-    let mut state = State {
-        registry,
-        globals: Arc::new(globals),
-        accounts: Table::default(),
-        witnesses: Table::default(),
-        sons: Table::default(),
-        proposals: Table::default(),
-        son_proposals: Table::default(),
-        vesting: Table::default(),
-        transactions: Table::default(),
-        extensions: Table::default(),
-    };
+    let mut state = State::empty(registry, globals);
     d.load("accounts", &mut state.accounts)?;
     d.load("witnesses", &mut state.witnesses)?;
     d.load("sons", &mut state.sons)?;

@@ -174,6 +174,22 @@ impl fmt::Debug for State {
 }
 
 impl State {
+    /// A state with these globals and no rows.
+    pub(crate) fn empty(registry: Arc<Registry>, globals: Globals) -> State {
+        State {
+            registry,
+            globals: Arc::new(globals),
+            accounts: Table::default(),
+            witnesses: Table::default(),
+            sons: Table::default(),
+            proposals: Table::default(),
+            son_proposals: Table::default(),
+            vesting: Table::default(),
+            transactions: Table::default(),
+            extensions: Table::default(),
+        }
+    }
+
     /// The registry the ledger runs with (not part of the state hash).
     pub fn registry(&self) -> &Registry {
         &self.registry
