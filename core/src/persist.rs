@@ -210,10 +210,9 @@ impl Ledger {
         store: Box<dyn Store>,
         options: StoreOptions,
     ) -> Result<Ledger, LedgerError> {
-        let mut ledger = Ledger::new(genesis, Arc::clone(&registry))?;
+        genesis.validate().map_err(LedgerError::Genesis)?;
         let contents = store.read_all()?;
         let location = store.location();
-        let options = StoreOptions { fsync_every: options.fsync_every.max(1) };
         if contents.get(META).is_none_or(|m| m.is_empty()) {
             if contents.values().any(|t| !t.is_empty()) {
                 return Err(StoreError::Corrupt {
@@ -222,29 +221,28 @@ impl Ledger {
                 }
                 .into());
             }
+            // A new store: the genesis state, written whole and durably.
+            let ledger = Ledger::new(genesis, registry)?;
             let mut batch = Batch { durable: true, ..Batch::default() };
             put_all_rows(&ledger.state, &mut batch);
             put_meta(&ledger.state, true, &mut batch);
             let mut store = store;
             store.commit(batch)?;
-            ledger.persistence = Some(Persistence {
+            return Ok(Ledger::on_store(
+                ledger.state,
+                VecDeque::new(),
+                BTreeMap::new(),
                 store,
                 options,
-                unwritten: 0,
-                since_durable: 0,
-                stored_undo_from: 1,
-                local: BTreeMap::new(),
-            });
-            return Ok(ledger);
+            ));
         }
-
         let stored = stored_chain_id(&contents, &location)?;
         let expected = genesis.chain_id();
         if stored != expected {
             return Err(StoreError::OtherChain { path: location, stored, expected }.into());
         }
         let (state, history, local) = decode(registry, &contents, &location)?;
-        Ok(ledger.loaded(state, history, local, store, options))
+        Ok(Ledger::on_store(state, history, local, store, options))
     }
 
     /// The ledger kept in an existing store, without its genesis (for inspection tools): the
@@ -264,37 +262,28 @@ impl Ledger {
             .into());
         }
         stored_chain_id(&contents, &location)?;
-        let (state, history, local) = decode(Arc::clone(&registry), &contents, &location)?;
-        let empty = Ledger {
-            state: state.clone(),
-            history: VecDeque::new(),
-            undo_depth: crate::ledger::DEFAULT_UNDO_DEPTH,
-            persistence: None,
-        };
-        Ok(empty.loaded(state, history, local, store, options))
+        let (state, history, local) = decode(registry, &contents, &location)?;
+        Ok(Ledger::on_store(state, history, local, store, options))
     }
 
-    fn loaded(
-        mut self,
+    /// A ledger whose state and undo history are what `store` holds.
+    fn on_store(
         state: State,
         history: VecDeque<Session>,
         local: BTreeMap<String, Vec<u8>>,
         store: Box<dyn Store>,
         options: StoreOptions,
     ) -> Ledger {
-        let options = StoreOptions { fsync_every: options.fsync_every.max(1) };
         let stored_undo_from = state.head_height() + 1 - history.len() as u64;
-        self.state = state;
-        self.history = history;
-        self.persistence = Some(Persistence {
-            store,
-            options,
-            unwritten: 0,
-            since_durable: 0,
-            stored_undo_from,
-            local,
-        });
-        self
+        let options = StoreOptions { fsync_every: options.fsync_every.max(1) };
+        let persistence =
+            Persistence { store, options, unwritten: 0, since_durable: 0, stored_undo_from, local };
+        Ledger {
+            state,
+            history,
+            undo_depth: crate::ledger::DEFAULT_UNDO_DEPTH,
+            persistence: Some(persistence),
+        }
     }
 
     /// A node-local value committed with [`Ledger::commit`] (as of the last commit that survived).
@@ -338,10 +327,11 @@ impl Ledger {
             }
         }
         p.since_durable += n as u64;
-        batch.durable = force_durable || p.since_durable >= p.options.fsync_every;
-        put_meta(&self.state, batch.durable, &mut batch);
+        let durable = force_durable || p.since_durable >= p.options.fsync_every;
+        batch.durable = durable;
+        put_meta(&self.state, durable, &mut batch);
         p.store.commit(batch)?;
-        if p.since_durable >= p.options.fsync_every || force_durable {
+        if durable {
             p.since_durable = 0;
         }
         p.unwritten = 0;
