@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::*;
 use crate::error::OperationError;
-use crate::ids::SonId;
+use crate::ids::{AccountId, SonId};
 use crate::objects::SonStatus;
 use crate::operation::Operation;
 use crate::ops::{ProposalCreate, ProposalDelete, ProposalUpdate, SonHeartbeat};
@@ -1009,4 +1009,21 @@ fn the_block_id_commits_to_the_header_and_the_transactions() {
     let mut later = block.clone();
     later.timestamp = later.timestamp.plus(3);
     assert_ne!(later.id(&chain), block.id(&chain));
+}
+
+#[test]
+fn consensus_members_are_the_elected_owners_live_or_not() {
+    let mut net =
+        TestNetwork::builder().witnesses(3).sons(6).standby_sons(1).users(1).build(registry());
+    // Past son_down_time without heartbeats: no SON is live, yet all elected owners are members.
+    let t = net.now().plus(400);
+    produce_until(&mut net, t);
+    let st = net.ledger.state();
+    assert!(st.son_consensus_authority().account_auths.values().all(|w| *w == 0), "nobody live");
+    for i in 0..6 {
+        assert!(st.is_member(AccountId::SON_CONSENSUS, net.sons[i].account), "elected son {i}");
+    }
+    assert!(!st.is_member(AccountId::SON_CONSENSUS, net.sons[6].account), "standby son");
+    assert!(!st.is_member(AccountId::SON_CONSENSUS, net.users[0].account), "user");
+    assert!(st.is_member(AccountId::SON_CONSENSUS, AccountId::SON_CONSENSUS));
 }

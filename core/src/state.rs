@@ -472,6 +472,13 @@ impl State {
             if depth >= MAX_AUTHORITY_DEPTH {
                 return false;
             }
+            if acc == AccountId::SON_CONSENSUS {
+                // Its members are the elected SONs' owners, whatever the threshold policy
+                // counts: answer from the owner index instead of building the authority (the
+                // scheduler asks this for every live proposal on every node after every block).
+                let mut owners = s.globals.elected_sons.iter().filter_map(|id| s.sons.get(id));
+                return owners.any(|son| walk(s, son.owner, who, depth + 1));
+            }
             s.authority(acc)
                 .is_some_and(|a| a.account_auths.keys().any(|m| walk(s, *m, who, depth + 1)))
         }

@@ -155,7 +155,6 @@ struct Node {
 /// A network in progress.
 pub struct Simulation {
     scenario: Scenario,
-    registry: Arc<Registry>,
     /// The chain (the shared replica, or a reference replica when every node keeps its own).
     chain: Ledger,
     nodes: Vec<Node>,
@@ -256,7 +255,6 @@ impl Simulation {
         let persist_every = options.data_dir.as_ref().map(|_| options.fsync_every.max(1));
         let mut sim = Simulation {
             scenario: scenario.clone(),
-            registry,
             chain,
             online: vec![true; nodes.len()],
             nodes,
@@ -353,11 +351,6 @@ impl Simulation {
         &self.chain
     }
 
-    /// The registry.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
     /// Blocks the run will produce in all.
     pub fn total_blocks(&self) -> u64 {
         self.scenario.duration / self.scenario.params.block_interval
@@ -433,7 +426,7 @@ impl Simulation {
             timeline.entry(Entry { height, elapsed: elapsed(&self.scenario, t), text });
         }
 
-        self.send_heartbeats(t, height);
+        self.send_heartbeats(t);
         self.run_schedulers(height, t, timeline).await;
         if let Some(every) = self.persist_every {
             self.since_commit += 1;
@@ -485,7 +478,7 @@ impl Simulation {
     }
 
     /// SON `i` beats every `heartbeat_period` slots, staggered by its index.
-    fn send_heartbeats(&mut self, t: Timestamp, _height: u64) {
+    fn send_heartbeats(&mut self, t: Timestamp) {
         let slot = self.chain.state().slot_at(t).unwrap_or(0);
         for (i, &node) in self.son_nodes.iter().enumerate() {
             if self.online[node] && (slot + i as u64) % self.heartbeat_period == 0 {
