@@ -442,7 +442,7 @@ fn a_heartbeat_brings_an_in_maintenance_son_back_and_accounts_its_downtime() {
 }
 
 #[test]
-fn a_son_back_from_maintenance_is_inactive_if_no_longer_elected() {
+fn a_son_back_from_maintenance_is_inactive_if_not_elected() {
     let mut net = TestNetwork::builder().witnesses(3).sons(6).standby_sons(1).build(registry());
     // The standby SON (index 6) is not elected; send it to maintenance through a probe.
     let w = net.witnesses[0].clone();

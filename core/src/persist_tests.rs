@@ -285,7 +285,12 @@ fn a_damaged_redb_file_is_refused_with_an_error() {
     std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("truncate");
     let truncated =
         RedbStore::open(&path).map_err(LedgerError::from).and_then(|s| open(&genesis, s, 1));
-    assert!(truncated.is_err(), "a truncated store must not open as a valid one");
+    let e = truncated.expect_err("a truncated store must not open as a valid one");
+    assert!(
+        matches!(e, LedgerError::Store(StoreError::Corrupt { .. } | StoreError::Backend { .. })),
+        "{e}"
+    );
+    assert!(e.to_string().contains(&path.display().to_string()), "the error names the store: {e}");
     // Bytes flipped all through the data (the header is left alone so the file is recognised).
     let mut flipped = bytes.clone();
     for i in (4096..flipped.len()).step_by(97) {
@@ -294,6 +299,11 @@ fn a_damaged_redb_file_is_refused_with_an_error() {
     std::fs::write(&path, &flipped).expect("flip");
     let damaged =
         RedbStore::open(&path).map_err(LedgerError::from).and_then(|s| open(&genesis, s, 1));
-    assert!(damaged.is_err(), "a corrupted store must not open as a valid one");
+    let e = damaged.expect_err("a corrupted store must not open as a valid one");
+    assert!(
+        matches!(e, LedgerError::Store(StoreError::Corrupt { .. } | StoreError::Backend { .. })),
+        "{e}"
+    );
+    assert!(e.to_string().contains(&path.display().to_string()), "the error names the store: {e}");
     std::fs::remove_file(&path).ok();
 }
