@@ -44,53 +44,44 @@
 //! - Triggers and validators must not block, must be pure functions of their snapshot (plus
 //!   declared external sources), and must be cheap when nothing is due.
 
-pub mod crypto;
-pub mod error;
-pub mod event;
-pub mod genesis;
-pub mod ids;
-pub mod ledger;
-pub mod objects;
-pub mod operation;
-pub mod ops;
-pub mod params;
-pub mod persist;
-pub mod plugin;
-pub mod proposal;
-pub mod registration;
+pub mod chain;
+pub mod node;
 pub mod registry;
-pub mod scheduler;
-pub mod state;
-pub mod store;
-pub mod table;
 #[cfg(feature = "testkit")]
 pub mod testkit;
-pub mod time;
-pub mod tx;
 
-pub use crypto::{Digest, KeyPair, PublicKey, Signature};
-pub use error::{LedgerError, OperationError};
-pub use event::{BlockOutcome, LedgerEvent};
-pub use genesis::Genesis;
-pub use ids::{AccountId, IdParseError, ProposalId, SonId, SonProposalId, VestingId, WitnessId};
-pub use ledger::Ledger;
-pub use objects::{Account, Authority, Son, SonStatistics, SonStatus, VestingBalance, Witness};
-pub use operation::{ApplyContext, Operation};
-pub use params::{ChainParameters, ParamError, ThresholdPolicy};
-pub use persist::StoreOptions;
-pub use plugin::{
+pub use chain::crypto::{Digest, KeyPair, PublicKey, Signature};
+pub use chain::error::{LedgerError, OperationError};
+pub use chain::event::{BlockOutcome, LedgerEvent};
+pub use chain::genesis::Genesis;
+pub use chain::ids::{
+    AccountId, AssetId, IdParseError, ProposalId, SonId, SonProposalId, Subject, VestingId,
+    WitnessId,
+};
+pub use chain::ledger::Ledger;
+pub use chain::model::{
+    ApplyContext, ChainRegistry, Eligibility, Guard, Operation, OperationDescriptor, Proposal,
+    ProposalPolicy, State,
+};
+pub use chain::objects::{
+    Account, Asset, Authority, Son, SonProposalRecord, SonStatistics, SonStatus, VestingBalance,
+    Witness,
+};
+pub use chain::params::{ChainParameters, ParamError, ThresholdPolicy};
+pub use chain::persist::StoreOptions;
+pub use chain::schema::{
+    ChainEvent, Index, IndexEntries, ParamDecl, Parameter, TableDecl, TableKey, TableSchema,
+};
+pub use chain::store::{MemoryStore, RedbStore, Store, StoreError};
+pub use chain::time::Timestamp;
+pub use chain::tx::{Block, SignedTransaction, Transaction};
+pub use node::parts::{NodeParts, NodeRegistry, Watch};
+pub use node::plugin::{
     Deferral, NodeIdentity, PluginError, ProposalDraft, Trigger, TriggerOutput, Validator, Verdict,
 };
-pub use proposal::{Proposal, SonProposalRecord, Subject};
-pub use registry::{
-    DeregistrationGuard, Eligibility, OperationDescriptor, Plugin, ProposalPolicy, Registry,
-    RegistryError,
-};
-pub use scheduler::{Scheduler, SchedulerConfig, TxSink};
-pub use state::State;
-pub use store::{MemoryStore, RedbStore, Store, StoreError};
-pub use time::Timestamp;
-pub use tx::{Block, SignedTransaction, Transaction};
+pub use node::scheduler::{Scheduler, SchedulerConfig, SchedulerError, TxSink};
+pub use node::services::{NodeContext, ServiceError, Services};
+pub use registry::{Plugin, Registry, RegistryError};
 
 // Re-exported so operation crates use the same versions as core. (`typetag` is not: its macro
 // expands to paths that need it as a direct dependency of the operation crate.)

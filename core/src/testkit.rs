@@ -7,20 +7,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::crypto::KeyPair;
-use crate::event::{BlockOutcome, LedgerEvent};
-use crate::genesis::Genesis;
-use crate::ids::{AccountId, SonId, WitnessId};
-use crate::ledger::{Ledger, Rejected};
-use crate::objects::{Account, Authority, Son, SonStatistics, SonStatus, Witness};
-use crate::operation::Operation;
-use crate::ops::SonHeartbeat;
-use crate::params::ChainParameters;
-use crate::plugin::NodeIdentity;
+use crate::chain::crypto::KeyPair;
+use crate::chain::event::{BlockOutcome, LedgerEvent};
+use crate::chain::genesis::Genesis;
+use crate::chain::ids::{AccountId, AssetId, SonId, WitnessId};
+use crate::chain::ledger::{Ledger, Rejected};
+use crate::chain::objects::{Account, Asset, Authority, Son, SonStatistics, SonStatus, Witness};
+use crate::chain::model::Operation;
+use crate::chain::ops::SonHeartbeat;
+use crate::chain::params::ChainParameters;
+use crate::node::plugin::NodeIdentity;
+use crate::node::services::Services;
 use crate::registry::Registry;
-use crate::scheduler::{BlockReport, CollectingSink, Scheduler, SchedulerConfig};
-use crate::time::Timestamp;
-use crate::tx::{SignedTransaction, Transaction};
+use crate::node::scheduler::{BlockReport, CollectingSink, Scheduler, SchedulerConfig};
+use crate::chain::time::Timestamp;
+use crate::chain::tx::{SignedTransaction, Transaction};
 
 /// The default genesis time of test networks: 2026-01-01T00:00:00Z.
 pub const GENESIS_TIME: Timestamp = Timestamp(1_767_225_600);
@@ -35,6 +36,9 @@ pub struct NetworkBuilder {
     params: ChainParameters,
     genesis_time: Timestamp,
     seed: Option<u64>,
+    assets: Vec<Asset>,
+    balances: Vec<(AccountId, AssetId, u64)>,
+    plugin_params: BTreeMap<String, serde_json::Value>,
 }
 
 impl Default for NetworkBuilder {
@@ -47,6 +51,9 @@ impl Default for NetworkBuilder {
             params: ChainParameters::default(),
             genesis_time: GENESIS_TIME,
             seed: None,
+            assets: Vec::new(),
+            balances: Vec::new(),
+            plugin_params: BTreeMap::new(),
         }
     }
 }
@@ -80,6 +87,21 @@ impl NetworkBuilder {
     /// Genesis time.
     pub fn genesis_time(mut self, t: Timestamp) -> Self {
         self.genesis_time = t;
+        self
+    }
+    /// An asset at genesis.
+    pub fn asset(mut self, asset: Asset) -> Self {
+        self.assets.push(asset);
+        self
+    }
+    /// A genesis balance.
+    pub fn balance(mut self, account: AccountId, asset: AssetId, amount: u64) -> Self {
+        self.balances.push((account, asset, amount));
+        self
+    }
+    /// An operation crate's parameter at genesis.
+    pub fn plugin_param(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.plugin_params.insert(name.to_owned(), value);
         self
     }
     /// Namespaces every key with `seed`: a different seed gives different keys, hence a
@@ -152,6 +174,9 @@ impl NetworkBuilder {
                 .collect(),
             active_witnesses: witnesses.iter().filter_map(|n| n.witness).collect(),
             elected_sons: (0..self.sons as u64).map(SonId).collect(),
+            assets: self.assets.clone(),
+            balances: self.balances.clone(),
+            plugin_params: self.plugin_params.clone(),
         };
         (genesis, witnesses, sons, users)
     }
@@ -159,9 +184,10 @@ impl NetworkBuilder {
     /// The network, with a ledger running `registry`.
     pub fn build(self, registry: Arc<Registry>) -> TestNetwork {
         let (genesis, witnesses, sons, users) = self.genesis();
-        let ledger = Ledger::new(&genesis, registry).expect("test genesis is valid");
+        let ledger = Ledger::new(&genesis, registry.chain()).expect("test genesis is valid");
         let up = (0..sons.len()).collect();
         TestNetwork {
+            registry,
             genesis,
             ledger,
             witnesses,
@@ -177,6 +203,8 @@ impl NetworkBuilder {
 /// A single shared ledger with every node's identity; blocks are produced by the scheduled
 /// witness, with the transactions queued since the last block.
 pub struct TestNetwork {
+    /// The registry the ledger and the schedulers run with.
+    pub registry: Arc<Registry>,
     /// The genesis.
     pub genesis: Genesis,
     /// The ledger.
@@ -261,25 +289,32 @@ impl TestNetwork {
         (outcome, rejected)
     }
 
-    /// Runs a scheduler for every witness and SON node from now on (built from the ledger's
-    /// registry with `config`).
+    /// Runs a scheduler for every witness and SON node from now on (built from the network's
+    /// registry with `config`, and no node services).
+    ///
+    /// # Panics
+    /// If a registered kind needs a node service: use
+    /// [`TestNetwork::start_schedulers_with`] to supply it.
     pub fn start_schedulers(&mut self, config: SchedulerConfig) {
-        self.start_schedulers_with(config, |_| {});
+        if let Err(e) = self.start_schedulers_with(config, |_| Services::default()) {
+            panic!("start_schedulers: {e} (supply it with start_schedulers_with)");
+        }
     }
 
-    /// Like [`TestNetwork::start_schedulers`], letting `customise` adjust each node's scheduler
-    /// (for example, install a trigger configured with an external source).
+    /// Like [`TestNetwork::start_schedulers`], giving each node the services `services`
+    /// returns for it (each node may see a different world). Fails if a kind needs a service a
+    /// node was not given.
     pub fn start_schedulers_with(
         &mut self,
         config: SchedulerConfig,
-        customise: impl Fn(&mut Scheduler),
-    ) {
-        let reg = self.ledger.state().registry();
+        services: impl Fn(&NodeIdentity) -> Services,
+    ) -> Result<(), crate::node::scheduler::SchedulerError> {
         let all = self.witnesses.iter().chain(self.sons.iter());
-        let mut schedulers: Vec<Scheduler> =
-            all.map(|n| Scheduler::new(reg, n.clone(), config.clone())).collect();
-        schedulers.iter_mut().for_each(customise);
+        let schedulers = all
+            .map(|n| Scheduler::new(self.registry.node(), n.clone(), &services(n), config.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
         self.schedulers = Some(schedulers);
+        Ok(())
     }
 
     /// One block of a live network: queue the heartbeats due, produce the block, then run every
@@ -334,14 +369,16 @@ impl TestNetwork {
 pub mod probe {
     use serde::{Deserialize, Serialize};
 
-    use crate::error::OperationError;
-    use crate::ids::{AccountId, SonId};
-    use crate::objects::SonStatus;
-    use crate::operation::{ApplyContext, Operation};
-    use crate::proposal::Subject;
-    use crate::registry::{Eligibility, OperationDescriptor, Plugin, ProposalPolicy};
-    use crate::state::State;
-    use crate::time::Timestamp;
+    use crate::chain::error::OperationError;
+    use crate::chain::ids::{AccountId, SonId};
+    use crate::chain::objects::SonStatus;
+    use crate::chain::ids::Subject;
+    use crate::chain::model::{
+        ApplyContext, Eligibility, Operation, OperationDescriptor, ProposalPolicy, State,
+    };
+    use crate::chain::schema::{TableDecl, TableSchema};
+    use crate::registry::Plugin;
+    use crate::chain::time::Timestamp;
 
     /// Kind of [`SonProbe`].
     pub const SON_PROBE: &str = "testkit_son_probe";
@@ -421,9 +458,17 @@ pub mod probe {
         }
     }
 
+    /// The amounts executed [`AccountProbe`]s recorded, by subject.
+    pub struct ProbeAmounts;
+    impl TableSchema for ProbeAmounts {
+        const NAME: &'static str = "testkit.probe_amounts";
+        type Key = String;
+        type Value = u64;
+    }
+
     /// A SON proposal kind about a named subject, approved by one plain account (so that
     /// account can also veto it); executing it creates a vesting balance of `amount` and stores
-    /// `amount` as the kind's extension record under the subject.
+    /// `amount` in the [`ProbeAmounts`] table under the subject.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct AccountProbe {
         /// The approving account.
@@ -453,7 +498,7 @@ pub mod probe {
         fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
             let now = ctx.now();
             ctx.create_vesting(self.account, self.amount, format!("probe:{}", self.subject), now);
-            ctx.put_extension(ACCOUNT_PROBE, self.subject.clone(), Some(&self.amount))
+            ctx.put_row::<ProbeAmounts>(&self.subject, Some(self.amount))
         }
     }
 
@@ -496,8 +541,6 @@ pub mod probe {
             son_record,
             eligible,
             lifetime: |_| PROBE_LIFETIME,
-            trigger: None,
-            validator: None,
         }
     }
 
@@ -532,7 +575,16 @@ pub mod probe {
         },
     ];
 
-    /// The probe kinds, for `Registry::builder().with(&probe::PLUGIN)`.
-    pub const PLUGIN: Plugin =
-        Plugin { name: "sonprop-testkit-probe", operations: &OPERATIONS, guards: &[] };
+    /// A proposable kind called `name` (a son-probe description under another name), for
+    /// registry tests.
+    pub const fn descriptor(name: &'static str, eligible: Eligibility) -> OperationDescriptor {
+        OperationDescriptor { name, proposal: Some(policy(true, eligible)), ..OPERATIONS[0] }
+    }
+
+    /// The probe kinds and their table, for `Registry::builder().with(&probe::PLUGIN)`.
+    pub const PLUGIN: Plugin = Plugin {
+        operations: &OPERATIONS,
+        tables: &[TableDecl::of::<ProbeAmounts>()],
+        ..Plugin::new("sonprop-testkit-probe")
+    };
 }

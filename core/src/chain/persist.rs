@@ -1,10 +1,15 @@
 //! A ledger on a [`Store`]: every table row, the undo records of the last blocks, the globals and
 //! node-local values, written per block in one atomic commit.
 //!
-//! Layout (format version [`STORE_FORMAT`]): one store table per state table (key: the row key
-//! as JSON, value: the row as canonical JSON), `undo` (key: block height, big-endian; value: the
-//! block's undo record as JSON), `meta` (format version, chain id, globals, and the state hash as
-//! of the last durable commit), and `local` (node-local values, opaque to the ledger).
+//! Layout (format version [`STORE_FORMAT`]): one store table per core state table (key: the row
+//! key as JSON, value: the row as canonical JSON), one per operation crate's table, named
+//! `plugin:<table>` (key: the row's encoded key, value: the row as canonical JSON), `undo` (key:
+//! block height, big-endian; value: the block's undo record as JSON), `meta` (format version,
+//! chain id, globals, and the state hash as of the last durable commit), and `local` (node-local
+//! values, opaque to the ledger).
+//!
+//! Format 1 (before operation crates had typed tables) is refused as an unknown format: replay
+//! the chain into a new store.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -12,26 +17,29 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::Digest;
-use crate::error::LedgerError;
-use crate::genesis::Genesis;
-use crate::ids::{AccountId, ProposalId, SonId, SonProposalId, VestingId, WitnessId};
-use crate::ledger::Ledger;
-use crate::objects::{Account, Son, VestingBalance, Witness};
-use crate::operation::Session;
-use crate::proposal::{Proposal, SonProposalRecord};
-use crate::registry::Registry;
-use crate::state::{Globals, State};
-use crate::store::{Batch, Contents, Store, StoreError};
-use crate::table::{Table, TableIndex};
-use crate::time::Timestamp;
+use crate::chain::crypto::Digest;
+use crate::chain::error::LedgerError;
+use crate::chain::genesis::Genesis;
+use crate::chain::ids::{
+    AccountId, AssetId, ProposalId, SonId, SonProposalId, VestingId, WitnessId,
+};
+use crate::chain::ledger::Ledger;
+use crate::chain::objects::{Account, Asset, Son, VestingBalance, Witness};
+use crate::chain::model::Session;
+use crate::chain::model::Proposal;
+use crate::chain::objects::SonProposalRecord;
+use crate::chain::model::{ChainRegistry, Globals, State};
+use crate::chain::store::{Batch, Contents, Store, StoreError};
+use crate::chain::table::{Table, TableIndex};
+use crate::chain::time::Timestamp;
 
 /// The store format this build reads and writes.
-pub const STORE_FORMAT: u32 = 1;
+pub const STORE_FORMAT: u32 = 2;
 
 const META: &str = "meta";
 const UNDO: &str = "undo";
 const LOCAL: &str = "local";
+const PLUGIN_PREFIX: &str = "plugin:";
 
 /// How often commits are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +87,10 @@ struct UndoRecord {
     son_proposals: Vec<(SonProposalId, Option<SonProposalRecord>)>,
     vesting: Vec<(VestingId, Option<VestingBalance>)>,
     transactions: Vec<(Digest, Option<Timestamp>)>,
-    extensions: Vec<((String, String), Option<String>)>,
+    assets: Vec<(AssetId, Option<Asset>)>,
+    balances: Vec<((AccountId, AssetId), Option<u64>)>,
+    /// Operation crates' rows: `(table, key as hex, row as JSON text)`.
+    plugin: Vec<(String, String, Option<String>)>,
 }
 
 fn pairs<K: Clone, V: Clone>(m: &BTreeMap<K, Option<V>>) -> Vec<(K, Option<V>)> {
@@ -97,12 +108,33 @@ impl UndoRecord {
             son_proposals: pairs(&s.son_proposals),
             vesting: pairs(&s.vesting),
             transactions: pairs(&s.transactions),
-            extensions: pairs(&s.extensions),
+            assets: pairs(&s.assets),
+            balances: pairs(&s.balances),
+            plugin: s
+                .plugin
+                .iter()
+                .map(|((t, k), row)| {
+                    let text = row.as_ref().map(|r| String::from_utf8_lossy(&r.to_json()).into_owned());
+                    ((*t).to_owned(), crate::chain::crypto::hex(k), text)
+                })
+                .collect(),
         }
     }
 
-    fn into_session(self) -> Session {
-        Session {
+    fn into_session(self, registry: &ChainRegistry) -> Result<Session, String> {
+        let mut plugin = BTreeMap::new();
+        for (table, key, row) in self.plugin {
+            let decl = registry
+                .table(&table)
+                .ok_or_else(|| format!("table `{table}` is not declared by any registered crate"))?;
+            let key = crate::chain::crypto::from_hex(&key)
+                .ok_or_else(|| format!("a key of `{table}` is not hex"))?;
+            let row = row
+                .map(|r| (decl.decode)(r.as_bytes()).map_err(|e| format!("a row of `{table}`: {e}")))
+                .transpose()?;
+            plugin.insert((decl.name, key), row);
+        }
+        Ok(Session {
             globals: self.globals.map(Arc::new),
             accounts: self.accounts.into_iter().collect(),
             witnesses: self.witnesses.into_iter().collect(),
@@ -111,9 +143,11 @@ impl UndoRecord {
             son_proposals: self.son_proposals.into_iter().collect(),
             vesting: self.vesting.into_iter().collect(),
             transactions: self.transactions.into_iter().collect(),
-            extensions: self.extensions.into_iter().collect(),
+            assets: self.assets.into_iter().collect(),
+            balances: self.balances.into_iter().collect(),
+            plugin,
             events_at_start: 0,
-        }
+        })
     }
 }
 
@@ -148,7 +182,23 @@ fn put_session_rows(state: &State, s: &Session, batch: &mut Batch) {
     put_rows("son_proposals", &state.son_proposals, s.son_proposals.keys(), batch);
     put_rows("vesting", &state.vesting, s.vesting.keys(), batch);
     put_rows("transactions", &state.transactions, s.transactions.keys(), batch);
-    put_rows("extensions", &state.extensions, s.extensions.keys(), batch);
+    put_rows("assets", &state.assets, s.assets.keys(), batch);
+    put_rows("balances", &state.balances, s.balances.keys(), batch);
+    for (table, key) in s.plugin.keys() {
+        put_plugin_row(state, table, key, batch);
+    }
+}
+
+fn plugin_store_table(table: &str) -> String {
+    format!("{PLUGIN_PREFIX}{table}")
+}
+
+fn put_plugin_row(state: &State, table: &str, key: &[u8], batch: &mut Batch) {
+    let name = plugin_store_table(table);
+    match state.plugin_table(table).and_then(|t| t.get(&key.to_vec())) {
+        Some(row) => batch.put_owned(name, key.to_vec(), row.to_json()),
+        None => batch.delete_owned(name, key.to_vec()),
+    }
 }
 
 fn put_all_rows(state: &State, batch: &mut Batch) {
@@ -159,7 +209,13 @@ fn put_all_rows(state: &State, batch: &mut Batch) {
     put_rows("son_proposals", &state.son_proposals, state.son_proposals.rows().keys(), batch);
     put_rows("vesting", &state.vesting, state.vesting.rows().keys(), batch);
     put_rows("transactions", &state.transactions, state.transactions.rows().keys(), batch);
-    put_rows("extensions", &state.extensions, state.extensions.rows().keys(), batch);
+    put_rows("assets", &state.assets, state.assets.rows().keys(), batch);
+    put_rows("balances", &state.balances, state.balances.rows().keys(), batch);
+    for (table, rows) in state.plugin_tables() {
+        for key in rows.rows().keys() {
+            put_plugin_row(state, table, key, batch);
+        }
+    }
 }
 
 struct Decoder<'a> {
@@ -206,7 +262,7 @@ impl Ledger {
     /// or do not hash to what was committed is refused with a [`StoreError`].
     pub fn open(
         genesis: &Genesis,
-        registry: Arc<Registry>,
+        registry: Arc<ChainRegistry>,
         store: Box<dyn Store>,
         options: StoreOptions,
     ) -> Result<Ledger, LedgerError> {
@@ -248,7 +304,7 @@ impl Ledger {
     /// The ledger kept in an existing store, without its genesis (for inspection tools): the
     /// same checks as [`Ledger::open`] except the chain id, which is taken from the store.
     pub fn load(
-        registry: Arc<Registry>,
+        registry: Arc<ChainRegistry>,
         store: Box<dyn Store>,
         options: StoreOptions,
     ) -> Result<Ledger, LedgerError> {
@@ -281,7 +337,7 @@ impl Ledger {
         Ledger {
             state,
             history,
-            undo_depth: crate::ledger::DEFAULT_UNDO_DEPTH,
+            undo_depth: crate::chain::ledger::DEFAULT_UNDO_DEPTH,
             persistence: Some(persistence),
         }
     }
@@ -392,13 +448,13 @@ type Decoded = (State, VecDeque<Session>, BTreeMap<String, Vec<u8>>);
 /// undo records run without gaps up to the head, and the state hashes to what the last durable
 /// commit recorded.
 fn decode(
-    registry: Arc<Registry>,
+    registry: Arc<ChainRegistry>,
     contents: &Contents,
     location: &str,
 ) -> Result<Decoded, StoreError> {
     let d = Decoder { contents, location: location.to_owned() };
     let globals: Globals = d.meta("globals")?.ok_or_else(|| d.corrupt("no globals".into()))?;
-    let mut state = State::empty(registry, globals);
+    let mut state = State::empty(Arc::clone(&registry), globals);
     d.load("accounts", &mut state.accounts)?;
     d.load("witnesses", &mut state.witnesses)?;
     d.load("sons", &mut state.sons)?;
@@ -406,7 +462,19 @@ fn decode(
     d.load("son_proposals", &mut state.son_proposals)?;
     d.load("vesting", &mut state.vesting)?;
     d.load("transactions", &mut state.transactions)?;
-    d.load("extensions", &mut state.extensions)?;
+    d.load("assets", &mut state.assets)?;
+    d.load("balances", &mut state.balances)?;
+    for (name, rows) in contents {
+        let Some(table) = name.strip_prefix(PLUGIN_PREFIX) else { continue };
+        let decl = registry.table(table).ok_or_else(|| {
+            d.corrupt(format!("table `{table}` is not declared by any registered operation crate"))
+        })?;
+        let target = state.plugin.get_mut(decl.name).ok_or_else(|| d.corrupt(table.into()))?;
+        for (k, v) in rows {
+            let row = (decl.decode)(v).map_err(|e| d.corrupt(format!("a row of `{table}`: {e}")))?;
+            target.set(k.clone(), Some(row));
+        }
+    }
 
     let head = state.head_height();
     let mut history = VecDeque::new();
@@ -421,8 +489,10 @@ fn decode(
             )));
         }
         expect = Some(height + 1);
-        let record: UndoRecord = d.decode(&format!("the undo record of block {height}"), v)?;
-        history.push_back(record.into_session());
+        let what = format!("the undo record of block {height}");
+        let record: UndoRecord = d.decode(&what, v)?;
+        let session = record.into_session(&registry).map_err(|e| d.corrupt(format!("{what}: {e}")))?;
+        history.push_back(session);
     }
     if expect.is_some_and(|e| e != head + 1) {
         return Err(d.corrupt(format!("undo records end before the head block {head}")));

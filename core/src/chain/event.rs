@@ -2,10 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AccountId, ProposalId, SonId, VestingId, WitnessId};
-use crate::objects::SonStatus;
-use crate::proposal::Subject;
-use crate::time::Timestamp;
+use crate::chain::ids::{AccountId, AssetId, ProposalId, SonId, Subject, VestingId, WitnessId};
+use crate::chain::objects::SonStatus;
+use crate::chain::schema::ChainEvent;
+use crate::chain::time::Timestamp;
 
 /// One thing a block did. Deterministic: every replica reports the same events for a block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,15 +90,58 @@ pub enum LedgerEvent {
         /// When it can be withdrawn.
         cliff: Timestamp,
     },
-    /// A message from an operation crate's evaluator.
-    Notice {
-        /// The operation kind.
-        kind: String,
-        /// What it is about.
-        subject: Option<Subject>,
-        /// The message.
-        message: String,
+    /// An amount moved between accounts.
+    Transferred {
+        /// From.
+        from: AccountId,
+        /// To.
+        to: AccountId,
+        /// The asset.
+        asset: AssetId,
+        /// The amount.
+        amount: u64,
     },
+    /// An amount was issued (created).
+    Issued {
+        /// The asset.
+        asset: AssetId,
+        /// Who received it.
+        to: AccountId,
+        /// The amount.
+        amount: u64,
+    },
+    /// An amount was reserved (burnt).
+    Reserved {
+        /// The asset.
+        asset: AssetId,
+        /// Whose balance it left.
+        from: AccountId,
+        /// The amount.
+        amount: u64,
+    },
+    /// An operation crate's own event (see [`ChainEvent`]).
+    Plugin {
+        /// The kind (or crate) that emitted it.
+        kind: String,
+        /// The event's name.
+        name: String,
+        /// Its one-line description, for timelines.
+        text: String,
+        /// The event itself.
+        data: serde_json::Value,
+    },
+}
+
+impl LedgerEvent {
+    /// This event as the operation crate's typed event `E`, if it is one.
+    pub fn decode<E: ChainEvent>(&self) -> Option<E> {
+        match self {
+            LedgerEvent::Plugin { kind, name, data, .. } if kind == E::KIND && name == E::NAME => {
+                serde::Deserialize::deserialize(data).ok()
+            }
+            _ => None,
+        }
+    }
 }
 
 /// What applying a block did.

@@ -9,13 +9,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::crypto::Digest;
+use crate::chain::crypto::Digest;
 
 /// Every table's rows: table name → key → value.
 pub type Contents = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
 
 /// One row write: `(table, key, value)`, `None` deleting the row.
-pub type Write = (&'static str, Vec<u8>, Option<Vec<u8>>);
+pub type Write = (std::borrow::Cow<'static, str>, Vec<u8>, Option<Vec<u8>>);
 
 /// One atomic commit: rows to put (`Some`) or delete (`None`), by table.
 #[derive(Debug, Default, Clone)]
@@ -30,11 +30,19 @@ pub struct Batch {
 impl Batch {
     /// Adds a put.
     pub fn put(&mut self, table: &'static str, key: Vec<u8>, value: Vec<u8>) {
-        self.writes.push((table, key, Some(value)));
+        self.writes.push((table.into(), key, Some(value)));
+    }
+    /// Adds a put to a table whose name is built at run time.
+    pub fn put_owned(&mut self, table: String, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.push((table.into(), key, Some(value)));
+    }
+    /// Adds a delete from a table whose name is built at run time.
+    pub fn delete_owned(&mut self, table: String, key: Vec<u8>) {
+        self.writes.push((table.into(), key, None));
     }
     /// Adds a delete.
     pub fn delete(&mut self, table: &'static str, key: Vec<u8>) {
-        self.writes.push((table, key, None));
+        self.writes.push((table.into(), key, None));
     }
 }
 
@@ -128,7 +136,7 @@ impl Store for MemoryStore {
     fn commit(&mut self, batch: Batch) -> Result<(), StoreError> {
         self.with(|i| {
             for (table, key, value) in batch.writes {
-                let t = i.current.entry(table.to_owned()).or_default();
+                let t = i.current.entry(table.into_owned()).or_default();
                 match value {
                     Some(v) => t.insert(key, v),
                     None => t.remove(&key),
@@ -240,12 +248,12 @@ impl RedbStore {
         } else {
             redb::Durability::None
         });
-        let mut by_table: BTreeMap<&str, Vec<Write>> = BTreeMap::new();
+        let mut by_table: BTreeMap<std::borrow::Cow<'static, str>, Vec<Write>> = BTreeMap::new();
         for w in batch.writes {
-            by_table.entry(w.0).or_default().push(w);
+            by_table.entry(w.0.clone()).or_default().push(w);
         }
         for (name, rows) in by_table {
-            let mut table = tx.open_table(table_def(name)).map_err(|e| self.err(e))?;
+            let mut table = tx.open_table(table_def(&name)).map_err(|e| self.err(e))?;
             for (_, key, value) in rows {
                 match value {
                     Some(v) => table.insert(key.as_slice(), v.as_slice()).map(|_| ()),

@@ -1,14 +1,14 @@
 //! The genesis: the chain's first state, checked for consistency.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::Digest;
-use crate::ids::{AccountId, SonId, WitnessId};
-use crate::objects::{Account, Son, SonStatus, Witness};
-use crate::params::ChainParameters;
-use crate::time::Timestamp;
+use crate::chain::crypto::Digest;
+use crate::chain::ids::{AccountId, AssetId, SonId, WitnessId};
+use crate::chain::objects::{Account, Asset, Son, SonStatus, Witness};
+use crate::chain::params::ChainParameters;
+use crate::chain::time::Timestamp;
 
 /// The initial chain state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +30,15 @@ pub struct Genesis {
     /// `in_maintenance`; any other SON `inactive`, `in_maintenance` or `deregistered` (a genesis
     /// may import an existing chain).
     pub elected_sons: Vec<SonId>,
+    /// Assets (their `supply` is computed from `balances`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assets: Vec<Asset>,
+    /// Initial balances: `(account, asset, amount)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub balances: Vec<(AccountId, AssetId, u64)>,
+    /// Operation crates' parameters, by name; a registered parameter left out takes its default.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub plugin_params: BTreeMap<String, serde_json::Value>,
 }
 
 impl Genesis {
@@ -127,6 +136,44 @@ impl Genesis {
         if let Some(s) = elected.iter().find(|s| !sids.contains(s)) {
             return Err(format!("elected son {s} does not exist"));
         }
-        Ok(())
+        self.supplies(&ids).map(|_| ())
+    }
+
+    /// Each asset's supply: the sum of its genesis balances, checked.
+    pub(crate) fn supplies(&self, accounts: &BTreeSet<AccountId>) -> Result<BTreeMap<AssetId, u64>, String> {
+        let mut supply = BTreeMap::new();
+        let mut symbols = BTreeSet::new();
+        for a in &self.assets {
+            if supply.insert(a.id, 0u64).is_some() {
+                return Err(format!("asset {} appears twice", a.id));
+            }
+            if a.symbol.is_empty() || !symbols.insert(a.symbol.as_str()) {
+                return Err(format!("asset {} has an empty or repeated symbol `{}`", a.id, a.symbol));
+            }
+            if a.issuer != AccountId::SON_CONSENSUS && !accounts.contains(&a.issuer) {
+                return Err(format!("asset {} names unknown issuer {}", a.id, a.issuer));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (account, asset, amount) in &self.balances {
+            if !accounts.contains(account) {
+                return Err(format!("a balance names unknown account {account}"));
+            }
+            if !seen.insert((*account, *asset)) {
+                return Err(format!("the balance of {account} in {asset} appears twice"));
+            }
+            let Some(total) = supply.get_mut(asset) else {
+                return Err(format!("a balance names unknown asset {asset}"));
+            };
+            *total = total
+                .checked_add(*amount)
+                .ok_or_else(|| format!("balances of asset {asset} overflow"))?;
+        }
+        for a in &self.assets {
+            if supply[&a.id] > a.max_supply {
+                return Err(format!("balances of asset {} exceed its max_supply", a.id));
+            }
+        }
+        Ok(supply)
     }
 }

@@ -3,16 +3,15 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
-use crate::crypto::Digest;
-use crate::error::LedgerError;
-use crate::event::{BlockOutcome, LedgerEvent};
-use crate::genesis::Genesis;
-use crate::ids::{ProposalId, WitnessId};
-use crate::operation::{ApplyContext, Session};
-use crate::registry::Registry;
-use crate::state::{Globals, State};
-use crate::time::Timestamp;
-use crate::tx::{block_id, Block, SignedTransaction};
+use crate::chain::crypto::Digest;
+use crate::chain::error::LedgerError;
+use crate::chain::event::{BlockOutcome, LedgerEvent};
+use crate::chain::genesis::Genesis;
+use crate::chain::ids::{ProposalId, WitnessId};
+use crate::chain::model::{ApplyContext, Session};
+use crate::chain::model::{ChainRegistry, Globals, State};
+use crate::chain::time::Timestamp;
+use crate::chain::tx::{block_id, Block, SignedTransaction};
 
 /// How many blocks `pop_block` can undo by default.
 pub const DEFAULT_UNDO_DEPTH: usize = 1000;
@@ -31,7 +30,7 @@ pub struct Ledger {
     pub(crate) state: State,
     pub(crate) history: VecDeque<Session>,
     pub(crate) undo_depth: usize,
-    pub(crate) persistence: Option<crate::persist::Persistence>,
+    pub(crate) persistence: Option<crate::chain::persist::Persistence>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -44,9 +43,15 @@ impl std::fmt::Debug for Ledger {
 }
 
 impl Ledger {
-    /// A ledger at the genesis, running the operations of `registry`.
-    pub fn new(genesis: &Genesis, registry: Arc<Registry>) -> Result<Ledger, LedgerError> {
+    /// A ledger at the genesis, running the operations of `registry` (the chain half of a
+    /// [`Registry`](crate::Registry): `registry.chain()`). The genesis' plugin parameters are
+    /// checked against the registry's declarations: an unknown or invalid one is an error that
+    /// names it; a declared one the genesis leaves out takes its default.
+    pub fn new(genesis: &Genesis, registry: Arc<ChainRegistry>) -> Result<Ledger, LedgerError> {
         genesis.validate().map_err(LedgerError::Genesis)?;
+        let plugin_params = plugin_params(genesis, &registry)?;
+        let accounts = genesis.accounts.iter().map(|a| a.id).collect();
+        let supplies = genesis.supplies(&accounts).map_err(LedgerError::Genesis)?;
         let chain_id = genesis.chain_id();
         let mut active = genesis.active_witnesses.clone();
         active.sort();
@@ -54,13 +59,14 @@ impl Ledger {
             chain_id,
             genesis_time: genesis.genesis_time,
             params: genesis.params.clone(),
+            plugin_params,
             head_height: 0,
             head_time: genesis.genesis_time,
             head_id: chain_id,
             active_witnesses: active.clone(),
             elected_sons: genesis.elected_sons.iter().copied().collect(),
             schedule_round: 0,
-            schedule: crate::state::round_order(&active, &chain_id, 0),
+            schedule: crate::chain::state::round_order(&active, &chain_id, 0),
             next_proposal: 0,
             next_son_proposal: 0,
             next_vesting: 0,
@@ -74,6 +80,15 @@ impl Ledger {
         }
         for s in &genesis.sons {
             state.sons.set(s.id, Some(s.clone()));
+        }
+        for a in &genesis.assets {
+            let supply = supplies.get(&a.id).copied().unwrap_or(0);
+            state.assets.set(a.id, Some(crate::chain::objects::Asset { supply, ..a.clone() }));
+        }
+        for (account, asset, amount) in &genesis.balances {
+            if *amount > 0 {
+                state.balances.set((*account, *asset), Some(*amount));
+            }
         }
         Ok(Ledger {
             state,
@@ -266,13 +281,34 @@ impl Ledger {
     }
 }
 
+/// Every declared plugin parameter's value: the genesis' (validated) or the default.
+fn plugin_params(
+    genesis: &Genesis,
+    registry: &ChainRegistry,
+) -> Result<std::collections::BTreeMap<String, serde_json::Value>, LedgerError> {
+    if let Some(unknown) = genesis.plugin_params.keys().find(|k| registry.params.get(k.as_str()).is_none()) {
+        return Err(LedgerError::Genesis(format!(
+            "unknown parameter `{unknown}`: no registered operation crate declares it"
+        )));
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for decl in registry.params() {
+        let value = genesis.plugin_params.get(decl.name).cloned().unwrap_or_else(decl.default_json);
+        (decl.check_json)(&value).map_err(|reason| {
+            LedgerError::Genesis(format!("invalid parameter `{}`: {reason}", decl.name))
+        })?;
+        out.insert(decl.name.to_owned(), value);
+    }
+    Ok(out)
+}
+
 fn begin_block(ctx: &mut ApplyContext<'_>, height: u64, timestamp: Timestamp) {
     let new_round = ctx.round_at(timestamp).filter(|r| *r != ctx.globals().schedule_round);
     let g = ctx.globals_mut();
     g.head_height = height;
     g.head_time = timestamp;
     if let Some(round) = new_round {
-        g.schedule = crate::state::round_order(&g.active_witnesses, &g.chain_id, round);
+        g.schedule = crate::chain::state::round_order(&g.active_witnesses, &g.chain_id, round);
         g.schedule_round = round;
     }
 }
@@ -339,7 +375,7 @@ fn apply_transaction(
         let kind = op.kind();
         let fail = |source| LedgerError::Operation { index, kind, source };
         if ctx.registry().operation(kind).is_none() {
-            return Err(fail(crate::error::OperationError::UnregisteredKind { kind }));
+            return Err(fail(crate::chain::error::OperationError::UnregisteredKind { kind }));
         }
         op.validate().map_err(fail)?;
         op.check(ctx).map_err(fail)?;

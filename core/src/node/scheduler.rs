@@ -9,14 +9,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ids::ProposalId;
-use crate::ops::{ProposalCreate, ProposalUpdate};
-use crate::plugin::{Deferral, NodeIdentity, ProposalDraft, Trigger, Validator, Verdict};
-use crate::proposal::Subject;
-use crate::registry::Registry;
-use crate::state::State;
-use crate::time::Timestamp;
-use crate::tx::{SignedTransaction, Transaction};
+use crate::chain::ids::ProposalId;
+use crate::chain::ops::{ProposalCreate, ProposalUpdate};
+use crate::node::plugin::{Deferral, NodeIdentity, ProposalDraft, Trigger, Validator, Verdict};
+use crate::chain::ids::Subject;
+use crate::node::parts::{NodeRegistry, Watch};
+use crate::node::services::{NodeContext, ServiceError, Services};
+use crate::chain::model::State;
+use crate::chain::time::Timestamp;
+use crate::chain::tx::{SignedTransaction, Transaction};
 
 /// Where signed transactions go (a mempool, a network broadcaster, a test collector).
 pub trait TxSink: Send + Sync {
@@ -156,11 +157,20 @@ pub struct SchedulerMemory {
     pub sent_approvals: Vec<(ProposalId, Timestamp)>,
 }
 
+/// A scheduler that could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SchedulerError {
+    /// A kind's trigger or validator needs a service the node was not given.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
 /// Runs a node's triggers and validators after each block.
 pub struct Scheduler {
     node: Arc<NodeIdentity>,
     config: SchedulerConfig,
-    triggers: Vec<(&'static str, Arc<dyn Trigger>)>,
+    triggers: Vec<(&'static str, Watch, Arc<dyn Trigger>)>,
     validators: BTreeMap<&'static str, Arc<dyn Validator>>,
     /// Proposals this node sent, by `(kind, subject)`, until the transaction expires.
     sent_proposals: BTreeMap<(String, Subject), Timestamp>,
@@ -190,48 +200,34 @@ fn panic_message(e: tokio::task::JoinError) -> String {
 }
 
 impl Scheduler {
-    /// A scheduler for `node` with the triggers and validators of every kind in `registry`.
-    pub fn new(registry: &Registry, node: NodeIdentity, config: SchedulerConfig) -> Self {
+    /// A scheduler for `node` with the trigger and validator of every kind in `registry`,
+    /// each built from this node's `services`. A part that needs a service the node lacks is an
+    /// error naming the kind and the service: at start-up, never at the first block.
+    pub fn new(
+        registry: &NodeRegistry,
+        node: NodeIdentity,
+        services: &Services,
+        config: SchedulerConfig,
+    ) -> Result<Self, SchedulerError> {
         let mut triggers = Vec::new();
         let mut validators = BTreeMap::new();
-        for d in registry.operations() {
-            let Some(p) = d.proposal else { continue };
+        for p in registry.iter() {
+            let ctx = NodeContext { kind: p.kind, node: &node, services };
             if let Some(make) = p.trigger {
-                triggers.push((d.name, Arc::from(make())));
+                triggers.push((p.kind, p.watch, Arc::from(make(&ctx)?)));
             }
             if let Some(make) = p.validator {
-                validators.insert(d.name, Arc::from(make()));
+                validators.insert(p.kind, Arc::from(make(&ctx)?));
             }
         }
-        Scheduler {
+        Ok(Scheduler {
             node: Arc::new(node),
             config,
             triggers,
             validators,
             sent_proposals: BTreeMap::new(),
             sent_approvals: BTreeMap::new(),
-        }
-    }
-
-    /// Replaces the trigger of `kind` (or adds one): for a trigger that needs node-local
-    /// configuration, such as a client of an external chain. Returns whether `kind` had one.
-    pub fn set_trigger(&mut self, kind: &'static str, trigger: Arc<dyn Trigger>) -> bool {
-        match self.triggers.iter_mut().find(|(k, _)| *k == kind) {
-            Some(slot) => {
-                slot.1 = trigger;
-                true
-            }
-            None => {
-                self.triggers.push((kind, trigger));
-                self.triggers.sort_by_key(|(k, _)| *k);
-                false
-            }
-        }
-    }
-
-    /// Replaces the validator of `kind` (or adds one). Returns whether `kind` had one.
-    pub fn set_validator(&mut self, kind: &'static str, validator: Arc<dyn Validator>) -> bool {
-        self.validators.insert(kind, validator).is_some()
+        })
     }
 
     /// What this scheduler remembers (to persist with the block it follows).
@@ -253,10 +249,17 @@ impl Scheduler {
         &self.node
     }
 
-    /// Whether this node produces the next block (the condition for running triggers).
+    /// Whether this node produces the next block (the condition for running the triggers of
+    /// kinds watched by the scheduled witness).
     pub fn is_next_producer(&self, state: &State) -> bool {
         self.node.witness.is_some()
             && state.scheduled_producer(state.next_slot_time()) == self.node.witness
+    }
+
+    /// Whether this node's SON is on duty for the next block (the condition for running the
+    /// triggers of kinds watched by elected SONs).
+    pub fn is_son_on_duty(&self, state: &State) -> bool {
+        self.node.son.is_some() && state.son_on_duty(state.head_height() + 1) == self.node.son
     }
 
     /// The live proposals this node may approve, has not approved, and has not just approved.
@@ -286,7 +289,7 @@ impl Scheduler {
         &self,
         state: &State,
         expiration: Timestamp,
-        op: impl crate::operation::Operation + 'static,
+        op: impl crate::chain::model::Operation + 'static,
         sink: &dyn TxSink,
         report: &mut BlockReport,
     ) -> bool {
@@ -310,19 +313,29 @@ impl Scheduler {
         self.sent_approvals.retain(|id, exp| *exp > head && state.proposal(*id).is_some());
         let mut report = BlockReport { height: state.head_height(), ..Default::default() };
 
-        let run_triggers = !self.triggers.is_empty() && self.is_next_producer(&state);
+        let (mut producer, mut on_duty) = (None, None);
+        let mut due = Vec::new();
+        for (kind, watch, t) in &self.triggers {
+            let runs = match watch {
+                Watch::ScheduledWitness => {
+                    *producer.get_or_insert_with(|| self.is_next_producer(&state))
+                }
+                Watch::ElectedSons => *on_duty.get_or_insert_with(|| self.is_son_on_duty(&state)),
+            };
+            if runs {
+                due.push((*kind, Arc::clone(t)));
+            }
+        }
         let reviews = if self.validators.is_empty() { Vec::new() } else { self.to_review(&state) };
-        if !run_triggers && reviews.is_empty() {
+        if due.is_empty() && reviews.is_empty() {
             return report;
         }
 
         let timeout = self.config.plugin_timeout;
         let mut trigger_tasks = Vec::new();
-        if run_triggers {
-            for (kind, t) in &self.triggers {
-                let (t, s, n) = (Arc::clone(t), Arc::clone(&state), Arc::clone(&self.node));
-                trigger_tasks.push((*kind, tokio::spawn(async move { t.drafts(&s, &n).await })));
-            }
+        for (kind, t) in due {
+            let (s, n) = (Arc::clone(&state), Arc::clone(&self.node));
+            trigger_tasks.push((kind, tokio::spawn(async move { t.drafts(&s, &n).await })));
         }
         let mut review_tasks = Vec::new();
         for (id, kind) in reviews {
@@ -443,11 +456,12 @@ fn log_outcome(kind: &str, role: Role, proposal: Option<ProposalId>, status: &Pl
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::LedgerEvent;
-    use crate::ids::SonId;
-    use crate::plugin::{PluginError, TriggerOutput};
-    use crate::proposal::Proposal;
-    use crate::registry::{OperationDescriptor, ProposalPolicy};
+    use crate::chain::event::LedgerEvent;
+    use crate::chain::ids::SonId;
+    use crate::node::plugin::{PluginError, TriggerOutput};
+    use crate::chain::model::{OperationDescriptor, Proposal};
+    use crate::node::parts::{NodeParts, TriggerCtor};
+    use crate::registry::Registry;
     use crate::testkit::probe::{self, SonProbe};
     use crate::testkit::TestNetwork;
     use async_trait::async_trait;
@@ -506,38 +520,42 @@ mod tests {
         }
     }
 
-    fn with_trigger(name: &'static str, make: fn() -> Box<dyn Trigger>) -> OperationDescriptor {
-        let base = probe::OPERATIONS[0];
-        let policy = base.proposal.expect("proposable");
-        OperationDescriptor {
-            name,
-            proposal: Some(ProposalPolicy { trigger: Some(make), validator: None, ..policy }),
-            ..base
-        }
+    type Part = (OperationDescriptor, NodeParts);
+
+    fn with_trigger(name: &'static str, make: TriggerCtor) -> Part {
+        let d = OperationDescriptor { name, ..probe::OPERATIONS[0] };
+        let parts =
+            NodeParts { kind: name, watch: Watch::ScheduledWitness, trigger: Some(make), validator: None };
+        (d, parts)
     }
 
-    fn son_probe_with_validator() -> OperationDescriptor {
-        let base = probe::OPERATIONS[0];
-        let policy = base.proposal.expect("proposable");
-        OperationDescriptor {
-            proposal: Some(ProposalPolicy { validator: Some(|| Box::new(OddSons)), ..policy }),
-            ..base
-        }
+    fn son_probe_with_validator() -> Part {
+        let parts = NodeParts {
+            kind: probe::SON_PROBE,
+            watch: Watch::ScheduledWitness,
+            trigger: None,
+            validator: Some(|_| Ok(Box::new(OddSons))),
+        };
+        (probe::OPERATIONS[0], parts)
     }
 
-    fn network(extra: Vec<OperationDescriptor>) -> TestNetwork {
-        let b = extra
-            .into_iter()
-            .fold(Registry::builder().operation(son_probe_with_validator()), |b, d| b.operation(d));
-        TestNetwork::builder().witnesses(3).sons(6).build(b.build().expect("unique").into_arc())
+    fn registry(extra: Vec<Part>) -> Registry {
+        let b = std::iter::once(son_probe_with_validator())
+            .chain(extra)
+            .fold(Registry::builder(), |b, (d, p)| b.operation(d).node_parts(p));
+        b.build().expect("unique")
     }
 
-    fn extra_again() -> Vec<OperationDescriptor> {
+    fn network(extra: Vec<Part>) -> TestNetwork {
+        TestNetwork::builder().witnesses(3).sons(6).build(registry(extra).into_arc())
+    }
+
+    fn extra_again() -> Vec<Part> {
         vec![
-            with_trigger("t_good", || Box::new(Good)),
-            with_trigger("t_panics", || Box::new(Panics)),
-            with_trigger("t_hangs", || Box::new(Hangs)),
-            with_trigger("t_errs", || Box::new(Errs)),
+            with_trigger("t_good", |_| Ok(Box::new(Good))),
+            with_trigger("t_panics", |_| Ok(Box::new(Panics))),
+            with_trigger("t_hangs", |_| Ok(Box::new(Hangs))),
+            with_trigger("t_errs", |_| Ok(Box::new(Errs))),
         ]
     }
 
@@ -626,16 +644,11 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn validators_that_abstain_send_nothing() {
-        let mut net = TestNetwork::builder().witnesses(3).sons(6).build(
-            Registry::builder()
-                .operation(son_probe_with_validator())
-                .build()
-                .expect("ok")
-                .into_arc(),
-        );
+        let mut net =
+            TestNetwork::builder().witnesses(3).sons(6).build(registry(Vec::new()).into_arc());
         let w = net.witnesses[0].clone();
         let exp = net.ledger.state().next_slot_time().plus(600);
-        let create = crate::ops::ProposalCreate {
+        let create = crate::chain::ops::ProposalCreate {
             proposer: w.account,
             expiration_time: exp,
             review_period_seconds: None,
@@ -661,28 +674,34 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_restored_memory_keeps_a_restarted_node_from_resending_what_is_in_flight() {
-        let net = network(vec![with_trigger("t_good", || Box::new(Good))]);
+        let reg = registry(vec![with_trigger("t_good", |_| Ok(Box::new(Good)))]);
+        let net = TestNetwork::builder().witnesses(3).sons(6).build(Arc::new(registry(vec![
+            with_trigger("t_good", |_| Ok(Box::new(Good))),
+        ])));
         let snap = net.ledger.snapshot();
-        let reg = snap.registry();
+        let services = Services::default();
+        let build = |who: &NodeIdentity| {
+            Scheduler::new(reg.node(), who.clone(), &services, config()).expect("no services needed")
+        };
         let producer = net
             .witnesses
             .iter()
-            .find(|w| Scheduler::new(reg, (*w).clone(), config()).is_next_producer(&snap))
+            .find(|w| build(w).is_next_producer(&snap))
             .expect("someone produces next")
             .clone();
         let sink = CollectingSink::default();
-        let mut first = Scheduler::new(reg, producer.clone(), config());
+        let mut first = build(&producer);
         assert_eq!(first.on_block(Arc::clone(&snap), &sink).await.submitted, 1);
         let memory = first.memory();
         assert_eq!(memory.sent_proposals.len(), 1);
 
-        let mut restarted = Scheduler::new(reg, producer.clone(), config());
+        let mut restarted = build(&producer);
         restarted.restore(memory);
         let report = restarted.on_block(Arc::clone(&snap), &sink).await;
         assert_eq!(report.submitted, 0, "the proposal in flight is not sent again");
         assert!(report.skipped.iter().any(|(_, _, why)| *why == DraftSkip::AlreadySent));
 
-        let mut forgetful = Scheduler::new(reg, producer, config());
+        let mut forgetful = build(&producer);
         assert_eq!(
             forgetful.on_block(snap, &sink).await.submitted,
             1,

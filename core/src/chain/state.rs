@@ -1,181 +1,36 @@
-//! The chain state: globals and tables, their indexes, and the read-only queries that triggers,
-//! validators and evaluators share.
-//!
-//! A [`State`] is cheap to clone (every table is behind an `Arc`), so the ledger hands the
-//! scheduler a snapshot after each block. Mutation happens only inside the ledger.
+//! The read-only queries over the [`State`] that triggers, validators and evaluators share,
+//! typed reads of operation crates' tables and parameters, and the state hash.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
+use std::collections::BTreeSet;
+use std::ops::Bound;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
-use crate::crypto::{Digest, DigestWriter, PublicKey};
-use crate::ids::{AccountId, ProposalId, SonId, SonProposalId, VestingId, WitnessId};
-use crate::objects::{Account, Authority, Son, SonStatus, VestingBalance, Witness};
-use crate::params::{ChainParameters, ThresholdPolicy};
-use crate::proposal::{Proposal, SonProposalRecord, Subject};
-use crate::registry::Registry;
-use crate::table::{Table, TableIndex};
-use crate::time::Timestamp;
+use crate::chain::crypto::{Digest, DigestWriter, PublicKey};
+use crate::chain::ids::{
+    AccountId, AssetId, ProposalId, SonId, SonProposalId, Subject, VestingId, WitnessId,
+};
+use crate::chain::indexes::{RecordIndex, RowIndex, SonIndex};
+use crate::chain::model::{ChainRegistry, Globals, PluginTable, Proposal, ProposalIndex, State};
+use crate::chain::objects::{
+    Account, Asset, Authority, Son, SonProposalRecord, SonStatus, VestingBalance, Witness,
+};
+use crate::chain::params::{ChainParameters, ThresholdPolicy};
+use crate::chain::schema::{Index, Parameter, TableKey, TableSchema};
+use crate::chain::table::Table;
+use crate::chain::time::Timestamp;
 
 /// How deep account authorities nest (an account authorised by an account authorised by keys).
 pub const MAX_AUTHORITY_DEPTH: usize = 2;
 
-/// Chain-wide values: head block, parameters, the active witness and elected SON sets, and id
-/// counters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Globals {
-    /// Digest of the genesis: binds signatures to this chain.
-    pub chain_id: Digest,
-    /// Time of the genesis; block slots count from here.
-    pub genesis_time: Timestamp,
-    /// The chain parameters.
-    pub params: ChainParameters,
-    /// Height of the head block (0 = genesis).
-    pub head_height: u64,
-    /// Timestamp of the head block (during block application: the block being applied).
-    pub head_time: Timestamp,
-    /// Id of the head block (the chain id at genesis).
-    pub head_id: Digest,
-    /// The active witnesses, in id order; the per-round production order is a shuffle of these.
-    pub active_witnesses: Vec<WitnessId>,
-    /// The elected SONs.
-    pub elected_sons: BTreeSet<SonId>,
-    /// The round the cached production order is for.
-    pub schedule_round: u64,
-    /// The production order of `schedule_round` (a cache: recomputed once per round).
-    pub schedule: Vec<WitnessId>,
-    /// The next proposal instance number.
-    pub next_proposal: u64,
-    /// The next son proposal record instance number.
-    pub next_son_proposal: u64,
-    /// The next vesting balance instance number.
-    pub next_vesting: u64,
-}
-
-/// SON indexes, partitioned by status: by `last_active_timestamp` and by
-/// `last_down_timestamp`. "Which active SONs are silent" and "which SONs in maintenance are due"
-/// are range queries over their own status's partition, so they cost the same however many
-/// inactive or deregistered SONs the chain has accumulated.
-#[derive(Debug, Clone, Default)]
-pub struct SonIndex {
-    by_active: [BTreeSet<(Timestamp, SonId)>; SonStatus::ALL.len()],
-    by_down: [BTreeSet<(Timestamp, SonId)>; SonStatus::ALL.len()],
-    by_owner: BTreeMap<AccountId, SonId>,
-}
-
-impl TableIndex<SonId, Son> for SonIndex {
-    fn insert(&mut self, id: &SonId, s: &Son) {
-        let p = s.status.index();
-        self.by_active[p].insert((s.statistics.last_active_timestamp, *id));
-        self.by_down[p].insert((s.statistics.last_down_timestamp, *id));
-        self.by_owner.insert(s.owner, *id);
-    }
-    fn remove(&mut self, id: &SonId, s: &Son) {
-        let p = s.status.index();
-        self.by_active[p].remove(&(s.statistics.last_active_timestamp, *id));
-        self.by_down[p].remove(&(s.statistics.last_down_timestamp, *id));
-        if self.by_owner.get(&s.owner) == Some(id) {
-            self.by_owner.remove(&s.owner);
-        }
-    }
-}
-
-/// Proposals by expiration time.
-#[derive(Debug, Clone, Default)]
-pub struct ProposalIndex {
-    by_expiration: BTreeSet<(Timestamp, ProposalId)>,
-}
-
-impl TableIndex<ProposalId, Proposal> for ProposalIndex {
-    fn insert(&mut self, id: &ProposalId, p: &Proposal) {
-        self.by_expiration.insert((p.expiration_time, *id));
-    }
-    fn remove(&mut self, id: &ProposalId, p: &Proposal) {
-        self.by_expiration.remove(&(p.expiration_time, *id));
-    }
-}
-
-/// Son proposal records by proposal, by SON and by `(kind, subject)`.
-#[derive(Debug, Clone, Default)]
-pub struct RecordIndex {
-    by_proposal: BTreeSet<(ProposalId, SonProposalId)>,
-    by_son: BTreeSet<(SonId, SonProposalId)>,
-    /// Kind, then subject: looked up by `&str` and `&Subject` without allocating.
-    by_kind_subject: BTreeMap<String, BTreeMap<Subject, SonProposalId>>,
-}
-
-impl TableIndex<SonProposalId, SonProposalRecord> for RecordIndex {
-    fn insert(&mut self, id: &SonProposalId, r: &SonProposalRecord) {
-        self.by_proposal.insert((r.proposal, *id));
-        if let Some(son) = r.subject.son() {
-            self.by_son.insert((son, *id));
-        }
-        self.by_kind_subject.entry(r.kind.clone()).or_default().insert(r.subject.clone(), *id);
-    }
-    fn remove(&mut self, id: &SonProposalId, r: &SonProposalRecord) {
-        self.by_proposal.remove(&(r.proposal, *id));
-        if let Some(son) = r.subject.son() {
-            self.by_son.remove(&(son, *id));
-        }
-        if let Some(by_subject) = self.by_kind_subject.get_mut(r.kind.as_str()) {
-            if by_subject.get(&r.subject) == Some(id) {
-                by_subject.remove(&r.subject);
-            }
-            if by_subject.is_empty() {
-                self.by_kind_subject.remove(r.kind.as_str());
-            }
-        }
-    }
-}
-
-/// Seen transaction ids by expiration, so expired ones are pruned by a range query.
-#[derive(Debug, Clone, Default)]
-pub struct TxIndex {
-    by_expiration: BTreeSet<(Timestamp, Digest)>,
-}
-
-impl TableIndex<Digest, Timestamp> for TxIndex {
-    fn insert(&mut self, id: &Digest, exp: &Timestamp) {
-        self.by_expiration.insert((*exp, *id));
-    }
-    fn remove(&mut self, id: &Digest, exp: &Timestamp) {
-        self.by_expiration.remove(&(*exp, *id));
-    }
-}
-
-/// The whole chain state.
-#[derive(Clone)]
-pub struct State {
-    pub(crate) registry: Arc<Registry>,
-    pub(crate) globals: Arc<Globals>,
-    pub(crate) accounts: Table<AccountId, Account>,
-    pub(crate) witnesses: Table<WitnessId, Witness>,
-    pub(crate) sons: Table<SonId, Son, SonIndex>,
-    pub(crate) proposals: Table<ProposalId, Proposal, ProposalIndex>,
-    pub(crate) son_proposals: Table<SonProposalId, SonProposalRecord, RecordIndex>,
-    pub(crate) vesting: Table<VestingId, VestingBalance>,
-    pub(crate) transactions: Table<Digest, Timestamp, TxIndex>,
-    /// Operation crates' own records, by `(kind, key)`, as canonical JSON.
-    pub(crate) extensions: Table<(String, String), String>,
-}
-
-impl fmt::Debug for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("State")
-            .field("head_height", &self.globals.head_height)
-            .field("head_time", &self.globals.head_time)
-            .field("sons", &self.sons.len())
-            .field("proposals", &self.proposals.len())
-            .finish_non_exhaustive()
-    }
-}
-
 impl State {
-    /// A state with these globals and no rows.
-    pub(crate) fn empty(registry: Arc<Registry>, globals: Globals) -> State {
+    /// A state with these globals, no rows, and an empty table for every plugin table the
+    /// registry declares.
+    pub(crate) fn empty(registry: Arc<ChainRegistry>, globals: Globals) -> State {
+        let plugin = registry
+            .tables()
+            .map(|d| (d.name, PluginTable::with_index(RowIndex::new(d.index))))
+            .collect();
         State {
             registry,
             globals: Arc::new(globals),
@@ -186,12 +41,14 @@ impl State {
             son_proposals: Table::default(),
             vesting: Table::default(),
             transactions: Table::default(),
-            extensions: Table::default(),
+            assets: Table::default(),
+            balances: Table::default(),
+            plugin,
         }
     }
 
-    /// The registry the ledger runs with (not part of the state hash).
-    pub fn registry(&self) -> &Registry {
+    /// The on-chain registry the ledger runs with (not part of the state hash).
+    pub fn registry(&self) -> &ChainRegistry {
         &self.registry
     }
     /// Chain-wide values.
@@ -259,17 +116,119 @@ impl State {
     pub fn vesting_balances(&self) -> &Table<VestingId, VestingBalance> {
         &self.vesting
     }
-    /// An operation crate's record stored under `(kind, key)` by
-    /// [`ApplyContext::put_extension`](crate::ApplyContext::put_extension), decoded as `T`.
-    /// `None` if absent or not a `T`.
-    pub fn extension<T: serde::de::DeserializeOwned>(&self, kind: &str, key: &str) -> Option<T> {
-        let raw = self.extensions.get(&(kind.to_owned(), key.to_owned()))?;
-        serde_json::from_str(raw).ok()
+    /// An asset.
+    pub fn asset(&self, id: AssetId) -> Option<&Asset> {
+        self.assets.get(&id)
+    }
+    /// All assets.
+    pub fn assets(&self) -> &Table<AssetId, Asset> {
+        &self.assets
+    }
+    /// The asset with this symbol, if there is one.
+    pub fn asset_by_symbol(&self, symbol: &str) -> Option<&Asset> {
+        self.assets.iter().map(|(_, a)| a).find(|a| a.symbol == symbol)
+    }
+    /// What `account` holds of `asset` (0 if nothing).
+    pub fn balance(&self, account: AccountId, asset: AssetId) -> u64 {
+        self.balances.get(&(account, asset)).copied().unwrap_or(0)
+    }
+    /// Every non-zero balance, by `(account, asset)`.
+    pub fn balances(&self) -> &Table<(AccountId, AssetId), u64> {
+        &self.balances
     }
 
-    /// All operation crates' records, by `(kind, key)`, as JSON.
-    pub fn extensions(&self) -> &Table<(String, String), String> {
-        &self.extensions
+    /// An operation crate's parameter: the genesis' value, or its default.
+    pub fn param<P: Parameter>(&self) -> P::Value {
+        self.globals
+            .plugin_params
+            .get(P::NAME)
+            .and_then(|v| serde::Deserialize::deserialize(v).ok())
+            .unwrap_or_else(P::default_value)
+    }
+
+    /// An operation crate's table, by name (for inspection tools; typed code uses
+    /// [`State::row`] and friends).
+    pub fn plugin_table(&self, name: &str) -> Option<&PluginTable> {
+        self.plugin.get(name)
+    }
+    /// Every operation crate's table, by name.
+    pub fn plugin_tables(&self) -> impl Iterator<Item = (&'static str, &PluginTable)> + '_ {
+        self.plugin.iter().map(|(n, t)| (*n, t))
+    }
+
+    /// The row of table `T` at `key`.
+    pub fn row<T: TableSchema>(&self, key: &T::Key) -> Option<&T::Value> {
+        self.plugin.get(T::NAME)?.get(&key.key_bytes()).and_then(|r| r.as_any().downcast_ref())
+    }
+    /// Every row of table `T`, in key order.
+    pub fn rows<T: TableSchema>(&self) -> impl Iterator<Item = (T::Key, &T::Value)> + '_ {
+        self.plugin.get(T::NAME).into_iter().flat_map(|t| t.iter()).filter_map(typed_row::<T>)
+    }
+    /// The rows of table `T` with keys in `[from, to)`, in key order.
+    pub fn row_range<T: TableSchema>(
+        &self,
+        from: &T::Key,
+        to: &T::Key,
+    ) -> impl Iterator<Item = (T::Key, &T::Value)> + '_ {
+        let range = (Bound::Included(from.key_bytes()), Bound::Excluded(to.key_bytes()));
+        self.plugin
+            .get(T::NAME)
+            .into_iter()
+            .flat_map(move |t| t.rows().range(range.clone()))
+            .filter_map(typed_row::<T>)
+    }
+    /// The rows of table `T` whose index entry in `index` is exactly `key`, by primary key.
+    pub fn rows_by<'a, T: TableSchema, K: TableKey>(
+        &'a self,
+        index: &Index<T, K>,
+        key: &K,
+    ) -> impl Iterator<Item = (T::Key, &'a T::Value)> + 'a {
+        let ik = key.key_bytes();
+        self.index_scan::<T>(index.name, ik.clone(), move |k| *k == ik)
+    }
+    /// The rows of table `T` whose index entry in `index` is in `[from, to)`, in index order.
+    pub fn rows_by_range<'a, T: TableSchema, K: TableKey>(
+        &'a self,
+        index: &Index<T, K>,
+        from: &K,
+        to: &K,
+    ) -> impl Iterator<Item = (T::Key, &'a T::Value)> + 'a {
+        let end = to.key_bytes();
+        self.index_scan::<T>(index.name, from.key_bytes(), move |k| *k < end)
+    }
+    fn index_scan<'a, T: TableSchema>(
+        &'a self,
+        name: &'static str,
+        start: Vec<u8>,
+        keep: impl Fn(&Vec<u8>) -> bool + 'a,
+    ) -> impl Iterator<Item = (T::Key, &'a T::Value)> + 'a {
+        let table = self.plugin.get(T::NAME);
+        table
+            .into_iter()
+            .flat_map(move |t| t.index().entries.range((name, start.clone(), Vec::new())..))
+            .take_while(move |(n, ik, _)| *n == name && keep(ik))
+            .filter_map(move |(_, _, pk)| {
+                let row = table?.get(pk)?;
+                typed_row::<T>((pk, row))
+            })
+    }
+
+    /// The first guard on `kind` that defers a proposal about `subject`, with its reason.
+    pub fn deferral(&self, kind: &str, subject: &Subject) -> Option<(&'static str, String)> {
+        self.registry.deferral(self, kind, subject)
+    }
+
+    /// The elected SON whose node proposes for SON-watched kinds after the block at `height`:
+    /// a rotation over the live elected SONs by height, so SONs take turns instead of racing.
+    pub fn son_on_duty(&self, height: u64) -> Option<SonId> {
+        let live: Vec<SonId> = self
+            .globals
+            .elected_sons
+            .iter()
+            .filter(|id| self.sons.get(id).is_some_and(|s| self.is_live(s)))
+            .copied()
+            .collect();
+        (!live.is_empty()).then(|| live[(height % live.len() as u64) as usize])
     }
 
     /// Whether the SON is in the elected set.
@@ -551,8 +510,9 @@ impl State {
 
     // ----- the state hash -----
 
-    /// A deterministic digest of the whole state: globals and every table, in key order, in a
-    /// canonical JSON encoding. Indexes are derived and not hashed; neither is the registry.
+    /// A deterministic digest of the whole state: globals, every core table and every operation
+    /// crate's table, in key order, in a canonical JSON encoding. Indexes are derived and not
+    /// hashed; neither is the registry.
     pub fn hash(&self) -> Digest {
         use std::io::Write;
         let mut w = DigestWriter::new();
@@ -569,6 +529,18 @@ impl State {
         part("son_proposals", &mut |w| serde_json::to_writer(w, self.son_proposals.rows()));
         part("vesting", &mut |w| serde_json::to_writer(w, self.vesting.rows()));
         part("transactions", &mut |w| serde_json::to_writer(w, self.transactions.rows()));
+        part("assets", &mut |w| serde_json::to_writer(w, self.assets.rows()));
+        part("balances", &mut |w| serde_json::to_writer(w, &balance_rows(&self.balances)));
+        for (name, table) in &self.plugin {
+            part(&format!("plugin.{name}"), &mut |w| {
+                for (k, row) in table.iter() {
+                    let _ = write!(w, "{}=", crate::chain::crypto::hex(k));
+                    let _ = w.write_all(&row.to_json());
+                    let _ = w.write_all(b";");
+                }
+                Ok(())
+            });
+        }
         w.finish()
     }
 }
@@ -598,4 +570,15 @@ pub(crate) fn round_order(
         order.swap(i, j);
     }
     order
+}
+
+fn typed_row<'a, T: TableSchema>(
+    (k, row): (&Vec<u8>, &'a Arc<dyn crate::chain::schema::StoredRow>),
+) -> Option<(T::Key, &'a T::Value)> {
+    Some((T::Key::from_key_bytes(k)?, row.as_any().downcast_ref()?))
+}
+
+/// Balances as `[[account, asset], amount]` pairs: JSON maps need string keys.
+pub(crate) fn balance_rows(t: &Table<(AccountId, AssetId), u64>) -> Vec<((AccountId, AssetId), u64)> {
+    t.iter().map(|(k, v)| (*k, *v)).collect()
 }

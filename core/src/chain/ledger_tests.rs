@@ -4,17 +4,18 @@
 use std::collections::BTreeSet;
 
 use super::*;
-use crate::error::OperationError;
-use crate::ids::{AccountId, SonId};
-use crate::objects::SonStatus;
-use crate::operation::Operation;
-use crate::ops::{ProposalCreate, ProposalDelete, ProposalUpdate, SonHeartbeat};
-use crate::params::{ChainParameters, ThresholdPolicy};
-use crate::plugin::NodeIdentity;
-use crate::proposal::Subject;
+use crate::chain::error::OperationError;
+use crate::chain::ids::{AccountId, SonId};
+use crate::chain::objects::SonStatus;
+use crate::chain::model::Operation;
+use crate::chain::ops::{ProposalCreate, ProposalDelete, ProposalUpdate, SonHeartbeat};
+use crate::chain::params::{ChainParameters, ThresholdPolicy};
+use crate::node::plugin::NodeIdentity;
+use crate::chain::ids::Subject;
 use crate::testkit::probe::{self, AccountProbe, PlainProbe, SonProbe};
 use crate::testkit::TestNetwork;
-use crate::tx::Transaction;
+use crate::chain::tx::Transaction;
+use crate::registry::Registry;
 
 fn registry() -> Arc<Registry> {
     Registry::builder().with(&probe::PLUGIN).build().expect("unique names").into_arc()
@@ -934,23 +935,23 @@ fn a_snapshot_is_unaffected_by_later_blocks() {
 fn genesis_inconsistencies_are_named() {
     let (mut g, ..) = TestNetwork::builder().witnesses(3).sons(6).genesis();
     g.active_witnesses.clear();
-    let e = Ledger::new(&g, registry()).expect_err("no witnesses");
+    let e = Ledger::new(&g, registry().chain()).expect_err("no witnesses");
     assert!(e.to_string().contains("active witness"), "{e}");
     let (mut g, ..) = TestNetwork::builder().witnesses(3).sons(6).genesis();
     g.params.son_down_time = 10;
-    let e = Ledger::new(&g, registry()).expect_err("bad params");
+    let e = Ledger::new(&g, registry().chain()).expect_err("bad params");
     assert!(e.to_string().contains("son_down_time"), "{e}");
     let (mut g, ..) = TestNetwork::builder().witnesses(3).sons(6).genesis();
     g.elected_sons.push(SonId(0));
-    assert!(Ledger::new(&g, registry()).is_err());
+    assert!(Ledger::new(&g, registry().chain()).is_err());
     let (mut g, ..) = TestNetwork::builder().witnesses(3).sons(6).standby_sons(1).genesis();
     g.sons[6].status = SonStatus::Active;
-    let e = Ledger::new(&g, registry()).expect_err("active but not elected");
+    let e = Ledger::new(&g, registry().chain()).expect_err("active but not elected");
     assert!(e.to_string().contains("1.33.6 is a non-elected son and cannot start active"), "{e}");
     // An imported chain may start with SONs in maintenance or deregistered.
     g.sons[6].status = SonStatus::Deregistered;
     g.sons[5].status = SonStatus::InMaintenance;
-    Ledger::new(&g, registry()).expect("valid import");
+    Ledger::new(&g, registry().chain()).expect("valid import");
 }
 
 #[test]
@@ -962,14 +963,15 @@ fn the_cached_round_order_matches_a_fresh_shuffle_every_slot() {
         let slot = st.slot_at(t).expect("slot");
         let ws = &st.globals().active_witnesses;
         let round = (slot - 1) / ws.len() as u64;
-        let fresh = crate::state::round_order(ws, &st.chain_id(), round)[((slot - 1) % 3) as usize];
+        let fresh = crate::chain::state::round_order(ws, &st.chain_id(), round)[((slot - 1) % 3) as usize];
         assert_eq!(st.scheduled_producer(t), Some(fresh), "slot {slot}");
         net.produce_block();
     }
 }
 
 #[test]
-fn extension_records_are_stored_hashed_and_undone() {
+fn plugin_table_rows_are_stored_hashed_and_undone() {
+    use crate::testkit::probe::ProbeAmounts;
     let mut net = small();
     let w = net.witnesses[0].clone();
     let acct = net.users[0].clone();
@@ -980,15 +982,11 @@ fn extension_records_are_stored_hashed_and_undone() {
     let tx = net.sign(&acct, ProposalUpdate::approve(id, acct.account));
     apply_one(&mut net, tx).expect("approve and execute");
     let st = net.ledger.state();
-    assert_eq!(st.extension::<u64>(probe::ACCOUNT_PROBE, "ext"), Some(42));
-    assert_eq!(
-        st.extension::<String>(probe::ACCOUNT_PROBE, "ext"),
-        None,
-        "wrong type reads as absent"
-    );
-    assert_eq!(st.extension::<u64>(probe::ACCOUNT_PROBE, "other"), None);
+    assert_eq!(st.row::<ProbeAmounts>(&"ext".to_owned()), Some(&42));
+    assert_eq!(st.row::<ProbeAmounts>(&"other".to_owned()), None);
+    assert_eq!(st.rows::<ProbeAmounts>().collect::<Vec<_>>(), vec![("ext".to_owned(), &42)]);
     net.ledger.pop_block().expect("pop");
-    assert_eq!(net.ledger.state().extension::<u64>(probe::ACCOUNT_PROBE, "ext"), None);
+    assert_eq!(net.ledger.state().row::<ProbeAmounts>(&"ext".to_owned()), None);
     assert_eq!(net.ledger.state_hash(), before);
 }
 

@@ -51,8 +51,6 @@ pub struct ChainParameters {
     pub son_vesting_period: u64,
     /// The furthest in the future a transaction's expiration may be (1 day = 86 400).
     pub maximum_time_until_expiration: u64,
-    /// A deregister proposal lives this many complete witness cycles (3).
-    pub deregister_witness_cycles: u32,
     /// Which elected SONs count towards the SON consensus threshold.
     pub threshold_policy: ThresholdPolicy,
 }
@@ -69,7 +67,6 @@ impl Default for ChainParameters {
             maximum_proposal_lifetime: 28 * 24 * 3600,
             son_vesting_period: 2 * 24 * 3600,
             maximum_time_until_expiration: 24 * 3600,
-            deregister_witness_cycles: 3,
             threshold_policy: ThresholdPolicy::Live,
         }
     }
@@ -140,9 +137,6 @@ impl ChainParameters {
                 "must be at least one block interval".into(),
             );
         }
-        if self.deregister_witness_cycles == 0 {
-            return fail("deregister_witness_cycles", "must be at least 1".into());
-        }
         Ok(())
     }
 }
@@ -167,11 +161,11 @@ mod tests {
     fn invalid_combinations_name_the_parameter() {
         type Breaker = fn(&mut ChainParameters);
         let cases: [(&str, Breaker); 5] = [
+            ("maximum_son_count", |p| p.maximum_son_count = 0),
             ("block_interval", |p| p.block_interval = 0),
             ("son_down_time", |p| p.son_down_time = 180),
             ("son_deregister_time", |p| p.son_deregister_time = 300),
             ("min_son_count", |p| p.min_son_count = 16),
-            ("deregister_witness_cycles", |p| p.deregister_witness_cycles = 0),
         ];
         for (name, break_it) in cases {
             let mut p = ChainParameters::default();

@@ -5,11 +5,11 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-use crate::crypto::KeyPair;
-use crate::ids::{AccountId, SonId, WitnessId};
-use crate::operation::Operation;
-use crate::proposal::Proposal;
-use crate::state::State;
+use crate::chain::crypto::KeyPair;
+use crate::chain::ids::{AccountId, SonId, WitnessId};
+use crate::chain::model::Operation;
+use crate::chain::model::Proposal;
+use crate::chain::model::State;
 
 /// Who this node is: the account it signs as, and the witness and/or SON it operates.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ impl ProposalDraft {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deferral {
     /// What was held back.
-    pub subject: crate::proposal::Subject,
+    pub subject: crate::chain::ids::Subject,
     /// Why.
     pub reason: String,
 }

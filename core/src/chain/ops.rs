@@ -4,14 +4,15 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::OperationError;
-use crate::event::LedgerEvent;
-use crate::ids::{AccountId, ProposalId, SonId};
-use crate::objects::SonStatus;
-use crate::operation::{ApplyContext, Operation};
-use crate::proposal::{Proposal, SonProposalRecord};
-use crate::state::State;
-use crate::time::Timestamp;
+use crate::chain::error::OperationError;
+use crate::chain::event::LedgerEvent;
+use crate::chain::ids::{AccountId, AssetId, ProposalId, SonId};
+use crate::chain::objects::SonStatus;
+use crate::chain::model::{ApplyContext, Operation};
+use crate::chain::model::Proposal;
+use crate::chain::objects::SonProposalRecord;
+use crate::chain::model::State;
+use crate::chain::time::Timestamp;
 
 /// Kind names of the core operations.
 pub mod kinds {
@@ -23,6 +24,12 @@ pub mod kinds {
     pub const PROPOSAL_UPDATE: &str = "proposal_update";
     /// [`super::ProposalDelete`].
     pub const PROPOSAL_DELETE: &str = "proposal_delete";
+    /// [`super::AssetTransfer`].
+    pub const ASSET_TRANSFER: &str = "asset_transfer";
+    /// [`super::AssetIssue`].
+    pub const ASSET_ISSUE: &str = "asset_issue";
+    /// [`super::AssetReserve`].
+    pub const ASSET_RESERVE: &str = "asset_reserve";
 }
 
 /// How far (in block intervals) a heartbeat's timestamp may be from head time.
@@ -197,6 +204,7 @@ impl Operation for ProposalCreate {
                     return Err(OperationError::DuplicateProposal { kind, subject, live });
                 }
             }
+            crate::chain::apply::check_guards(state, op.as_ref())?;
             op.check(state)?;
         }
         Ok(())
@@ -369,5 +377,143 @@ impl Operation for ProposalDelete {
         ctx.remove_proposal(self.proposal);
         ctx.emit(LedgerEvent::ProposalDeleted { proposal: self.proposal, by: self.account });
         Ok(())
+    }
+}
+
+/// Moves an amount of an asset; signed by the sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetTransfer {
+    /// The sender (who signs).
+    pub from: AccountId,
+    /// The receiver.
+    pub to: AccountId,
+    /// The asset.
+    pub asset: AssetId,
+    /// The amount, in the asset's smallest unit.
+    pub amount: u64,
+}
+
+#[typetag::serde(name = "asset_transfer")]
+impl Operation for AssetTransfer {
+    fn kind(&self) -> &'static str {
+        kinds::ASSET_TRANSFER
+    }
+    fn required_authorities(&self) -> Vec<AccountId> {
+        vec![self.from]
+    }
+    fn validate(&self) -> Result<(), OperationError> {
+        if self.amount == 0 {
+            return Err(OperationError::ZeroAmount);
+        }
+        Ok(())
+    }
+    fn check(&self, state: &State) -> Result<(), OperationError> {
+        state.asset(self.asset).ok_or(OperationError::UnknownAsset(self.asset))?;
+        let balance = state.balance(self.from, self.asset);
+        if balance < self.amount {
+            return Err(OperationError::InsufficientBalance {
+                account: self.from,
+                asset: self.asset,
+                balance,
+                amount: self.amount,
+            });
+        }
+        Ok(())
+    }
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+        ctx.transfer(self.from, self.to, self.asset, self.amount)
+    }
+}
+
+/// Issues (creates) an amount of an asset; approved by the asset's issuer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetIssue {
+    /// The asset's issuer (whose authority approves).
+    pub issuer: AccountId,
+    /// The asset.
+    pub asset: AssetId,
+    /// Who receives it.
+    pub to: AccountId,
+    /// The amount.
+    pub amount: u64,
+}
+
+fn check_issuer(state: &State, asset: AssetId, given: AccountId) -> Result<(), OperationError> {
+    let a = state.asset(asset).ok_or(OperationError::UnknownAsset(asset))?;
+    if a.issuer != given {
+        return Err(OperationError::NotIssuer { asset, issuer: a.issuer, given });
+    }
+    Ok(())
+}
+
+#[typetag::serde(name = "asset_issue")]
+impl Operation for AssetIssue {
+    fn kind(&self) -> &'static str {
+        kinds::ASSET_ISSUE
+    }
+    fn required_authorities(&self) -> Vec<AccountId> {
+        vec![self.issuer]
+    }
+    fn validate(&self) -> Result<(), OperationError> {
+        if self.amount == 0 {
+            return Err(OperationError::ZeroAmount);
+        }
+        Ok(())
+    }
+    fn check(&self, state: &State) -> Result<(), OperationError> {
+        check_issuer(state, self.asset, self.issuer)?;
+        if state.account(self.to).is_none() {
+            return Err(OperationError::UnknownAccount(self.to));
+        }
+        Ok(())
+    }
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+        ctx.issue(self.asset, self.to, self.amount)
+    }
+}
+
+/// Reserves (burns) an amount of an asset from the payer's balance; signed by the payer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetReserve {
+    /// Whose balance it leaves (who signs).
+    pub payer: AccountId,
+    /// The asset.
+    pub asset: AssetId,
+    /// The amount.
+    pub amount: u64,
+}
+
+#[typetag::serde(name = "asset_reserve")]
+impl Operation for AssetReserve {
+    fn kind(&self) -> &'static str {
+        kinds::ASSET_RESERVE
+    }
+    fn required_authorities(&self) -> Vec<AccountId> {
+        vec![self.payer]
+    }
+    fn validate(&self) -> Result<(), OperationError> {
+        if self.amount == 0 {
+            return Err(OperationError::ZeroAmount);
+        }
+        Ok(())
+    }
+    fn check(&self, state: &State) -> Result<(), OperationError> {
+        state.asset(self.asset).ok_or(OperationError::UnknownAsset(self.asset))?;
+        let balance = state.balance(self.payer, self.asset);
+        if balance < self.amount {
+            return Err(OperationError::InsufficientBalance {
+                account: self.payer,
+                asset: self.asset,
+                balance,
+                amount: self.amount,
+            });
+        }
+        Ok(())
+    }
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+        ctx.reserve(self.asset, self.payer, self.amount)
     }
 }

@@ -95,6 +95,69 @@ object_id!(
     /// A son proposal record, `1.34.N`.
     SonProposalId, "1.34.", "son proposal record"
 );
+object_id!(
+    /// An asset (a wrapped sidechain coin such as pBTC), `1.3.N`.
+    AssetId, "1.3.", "asset"
+);
+
+/// What a SON proposal is about: a SON, or some other named object (a sidechain deposit, a
+/// wallet, …). Printed as the SON id (`1.33.3`) or as the name itself.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Subject {
+    /// A SON.
+    Son(SonId),
+    /// Anything else, by a name that does not parse as a SON id (e.g. `bitcoin:deposit:<txid>:0`).
+    Named(String),
+}
+
+impl Subject {
+    /// The SON this subject is, if it is one.
+    pub fn son(&self) -> Option<SonId> {
+        match self {
+            Subject::Son(s) => Some(*s),
+            Subject::Named(_) => None,
+        }
+    }
+}
+
+impl From<SonId> for Subject {
+    fn from(s: SonId) -> Self {
+        Subject::Son(s)
+    }
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::Son(s) => s.fmt(f),
+            Subject::Named(n) => f.write_str(n),
+        }
+    }
+}
+
+impl FromStr for Subject {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.parse::<SonId>() {
+            Ok(son) => Subject::Son(son),
+            Err(_) => Subject::Named(s.to_owned()),
+        })
+    }
+}
+
+impl Serialize for Subject {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Subject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(s.parse().unwrap_or_else(|never| match never {}))
+    }
+}
+
 
 impl AccountId {
     /// The SON consensus account. Its authority is not stored: the ledger computes it from the

@@ -6,9 +6,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::PublicKey;
-use crate::ids::{AccountId, SonId, VestingId, WitnessId};
-use crate::time::Timestamp;
+use crate::chain::crypto::PublicKey;
+use crate::chain::ids::{AccountId, AssetId, ProposalId, SonId, SonProposalId, Subject, VestingId, WitnessId};
+use crate::chain::time::Timestamp;
 
 /// A weighted-threshold authority: satisfied when the weights of the keys that signed (or the
 /// accounts that approved, recursively) reach `weight_threshold`.
@@ -156,4 +156,54 @@ pub struct VestingBalance {
     pub reason: String,
     /// Not withdrawable before this time.
     pub cliff: Timestamp,
+}
+
+/// The son proposal record: one per live proposal of a registered SON kind, so a node can ask
+/// "is this SON already being deregistered?" without scanning every proposal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SonProposalRecord {
+    /// Its id.
+    pub id: SonProposalId,
+    /// The live proposal it indexes.
+    pub proposal: ProposalId,
+    /// The operation kind, e.g. `son_deregister`.
+    pub kind: String,
+    /// What the proposal is about.
+    pub subject: Subject,
+}
+
+
+/// An asset: a token with a symbol and a precision, issued and reserved (burnt) by its issuer
+/// (for a wrapped sidechain coin, the SON consensus authority).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Asset {
+    /// Its id.
+    pub id: AssetId,
+    /// Its ticker, e.g. `PBTC`.
+    pub symbol: String,
+    /// Decimal places: an amount of `n` units is `n / 10^precision` of the asset.
+    pub precision: u8,
+    /// The account whose authority issues and reserves it.
+    pub issuer: AccountId,
+    /// The largest supply there may ever be.
+    pub max_supply: u64,
+    /// What exists now: the sum of every balance in it (kept by the ledger, checked by tests).
+    #[serde(default)]
+    pub supply: u64,
+}
+
+impl Asset {
+    /// `amount` units written with the asset's precision and symbol, e.g. `0.49990000 PBTC`.
+    pub fn format(&self, amount: u64) -> String {
+        let p = u32::from(self.precision);
+        if p == 0 {
+            return format!("{amount} {}", self.symbol);
+        }
+        let scale = 10u64.checked_pow(p);
+        match scale {
+            Some(s) => format!("{}.{:0w$} {}", amount / s, amount % s, self.symbol, w = p as usize),
+            None => format!("{amount}e-{p} {}", self.symbol),
+        }
+    }
 }

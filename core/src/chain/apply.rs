@@ -1,105 +1,28 @@
-//! The [`Operation`] trait and the [`ApplyContext`] evaluators write through.
+//! The writes: how [`ApplyContext`] changes the state and records every change in an undo
+//! [`Session`], for core tables, assets and balances, and operation crates' tables.
 
-use std::any::Any;
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
-use std::fmt;
-use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::crypto::Digest;
-use crate::error::OperationError;
-use crate::event::LedgerEvent;
-use crate::ids::{AccountId, ProposalId, SonId, SonProposalId, VestingId};
-use crate::objects::{Account, Son, SonStatus, VestingBalance, Witness};
-use crate::proposal::{Proposal, SonProposalRecord, Subject};
-use crate::state::{Globals, State};
-use crate::table::{Table, TableIndex};
-use crate::time::Timestamp;
+use crate::chain::crypto::Digest;
+use crate::chain::error::OperationError;
+use crate::chain::event::LedgerEvent;
+use crate::chain::ids::{AccountId, AssetId, ProposalId, SonId, SonProposalId, VestingId};
+use crate::chain::model::{ApplyContext, Globals, Operation, Proposal, Session, State};
+use crate::chain::objects::{Asset, Son, SonProposalRecord, SonStatus, VestingBalance};
+use crate::chain::schema::{ChainEvent, StoredRow, TableKey, TableSchema};
+use crate::chain::table::{Table, TableIndex};
+use crate::chain::time::Timestamp;
 
-/// Cloning and downcasting for boxed operations; implemented for every `Operation + Clone`.
-pub trait OperationClone {
-    /// A boxed copy.
-    fn clone_box(&self) -> Box<dyn Operation>;
-    /// For downcasting to the concrete type.
-    fn as_any(&self) -> &dyn Any;
-}
-
-impl<T: Operation + Clone + 'static> OperationClone for T {
-    fn clone_box(&self) -> Box<dyn Operation> {
-        Box::new(self.clone())
+/// Refuses an operation that a guard defers for its subject.
+pub(crate) fn check_guards(state: &State, op: &dyn Operation) -> Result<(), OperationError> {
+    let kind = op.kind();
+    let Some(subject) = op.subject() else { return Ok(()) };
+    match state.deferral(kind, &subject) {
+        Some((guard, reason)) => Err(OperationError::Deferred { kind, subject, guard, reason }),
+        None => Ok(()),
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-}
-
-impl Clone for Box<dyn Operation> {
-    fn clone(&self) -> Self {
-        self.clone_box()
-    }
-}
-
-impl dyn Operation {
-    /// The concrete operation, if it is a `T`.
-    pub fn downcast_ref<T: Operation + 'static>(&self) -> Option<&T> {
-        self.as_any().downcast_ref()
-    }
-}
-
-/// An on-chain operation: serialised with a stable `"kind"` tag, checked and applied by the
-/// ledger.
-///
-/// # Invariants
-/// - `kind()` returns exactly the name given to `#[typetag::serde(name = "...")]` and to the
-///   operation's registry descriptor. Names are stable: they are part of the chain's data.
-/// - `check` and `apply` are deterministic functions of the operation and the state: no clock
-///   (use [`State::head_time`]), no randomness, no I/O, no hash-map iteration order.
-/// - `apply` may assume `check` just passed on the same state; an error from either leaves no
-///   change behind (the ledger rolls the session back).
-#[typetag::serde(tag = "kind")]
-pub trait Operation: OperationClone + fmt::Debug + Send + Sync {
-    /// The stable kind name, e.g. `son_deregister`.
-    fn kind(&self) -> &'static str;
-
-    /// What the operation is about, for SON proposal kinds (the `(kind, subject)` pair is unique
-    /// among live proposals).
-    fn subject(&self) -> Option<Subject> {
-        None
-    }
-
-    /// The accounts whose active authority must approve this operation (sign the transaction, or
-    /// approve the proposal that carries it). [`AccountId::SON_CONSENSUS`] is the SON consensus
-    /// authority.
-    fn required_authorities(&self) -> Vec<AccountId>;
-
-    /// Checks that need no state (field ranges).
-    fn validate(&self) -> Result<(), OperationError> {
-        Ok(())
-    }
-
-    /// The stateful check: does the operation hold against `state` now? Also run when a proposal
-    /// carrying it is created, so a proposal that could not execute is refused up front.
-    fn check(&self, state: &State) -> Result<(), OperationError>;
-
-    /// The effect, written through `ctx`.
-    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError>;
-}
-
-/// The undo record of a session: the value every touched row had before the session began.
-#[derive(Default, Clone)]
-pub(crate) struct Session {
-    pub globals: Option<Arc<Globals>>,
-    pub accounts: BTreeMap<AccountId, Option<Account>>,
-    pub witnesses: BTreeMap<crate::ids::WitnessId, Option<Witness>>,
-    pub sons: BTreeMap<SonId, Option<Son>>,
-    pub proposals: BTreeMap<ProposalId, Option<Proposal>>,
-    pub son_proposals: BTreeMap<SonProposalId, Option<SonProposalRecord>>,
-    pub vesting: BTreeMap<VestingId, Option<VestingBalance>>,
-    pub transactions: BTreeMap<Digest, Option<Timestamp>>,
-    pub extensions: BTreeMap<(String, String), Option<String>>,
-    /// How many events existed when the session began (a rollback drops the later ones).
-    pub events_at_start: usize,
 }
 
 fn write<K: Ord + Clone, V: Clone, I: TableIndex<K, V>>(
@@ -147,7 +70,13 @@ impl Session {
         restore(&mut state.son_proposals, self.son_proposals);
         restore(&mut state.vesting, self.vesting);
         restore(&mut state.transactions, self.transactions);
-        restore(&mut state.extensions, self.extensions);
+        restore(&mut state.assets, self.assets);
+        restore(&mut state.balances, self.balances);
+        for ((name, key), old) in self.plugin {
+            if let Some(t) = state.plugin.get_mut(name) {
+                t.set(key, old);
+            }
+        }
     }
 
     /// Folds a nested session into this one (the older value of each row wins).
@@ -162,22 +91,9 @@ impl Session {
         merge(&mut self.son_proposals, inner.son_proposals);
         merge(&mut self.vesting, inner.vesting);
         merge(&mut self.transactions, inner.transactions);
-        merge(&mut self.extensions, inner.extensions);
-    }
-}
-
-/// Where evaluators read the state and write their effects. Every write is recorded so the
-/// ledger can undo it (a failed operation, a popped block).
-pub struct ApplyContext<'a> {
-    pub(crate) state: &'a mut State,
-    pub(crate) sessions: Vec<Session>,
-    pub(crate) events: Vec<LedgerEvent>,
-}
-
-impl Deref for ApplyContext<'_> {
-    type Target = State;
-    fn deref(&self) -> &State {
-        self.state
+        merge(&mut self.assets, inner.assets);
+        merge(&mut self.balances, inner.balances);
+        merge(&mut self.plugin, inner.plugin);
     }
 }
 
@@ -291,22 +207,126 @@ impl<'a> ApplyContext<'a> {
         id
     }
 
-    /// Stores an operation crate's own record under `(kind, key)` (replacing any), or removes it
-    /// with `None`. Encoded as canonical JSON: use ordered maps, never hash maps, in `value`.
-    /// Read it back with [`State::extension`].
-    pub fn put_extension<T: serde::Serialize>(
+    /// Writes row `value` of table `T` at `key` (replacing any), or removes it with `None`.
+    /// Undone with the block, committed with it, covered by the state hash. Fails if no
+    /// registered crate declares `T`.
+    pub fn put_row<T: TableSchema>(
         &mut self,
-        kind: &'static str,
-        key: impl Into<String>,
-        value: Option<&T>,
+        key: &T::Key,
+        value: Option<T::Value>,
     ) -> Result<(), OperationError> {
-        let row = value
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| OperationError::rule(kind, e))?;
         let Self { state, sessions, .. } = self;
-        let log = &mut sessions.last_mut().expect("session").extensions;
-        write(&mut state.extensions, log, (kind.to_owned(), key.into()), row);
+        let table = state
+            .plugin
+            .get_mut(T::NAME)
+            .ok_or(OperationError::UndeclaredTable { table: T::NAME })?;
+        let row = value.map(|v| Arc::new(v) as Arc<dyn StoredRow>);
+        let log = &mut sessions.last_mut().expect("session").plugin;
+        let k = key.key_bytes();
+        match log.entry((T::NAME, k)) {
+            Entry::Vacant(e) => {
+                let old = table.set(e.key().1.clone(), row);
+                e.insert(old);
+            }
+            Entry::Occupied(e) => {
+                table.set(e.key().1.clone(), row);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports an operation crate's typed event.
+    pub fn emit_event<E: ChainEvent>(&mut self, event: &E) {
+        let data = serde_json::to_value(event).unwrap_or(serde_json::Value::Null);
+        self.emit(LedgerEvent::Plugin {
+            kind: E::KIND.to_owned(),
+            name: E::NAME.to_owned(),
+            text: event.to_string(),
+            data,
+        });
+    }
+
+    fn put_balance(&mut self, account: AccountId, asset: AssetId, amount: u64) {
+        let Self { state, sessions, .. } = self;
+        let log = &mut sessions.last_mut().expect("session").balances;
+        write(&mut state.balances, log, (account, asset), (amount > 0).then_some(amount));
+    }
+
+    fn put_asset(&mut self, asset: Asset) {
+        let Self { state, sessions, .. } = self;
+        let log = &mut sessions.last_mut().expect("session").assets;
+        write(&mut state.assets, log, asset.id, Some(asset));
+    }
+
+    fn debit(&mut self, account: AccountId, asset: AssetId, amount: u64) -> Result<(), OperationError> {
+        let balance = self.balance(account, asset);
+        let rest = balance.checked_sub(amount).ok_or(OperationError::InsufficientBalance {
+            account,
+            asset,
+            balance,
+            amount,
+        })?;
+        self.put_balance(account, asset, rest);
+        Ok(())
+    }
+
+    fn credit(&mut self, account: AccountId, asset: AssetId, amount: u64) -> Result<(), OperationError> {
+        let balance = self.balance(account, asset);
+        let sum = balance
+            .checked_add(amount)
+            .ok_or(OperationError::AmountOverflow { asset, amount })?;
+        self.put_balance(account, asset, sum);
+        Ok(())
+    }
+
+    fn known_asset(&self, asset: AssetId) -> Result<Asset, OperationError> {
+        self.state.asset(asset).cloned().ok_or(OperationError::UnknownAsset(asset))
+    }
+
+    /// Moves `amount` of `asset` from one account to another; an overdraft is an error.
+    pub fn transfer(
+        &mut self,
+        from: AccountId,
+        to: AccountId,
+        asset: AssetId,
+        amount: u64,
+    ) -> Result<(), OperationError> {
+        self.known_asset(asset)?;
+        if self.state.account(to).is_none() && to != AccountId::SON_CONSENSUS {
+            return Err(OperationError::UnknownAccount(to));
+        }
+        self.debit(from, asset, amount)?;
+        self.credit(to, asset, amount)?;
+        self.emit(LedgerEvent::Transferred { from, to, asset, amount });
+        Ok(())
+    }
+
+    /// Creates `amount` of `asset` in `to`'s balance; the supply grows by as much and may not
+    /// pass `max_supply`. Authority is the caller's business (the issuer's, for the core
+    /// `asset_issue` operation).
+    pub fn issue(&mut self, asset: AssetId, to: AccountId, amount: u64) -> Result<(), OperationError> {
+        let mut a = self.known_asset(asset)?;
+        let supply = a
+            .supply
+            .checked_add(amount)
+            .filter(|s| *s <= a.max_supply)
+            .ok_or(OperationError::AmountOverflow { asset, amount })?;
+        self.credit(to, asset, amount)?;
+        a.supply = supply;
+        self.put_asset(a);
+        self.emit(LedgerEvent::Issued { asset, to, amount });
+        Ok(())
+    }
+
+    /// Destroys `amount` of `asset` from `from`'s balance (reserve, i.e. burn); the supply
+    /// shrinks by as much. An overdraft is an error.
+    pub fn reserve(&mut self, asset: AssetId, from: AccountId, amount: u64) -> Result<(), OperationError> {
+        let mut a = self.known_asset(asset)?;
+        self.debit(from, asset, amount)?;
+        // Supply is the sum of balances, so it covers any balance.
+        a.supply = a.supply.saturating_sub(amount);
+        self.put_asset(a);
+        self.emit(LedgerEvent::Reserved { asset, from, amount });
         Ok(())
     }
 
@@ -378,7 +398,11 @@ impl<'a> ApplyContext<'a> {
         self.emit(LedgerEvent::ProposalExecuted { proposal: id });
         self.remove_proposal(id);
         for op in &p.operations {
-            let result = op.validate().and_then(|()| op.check(self)).and_then(|()| op.apply(self));
+            let result = op
+                .validate()
+                .and_then(|()| check_guards(self, op.as_ref()))
+                .and_then(|()| op.check(self))
+                .and_then(|()| op.apply(self));
             if let Err(e) = result {
                 self.rollback();
                 return Err(format!("{}: {e}", op.kind()));

@@ -40,6 +40,11 @@ impl<K: Ord + Clone, V: Clone, I: TableIndex<K, V>> Default for Table<K, V, I> {
 }
 
 impl<K: Ord + Clone, V: Clone, I: TableIndex<K, V>> Table<K, V, I> {
+    /// An empty table whose index starts as `index` (for an index that carries configuration).
+    pub fn with_index(index: I) -> Self {
+        Table { inner: Arc::new(Inner { rows: BTreeMap::new(), index }) }
+    }
+
     /// The row with this key.
     pub fn get(&self, key: &K) -> Option<&V> {
         self.inner.rows.get(key)

@@ -4,11 +4,11 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{Digest, KeyPair, Signature};
-use crate::error::LedgerError;
-use crate::ids::{AccountId, WitnessId};
-use crate::operation::Operation;
-use crate::time::Timestamp;
+use crate::chain::crypto::{Digest, KeyPair, Signature};
+use crate::chain::error::LedgerError;
+use crate::chain::ids::{AccountId, WitnessId};
+use crate::chain::model::Operation;
+use crate::chain::time::Timestamp;
 
 /// Operations applied together, in order, all or nothing.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,7 +99,7 @@ pub(crate) fn block_id(
     producer: WitnessId,
     transaction_ids: &[Digest],
 ) -> Digest {
-    let mut w = crate::crypto::DigestWriter::new();
+    let mut w = crate::chain::crypto::DigestWriter::new();
     w.update(b"sonprop-block-v1");
     w.update(&height.to_le_bytes());
     w.update(&timestamp.secs().to_le_bytes());

@@ -1,11 +1,10 @@
 //! Errors of the on-chain half: an operation's rules ([`OperationError`]) and blocks and
 //! transactions ([`LedgerError`]).
 
-use crate::crypto::{Digest, PublicKey};
-use crate::ids::{AccountId, ProposalId, SonId, WitnessId};
-use crate::objects::SonStatus;
-use crate::proposal::Subject;
-use crate::time::Timestamp;
+use crate::chain::crypto::{Digest, PublicKey};
+use crate::chain::ids::{AccountId, AssetId, ProposalId, SonId, Subject, WitnessId};
+use crate::chain::objects::SonStatus;
+use crate::chain::time::Timestamp;
 
 /// Why an operation was refused. Raised by checks and evaluators; it never leaves a change
 /// behind.
@@ -15,6 +14,60 @@ pub enum OperationError {
     /// No such SON.
     #[error("son {0} does not exist")]
     UnknownSon(SonId),
+    /// No such asset.
+    #[error("asset {0} does not exist")]
+    UnknownAsset(AssetId),
+    /// An account holds less than it would spend.
+    #[error("account {account} holds {balance} of asset {asset}, less than {amount}")]
+    InsufficientBalance {
+        /// The account.
+        account: AccountId,
+        /// The asset.
+        asset: AssetId,
+        /// What it holds.
+        balance: u64,
+        /// What it would spend.
+        amount: u64,
+    },
+    /// A balance or supply would pass `u64::MAX` or the asset's `max_supply`.
+    #[error("{amount} more of asset {asset} would exceed its maximum supply or a balance's range")]
+    AmountOverflow {
+        /// The asset.
+        asset: AssetId,
+        /// The amount.
+        amount: u64,
+    },
+    /// An operation named an issuer that is not the asset's.
+    #[error("asset {asset} is issued by {issuer}, not {given}")]
+    NotIssuer {
+        /// The asset.
+        asset: AssetId,
+        /// Its issuer.
+        issuer: AccountId,
+        /// Who claimed it.
+        given: AccountId,
+    },
+    /// A zero amount.
+    #[error("the amount must be positive")]
+    ZeroAmount,
+    /// A write to an operation crate's table that no registered crate declares.
+    #[error("table `{table}` is not declared by any registered operation crate")]
+    UndeclaredTable {
+        /// The table.
+        table: &'static str,
+    },
+    /// A guard defers proposals of this kind about this subject.
+    #[error("{kind} for {subject} is deferred by guard `{guard}`: {reason}")]
+    Deferred {
+        /// The kind.
+        kind: &'static str,
+        /// The subject.
+        subject: Subject,
+        /// The guard's name.
+        guard: &'static str,
+        /// The guard's reason.
+        reason: String,
+    },
     /// No such account.
     #[error("account {0} does not exist")]
     UnknownAccount(AccountId),
@@ -335,7 +388,7 @@ pub enum LedgerError {
     },
     /// The store failed or was refused.
     #[error("{0}")]
-    Store(#[source] crate::store::StoreError),
+    Store(#[source] crate::chain::store::StoreError),
     /// `pop_block` with no undo history left.
     #[error("no block to pop: the undo history is empty (head height {head})")]
     NothingToPop {

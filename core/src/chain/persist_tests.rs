@@ -3,11 +3,13 @@
 use std::path::PathBuf;
 
 use super::*;
-use crate::store::{MemoryStore, RedbStore};
+use crate::chain::store::{MemoryStore, RedbStore};
 use crate::testkit::probe::{self, SonProbe};
 use crate::testkit::{NetworkBuilder, TestNetwork};
-use crate::tx::{Block, SignedTransaction, Transaction};
-use crate::{ops::ProposalCreate, NodeIdentity};
+use crate::chain::tx::{Block, SignedTransaction, Transaction};
+use crate::chain::ops::ProposalCreate;
+use crate::registry::Registry;
+use crate::NodeIdentity;
 
 fn registry() -> Arc<Registry> {
     Registry::builder().with(&probe::PLUGIN).build().expect("unique").into_arc()
@@ -63,7 +65,7 @@ fn open(
     store: impl Store + 'static,
     fsync_every: u64,
 ) -> Result<Ledger, LedgerError> {
-    Ledger::open(genesis, registry(), Box::new(store), StoreOptions { fsync_every })
+    Ledger::open(genesis, registry().chain(), Box::new(store), StoreOptions { fsync_every })
 }
 
 #[test]
@@ -177,7 +179,7 @@ fn a_fork_switch_on_disk_equals_a_fresh_replay_of_the_new_branch() {
         let t = st.next_slot_time();
         let n = builder().genesis().2[(i + 3) % 6].clone();
         let hb =
-            crate::ops::SonHeartbeat { son: n.son.expect("son"), owner: n.account, timestamp: t };
+            crate::chain::ops::SonHeartbeat { son: n.son.expect("son"), owner: n.account, timestamp: t };
         let tx = Transaction::single(t.plus(30), hb).sign(&st.chain_id(), &[&n.keys]);
         let (block, _, rejected) = ledger.produce_block(t, vec![tx]).expect("produce");
         assert!(rejected.is_empty());
@@ -188,7 +190,7 @@ fn a_fork_switch_on_disk_equals_a_fresh_replay_of_the_new_branch() {
     drop(ledger);
     let reopened = open(&genesis, RedbStore::open(&path).expect("redb"), 1).expect("reopen");
     assert_eq!(reopened.state_hash(), on_disk);
-    let mut fresh = Ledger::new(&genesis, registry()).expect("fresh");
+    let mut fresh = Ledger::new(&genesis, registry().chain()).expect("fresh");
     for b in blocks[..10].iter().chain(&branch) {
         fresh.apply_block(b).expect("replay");
     }
@@ -232,10 +234,10 @@ fn unknown_formats_and_undecodable_or_inconsistent_contents_are_refused() {
         store
     };
     let store = fresh();
-    tamper(&store, "meta", b"format", b"2");
+    tamper(&store, "meta", b"format", b"1");
     assert!(matches!(
         open(&genesis, store, 1),
-        Err(LedgerError::Store(StoreError::UnknownFormat { found: 2, supported: 1, .. }))
+        Err(LedgerError::Store(StoreError::UnknownFormat { found: 1, supported: 2, .. }))
     ));
 
     let store = fresh();

@@ -1,0 +1,64 @@
+//! The node-local half of a kind's registration: which nodes watch for it, and how its trigger
+//! and validator are built from a [`NodeContext`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::node::plugin::{Trigger, Validator};
+use crate::node::services::{NodeContext, ServiceError};
+
+/// Which nodes run a kind's trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watch {
+    /// The node of the witness scheduled to produce the next block (SON management: one
+    /// proposer per block, chosen by the witness schedule).
+    ScheduledWitness,
+    /// The node of the elected SON on duty for the next block (`State::son_on_duty`: a rotation
+    /// over the live elected SONs), for kinds about another chain, which SONs watch.
+    ElectedSons,
+}
+
+impl fmt::Display for Watch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Watch::ScheduledWitness => "the scheduled witness",
+            Watch::ElectedSons => "the elected SON on duty",
+        })
+    }
+}
+
+/// Builds a kind's trigger for one node.
+pub type TriggerCtor = fn(&NodeContext<'_>) -> Result<Box<dyn Trigger>, ServiceError>;
+/// Builds a kind's validator for one node.
+pub type ValidatorCtor = fn(&NodeContext<'_>) -> Result<Box<dyn Validator>, ServiceError>;
+
+/// A kind's node-local parts.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeParts {
+    /// The operation kind.
+    pub kind: &'static str,
+    /// Who runs the trigger.
+    pub watch: Watch,
+    /// The trigger, if the kind has one.
+    pub trigger: Option<TriggerCtor>,
+    /// The validator, if the kind has one.
+    pub validator: Option<ValidatorCtor>,
+}
+
+/// Every kind's node parts, sorted by kind (built by the registry, which checks them against
+/// the kinds' on-chain descriptions).
+#[derive(Debug, Clone, Default)]
+pub struct NodeRegistry {
+    pub(crate) parts: BTreeMap<&'static str, NodeParts>,
+}
+
+impl NodeRegistry {
+    /// The parts of a kind.
+    pub fn get(&self, kind: &str) -> Option<&NodeParts> {
+        self.parts.get(kind)
+    }
+    /// All parts, sorted by kind.
+    pub fn iter(&self) -> impl Iterator<Item = &NodeParts> + '_ {
+        self.parts.values()
+    }
+}
