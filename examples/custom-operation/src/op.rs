@@ -1,12 +1,15 @@
-//! The operation: what goes on chain, and what executing it does.
+//! The operation: what goes on chain, and what executing it does; the table that remembers
+//! what was announced, and the event it reports.
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use sonprop_core::{
-    AccountId, ApplyContext, LedgerEvent, Operation, OperationError, SonId, State, Subject,
-    Timestamp,
+    AccountId, ApplyContext, ChainEvent, Operation, OperationError, SonId, State, Subject,
+    TableSchema, Timestamp,
 };
 
-use crate::rule::{announced_key, check_notice};
+use crate::rule::check_notice;
 use crate::KIND;
 
 /// Announces that `son`'s key on `sidechain` expires at `expires_at`.
@@ -21,6 +24,37 @@ pub struct SonKeyExpiryNotice {
     pub expires_at: Timestamp,
 }
 
+/// The expiries announced so far, by `(SON, sidechain)`: the same expiry is announced once.
+pub struct Announced;
+
+impl TableSchema for Announced {
+    const NAME: &'static str = "son_key_expiry_notice.announced";
+    type Key = (SonId, String);
+    type Value = Timestamp;
+}
+
+/// Reported when a notice executes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyExpiryAnnounced {
+    /// The SON.
+    pub son: SonId,
+    /// The sidechain.
+    pub sidechain: String,
+    /// When the key expires.
+    pub expires_at: Timestamp,
+}
+
+impl ChainEvent for KeyExpiryAnnounced {
+    const KIND: &'static str = KIND;
+    const NAME: &'static str = "announced";
+}
+
+impl fmt::Display for KeyExpiryAnnounced {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "son {}: {} key expires at {}", self.son, self.sidechain, self.expires_at)
+    }
+}
+
 #[typetag::serde(name = "son_key_expiry_notice")]
 impl Operation for SonKeyExpiryNotice {
     fn kind(&self) -> &'static str {
@@ -29,7 +63,7 @@ impl Operation for SonKeyExpiryNotice {
 
     /// One live notice per SON and sidechain.
     fn subject(&self) -> Option<Subject> {
-        Some(Subject::Named(announced_key(self.son, &self.sidechain)))
+        Some(Subject::Named(format!("{}/{}", self.son, self.sidechain)))
     }
 
     fn required_authorities(&self) -> Vec<AccountId> {
@@ -42,13 +76,11 @@ impl Operation for SonKeyExpiryNotice {
     }
 
     fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
-        ctx.emit(LedgerEvent::Notice {
-            kind: KIND.to_owned(),
-            subject: self.subject(),
-            message: format!("{} key expires at {}", self.sidechain, self.expires_at),
+        ctx.emit_event(&KeyExpiryAnnounced {
+            son: self.son,
+            sidechain: self.sidechain.clone(),
+            expires_at: self.expires_at,
         });
-        // Remembered on chain, so the same expiry is announced once.
-        let key = announced_key(self.son, &self.sidechain);
-        ctx.put_extension(KIND, key, Some(&self.expires_at))
+        ctx.put_row::<Announced>(&(self.son, self.sidechain.clone()), Some(self.expires_at))
     }
 }

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sonprop_core::{
-    async_trait, NodeIdentity, PluginError, Proposal, ProposalDraft, SonId, State, Timestamp,
-    Trigger, TriggerOutput, Validator, Verdict,
+    async_trait, NodeContext, NodeIdentity, PluginError, Proposal, ProposalDraft, ServiceError,
+    SonId, State, Timestamp, Trigger, TriggerOutput, Validator, Verdict,
 };
 
 use crate::rule::check_notice;
@@ -17,6 +17,9 @@ pub trait KeyExpirySource: Send + Sync {
     /// When `son`'s key on `sidechain` expires, if known.
     fn expiry(&self, son: SonId, sidechain: &str) -> Option<Timestamp>;
 }
+
+/// The node service the trigger and validator are built from: each node gets its own.
+pub type ExpirySource = Arc<dyn KeyExpirySource>;
 
 /// A source backed by a fixed table (tests, simulations, static configuration).
 #[derive(Debug, Clone, Default)]
@@ -30,7 +33,7 @@ impl KeyExpirySource for FixedExpiries {
 
 /// Drafts a notice for every elected SON key that its source says expires within the window.
 #[derive(Clone)]
-pub struct NoticeTrigger(pub Arc<dyn KeyExpirySource>);
+pub struct NoticeTrigger(pub ExpirySource);
 
 #[async_trait]
 impl Trigger for NoticeTrigger {
@@ -58,7 +61,7 @@ impl Trigger for NoticeTrigger {
 
 /// Approves a notice when the on-chain rule holds and this node's own source agrees.
 #[derive(Clone)]
-pub struct NoticeValidator(pub Arc<dyn KeyExpirySource>);
+pub struct NoticeValidator(pub ExpirySource);
 
 #[async_trait]
 impl Validator for NoticeValidator {
@@ -82,12 +85,12 @@ impl Validator for NoticeValidator {
     }
 }
 
-/// The registry's defaults know no expiries: they draft nothing and approve nothing until a
-/// node installs a real source with `Scheduler::set_trigger` / `set_validator`.
-pub(crate) fn default_trigger() -> Box<dyn Trigger> {
-    Box::new(NoticeTrigger(Arc::new(FixedExpiries::default())))
+/// Builds this node's trigger from its [`ExpirySource`] service.
+pub(crate) fn trigger(ctx: &NodeContext<'_>) -> Result<Box<dyn Trigger>, ServiceError> {
+    Ok(Box::new(NoticeTrigger(ctx.service::<ExpirySource>()?)))
 }
 
-pub(crate) fn default_validator() -> Box<dyn Validator> {
-    Box::new(NoticeValidator(Arc::new(FixedExpiries::default())))
+/// Builds this node's validator from its [`ExpirySource`] service.
+pub(crate) fn validator(ctx: &NodeContext<'_>) -> Result<Box<dyn Validator>, ServiceError> {
+    Ok(Box::new(NoticeValidator(ctx.service::<ExpirySource>()?)))
 }

@@ -1,19 +1,39 @@
-//! Registration: one descriptor, discoverable through `inventory` and exported as [`PLUGIN`].
+//! Registration: the descriptor, the table, the parameter and the node parts, discoverable
+//! through `inventory` and exported as [`PLUGIN`].
 
-use sonprop_core::{Eligibility, OperationDescriptor, Plugin, ProposalPolicy, SonId, Timestamp};
+use sonprop_core::{
+    Eligibility, NodeParts, OperationDescriptor, ParamDecl, Parameter, Plugin, ProposalPolicy,
+    SonId, TableDecl, Timestamp, Watch,
+};
 
-use crate::plugin::{default_trigger, default_validator};
-use crate::{SonKeyExpiryNotice, KIND};
+use crate::plugin::{trigger, validator};
+use crate::{Announced, SonKeyExpiryNotice, KIND};
+
+/// How far ahead of expiry a notice may be raised, in seconds (default 7 days).
+pub struct NoticeWindow;
+
+impl Parameter for NoticeWindow {
+    const NAME: &'static str = "son_key_expiry_notice.window";
+    const DESCRIPTION: &'static str = "how far ahead of expiry a notice may be raised (s)";
+    type Value = u64;
+    fn default_value() -> u64 {
+        7 * 24 * 3600
+    }
+    fn validate(v: &u64) -> Result<(), String> {
+        if *v == 0 {
+            return Err("must be at least 1 second".into());
+        }
+        Ok(())
+    }
+}
 
 const DESCRIPTOR: OperationDescriptor = OperationDescriptor {
     name: KIND,
-    description: "announce that a SON's sidechain key expires within 7 days",
+    description: "announce that a SON's sidechain key expires soon",
     proposal: Some(ProposalPolicy {
         son_record: true,
         eligible: Eligibility::WitnessOrSon,
         lifetime: |state| state.witness_cycles_lifetime(3),
-        trigger: Some(default_trigger),
-        validator: Some(default_validator),
     }),
     example: || {
         Box::new(SonKeyExpiryNotice {
@@ -25,7 +45,18 @@ const DESCRIPTOR: OperationDescriptor = OperationDescriptor {
 };
 
 /// For explicit registration: `Registry::builder().with(&PLUGIN)`.
-pub const PLUGIN: Plugin =
-    Plugin { name: "sonprop-example-custom-operation", operations: &[DESCRIPTOR], guards: &[] };
+pub const PLUGIN: Plugin = Plugin {
+    operations: &[DESCRIPTOR],
+    tables: &[TableDecl::of::<Announced>()],
+    params: &[ParamDecl::of::<NoticeWindow>()],
+    // The SONs know their own keys: the SON on duty proposes, every SON reviews.
+    node: &[NodeParts {
+        kind: KIND,
+        watch: Watch::ElectedSons,
+        trigger: Some(trigger),
+        validator: Some(validator),
+    }],
+    ..Plugin::new("sonprop-example-custom-operation")
+};
 
-sonprop_core::inventory::submit! { DESCRIPTOR }
+sonprop_core::inventory::submit! { PLUGIN }

@@ -2,12 +2,7 @@
 
 use sonprop_core::{SonId, SonStatus, State, Timestamp};
 
-use crate::{KIND, NOTICE_WINDOW};
-
-/// The key under which an executed notice is remembered on chain.
-pub fn announced_key(son: SonId, sidechain: &str) -> String {
-    format!("{son}/{sidechain}")
-}
+use crate::{Announced, NoticeWindow};
 
 /// Why a notice is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,11 +67,12 @@ pub fn check_notice(
     if expires_at <= head {
         return Err(NoticeError::Expired { expires_at, head });
     }
-    if expires_at.since(head) > NOTICE_WINDOW {
-        return Err(NoticeError::TooEarly { expires_at, head, window: NOTICE_WINDOW });
+    let window = state.param::<NoticeWindow>();
+    if expires_at.since(head) > window {
+        return Err(NoticeError::TooEarly { expires_at, head, window });
     }
-    let announced: Option<Timestamp> = state.extension(KIND, &announced_key(son, sidechain));
-    if announced == Some(expires_at) {
+    let announced = state.row::<Announced>(&(son, sidechain.to_owned()));
+    if announced == Some(&expires_at) {
         let sidechain = sidechain.to_owned();
         return Err(NoticeError::AlreadyAnnounced { son, sidechain, expires_at });
     }

@@ -1,12 +1,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sonprop_core::scheduler::SchedulerConfig;
+use sonprop_core::node::scheduler::{PluginStatus, SchedulerConfig};
 use sonprop_core::testkit::TestNetwork;
-use sonprop_core::{LedgerEvent, Registry, SonId, Subject};
+use sonprop_core::{
+    LedgerEvent, Registry, SchedulerError, ServiceError, Services, SonId, State, Timestamp,
+};
 
 use crate::rule::{check_notice, NoticeError};
-use crate::{FixedExpiries, NoticeTrigger, NoticeValidator, KIND, NOTICE_WINDOW, PLUGIN};
+use crate::{ExpirySource, FixedExpiries, KeyExpiryAnnounced, NoticeWindow, KIND, PLUGIN};
 
 fn network() -> TestNetwork {
     let registry = Registry::builder().with(&PLUGIN).build().expect("unique").into_arc();
@@ -18,6 +20,8 @@ fn notices_are_accepted_only_inside_the_window_before_expiry() {
     let net = network();
     let st = net.ledger.state();
     let head = st.head_time();
+    const NOTICE_WINDOW: u64 = 7 * 24 * 3600;
+    assert_eq!(st.param::<NoticeWindow>(), NOTICE_WINDOW, "the default");
     check_notice(st, SonId(1), "bitcoin", head.plus(NOTICE_WINDOW))
         .expect("the window is inclusive");
     let e = check_notice(st, SonId(1), "bitcoin", head.plus(NOTICE_WINDOW + 1)).expect_err("early");
@@ -28,42 +32,119 @@ fn notices_are_accepted_only_inside_the_window_before_expiry() {
     assert!(matches!(e, NoticeError::NoKey { .. }), "{e}");
 }
 
+/// Every node's services: a source that knows SON 4's bitcoin key expires at `expires`.
+fn services_knowing(expires: Timestamp) -> impl Fn(&sonprop_core::NodeIdentity) -> Services {
+    move |_| {
+        let known = BTreeMap::from([((SonId(4), "bitcoin".to_owned()), expires)]);
+        let source: ExpirySource = Arc::new(FixedExpiries(known));
+        Services::new().with(source)
+    }
+}
+
+fn announcements(events: &[(u64, Timestamp, LedgerEvent)]) -> Vec<KeyExpiryAnnounced> {
+    events.iter().filter_map(|(_, _, e)| e.decode::<KeyExpiryAnnounced>()).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_configured_source_raises_a_notice_that_the_sons_approve() {
+async fn the_son_on_duty_raises_a_notice_from_its_source_and_the_sons_approve() {
     let mut net = network();
     let expires = net.now().plus(3 * 24 * 3600);
-    let source =
-        Arc::new(FixedExpiries(BTreeMap::from([((SonId(4), "bitcoin".to_owned()), expires)])));
-    net.start_schedulers_with(SchedulerConfig::default(), |s| {
-        s.set_trigger(KIND, Arc::new(NoticeTrigger(source.clone())));
-        s.set_validator(KIND, Arc::new(NoticeValidator(source.clone())));
-    });
-    let events = net.run_until(net.now().plus(120)).await;
-    let notices: Vec<_> = events
-        .iter()
-        .filter_map(|(_, _, e)| match e {
-            LedgerEvent::Notice { kind, subject, message } if kind == KIND => {
-                Some((subject.clone(), message.clone()))
+    net.start_schedulers_with(SchedulerConfig::default(), services_knowing(expires))
+        .expect("every node has the source");
+    let mut proposers = Vec::new();
+    let mut events = Vec::new();
+    while net.now() < net.genesis.genesis_time.plus(120) {
+        let step = net.step().await;
+        let o = step.outcome;
+        events.extend(o.events.into_iter().map(|e| (o.height, o.timestamp, e)));
+        for (node, report) in &step.reports {
+            if report.outcomes.iter().any(|o| o.kind == KIND && o.status == PluginStatus::Drafts(1)) {
+                proposers.push(node.clone());
             }
-            _ => None,
-        })
-        .collect();
-    let subject = Some(Subject::Named("1.33.4/bitcoin".into()));
-    assert_eq!(
-        notices,
-        vec![(subject, format!("bitcoin key expires at {expires}"))],
-        "announced once"
-    );
-    let e = check_notice(net.ledger.state(), SonId(4), "bitcoin", expires).expect_err("remembered");
+        }
+    }
+    let expected =
+        KeyExpiryAnnounced { son: SonId(4), sidechain: "bitcoin".into(), expires_at: expires };
+    assert_eq!(announcements(&events), vec![expected], "announced once");
+    assert!(!proposers.is_empty(), "a node drafted it");
+    assert!(proposers.iter().all(|n| n.starts_with("son-")), "only SON nodes run it: {proposers:?}");
+    let st = net.ledger.state();
+    assert_eq!(st.row::<crate::Announced>(&(SonId(4), "bitcoin".into())), Some(&expires));
+    let e = check_notice(st, SonId(4), "bitcoin", expires).expect_err("remembered");
     assert!(matches!(e, NoticeError::AlreadyAnnounced { .. }), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_registry_defaults_know_no_expiries_and_raise_nothing() {
+async fn sons_whose_own_source_disagrees_abstain_with_their_reason() {
     let mut net = network();
-    net.start_schedulers(SchedulerConfig::default());
-    let events = net.run_until(net.now().plus(30)).await;
-    assert!(events.iter().all(|(_, _, e)| !matches!(e, LedgerEvent::ProposalCreated { .. })));
+    let expires = net.now().plus(3 * 24 * 3600);
+    // son-1 and son-2 know the truth; the other four SONs know a later expiry. With 6 elected
+    // SONs the threshold is 5: neither side can pass its notice alone.
+    net.start_schedulers_with(SchedulerConfig::default(), |node| {
+        let honest = ["son-1", "son-2"].contains(&node.name.as_str());
+        let t = if honest { expires } else { expires.plus(60) };
+        let known = BTreeMap::from([((SonId(4), "bitcoin".to_owned()), t)]);
+        Services::new().with(Arc::new(FixedExpiries(known)) as ExpirySource)
+    })
+    .expect("every node has a source");
+    let mut abstentions = Vec::new();
+    let mut events = Vec::new();
+    while net.now() < net.genesis.genesis_time.plus(120) {
+        let step = net.step().await;
+        let o = step.outcome;
+        events.extend(o.events.into_iter().map(|e| (o.height, o.timestamp, e)));
+        for (_, r) in step.reports {
+            for out in r.outcomes {
+                if let PluginStatus::Abstained(why) = out.status {
+                    abstentions.push(why);
+                }
+            }
+        }
+    }
+    assert!(announcements(&events).is_empty(), "no side reaches the threshold");
+    assert!(
+        abstentions.iter().any(|w| w == &format!("my source says the key expires at {expires}")),
+        "the majority abstains from the honest notice: {abstentions:?}"
+    );
+    let later = expires.plus(60);
+    assert!(
+        abstentions.iter().any(|w| w == &format!("my source says the key expires at {later}")),
+        "the honest SONs abstain from the wrong one: {abstentions:?}"
+    );
+}
+
+#[test]
+fn a_node_without_the_source_fails_at_start_up_naming_kind_and_service() {
+    let mut net = network();
+    let e = net
+        .start_schedulers_with(SchedulerConfig::default(), |_| Services::new())
+        .expect_err("no source");
+    let SchedulerError::Service(ServiceError::Missing { kind, service, .. }) = &e else {
+        panic!("{e}");
+    };
+    assert_eq!(*kind, KIND);
+    assert!(service.contains("KeyExpirySource"), "{service}");
+    assert!(e.to_string().contains(KIND) && e.to_string().contains("KeyExpirySource"), "{e}");
+}
+
+#[test]
+fn the_notice_window_is_a_chain_parameter_set_at_genesis_and_validated() {
+    let reg = Registry::builder().with(&PLUGIN).build().expect("unique").into_arc();
+    let net = TestNetwork::builder()
+        .witnesses(3)
+        .sons(6)
+        .plugin_param("son_key_expiry_notice.window", serde_json::json!(3600))
+        .build(reg.clone());
+    let st: &State = net.ledger.state();
+    assert_eq!(st.param::<NoticeWindow>(), 3600);
+    let head = st.head_time();
+    let e = check_notice(st, SonId(1), "bitcoin", head.plus(3601)).expect_err("outside 1 h");
+    assert!(matches!(e, NoticeError::TooEarly { window: 3600, .. }), "{e}");
+
+    let (mut genesis, ..) = TestNetwork::builder().witnesses(3).sons(6).genesis();
+    genesis.plugin_params.insert("son_key_expiry_notice.window".into(), serde_json::json!(0));
+    let e = sonprop_core::Ledger::new(&genesis, reg.chain()).expect_err("zero window");
+    assert!(e.to_string().contains("son_key_expiry_notice.window"), "{e}");
 }
 
 #[test]

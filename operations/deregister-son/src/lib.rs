@@ -4,10 +4,10 @@
 //! `deregistered` (terminal), leaves the elected set and the consensus authority at once, and its
 //! deposit starts vesting with a `son_vesting_period` cliff.
 //!
-//! Other crates can defer a deregistration through a
-//! [`DeregistrationGuard`](sonprop_core::DeregistrationGuard) ("this SON is still a required
-//! signer of pending sidechain work"): the trigger holds the SON back and reports the guard's
-//! reason, and the on-chain check refuses the operation while any guard defers it.
+//! Other crates can defer a deregistration with a [`Guard`](sonprop_core::Guard) on this kind
+//! ("this SON is still a required signer of pending sidechain work"): the trigger holds the SON
+//! back and reports the guard's reason, and the ledger refuses to create or execute the
+//! proposal while any guard defers it.
 //!
 //! ```
 //! use sonprop_core::Registry;
@@ -19,8 +19,8 @@
 //! # Invariants
 //! - The trigger, the validator and the on-chain check share [`rule::check_deregister`].
 //! - The trigger finds due SONs through the `(status, last_down_timestamp)` index.
-//! - A proposal lives `block_interval × active witnesses × deregister_witness_cycles` seconds
-//!   (3 complete witness cycles by default), capped by `maximum_proposal_lifetime`; if it expires
+//! - A proposal lives `block_interval × active witnesses × son_deregister.witness_cycles`
+//!   seconds (3 complete witness cycles by default), capped by `maximum_proposal_lifetime`; if it expires
 //!   unapproved, the next scheduled witness raises a fresh one. The ledger never lets two be live.
 
 mod op;
@@ -29,7 +29,7 @@ pub mod rule;
 mod trigger;
 
 pub use op::SonDeregister;
-pub use registration::{lifetime, PLUGIN};
+pub use registration::{lifetime, LifetimeCycles, PLUGIN};
 pub use rule::DeregisterError;
 pub use trigger::{DeregisterTrigger, DeregisterValidator};
 

@@ -5,7 +5,7 @@ use sonprop_core::{
     AccountId, ApplyContext, Operation, OperationError, SonId, SonStatus, State, Subject,
 };
 
-use crate::rule::check_deregister;
+use crate::rule::check_due;
 use crate::KIND;
 
 /// Deregisters a SON; approved by the SON consensus authority.
@@ -28,7 +28,8 @@ impl Operation for SonDeregister {
         vec![AccountId::SON_CONSENSUS]
     }
     fn check(&self, state: &State) -> Result<(), OperationError> {
-        check_deregister(state, self.son).map_err(|e| OperationError::rule(KIND, e))
+        // Guards on this kind are enforced by the ledger itself, for every kind alike.
+        check_due(state, self.son).map_err(|e| OperationError::rule(KIND, e))
     }
     fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
         let now = ctx.now();

@@ -1,30 +1,56 @@
-//! Registration: the descriptor, submitted to `inventory` and exported as [`PLUGIN`].
+//! Registration: the descriptor, the parameter and the node parts, exported as [`PLUGIN`] and
+//! submitted to `inventory`.
 
-use sonprop_core::{Eligibility, OperationDescriptor, Plugin, ProposalPolicy, SonId, State};
+use sonprop_core::{
+    Eligibility, NodeParts, OperationDescriptor, ParamDecl, Parameter, Plugin, ProposalPolicy,
+    SonId, State, Watch,
+};
 
 use crate::{DeregisterTrigger, DeregisterValidator, SonDeregister, KIND};
 
-/// A deregister proposal's lifetime: `deregister_witness_cycles` complete witness cycles
+/// How many complete witness cycles a deregister proposal lives (default 3: the design's
+/// "3 complete witness cycles").
+pub struct LifetimeCycles;
+
+impl Parameter for LifetimeCycles {
+    const NAME: &'static str = "son_deregister.witness_cycles";
+    const DESCRIPTION: &'static str = "complete witness cycles a deregister proposal lives";
+    type Value = u32;
+    fn default_value() -> u32 {
+        3
+    }
+    fn validate(v: &u32) -> Result<(), String> {
+        if *v == 0 {
+            return Err("must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// A deregister proposal's lifetime: [`LifetimeCycles`] complete witness cycles
 /// (`block_interval × active witnesses` each), capped by `maximum_proposal_lifetime`.
 pub fn lifetime(state: &State) -> u64 {
-    state.witness_cycles_lifetime(state.params().deregister_witness_cycles)
+    state.witness_cycles_lifetime(state.param::<LifetimeCycles>())
 }
 
 const DESCRIPTOR: OperationDescriptor = OperationDescriptor {
     name: KIND,
     description: "deregister a SON in maintenance for son_deregister_time (12 h)",
-    proposal: Some(ProposalPolicy {
-        son_record: true,
-        eligible: Eligibility::ActiveWitness,
-        lifetime,
-        trigger: Some(|| Box::new(DeregisterTrigger)),
-        validator: Some(|| Box::new(DeregisterValidator)),
-    }),
+    proposal: Some(ProposalPolicy { son_record: true, eligible: Eligibility::ActiveWitness, lifetime }),
     example: || Box::new(SonDeregister { son: SonId(3) }),
 };
 
-/// This crate's operations, for `Registry::builder().with(&PLUGIN)`.
-pub const PLUGIN: Plugin =
-    Plugin { name: "sonprop-deregister-son", operations: &[DESCRIPTOR], guards: &[] };
+/// This crate's registrations, for `Registry::builder().with(&PLUGIN)`.
+pub const PLUGIN: Plugin = Plugin {
+    operations: &[DESCRIPTOR],
+    params: &[ParamDecl::of::<LifetimeCycles>()],
+    node: &[NodeParts {
+        kind: KIND,
+        watch: Watch::ScheduledWitness,
+        trigger: Some(|_| Ok(Box::new(DeregisterTrigger))),
+        validator: Some(|_| Ok(Box::new(DeregisterValidator))),
+    }],
+    ..Plugin::new("sonprop-deregister-son")
+};
 
-sonprop_core::inventory::submit! { DESCRIPTOR }
+sonprop_core::inventory::submit! { PLUGIN }

@@ -1,6 +1,6 @@
 //! The one predicate behind the on-chain check, the trigger and the validator.
 
-use sonprop_core::{SonId, SonStatus, State, Timestamp};
+use sonprop_core::{SonId, SonStatus, State, Subject, Timestamp};
 
 /// Why a SON cannot be deregistered now.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,9 +69,9 @@ fn time_rule(
     Ok(())
 }
 
-/// Whether a deregistration guard defers deregistering `son`.
+/// Whether a guard on `son_deregister` defers deregistering `son`.
 pub fn check_guards(state: &State, son: SonId) -> Result<(), DeregisterError> {
-    match state.registry().deregistration_deferral(state, son) {
+    match state.deferral(crate::KIND, &Subject::Son(son)) {
         Some((guard, reason)) => Err(DeregisterError::Deferred { son, guard, reason }),
         None => Ok(()),
     }

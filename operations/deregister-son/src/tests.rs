@@ -1,9 +1,9 @@
-use sonprop_core::ops::ProposalCreate;
-use sonprop_core::scheduler::SchedulerConfig;
+use sonprop_core::chain::ops::ProposalCreate;
+use sonprop_core::node::scheduler::SchedulerConfig;
 use sonprop_core::testkit::TestNetwork;
 use sonprop_core::{
-    AccountId, ChainParameters, DeregistrationGuard, LedgerEvent, OperationError, Registry, SonId,
-    SonStatus, State, Timestamp,
+    AccountId, ChainParameters, Guard, LedgerEvent, OperationError, Registry, SonId,
+    SonStatus, State, Subject, Timestamp,
 };
 
 use crate::rule::{check_deregister, DeregisterError};
@@ -17,7 +17,7 @@ fn params() -> ChainParameters {
     ChainParameters { son_deregister_time: DEREGISTER_TIME, ..ChainParameters::default() }
 }
 
-fn network_with(guards: &[DeregistrationGuard]) -> TestNetwork {
+fn network_with(guards: &[Guard]) -> TestNetwork {
     let b = Registry::builder().with(&PLUGIN).with(&sonprop_report_down::PLUGIN);
     let reg = guards.iter().fold(b, |b, g| b.guard(*g)).build().expect("unique").into_arc();
     TestNetwork::builder().witnesses(3).sons(6).params(params()).build(reg)
@@ -90,14 +90,14 @@ async fn execution_deregisters_leaves_the_elected_set_and_vests_the_deposit() {
     ));
 }
 
-fn defer_son_2_for_an_hour(state: &State, son: SonId) -> Option<String> {
+fn defer_son_2_for_an_hour(state: &State, subject: &Subject) -> Option<String> {
     let until = state.globals().genesis_time.plus(3600);
-    (son == SonId(2) && state.head_time() < until)
+    (subject.son() == Some(SonId(2)) && state.head_time() < until)
         .then(|| format!("required signer of a pending withdrawal until {until}"))
 }
 
-const GUARD: DeregistrationGuard =
-    DeregistrationGuard { name: "pending-withdrawals", defer: defer_son_2_for_an_hour };
+const GUARD: Guard =
+    Guard { name: "pending-withdrawals", kind: KIND, defer: defer_son_2_for_an_hour };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guard_defers_deregistration_and_the_trigger_reports_its_reason() {
@@ -130,9 +130,11 @@ async fn a_guard_defers_deregistration_and_the_trigger_reports_its_reason() {
         },
     );
     let e = net.ledger.check_transaction(&tx).expect_err("deferred");
-    let rule = e.operation_error().and_then(OperationError::rule_source::<DeregisterError>);
     assert!(
-        matches!(rule, Some(DeregisterError::Deferred { guard: "pending-withdrawals", .. })),
+        matches!(
+            e.operation_error(),
+            Some(OperationError::Deferred { guard: "pending-withdrawals", kind: KIND, .. })
+        ),
         "{e}"
     );
 

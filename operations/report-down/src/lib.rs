@@ -26,7 +26,7 @@ pub mod rule;
 mod trigger;
 
 pub use op::SonReportDown;
-pub use registration::PLUGIN;
+pub use registration::{lifetime, LifetimeCycles, PLUGIN};
 pub use rule::ReportDownError;
 pub use trigger::{ReportDownTrigger, ReportDownValidator};
 

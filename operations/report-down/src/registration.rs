@@ -1,31 +1,56 @@
-//! Registration: the descriptor, submitted to `inventory` and exported as [`PLUGIN`].
+//! Registration: the descriptor, the parameter and the node parts, exported as [`PLUGIN`] and
+//! submitted to `inventory`.
 
 use sonprop_core::{
-    Eligibility, OperationDescriptor, Plugin, ProposalPolicy, SonId, State, Timestamp,
+    Eligibility, NodeParts, OperationDescriptor, ParamDecl, Parameter, Plugin, ProposalPolicy,
+    SonId, State, Timestamp, Watch,
 };
 
 use crate::{ReportDownTrigger, ReportDownValidator, SonReportDown, KIND};
 
-/// Reports live for the same complete witness cycles as deregistrations.
-fn lifetime(state: &State) -> u64 {
-    state.witness_cycles_lifetime(state.params().deregister_witness_cycles)
+/// How many complete witness cycles a report-down proposal lives (default 3, as Peerplays'
+/// SON proposals).
+pub struct LifetimeCycles;
+
+impl Parameter for LifetimeCycles {
+    const NAME: &'static str = "son_report_down.witness_cycles";
+    const DESCRIPTION: &'static str = "complete witness cycles a report-down proposal lives";
+    type Value = u32;
+    fn default_value() -> u32 {
+        3
+    }
+    fn validate(v: &u32) -> Result<(), String> {
+        if *v == 0 {
+            return Err("must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// A report's lifetime: [`LifetimeCycles`] complete witness cycles, capped by
+/// `maximum_proposal_lifetime`.
+pub fn lifetime(state: &State) -> u64 {
+    state.witness_cycles_lifetime(state.param::<LifetimeCycles>())
 }
 
 const DESCRIPTOR: OperationDescriptor = OperationDescriptor {
     name: KIND,
     description: "report an elected SON down after son_down_time without a heartbeat",
-    proposal: Some(ProposalPolicy {
-        son_record: true,
-        eligible: Eligibility::WitnessOrSon,
-        lifetime,
-        trigger: Some(|| Box::new(ReportDownTrigger)),
-        validator: Some(|| Box::new(ReportDownValidator)),
-    }),
+    proposal: Some(ProposalPolicy { son_record: true, eligible: Eligibility::WitnessOrSon, lifetime }),
     example: || Box::new(SonReportDown { son: SonId(3), down_ts: Timestamp(1_767_229_200) }),
 };
 
-/// This crate's operations, for `Registry::builder().with(&PLUGIN)`.
-pub const PLUGIN: Plugin =
-    Plugin { name: "sonprop-report-down", operations: &[DESCRIPTOR], guards: &[] };
+/// This crate's registrations, for `Registry::builder().with(&PLUGIN)`.
+pub const PLUGIN: Plugin = Plugin {
+    operations: &[DESCRIPTOR],
+    params: &[ParamDecl::of::<LifetimeCycles>()],
+    node: &[NodeParts {
+        kind: KIND,
+        watch: Watch::ScheduledWitness,
+        trigger: Some(|_| Ok(Box::new(ReportDownTrigger))),
+        validator: Some(|_| Ok(Box::new(ReportDownValidator))),
+    }],
+    ..Plugin::new("sonprop-report-down")
+};
 
-sonprop_core::inventory::submit! { DESCRIPTOR }
+sonprop_core::inventory::submit! { PLUGIN }

@@ -1,4 +1,4 @@
-use sonprop_core::scheduler::SchedulerConfig;
+use sonprop_core::node::scheduler::SchedulerConfig;
 use sonprop_core::testkit::TestNetwork;
 use sonprop_core::{NodeIdentity, Registry, SonId, SonStatus, Timestamp, Trigger};
 
