@@ -1,13 +1,11 @@
 //! The bench's Peerplays-style scan and the indexed triggers find the same SONs on random
 //! ledgers, so the comparison in `sonprop bench` is honest.
 
-use std::sync::Arc;
-
 use proptest::prelude::*;
-use sonprop_core::ops::ProposalCreate;
+use sonprop_core::chain::ops::ProposalCreate;
 use sonprop_core::testkit::NetworkBuilder;
 use sonprop_core::{
-    DeregistrationGuard, Ledger, NodeIdentity, Registry, SonId, SonStatus, State, Transaction,
+    Guard, Ledger, NodeIdentity, Registry, SonId, SonStatus, State, Subject, Transaction,
 };
 use sonprop_deregister_son::SonDeregister;
 use sonprop_report_down::SonReportDown;
@@ -32,8 +30,8 @@ fn son_spec() -> impl Strategy<Value = SonSpec> {
     )
 }
 
-fn defer_multiples_of_seven(_: &State, son: SonId) -> Option<String> {
-    (son.0 % 7 == 0).then(|| "pending sidechain work".to_owned())
+fn defer_multiples_of_seven(_: &State, subject: &Subject) -> Option<String> {
+    subject.son().filter(|s| s.0 % 7 == 0).map(|_| "pending sidechain work".to_owned())
 }
 
 /// A ledger whose SONs have the given statuses and times (imported at genesis), with live
@@ -64,10 +62,14 @@ fn ledger(specs: &[SonSpec], proposed: &[usize], guard: bool) -> (Ledger, Vec<No
     }
     let mut b = Registry::builder().discovered();
     if guard {
-        b = b.guard(DeregistrationGuard { name: "sevens", defer: defer_multiples_of_seven });
+        b = b.guard(Guard {
+            name: "sevens",
+            kind: sonprop_deregister_son::KIND,
+            defer: defer_multiples_of_seven,
+        });
     }
     let mut ledger =
-        Ledger::new(&genesis, Arc::new(b.build().expect("unique"))).expect("valid genesis");
+        Ledger::new(&genesis, b.build().expect("unique").chain()).expect("valid genesis");
     // Live proposals, created by a witness where the rules allow one.
     let st = ledger.state();
     let t = st.next_slot_time();

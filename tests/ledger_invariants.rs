@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
-use sonprop_core::ops::{ProposalCreate, ProposalDelete, ProposalUpdate};
+use sonprop_core::chain::ops::{ProposalCreate, ProposalDelete, ProposalUpdate};
 use sonprop_core::testkit::probe::{self, AccountProbe, PlainProbe, SonProbe};
 use sonprop_core::testkit::TestNetwork;
 use sonprop_core::{

@@ -42,7 +42,7 @@ mod round_trips {
     use std::collections::BTreeSet;
 
     use proptest::prelude::*;
-    use sonprop_core::ops::{ProposalCreate, ProposalDelete, ProposalUpdate, SonHeartbeat};
+    use sonprop_core::chain::ops::{ProposalCreate, ProposalDelete, ProposalUpdate, SonHeartbeat};
     use sonprop_core::{
         AccountId, Operation, ProposalId, SignedTransaction, SonId, Timestamp, Transaction,
     };

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use sonprop_core::ops::{ProposalCreate, SonHeartbeat};
-use sonprop_core::scheduler::SchedulerConfig;
+use sonprop_core::chain::ops::{ProposalCreate, SonHeartbeat};
+use sonprop_core::node::scheduler::SchedulerConfig;
 use sonprop_core::testkit::TestNetwork;
 use sonprop_core::{
     ChainParameters, LedgerError, LedgerEvent, OperationError, ProposalId, Registry, SonId,

@@ -152,7 +152,8 @@ pub struct RegistryBuilder {
 }
 
 fn valid_name(name: &str) -> bool {
-    let ok_chars = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.".contains(&b));
+    let ok_chars =
+        name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.".contains(&b));
     ok_chars && name.split('.').count() >= 2 && name.split('.').all(|p| !p.is_empty())
 }
 

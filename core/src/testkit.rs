@@ -12,16 +12,16 @@ use crate::chain::event::{BlockOutcome, LedgerEvent};
 use crate::chain::genesis::Genesis;
 use crate::chain::ids::{AccountId, AssetId, SonId, WitnessId};
 use crate::chain::ledger::{Ledger, Rejected};
-use crate::chain::objects::{Account, Asset, Authority, Son, SonStatistics, SonStatus, Witness};
 use crate::chain::model::Operation;
+use crate::chain::objects::{Account, Asset, Authority, Son, SonStatistics, SonStatus, Witness};
 use crate::chain::ops::SonHeartbeat;
 use crate::chain::params::ChainParameters;
-use crate::node::plugin::NodeIdentity;
-use crate::node::services::Services;
-use crate::registry::Registry;
-use crate::node::scheduler::{BlockReport, CollectingSink, Scheduler, SchedulerConfig};
 use crate::chain::time::Timestamp;
 use crate::chain::tx::{SignedTransaction, Transaction};
+use crate::node::plugin::NodeIdentity;
+use crate::node::scheduler::{BlockReport, CollectingSink, Scheduler, SchedulerConfig};
+use crate::node::services::Services;
+use crate::registry::Registry;
 
 /// The default genesis time of test networks: 2026-01-01T00:00:00Z.
 pub const GENESIS_TIME: Timestamp = Timestamp(1_767_225_600);
@@ -370,15 +370,15 @@ pub mod probe {
     use serde::{Deserialize, Serialize};
 
     use crate::chain::error::OperationError;
-    use crate::chain::ids::{AccountId, SonId};
-    use crate::chain::objects::SonStatus;
     use crate::chain::ids::Subject;
+    use crate::chain::ids::{AccountId, SonId};
     use crate::chain::model::{
         ApplyContext, Eligibility, Operation, OperationDescriptor, ProposalPolicy, State,
     };
+    use crate::chain::objects::SonStatus;
     use crate::chain::schema::{TableDecl, TableSchema};
-    use crate::registry::Plugin;
     use crate::chain::time::Timestamp;
+    use crate::registry::Plugin;
 
     /// Kind of [`SonProbe`].
     pub const SON_PROBE: &str = "testkit_son_probe";
@@ -537,11 +537,7 @@ pub mod probe {
     }
 
     const fn policy(son_record: bool, eligible: Eligibility) -> ProposalPolicy {
-        ProposalPolicy {
-            son_record,
-            eligible,
-            lifetime: |_| PROBE_LIFETIME,
-        }
+        ProposalPolicy { son_record, eligible, lifetime: |_| PROBE_LIFETIME }
     }
 
     const ANYONE: Eligibility = Eligibility::Custom { rule: "anyone may", allowed: anyone };

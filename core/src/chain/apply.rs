@@ -258,7 +258,12 @@ impl<'a> ApplyContext<'a> {
         write(&mut state.assets, log, asset.id, Some(asset));
     }
 
-    fn debit(&mut self, account: AccountId, asset: AssetId, amount: u64) -> Result<(), OperationError> {
+    fn debit(
+        &mut self,
+        account: AccountId,
+        asset: AssetId,
+        amount: u64,
+    ) -> Result<(), OperationError> {
         let balance = self.balance(account, asset);
         let rest = balance.checked_sub(amount).ok_or(OperationError::InsufficientBalance {
             account,
@@ -270,11 +275,15 @@ impl<'a> ApplyContext<'a> {
         Ok(())
     }
 
-    fn credit(&mut self, account: AccountId, asset: AssetId, amount: u64) -> Result<(), OperationError> {
+    fn credit(
+        &mut self,
+        account: AccountId,
+        asset: AssetId,
+        amount: u64,
+    ) -> Result<(), OperationError> {
         let balance = self.balance(account, asset);
-        let sum = balance
-            .checked_add(amount)
-            .ok_or(OperationError::AmountOverflow { asset, amount })?;
+        let sum =
+            balance.checked_add(amount).ok_or(OperationError::AmountOverflow { asset, amount })?;
         self.put_balance(account, asset, sum);
         Ok(())
     }
@@ -304,7 +313,12 @@ impl<'a> ApplyContext<'a> {
     /// Creates `amount` of `asset` in `to`'s balance; the supply grows by as much and may not
     /// pass `max_supply`. Authority is the caller's business (the issuer's, for the core
     /// `asset_issue` operation).
-    pub fn issue(&mut self, asset: AssetId, to: AccountId, amount: u64) -> Result<(), OperationError> {
+    pub fn issue(
+        &mut self,
+        asset: AssetId,
+        to: AccountId,
+        amount: u64,
+    ) -> Result<(), OperationError> {
         let mut a = self.known_asset(asset)?;
         let supply = a
             .supply
@@ -320,7 +334,12 @@ impl<'a> ApplyContext<'a> {
 
     /// Destroys `amount` of `asset` from `from`'s balance (reserve, i.e. burn); the supply
     /// shrinks by as much. An overdraft is an error.
-    pub fn reserve(&mut self, asset: AssetId, from: AccountId, amount: u64) -> Result<(), OperationError> {
+    pub fn reserve(
+        &mut self,
+        asset: AssetId,
+        from: AccountId,
+        amount: u64,
+    ) -> Result<(), OperationError> {
         let mut a = self.known_asset(asset)?;
         self.debit(from, asset, amount)?;
         // Supply is the sum of balances, so it covers any balance.

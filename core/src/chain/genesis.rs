@@ -140,7 +140,10 @@ impl Genesis {
     }
 
     /// Each asset's supply: the sum of its genesis balances, checked.
-    pub(crate) fn supplies(&self, accounts: &BTreeSet<AccountId>) -> Result<BTreeMap<AssetId, u64>, String> {
+    pub(crate) fn supplies(
+        &self,
+        accounts: &BTreeSet<AccountId>,
+    ) -> Result<BTreeMap<AssetId, u64>, String> {
         let mut supply = BTreeMap::new();
         let mut symbols = BTreeSet::new();
         for a in &self.assets {
@@ -148,7 +151,10 @@ impl Genesis {
                 return Err(format!("asset {} appears twice", a.id));
             }
             if a.symbol.is_empty() || !symbols.insert(a.symbol.as_str()) {
-                return Err(format!("asset {} has an empty or repeated symbol `{}`", a.id, a.symbol));
+                return Err(format!(
+                    "asset {} has an empty or repeated symbol `{}`",
+                    a.id, a.symbol
+                ));
             }
             if a.issuer != AccountId::SON_CONSENSUS && !accounts.contains(&a.issuer) {
                 return Err(format!("asset {} names unknown issuer {}", a.id, a.issuer));

@@ -158,7 +158,6 @@ impl<'de> Deserialize<'de> for Subject {
     }
 }
 
-
 impl AccountId {
     /// The SON consensus account. Its authority is not stored: the ledger computes it from the
     /// elected SON set and the chain's threshold policy whenever it is needed.

@@ -5,12 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::chain::crypto::Digest;
+use crate::chain::ids::ProposalId;
 use crate::chain::ids::{AccountId, SonId, SonProposalId, Subject};
 use crate::chain::objects::{Son, SonProposalRecord, SonStatus};
 use crate::chain::schema::{IndexEntries, RowIndexer, StoredRow};
 use crate::chain::table::TableIndex;
 use crate::chain::time::Timestamp;
-use crate::chain::ids::ProposalId;
 
 /// SON indexes, partitioned by status: by `last_active_timestamp` and by
 /// `last_down_timestamp`. "Which active SONs are silent" and "which SONs in maintenance are due"

@@ -286,7 +286,9 @@ fn plugin_params(
     genesis: &Genesis,
     registry: &ChainRegistry,
 ) -> Result<std::collections::BTreeMap<String, serde_json::Value>, LedgerError> {
-    if let Some(unknown) = genesis.plugin_params.keys().find(|k| registry.params.get(k.as_str()).is_none()) {
+    if let Some(unknown) =
+        genesis.plugin_params.keys().find(|k| registry.params.get(k.as_str()).is_none())
+    {
         return Err(LedgerError::Genesis(format!(
             "unknown parameter `{unknown}`: no registered operation crate declares it"
         )));

@@ -5,17 +5,17 @@ use std::collections::BTreeSet;
 
 use super::*;
 use crate::chain::error::OperationError;
+use crate::chain::ids::Subject;
 use crate::chain::ids::{AccountId, SonId};
-use crate::chain::objects::SonStatus;
 use crate::chain::model::Operation;
+use crate::chain::objects::SonStatus;
 use crate::chain::ops::{ProposalCreate, ProposalDelete, ProposalUpdate, SonHeartbeat};
 use crate::chain::params::{ChainParameters, ThresholdPolicy};
+use crate::chain::tx::Transaction;
 use crate::node::plugin::NodeIdentity;
-use crate::chain::ids::Subject;
+use crate::registry::Registry;
 use crate::testkit::probe::{self, AccountProbe, PlainProbe, SonProbe};
 use crate::testkit::TestNetwork;
-use crate::chain::tx::Transaction;
-use crate::registry::Registry;
 
 fn registry() -> Arc<Registry> {
     Registry::builder().with(&probe::PLUGIN).build().expect("unique names").into_arc()
@@ -963,7 +963,8 @@ fn the_cached_round_order_matches_a_fresh_shuffle_every_slot() {
         let slot = st.slot_at(t).expect("slot");
         let ws = &st.globals().active_witnesses;
         let round = (slot - 1) / ws.len() as u64;
-        let fresh = crate::chain::state::round_order(ws, &st.chain_id(), round)[((slot - 1) % 3) as usize];
+        let fresh =
+            crate::chain::state::round_order(ws, &st.chain_id(), round)[((slot - 1) % 3) as usize];
         assert_eq!(st.scheduled_producer(t), Some(fresh), "slot {slot}");
         net.produce_block();
     }

@@ -7,7 +7,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::chain::crypto::PublicKey;
-use crate::chain::ids::{AccountId, AssetId, ProposalId, SonId, SonProposalId, Subject, VestingId, WitnessId};
+use crate::chain::ids::{
+    AccountId, AssetId, ProposalId, SonId, SonProposalId, Subject, VestingId, WitnessId,
+};
 use crate::chain::time::Timestamp;
 
 /// A weighted-threshold authority: satisfied when the weights of the keys that signed (or the
@@ -171,7 +173,6 @@ pub struct SonProposalRecord {
     /// What the proposal is about.
     pub subject: Subject,
 }
-
 
 /// An asset: a token with a symbol and a precision, issued and reserved (burnt) by its issuer
 /// (for a wrapped sidechain coin, the SON consensus authority).

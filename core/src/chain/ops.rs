@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 use crate::chain::error::OperationError;
 use crate::chain::event::LedgerEvent;
 use crate::chain::ids::{AccountId, AssetId, ProposalId, SonId};
-use crate::chain::objects::SonStatus;
-use crate::chain::model::{ApplyContext, Operation};
 use crate::chain::model::Proposal;
-use crate::chain::objects::SonProposalRecord;
 use crate::chain::model::State;
+use crate::chain::model::{ApplyContext, Operation};
+use crate::chain::objects::SonProposalRecord;
+use crate::chain::objects::SonStatus;
 use crate::chain::time::Timestamp;
 
 /// Kind names of the core operations.

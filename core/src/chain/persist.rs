@@ -24,11 +24,11 @@ use crate::chain::ids::{
     AccountId, AssetId, ProposalId, SonId, SonProposalId, VestingId, WitnessId,
 };
 use crate::chain::ledger::Ledger;
-use crate::chain::objects::{Account, Asset, Son, VestingBalance, Witness};
-use crate::chain::model::Session;
 use crate::chain::model::Proposal;
-use crate::chain::objects::SonProposalRecord;
+use crate::chain::model::Session;
 use crate::chain::model::{ChainRegistry, Globals, State};
+use crate::chain::objects::SonProposalRecord;
+use crate::chain::objects::{Account, Asset, Son, VestingBalance, Witness};
 use crate::chain::store::{Batch, Contents, Store, StoreError};
 use crate::chain::table::{Table, TableIndex};
 use crate::chain::time::Timestamp;
@@ -114,7 +114,8 @@ impl UndoRecord {
                 .plugin
                 .iter()
                 .map(|((t, k), row)| {
-                    let text = row.as_ref().map(|r| String::from_utf8_lossy(&r.to_json()).into_owned());
+                    let text =
+                        row.as_ref().map(|r| String::from_utf8_lossy(&r.to_json()).into_owned());
                     ((*t).to_owned(), crate::chain::crypto::hex(k), text)
                 })
                 .collect(),
@@ -124,13 +125,15 @@ impl UndoRecord {
     fn into_session(self, registry: &ChainRegistry) -> Result<Session, String> {
         let mut plugin = BTreeMap::new();
         for (table, key, row) in self.plugin {
-            let decl = registry
-                .table(&table)
-                .ok_or_else(|| format!("table `{table}` is not declared by any registered crate"))?;
+            let decl = registry.table(&table).ok_or_else(|| {
+                format!("table `{table}` is not declared by any registered crate")
+            })?;
             let key = crate::chain::crypto::from_hex(&key)
                 .ok_or_else(|| format!("a key of `{table}` is not hex"))?;
             let row = row
-                .map(|r| (decl.decode)(r.as_bytes()).map_err(|e| format!("a row of `{table}`: {e}")))
+                .map(|r| {
+                    (decl.decode)(r.as_bytes()).map_err(|e| format!("a row of `{table}`: {e}"))
+                })
                 .transpose()?;
             plugin.insert((decl.name, key), row);
         }
@@ -471,7 +474,8 @@ fn decode(
         })?;
         let target = state.plugin.get_mut(decl.name).ok_or_else(|| d.corrupt(table.into()))?;
         for (k, v) in rows {
-            let row = (decl.decode)(v).map_err(|e| d.corrupt(format!("a row of `{table}`: {e}")))?;
+            let row =
+                (decl.decode)(v).map_err(|e| d.corrupt(format!("a row of `{table}`: {e}")))?;
             target.set(k.clone(), Some(row));
         }
     }
@@ -491,7 +495,8 @@ fn decode(
         expect = Some(height + 1);
         let what = format!("the undo record of block {height}");
         let record: UndoRecord = d.decode(&what, v)?;
-        let session = record.into_session(&registry).map_err(|e| d.corrupt(format!("{what}: {e}")))?;
+        let session =
+            record.into_session(&registry).map_err(|e| d.corrupt(format!("{what}: {e}")))?;
         history.push_back(session);
     }
     if expect.is_some_and(|e| e != head + 1) {

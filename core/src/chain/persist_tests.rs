@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 
 use super::*;
+use crate::chain::ops::ProposalCreate;
 use crate::chain::store::{MemoryStore, RedbStore};
+use crate::chain::tx::{Block, SignedTransaction, Transaction};
+use crate::registry::Registry;
 use crate::testkit::probe::{self, SonProbe};
 use crate::testkit::{NetworkBuilder, TestNetwork};
-use crate::chain::tx::{Block, SignedTransaction, Transaction};
-use crate::chain::ops::ProposalCreate;
-use crate::registry::Registry;
 use crate::NodeIdentity;
 
 fn registry() -> Arc<Registry> {
@@ -178,8 +178,11 @@ fn a_fork_switch_on_disk_equals_a_fresh_replay_of_the_new_branch() {
         let st = ledger.state();
         let t = st.next_slot_time();
         let n = builder().genesis().2[(i + 3) % 6].clone();
-        let hb =
-            crate::chain::ops::SonHeartbeat { son: n.son.expect("son"), owner: n.account, timestamp: t };
+        let hb = crate::chain::ops::SonHeartbeat {
+            son: n.son.expect("son"),
+            owner: n.account,
+            timestamp: t,
+        };
         let tx = Transaction::single(t.plus(30), hb).sign(&st.chain_id(), &[&n.keys]);
         let (block, _, rejected) = ledger.produce_block(t, vec![tx]).expect("produce");
         assert!(rejected.is_empty());

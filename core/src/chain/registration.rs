@@ -5,11 +5,11 @@ use std::collections::BTreeSet;
 
 use crate::chain::ids::{AccountId, AssetId, ProposalId, SonId};
 use crate::chain::model::Operation;
+use crate::chain::model::{Eligibility, OperationDescriptor, ProposalPolicy, State};
 use crate::chain::ops::{
     kinds, AssetIssue, AssetReserve, AssetTransfer, ProposalCreate, ProposalDelete, ProposalUpdate,
     SonHeartbeat,
 };
-use crate::chain::model::{Eligibility, OperationDescriptor, ProposalPolicy, State};
 use crate::chain::time::Timestamp;
 
 fn max_lifetime(state: &State) -> u64 {

@@ -579,6 +579,8 @@ fn typed_row<'a, T: TableSchema>(
 }
 
 /// Balances as `[[account, asset], amount]` pairs: JSON maps need string keys.
-pub(crate) fn balance_rows(t: &Table<(AccountId, AssetId), u64>) -> Vec<((AccountId, AssetId), u64)> {
+pub(crate) fn balance_rows(
+    t: &Table<(AccountId, AssetId), u64>,
+) -> Vec<((AccountId, AssetId), u64)> {
     t.iter().map(|(k, v)| (*k, *v)).collect()
 }

@@ -10,14 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::chain::ids::ProposalId;
-use crate::chain::ops::{ProposalCreate, ProposalUpdate};
-use crate::node::plugin::{Deferral, NodeIdentity, ProposalDraft, Trigger, Validator, Verdict};
 use crate::chain::ids::Subject;
-use crate::node::parts::{NodeRegistry, Watch};
-use crate::node::services::{NodeContext, ServiceError, Services};
 use crate::chain::model::State;
+use crate::chain::ops::{ProposalCreate, ProposalUpdate};
 use crate::chain::time::Timestamp;
 use crate::chain::tx::{SignedTransaction, Transaction};
+use crate::node::parts::{NodeRegistry, Watch};
+use crate::node::plugin::{Deferral, NodeIdentity, ProposalDraft, Trigger, Validator, Verdict};
+use crate::node::services::{NodeContext, ServiceError, Services};
 
 /// Where signed transactions go (a mempool, a network broadcaster, a test collector).
 pub trait TxSink: Send + Sync {
@@ -458,9 +458,9 @@ mod tests {
     use super::*;
     use crate::chain::event::LedgerEvent;
     use crate::chain::ids::SonId;
-    use crate::node::plugin::{PluginError, TriggerOutput};
     use crate::chain::model::{OperationDescriptor, Proposal};
     use crate::node::parts::{NodeParts, TriggerCtor};
+    use crate::node::plugin::{PluginError, TriggerOutput};
     use crate::registry::Registry;
     use crate::testkit::probe::{self, SonProbe};
     use crate::testkit::TestNetwork;
@@ -524,8 +524,12 @@ mod tests {
 
     fn with_trigger(name: &'static str, make: TriggerCtor) -> Part {
         let d = OperationDescriptor { name, ..probe::OPERATIONS[0] };
-        let parts =
-            NodeParts { kind: name, watch: Watch::ScheduledWitness, trigger: Some(make), validator: None };
+        let parts = NodeParts {
+            kind: name,
+            watch: Watch::ScheduledWitness,
+            trigger: Some(make),
+            validator: None,
+        };
         (d, parts)
     }
 
@@ -675,13 +679,15 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_restored_memory_keeps_a_restarted_node_from_resending_what_is_in_flight() {
         let reg = registry(vec![with_trigger("t_good", |_| Ok(Box::new(Good)))]);
-        let net = TestNetwork::builder().witnesses(3).sons(6).build(Arc::new(registry(vec![
-            with_trigger("t_good", |_| Ok(Box::new(Good))),
-        ])));
+        let net = TestNetwork::builder()
+            .witnesses(3)
+            .sons(6)
+            .build(Arc::new(registry(vec![with_trigger("t_good", |_| Ok(Box::new(Good)))])));
         let snap = net.ledger.snapshot();
         let services = Services::default();
         let build = |who: &NodeIdentity| {
-            Scheduler::new(reg.node(), who.clone(), &services, config()).expect("no services needed")
+            Scheduler::new(reg.node(), who.clone(), &services, config())
+                .expect("no services needed")
         };
         let producer = net
             .witnesses

@@ -58,7 +58,8 @@ async fn the_son_on_duty_raises_a_notice_from_its_source_and_the_sons_approve() 
         let o = step.outcome;
         events.extend(o.events.into_iter().map(|e| (o.height, o.timestamp, e)));
         for (node, report) in &step.reports {
-            if report.outcomes.iter().any(|o| o.kind == KIND && o.status == PluginStatus::Drafts(1)) {
+            if report.outcomes.iter().any(|o| o.kind == KIND && o.status == PluginStatus::Drafts(1))
+            {
                 proposers.push(node.clone());
             }
         }
@@ -67,7 +68,10 @@ async fn the_son_on_duty_raises_a_notice_from_its_source_and_the_sons_approve() 
         KeyExpiryAnnounced { son: SonId(4), sidechain: "bitcoin".into(), expires_at: expires };
     assert_eq!(announcements(&events), vec![expected], "announced once");
     assert!(!proposers.is_empty(), "a node drafted it");
-    assert!(proposers.iter().all(|n| n.starts_with("son-")), "only SON nodes run it: {proposers:?}");
+    assert!(
+        proposers.iter().all(|n| n.starts_with("son-")),
+        "only SON nodes run it: {proposers:?}"
+    );
     let st = net.ledger.state();
     assert_eq!(st.row::<crate::Announced>(&(SonId(4), "bitcoin".into())), Some(&expires));
     let e = check_notice(st, SonId(4), "bitcoin", expires).expect_err("remembered");

@@ -4,7 +4,7 @@
 //! criterion's statistics on each alone.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use sonprop_core::ops::SonHeartbeat;
+use sonprop_core::chain::ops::SonHeartbeat;
 use sonprop_core::{ChainParameters, SonStatus, Transaction};
 use sonprop_simulator::bench::{indexed_due, scan_due, BenchChain};
 

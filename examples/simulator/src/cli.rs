@@ -133,9 +133,15 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write, progress_b
     }
 }
 
-/// The registry the simulator runs: the core operations and the linked operation crates.
+/// The registry the simulator runs: the core operations and the SON-management crates, named
+/// explicitly (a node composes what it can serve: a kind whose parts need node services this
+/// simulator does not provide is not run here just because it is linked).
 pub fn registry() -> Result<Registry, String> {
-    Registry::discover().map_err(|e| e.to_string())
+    Registry::builder()
+        .with(&sonprop_report_down::PLUGIN)
+        .with(&sonprop_deregister_son::PLUGIN)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// What `inspect` prints.
@@ -187,7 +193,7 @@ pub fn inspection(dir: &std::path::Path) -> Result<Inspection, String> {
     let store = sonprop_core::RedbStore::open(&path).map_err(|e| e.to_string())?;
     let registry = registry()?.into_arc();
     let ledger = sonprop_core::Ledger::load(
-        registry,
+        registry.chain(),
         Box::new(store),
         sonprop_core::StoreOptions::default(),
     )

@@ -1,6 +1,7 @@
 //! Scenario files (TOML): the network, chain parameters, what happens when, and what must hold
 //! at the end. Unknown fields are errors; every error names the file, the field and the problem.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -38,6 +39,8 @@ struct File {
     #[serde(default)]
     params: ParamsSpec,
     #[serde(default)]
+    plugin_params: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
     events: Vec<EventSpec>,
     #[serde(default)]
     expect: Vec<ExpectSpec>,
@@ -65,7 +68,6 @@ struct ParamsSpec {
     maximum_proposal_lifetime: Option<Duration>,
     son_vesting_period: Option<Duration>,
     maximum_time_until_expiration: Option<Duration>,
-    deregister_witness_cycles: Option<u32>,
     threshold_policy: Option<ThresholdPolicy>,
 }
 
@@ -150,6 +152,9 @@ pub struct Scenario {
     pub standby_sons: u32,
     /// Chain parameters.
     pub params: ChainParameters,
+    /// Operation crates' parameters, by name (checked against the registry when the ledger is
+    /// created).
+    pub plugin_params: BTreeMap<String, serde_json::Value>,
     /// Events, in time order.
     pub events: Vec<Event>,
     /// Expectations.
@@ -213,8 +218,6 @@ impl Scenario {
         params.son_vesting_period = secs(p.son_vesting_period, params.son_vesting_period);
         params.maximum_time_until_expiration =
             secs(p.maximum_time_until_expiration, params.maximum_time_until_expiration);
-        params.deregister_witness_cycles =
-            p.deregister_witness_cycles.unwrap_or(params.deregister_witness_cycles);
         params.threshold_policy = p.threshold_policy.unwrap_or(params.threshold_policy);
         params.validate().map_err(|e| err(&format!("params.{}", e.name), e.reason))?;
         if f.network.sons > params.maximum_son_count {
@@ -285,6 +288,7 @@ impl Scenario {
             sons: f.network.sons,
             standby_sons: f.network.standby_sons,
             params,
+            plugin_params: f.plugin_params.clone(),
             events,
             expect,
         })

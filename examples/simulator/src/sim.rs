@@ -5,15 +5,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sonprop_core::ops::SonHeartbeat;
-use sonprop_core::scheduler::{
+use sonprop_core::chain::ops::SonHeartbeat;
+use sonprop_core::node::scheduler::{
     CollectingSink, PluginStatus, Role, SchedulerConfig, SchedulerMemory,
 };
 use sonprop_core::testkit::NetworkBuilder;
 use sonprop_core::{
-    AccountId, Digest, Ledger, LedgerError, LedgerEvent, NodeIdentity, ProposalId, RedbStore,
-    Registry, Scheduler, SignedTransaction, SonId, SonStatus, StoreError, StoreOptions, Timestamp,
-    Transaction, WitnessId,
+    AccountId, AssetId, Digest, Ledger, LedgerError, LedgerEvent, NodeIdentity, ProposalId,
+    RedbStore, Registry, Scheduler, Services, SignedTransaction, SonId, SonStatus, StoreError,
+    StoreOptions, Timestamp, Transaction, WitnessId,
 };
 
 use crate::report::{self, Outcome, ProposalLog, Report};
@@ -194,18 +194,21 @@ impl Simulation {
         registry: Arc<Registry>,
         options: &Options,
     ) -> Result<Simulation, SimError> {
-        let (genesis, witnesses, sons, _) = NetworkBuilder::default()
+        let builder = NetworkBuilder::default()
             .witnesses(scenario.witnesses as usize)
             .sons(scenario.sons as usize)
             .standby_sons(scenario.standby_sons as usize)
             .users(0)
             .params(scenario.params.clone())
             .genesis_time(scenario.genesis_time)
-            .seed(scenario.seed)
-            .genesis();
-        let ledger = || {
-            Ledger::new(&genesis, Arc::clone(&registry)).map_err(|e| SimError::Setup(e.to_string()))
-        };
+            .seed(scenario.seed);
+        let builder = scenario
+            .plugin_params
+            .iter()
+            .fold(builder, |b, (name, value)| b.plugin_param(name, value.clone()));
+        let (genesis, witnesses, sons, _) = builder.genesis();
+        let ledger =
+            || Ledger::new(&genesis, registry.chain()).map_err(|e| SimError::Setup(e.to_string()));
         let data_dir_err = |dir: &std::path::Path, detail: String| SimError::DataDir {
             dir: dir.display().to_string(),
             detail,
@@ -219,7 +222,7 @@ impl Simulation {
                     .map_err(|e| data_dir_err(dir, e.to_string()))?;
                 let opened = Ledger::open(
                     &genesis,
-                    Arc::clone(&registry),
+                    registry.chain(),
                     Box::new(store),
                     StoreOptions::default(),
                 );
@@ -247,7 +250,10 @@ impl Simulation {
             }
             names.insert(identity.account, identity.name.clone());
             let replica = if options.verify_replicas { Some(ledger()?) } else { None };
-            let scheduler = Scheduler::new(&registry, identity.clone(), config.clone());
+            // No linked kind needs a node service yet; a kind that does fails here, by name.
+            let scheduler =
+                Scheduler::new(registry.node(), identity.clone(), &Services::new(), config.clone())
+                    .map_err(|e| SimError::Setup(e.to_string()))?;
             nodes.push(Node { identity, scheduler, replica });
         }
         let p = &scenario.params;
@@ -358,6 +364,14 @@ impl Simulation {
 
     fn name(&self, account: AccountId) -> String {
         self.names.get(&account).cloned().unwrap_or_else(|| account.to_string())
+    }
+
+    /// An amount with its asset's precision and symbol.
+    fn amount(&self, asset: AssetId, amount: u64) -> String {
+        match self.chain.state().asset(asset) {
+            Some(a) => a.format(amount),
+            None => format!("{amount} of asset {asset}"),
+        }
     }
 
     /// Produces one block and runs every online node after it. Returns `false` when the run is
@@ -572,10 +586,23 @@ impl Simulation {
                     self.name(*owner)
                 )
             }
-            LedgerEvent::Notice { kind, subject, message } => {
-                let about = subject.as_ref().map(|s| format!(" {s}")).unwrap_or_default();
-                format!("{kind}{about}: {message}")
+            LedgerEvent::Plugin { kind, text, .. } => format!("{kind}: {text}"),
+            LedgerEvent::Issued { asset, to, amount } => {
+                format!("{} issued to {}", self.amount(*asset, *amount), self.name(*to))
             }
+            LedgerEvent::Reserved { asset, from, amount } => {
+                format!(
+                    "{} reserved (burnt) from {}",
+                    self.amount(*asset, *amount),
+                    self.name(*from)
+                )
+            }
+            LedgerEvent::Transferred { from, to, asset, amount } => format!(
+                "{} moved from {} to {}",
+                self.amount(*asset, *amount),
+                self.name(*from),
+                self.name(*to)
+            ),
             // Approvals are summarised on the outcome line.
             _ => return None,
         })

@@ -36,7 +36,11 @@ pub fn lifetime(state: &State) -> u64 {
 const DESCRIPTOR: OperationDescriptor = OperationDescriptor {
     name: KIND,
     description: "deregister a SON in maintenance for son_deregister_time (12 h)",
-    proposal: Some(ProposalPolicy { son_record: true, eligible: Eligibility::ActiveWitness, lifetime }),
+    proposal: Some(ProposalPolicy {
+        son_record: true,
+        eligible: Eligibility::ActiveWitness,
+        lifetime,
+    }),
     example: || Box::new(SonDeregister { son: SonId(3) }),
 };
 

@@ -2,8 +2,8 @@ use sonprop_core::chain::ops::ProposalCreate;
 use sonprop_core::node::scheduler::SchedulerConfig;
 use sonprop_core::testkit::TestNetwork;
 use sonprop_core::{
-    AccountId, ChainParameters, Guard, LedgerEvent, OperationError, Registry, SonId,
-    SonStatus, State, Subject, Timestamp,
+    AccountId, ChainParameters, Guard, LedgerEvent, OperationError, Registry, SonId, SonStatus,
+    State, Subject, Timestamp,
 };
 
 use crate::rule::{check_deregister, DeregisterError};

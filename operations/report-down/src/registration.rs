@@ -36,7 +36,11 @@ pub fn lifetime(state: &State) -> u64 {
 const DESCRIPTOR: OperationDescriptor = OperationDescriptor {
     name: KIND,
     description: "report an elected SON down after son_down_time without a heartbeat",
-    proposal: Some(ProposalPolicy { son_record: true, eligible: Eligibility::WitnessOrSon, lifetime }),
+    proposal: Some(ProposalPolicy {
+        son_record: true,
+        eligible: Eligibility::WitnessOrSon,
+        lifetime,
+    }),
     example: || Box::new(SonReportDown { son: SonId(3), down_ts: Timestamp(1_767_229_200) }),
 };
 

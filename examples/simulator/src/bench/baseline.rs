@@ -53,7 +53,7 @@ pub fn deregister(state: &State) -> Vec<SonId> {
         {
             continue;
         }
-        if state.registry().deregistration_deferral(state, *id).is_some() {
+        if state.deferral(sonprop_deregister_son::KIND, &Subject::Son(*id)).is_some() {
             continue;
         }
         if !has_record(state, sonprop_deregister_son::KIND, *id) {

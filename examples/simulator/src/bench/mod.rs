@@ -18,7 +18,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use serde::Serialize;
-use sonprop_core::ops::{ProposalCreate, ProposalUpdate, SonHeartbeat};
+use sonprop_core::chain::ops::{ProposalCreate, ProposalUpdate, SonHeartbeat};
 use sonprop_core::testkit::probe::{self, AccountProbe, SonProbe};
 use sonprop_core::{
     Account, AccountId, Authority, Block, ChainParameters, Digest, Genesis, KeyPair, Ledger,
@@ -186,8 +186,11 @@ impl BenchChain {
             sons: son_rows,
             active_witnesses: witnesses.iter().filter_map(|n| n.witness).collect(),
             elected_sons: (0..ELECTED as u64).map(SonId).collect(),
+            assets: Vec::new(),
+            balances: Vec::new(),
+            plugin_params: Default::default(),
         };
-        let ledger = Ledger::new(&genesis, registry()).expect("bench genesis is valid");
+        let ledger = Ledger::new(&genesis, registry().chain()).expect("bench genesis is valid");
         let placeholder = Block {
             height: 0,
             timestamp: GENESIS,
@@ -518,7 +521,7 @@ pub fn measure_commit(fsync_every: u64, blocks: usize) -> Result<u64, String> {
         let genesis = chain.genesis.clone();
         let mut stored = Ledger::open(
             &genesis,
-            registry(),
+            registry().chain(),
             Box::new(store),
             sonprop_core::StoreOptions { fsync_every },
         )
