@@ -7,6 +7,7 @@ use sonprop_example_custom_operation as _;
 use sonprop_report_down as _;
 
 mod bench_baseline;
+mod core_layout;
 mod ledger_invariants;
 mod operation_json;
 mod scenarios;

@@ -1,6 +1,6 @@
 //! The ledger: applies blocks deterministically, keeps undo history, hashes the state.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use crate::chain::crypto::Digest;
@@ -10,6 +10,7 @@ use crate::chain::genesis::Genesis;
 use crate::chain::ids::{ProposalId, WitnessId};
 use crate::chain::model::{ApplyContext, Session};
 use crate::chain::model::{ChainRegistry, Globals, State};
+use crate::chain::store::Store;
 use crate::chain::time::Timestamp;
 use crate::chain::tx::{block_id, Block, SignedTransaction};
 
@@ -25,12 +26,41 @@ pub struct Rejected {
     pub error: LedgerError,
 }
 
+/// How often commits are made durable./// How often commits are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Fsync every this many committed blocks (1: every block, the default for a node). Between
+    /// fsyncs a crash loses the latest commits, never part of one; the node resumes from the
+    /// last durable block and re-applies the blocks after it.
+    pub fsync_every: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { fsync_every: 1 }
+    }
+}
+
+/// The ledger's link to its store.
+pub(crate) struct Persistence {
+    pub store: Box<dyn Store>,
+    pub options: StoreOptions,
+    /// Blocks at the end of the undo history not written yet.
+    pub unwritten: usize,
+    /// Blocks committed since the last durable commit.
+    pub since_durable: u64,
+    /// The lowest height whose undo record is in the store.
+    pub stored_undo_from: u64,
+    /// Node-local values as loaded or last committed.
+    pub local: BTreeMap<String, Vec<u8>>,
+}
+
 /// The on-chain half: the state, the rules that change it, and the undo history.
 pub struct Ledger {
     pub(crate) state: State,
     pub(crate) history: VecDeque<Session>,
     pub(crate) undo_depth: usize,
-    pub(crate) persistence: Option<crate::chain::persist::Persistence>,
+    pub(crate) persistence: Option<Persistence>,
 }
 
 impl std::fmt::Debug for Ledger {

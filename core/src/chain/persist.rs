@@ -23,7 +23,9 @@ use crate::chain::genesis::Genesis;
 use crate::chain::ids::{
     AccountId, AssetId, ProposalId, SonId, SonProposalId, VestingId, WitnessId,
 };
-use crate::chain::ledger::Ledger;
+pub use crate::chain::ledger::StoreOptions;
+
+use crate::chain::ledger::{Ledger, Persistence};
 use crate::chain::model::Proposal;
 use crate::chain::model::Session;
 use crate::chain::model::{ChainRegistry, Globals, State};
@@ -40,35 +42,6 @@ const META: &str = "meta";
 const UNDO: &str = "undo";
 const LOCAL: &str = "local";
 const PLUGIN_PREFIX: &str = "plugin:";
-
-/// How often commits are made durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StoreOptions {
-    /// Fsync every this many committed blocks (1: every block, the default for a node). Between
-    /// fsyncs a crash loses the latest commits, never part of one; the node resumes from the
-    /// last durable block and re-applies the blocks after it.
-    pub fsync_every: u64,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        StoreOptions { fsync_every: 1 }
-    }
-}
-
-/// The ledger's link to its store.
-pub(crate) struct Persistence {
-    pub store: Box<dyn Store>,
-    pub options: StoreOptions,
-    /// Blocks at the end of the undo history not written yet.
-    pub unwritten: usize,
-    /// Blocks committed since the last durable commit.
-    pub since_durable: u64,
-    /// The lowest height whose undo record is in the store.
-    pub stored_undo_from: u64,
-    /// Node-local values as loaded or last committed.
-    pub local: BTreeMap<String, Vec<u8>>,
-}
 
 #[derive(Serialize, Deserialize)]
 struct StoredHash {
