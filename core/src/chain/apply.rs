@@ -25,7 +25,7 @@ pub(crate) fn check_guards(state: &State, op: &dyn Operation) -> Result<(), Oper
     }
 }
 
-fn write<K: Ord + Clone, V: Clone, I: TableIndex<K, V>>(
+pub(crate) fn write<K: Ord + Clone, V: Clone, I: TableIndex<K, V>>(
     table: &mut Table<K, V, I>,
     log: &mut BTreeMap<K, Option<V>>,
     key: K,

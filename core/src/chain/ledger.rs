@@ -259,6 +259,16 @@ impl Ledger {
         result.map(|_| ())
     }
 
+    /// Applies `f` as a block's effects would be (undo recorded, written at the next commit):
+    /// for tests that need a write no operation makes.
+    #[cfg(test)]
+    pub(crate) fn apply_with_for_tests(&mut self, f: impl FnOnce(&mut ApplyContext<'_>)) {
+        let mut ctx = ApplyContext::new(&mut self.state);
+        f(&mut ctx);
+        let (session, _) = ctx.finish();
+        self.push_history(session);
+    }
+
     fn push_history(&mut self, session: Session) {
         self.history.push_back(session);
         while self.history.len() > self.undo_depth {
