@@ -100,6 +100,20 @@ impl Sim {
         })
     }
 
+    /// Times at which proposals of `kind` about `son` were created.
+    fn created_at(&self, kind: &str, son: u64) -> Vec<Timestamp> {
+        let key = (kind.to_owned(), Some(Subject::Son(SonId(son))));
+        self.events
+            .iter()
+            .filter_map(|(_, t, e)| match e {
+                LedgerEvent::ProposalCreated { proposal, .. } => Some((t, proposal)),
+                _ => None,
+            })
+            .filter(|(_, p)| self.proposals.get(p) == Some(&key))
+            .map(|(t, _)| *t)
+            .collect()
+    }
+
     fn created(&self, kind: &str, son: u64) -> usize {
         let key = (kind.to_owned(), Some(Subject::Son(SonId(son))));
         self.proposals.values().filter(|k| **k == key).count()
@@ -143,6 +157,12 @@ async fn a_silent_son_is_reported_after_down_time_and_deregistered_at_twelve_hou
     let deregs = sim.executed(DEREGISTER, 3);
     assert_eq!(deregs.len(), 1, "exactly one executed deregistration");
     let due = last_beat.plus(12 * HOUR);
+    // Exact, not a range: the trigger first sees the SON due after the block at `due`, the
+    // proposal lands in the next block and the approvals in the one after. A rule that fired a
+    // block early (or late) moves both by a block.
+    let raised = sim.created_at(DEREGISTER, 3);
+    assert_eq!(raised, vec![due.plus(3)], "raised in the block after the boundary");
+    assert_eq!(deregs, vec![due.plus(6)], "executed with the approvals one block later");
     assert!(deregs[0] >= due, "not one block before 12 h since the last heartbeat");
     assert!(deregs[0] <= due.plus(12), "promptly after");
     assert_eq!(s.status, SonStatus::Deregistered);

@@ -168,3 +168,62 @@ fn only_active_witnesses_may_propose_a_deregistration() {
     assert!(!p.eligible.allows(st, net.sons[1].account));
     assert!(!p.eligible.allows(st, AccountId(999)));
 }
+
+fn create_deregister(
+    net: &TestNetwork,
+    who: usize,
+    as_son: bool,
+    son: u64,
+) -> sonprop_core::SignedTransaction {
+    let node = if as_son { net.sons[who].clone() } else { net.witnesses[who].clone() };
+    let exp = net.ledger.state().next_slot_time().plus(27);
+    net.sign(
+        &node,
+        ProposalCreate {
+            proposer: node.account,
+            expiration_time: exp,
+            review_period_seconds: None,
+            operations: vec![Box::new(SonDeregister { son: SonId(son) })],
+        },
+    )
+}
+
+#[test]
+fn son_deregister_is_refused_on_chain_for_an_active_son() {
+    let mut net = network_with(&[]);
+    // Long past son_deregister_time since genesis: only the status can refuse it.
+    while net.now() < net.genesis.genesis_time.plus(DEREGISTER_TIME + 60) {
+        for i in 0..6 {
+            net.submit(net.heartbeat(i));
+        }
+        for _ in 0..20 {
+            net.produce_block();
+        }
+    }
+    assert_eq!(net.ledger.state().son(SonId(1)).expect("son").status, SonStatus::Active);
+    let tx = create_deregister(&net, 0, false, 1);
+    let e = net.ledger.check_transaction(&tx).expect_err("active SONs are not deregistered");
+    let rule = e.operation_error().and_then(OperationError::rule_source::<DeregisterError>);
+    assert!(
+        matches!(rule, Some(DeregisterError::NotInMaintenance { status: SonStatus::Active, .. })),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_son_proposed_deregistration_is_refused_by_the_ledger() {
+    let mut net = network_with(&[]);
+    let down = son_2_in_maintenance(&mut net).await;
+    // Past the boundary, without the schedulers, so nobody has proposed it yet.
+    while net.now() < down.plus(DEREGISTER_TIME) {
+        net.produce_block();
+    }
+    let by_son = create_deregister(&net, 1, true, 2);
+    let e = net.ledger.check_transaction(&by_son).expect_err("SONs may not propose it");
+    assert!(
+        matches!(e.operation_error(), Some(OperationError::IneligibleProposer { kind: KIND, .. })),
+        "{e}"
+    );
+    let by_witness = create_deregister(&net, 0, false, 2);
+    net.ledger.check_transaction(&by_witness).expect("the same proposal from a witness is due");
+}
