@@ -35,7 +35,7 @@ impl Sim {
             .expect("unique kinds")
             .into_arc();
         let mut net = TestNetwork::builder().params(params).build(reg);
-        net.start_schedulers(SchedulerConfig::default());
+        net.start_schedulers(SchedulerConfig::for_tests());
         Sim { net, events: Vec::new(), proposals: BTreeMap::new() }
     }
 

@@ -63,6 +63,17 @@ impl Default for SchedulerConfig {
     }
 }
 
+impl SchedulerConfig {
+    /// For tests: a 60 s plugin timeout. The timeout is wall-clock time, and a spawned plugin
+    /// task that the runtime has not even polled by the deadline counts as timed out; on a
+    /// loaded machine (several test runtimes sharing two cores) the 2 s default expired for
+    /// plugins that do not block at all, so approvals went missing and scenarios drifted. Only
+    /// a plugin that really hangs reaches 60 s; tests of the timeout itself set their own.
+    pub fn for_tests() -> Self {
+        SchedulerConfig { plugin_timeout: Duration::from_secs(60), ..SchedulerConfig::default() }
+    }
+}
+
 /// Which extension point a plugin outcome is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -563,8 +574,10 @@ mod tests {
         ]
     }
 
+    /// Only the hanging trigger may reach this; the others answer at once, so 2 s leaves a
+    /// loaded machine room to poll them (see `SchedulerConfig::for_tests`).
     fn config() -> SchedulerConfig {
-        SchedulerConfig { plugin_timeout: Duration::from_millis(200), tx_lifetime: 30 }
+        SchedulerConfig { plugin_timeout: Duration::from_secs(2), tx_lifetime: 30 }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -607,7 +620,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn drafts_for_a_live_kind_and_subject_are_dropped_not_resent() {
-        let mut net = network(extra_again());
+        let mut net = network(vec![with_trigger("t_good", |_| Ok(Box::new(Good)))]);
         net.start_schedulers(config());
         net.step().await; // the good trigger drafts; the create is queued
         let step = net.step().await; // the proposal is live now, and the trigger drafts it again
@@ -631,7 +644,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn validators_approve_what_they_accept_and_the_proposal_executes() {
-        let mut net = network(extra_again());
+        let mut net = network(vec![with_trigger("t_good", |_| Ok(Box::new(Good)))]);
         net.start_schedulers(config());
         let mut executed = false;
         for _ in 0..4 {

@@ -49,7 +49,7 @@ fn announcements(events: &[(u64, Timestamp, LedgerEvent)]) -> Vec<KeyExpiryAnnou
 async fn the_son_on_duty_raises_a_notice_from_its_source_and_the_sons_approve() {
     let mut net = network();
     let expires = net.now().plus(3 * 24 * 3600);
-    net.start_schedulers_with(SchedulerConfig::default(), services_knowing(expires))
+    net.start_schedulers_with(SchedulerConfig::for_tests(), services_knowing(expires))
         .expect("every node has the source");
     let mut proposers = Vec::new();
     let mut events = Vec::new();
@@ -84,7 +84,7 @@ async fn sons_whose_own_source_disagrees_abstain_with_their_reason() {
     let expires = net.now().plus(3 * 24 * 3600);
     // son-1 and son-2 know the truth; the other four SONs know a later expiry. With 6 elected
     // SONs the threshold is 5: neither side can pass its notice alone.
-    net.start_schedulers_with(SchedulerConfig::default(), |node| {
+    net.start_schedulers_with(SchedulerConfig::for_tests(), |node| {
         let honest = ["son-1", "son-2"].contains(&node.name.as_str());
         let t = if honest { expires } else { expires.plus(60) };
         let known = BTreeMap::from([((SonId(4), "bitcoin".to_owned()), t)]);
@@ -121,7 +121,7 @@ async fn sons_whose_own_source_disagrees_abstain_with_their_reason() {
 fn a_node_without_the_source_fails_at_start_up_naming_kind_and_service() {
     let mut net = network();
     let e = net
-        .start_schedulers_with(SchedulerConfig::default(), |_| Services::new())
+        .start_schedulers_with(SchedulerConfig::for_tests(), |_| Services::new())
         .expect_err("no source");
     let SchedulerError::Service(ServiceError::Missing { kind, service, .. }) = &e else {
         panic!("{e}");

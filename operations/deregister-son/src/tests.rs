@@ -26,7 +26,7 @@ fn network_with(guards: &[Guard]) -> TestNetwork {
 /// Runs the network until SON 2 is in maintenance; returns its last_down_timestamp.
 async fn son_2_in_maintenance(net: &mut TestNetwork) -> Timestamp {
     net.set_son_up(2, false);
-    net.start_schedulers(SchedulerConfig::default());
+    net.start_schedulers(SchedulerConfig::for_tests());
     let g = net.genesis.genesis_time;
     net.run_until(g.plus(400)).await;
     let s = net.ledger.state().son(SonId(2)).expect("son");

@@ -86,7 +86,7 @@ async fn an_executed_report_puts_the_son_in_maintenance_as_of_its_last_heartbeat
     let mut net = network();
     let g = net.genesis.genesis_time;
     net.set_son_up(2, false);
-    net.start_schedulers(SchedulerConfig::default());
+    net.start_schedulers(SchedulerConfig::for_tests());
     let events = net.run_until(g.plus(400)).await;
     let s = net.ledger.state().son(SonId(2)).expect("son");
     assert_eq!(s.status, SonStatus::InMaintenance);
