@@ -1026,3 +1026,199 @@ fn consensus_members_are_the_elected_owners_live_or_not() {
     assert!(!st.is_member(AccountId::SON_CONSENSUS, net.users[0].account), "user");
     assert!(st.is_member(AccountId::SON_CONSENSUS, AccountId::SON_CONSENSUS));
 }
+
+// ----- assets and balances -----
+
+const PBTC: crate::AssetId = crate::AssetId(1);
+
+/// Three witnesses, six SONs, two users; `PBTC` issued by the SON consensus authority, with
+/// 1 000 held by user 0 at genesis.
+fn with_pbtc() -> TestNetwork {
+    let b = TestNetwork::builder().witnesses(3).sons(6).users(2);
+    let (_, _, _, users) = b.genesis();
+    b.asset(crate::Asset {
+        id: PBTC,
+        symbol: "PBTC".into(),
+        precision: 8,
+        issuer: AccountId::SON_CONSENSUS,
+        max_supply: 21_000_000 * 100_000_000,
+        supply: 0,
+    })
+    .balance(users[0].account, PBTC, 1_000)
+    .build(registry())
+}
+
+/// The supply invariant: every asset's supply is the sum of its balances.
+fn assert_supply_matches(st: &State) {
+    for (id, asset) in st.assets().iter() {
+        let held: u64 = st.balances().iter().filter(|((_, a), _)| a == id).map(|(_, v)| *v).sum();
+        assert_eq!(asset.supply, held, "supply of {id}");
+    }
+}
+
+#[test]
+fn transfers_move_balances_and_an_overdraft_is_a_typed_error_leaving_state_unchanged() {
+    use crate::chain::ops::AssetTransfer;
+    let mut net = with_pbtc();
+    let (a, b) = (net.users[0].clone(), net.users[1].clone());
+    assert_eq!(net.ledger.state().asset(PBTC).expect("asset").supply, 1_000, "from genesis");
+    let t = AssetTransfer { from: a.account, to: b.account, asset: PBTC, amount: 400 };
+    {
+        let tx = net.sign(&a, t);
+        apply_one(&mut net, tx)
+    }
+    .expect("transfer");
+    let st = net.ledger.state();
+    assert_eq!((st.balance(a.account, PBTC), st.balance(b.account, PBTC)), (600, 400));
+    assert_supply_matches(st);
+
+    let before = net.ledger.state_hash();
+    let over = AssetTransfer { from: b.account, to: a.account, asset: PBTC, amount: 401 };
+    let e = {
+        let tx = net.sign(&b, over);
+        refused(&mut net, tx)
+    };
+    assert!(
+        matches!(
+            op_error(&e),
+            OperationError::InsufficientBalance { balance: 400, amount: 401, .. }
+        ),
+        "{e}"
+    );
+    assert_eq!(net.ledger.state_hash(), before, "state unchanged");
+    // Someone else's funds need their signature.
+    let theft = AssetTransfer { from: a.account, to: b.account, asset: PBTC, amount: 1 };
+    let e = {
+        let tx = net.sign(&b, theft);
+        refused(&mut net, tx)
+    };
+    assert!(matches!(e, LedgerError::MissingAuthority { .. }), "{e}");
+    let zero = AssetTransfer { from: a.account, to: b.account, asset: PBTC, amount: 0 };
+    assert!(matches!(
+        op_error(&{
+            let tx = net.sign(&a, zero);
+            refused(&mut net, tx)
+        }),
+        OperationError::ZeroAmount
+    ));
+    let unknown =
+        AssetTransfer { from: a.account, to: b.account, asset: crate::AssetId(9), amount: 1 };
+    let e = {
+        let tx = net.sign(&a, unknown);
+        refused(&mut net, tx)
+    };
+    assert!(matches!(op_error(&e), OperationError::UnknownAsset(_)), "{e}");
+    assert_eq!(net.ledger.state_hash(), before);
+}
+
+#[test]
+fn the_son_consensus_issues_through_a_proposal_and_the_holder_reserves() {
+    use crate::chain::ops::{AssetIssue, AssetReserve};
+    let mut net = with_pbtc();
+    let user = net.users[1].clone();
+    let issue =
+        AssetIssue { issuer: AccountId::SON_CONSENSUS, asset: PBTC, to: user.account, amount: 50 };
+    // Signed directly by a user, the consensus authority is missing.
+    let e = {
+        let tx = net.sign(&user, issue.clone());
+        refused(&mut net, tx)
+    };
+    assert!(matches!(e, LedgerError::MissingAuthority { .. }), "{e}");
+    // Naming another issuer is refused by the operation.
+    let w = net.witnesses[0].clone();
+    let forged = AssetIssue { issuer: w.account, ..issue.clone() };
+    let e = {
+        let tx = net.sign(&w, forged);
+        refused(&mut net, tx)
+    };
+    assert!(matches!(op_error(&e), OperationError::NotIssuer { .. }), "{e}");
+    // Proposed by a witness, approved by the SONs.
+    let id = propose(&mut net, &w, issue, 600);
+    for son in net.sons.clone().iter().take(5) {
+        let _ = {
+            let tx = net.sign(son, ProposalUpdate::approve(id, son.account));
+            apply_one(&mut net, tx)
+        };
+    }
+    let st = net.ledger.state();
+    assert_eq!(st.balance(user.account, PBTC), 50);
+    assert_eq!(st.asset(PBTC).expect("asset").supply, 1_050);
+    assert_supply_matches(st);
+
+    let burn = AssetReserve { payer: user.account, asset: PBTC, amount: 20 };
+    {
+        let tx = net.sign(&user, burn);
+        apply_one(&mut net, tx)
+    }
+    .expect("reserve");
+    let st = net.ledger.state();
+    assert_eq!((st.balance(user.account, PBTC), st.asset(PBTC).expect("a").supply), (30, 1_030));
+    assert_supply_matches(st);
+    let before = net.ledger.state_hash();
+    let too_much = AssetReserve { payer: user.account, asset: PBTC, amount: 31 };
+    let e = {
+        let tx = net.sign(&user, too_much);
+        refused(&mut net, tx)
+    };
+    assert!(matches!(op_error(&e), OperationError::InsufficientBalance { .. }), "{e}");
+    assert_eq!(net.ledger.state_hash(), before);
+    // Popping the blocks undoes balances and supply exactly.
+    net.ledger.pop_block().expect("pop the reserve");
+    assert_eq!(net.ledger.state().asset(PBTC).expect("a").supply, 1_050);
+    assert_supply_matches(net.ledger.state());
+}
+
+#[test]
+fn issuing_past_the_maximum_supply_is_refused() {
+    let mut net = with_pbtc();
+    let user = net.users[0].account;
+    let max = net.ledger.state().asset(PBTC).expect("a").max_supply;
+    net.ledger.apply_with_for_tests(|ctx| {
+        let e = ctx.issue(PBTC, user, max).expect_err("1 000 exist already");
+        assert!(matches!(e, OperationError::AmountOverflow { .. }), "{e}");
+        ctx.issue(PBTC, user, max - 1_000).expect("exactly the maximum");
+        let e = ctx.issue(PBTC, user, 1).expect_err("past the maximum");
+        assert!(matches!(e, OperationError::AmountOverflow { .. }), "{e}");
+        // The context itself refuses overdrafts, whatever an operation's check did.
+        let other = AccountId(1);
+        let e = ctx.transfer(other, user, PBTC, 1).expect_err("holds nothing");
+        assert!(matches!(e, OperationError::InsufficientBalance { balance: 0, .. }), "{e}");
+        let e = ctx.reserve(PBTC, other, 1).expect_err("holds nothing");
+        assert!(matches!(e, OperationError::InsufficientBalance { .. }), "{e}");
+    });
+    assert_eq!(net.ledger.state().asset(PBTC).expect("a").supply, max);
+    assert_supply_matches(net.ledger.state());
+}
+
+#[test]
+fn a_genesis_with_inconsistent_assets_is_refused_naming_the_problem() {
+    let (mut g, ..) = TestNetwork::builder().witnesses(3).sons(6).users(1).genesis();
+    let asset = crate::Asset {
+        id: PBTC,
+        symbol: "PBTC".into(),
+        precision: 8,
+        issuer: AccountId::SON_CONSENSUS,
+        max_supply: 10,
+        supply: 0,
+    };
+    g.assets = vec![asset.clone()];
+    let user = g.accounts.last().expect("an account").id;
+    g.balances = vec![(user, PBTC, 11)];
+    let e = Ledger::new(&g, registry().chain()).expect_err("over max");
+    assert!(e.to_string().contains("max_supply"), "{e}");
+    g.balances = vec![(user, crate::AssetId(5), 1)];
+    let e = Ledger::new(&g, registry().chain()).expect_err("unknown asset");
+    assert!(e.to_string().contains("unknown asset"), "{e}");
+    g.balances = vec![];
+    g.assets = vec![asset.clone(), asset];
+    let e = Ledger::new(&g, registry().chain()).expect_err("twice");
+    assert!(e.to_string().contains("appears twice"), "{e}");
+}
+
+#[test]
+fn an_unknown_or_invalid_plugin_parameter_at_genesis_is_refused_by_name() {
+    let (mut g, ..) = TestNetwork::builder().witnesses(3).sons(6).genesis();
+    g.plugin_params.insert("nobody.declares_this".into(), serde_json::json!(1));
+    let e = Ledger::new(&g, registry().chain()).expect_err("unknown");
+    assert!(e.to_string().contains("nobody.declares_this"), "{e}");
+}
