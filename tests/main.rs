@@ -11,4 +11,5 @@ mod core_layout;
 mod ledger_invariants;
 mod operation_json;
 mod scenarios;
+mod sidechain_seams;
 mod simulator;

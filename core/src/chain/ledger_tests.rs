@@ -1222,3 +1222,28 @@ fn an_unknown_or_invalid_plugin_parameter_at_genesis_is_refused_by_name() {
     let e = Ledger::new(&g, registry().chain()).expect_err("unknown");
     assert!(e.to_string().contains("nobody.declares_this"), "{e}");
 }
+
+#[test]
+fn the_son_on_duty_rotates_over_the_live_elected_sons_by_height() {
+    let mut net = small();
+    let st = net.ledger.state();
+    let duty: Vec<_> = (10..16).map(|h| st.son_on_duty(h).expect("someone")).collect();
+    let distinct: std::collections::BTreeSet<_> = duty.iter().collect();
+    assert_eq!(distinct.len(), 6, "six consecutive heights, six different SONs: {duty:?}");
+    // SON 2 falls silent: once it is no longer live it is never on duty.
+    net.set_son_up(2, false);
+    let down_time = net.ledger.state().params().son_down_time;
+    while net.now() < net.genesis.genesis_time.plus(down_time + 200) {
+        for i in [0, 1, 3, 4, 5] {
+            net.submit(net.heartbeat(i));
+        }
+        for _ in 0..30 {
+            net.produce_block();
+        }
+    }
+    let st = net.ledger.state();
+    assert!(!st.is_live(st.son(SonId(2)).expect("son")));
+    let duty: Vec<_> = (0..20).filter_map(|h| st.son_on_duty(h)).collect();
+    assert_eq!(duty.len(), 20);
+    assert!(!duty.contains(&SonId(2)), "{duty:?}");
+}
