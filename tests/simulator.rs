@@ -274,6 +274,15 @@ fn a_data_dir_of_another_scenario_or_a_damaged_one_is_refused() {
     assert_eq!(json["head_height"], 40);
     assert_eq!(json["scenario"], "a");
     assert_eq!(json["sons"].as_array().map(Vec::len), Some(5));
+    let tables: Vec<String> = json["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .map(|t| t["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for t in ["accounts", "sons", "proposals", "assets", "balances"] {
+        assert!(tables.iter().any(|n| n == t), "inspect lists {t}: {tables:?}");
+    }
     // Truncated: refused with a message naming the store.
     let file = dir.join("chain.redb");
     let bytes = std::fs::read(&file).expect("read");

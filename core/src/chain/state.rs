@@ -528,6 +528,22 @@ impl State {
         core.iter().map(|s| (*s).to_owned()).chain(plugin).collect()
     }
 
+    /// How many rows one table has, by name (see [`State::table_names`]).
+    pub fn table_len(&self, name: &str) -> Option<usize> {
+        Some(match name {
+            "accounts" => self.accounts.len(),
+            "witnesses" => self.witnesses.len(),
+            "sons" => self.sons.len(),
+            "proposals" => self.proposals.len(),
+            "son_proposals" => self.son_proposals.len(),
+            "vesting" => self.vesting.len(),
+            "transactions" => self.transactions.len(),
+            "assets" => self.assets.len(),
+            "balances" => self.balances.len(),
+            _ => self.plugin.get(name.strip_prefix("plugin:")?)?.len(),
+        })
+    }
+
     /// One table's rows as canonical JSON, by name (see [`State::table_names`]); `None` for an
     /// unknown name. For inspection tools and tests.
     pub fn table_dump(&self, name: &str) -> Option<String> {

@@ -163,6 +163,17 @@ pub struct Inspection {
     pub sons: Vec<crate::report::SonEntry>,
     /// Live proposals.
     pub live_proposals: Vec<LiveProposal>,
+    /// Every table, core's and operation crates' (`plugin:<name>`), with its row count.
+    pub tables: Vec<TableEntry>,
+}
+
+/// A table, as `inspect` lists it.
+#[derive(Debug, serde::Serialize)]
+pub struct TableEntry {
+    /// Its name.
+    pub name: String,
+    /// How many rows it holds.
+    pub rows: usize,
 }
 
 /// A live proposal, as `inspect` shows it.
@@ -223,6 +234,11 @@ pub fn inspection(dir: &std::path::Path) -> Result<Inspection, String> {
         state_hash: ledger.state_hash().to_hex(),
         sons: crate::report::sons(st),
         live_proposals,
+        tables: st
+            .table_names()
+            .into_iter()
+            .map(|name| TableEntry { rows: st.table_len(&name).unwrap_or(0), name })
+            .collect(),
     })
 }
 
@@ -267,6 +283,10 @@ fn inspect(args: &[String], out: &mut dyn Write) -> Result<i32, (i32, String)> {
             "  {} {}{about}: {} approvals, expires {}",
             p.id, p.kind, p.approvals, p.expiration_time
         );
+    }
+    let _ = writeln!(out, "tables:");
+    for t in &i.tables {
+        let _ = writeln!(out, "  {:32} {} rows", t.name, t.rows);
     }
     Ok(EXIT_OK)
 }
