@@ -302,3 +302,25 @@ fn a_data_dir_of_another_scenario_or_a_damaged_one_is_refused() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn operation_crate_parameters_are_set_by_the_scenario_and_bad_ones_exit_2_naming_them() {
+    let base =
+        "name = \"p\"\nduration = \"30m\"\n[network]\nwitnesses = 3\nsons = 5\n[plugin_params]\n";
+    let cases = [
+        ("\"son_deregister.witness_cycles\" = 5\n", EXIT_OK, ""),
+        ("\"son_deregister.witness_cycles\" = 0\n", EXIT_USAGE, "must be at least 1"),
+        ("\"son_deregister.witness_cycles\" = \"x\"\n", EXIT_USAGE, "not a valid value"),
+        ("\"nobody.knows\" = 1\n", EXIT_USAGE, "no operation crate declares it"),
+    ];
+    for (i, (line, code, needle)) in cases.into_iter().enumerate() {
+        let path = temp_file(&format!("params-{i}.toml"), &format!("{base}{line}"));
+        let (got, _, err) = run_cli(&["simulate", "--quiet", path.to_str().expect("utf-8")]);
+        std::fs::remove_file(&path).ok();
+        assert_eq!(got, code, "{line}: {err}");
+        assert!(err.contains(needle), "{line}: {err}");
+        if code == EXIT_USAGE {
+            assert!(err.contains("plugin_params."), "names the field: {err}");
+        }
+    }
+}

@@ -360,6 +360,7 @@ fn simulate(
         None => Scenario::built_in(),
     };
     let registry = registry().map_err(|e| (EXIT_FAILURE, e))?.into_arc();
+    scenario.check_plugin_params(&registry.chain()).map_err(|e| (EXIT_USAGE, e.to_string()))?;
     if a.data_dir.is_some() && a.verify_replicas {
         return Err((
             EXIT_USAGE,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
-use sonprop_core::{ChainParameters, SonStatus, ThresholdPolicy, Timestamp};
+use sonprop_core::{ChainParameters, ChainRegistry, SonStatus, ThresholdPolicy, Timestamp};
 
 use crate::duration::Duration;
 
@@ -162,6 +162,24 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// Checks the `[plugin_params]` against the parameters the registry's crates declare: an
+    /// unknown name or an invalid value is an error naming the file and the parameter.
+    pub fn check_plugin_params(&self, chain: &ChainRegistry) -> Result<(), ScenarioError> {
+        for (name, value) in &self.plugin_params {
+            let err = |message: String| ScenarioError {
+                file: self.source.clone(),
+                field: format!("plugin_params.\"{name}\""),
+                message,
+            };
+            let decl = chain.params().find(|d| d.name == name).ok_or_else(|| {
+                let known: Vec<_> = chain.params().map(|d| d.name).collect();
+                err(format!("no operation crate declares it (declared: {})", known.join(", ")))
+            })?;
+            (decl.check_json)(value).map_err(err)?;
+        }
+        Ok(())
+    }
+
     /// The built-in scenario.
     pub fn built_in() -> Scenario {
         Scenario::from_toml(BUILT_IN, "<built-in>").expect("the built-in scenario is valid")
