@@ -211,7 +211,12 @@ fn a_run_stopped_and_restarted_at_several_heights_ends_as_an_uninterrupted_one()
     let scenario = short(9, "");
     let (uninterrupted, _) = run_to_end(&scenario, false);
     let dir = temp_dir("restart");
-    let options = Options { verify_replicas: false, data_dir: Some(dir.clone()), fsync_every: 25 };
+    let options = Options {
+        verify_replicas: false,
+        data_dir: Some(dir.clone()),
+        fsync_every: 25,
+        services: None,
+    };
     let registry = cli::registry().expect("registry").into_arc();
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
     let mut timeline: Vec<Entry> = Vec::new();
@@ -323,4 +328,47 @@ fn operation_crate_parameters_are_set_by_the_scenario_and_bad_ones_exit_2_naming
             assert!(err.contains("plugin_params."), "names the field: {err}");
         }
     }
+}
+
+#[test]
+fn the_simulator_gives_each_node_its_own_services_and_shows_typed_events() {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use sonprop_core::{Registry, Services, SonId};
+    use sonprop_example_custom_operation::{ExpirySource, FixedExpiries, PLUGIN};
+
+    let s = short(1, "");
+    let registry = Registry::builder()
+        .with(&sonprop_report_down::PLUGIN)
+        .with(&sonprop_deregister_son::PLUGIN)
+        .with(&PLUGIN)
+        .build()
+        .expect("unique")
+        .into_arc();
+    // Without the service, the network is not built, and the error names kind and service.
+    let e = Simulation::new(&s, Arc::clone(&registry), &Options::default())
+        .err()
+        .expect("no source given");
+    assert!(e.to_string().contains("son_key_expiry_notice"), "{e}");
+    assert!(e.to_string().contains("KeyExpirySource"), "{e}");
+
+    let expires = s.genesis_time.plus(3 * 24 * 3600);
+    let services: sonprop_simulator::sim::NodeServices = Arc::new(move |_| {
+        let known = BTreeMap::from([((SonId(2), "bitcoin".to_owned()), expires)]);
+        Services::new().with(Arc::new(FixedExpiries(known)) as ExpirySource)
+    });
+    let options = Options { services: Some(services), ..Options::default() };
+    let mut sim = Simulation::new(&s, registry, &options).expect("network");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+    let mut timeline: Vec<Entry> = Vec::new();
+    rt.block_on(sim.run(&mut timeline)).expect("runs");
+    let announced: Vec<_> =
+        timeline.iter().filter(|e| e.text.starts_with("son_key_expiry_notice:")).collect();
+    assert_eq!(announced.len(), 1, "{timeline:?}");
+    assert!(
+        announced[0].text.contains("son 1.33.2: bitcoin key expires at"),
+        "{}",
+        announced[0].text
+    );
 }

@@ -375,6 +375,7 @@ fn simulate(
         verify_replicas: a.verify_replicas,
         data_dir: a.data_dir.clone(),
         fsync_every: a.fsync_every.unwrap_or(DEFAULT_FSYNC_EVERY),
+        services: None,
     };
     let mut sim = Simulation::new(&scenario, registry, &options).map_err(|e| match e {
         SimError::DataDir { .. } => (EXIT_USAGE, e.to_string()),

@@ -60,8 +60,11 @@ pub enum SimError {
     },
 }
 
+/// Gives each simulated node its own services (its own view of another chain, say).
+pub type NodeServices = Arc<dyn Fn(&NodeIdentity) -> Services + Send + Sync>;
+
 /// Run options.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Options {
     /// Every node keeps its own replica; state hashes are compared after every block.
     pub verify_replicas: bool,
@@ -69,6 +72,19 @@ pub struct Options {
     pub data_dir: Option<std::path::PathBuf>,
     /// With `data_dir`: commit (and fsync) every this many blocks; 0 is taken as 1.
     pub fsync_every: u64,
+    /// Each node's services; none when unset.
+    pub services: Option<NodeServices>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("verify_replicas", &self.verify_replicas)
+            .field("data_dir", &self.data_dir)
+            .field("fsync_every", &self.fsync_every)
+            .field("services", &self.services.is_some())
+            .finish()
+    }
 }
 
 /// The store file inside a data directory.
@@ -250,9 +266,10 @@ impl Simulation {
             }
             names.insert(identity.account, identity.name.clone());
             let replica = if options.verify_replicas { Some(ledger()?) } else { None };
-            // No linked kind needs a node service yet; a kind that does fails here, by name.
+            // A kind needing a service this node was not given fails here, by name.
+            let services = options.services.as_ref().map(|f| f(&identity)).unwrap_or_default();
             let scheduler =
-                Scheduler::new(registry.node(), identity.clone(), &Services::new(), config.clone())
+                Scheduler::new(registry.node(), identity.clone(), &services, config.clone())
                     .map_err(|e| SimError::Setup(e.to_string()))?;
             nodes.push(Node { identity, scheduler, replica });
         }
