@@ -347,9 +347,9 @@ fn the_simulator_gives_each_node_its_own_services_and_shows_typed_events() {
         .expect("unique")
         .into_arc();
     // Without the service, the network is not built, and the error names kind and service.
-    let e = Simulation::new(&s, Arc::clone(&registry), &Options::default())
-        .err()
-        .expect("no source given");
+    let Err(e) = Simulation::new(&s, Arc::clone(&registry), &Options::default()) else {
+        panic!("built without the source its kind needs");
+    };
     assert!(e.to_string().contains("son_key_expiry_notice"), "{e}");
     assert!(e.to_string().contains("KeyExpirySource"), "{e}");
 

@@ -2,23 +2,27 @@
 //! the scheduler that Sidechain Operator Node operations plug into.
 //!
 //! A SON proposal is an ordinary on-chain proposal carrying a SON operation (report a SON down,
-//! deregister it, update a sidechain wallet, …). This crate provides the two halves every such
-//! operation needs:
+//! deregister it, update a sidechain wallet, …). The crate is in two halves you can see in its
+//! tree, joined by the registry:
 //!
-//! - **On-chain, deterministic** — [`Ledger`] applies blocks of signed transactions:
+//! - **[`chain`]: on-chain, deterministic** — [`Ledger`] applies blocks of signed transactions:
 //!   [`Operation`]s are checked and applied, proposals are created, approved, executed and
 //!   expired with Graphene semantics, and a son proposal record indexes each live SON proposal
-//!   by `(kind, subject)`, of which at most one may be live. Every block can be undone
-//!   ([`Ledger::pop_block`]) and the state has a deterministic digest ([`Ledger::state_hash`]).
-//!   [`Ledger::open`] keeps it in a [`Store`] (redb on disk, or in memory), one atomic commit per
-//!   block, undo records included.
-//! - **Node-local** — a [`Scheduler`] runs each kind's [`Trigger`] (what to propose) and
-//!   [`Validator`] (whether to approve) over a snapshot after each block, isolated by timeouts
-//!   and panic catching, and hands signed transactions to a [`TxSink`].
-//!
-//! Operation kinds are described by an [`OperationDescriptor`] in a [`Registry`], built
-//! explicitly with [`Registry::builder`] or collected from linked crates with
-//! [`Registry::discover`].
+//!   by `(kind, subject)`, of which at most one may be live. Operation crates keep typed state of
+//!   their own ([`TableSchema`]), read typed parameters ([`Parameter`]), move assets
+//!   ([`Asset`], balances) and report typed events ([`ChainEvent`]). Every block can be undone
+//!   ([`Ledger::pop_block`]) and the state has a deterministic digest ([`Ledger::state_hash`])
+//!   over every table. [`Ledger::open`] keeps it in a [`Store`] (redb on disk, or in memory),
+//!   one atomic commit per block, undo records included.
+//! - **[`node`]: node-local** — a [`Scheduler`] runs each kind's [`Trigger`] (what to propose,
+//!   on the nodes the kind's [`Watch`] names) and [`Validator`] (whether to approve) over a
+//!   snapshot after each block, isolated by timeouts and panic catching, and hands signed
+//!   transactions to a [`TxSink`]. Triggers and validators are built per node from the node's
+//!   [`Services`].
+//! - **[`registry`]** — each operation crate exports a [`Plugin`]; [`Registry::builder`] adds it
+//!   explicitly and [`Registry::discover`] collects linked ones. The registry checks them at
+//!   start-up and splits them into a [`ChainRegistry`] (held by the state: nothing node-local)
+//!   and a [`NodeRegistry`].
 //!
 //! ```
 //! use sonprop_core::testkit::TestNetwork;
@@ -42,7 +46,8 @@
 //!   exactly one record and every record points at a live proposal.
 //! - A refused block or transaction leaves the state unchanged.
 //! - Triggers and validators must not block, must be pure functions of their snapshot (plus
-//!   declared external sources), and must be cheap when nothing is due.
+//!   their node's services), and must be cheap when nothing is due.
+//! - The chain half never imports the node half; no module imports one that imports it back.
 
 pub mod chain;
 pub mod node;

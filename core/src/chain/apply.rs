@@ -1,5 +1,5 @@
 //! The writes: how [`ApplyContext`] changes the state and records every change in an undo
-//! [`Session`], for core tables, assets and balances, and operation crates' tables.
+//! session, for core tables, assets and balances, and operation crates' tables.
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;

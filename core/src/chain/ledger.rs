@@ -327,7 +327,7 @@ fn plugin_params(
     registry: &ChainRegistry,
 ) -> Result<std::collections::BTreeMap<String, serde_json::Value>, LedgerError> {
     if let Some(unknown) =
-        genesis.plugin_params.keys().find(|k| registry.params.get(k.as_str()).is_none())
+        genesis.plugin_params.keys().find(|k| !registry.params.contains_key(k.as_str()))
     {
         return Err(LedgerError::Genesis(format!(
             "unknown parameter `{unknown}`: no registered operation crate declares it"

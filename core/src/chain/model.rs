@@ -64,8 +64,11 @@ pub struct Globals {
     pub next_vesting: u64,
 }
 
+/// A row of an operation crate's table, as the state holds it.
+pub type PluginRow = Arc<dyn StoredRow>;
+
 /// An operation crate's table as the state holds it: rows by encoded key.
-pub type PluginTable = Table<Vec<u8>, Arc<dyn StoredRow>, RowIndex>;
+pub type PluginTable = Table<Vec<u8>, PluginRow, RowIndex>;
 
 /// The whole chain state. Cheap to clone (every table is behind an `Arc`): the ledger hands the
 /// scheduler a snapshot after each block. Mutation happens only inside the ledger.
@@ -229,7 +232,7 @@ pub(crate) struct Session {
     pub assets: BTreeMap<AssetId, Option<Asset>>,
     pub balances: BTreeMap<(AccountId, AssetId), Option<u64>>,
     /// Operation crates' rows, by `(table, encoded key)`.
-    pub plugin: BTreeMap<(&'static str, Vec<u8>), Option<Arc<dyn StoredRow>>>,
+    pub plugin: BTreeMap<(&'static str, Vec<u8>), Option<PluginRow>>,
     /// How many events existed when the session began (a rollback drops the later ones).
     pub events_at_start: usize,
 }

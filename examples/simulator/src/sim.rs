@@ -45,7 +45,7 @@ pub enum SimError {
         height: u64,
         /// Why.
         #[source]
-        source: LedgerError,
+        source: Box<LedgerError>,
     },
     /// The network could not be set up.
     #[error("cannot build the network: {0}")]
@@ -411,7 +411,7 @@ impl Simulation {
         let (block, outcome, rejected) = produced.map_err(|source| SimError::Refused {
             node: self.nodes[producer].identity.name.clone(),
             height,
-            source,
+            source: Box::new(source),
         })?;
         self.rejected += rejected.len() as u64;
         self.included += block.transactions.len() as u64;
@@ -419,7 +419,7 @@ impl Simulation {
             self.chain.apply_block(&block).map_err(|source| SimError::Refused {
                 node: "reference".into(),
                 height,
-                source,
+                source: Box::new(source),
             })?;
             for (i, node) in self.nodes.iter_mut().enumerate() {
                 if i != producer {
@@ -427,7 +427,7 @@ impl Simulation {
                     own.apply_block(&block).map_err(|source| SimError::Refused {
                         node: node.identity.name.clone(),
                         height,
-                        source,
+                        source: Box::new(source),
                     })?;
                 }
             }
