@@ -240,7 +240,9 @@ impl RegistryBuilder {
             let Some(d) = chain.operations.get(p.kind) else {
                 return Err(RegistryError::UnknownKind { what: "node parts".into(), kind: p.kind });
             };
-            if p.trigger.is_some() {
+            // A trigger watched by every SON sends operations of its own; the others draft
+            // proposals, which need a proposable kind its watchers may propose.
+            if p.trigger.is_some() && p.watch != Watch::EachElectedSon {
                 let policy = d.proposal.ok_or(RegistryError::TriggerForUnproposable(p.kind))?;
                 let can = match (p.watch, policy.eligible) {
                     (Watch::ScheduledWitness, Eligibility::ElectedSon) => false,

@@ -39,6 +39,7 @@ pub struct NetworkBuilder {
     assets: Vec<Asset>,
     balances: Vec<(AccountId, AssetId, u64)>,
     plugin_params: BTreeMap<String, serde_json::Value>,
+    son_votes: Vec<u64>,
 }
 
 impl Default for NetworkBuilder {
@@ -54,6 +55,7 @@ impl Default for NetworkBuilder {
             assets: Vec::new(),
             balances: Vec::new(),
             plugin_params: BTreeMap::new(),
+            son_votes: Vec::new(),
         }
     }
 }
@@ -103,6 +105,20 @@ impl NetworkBuilder {
     pub fn plugin_param(mut self, name: &str, value: serde_json::Value) -> Self {
         self.plugin_params.insert(name.to_owned(), value);
         self
+    }
+    /// The votes of SONs `0..votes.len()` (the rest have none).
+    pub fn son_votes(mut self, votes: Vec<u64>) -> Self {
+        self.son_votes = votes;
+        self
+    }
+    /// The key pair of node `name` (`son-3`, say) on `sidechain`; a SON's public half is in its
+    /// `sidechain_public_keys` at genesis, so a test can hand the node its private half.
+    pub fn sidechain_key(&self, name: &str, sidechain: &str) -> KeyPair {
+        let seed = format!("{name}-{sidechain}");
+        KeyPair::from_seed(&match self.seed {
+            Some(s) => format!("{s}/{seed}"),
+            None => seed,
+        })
     }
     /// Namespaces every key with `seed`: a different seed gives different keys, hence a
     /// different chain id and different witness shuffles.
@@ -160,11 +176,10 @@ impl NetworkBuilder {
                     signing_key: n.keys.public(),
                     sidechain_public_keys: BTreeMap::from([(
                         "bitcoin".to_owned(),
-                        KeyPair::from_seed(&key_seed(&format!("{}-bitcoin", n.name)))
-                            .public()
-                            .to_string(),
+                        self.sidechain_key(&n.name, "bitcoin").public().to_string(),
                     )]),
                     deposit: 50_000_000,
+                    votes: self.son_votes.get(i).copied().unwrap_or(0),
                     status: if i < self.sons { SonStatus::Active } else { SonStatus::Inactive },
                     statistics: SonStatistics {
                         last_active_timestamp: self.genesis_time,

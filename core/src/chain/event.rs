@@ -21,6 +21,11 @@ pub enum LedgerEvent {
         /// The new status.
         to: SonStatus,
     },
+    /// A standby SON took a freed seat at a maintenance interval.
+    SonElected {
+        /// The SON.
+        son: SonId,
+    },
     /// A proposal was created.
     ProposalCreated {
         /// The proposal.

@@ -10,6 +10,7 @@ use crate::chain::genesis::Genesis;
 use crate::chain::ids::{ProposalId, WitnessId};
 use crate::chain::model::{ApplyContext, Session};
 use crate::chain::model::{ChainRegistry, Globals, State};
+use crate::chain::objects::SonStatus;
 use crate::chain::store::Store;
 use crate::chain::time::Timestamp;
 use crate::chain::tx::{block_id, Block, SignedTransaction};
@@ -100,6 +101,7 @@ impl Ledger {
             next_proposal: 0,
             next_son_proposal: 0,
             next_vesting: 0,
+            next_maintenance_time: genesis.genesis_time.plus(genesis.params.maintenance_interval),
         };
         let mut state = State::empty(registry, globals);
         for a in &genesis.accounts {
@@ -375,7 +377,42 @@ fn end_block(ctx: &mut ApplyContext<'_>, block_id: Digest) {
     for txid in ctx.transactions_expiring_by(now) {
         ctx.forget_transaction(txid);
     }
+    if now >= ctx.globals().next_maintenance_time {
+        maintenance(ctx);
+    }
     ctx.globals_mut().head_id = block_id;
+}
+
+/// The maintenance interval: standby SONs (registered, `inactive`) fill the seats freed since
+/// the last one, most votes first (then lowest id), up to `maximum_son_count`; they become
+/// `active`. Then the next maintenance time is set.
+fn maintenance(ctx: &mut ApplyContext<'_>) {
+    let max = ctx.params().maximum_son_count as usize;
+    let seats = max.saturating_sub(ctx.globals().elected_sons.len());
+    if seats > 0 {
+        let mut standby: Vec<(u64, crate::SonId)> = ctx
+            .sons()
+            .iter()
+            .filter(|(id, s)| s.status == SonStatus::Inactive && !ctx.is_elected(**id))
+            .map(|(id, s)| (s.votes, *id))
+            .collect();
+        standby.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let now = ctx.now();
+        for (_, id) in standby.into_iter().take(seats) {
+            let Some(mut son) = ctx.son(id).cloned() else { continue };
+            son.status = SonStatus::Active;
+            // Elected now: its silence counts from here, not from before it was elected.
+            son.statistics.last_active_timestamp = son.statistics.last_active_timestamp.max(now);
+            ctx.set_elected(id, true);
+            let _ = ctx.put_son(son);
+            ctx.emit(LedgerEvent::SonElected { son: id });
+        }
+    }
+    let iv = ctx.params().maintenance_interval.max(1);
+    let g = ctx.globals_mut();
+    while g.next_maintenance_time <= g.head_time {
+        g.next_maintenance_time = g.next_maintenance_time.plus(iv);
+    }
 }
 
 /// Applies one transaction; returns its id.

@@ -1247,3 +1247,48 @@ fn the_son_on_duty_rotates_over_the_live_elected_sons_by_height() {
     assert_eq!(duty.len(), 20);
     assert!(!duty.contains(&SonId(2)), "{duty:?}");
 }
+
+#[test]
+fn at_maintenance_the_standby_son_with_most_votes_takes_a_freed_seat() {
+    let params = ChainParameters {
+        maintenance_interval: 60,
+        maximum_son_count: 6,
+        ..ChainParameters::default()
+    };
+    let mut net = TestNetwork::builder()
+        .witnesses(3)
+        .sons(6)
+        .standby_sons(2)
+        .son_votes(vec![0, 0, 0, 0, 0, 0, 5, 9])
+        .params(params)
+        .build(registry());
+    let first = net.ledger.state().globals().next_maintenance_time;
+    assert_eq!(first, net.genesis.genesis_time.plus(60));
+    // Nothing is freed: the first maintenance changes nothing but the next time.
+    while net.now() < first {
+        net.produce_block();
+    }
+    assert_eq!(net.ledger.state().globals().elected_sons.len(), 6);
+    assert_eq!(net.ledger.state().globals().next_maintenance_time, first.plus(60));
+    // SON 2 leaves the set (as a deregistration does).
+    net.ledger.apply_with_for_tests(|ctx| {
+        let mut s = ctx.son(SonId(2)).cloned().expect("son");
+        s.status = SonStatus::Deregistered;
+        ctx.put_son(s).expect("put");
+        ctx.set_elected(SonId(2), false);
+    });
+    let mut elected_events = Vec::new();
+    while net.now() < first.plus(60) {
+        let (o, _) = net.produce_block();
+        elected_events.extend(o.events.into_iter().filter_map(|e| match e {
+            LedgerEvent::SonElected { son } => Some(son),
+            _ => None,
+        }));
+    }
+    let st = net.ledger.state();
+    assert_eq!(elected_events, vec![SonId(7)], "most votes first");
+    assert!(st.is_elected(SonId(7)) && !st.is_elected(SonId(6)) && !st.is_elected(SonId(2)));
+    assert_eq!(st.son(SonId(7)).expect("son").status, SonStatus::Active);
+    assert_eq!(st.son(SonId(6)).expect("son").status, SonStatus::Inactive, "no second seat");
+    assert_eq!(st.globals().elected_sons.len(), 6);
+}

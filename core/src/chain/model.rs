@@ -62,6 +62,8 @@ pub struct Globals {
     pub next_son_proposal: u64,
     /// The next vesting balance instance number.
     pub next_vesting: u64,
+    /// When the next maintenance interval starts (standby SONs fill freed seats).
+    pub next_maintenance_time: Timestamp,
 }
 
 /// A row of an operation crate's table, as the state holds it.

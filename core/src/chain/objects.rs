@@ -139,6 +139,10 @@ pub struct Son {
     pub sidechain_public_keys: BTreeMap<String, String>,
     /// Its deposit, in the core asset's smallest unit; vests when it is deregistered.
     pub deposit: u64,
+    /// The votes for it: standby SONs with more votes take freed seats first, and sidechain
+    /// wallets weigh a SON's signature by them.
+    #[serde(default)]
+    pub votes: u64,
     /// Where it stands.
     pub status: SonStatus,
     /// Its statistics.

@@ -53,6 +53,8 @@ pub struct ChainParameters {
     pub maximum_time_until_expiration: u64,
     /// Which elected SONs count towards the SON consensus threshold.
     pub threshold_policy: ThresholdPolicy,
+    /// Seconds between maintenance intervals, when standby SONs fill freed seats (1 day).
+    pub maintenance_interval: u64,
 }
 
 impl Default for ChainParameters {
@@ -68,6 +70,7 @@ impl Default for ChainParameters {
             son_vesting_period: 2 * 24 * 3600,
             maximum_time_until_expiration: 24 * 3600,
             threshold_policy: ThresholdPolicy::Live,
+            maintenance_interval: 24 * 3600,
         }
     }
 }
@@ -136,6 +139,9 @@ impl ChainParameters {
                 "maximum_time_until_expiration",
                 "must be at least one block interval".into(),
             );
+        }
+        if self.maintenance_interval < self.block_interval {
+            return fail("maintenance_interval", "must be at least one block interval".into());
         }
         Ok(())
     }

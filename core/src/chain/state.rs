@@ -164,6 +164,10 @@ impl State {
     pub fn rows<T: TableSchema>(&self) -> impl Iterator<Item = (T::Key, &T::Value)> + '_ {
         self.plugin.get(T::NAME).into_iter().flat_map(|t| t.iter()).filter_map(typed_row::<T>)
     }
+    /// The row of table `T` with the greatest key (for counters: the next id is its key + 1).
+    pub fn last_row<T: TableSchema>(&self) -> Option<(T::Key, &T::Value)> {
+        self.plugin.get(T::NAME)?.iter().next_back().and_then(typed_row::<T>)
+    }
     /// The rows of table `T` with keys in `[from, to)`, in key order.
     pub fn row_range<T: TableSchema>(
         &self,

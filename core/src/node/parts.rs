@@ -16,6 +16,9 @@ pub enum Watch {
     /// The node of the elected SON on duty for the next block (`State::son_on_duty`: a rotation
     /// over the live elected SONs), for kinds about another chain, which SONs watch.
     ElectedSons,
+    /// Every elected SON's node, every block: for work each SON does for itself, such as
+    /// signing a sidechain transaction (its trigger returns operations, not drafts).
+    EachElectedSon,
 }
 
 impl fmt::Display for Watch {
@@ -23,6 +26,7 @@ impl fmt::Display for Watch {
         f.write_str(match self {
             Watch::ScheduledWitness => "the scheduled witness",
             Watch::ElectedSons => "the elected SON on duty",
+            Watch::EachElectedSon => "every elected SON",
         })
     }
 }

@@ -52,18 +52,23 @@ pub struct Deferral {
     pub reason: String,
 }
 
-/// What a trigger returns: drafts to raise, and subjects it deliberately held back.
+/// What a trigger returns: drafts to raise, operations to send as they are, and subjects it
+/// deliberately held back.
 #[derive(Debug, Clone, Default)]
 pub struct TriggerOutput {
     /// Proposals to raise.
     pub drafts: Vec<ProposalDraft>,
+    /// Operations this node signs and sends directly, not as proposals (a SON's own signature
+    /// of a sidechain transaction, say). Each must name a subject: the scheduler sends one per
+    /// `(kind, subject)` until its transaction lands or expires.
+    pub operations: Vec<Box<dyn Operation>>,
     /// Subjects held back, with reasons.
     pub deferred: Vec<Deferral>,
 }
 
 impl From<Vec<ProposalDraft>> for TriggerOutput {
     fn from(drafts: Vec<ProposalDraft>) -> Self {
-        TriggerOutput { drafts, deferred: Vec::new() }
+        TriggerOutput { drafts, ..TriggerOutput::default() }
     }
 }
 

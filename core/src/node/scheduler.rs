@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::chain::ids::ProposalId;
 use crate::chain::ids::Subject;
+use crate::chain::model::Operation;
 use crate::chain::model::State;
 use crate::chain::ops::{ProposalCreate, ProposalUpdate};
 use crate::chain::time::Timestamp;
@@ -267,6 +268,12 @@ impl Scheduler {
             && state.scheduled_producer(state.next_slot_time()) == self.node.witness
     }
 
+    /// Whether this node operates an elected SON (the condition for running the triggers of
+    /// kinds watched by every elected SON).
+    pub fn is_elected_son(&self, state: &State) -> bool {
+        self.node.son.is_some_and(|s| state.is_elected(s))
+    }
+
     /// Whether this node's SON is on duty for the next block (the condition for running the
     /// triggers of kinds watched by elected SONs).
     pub fn is_son_on_duty(&self, state: &State) -> bool {
@@ -332,6 +339,7 @@ impl Scheduler {
                     *producer.get_or_insert_with(|| self.is_next_producer(&state))
                 }
                 Watch::ElectedSons => *on_duty.get_or_insert_with(|| self.is_son_on_duty(&state)),
+                Watch::EachElectedSon => self.is_elected_son(&state),
             };
             if runs {
                 due.push((*kind, Arc::clone(t)));
@@ -364,11 +372,13 @@ impl Scheduler {
 
         let deadline = tokio::time::Instant::now() + timeout;
         let mut drafts: Vec<(&'static str, ProposalDraft)> = Vec::new();
+        let mut direct: Vec<Box<dyn Operation>> = Vec::new();
         for (kind, mut task) in trigger_tasks {
             let status = match tokio::time::timeout_at(deadline, &mut task).await {
                 Ok(Ok(Ok(out))) => {
-                    let n = out.drafts.len();
+                    let n = out.drafts.len() + out.operations.len();
                     drafts.extend(out.drafts.into_iter().map(|d| (kind, d)));
+                    direct.extend(out.operations);
                     report.deferred.extend(out.deferred.into_iter().map(|d| (kind, d)));
                     PluginStatus::Drafts(n)
                 }
@@ -443,6 +453,27 @@ impl Scheduler {
             };
             if self.send(&state, tx_exp, create, sink, &mut report) {
                 self.sent_proposals.insert(key, tx_exp);
+            }
+        }
+        for op in direct {
+            let kind = op.kind();
+            let Some(subject) = op.subject() else {
+                report.skipped.push((kind.to_owned(), None, DraftSkip::NoSubject));
+                continue;
+            };
+            let key = (kind.to_owned(), subject.clone());
+            if self.sent_proposals.contains_key(&key) || !batch.insert(key.clone()) {
+                report.skipped.push((kind.to_owned(), Some(subject), DraftSkip::AlreadySent));
+                continue;
+            }
+            let tx = Transaction { expiration: tx_exp, operations: vec![op] }
+                .sign(&state.chain_id(), &[&self.node.keys]);
+            match sink.submit(tx) {
+                Ok(()) => {
+                    report.submitted += 1;
+                    self.sent_proposals.insert(key, tx_exp);
+                }
+                Err(e) => report.sink_errors.push(e),
             }
         }
         for id in approve {

@@ -69,6 +69,7 @@ struct ParamsSpec {
     son_vesting_period: Option<Duration>,
     maximum_time_until_expiration: Option<Duration>,
     threshold_policy: Option<ThresholdPolicy>,
+    maintenance_interval: Option<Duration>,
 }
 
 /// What a SON node does at an event.
@@ -237,6 +238,7 @@ impl Scenario {
         params.maximum_time_until_expiration =
             secs(p.maximum_time_until_expiration, params.maximum_time_until_expiration);
         params.threshold_policy = p.threshold_policy.unwrap_or(params.threshold_policy);
+        params.maintenance_interval = secs(p.maintenance_interval, params.maintenance_interval);
         params.validate().map_err(|e| err(&format!("params.{}", e.name), e.reason))?;
         if f.network.sons > params.maximum_son_count {
             return Err(err(

@@ -232,7 +232,8 @@ pub fn p2wsh_address(witness_script: &ScriptBuf, network: BitcoinNetwork) -> Add
 
 /// Parses a compressed public key from hex.
 pub fn parse_key(hex: &str) -> Result<PublicKey, ScriptError> {
-    let err = |reason: String| ScriptError::Parse { input: hex.to_owned(), what: "public key", reason };
+    let err =
+        |reason: String| ScriptError::Parse { input: hex.to_owned(), what: "public key", reason };
     let key = PublicKey::from_str(hex).map_err(|e| err(e.to_string()))?;
     if !key.compressed {
         return Err(err("uncompressed keys are not used in SON wallets".into()));
@@ -352,11 +353,16 @@ mod tests {
         let mut unc = s[0];
         unc.key.compressed = false;
         assert_eq!(weighted_script(&[unc]), Err(ScriptError::Uncompressed { index: 0 }));
-        for bad in ["02zz", "04", "", "0368dc31b2b547c74f52abfc67c7fc768c68115d8ab96430d9bb4996fa660121"] {
+        for bad in
+            ["02zz", "04", "", "0368dc31b2b547c74f52abfc67c7fc768c68115d8ab96430d9bb4996fa660121"]
+        {
             assert!(matches!(parse_key(bad), Err(ScriptError::Parse { .. })), "{bad}");
         }
         assert!(matches!(parse_signer(&format!("{USER_KEY}:0x1")), Err(ScriptError::Parse { .. })));
-        assert!(matches!(parse_signer(&format!("{USER_KEY}:70000")), Err(ScriptError::Parse { .. })));
+        assert!(matches!(
+            parse_signer(&format!("{USER_KEY}:70000")),
+            Err(ScriptError::Parse { .. })
+        ));
         assert!(matches!(parse_signer(USER_KEY), Err(ScriptError::Parse { .. })));
         assert_eq!(parse_signer(&format!("{USER_KEY}:7")).expect("ok").weight, 7);
     }

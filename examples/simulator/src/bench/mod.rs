@@ -124,6 +124,7 @@ impl BenchChain {
                     sidechain_key.clone(),
                 )]),
                 deposit: 50_000_000,
+                votes: 0,
                 status: SonStatus::Active,
                 statistics: SonStatistics {
                     last_active_timestamp: GENESIS,
@@ -167,6 +168,7 @@ impl BenchChain {
                     sidechain_key.clone(),
                 )]),
                 deposit: 50_000_000,
+                votes: 0,
                 status,
                 statistics: stats,
             });
