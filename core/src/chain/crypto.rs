@@ -171,6 +171,11 @@ impl KeyPair {
         }
     }
 
+    /// The secret half, for a node that signs with it on another chain (its own keys only).
+    pub fn secret_key(&self) -> SecretKey {
+        self.secret
+    }
+
     /// The public half.
     pub fn public(&self) -> PublicKey {
         self.public

@@ -102,6 +102,8 @@ impl Ledger {
             next_son_proposal: 0,
             next_vesting: 0,
             next_maintenance_time: genesis.genesis_time.plus(genesis.params.maintenance_interval),
+            last_maintenance_time: genesis.genesis_time,
+            maintenance_sons: genesis.elected_sons.iter().copied().collect(),
         };
         let mut state = State::empty(registry, globals);
         for a in &genesis.accounts {
@@ -410,6 +412,8 @@ fn maintenance(ctx: &mut ApplyContext<'_>) {
     }
     let iv = ctx.params().maintenance_interval.max(1);
     let g = ctx.globals_mut();
+    g.last_maintenance_time = g.head_time;
+    g.maintenance_sons = g.elected_sons.clone();
     while g.next_maintenance_time <= g.head_time {
         g.next_maintenance_time = g.next_maintenance_time.plus(iv);
     }

@@ -64,6 +64,13 @@ pub struct Globals {
     pub next_vesting: u64,
     /// When the next maintenance interval starts (standby SONs fill freed seats).
     pub next_maintenance_time: Timestamp,
+    /// When the last maintenance interval ran (the genesis time before the first).
+    pub last_maintenance_time: Timestamp,
+    /// The elected SONs as the last maintenance interval left them (the genesis' before the
+    /// first): the set sidechain wallets serve until the next one, as Peerplays' active SON
+    /// set. A SON deregistered in between leaves the consensus authority at once, but stays in
+    /// this set until the next maintenance replaces it.
+    pub maintenance_sons: BTreeSet<SonId>,
 }
 
 /// A row of an operation crate's table, as the state holds it.

@@ -1,3 +1,54 @@
-//! The Bitcoin sidechain (in progress): Peerplays' weighted P2WSH SON wallet.
+//! The Bitcoin sidechain: Peerplays' SON primary wallet (a weighted P2WSH multisig), rebuilt
+//! when the elected SON set changes, with the old wallet's outputs swept to the new one by a
+//! transaction the old SONs sign on chain.
+//!
+//! - [`script`]: the wallet and deposit scripts and addresses, byte for byte as Peerplays builds
+//!   them (pure functions).
+//! - [`tx`]: deterministic transactions (a pure function of chain state and the proposal's fee
+//!   rate), BIP143 signatures, the witness that spends the weighted script.
+//! - [`state`]: the crate's tables (wallet history, the wallets' outputs, sidechain
+//!   transactions with their signatures) and parameters.
+//! - [`ops`]: `bitcoin_wallet_update` (a SON proposal), `bitcoin_tx_sign` (a SON's signatures,
+//!   verified by the ledger), `bitcoin_tx_fail`, `bitcoin_wallet_utxo` (a SON proposal).
+//! - [`node`]: the [`node::BitcoinNode`] service (each node's own view of Bitcoin and its key)
+//!   and the triggers and validators built from it.
+//!
+//! ```
+//! use sonprop_core::Registry;
+//!
+//! let registry = Registry::builder()
+//!     .with(&sonprop_deregister_son::PLUGIN)
+//!     .with(&sonprop_bitcoin::PLUGIN)
+//!     .build()
+//!     .expect("unique names; the guard's kind is registered");
+//! assert!(registry.operation(sonprop_bitcoin::WALLET_UPDATE).is_some());
+//! ```
+//!
+//! # Invariants
+//! - Every transaction the chain records is rebuilt by every node from its own state and the
+//!   proposal's fee rate, and accepted only byte for byte.
+//! - The ledger verifies every signature against the signing wallet's key for that SON, for the
+//!   BIP143 digest of that input; a forged or misplaced signature changes nothing.
+//! - A SON whose signature a transaction still needs is not deregistered (guard
+//!   `bitcoin-signer` on `son_deregister`) until the transaction completes or fails.
 
+pub mod node;
+pub mod ops;
+mod registration;
 pub mod script;
+pub mod state;
+pub mod tx;
+
+pub use registration::PLUGIN;
+
+/// Kind: record a new primary wallet (and sweep the old one).
+pub const WALLET_UPDATE: &str = "bitcoin_wallet_update";
+/// Kind: a SON's signatures of a sidechain transaction.
+pub const SIGN: &str = "bitcoin_tx_sign";
+/// Kind: fail a sidechain transaction past its deadline.
+pub const TX_FAIL: &str = "bitcoin_tx_fail";
+/// Kind: record a confirmed output paying the current wallet.
+pub const UTXO: &str = "bitcoin_wallet_utxo";
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,280 @@
+//! The node-local half: the node's view of Bitcoin (a service), and the triggers and validators
+//! built from it.
+
+use std::sync::Arc;
+
+use bitcoin::secp256k1::{Secp256k1, SecretKey};
+use bitcoin::{OutPoint, PublicKey, ScriptBuf};
+use sonprop_core::{
+    async_trait, NodeContext, NodeIdentity, PluginError, Proposal, ProposalDraft, ServiceError,
+    State, Trigger, TriggerOutput, Validator, Verdict,
+};
+
+use crate::ops::{
+    check_update, check_utxo, expected_update, FailTx, SignTx, WalletUpdate, WalletUtxo,
+};
+use crate::state::{current_wallet, pending, MinConfirmations, Wallets};
+use crate::tx;
+
+/// An output paying a watched script, as one node's Bitcoin view shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeenOutput {
+    /// The output.
+    pub outpoint: OutPoint,
+    /// Its amount, in satoshis.
+    pub amount_sat: u64,
+    /// Its confirmations (0: in the mempool).
+    pub confirmations: u32,
+}
+
+/// What one node sees of Bitcoin: a fee estimate and the outputs paying a script. Node-local:
+/// each node has its own, and nodes may disagree; what one proposes from its view the others
+/// check against theirs.
+pub trait BitcoinSource: Send + Sync {
+    /// The fee rate this node would pay now, sat/vB; `None` if it has no estimate.
+    fn fee_rate(&self) -> Option<u64>;
+    /// The outputs paying `script_pubkey` that this node sees.
+    fn outputs_to(&self, script_pubkey: &ScriptBuf) -> Vec<SeenOutput>;
+}
+
+/// The node service the Bitcoin crate's parts are built from.
+#[derive(Clone)]
+pub struct BitcoinNode {
+    /// This node's view of Bitcoin.
+    pub source: Arc<dyn BitcoinSource>,
+    /// This SON's Bitcoin signing key (its public half is the SON's registered `bitcoin` key).
+    pub key: SecretKey,
+    /// How far (percent) a proposed fee rate may be from this node's own estimate.
+    pub fee_band_percent: u64,
+}
+
+impl BitcoinNode {
+    fn public_key(&self) -> PublicKey {
+        PublicKey::new(self.key.public_key(&Secp256k1::signing_only()))
+    }
+}
+
+/// Parts on nodes that are not SONs: they never propose or approve Bitcoin work.
+struct Inert;
+
+#[async_trait]
+impl Trigger for Inert {
+    async fn drafts(&self, _: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
+        Ok(TriggerOutput::default())
+    }
+}
+
+#[async_trait]
+impl Validator for Inert {
+    async fn review(
+        &self,
+        _: &State,
+        _: &Proposal,
+        _: &NodeIdentity,
+    ) -> Result<Verdict, PluginError> {
+        Ok(Verdict::Abstain("not a SON node".into()))
+    }
+}
+
+fn service(ctx: &NodeContext<'_>) -> Result<Option<BitcoinNode>, ServiceError> {
+    if ctx.node.son.is_none() {
+        return Ok(None);
+    }
+    ctx.service::<BitcoinNode>().map(Some)
+}
+
+macro_rules! ctor {
+    ($name:ident, $ret:ident, $make:expr) => {
+        pub(crate) fn $name(ctx: &NodeContext<'_>) -> Result<Box<dyn $ret>, ServiceError> {
+            Ok(match service(ctx)? {
+                Some(node) => Box::new($make(node)),
+                None => Box::new(Inert),
+            })
+        }
+    };
+}
+
+ctor!(wallet_trigger, Trigger, WalletTrigger);
+ctor!(wallet_validator, Validator, WalletValidator);
+ctor!(sign_trigger, Trigger, SignTrigger);
+ctor!(utxo_trigger, Trigger, UtxoTrigger);
+ctor!(utxo_validator, Validator, UtxoValidator);
+
+fn estimate(node: &BitcoinNode) -> Result<u64, PluginError> {
+    node.source
+        .fee_rate()
+        .ok_or_else(|| PluginError::msg("no fee estimate from the Bitcoin source"))
+}
+
+/// Proposes the wallet the elected SONs should hold, when it differs from the current one.
+pub struct WalletTrigger(pub BitcoinNode);
+
+#[async_trait]
+impl Trigger for WalletTrigger {
+    async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
+        let rate = estimate(&self.0)?;
+        let mut out = TriggerOutput::default();
+        if let Ok(Some(op)) = expected_update(state, rate) {
+            if check_update(state, &op).is_ok() {
+                out.drafts.push(ProposalDraft::new(op));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Approves a wallet update that the chain's rule accepts (the same signers, the same
+/// transaction rebuilt from this node's state) with a fee rate within this node's band.
+pub struct WalletValidator(pub BitcoinNode);
+
+/// Whether `rate` is within `band_percent` of `own`.
+pub fn within_band(rate: u64, own: u64, band_percent: u64) -> bool {
+    let diff = u128::from(rate.abs_diff(own)) * 100;
+    diff <= u128::from(own) * u128::from(band_percent)
+}
+
+#[async_trait]
+impl Validator for WalletValidator {
+    async fn review(
+        &self,
+        state: &State,
+        proposal: &Proposal,
+        _: &NodeIdentity,
+    ) -> Result<Verdict, PluginError> {
+        let op = proposal
+            .only::<WalletUpdate>()
+            .ok_or_else(|| PluginError::msg("not a wallet update"))?;
+        if let Err(e) = check_update(state, op) {
+            return Ok(Verdict::Abstain(e.to_string()));
+        }
+        if let Some(sweep) = &op.sweep {
+            let own = estimate(&self.0)?;
+            if !within_band(sweep.fee_rate, own, self.0.fee_band_percent) {
+                return Ok(Verdict::Abstain(format!(
+                    "fee rate {} sat/vB is more than {}% from my estimate of {own}",
+                    sweep.fee_rate, self.0.fee_band_percent
+                )));
+            }
+        }
+        Ok(Verdict::Approve)
+    }
+}
+
+/// Signs every transaction this SON signs for and has not signed; fails, when on duty, the
+/// ones past their deadline.
+pub struct SignTrigger(pub BitcoinNode);
+
+#[async_trait]
+impl Trigger for SignTrigger {
+    async fn drafts(
+        &self,
+        state: &State,
+        node: &NodeIdentity,
+    ) -> Result<TriggerOutput, PluginError> {
+        let mut out = TriggerOutput::default();
+        let Some(son) = node.son else { return Ok(out) };
+        let now = state.head_time();
+        let on_duty = state.son_on_duty(state.head_height() + 1) == Some(son);
+        for t in pending(state) {
+            if t.deadline <= now {
+                if on_duty {
+                    out.operations.push(Box::new(FailTx { tx: t.id, son, owner: node.account }));
+                }
+                continue;
+            }
+            let Some(wallet) = state.row::<Wallets>(&t.signing_wallet) else { continue };
+            let Some(me) = wallet.signers.iter().find(|s| s.son == son) else { continue };
+            if t.signatures.contains_key(&son) {
+                continue;
+            }
+            if me.public_key != self.0.public_key().to_string() {
+                return Err(PluginError::msg(format!(
+                    "this node's bitcoin key is not the one wallet {} holds for son {son}",
+                    wallet.id
+                )));
+            }
+            let unsigned = tx::from_hex(&t.unsigned_tx)
+                .ok_or_else(|| PluginError::msg("undecodable transaction on chain"))?;
+            let script = wallet.script();
+            let signatures = t
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(i, input)| {
+                    tx::sign_input(&unsigned, i, &script, input.amount_sat, &self.0.key)
+                        .map(|s| sonprop_core::chain::crypto::hex(&s))
+                        .ok_or_else(|| PluginError::msg(format!("cannot sign input {i}")))
+                })
+                .collect::<Result<_, _>>()?;
+            out.operations.push(Box::new(SignTx {
+                tx: t.id,
+                son,
+                owner: node.account,
+                signatures,
+            }));
+        }
+        Ok(out)
+    }
+}
+
+fn seen_confirmed(node: &BitcoinNode, state: &State, script: &ScriptBuf) -> Vec<SeenOutput> {
+    let need = state.param::<MinConfirmations>();
+    node.source.outputs_to(script).into_iter().filter(|o| o.confirmations >= need).collect()
+}
+
+/// Proposes recording confirmed outputs paying the current wallet that the chain does not know.
+pub struct UtxoTrigger(pub BitcoinNode);
+
+#[async_trait]
+impl Trigger for UtxoTrigger {
+    async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
+        let mut out = TriggerOutput::default();
+        let Some(w) = current_wallet(state) else { return Ok(out) };
+        let spk = ScriptBuf::new_p2wsh(&w.script().wscript_hash());
+        for o in seen_confirmed(&self.0, state, &spk) {
+            let op = WalletUtxo {
+                wallet: w.id,
+                txid: o.outpoint.txid.to_string(),
+                vout: o.outpoint.vout,
+                amount_sat: o.amount_sat,
+            };
+            if check_utxo(state, &op).is_ok() {
+                out.drafts.push(ProposalDraft::new(op));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Approves a wallet output this node sees too: same amount, paying the wallet, confirmed.
+pub struct UtxoValidator(pub BitcoinNode);
+
+#[async_trait]
+impl Validator for UtxoValidator {
+    async fn review(
+        &self,
+        state: &State,
+        proposal: &Proposal,
+        _: &NodeIdentity,
+    ) -> Result<Verdict, PluginError> {
+        let op =
+            proposal.only::<WalletUtxo>().ok_or_else(|| PluginError::msg("not a wallet output"))?;
+        if let Err(e) = check_utxo(state, op) {
+            return Ok(Verdict::Abstain(e.to_string()));
+        }
+        let Some(w) = state.row::<Wallets>(&op.wallet) else {
+            return Ok(Verdict::Abstain(format!("wallet {} unknown", op.wallet)));
+        };
+        let spk = ScriptBuf::new_p2wsh(&w.script().wscript_hash());
+        let mine = seen_confirmed(&self.0, state, &spk)
+            .into_iter()
+            .find(|o| Some(o.outpoint) == op.outpoint());
+        Ok(match mine {
+            Some(o) if o.amount_sat == op.amount_sat => Verdict::Approve,
+            Some(o) => {
+                Verdict::Abstain(format!("I see {} sat, not {}", o.amount_sat, op.amount_sat))
+            }
+            None => Verdict::Abstain("I do not see this output confirmed".into()),
+        })
+    }
+}

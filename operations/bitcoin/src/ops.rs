@@ -1,0 +1,625 @@
+//! The operations: a wallet update (with the sweep of the old wallet), a SON's signatures, a
+//! transaction failing at its deadline, and a wallet output the SONs saw.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use bitcoin::{OutPoint, ScriptBuf, Txid};
+use serde::{Deserialize, Serialize};
+use sonprop_core::{
+    AccountId, ApplyContext, ChainEvent, Operation, OperationError, SonId, State, Subject,
+};
+
+use crate::script::{self, p2wsh_address};
+use crate::state::{
+    current_wallet, expected_signers, outpoint, pending, script_signers, utxo_key, wallet_utxos,
+    MaxFeeRate, MinFeeRate, NetworkParam, Purpose, SidechainTx, SignTimeout, Transactions, TxInput,
+    TxStatus, Utxo, Utxos, Wallet, WalletSigner, Wallets,
+};
+use crate::tx::{self, Spend};
+use crate::{SIGN, TX_FAIL, UTXO, WALLET_UPDATE};
+
+/// Why a Bitcoin operation is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BitcoinError {
+    /// The proposed SON set is not the elected one.
+    #[error("the proposed signers are not the elected SONs with their keys and weights")]
+    WrongSigners,
+    /// The elected SONs make no wallet.
+    #[error(transparent)]
+    Wallet(#[from] crate::state::WalletError),
+    /// The new wallet would have the current one's script.
+    #[error("the elected SONs give the current wallet's script: no update is needed")]
+    NoChange,
+    /// A wallet number out of sequence.
+    #[error("the next wallet is number {expected}, not {given}")]
+    WrongWalletId {
+        /// The next number.
+        expected: u64,
+        /// The one proposed.
+        given: u64,
+    },
+    /// A sweep is still collecting signatures.
+    #[error("sidechain tx {0} is still collecting signatures")]
+    SweepPending(u64),
+    /// A sweep was needed and not proposed, or proposed with nothing to sweep.
+    #[error("the old wallet holds {utxos} outputs: a sweep is {need}")]
+    SweepMismatch {
+        /// Outputs the old wallet holds.
+        utxos: usize,
+        /// "required" or "not expected".
+        need: &'static str,
+    },
+    /// A fee rate outside the chain's bounds.
+    #[error("fee rate {rate} sat/vB is outside the chain's bounds {min}..={max}")]
+    FeeRate {
+        /// Proposed.
+        rate: u64,
+        /// `bitcoin.min_fee_rate`.
+        min: u64,
+        /// `bitcoin.max_fee_rate`.
+        max: u64,
+    },
+    /// The proposed transaction is not the one the chain builds.
+    #[error("the proposed transaction differs from the one built from chain state")]
+    TxMismatch,
+    /// The transaction cannot be built.
+    #[error(transparent)]
+    Build(#[from] tx::BuildError),
+    /// No such sidechain transaction.
+    #[error("sidechain tx {0} does not exist")]
+    UnknownTx(u64),
+    /// The transaction is not collecting signatures.
+    #[error("sidechain tx {id} is {status}, not collecting signatures")]
+    NotValid {
+        /// It.
+        id: u64,
+        /// Its status.
+        status: String,
+    },
+    /// Its deadline passed.
+    #[error("sidechain tx {0} passed its deadline")]
+    PastDeadline(u64),
+    /// Its deadline has not passed.
+    #[error("sidechain tx {0} has not reached its deadline")]
+    BeforeDeadline(u64),
+    /// The SON does not sign for that transaction.
+    #[error("son {son} is not a signer of sidechain tx {tx}")]
+    NotASigner {
+        /// The SON.
+        son: SonId,
+        /// The transaction.
+        tx: u64,
+    },
+    /// The SON signed already.
+    #[error("son {son} already signed sidechain tx {tx}")]
+    AlreadySigned {
+        /// The SON.
+        son: SonId,
+        /// The transaction.
+        tx: u64,
+    },
+    /// The owner given is not the SON's.
+    #[error("account {given} does not operate son {son}")]
+    NotOwner {
+        /// The SON.
+        son: SonId,
+        /// Who claimed.
+        given: AccountId,
+    },
+    /// Not an elected SON.
+    #[error("son {0} is not elected")]
+    NotElected(SonId),
+    /// One signature per input.
+    #[error("{given} signatures for {inputs} inputs")]
+    SignatureCount {
+        /// Given.
+        given: usize,
+        /// Inputs.
+        inputs: usize,
+    },
+    /// A signature that does not verify.
+    #[error("signature for input {input}: {source}")]
+    BadSignature {
+        /// The input.
+        input: usize,
+        /// Why.
+        source: tx::SignatureError,
+    },
+    /// Hex that does not decode.
+    #[error("`{0}` is not valid hex")]
+    Hex(String),
+    /// A wallet output already known or spent by a pending transaction.
+    #[error("output {0} is already known to the chain")]
+    KnownOutput(String),
+    /// An output of a wallet that is not current.
+    #[error("wallet {0} is not the current wallet")]
+    NotCurrent(u64),
+    /// A zero amount.
+    #[error("the amount must be positive")]
+    ZeroAmount,
+    /// State the chain should hold is missing (a bug, reported rather than panicking).
+    #[error("inconsistent bitcoin state: {0}")]
+    Inconsistent(String),
+}
+
+fn rule<E: std::error::Error + Send + Sync + 'static>(
+    kind: &'static str,
+) -> impl Fn(E) -> OperationError {
+    move |e| OperationError::rule(kind, e)
+}
+
+fn hex_bytes(h: &str) -> Result<Vec<u8>, BitcoinError> {
+    sonprop_core::chain::crypto::from_hex(h).ok_or_else(|| BitcoinError::Hex(h.to_owned()))
+}
+
+/// What a wallet update's sweep carries: the fee rate and the unsigned transaction the
+/// proposer built, which every node rebuilds from its own state and compares byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepProposal {
+    /// The fee rate, sat/vB.
+    pub fee_rate: u64,
+    /// The unsigned transaction, hex.
+    pub unsigned_tx: String,
+}
+
+/// Records a new primary wallet for the elected SONs and, if the current one holds outputs,
+/// the sweep that moves them there (signed by the current wallet's SONs, with its weights).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalletUpdate {
+    /// The new wallet's number.
+    pub wallet: u64,
+    /// Its SONs, keys and weights.
+    pub signers: Vec<WalletSigner>,
+    /// The sweep of the current wallet, if it holds outputs.
+    pub sweep: Option<SweepProposal>,
+}
+
+/// The wallet update the chain expects now, built from state alone with `fee_rate` for the
+/// sweep: what a trigger proposes and what every check compares against. `Ok(None)` when the
+/// elected SONs hold the current wallet already.
+pub fn expected_update(state: &State, fee_rate: u64) -> Result<Option<WalletUpdate>, BitcoinError> {
+    let signers = expected_signers(state)?;
+    let script = script::weighted_script(
+        &script_signers(&signers).map_err(crate::state::WalletError::from)?,
+    )
+    .map_err(crate::state::WalletError::from)?;
+    let current = current_wallet(state);
+    if current.is_some_and(|w| w.witness_script == script.to_hex_string()) {
+        return Ok(None);
+    }
+    let wallet = current.map_or(0, |w| w.id + 1);
+    let sweep = match current {
+        Some(old) => sweep_of(state, old, &script, fee_rate)?,
+        None => None,
+    };
+    Ok(Some(WalletUpdate { wallet, signers, sweep }))
+}
+
+/// The sweep of `old`'s outputs to a wallet of script `to_script`, if it holds any.
+fn sweep_of(
+    state: &State,
+    old: &Wallet,
+    to_script: &ScriptBuf,
+    fee_rate: u64,
+) -> Result<Option<SweepProposal>, BitcoinError> {
+    let utxos = wallet_utxos(state, old.id);
+    if utxos.is_empty() {
+        return Ok(None);
+    }
+    let spends: Vec<Spend> =
+        utxos.iter().map(|(o, a)| Spend { outpoint: *o, amount_sat: *a }).collect();
+    let to = ScriptBuf::new_p2wsh(&to_script.wscript_hash());
+    let t = tx::build_sweep(&spends, &to, fee_rate, old.signers.len(), old.script().len())?;
+    Ok(Some(SweepProposal { fee_rate, unsigned_tx: tx::to_hex(&t) }))
+}
+
+/// The wallet-update rule, shared by the check, the trigger and the validator.
+pub fn check_update(state: &State, op: &WalletUpdate) -> Result<(), BitcoinError> {
+    if let Some(t) = pending(state).next() {
+        return Err(BitcoinError::SweepPending(t.id));
+    }
+    let rate = op.sweep.as_ref().map_or(state.param::<MinFeeRate>(), |s| s.fee_rate);
+    let (min, max) = (state.param::<MinFeeRate>(), state.param::<MaxFeeRate>());
+    if !(min..=max).contains(&rate) {
+        return Err(BitcoinError::FeeRate { rate, min, max });
+    }
+    let expected = expected_update(state, rate)?.ok_or(BitcoinError::NoChange)?;
+    if op.wallet != expected.wallet {
+        return Err(BitcoinError::WrongWalletId { expected: expected.wallet, given: op.wallet });
+    }
+    if op.signers != expected.signers {
+        return Err(BitcoinError::WrongSigners);
+    }
+    match (&op.sweep, &expected.sweep) {
+        (None, None) => Ok(()),
+        (Some(got), Some(want)) if got == want => Ok(()),
+        (Some(_), Some(_)) => Err(BitcoinError::TxMismatch),
+        (got, _) => {
+            let utxos = current_wallet(state).map_or(0, |w| wallet_utxos(state, w.id).len());
+            let need = if got.is_some() { "not expected" } else { "required" };
+            Err(BitcoinError::SweepMismatch { utxos, need })
+        }
+    }
+}
+
+/// A new wallet was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletCreated {
+    /// Its number.
+    pub wallet: u64,
+    /// Its address.
+    pub address: String,
+    /// How many SONs hold it.
+    pub signers: usize,
+    /// The sweep that empties the previous wallet, if any.
+    pub sweep: Option<u64>,
+}
+impl ChainEvent for WalletCreated {
+    const KIND: &'static str = WALLET_UPDATE;
+    const NAME: &'static str = "wallet_created";
+}
+impl fmt::Display for WalletCreated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "primary wallet {} at {} ({} SONs)", self.wallet, self.address, self.signers)?;
+        if let Some(t) = self.sweep {
+            write!(f, "; sweep of the previous wallet is sidechain tx {t}")?;
+        }
+        Ok(())
+    }
+}
+
+#[typetag::serde(name = "bitcoin_wallet_update")]
+impl Operation for WalletUpdate {
+    fn kind(&self) -> &'static str {
+        WALLET_UPDATE
+    }
+    fn subject(&self) -> Option<Subject> {
+        Some(Subject::Named("bitcoin:wallet".into()))
+    }
+    fn required_authorities(&self) -> Vec<AccountId> {
+        vec![AccountId::SON_CONSENSUS]
+    }
+    fn check(&self, state: &State) -> Result<(), OperationError> {
+        check_update(state, self).map_err(rule(WALLET_UPDATE))
+    }
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+        let fail = rule(WALLET_UPDATE);
+        let now = ctx.now();
+        let signers =
+            script_signers(&self.signers).map_err(|e| fail(BitcoinError::Wallet(e.into())))?;
+        let script =
+            script::weighted_script(&signers).map_err(|e| fail(BitcoinError::Wallet(e.into())))?;
+        let network = ctx.param::<NetworkParam>();
+        let address = p2wsh_address(&script, network).to_string();
+        let old = current_wallet(ctx).cloned();
+        let mut sweep_id = None;
+        if let (Some(old), Some(sweep)) = (&old, &self.sweep) {
+            let id = ctx.last_row::<Transactions>().map_or(0, |(k, _)| k + 1);
+            let t = tx::from_hex(&sweep.unsigned_tx)
+                .ok_or_else(|| fail(BitcoinError::Hex(sweep.unsigned_tx.clone())))?;
+            let mut inputs = Vec::new();
+            for i in &t.input {
+                let key = utxo_key(&i.previous_output);
+                let u = ctx.row::<Utxos>(&key).cloned().ok_or_else(|| {
+                    fail(BitcoinError::Inconsistent(format!("input {} unknown", i.previous_output)))
+                })?;
+                inputs.push(TxInput {
+                    outpoint: i.previous_output.to_string(),
+                    amount_sat: u.amount_sat,
+                });
+                ctx.put_row::<Utxos>(&key, None)?;
+            }
+            let row = SidechainTx {
+                id,
+                purpose: Purpose::Sweep { from: old.id, to: self.wallet },
+                signing_wallet: old.id,
+                unsigned_tx: sweep.unsigned_tx.clone(),
+                inputs,
+                signatures: BTreeMap::new(),
+                signed_weight: 0,
+                threshold: old.threshold(),
+                status: TxStatus::Valid,
+                created: now,
+                deadline: now.plus(ctx.param::<SignTimeout>()),
+            };
+            ctx.put_row::<Transactions>(&id, Some(row))?;
+            sweep_id = Some(id);
+        }
+        if let Some(mut old) = old {
+            old.expires = Some(now);
+            ctx.put_row::<Wallets>(&old.id.clone(), Some(old))?;
+        }
+        ctx.emit_event(&WalletCreated {
+            wallet: self.wallet,
+            address: address.clone(),
+            signers: self.signers.len(),
+            sweep: sweep_id,
+        });
+        let wallet = Wallet {
+            id: self.wallet,
+            signers: self.signers.clone(),
+            witness_script: script.to_hex_string(),
+            address,
+            valid_from: now,
+            expires: None,
+        };
+        ctx.put_row::<Wallets>(&self.wallet, Some(wallet))
+    }
+}
+
+/// A SON's signatures of a sidechain transaction, one per input, submitted by the SON itself;
+/// the ledger verifies each against the SON's key in the signing wallet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignTx {
+    /// The sidechain transaction.
+    pub tx: u64,
+    /// The signing SON.
+    pub son: SonId,
+    /// Its owner (who signs the chain transaction).
+    pub owner: AccountId,
+    /// DER + sighash byte per input, hex.
+    pub signatures: Vec<String>,
+}
+
+/// The signing rule: everything but the signatures' validity.
+fn signer_weight(
+    state: &State,
+    tx_id: u64,
+    son: SonId,
+    owner: AccountId,
+) -> Result<(&SidechainTx, &Wallet, u16), BitcoinError> {
+    let t = state.row::<Transactions>(&tx_id).ok_or(BitcoinError::UnknownTx(tx_id))?;
+    if t.status != TxStatus::Valid {
+        return Err(BitcoinError::NotValid { id: tx_id, status: t.status.to_string() });
+    }
+    if state.head_time() >= t.deadline {
+        return Err(BitcoinError::PastDeadline(tx_id));
+    }
+    let s = state.son(son).ok_or(BitcoinError::NotASigner { son, tx: tx_id })?;
+    if s.owner != owner {
+        return Err(BitcoinError::NotOwner { son, given: owner });
+    }
+    let wallet = state
+        .row::<Wallets>(&t.signing_wallet)
+        .ok_or_else(|| BitcoinError::Inconsistent(format!("wallet {}", t.signing_wallet)))?;
+    let me = wallet
+        .signers
+        .iter()
+        .find(|w| w.son == son)
+        .ok_or(BitcoinError::NotASigner { son, tx: tx_id })?;
+    if t.signatures.contains_key(&son) {
+        return Err(BitcoinError::AlreadySigned { son, tx: tx_id });
+    }
+    Ok((t, wallet, me.weight))
+}
+
+/// Checks `sigs` of `son` for every input of `t`.
+pub fn verify_signatures(
+    t: &SidechainTx,
+    wallet: &Wallet,
+    son: SonId,
+    sigs: &[String],
+) -> Result<(), BitcoinError> {
+    if sigs.len() != t.inputs.len() {
+        return Err(BitcoinError::SignatureCount { given: sigs.len(), inputs: t.inputs.len() });
+    }
+    let unsigned =
+        tx::from_hex(&t.unsigned_tx).ok_or_else(|| BitcoinError::Hex(t.unsigned_tx.clone()))?;
+    let signer = wallet
+        .signers
+        .iter()
+        .find(|w| w.son == son)
+        .ok_or(BitcoinError::NotASigner { son, tx: t.id })?;
+    let key = script::parse_key(&signer.public_key)
+        .map_err(|e| BitcoinError::Inconsistent(e.to_string()))?;
+    let script = wallet.script();
+    for (i, (sig, input)) in sigs.iter().zip(&t.inputs).enumerate() {
+        let bytes = hex_bytes(sig)?;
+        tx::verify_input(&unsigned, i, &script, input.amount_sat, &key, &bytes)
+            .map_err(|source| BitcoinError::BadSignature { input: i, source })?;
+    }
+    Ok(())
+}
+
+/// A sidechain transaction reached its threshold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxComplete {
+    /// It.
+    pub tx: u64,
+    /// Its Bitcoin txid.
+    pub txid: String,
+    /// The weight that signed.
+    pub signed_weight: u32,
+}
+impl ChainEvent for TxComplete {
+    const KIND: &'static str = SIGN;
+    const NAME: &'static str = "complete";
+}
+impl fmt::Display for TxComplete {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "sidechain tx {} complete (weight {}): {}",
+            self.tx, self.signed_weight, self.txid
+        )
+    }
+}
+
+#[typetag::serde(name = "bitcoin_tx_sign")]
+impl Operation for SignTx {
+    fn kind(&self) -> &'static str {
+        SIGN
+    }
+    fn subject(&self) -> Option<Subject> {
+        Some(Subject::Named(format!("bitcoin:sign:{}:{}", self.tx, self.son)))
+    }
+    fn required_authorities(&self) -> Vec<AccountId> {
+        vec![self.owner]
+    }
+    fn check(&self, state: &State) -> Result<(), OperationError> {
+        let (t, wallet, _) =
+            signer_weight(state, self.tx, self.son, self.owner).map_err(rule(SIGN))?;
+        verify_signatures(t, wallet, self.son, &self.signatures).map_err(rule(SIGN))
+    }
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+        let (t, _, weight) =
+            signer_weight(ctx, self.tx, self.son, self.owner).map_err(rule(SIGN))?;
+        let mut t = t.clone();
+        t.signatures.insert(self.son, self.signatures.clone());
+        t.signed_weight += u32::from(weight);
+        if t.signed_weight >= t.threshold {
+            t.status = TxStatus::Complete;
+            let unsigned = tx::from_hex(&t.unsigned_tx)
+                .ok_or_else(|| rule(SIGN)(BitcoinError::Hex(t.unsigned_tx.clone())))?;
+            let txid = tx::txid(&unsigned);
+            let Purpose::Sweep { to, .. } = t.purpose;
+            for (vout, out) in unsigned.output.iter().enumerate() {
+                let key = utxo_key(&OutPoint { txid, vout: vout as u32 });
+                let row = Utxo { wallet: to, amount_sat: out.value.to_sat() };
+                ctx.put_row::<Utxos>(&key, Some(row))?;
+            }
+            ctx.emit_event(&TxComplete {
+                tx: t.id,
+                txid: txid.to_string(),
+                signed_weight: t.signed_weight,
+            });
+        }
+        ctx.put_row::<Transactions>(&t.id.clone(), Some(t))
+    }
+}
+
+/// Fails a sidechain transaction that passed its deadline unsigned: its inputs go back to the
+/// wallet they belong to. Submitted by any elected SON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailTx {
+    /// The sidechain transaction.
+    pub tx: u64,
+    /// The SON reporting it.
+    pub son: SonId,
+    /// Its owner (who signs).
+    pub owner: AccountId,
+}
+
+fn check_fail(state: &State, op: &FailTx) -> Result<(), BitcoinError> {
+    let t = state.row::<Transactions>(&op.tx).ok_or(BitcoinError::UnknownTx(op.tx))?;
+    if t.status != TxStatus::Valid {
+        return Err(BitcoinError::NotValid { id: op.tx, status: t.status.to_string() });
+    }
+    if state.head_time() < t.deadline {
+        return Err(BitcoinError::BeforeDeadline(op.tx));
+    }
+    let s = state
+        .son(op.son)
+        .filter(|_| state.is_elected(op.son))
+        .ok_or(BitcoinError::NotElected(op.son))?;
+    if s.owner != op.owner {
+        return Err(BitcoinError::NotOwner { son: op.son, given: op.owner });
+    }
+    Ok(())
+}
+
+#[typetag::serde(name = "bitcoin_tx_fail")]
+impl Operation for FailTx {
+    fn kind(&self) -> &'static str {
+        TX_FAIL
+    }
+    fn subject(&self) -> Option<Subject> {
+        Some(Subject::Named(format!("bitcoin:fail:{}", self.tx)))
+    }
+    fn required_authorities(&self) -> Vec<AccountId> {
+        vec![self.owner]
+    }
+    fn check(&self, state: &State) -> Result<(), OperationError> {
+        check_fail(state, self).map_err(rule(TX_FAIL))
+    }
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+        let mut t = ctx
+            .row::<Transactions>(&self.tx)
+            .cloned()
+            .ok_or_else(|| rule(TX_FAIL)(BitcoinError::UnknownTx(self.tx)))?;
+        for i in &t.inputs {
+            let o: OutPoint = i
+                .outpoint
+                .parse()
+                .map_err(|_| rule(TX_FAIL)(BitcoinError::Inconsistent(i.outpoint.clone())))?;
+            let row = Utxo { wallet: t.signing_wallet, amount_sat: i.amount_sat };
+            ctx.put_row::<Utxos>(&utxo_key(&o), Some(row))?;
+        }
+        t.status =
+            TxStatus::Failed { reason: "not signed by the threshold before its deadline".into() };
+        ctx.put_row::<Transactions>(&self.tx, Some(t))
+    }
+}
+
+/// An output paying the current wallet that the SONs saw confirmed on Bitcoin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalletUtxo {
+    /// The wallet it pays.
+    pub wallet: u64,
+    /// Its transaction.
+    pub txid: String,
+    /// Its index.
+    pub vout: u32,
+    /// Its amount, in satoshis.
+    pub amount_sat: u64,
+}
+
+impl WalletUtxo {
+    /// Its outpoint, if the txid parses.
+    pub fn outpoint(&self) -> Option<OutPoint> {
+        Some(OutPoint { txid: self.txid.parse::<Txid>().ok()?, vout: self.vout })
+    }
+}
+
+/// The rule for recording a wallet output.
+pub fn check_utxo(state: &State, op: &WalletUtxo) -> Result<(), BitcoinError> {
+    if op.amount_sat == 0 {
+        return Err(BitcoinError::ZeroAmount);
+    }
+    let o = op.outpoint().ok_or_else(|| BitcoinError::Hex(op.txid.clone()))?;
+    let current = current_wallet(state).ok_or(BitcoinError::NotCurrent(op.wallet))?;
+    if current.id != op.wallet {
+        return Err(BitcoinError::NotCurrent(op.wallet));
+    }
+    let known = state.row::<Utxos>(&utxo_key(&o)).is_some()
+        || state
+            .rows::<Transactions>()
+            .any(|(_, t)| t.inputs.iter().any(|i| i.outpoint == o.to_string()));
+    if known {
+        return Err(BitcoinError::KnownOutput(o.to_string()));
+    }
+    Ok(())
+}
+
+#[typetag::serde(name = "bitcoin_wallet_utxo")]
+impl Operation for WalletUtxo {
+    fn kind(&self) -> &'static str {
+        UTXO
+    }
+    fn subject(&self) -> Option<Subject> {
+        Some(Subject::Named(format!("bitcoin:utxo:{}:{}", self.txid, self.vout)))
+    }
+    fn required_authorities(&self) -> Vec<AccountId> {
+        vec![AccountId::SON_CONSENSUS]
+    }
+    fn check(&self, state: &State) -> Result<(), OperationError> {
+        check_utxo(state, self).map_err(rule(UTXO))
+    }
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+        let o = self.outpoint().ok_or_else(|| rule(UTXO)(BitcoinError::Hex(self.txid.clone())))?;
+        let row = Utxo { wallet: self.wallet, amount_sat: self.amount_sat };
+        ctx.put_row::<Utxos>(&utxo_key(&o), Some(row))
+    }
+}
+
+/// The outpoint of a stored key, for display.
+pub fn display_outpoint(key: &([u8; 32], u32)) -> String {
+    outpoint(key).to_string()
+}

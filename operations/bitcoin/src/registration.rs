@@ -1,0 +1,104 @@
+//! Registration: the kinds, tables, parameters, the deregistration guard and the node parts,
+//! exported as [`PLUGIN`] and submitted to `inventory`.
+
+use sonprop_core::{
+    AccountId, Eligibility, Guard, NodeParts, OperationDescriptor, ParamDecl, Plugin,
+    ProposalPolicy, SonId, State, Subject, TableDecl, Watch,
+};
+
+use crate::node;
+use crate::ops::{FailTx, SignTx, WalletUpdate, WalletUtxo};
+use crate::state::{
+    signature_needed, MaxFeeRate, MinConfirmations, MinFeeRate, NetworkParam, SignTimeout,
+    Transactions, Utxos, Wallets,
+};
+use crate::{SIGN, TX_FAIL, UTXO, WALLET_UPDATE};
+
+fn lifetime(state: &State) -> u64 {
+    state.witness_cycles_lifetime(3)
+}
+
+const SON_PROPOSAL: ProposalPolicy =
+    ProposalPolicy { son_record: true, eligible: Eligibility::ElectedSon, lifetime };
+
+const OPERATIONS: [OperationDescriptor; 4] = [
+    OperationDescriptor {
+        name: WALLET_UPDATE,
+        description: "record the elected SONs' new primary wallet and the sweep of the old one",
+        proposal: Some(SON_PROPOSAL),
+        example: || Box::new(WalletUpdate { wallet: 1, signers: Vec::new(), sweep: None }),
+    },
+    OperationDescriptor {
+        name: SIGN,
+        description: "a SON's signatures of a sidechain transaction, verified on chain",
+        proposal: None,
+        example: || {
+            Box::new(SignTx { tx: 0, son: SonId(3), owner: AccountId(14), signatures: Vec::new() })
+        },
+    },
+    OperationDescriptor {
+        name: TX_FAIL,
+        description: "fail a sidechain transaction past its deadline; its inputs return",
+        proposal: None,
+        example: || Box::new(FailTx { tx: 0, son: SonId(3), owner: AccountId(14) }),
+    },
+    OperationDescriptor {
+        name: UTXO,
+        description: "record a confirmed output paying the current primary wallet",
+        proposal: Some(SON_PROPOSAL),
+        example: || {
+            Box::new(WalletUtxo {
+                wallet: 0,
+                txid: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".into(),
+                vout: 0,
+                amount_sat: 50_000,
+            })
+        },
+    },
+];
+
+fn defer_needed_signer(state: &State, subject: &Subject) -> Option<String> {
+    signature_needed(state, subject.son()?)
+}
+
+/// This crate's registrations, for `Registry::builder().with(&PLUGIN)`. Its guard is on
+/// `son_deregister`: register the deregister crate too.
+pub const PLUGIN: Plugin = Plugin {
+    operations: &OPERATIONS,
+    tables: &[
+        TableDecl::of::<Wallets>(),
+        TableDecl::of::<Utxos>(),
+        TableDecl::of::<Transactions>(),
+    ],
+    params: &[
+        ParamDecl::of::<NetworkParam>(),
+        ParamDecl::of::<MinFeeRate>(),
+        ParamDecl::of::<MaxFeeRate>(),
+        ParamDecl::of::<SignTimeout>(),
+        ParamDecl::of::<MinConfirmations>(),
+    ],
+    guards: &[Guard { name: "bitcoin-signer", kind: "son_deregister", defer: defer_needed_signer }],
+    node: &[
+        NodeParts {
+            kind: WALLET_UPDATE,
+            watch: Watch::ElectedSons,
+            trigger: Some(node::wallet_trigger),
+            validator: Some(node::wallet_validator),
+        },
+        NodeParts {
+            kind: SIGN,
+            watch: Watch::EachElectedSon,
+            trigger: Some(node::sign_trigger),
+            validator: None,
+        },
+        NodeParts {
+            kind: UTXO,
+            watch: Watch::ElectedSons,
+            trigger: Some(node::utxo_trigger),
+            validator: Some(node::utxo_validator),
+        },
+    ],
+    ..Plugin::new("sonprop-bitcoin")
+};
+
+sonprop_core::inventory::submit! { PLUGIN }

@@ -1,0 +1,469 @@
+//! The wallet through the ledger and every node's scheduler, with each completed transaction
+//! judged by Bitcoin Core's consensus library.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use bitcoin::consensus::encode::serialize;
+use bitcoin::hashes::Hash;
+use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, Txid};
+use sonprop_core::node::scheduler::SchedulerConfig;
+use sonprop_core::testkit::{NetworkBuilder, TestNetwork};
+use sonprop_core::{
+    ChainParameters, LedgerEvent, OperationError, Registry, Services, SonId, SonStatus, State,
+};
+
+use crate::node::{BitcoinNode, BitcoinSource, SeenOutput};
+use crate::ops::{BitcoinError, SignTx, TxComplete, WalletCreated, WalletUpdate};
+use crate::state::{
+    current_wallet, wallet_utxos, SidechainTx, Transactions, TxStatus, Wallet, Wallets,
+};
+use crate::tx;
+
+/// A Bitcoin every node sees alike: outputs by script, one fee rate.
+#[derive(Default)]
+struct FakeBitcoin {
+    outputs: Mutex<Vec<(ScriptBuf, SeenOutput)>>,
+    fee_rate: Mutex<u64>,
+}
+
+impl BitcoinSource for FakeBitcoin {
+    fn fee_rate(&self) -> Option<u64> {
+        Some(*self.fee_rate.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+    fn outputs_to(&self, spk: &ScriptBuf) -> Vec<SeenOutput> {
+        let all = self.outputs.lock().unwrap_or_else(|p| p.into_inner());
+        all.iter().filter(|(s, _)| s == spk).map(|(_, o)| *o).collect()
+    }
+}
+
+impl FakeBitcoin {
+    fn pay(&self, wallet: &Wallet, tag: u8, amount_sat: u64) -> OutPoint {
+        let outpoint = OutPoint { txid: Txid::from_byte_array([tag; 32]), vout: u32::from(tag) };
+        let spk = ScriptBuf::new_p2wsh(&wallet.script().wscript_hash());
+        let seen = SeenOutput { outpoint, amount_sat, confirmations: 3 };
+        self.outputs.lock().unwrap_or_else(|p| p.into_inner()).push((spk, seen));
+        outpoint
+    }
+}
+
+const DEREGISTER_TIME: u64 = 1200;
+
+fn builder() -> NetworkBuilder {
+    let params = ChainParameters {
+        son_deregister_time: DEREGISTER_TIME,
+        maintenance_interval: 600,
+        maximum_son_count: 6,
+        ..ChainParameters::default()
+    };
+    TestNetwork::builder().witnesses(3).sons(6).standby_sons(1).params(params)
+}
+
+fn registry() -> Arc<Registry> {
+    Registry::builder()
+        .with(&sonprop_report_down::PLUGIN)
+        .with(&sonprop_deregister_son::PLUGIN)
+        .with(&crate::PLUGIN)
+        .build()
+        .expect("unique")
+        .into_arc()
+}
+
+/// A network whose SON nodes each hold their own Bitcoin key and share one fake Bitcoin.
+fn network(b: NetworkBuilder, bitcoin: &Arc<FakeBitcoin>) -> TestNetwork {
+    network_with_keys(b, bitcoin, |_| None)
+}
+
+/// Like [`network`], with `wrong_key(name)` giving some nodes a key other than their SON's.
+fn network_with_keys(
+    b: NetworkBuilder,
+    bitcoin: &Arc<FakeBitcoin>,
+    wrong_key: impl Fn(&str) -> Option<&'static str>,
+) -> TestNetwork {
+    let mut net = b.clone().build(registry());
+    let source: Arc<dyn BitcoinSource> = bitcoin.clone();
+    net.start_schedulers_with(SchedulerConfig::for_tests(), move |node| match node.son {
+        Some(_) => {
+            let name = wrong_key(&node.name).unwrap_or(&node.name);
+            Services::new().with(BitcoinNode {
+                source: source.clone(),
+                key: b.sidechain_key(name, "bitcoin").secret_key(),
+                fee_band_percent: 25,
+            })
+        }
+        None => Services::new(),
+    })
+    .expect("every SON node has its bitcoin service");
+    net
+}
+
+fn wallet(st: &State, id: u64) -> Wallet {
+    st.row::<Wallets>(&id).cloned().expect("wallet")
+}
+
+fn sweep(st: &State) -> SidechainTx {
+    st.rows::<Transactions>().map(|(_, t)| t.clone()).last().expect("a sweep")
+}
+
+/// The signed transaction as Bitcoin would receive it, with the given signature slots filled.
+fn assembled(t: &SidechainTx, w: &Wallet, slots: &BTreeMap<usize, SonId>) -> Transaction {
+    let mut signed = tx::from_hex(&t.unsigned_tx).expect("decodes");
+    for (i, input) in signed.input.iter_mut().enumerate() {
+        let sigs: BTreeMap<usize, Vec<u8>> = slots
+            .iter()
+            .filter_map(|(slot, son)| {
+                let hex = t.signatures.get(son)?.get(i)?;
+                Some((*slot, sonprop_core::chain::crypto::from_hex(hex)?))
+            })
+            .collect();
+        input.witness = tx::weighted_witness(w.signers.len(), &sigs, &w.script(), false);
+    }
+    signed
+}
+
+/// Bitcoin Core's verdict on every input of `t`.
+fn consensus_valid(signed: &Transaction, t: &SidechainTx, w: &Wallet) -> Result<(), String> {
+    let spk = ScriptBuf::new_p2wsh(&w.script().wscript_hash());
+    let bytes = serialize(signed);
+    // Bitcoin Core's script flags: P2SH | DERSIG | NULLDUMMY | CHECKLOCKTIMEVERIFY |
+    // CHECKSEQUENCEVERIFY | WITNESS (every pre-taproot rule).
+    let flags: u32 = (1 << 0) | (1 << 2) | (1 << 4) | (1 << 9) | (1 << 10) | (1 << 11);
+    for (i, input) in t.inputs.iter().enumerate() {
+        bitcoin::consensus::verify_script_with_flags(
+            &spk,
+            i,
+            Amount::from_sat(input.amount_sat),
+            &bytes,
+            flags,
+        )
+        .map_err(|e| format!("input {i}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Runs until `pred` holds of the state, or fails after `limit` seconds.
+async fn run_until(
+    net: &mut TestNetwork,
+    limit: u64,
+    pred: impl Fn(&State) -> bool,
+) -> Vec<LedgerEvent> {
+    let end = net.now().plus(limit);
+    let mut events = Vec::new();
+    while !pred(net.ledger.state()) {
+        assert!(net.now() < end, "not reached within {limit} s");
+        let step = net.step().await;
+        events.extend(step.outcome.events);
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_son_moves_the_wallet_and_the_old_set_signs_a_sweep_bitcoin_accepts() {
+    let bitcoin = Arc::new(FakeBitcoin::default());
+    *bitcoin.fee_rate.lock().expect("lock") = 5;
+    let mut net = network(builder(), &bitcoin);
+
+    // The first wallet is proposed by the SON on duty and approved.
+    let events = run_until(&mut net, 60, |st| current_wallet(st).is_some()).await;
+    assert!(events.iter().any(|e| e.decode::<WalletCreated>().is_some_and(|w| w.wallet == 0)));
+    let w0 = wallet(net.ledger.state(), 0);
+    assert_eq!(
+        w0.signers.iter().map(|s| s.son).collect::<Vec<_>>(),
+        (0..6).map(SonId).collect::<Vec<_>>()
+    );
+    assert!(w0.address.starts_with("bcrt1q"), "{}", w0.address);
+
+    // Bitcoin pays it twice; the SONs record both outputs.
+    bitcoin.pay(&w0, 1, 70_000);
+    bitcoin.pay(&w0, 2, 30_000);
+    run_until(&mut net, 60, |st| wallet_utxos(st, 0).len() == 2).await;
+
+    // SON 5 goes silent: reported down, deregistered; at the next maintenance the standby SON
+    // takes its seat, and the SON on duty proposes the new wallet with the sweep.
+    net.set_son_up(5, false);
+    let events =
+        run_until(&mut net, 3 * 3600, |st| current_wallet(st).is_some_and(|w| w.id == 1)).await;
+    let st = net.ledger.state();
+    assert_eq!(st.son(SonId(5)).expect("son").status, SonStatus::Deregistered);
+    assert!(st.is_elected(SonId(6)), "the standby took the seat");
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, LedgerEvent::SonElected { son } if *son == SonId(6))));
+    let w1 = wallet(st, 1);
+    assert_ne!(w1.address, w0.address);
+    assert_eq!(
+        wallet(st, 0).expires,
+        Some(w1.valid_from),
+        "the old wallet expired as the new one began"
+    );
+    let t = sweep(st);
+    assert_eq!(t.signing_wallet, 0, "signed by the old set");
+    assert_eq!(t.threshold, 5, "the old script's threshold: 6 * 2 / 3 + 1");
+    assert!(wallet_utxos(st, 0).is_empty(), "the old outputs are committed to the sweep");
+
+    // The old set's live SONs sign; the ledger completes it and moves the outputs.
+    let events = run_until(&mut net, 60, |st| sweep(st).status == TxStatus::Complete).await;
+    let st = net.ledger.state();
+    let t = sweep(st);
+    let complete =
+        events.iter().find_map(|e| e.decode::<TxComplete>()).expect("a completion event");
+    assert!(!t.signatures.contains_key(&SonId(5)), "the deregistered SON did not sign");
+    assert!(!t.signatures.contains_key(&SonId(6)), "the new SON is not in the old set");
+    assert_eq!(t.signatures.len(), 5);
+    let unsigned = tx::from_hex(&t.unsigned_tx).expect("tx");
+    assert_eq!(complete.txid, tx::txid(&unsigned).to_string());
+    let moved = wallet_utxos(st, 1);
+    assert_eq!(moved.len(), 1, "the sweep's output is the new wallet's");
+    assert_eq!(moved[0].0.txid, tx::txid(&unsigned));
+    let fee = 100_000 - moved[0].1;
+    let vsize = tx::estimate_vsize(2, 1, 6, w0.script().len(), false);
+    assert_eq!(fee, vsize * 5, "vsize × the proposal's fee rate");
+    assert_eq!(unsigned.output[0].script_pubkey, ScriptBuf::new_p2wsh(&w1.script().wscript_hash()));
+
+    // Bitcoin Core's interpreter: valid with the signatures in their own slots...
+    let slots: BTreeMap<usize, SonId> =
+        w0.signers.iter().enumerate().map(|(i, s)| (i, s.son)).collect();
+    let signed = assembled(&t, &w0, &slots);
+    consensus_valid(&signed, &t, &w0).expect("valid under consensus rules");
+    let fully_signed_vsize = signed.vsize() as u64;
+    assert!(
+        fully_signed_vsize <= vsize,
+        "the estimate bounds the real size ({fully_signed_vsize} ≤ {vsize})"
+    );
+    // ...invalid with one signature fewer than the threshold...
+    let mut fewer = slots.clone();
+    fewer.remove(&0);
+    assert!(consensus_valid(&assembled(&t, &w0, &fewer), &t, &w0).is_err(), "4 of 6 is below 5");
+    // ...and invalid with a signature moved to another SON's slot.
+    let mut moved_slot = slots.clone();
+    let s0 = moved_slot.remove(&0).expect("slot 0");
+    moved_slot.insert(5, s0);
+    assert!(consensus_valid(&assembled(&t, &w0, &moved_slot), &t, &w0).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_son_whose_signature_is_needed_is_deregistered_only_once_the_sweep_fails() {
+    let bitcoin = Arc::new(FakeBitcoin::default());
+    *bitcoin.fee_rate.lock().expect("lock") = 5;
+    // Seven SONs, SON 2 with three times the votes: weights 1,1,3,1,1,1,1 (total 9, threshold
+    // 7). SON 2's node holds the wrong Bitcoin key, so it cannot sign; with SON 5 gone too the
+    // others carry 5 of the 7 needed: SON 2's signature is needed.
+    let params = ChainParameters {
+        son_deregister_time: DEREGISTER_TIME,
+        maintenance_interval: 600,
+        maximum_son_count: 7,
+        ..ChainParameters::default()
+    };
+    let b = TestNetwork::builder()
+        .witnesses(3)
+        .sons(7)
+        .standby_sons(1)
+        .son_votes(vec![1, 1, 3, 1, 1, 1, 1, 1])
+        .params(params)
+        .plugin_param("bitcoin.sign_timeout", serde_json::json!(1800));
+    let mut net = network_with_keys(b, &bitcoin, |n| (n == "son-2").then_some("son-6"));
+    run_until(&mut net, 60, |st| current_wallet(st).is_some()).await;
+    let w0 = wallet(net.ledger.state(), 0);
+    bitcoin.pay(&w0, 1, 70_000);
+    run_until(&mut net, 60, |st| wallet_utxos(st, 0).len() == 1).await;
+
+    net.set_son_up(5, false);
+    run_until(&mut net, 3 * 3600, |st| st.rows::<Transactions>().next().is_some()).await;
+    // The sweep exists; SON 2 now falls silent too.
+    net.set_son_up(2, false);
+    run_until(&mut net, 60, |st| sweep(st).signatures.len() == 5).await;
+    let t = sweep(net.ledger.state());
+    assert_eq!((t.signed_weight, t.threshold), (5, 7));
+    assert!(!t.signatures.contains_key(&SonId(2)));
+    let due = |st: &State| {
+        let s = st.son(SonId(2)).expect("son");
+        s.status == SonStatus::InMaintenance
+            && st.head_time().since(s.statistics.last_down_timestamp) >= DEREGISTER_TIME
+    };
+    run_until(&mut net, 3600, due).await;
+    assert!(sweep(net.ledger.state()).status == TxStatus::Valid, "due before the deadline");
+    let mut deferred = Vec::new();
+    let mut events = Vec::new();
+    let end = net.now().plus(3600);
+    while sweep(net.ledger.state()).status == TxStatus::Valid {
+        assert!(net.now() < end, "the sweep never failed");
+        let st = net.ledger.state();
+        assert_eq!(st.son(SonId(2)).expect("son").status, SonStatus::InMaintenance, "deferred");
+        let step = net.step().await;
+        deferred.extend(step.reports.into_iter().flat_map(|(_, r)| r.deferred));
+        events.extend(step.outcome.events);
+    }
+    let st = net.ledger.state();
+    assert!(matches!(sweep(st).status, TxStatus::Failed { .. }));
+    assert_eq!(wallet_utxos(st, 0).len(), 1, "the failed sweep's input is back in the old wallet");
+    assert!(
+        deferred.iter().any(|d| d.1.reason.contains("bitcoin-signer")
+            && d.1.reason.contains("signature needed for sidechain tx")),
+        "the deferral names the guard and why: {deferred:?}"
+    );
+    // Once the sweep failed, nothing defers SON 2 any more.
+    run_until(&mut net, 600, |st| {
+        st.son(SonId(2)).is_some_and(|s| s.status == SonStatus::Deregistered)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_misplaced_or_outsider_signatures_and_altered_transactions_are_refused() {
+    let bitcoin = Arc::new(FakeBitcoin::default());
+    *bitcoin.fee_rate.lock().expect("lock") = 5;
+    let b = builder();
+    let mut net = network(b.clone(), &bitcoin);
+    run_until(&mut net, 60, |st| current_wallet(st).is_some()).await;
+    let w0 = wallet(net.ledger.state(), 0);
+    bitcoin.pay(&w0, 1, 70_000);
+    bitcoin.pay(&w0, 2, 30_000);
+    run_until(&mut net, 60, |st| wallet_utxos(st, 0).len() == 2).await;
+    net.set_son_up(5, false);
+    // Stop as soon as the sweep exists, before anyone signs.
+    run_until(&mut net, 3 * 3600, |st| st.rows::<Transactions>().next().is_some()).await;
+    let st = net.ledger.state();
+    let t = sweep(st);
+    assert_eq!(t.status, TxStatus::Valid);
+    let unsigned = tx::from_hex(&t.unsigned_tx).expect("tx");
+    let script = w0.script();
+    let sign_as = |who: &str, input: usize| {
+        let key = b.sidechain_key(who, "bitcoin").secret_key();
+        let sig = tx::sign_input(&unsigned, input, &script, t.inputs[input].amount_sat, &key)
+            .expect("sig");
+        sonprop_core::chain::crypto::hex(&sig)
+    };
+    let refused = |net: &mut TestNetwork, who: usize, op: SignTx| {
+        let before = net.ledger.state_hash();
+        let signer = net.sons[who].clone();
+        let e = net.ledger.check_transaction(&net.sign(&signer, op)).expect_err("refused");
+        assert_eq!(net.ledger.state_hash(), before, "state unchanged");
+        e.operation_error()
+            .and_then(OperationError::rule_source::<BitcoinError>)
+            .cloned()
+            .unwrap_or_else(|| panic!("not a bitcoin rule error: {e}"))
+    };
+    let owners: Vec<_> = net.sons.iter().map(|n| n.account).collect();
+    let owner = |i: usize| owners[i];
+    // Son 1 signs with son 3's key: forged for son 1.
+    let forged = SignTx {
+        tx: t.id,
+        son: SonId(1),
+        owner: owner(1),
+        signatures: vec![sign_as("son-3", 0), sign_as("son-3", 1)],
+    };
+    let e = refused(&mut net, 1, forged);
+    assert!(matches!(e, BitcoinError::BadSignature { input: 0, .. }), "{e}");
+    // Its own signatures in the wrong input order.
+    let swapped = SignTx {
+        tx: t.id,
+        son: SonId(1),
+        owner: owner(1),
+        signatures: vec![sign_as("son-1", 1), sign_as("son-1", 0)],
+    };
+    assert!(matches!(refused(&mut net, 1, swapped), BitcoinError::BadSignature { .. }));
+    // Too few signatures.
+    let short =
+        SignTx { tx: t.id, son: SonId(1), owner: owner(1), signatures: vec![sign_as("son-1", 0)] };
+    assert!(matches!(
+        refused(&mut net, 1, short),
+        BitcoinError::SignatureCount { given: 1, inputs: 2 }
+    ));
+    // The new SON is outside the old set.
+    let outsider = SignTx {
+        tx: t.id,
+        son: SonId(6),
+        owner: owner(6),
+        signatures: vec![sign_as("son-6", 0), sign_as("son-6", 1)],
+    };
+    assert!(matches!(refused(&mut net, 6, outsider), BitcoinError::NotASigner { .. }));
+    // Garbage.
+    let garbage = SignTx {
+        tx: t.id,
+        son: SonId(1),
+        owner: owner(1),
+        signatures: vec!["zz".into(), "00".into()],
+    };
+    assert!(matches!(refused(&mut net, 1, garbage), BitcoinError::Hex(_)));
+    // A correct one is accepted.
+    let good = SignTx {
+        tx: t.id,
+        son: SonId(1),
+        owner: owner(1),
+        signatures: vec![sign_as("son-1", 0), sign_as("son-1", 1)],
+    };
+    net.ledger.check_transaction(&net.sign(&net.sons[1].clone(), good)).expect("valid signatures");
+}
+
+#[test]
+fn a_wallet_update_that_differs_by_a_byte_or_pays_an_odd_fee_is_refused() {
+    let bitcoin = Arc::new(FakeBitcoin::default());
+    let b = builder();
+    let net = network(b, &bitcoin);
+    let st = net.ledger.state();
+    // No wallet yet: the first has no sweep.
+    let good = crate::ops::expected_update(st, 5)
+        .expect("elected SONs make a wallet")
+        .expect("one is due");
+    crate::ops::check_update(st, &good).expect("the expected update passes");
+    let mut wrong_id = good.clone();
+    wrong_id.wallet = 7;
+    assert!(matches!(
+        crate::ops::check_update(st, &wrong_id),
+        Err(BitcoinError::WrongWalletId { expected: 0, given: 7 })
+    ));
+    let mut weights = good.clone();
+    weights.signers[0].weight = 2;
+    assert_eq!(crate::ops::check_update(st, &weights), Err(BitcoinError::WrongSigners));
+    let mut dropped = good.clone();
+    dropped.signers.pop();
+    assert_eq!(crate::ops::check_update(st, &dropped), Err(BitcoinError::WrongSigners));
+    let mut sweep = good.clone();
+    sweep.sweep = Some(crate::ops::SweepProposal { fee_rate: 5, unsigned_tx: "00".into() });
+    assert!(matches!(
+        crate::ops::check_update(st, &sweep),
+        Err(BitcoinError::SweepMismatch { need: "not expected", .. })
+    ));
+    let mut fee = good;
+    fee.sweep = Some(crate::ops::SweepProposal { fee_rate: 100_000, unsigned_tx: String::new() });
+    assert!(matches!(
+        crate::ops::check_update(st, &fee),
+        Err(BitcoinError::FeeRate { rate: 100_000, .. })
+    ));
+    assert!(crate::node::within_band(110, 100, 10));
+    assert!(!crate::node::within_band(111, 100, 10));
+    assert!(!crate::node::within_band(89, 100, 10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_differing_by_one_byte_or_built_at_another_rate_is_refused() {
+    let bitcoin = Arc::new(FakeBitcoin::default());
+    *bitcoin.fee_rate.lock().expect("lock") = 5;
+    let mut net = network(builder(), &bitcoin);
+    run_until(&mut net, 60, |st| current_wallet(st).is_some()).await;
+    let w0 = wallet(net.ledger.state(), 0);
+    bitcoin.pay(&w0, 1, 70_000);
+    run_until(&mut net, 60, |st| wallet_utxos(st, 0).len() == 1).await;
+    // SON 5 leaves; stop in the block whose maintenance elects its successor, before the SON on
+    // duty proposes the new wallet, and check variants of that proposal.
+    net.set_son_up(5, false);
+    run_until(&mut net, 3 * 3600, |st| st.is_elected(SonId(6))).await;
+    let st = net.ledger.state();
+    let good = crate::ops::expected_update(st, 5)
+        .expect("wallet")
+        .expect("the update is due: SON 6 was elected in this very block");
+    let sweep = good.sweep.clone().expect("the old wallet holds an output");
+    let mut bytes = sweep.unsigned_tx.clone();
+    // Flip the last hex digit of the locktime.
+    let last = bytes.pop().expect("hex");
+    bytes.push(if last == '0' { '1' } else { '0' });
+    let altered = WalletUpdate {
+        sweep: Some(crate::ops::SweepProposal { unsigned_tx: bytes, ..sweep.clone() }),
+        ..good.clone()
+    };
+    assert_eq!(crate::ops::check_update(st, &altered), Err(BitcoinError::TxMismatch));
+    // Another fee rate rebuilds another transaction: the rate the proposal names is the one used.
+    let other_rate =
+        WalletUpdate { sweep: Some(crate::ops::SweepProposal { fee_rate: 6, ..sweep }), ..good };
+    assert_eq!(crate::ops::check_update(st, &other_rate), Err(BitcoinError::TxMismatch));
+}

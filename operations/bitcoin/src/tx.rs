@@ -1,0 +1,238 @@
+//! Deterministic Bitcoin transactions: built from chain state and a proposal's fee rate alone,
+//! so every SON rebuilds the same bytes; BIP143 signatures; the witness that spends the weighted
+//! script.
+
+use std::collections::BTreeMap;
+
+use bitcoin::absolute::LockTime;
+use bitcoin::consensus::encode::{deserialize_hex, serialize_hex};
+use bitcoin::ecdsa::Signature as EcdsaSig;
+use bitcoin::hashes::Hash;
+use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};
+use bitcoin::sighash::{EcdsaSighashType, SighashCache};
+use bitcoin::transaction::Version;
+use bitcoin::{
+    Amount, OutPoint, PublicKey, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness,
+};
+
+/// An output the wallet spends: where, and how much.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Spend {
+    /// The output.
+    pub outpoint: OutPoint,
+    /// Its amount, in satoshis.
+    pub amount_sat: u64,
+}
+
+/// A transaction that cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// Nothing to spend.
+    #[error("no outputs to spend")]
+    NoInputs,
+    /// The inputs do not cover the fee and a non-dust output.
+    #[error("inputs of {total} sat cannot pay a fee of {fee} sat and leave at least {dust} sat")]
+    TooSmall {
+        /// The inputs' total.
+        total: u64,
+        /// The fee.
+        fee: u64,
+        /// The smallest output relayed (P2WSH dust limit).
+        dust: u64,
+    },
+    /// Amounts beyond `u64`.
+    #[error("amounts overflow")]
+    Overflow,
+}
+
+/// The smallest P2WSH output Bitcoin Core relays (its dust limit at the default dust fee rate).
+pub const P2WSH_DUST_SAT: u64 = 330;
+
+/// The virtual size of a transaction spending `inputs` weighted-script outputs (with `signers`
+/// signature slots and a witness script of `script_len` bytes each, plus one empty user slot
+/// when `user_slot`) to `outputs` P2WSH outputs. An upper bound: every signature is counted at
+/// its largest DER size. A pure function, so every SON computes the same fee.
+pub fn estimate_vsize(
+    inputs: usize,
+    outputs: usize,
+    signers: usize,
+    script_len: usize,
+    user_slot: bool,
+) -> u64 {
+    fn varint(n: usize) -> u64 {
+        match n {
+            0..=0xfc => 1,
+            0xfd..=0xffff => 3,
+            _ => 5,
+        }
+    }
+    let (i, o) = (inputs as u64, outputs as u64);
+    // version, locktime, counts; each input: outpoint 36, empty scriptSig 1, sequence 4; each
+    // P2WSH output: value 8, script length 1, script 34.
+    let base = 8 + varint(inputs) + varint(outputs) + i * 41 + o * 43;
+    let items = signers + usize::from(user_slot) + 1;
+    let per_input = varint(items)
+        + signers as u64 * (1 + 73)
+        + u64::from(user_slot)
+        + varint(script_len)
+        + script_len as u64;
+    // Segwit marker and flag, then each input's witness.
+    let witness = 2 + i * per_input;
+    (base * 4 + witness).div_ceil(4)
+}
+
+/// A transaction moving every `input` to one output paying `to`, minus the fee at
+/// `fee_rate_sat_vb` for [`estimate_vsize`]. Inputs in outpoint order, version 2, locktime 0,
+/// final sequences: the same inputs, destination and rate give the same bytes on every node.
+pub fn build_sweep(
+    inputs: &[Spend],
+    to: &ScriptBuf,
+    fee_rate_sat_vb: u64,
+    signers: usize,
+    script_len: usize,
+) -> Result<Transaction, BuildError> {
+    if inputs.is_empty() {
+        return Err(BuildError::NoInputs);
+    }
+    let mut sorted = inputs.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let total = sorted
+        .iter()
+        .try_fold(0u64, |t, s| t.checked_add(s.amount_sat))
+        .ok_or(BuildError::Overflow)?;
+    let vsize = estimate_vsize(sorted.len(), 1, signers, script_len, false);
+    let fee = vsize.checked_mul(fee_rate_sat_vb).ok_or(BuildError::Overflow)?;
+    let out = total
+        .checked_sub(fee)
+        .filter(|v| *v >= P2WSH_DUST_SAT)
+        .ok_or(BuildError::TooSmall { total, fee, dust: P2WSH_DUST_SAT })?;
+    Ok(Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: sorted
+            .iter()
+            .map(|s| TxIn {
+                previous_output: s.outpoint,
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            })
+            .collect(),
+        output: vec![TxOut { value: Amount::from_sat(out), script_pubkey: to.clone() }],
+    })
+}
+
+/// The transaction as hex (consensus encoding).
+pub fn to_hex(tx: &Transaction) -> String {
+    serialize_hex(tx)
+}
+
+/// A transaction from hex; `None` if it does not decode.
+pub fn from_hex(hex: &str) -> Option<Transaction> {
+    deserialize_hex(hex).ok()
+}
+
+/// The BIP143 (segwit v0) digest input `index` commits to, for a P2WSH output of
+/// `witness_script` holding `amount_sat`, with `SIGHASH_ALL`.
+pub fn sighash(
+    tx: &Transaction,
+    index: usize,
+    witness_script: &ScriptBuf,
+    amount_sat: u64,
+) -> Option<Message> {
+    let mut cache = SighashCache::new(tx);
+    let h = cache
+        .p2wsh_signature_hash(
+            index,
+            witness_script,
+            Amount::from_sat(amount_sat),
+            EcdsaSighashType::All,
+        )
+        .ok()?;
+    Some(Message::from_digest(h.to_byte_array()))
+}
+
+/// Signs input `index`: DER followed by the `SIGHASH_ALL` byte, as a witness carries it.
+pub fn sign_input(
+    tx: &Transaction,
+    index: usize,
+    witness_script: &ScriptBuf,
+    amount_sat: u64,
+    key: &SecretKey,
+) -> Option<Vec<u8>> {
+    let msg = sighash(tx, index, witness_script, amount_sat)?;
+    let sig = Secp256k1::signing_only().sign_ecdsa(&msg, key);
+    Some(EcdsaSig { signature: sig, sighash_type: EcdsaSighashType::All }.to_vec())
+}
+
+/// Why a signature is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureError {
+    /// Not DER plus a sighash byte.
+    #[error("not a DER signature with a sighash byte: {0}")]
+    Malformed(String),
+    /// Another sighash type than `SIGHASH_ALL`.
+    #[error("sighash type {0} is not SIGHASH_ALL")]
+    SighashType(String),
+    /// A signature with a high S (not standard; malleable).
+    #[error("the signature is not in low-S form")]
+    HighS,
+    /// It does not verify.
+    #[error("the signature does not verify against the key for this input")]
+    Invalid,
+}
+
+/// Checks `sig` (DER + sighash byte) by `key` for input `index`.
+pub fn verify_input(
+    tx: &Transaction,
+    index: usize,
+    witness_script: &ScriptBuf,
+    amount_sat: u64,
+    key: &PublicKey,
+    sig: &[u8],
+) -> Result<(), SignatureError> {
+    let parsed = EcdsaSig::from_slice(sig).map_err(|e| SignatureError::Malformed(e.to_string()))?;
+    if parsed.sighash_type != EcdsaSighashType::All {
+        return Err(SignatureError::SighashType(parsed.sighash_type.to_string()));
+    }
+    let mut normal = parsed.signature;
+    normal.normalize_s();
+    if normal != parsed.signature {
+        return Err(SignatureError::HighS);
+    }
+    let msg = sighash(tx, index, witness_script, amount_sat).ok_or(SignatureError::Invalid)?;
+    Secp256k1::verification_only()
+        .verify_ecdsa(&msg, &parsed.signature, &key.inner)
+        .map_err(|_| SignatureError::Invalid)
+}
+
+/// The witness that spends a weighted-script output: signatures in reverse wallet order so that
+/// the first SON's is on top of the stack, an empty element for each SON that did not sign, an
+/// empty user slot for a deposit-address input, then the script.
+pub fn weighted_witness(
+    signers: usize,
+    signatures: &BTreeMap<usize, Vec<u8>>,
+    witness_script: &ScriptBuf,
+    user_slot: bool,
+) -> Witness {
+    let mut w = Witness::new();
+    for i in (0..signers).rev() {
+        match signatures.get(&i) {
+            Some(sig) => w.push(sig),
+            None => w.push([]),
+        }
+    }
+    if user_slot {
+        w.push([]);
+    }
+    w.push(witness_script.as_bytes());
+    w
+}
+
+/// The transaction id (it does not cover witnesses, so it is known before any signature).
+pub fn txid(tx: &Transaction) -> Txid {
+    tx.compute_txid()
+}
