@@ -2,6 +2,7 @@
 //! scenarios, operation JSON).
 
 // The linker drops crates nothing references, and their registrations with them.
+use sonprop_bitcoin as _;
 use sonprop_deregister_son as _;
 use sonprop_example_custom_operation as _;
 use sonprop_report_down as _;

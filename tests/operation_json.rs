@@ -11,6 +11,10 @@ fn the_operation_crates_are_registered_through_discovery() {
     for kind in [
         sonprop_report_down::KIND,
         sonprop_deregister_son::KIND,
+        sonprop_bitcoin::WALLET_UPDATE,
+        sonprop_bitcoin::SIGN,
+        sonprop_bitcoin::TX_FAIL,
+        sonprop_bitcoin::UTXO,
         "son_heartbeat",
         "proposal_create",
     ] {

@@ -49,6 +49,10 @@ usage:
       signature verification, proposal lifecycles, and simulation speed and memory.
       --json    print one JSON object instead of the table
       --quick   a reduced set that runs in seconds (no 100 000-SON ledger, no 30-day run)
+  sonprop bitcoin address --son <hex-key>:<weight> ... [--user <hex-key>] [--csv N]
+                          [--network bitcoin|testnet|signet|regtest] [--json]
+      Print the witness script and P2WSH address of a SON wallet (or of a user's deposit
+      address over it), in SON order as given.
   sonprop help
       Show this text.
 
@@ -117,6 +121,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write, progress_b
         Some("inspect") => inspect(&args[1..], out),
         Some("bench") => Ok(crate::bench::cli::bench(&args[1..], out, err)),
         Some("bench-sim") => Ok(crate::bench::cli::bench_sim(&args[1..], out)),
+        Some("bitcoin") => crate::bitcoin_cli::bitcoin(&args[1..], out),
         Some("help" | "--help" | "-h") => {
             let _ = writeln!(out, "{USAGE}");
             Ok(EXIT_OK)
