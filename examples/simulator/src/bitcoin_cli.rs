@@ -58,7 +58,7 @@ fn parse(
     if csv.is_some() && user.is_none() {
         return Err("--csv applies to a deposit address: give --user too".into());
     }
-    Ok((sons, user, csv, network, json))
+    Ok(Request { sons, user, csv, network, json })
 }
 
 /// Runs `sonprop bitcoin ARGS`; bad input is exit 2 with the reason.
@@ -73,7 +73,7 @@ pub fn bitcoin(args: &[String], out: &mut dyn Write) -> Result<i32, (i32, String
         Some(other) => return Err(usage(format!("unknown bitcoin command `{other}`"))),
         None => return Err(usage("no bitcoin command given".into())),
     };
-    let (sons, user, csv, network, json) = parse(rest).map_err(usage)?;
+    let Request { sons, user, csv, network, json } = parse(rest).map_err(usage)?;
     let total = script::total_weight(&sons);
     let witness_script = match &user {
         Some(u) => {

@@ -9,7 +9,9 @@
 //! - [`state`]: the crate's tables (wallet history, the wallets' outputs, sidechain
 //!   transactions with their signatures) and parameters.
 //! - [`ops`]: `bitcoin_wallet_update` (a SON proposal), `bitcoin_tx_sign` (a SON's signatures,
-//!   verified by the ledger), `bitcoin_tx_fail`, `bitcoin_wallet_utxo` (a SON proposal).
+//!   verified by the ledger), `bitcoin_tx_fail`, `bitcoin_tx_sent`, `bitcoin_tx_settle` (a SON
+//!   proposal, approved by SONs whose own view shows the confirmations), `bitcoin_wallet_utxo`
+//!   (a SON proposal). A transaction goes valid → complete → sent → settled, or fails.
 //! - [`node`]: the [`node::BitcoinNode`] service (each node's own view of Bitcoin and its key)
 //!   and the triggers and validators built from it.
 //!
@@ -49,6 +51,10 @@ pub const SIGN: &str = "bitcoin_tx_sign";
 pub const TX_FAIL: &str = "bitcoin_tx_fail";
 /// Kind: record a confirmed output paying the current wallet.
 pub const UTXO: &str = "bitcoin_wallet_utxo";
+/// Kind: a SON broadcast a complete sidechain transaction.
+pub const SENT: &str = "bitcoin_tx_sent";
+/// Kind: the SONs saw a sent sidechain transaction confirmed.
+pub const SETTLE: &str = "bitcoin_tx_settle";
 
 #[cfg(test)]
 mod tests;

@@ -4,16 +4,17 @@
 use std::sync::Arc;
 
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
-use bitcoin::{OutPoint, PublicKey, ScriptBuf};
+use bitcoin::{OutPoint, PublicKey, ScriptBuf, Transaction, Txid};
 use sonprop_core::{
     async_trait, NodeContext, NodeIdentity, PluginError, Proposal, ProposalDraft, ServiceError,
     State, Trigger, TriggerOutput, Validator, Verdict,
 };
 
 use crate::ops::{
-    check_update, check_utxo, expected_update, FailTx, SignTx, WalletUpdate, WalletUtxo,
+    check_settle, check_update, check_utxo, expected_update, signed_transaction, FailTx, SentTx,
+    SettleTx, SignTx, WalletUpdate, WalletUtxo,
 };
-use crate::state::{current_wallet, pending, MinConfirmations, Wallets};
+use crate::state::{current_wallet, pending, with_status, MinConfirmations, TxStatus, Wallets};
 use crate::tx;
 
 /// An output paying a watched script, as one node's Bitcoin view shows it.
@@ -35,6 +36,11 @@ pub trait BitcoinSource: Send + Sync {
     fn fee_rate(&self) -> Option<u64>;
     /// The outputs paying `script_pubkey` that this node sees.
     fn outputs_to(&self, script_pubkey: &ScriptBuf) -> Vec<SeenOutput>;
+    /// A transaction's confirmations as this node sees them (`Some(0)`: in its mempool;
+    /// `None`: unknown).
+    fn confirmations(&self, txid: &Txid) -> Option<u32>;
+    /// Broadcasts a signed transaction. Sending one the node already has is not an error.
+    fn broadcast(&self, tx: &Transaction) -> Result<(), String>;
 }
 
 /// The node service the Bitcoin crate's parts are built from.
@@ -99,6 +105,9 @@ ctor!(wallet_validator, Validator, WalletValidator);
 ctor!(sign_trigger, Trigger, SignTrigger);
 ctor!(utxo_trigger, Trigger, UtxoTrigger);
 ctor!(utxo_validator, Validator, UtxoValidator);
+ctor!(broadcast_trigger, Trigger, BroadcastTrigger);
+ctor!(settle_trigger, Trigger, SettleTrigger);
+ctor!(settle_validator, Validator, SettleValidator);
 
 fn estimate(node: &BitcoinNode) -> Result<u64, PluginError> {
     node.source
@@ -275,6 +284,89 @@ impl Validator for UtxoValidator {
                 Verdict::Abstain(format!("I see {} sat, not {}", o.amount_sat, op.amount_sat))
             }
             None => Verdict::Abstain("I do not see this output confirmed".into()),
+        })
+    }
+}
+
+/// On the SON on duty: assembles each complete transaction from the signatures on chain,
+/// broadcasts it through this node's source, and reports it sent.
+pub struct BroadcastTrigger(pub BitcoinNode);
+
+#[async_trait]
+impl Trigger for BroadcastTrigger {
+    async fn drafts(
+        &self,
+        state: &State,
+        node: &NodeIdentity,
+    ) -> Result<TriggerOutput, PluginError> {
+        let mut out = TriggerOutput::default();
+        let Some(son) = node.son else { return Ok(out) };
+        if state.son_on_duty(state.head_height() + 1) != Some(son) {
+            return Ok(out);
+        }
+        for t in with_status(state, &TxStatus::Complete) {
+            let Some(wallet) = state.row::<Wallets>(&t.signing_wallet) else { continue };
+            let signed = signed_transaction(t, wallet).map_err(PluginError::msg)?;
+            self.0.source.broadcast(&signed).map_err(|e| {
+                PluginError::msg(format!("broadcasting sidechain tx {}: {e}", t.id))
+            })?;
+            let txid = signed.compute_txid().to_string();
+            out.operations.push(Box::new(SentTx { tx: t.id, txid, son, owner: node.account }));
+        }
+        Ok(out)
+    }
+}
+
+fn confirmed(node: &BitcoinNode, state: &State, txid: &str) -> Result<u32, String> {
+    let id: Txid = txid.parse().map_err(|_| format!("`{txid}` is not a txid"))?;
+    let have = node.source.confirmations(&id).ok_or_else(|| format!("I do not see {txid}"))?;
+    let need = state.param::<MinConfirmations>();
+    if have < need {
+        return Err(format!("{txid} has {have} confirmations here, {need} needed"));
+    }
+    Ok(have)
+}
+
+/// Proposes settling each sent transaction this node sees confirmed.
+pub struct SettleTrigger(pub BitcoinNode);
+
+#[async_trait]
+impl Trigger for SettleTrigger {
+    async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
+        let mut out = TriggerOutput::default();
+        for t in with_status(state, &TxStatus::Sent { txid: String::new() }) {
+            let TxStatus::Sent { txid } = &t.status else { continue };
+            if confirmed(&self.0, state, txid).is_ok() {
+                out.drafts.push(ProposalDraft::new(SettleTx { tx: t.id }));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Approves a settlement when this node's own view shows the confirmations.
+pub struct SettleValidator(pub BitcoinNode);
+
+#[async_trait]
+impl Validator for SettleValidator {
+    async fn review(
+        &self,
+        state: &State,
+        proposal: &Proposal,
+        _: &NodeIdentity,
+    ) -> Result<Verdict, PluginError> {
+        let op = proposal.only::<SettleTx>().ok_or_else(|| PluginError::msg("not a settlement"))?;
+        if let Err(e) = check_settle(state, op) {
+            return Ok(Verdict::Abstain(e.to_string()));
+        }
+        let Some(TxStatus::Sent { txid }) =
+            state.row::<crate::state::Transactions>(&op.tx).map(|t| t.status.clone())
+        else {
+            return Ok(Verdict::Abstain("not sent".into()));
+        };
+        Ok(match confirmed(&self.0, state, &txid) {
+            Ok(_) => Verdict::Approve,
+            Err(why) => Verdict::Abstain(why),
         })
     }
 }

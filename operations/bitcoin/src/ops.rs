@@ -12,12 +12,12 @@ use sonprop_core::{
 
 use crate::script::{self, p2wsh_address};
 use crate::state::{
-    current_wallet, expected_signers, outpoint, pending, script_signers, utxo_key, wallet_utxos,
+    current_wallet, expected_signers, outpoint, script_signers, unsettled, utxo_key, wallet_utxos,
     MaxFeeRate, MinFeeRate, NetworkParam, Purpose, SidechainTx, SignTimeout, Transactions, TxInput,
     TxStatus, Utxo, Utxos, Wallet, WalletSigner, Wallets,
 };
 use crate::tx::{self, Spend};
-use crate::{SIGN, TX_FAIL, UTXO, WALLET_UPDATE};
+use crate::{SENT, SETTLE, SIGN, TX_FAIL, UTXO, WALLET_UPDATE};
 
 /// Why a Bitcoin operation is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,8 +40,8 @@ pub enum BitcoinError {
         /// The one proposed.
         given: u64,
     },
-    /// A sweep is still collecting signatures.
-    #[error("sidechain tx {0} is still collecting signatures")]
+    /// A sweep is not settled yet.
+    #[error("sidechain tx {0} is not settled yet")]
     SweepPending(u64),
     /// A sweep was needed and not proposed, or proposed with nothing to sweep.
     #[error("the old wallet holds {utxos} outputs: a sweep is {need}")]
@@ -139,6 +139,16 @@ pub enum BitcoinError {
     /// A zero amount.
     #[error("the amount must be positive")]
     ZeroAmount,
+    /// A txid other than the transaction's.
+    #[error("sidechain tx {tx} has txid {expected}, not {given}")]
+    WrongTxid {
+        /// The transaction.
+        tx: u64,
+        /// Its txid.
+        expected: String,
+        /// The one given.
+        given: String,
+    },
     /// State the chain should hold is missing (a bug, reported rather than panicking).
     #[error("inconsistent bitcoin state: {0}")]
     Inconsistent(String),
@@ -219,7 +229,7 @@ fn sweep_of(
 
 /// The wallet-update rule, shared by the check, the trigger and the validator.
 pub fn check_update(state: &State, op: &WalletUpdate) -> Result<(), BitcoinError> {
-    if let Some(t) = pending(state).next() {
+    if let Some(t) = unsettled(state).next() {
         return Err(BitcoinError::SweepPending(t.id));
     }
     let rate = op.sweep.as_ref().map_or(state.param::<MinFeeRate>(), |s| s.fee_rate);
@@ -476,18 +486,8 @@ impl Operation for SignTx {
             t.status = TxStatus::Complete;
             let unsigned = tx::from_hex(&t.unsigned_tx)
                 .ok_or_else(|| rule(SIGN)(BitcoinError::Hex(t.unsigned_tx.clone())))?;
-            let txid = tx::txid(&unsigned);
-            let Purpose::Sweep { to, .. } = t.purpose;
-            for (vout, out) in unsigned.output.iter().enumerate() {
-                let key = utxo_key(&OutPoint { txid, vout: vout as u32 });
-                let row = Utxo { wallet: to, amount_sat: out.value.to_sat() };
-                ctx.put_row::<Utxos>(&key, Some(row))?;
-            }
-            ctx.emit_event(&TxComplete {
-                tx: t.id,
-                txid: txid.to_string(),
-                signed_weight: t.signed_weight,
-            });
+            let txid = tx::txid(&unsigned).to_string();
+            ctx.emit_event(&TxComplete { tx: t.id, txid, signed_weight: t.signed_weight });
         }
         ctx.put_row::<Transactions>(&t.id.clone(), Some(t))
     }
@@ -622,4 +622,177 @@ impl Operation for WalletUtxo {
 /// The outpoint of a stored key, for display.
 pub fn display_outpoint(key: &([u8; 32], u32)) -> String {
     outpoint(key).to_string()
+}
+
+/// A SON broadcast a complete sidechain transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SentTx {
+    /// The sidechain transaction.
+    pub tx: u64,
+    /// Its Bitcoin txid.
+    pub txid: String,
+    /// The SON that broadcast it.
+    pub son: SonId,
+    /// Its owner (who signs).
+    pub owner: AccountId,
+}
+
+fn tx_in_status<'a>(
+    state: &'a State,
+    id: u64,
+    status: &TxStatus,
+) -> Result<&'a SidechainTx, BitcoinError> {
+    let t = state.row::<Transactions>(&id).ok_or(BitcoinError::UnknownTx(id))?;
+    if t.status.code() != status.code() {
+        return Err(BitcoinError::NotValid { id, status: t.status.to_string() });
+    }
+    Ok(t)
+}
+
+fn check_txid(t: &SidechainTx, given: &str) -> Result<(), BitcoinError> {
+    let unsigned =
+        tx::from_hex(&t.unsigned_tx).ok_or_else(|| BitcoinError::Hex(t.unsigned_tx.clone()))?;
+    let expected = tx::txid(&unsigned).to_string();
+    if expected != given {
+        return Err(BitcoinError::WrongTxid { tx: t.id, expected, given: given.to_owned() });
+    }
+    Ok(())
+}
+
+fn check_sent(state: &State, op: &SentTx) -> Result<(), BitcoinError> {
+    let t = tx_in_status(state, op.tx, &TxStatus::Complete)?;
+    check_txid(t, &op.txid)?;
+    let s = state
+        .son(op.son)
+        .filter(|_| state.is_elected(op.son))
+        .ok_or(BitcoinError::NotElected(op.son))?;
+    if s.owner != op.owner {
+        return Err(BitcoinError::NotOwner { son: op.son, given: op.owner });
+    }
+    Ok(())
+}
+
+#[typetag::serde(name = "bitcoin_tx_sent")]
+impl Operation for SentTx {
+    fn kind(&self) -> &'static str {
+        SENT
+    }
+    fn subject(&self) -> Option<Subject> {
+        Some(Subject::Named(format!("bitcoin:sent:{}", self.tx)))
+    }
+    fn required_authorities(&self) -> Vec<AccountId> {
+        vec![self.owner]
+    }
+    fn check(&self, state: &State) -> Result<(), OperationError> {
+        check_sent(state, self).map_err(rule(SENT))
+    }
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+        let mut t = ctx
+            .row::<Transactions>(&self.tx)
+            .cloned()
+            .ok_or_else(|| rule(SENT)(BitcoinError::UnknownTx(self.tx)))?;
+        t.status = TxStatus::Sent { txid: self.txid.clone() };
+        ctx.put_row::<Transactions>(&self.tx, Some(t))
+    }
+}
+
+/// The SONs saw a sent sidechain transaction confirmed: it settles, and its outputs become the
+/// destination wallet's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettleTx {
+    /// The sidechain transaction.
+    pub tx: u64,
+}
+
+/// A sidechain transaction settled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxSettled {
+    /// It.
+    pub tx: u64,
+    /// Its Bitcoin txid.
+    pub txid: String,
+    /// The wallet its outputs joined.
+    pub wallet: u64,
+    /// What they hold, in satoshis.
+    pub amount_sat: u64,
+}
+impl ChainEvent for TxSettled {
+    const KIND: &'static str = SETTLE;
+    const NAME: &'static str = "settled";
+}
+impl fmt::Display for TxSettled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "sidechain tx {} settled ({}): {} sat now held by wallet {}",
+            self.tx, self.txid, self.amount_sat, self.wallet
+        )
+    }
+}
+
+/// The rule for settling: the transaction was sent.
+pub fn check_settle(state: &State, op: &SettleTx) -> Result<(), BitcoinError> {
+    tx_in_status(state, op.tx, &TxStatus::Sent { txid: String::new() }).map(|_| ())
+}
+
+#[typetag::serde(name = "bitcoin_tx_settle")]
+impl Operation for SettleTx {
+    fn kind(&self) -> &'static str {
+        SETTLE
+    }
+    fn subject(&self) -> Option<Subject> {
+        Some(Subject::Named(format!("bitcoin:settle:{}", self.tx)))
+    }
+    fn required_authorities(&self) -> Vec<AccountId> {
+        vec![AccountId::SON_CONSENSUS]
+    }
+    fn check(&self, state: &State) -> Result<(), OperationError> {
+        check_settle(state, self).map_err(rule(SETTLE))
+    }
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+        let fail = rule(SETTLE);
+        let mut t = ctx
+            .row::<Transactions>(&self.tx)
+            .cloned()
+            .ok_or_else(|| fail(BitcoinError::UnknownTx(self.tx)))?;
+        let TxStatus::Sent { txid } = t.status.clone() else {
+            return Err(fail(BitcoinError::NotValid { id: self.tx, status: t.status.to_string() }));
+        };
+        let unsigned = tx::from_hex(&t.unsigned_tx)
+            .ok_or_else(|| fail(BitcoinError::Hex(t.unsigned_tx.clone())))?;
+        let id = tx::txid(&unsigned);
+        let Purpose::Sweep { to, .. } = t.purpose;
+        let mut total = 0u64;
+        for (vout, out) in unsigned.output.iter().enumerate() {
+            let key = utxo_key(&OutPoint { txid: id, vout: vout as u32 });
+            total = total.saturating_add(out.value.to_sat());
+            ctx.put_row::<Utxos>(&key, Some(Utxo { wallet: to, amount_sat: out.value.to_sat() }))?;
+        }
+        ctx.emit_event(&TxSettled { tx: t.id, txid: txid.clone(), wallet: to, amount_sat: total });
+        t.status = TxStatus::Settled { txid };
+        ctx.put_row::<Transactions>(&self.tx, Some(t))
+    }
+}
+
+/// The signed transaction Bitcoin receives: each input's witness from the signatures the chain
+/// collected, in the signing wallet's order (empty slots for SONs that did not sign).
+pub fn signed_transaction(
+    t: &SidechainTx,
+    wallet: &Wallet,
+) -> Result<bitcoin::Transaction, BitcoinError> {
+    let mut signed =
+        tx::from_hex(&t.unsigned_tx).ok_or_else(|| BitcoinError::Hex(t.unsigned_tx.clone()))?;
+    let script = wallet.script();
+    for (i, input) in signed.input.iter_mut().enumerate() {
+        let mut sigs = BTreeMap::new();
+        for (slot, signer) in wallet.signers.iter().enumerate() {
+            if let Some(hex) = t.signatures.get(&signer.son).and_then(|v| v.get(i)) {
+                sigs.insert(slot, hex_bytes(hex)?);
+            }
+        }
+        input.witness = tx::weighted_witness(wallet.signers.len(), &sigs, &script, false);
+    }
+    Ok(signed)
 }

@@ -7,12 +7,12 @@ use sonprop_core::{
 };
 
 use crate::node;
-use crate::ops::{FailTx, SignTx, WalletUpdate, WalletUtxo};
+use crate::ops::{FailTx, SentTx, SettleTx, SignTx, WalletUpdate, WalletUtxo};
 use crate::state::{
     signature_needed, MaxFeeRate, MinConfirmations, MinFeeRate, NetworkParam, SignTimeout,
     Transactions, Utxos, Wallets,
 };
-use crate::{SIGN, TX_FAIL, UTXO, WALLET_UPDATE};
+use crate::{SENT, SETTLE, SIGN, TX_FAIL, UTXO, WALLET_UPDATE};
 
 fn lifetime(state: &State) -> u64 {
     state.witness_cycles_lifetime(3)
@@ -21,7 +21,7 @@ fn lifetime(state: &State) -> u64 {
 const SON_PROPOSAL: ProposalPolicy =
     ProposalPolicy { son_record: true, eligible: Eligibility::ElectedSon, lifetime };
 
-const OPERATIONS: [OperationDescriptor; 4] = [
+const OPERATIONS: [OperationDescriptor; 6] = [
     OperationDescriptor {
         name: WALLET_UPDATE,
         description: "record the elected SONs' new primary wallet and the sweep of the old one",
@@ -41,6 +41,26 @@ const OPERATIONS: [OperationDescriptor; 4] = [
         description: "fail a sidechain transaction past its deadline; its inputs return",
         proposal: None,
         example: || Box::new(FailTx { tx: 0, son: SonId(3), owner: AccountId(14) }),
+    },
+    OperationDescriptor {
+        name: SENT,
+        description: "a SON broadcast a complete sidechain transaction",
+        proposal: None,
+        example: || {
+            Box::new(SentTx {
+                tx: 0,
+                txid: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".into(),
+                son: SonId(3),
+                owner: AccountId(14),
+            })
+        },
+    },
+    OperationDescriptor {
+        name: SETTLE,
+        description:
+            "the SONs saw a sent sidechain transaction confirmed; its outputs are the wallet's",
+        proposal: Some(SON_PROPOSAL),
+        example: || Box::new(SettleTx { tx: 0 }),
     },
     OperationDescriptor {
         name: UTXO,
@@ -90,6 +110,18 @@ pub const PLUGIN: Plugin = Plugin {
             watch: Watch::EachElectedSon,
             trigger: Some(node::sign_trigger),
             validator: None,
+        },
+        NodeParts {
+            kind: SENT,
+            watch: Watch::EachElectedSon,
+            trigger: Some(node::broadcast_trigger),
+            validator: None,
+        },
+        NodeParts {
+            kind: SETTLE,
+            watch: Watch::ElectedSons,
+            trigger: Some(node::settle_trigger),
+            validator: Some(node::settle_validator),
         },
         NodeParts {
             kind: UTXO,

@@ -111,6 +111,17 @@ pub enum TxStatus {
     Valid,
     /// Signed by the threshold: any SON can assemble and broadcast it.
     Complete,
+    /// Broadcast by a SON.
+    Sent {
+        /// Its Bitcoin txid.
+        txid: String,
+    },
+    /// Confirmed as the SONs' own Bitcoin views show it: its outputs are the destination
+    /// wallet's.
+    Settled {
+        /// Its Bitcoin txid.
+        txid: String,
+    },
     /// Not signed by the threshold before its deadline; its inputs went back to their wallet.
     Failed {
         /// Why.
@@ -124,7 +135,9 @@ impl TxStatus {
         match self {
             TxStatus::Valid => 0,
             TxStatus::Complete => 1,
-            TxStatus::Failed { .. } => 2,
+            TxStatus::Sent { .. } => 2,
+            TxStatus::Settled { .. } => 3,
+            TxStatus::Failed { .. } => 4,
         }
     }
 }
@@ -134,6 +147,8 @@ impl fmt::Display for TxStatus {
         match self {
             TxStatus::Valid => f.write_str("valid"),
             TxStatus::Complete => f.write_str("complete"),
+            TxStatus::Sent { txid } => write!(f, "sent ({txid})"),
+            TxStatus::Settled { txid } => write!(f, "settled ({txid})"),
             TxStatus::Failed { reason } => write!(f, "failed ({reason})"),
         }
     }
@@ -321,6 +336,21 @@ pub fn current_wallet(state: &State) -> Option<&Wallet> {
 pub fn pending(state: &State) -> impl Iterator<Item = &SidechainTx> + '_ {
     let valid = TxStatus::Valid.code();
     state.rows_by_range(&TXS_BY_STATUS, &(valid, 0), &(valid + 1, 0)).map(|(_, t)| t)
+}
+
+/// The transactions with a given status.
+pub fn with_status<'a>(
+    state: &'a State,
+    status: &TxStatus,
+) -> impl Iterator<Item = &'a SidechainTx> + 'a {
+    let c = status.code();
+    state.rows_by_range(&TXS_BY_STATUS, &(c, 0), &(c + 1, 0)).map(|(_, t)| t)
+}
+
+/// The transactions not settled or failed yet (collecting signatures, complete, or sent):
+/// while one is, the wallet does not change again.
+pub fn unsettled(state: &State) -> impl Iterator<Item = &SidechainTx> + '_ {
+    state.rows_by_range(&TXS_BY_STATUS, &(0, 0), &(3, 0)).map(|(_, t)| t)
 }
 
 /// The outputs a wallet holds, in outpoint order.

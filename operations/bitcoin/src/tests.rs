@@ -20,11 +20,14 @@ use crate::state::{
 };
 use crate::tx;
 
-/// A Bitcoin every node sees alike: outputs by script, one fee rate.
+/// A Bitcoin every node sees alike: outputs by script, one fee rate, and a broadcast that
+/// accepts only what Bitcoin Core's script interpreter accepts (each broadcast transaction is
+/// confirmed at once).
 #[derive(Default)]
 struct FakeBitcoin {
     outputs: Mutex<Vec<(ScriptBuf, SeenOutput)>>,
     fee_rate: Mutex<u64>,
+    broadcast: Mutex<Vec<Transaction>>,
 }
 
 impl BitcoinSource for FakeBitcoin {
@@ -35,7 +38,45 @@ impl BitcoinSource for FakeBitcoin {
         let all = self.outputs.lock().unwrap_or_else(|p| p.into_inner());
         all.iter().filter(|(s, _)| s == spk).map(|(_, o)| *o).collect()
     }
+    fn confirmations(&self, txid: &Txid) -> Option<u32> {
+        let sent = self.broadcast.lock().unwrap_or_else(|p| p.into_inner());
+        sent.iter().any(|t| t.compute_txid() == *txid).then_some(1)
+    }
+    fn broadcast(&self, tx: &Transaction) -> Result<(), String> {
+        let mut sent = self.broadcast.lock().unwrap_or_else(|p| p.into_inner());
+        if sent.iter().any(|t| t.compute_txid() == tx.compute_txid()) {
+            return Ok(());
+        }
+        let mut outputs = self.outputs.lock().unwrap_or_else(|p| p.into_inner());
+        let bytes = serialize(tx);
+        for (i, input) in tx.input.iter().enumerate() {
+            let (spk, o) = outputs
+                .iter()
+                .find(|(_, o)| o.outpoint == input.previous_output)
+                .ok_or_else(|| format!("input {i} spends an unknown output"))?;
+            bitcoin::consensus::verify_script_with_flags(
+                spk,
+                i,
+                Amount::from_sat(o.amount_sat),
+                &bytes,
+                FLAGS,
+            )
+            .map_err(|e| format!("input {i} rejected by the script interpreter: {e}"))?;
+        }
+        let txid = tx.compute_txid();
+        for (vout, out) in tx.output.iter().enumerate() {
+            let outpoint = OutPoint { txid, vout: vout as u32 };
+            let seen = SeenOutput { outpoint, amount_sat: out.value.to_sat(), confirmations: 1 };
+            outputs.push((out.script_pubkey.clone(), seen));
+        }
+        sent.push(tx.clone());
+        Ok(())
+    }
 }
+
+/// Bitcoin Core's script flags: P2SH | DERSIG | NULLDUMMY | CHECKLOCKTIMEVERIFY |
+/// CHECKSEQUENCEVERIFY | WITNESS (every pre-taproot rule).
+const FLAGS: u32 = (1 << 0) | (1 << 2) | (1 << 4) | (1 << 9) | (1 << 10) | (1 << 11);
 
 impl FakeBitcoin {
     fn pay(&self, wallet: &Wallet, tag: u8, amount_sat: u64) -> OutPoint {
@@ -125,16 +166,13 @@ fn assembled(t: &SidechainTx, w: &Wallet, slots: &BTreeMap<usize, SonId>) -> Tra
 fn consensus_valid(signed: &Transaction, t: &SidechainTx, w: &Wallet) -> Result<(), String> {
     let spk = ScriptBuf::new_p2wsh(&w.script().wscript_hash());
     let bytes = serialize(signed);
-    // Bitcoin Core's script flags: P2SH | DERSIG | NULLDUMMY | CHECKLOCKTIMEVERIFY |
-    // CHECKSEQUENCEVERIFY | WITNESS (every pre-taproot rule).
-    let flags: u32 = (1 << 0) | (1 << 2) | (1 << 4) | (1 << 9) | (1 << 10) | (1 << 11);
     for (i, input) in t.inputs.iter().enumerate() {
         bitcoin::consensus::verify_script_with_flags(
             &spk,
             i,
             Amount::from_sat(input.amount_sat),
             &bytes,
-            flags,
+            FLAGS,
         )
         .map_err(|e| format!("input {i}: {e}"))?;
     }
@@ -201,12 +239,38 @@ async fn a_replaced_son_moves_the_wallet_and_the_old_set_signs_a_sweep_bitcoin_a
     assert_eq!(t.threshold, 5, "the old script's threshold: 6 * 2 / 3 + 1");
     assert!(wallet_utxos(st, 0).is_empty(), "the old outputs are committed to the sweep");
 
-    // The old set's live SONs sign; the ledger completes it and moves the outputs.
-    let events = run_until(&mut net, 60, |st| sweep(st).status == TxStatus::Complete).await;
+    // The old set's live SONs sign; the ledger completes it; the SON on duty broadcasts it (the
+    // fake Bitcoin runs it through Bitcoin Core's interpreter); the SONs see it confirmed and
+    // settle it, and the outputs move to the new wallet.
+    let mut events = run_until(&mut net, 60, |st| sweep(st).status == TxStatus::Complete).await;
+    // Complete, not sent yet: a report naming another txid, or a settlement, is refused.
+    let st = net.ledger.state();
+    let id = sweep(st).id;
+    let (son0, owner0) = (SonId(0), net.sons[0].account);
+    let wrong = crate::ops::SentTx { tx: id, txid: "00".repeat(32), son: son0, owner: owner0 };
+    let e = net
+        .ledger
+        .check_transaction(&net.sign(&net.sons[0].clone(), wrong))
+        .expect_err("wrong txid");
+    let r = e.operation_error().and_then(OperationError::rule_source::<BitcoinError>);
+    assert!(matches!(r, Some(BitcoinError::WrongTxid { .. })), "{e}");
+    events.extend(
+        run_until(&mut net, 120, |st| matches!(sweep(st).status, TxStatus::Settled { .. })).await,
+    );
+    // Settled: it cannot be sent or settled again.
+    let st = net.ledger.state();
+    let again = crate::ops::SettleTx { tx: id };
+    let r = crate::ops::check_settle(st, &again);
+    assert!(matches!(r, Err(BitcoinError::NotValid { .. })), "{r:?}");
     let st = net.ledger.state();
     let t = sweep(st);
     let complete =
         events.iter().find_map(|e| e.decode::<TxComplete>()).expect("a completion event");
+    let settled = events.iter().find_map(|e| e.decode::<crate::ops::TxSettled>()).expect("settled");
+    assert_eq!((settled.wallet, settled.txid.clone()), (1, complete.txid.clone()));
+    let broadcast = bitcoin.broadcast.lock().expect("lock").clone();
+    assert_eq!(broadcast.len(), 1, "broadcast once");
+    assert_eq!(broadcast[0].compute_txid().to_string(), complete.txid);
     assert!(!t.signatures.contains_key(&SonId(5)), "the deregistered SON did not sign");
     assert!(!t.signatures.contains_key(&SonId(6)), "the new SON is not in the old set");
     assert_eq!(t.signatures.len(), 5);
