@@ -24,9 +24,16 @@ struct Output {
     total_weight: u32,
 }
 
-fn parse(
-    args: &[String],
-) -> Result<(Vec<Signer>, Option<String>, Option<u16>, BitcoinNetwork, bool), String> {
+/// What `bitcoin address` was asked.
+struct Request {
+    sons: Vec<Signer>,
+    user: Option<String>,
+    csv: Option<u16>,
+    network: BitcoinNetwork,
+    json: bool,
+}
+
+fn parse(args: &[String]) -> Result<Request, String> {
     let mut sons = Vec::new();
     let (mut user, mut csv, mut network, mut json) = (None, None, BitcoinNetwork::Regtest, false);
     let mut it = args.iter();
