@@ -44,6 +44,9 @@ pub enum BuildError {
     /// Amounts beyond `u64`.
     #[error("amounts overflow")]
     Overflow,
+    /// The same output twice.
+    #[error("output {0} is spent twice")]
+    DuplicateInput(OutPoint),
 }
 
 /// The smallest P2WSH output Bitcoin Core relays (its dust limit at the default dust fee rate).
@@ -97,7 +100,9 @@ pub fn build_sweep(
     }
     let mut sorted = inputs.to_vec();
     sorted.sort();
-    sorted.dedup();
+    if let Some(w) = sorted.windows(2).find(|w| w[0].outpoint == w[1].outpoint) {
+        return Err(BuildError::DuplicateInput(w[0].outpoint));
+    }
     let total = sorted
         .iter()
         .try_fold(0u64, |t, s| t.checked_add(s.amount_sat))
@@ -235,4 +240,118 @@ pub fn weighted_witness(
 /// The transaction id (it does not cover witnesses, so it is known before any signature).
 pub fn txid(tx: &Transaction) -> Txid {
     tx.compute_txid()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::hashes::Hash;
+    use bitcoin::secp256k1::Secp256k1;
+    use proptest::prelude::*;
+
+    use crate::script::{weighted_script, Signer};
+
+    fn key(i: u8) -> SecretKey {
+        SecretKey::from_slice(&[i; 32]).expect("key")
+    }
+
+    fn wallet(n: u8) -> (Vec<SecretKey>, ScriptBuf) {
+        let secp = Secp256k1::new();
+        let keys: Vec<SecretKey> = (1..=n).map(key).collect();
+        let signers: Vec<Signer> = keys
+            .iter()
+            .map(|k| Signer { key: PublicKey::new(k.public_key(&secp)), weight: 1 })
+            .collect();
+        (keys, weighted_script(&signers).expect("script"))
+    }
+
+    fn spend(tag: u8, vout: u32, amount_sat: u64) -> Spend {
+        Spend { outpoint: OutPoint { txid: Txid::from_byte_array([tag; 32]), vout }, amount_sat }
+    }
+
+    proptest! {
+        #[test]
+        fn a_sweep_is_a_function_of_its_inputs_set_and_rate(
+            spends in proptest::collection::btree_map((0u8..20, 0u32..3), 1_000u64..10_000_000, 1..8),
+            rate in 1u64..50,
+            rotate in 0usize..8,
+        ) {
+            let inputs: Vec<Spend> = spends.iter().map(|((t, v), a)| spend(*t, *v, *a)).collect();
+            let mut other = inputs.clone();
+            other.rotate_left(rotate % inputs.len());
+            other.reverse();
+            let (_, script) = wallet(5);
+            let to = ScriptBuf::new_p2wsh(&script.wscript_hash());
+            let a = build_sweep(&inputs, &to, rate, 5, script.len());
+            let b = build_sweep(&other, &to, rate, 5, script.len());
+            prop_assert_eq!(a.clone().map(|t| to_hex(&t)), b.map(|t| to_hex(&t)), "input order does not matter");
+            let total: u64 = inputs.iter().map(|s| s.amount_sat).sum();
+            if let Ok(t) = a {
+                let vsize = estimate_vsize(inputs.len(), 1, 5, script.len(), false);
+                prop_assert_eq!(t.output[0].value.to_sat() + vsize * rate, total, "output + fee = inputs");
+                prop_assert!(t.input.windows(2).all(|w| w[0].previous_output < w[1].previous_output));
+                prop_assert_eq!((t.version, t.lock_time), (Version::TWO, LockTime::ZERO));
+                prop_assert_eq!(from_hex(&to_hex(&t)).map(|d| to_hex(&d)), Some(to_hex(&t)));
+            }
+        }
+    }
+
+    #[test]
+    fn too_small_or_empty_sweeps_are_typed_errors() {
+        let (_, script) = wallet(3);
+        let to = ScriptBuf::new_p2wsh(&script.wscript_hash());
+        assert_eq!(build_sweep(&[], &to, 1, 3, script.len()), Err(BuildError::NoInputs));
+        let e = build_sweep(&[spend(1, 0, 500)], &to, 1, 3, script.len()).expect_err("dust");
+        assert!(matches!(e, BuildError::TooSmall { total: 500, .. }), "{e}");
+        let e = build_sweep(&[spend(1, 0, u64::MAX), spend(2, 0, 1)], &to, 1, 3, script.len());
+        assert_eq!(e, Err(BuildError::Overflow));
+        let e = build_sweep(&[spend(1, 0, 5_000), spend(1, 0, 6_000)], &to, 1, 3, script.len());
+        assert!(matches!(e, Err(BuildError::DuplicateInput(_))), "{e:?}");
+    }
+
+    #[test]
+    fn signatures_verify_only_for_their_key_input_and_sighash_type() {
+        let (keys, script) = wallet(3);
+        let to = ScriptBuf::new_p2wsh(&script.wscript_hash());
+        let t = build_sweep(&[spend(1, 0, 50_000), spend(2, 1, 60_000)], &to, 2, 3, script.len())
+            .expect("tx");
+        let secp = Secp256k1::new();
+        let pk = |i: usize| PublicKey::new(keys[i].public_key(&secp));
+        let sig = sign_input(&t, 0, &script, 50_000, &keys[0]).expect("sig");
+        verify_input(&t, 0, &script, 50_000, &pk(0), &sig).expect("valid");
+        assert_eq!(
+            verify_input(&t, 0, &script, 50_000, &pk(1), &sig),
+            Err(SignatureError::Invalid)
+        );
+        assert_eq!(
+            verify_input(&t, 1, &script, 60_000, &pk(0), &sig),
+            Err(SignatureError::Invalid)
+        );
+        assert_eq!(
+            verify_input(&t, 0, &script, 50_001, &pk(0), &sig),
+            Err(SignatureError::Invalid)
+        );
+        let mut none = sig.clone();
+        *none.last_mut().expect("byte") = 0x02;
+        assert!(matches!(
+            verify_input(&t, 0, &script, 50_000, &pk(0), &none),
+            Err(SignatureError::SighashType(_))
+        ));
+        assert!(matches!(
+            verify_input(&t, 0, &script, 50_000, &pk(0), &[1, 2, 3]),
+            Err(SignatureError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn the_witness_puts_the_first_sons_signature_on_top_and_empties_for_the_others() {
+        let (_, script) = wallet(3);
+        let sigs = std::collections::BTreeMap::from([(0, vec![0xaa]), (2, vec![0xcc])]);
+        let w = weighted_witness(3, &sigs, &script, false);
+        let items: Vec<&[u8]> = w.iter().collect();
+        assert_eq!(items, vec![&[0xcc][..], &[][..], &[0xaa][..], script.as_bytes()]);
+        let with_user = weighted_witness(3, &sigs, &script, true);
+        assert_eq!(with_user.len(), 5, "an empty user slot before the script");
+        assert!(with_user.iter().nth(3).is_some_and(|i| i.is_empty()));
+    }
 }
