@@ -380,6 +380,28 @@ impl Operation for ProposalDelete {
     }
 }
 
+fn positive(amount: u64) -> Result<(), OperationError> {
+    if amount == 0 {
+        return Err(OperationError::ZeroAmount);
+    }
+    Ok(())
+}
+
+/// `account` holds at least `amount` of a known `asset`.
+fn spendable(
+    state: &State,
+    account: AccountId,
+    asset: AssetId,
+    amount: u64,
+) -> Result<(), OperationError> {
+    state.asset(asset).ok_or(OperationError::UnknownAsset(asset))?;
+    let balance = state.balance(account, asset);
+    if balance < amount {
+        return Err(OperationError::InsufficientBalance { account, asset, balance, amount });
+    }
+    Ok(())
+}
+
 /// Moves an amount of an asset; signed by the sender.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -403,23 +425,10 @@ impl Operation for AssetTransfer {
         vec![self.from]
     }
     fn validate(&self) -> Result<(), OperationError> {
-        if self.amount == 0 {
-            return Err(OperationError::ZeroAmount);
-        }
-        Ok(())
+        positive(self.amount)
     }
     fn check(&self, state: &State) -> Result<(), OperationError> {
-        state.asset(self.asset).ok_or(OperationError::UnknownAsset(self.asset))?;
-        let balance = state.balance(self.from, self.asset);
-        if balance < self.amount {
-            return Err(OperationError::InsufficientBalance {
-                account: self.from,
-                asset: self.asset,
-                balance,
-                amount: self.amount,
-            });
-        }
-        Ok(())
+        spendable(state, self.from, self.asset, self.amount)
     }
     fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
         ctx.transfer(self.from, self.to, self.asset, self.amount)
@@ -457,10 +466,7 @@ impl Operation for AssetIssue {
         vec![self.issuer]
     }
     fn validate(&self) -> Result<(), OperationError> {
-        if self.amount == 0 {
-            return Err(OperationError::ZeroAmount);
-        }
-        Ok(())
+        positive(self.amount)
     }
     fn check(&self, state: &State) -> Result<(), OperationError> {
         check_issuer(state, self.asset, self.issuer)?;
@@ -495,23 +501,10 @@ impl Operation for AssetReserve {
         vec![self.payer]
     }
     fn validate(&self) -> Result<(), OperationError> {
-        if self.amount == 0 {
-            return Err(OperationError::ZeroAmount);
-        }
-        Ok(())
+        positive(self.amount)
     }
     fn check(&self, state: &State) -> Result<(), OperationError> {
-        state.asset(self.asset).ok_or(OperationError::UnknownAsset(self.asset))?;
-        let balance = state.balance(self.payer, self.asset);
-        if balance < self.amount {
-            return Err(OperationError::InsufficientBalance {
-                account: self.payer,
-                asset: self.asset,
-                balance,
-                amount: self.amount,
-            });
-        }
-        Ok(())
+        spendable(state, self.payer, self.asset, self.amount)
     }
     fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
         ctx.reserve(self.asset, self.payer, self.amount)

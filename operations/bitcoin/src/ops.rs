@@ -506,22 +506,22 @@ pub struct FailTx {
     pub owner: AccountId,
 }
 
-fn check_fail(state: &State, op: &FailTx) -> Result<(), BitcoinError> {
-    let t = state.row::<Transactions>(&op.tx).ok_or(BitcoinError::UnknownTx(op.tx))?;
-    if t.status != TxStatus::Valid {
-        return Err(BitcoinError::NotValid { id: op.tx, status: t.status.to_string() });
+/// `owner` operates `son`, and `son` is elected.
+fn elected_owner(state: &State, son: SonId, owner: AccountId) -> Result<(), BitcoinError> {
+    let s =
+        state.son(son).filter(|_| state.is_elected(son)).ok_or(BitcoinError::NotElected(son))?;
+    if s.owner != owner {
+        return Err(BitcoinError::NotOwner { son, given: owner });
     }
+    Ok(())
+}
+
+fn check_fail(state: &State, op: &FailTx) -> Result<(), BitcoinError> {
+    let t = tx_in_status(state, op.tx, &TxStatus::Valid)?;
     if state.head_time() < t.deadline {
         return Err(BitcoinError::BeforeDeadline(op.tx));
     }
-    let s = state
-        .son(op.son)
-        .filter(|_| state.is_elected(op.son))
-        .ok_or(BitcoinError::NotElected(op.son))?;
-    if s.owner != op.owner {
-        return Err(BitcoinError::NotOwner { son: op.son, given: op.owner });
-    }
-    Ok(())
+    elected_owner(state, op.son, op.owner)
 }
 
 #[typetag::serde(name = "bitcoin_tx_fail")]
@@ -663,14 +663,7 @@ fn check_txid(t: &SidechainTx, given: &str) -> Result<(), BitcoinError> {
 fn check_sent(state: &State, op: &SentTx) -> Result<(), BitcoinError> {
     let t = tx_in_status(state, op.tx, &TxStatus::Complete)?;
     check_txid(t, &op.txid)?;
-    let s = state
-        .son(op.son)
-        .filter(|_| state.is_elected(op.son))
-        .ok_or(BitcoinError::NotElected(op.son))?;
-    if s.owner != op.owner {
-        return Err(BitcoinError::NotOwner { son: op.son, given: op.owner });
-    }
-    Ok(())
+    elected_owner(state, op.son, op.owner)
 }
 
 #[typetag::serde(name = "bitcoin_tx_sent")]
