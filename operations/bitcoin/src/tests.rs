@@ -210,6 +210,11 @@ async fn a_replaced_son_moves_the_wallet_and_the_old_set_signs_a_sweep_bitcoin_a
         (0..6).map(SonId).collect::<Vec<_>>()
     );
     assert!(w0.address.starts_with("bcrt1q"), "{}", w0.address);
+    // The same SONs with the same weights give the same script: no update is due or accepted.
+    let st = net.ledger.state();
+    assert_eq!(crate::ops::expected_update(st, 5), Ok(None));
+    let again = WalletUpdate { wallet: 1, signers: w0.signers.clone(), sweep: None };
+    assert_eq!(crate::ops::check_update(st, &again), Err(BitcoinError::NoChange));
 
     // Bitcoin pays it twice; the SONs record both outputs.
     bitcoin.pay(&w0, 1, 70_000);
