@@ -366,6 +366,13 @@ fn the_simulator_gives_each_node_its_own_services_and_shows_typed_events() {
     let announced: Vec<_> =
         timeline.iter().filter(|e| e.text.starts_with("son_key_expiry_notice:")).collect();
     assert_eq!(announced.len(), 1, "{timeline:?}");
+    let report = sim.finish().report;
+    assert_eq!(report.events.len(), 1, "the report lists the typed event too");
+    assert_eq!(
+        (report.events[0].kind.as_str(), report.events[0].name.as_str()),
+        ("son_key_expiry_notice", "announced")
+    );
+    assert_eq!(report.events[0].data["son"], "1.33.2");
     assert!(
         announced[0].text.contains("son 1.33.2: bitcoin key expires at"),
         "{}",

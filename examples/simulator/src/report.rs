@@ -78,12 +78,31 @@ pub struct Report {
     pub sons: Vec<SonEntry>,
     /// Every proposal ever created, in id order.
     pub proposals: Vec<ProposalEntry>,
+    /// Every event operation crates reported, in order.
+    pub events: Vec<PluginEvent>,
 }
 
-/// Follows ledger events to build the proposal list.
+/// An operation crate's event, as the report lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginEvent {
+    /// When (unix seconds).
+    pub time: u64,
+    /// The kind (or crate) that reported it.
+    pub kind: String,
+    /// The event's name.
+    pub name: String,
+    /// One line for humans.
+    pub text: String,
+    /// The event itself, as its crate serialises it.
+    pub data: serde_json::Value,
+}
+
+/// Follows ledger events to build the proposal list and the operation crates' events.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct ProposalLog {
     entries: BTreeMap<ProposalId, ProposalEntry>,
+    #[serde(default)]
+    events: Vec<PluginEvent>,
 }
 
 impl ProposalLog {
@@ -132,8 +151,20 @@ impl ProposalLog {
             LedgerEvent::ProposalExpired { proposal } => end(proposal, Outcome::Expired),
             LedgerEvent::ProposalFailed { proposal, .. } => end(proposal, Outcome::Failed),
             LedgerEvent::ProposalDeleted { proposal, .. } => end(proposal, Outcome::Deleted),
+            LedgerEvent::Plugin { kind, name, text, data } => self.events.push(PluginEvent {
+                time,
+                kind: kind.clone(),
+                name: name.clone(),
+                text: text.clone(),
+                data: data.clone(),
+            }),
             _ => {}
         }
+    }
+
+    /// The operation crates' events, in order.
+    pub fn events(&self) -> &[PluginEvent] {
+        &self.events
     }
 
     /// A proposal's entry.

@@ -652,6 +652,7 @@ impl Simulation {
             state_hash: self.chain.state_hash().to_hex(),
             sons: report::sons(st),
             proposals,
+            events: self.log.events().to_vec(),
         };
         let failures =
             self.scenario.expect.iter().filter_map(|x| check_expectation(&report, st, x)).collect();
