@@ -101,12 +101,15 @@ object_id!(
 );
 
 /// What a SON proposal is about: a SON, or some other named object (a sidechain deposit, a
-/// wallet, …). Printed as the SON id (`1.33.3`) or as the name itself.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// wallet, …). Printed as the SON id (`1.33.3`) or as the name itself; stored tagged
+/// (`{"son":"1.33.3"}`, `{"named":"…"}`), so every stored subject loads back as exactly itself,
+/// even a name that reads like a SON id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Subject {
     /// A SON.
     Son(SonId),
-    /// Anything else, by a name that does not parse as a SON id (e.g. `bitcoin:deposit:<txid>:0`).
+    /// Anything else, by name (e.g. `bitcoin:deposit:<txid>:0`).
     Named(String),
 }
 
@@ -135,6 +138,8 @@ impl fmt::Display for Subject {
     }
 }
 
+/// Reads what a person typed: a SON id if it is one, a name otherwise. Never used for stored
+/// data, whose encoding is tagged.
 impl FromStr for Subject {
     type Err = std::convert::Infallible;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -142,19 +147,6 @@ impl FromStr for Subject {
             Ok(son) => Subject::Son(son),
             Err(_) => Subject::Named(s.to_owned()),
         })
-    }
-}
-
-impl Serialize for Subject {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Subject {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Ok(s.parse().unwrap_or_else(|never| match never {}))
     }
 }
 
@@ -167,6 +159,32 @@ impl AccountId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn subjects_are_stored_tagged_and_typed_input_reads_son_ids() {
+        let s: Subject = "1.33.3".parse().unwrap_or_else(|n| match n {});
+        assert_eq!(s, Subject::Son(SonId(3)));
+        assert_eq!(serde_json::to_string(&s).expect("ser"), r#"{"son":"1.33.3"}"#);
+        let n: Subject = serde_json::from_str(r#"{"named":"1.33.3"}"#).expect("de");
+        assert_eq!(
+            n,
+            Subject::Named("1.33.3".into()),
+            "a name that reads like a SON id stays a name"
+        );
+        assert_eq!(n.son(), None);
+        assert!(serde_json::from_str::<Subject>(r#""1.33.3""#).is_err(), "untagged is refused");
+    }
+
+    proptest! {
+        #[test]
+        fn every_subject_round_trips_to_exactly_itself(name in ".*", son in any::<u64>()) {
+            for s in [Subject::Named(name.clone()), Subject::Named(format!("1.33.{son}")), Subject::Son(SonId(son))] {
+                let json = serde_json::to_string(&s).expect("ser");
+                prop_assert_eq!(serde_json::from_str::<Subject>(&json).expect("de"), s);
+            }
+        }
+    }
 
     #[test]
     fn ids_round_trip_through_strings_and_json() {

@@ -391,3 +391,30 @@ impl ChainRegistry {
         guards.values().find_map(|g| (g.defer)(state, subject).map(|why| (g.name, why)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::probe::{PlainProbe, SonProbe};
+
+    #[test]
+    fn only_returns_the_single_operation_of_the_asked_type() {
+        let probe = SonProbe { son: SonId(1), fail_after: None, set_status: None };
+        let plain = PlainProbe { account: AccountId(1), amount: 1, fail_after: None };
+        let mut p = Proposal {
+            id: ProposalId(0),
+            proposer: AccountId(1),
+            operations: vec![Box::new(probe.clone())],
+            created_time: Timestamp(0),
+            expiration_time: Timestamp(1),
+            review_period_time: None,
+            required_approvals: BTreeSet::new(),
+            approvals: BTreeSet::new(),
+            fail_reason: None,
+        };
+        assert_eq!(p.only::<SonProbe>(), Some(&probe));
+        assert_eq!(p.only::<PlainProbe>(), None, "another type");
+        p.operations.push(Box::new(plain));
+        assert_eq!(p.only::<SonProbe>(), None, "not alone");
+    }
+}

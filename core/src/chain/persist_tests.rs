@@ -432,3 +432,43 @@ fn a_damaged_redb_file_is_refused_with_an_error() {
     assert!(e.to_string().contains(&path.display().to_string()), "the error names the store: {e}");
     std::fs::remove_file(&path).ok();
 }
+
+#[test]
+fn a_named_subject_that_reads_like_a_son_id_is_the_same_subject_after_a_restart() {
+    use crate::chain::ids::Subject;
+    use crate::testkit::probe::AccountProbe;
+    let net = builder().users(1).build(registry());
+    let genesis = net.genesis.clone();
+    let store = MemoryStore::new();
+    let mut ledger = open(&genesis, store.clone(), 1).expect("new store");
+    let w = net.witnesses[0].clone();
+    let user = net.users[0].account;
+    let create = |ledger: &Ledger, amount: u64| {
+        let st = ledger.state();
+        let op = AccountProbe { account: user, subject: "1.33.1".into(), amount, fail_after: None };
+        let c = ProposalCreate {
+            proposer: w.account,
+            expiration_time: st.next_slot_time().plus(600),
+            review_period_seconds: None,
+            operations: vec![Box::new(op)],
+        };
+        Transaction::single(st.next_slot_time().plus(30), c).sign(&st.chain_id(), &[&w.keys])
+    };
+    let t = ledger.state().next_slot_time();
+    let (_, _, rejected) = ledger.produce_block(t, vec![create(&ledger, 1)]).expect("block");
+    assert!(rejected.is_empty());
+    ledger.commit(vec![]).expect("commit");
+    let named = Subject::Named("1.33.1".into());
+    assert!(ledger.state().live_proposal(probe::ACCOUNT_PROBE, &named).is_some());
+    let before = ledger.check_transaction(&create(&ledger, 2)).expect_err("one live per subject");
+    drop(ledger);
+    let mut reopened = open(&genesis, store, 1).expect("reopen");
+    let record = reopened.state().son_proposals().iter().next().expect("a record").1.clone();
+    assert_eq!(record.subject, named, "still a name, not SON 1.33.1");
+    let after = reopened.check_transaction(&create(&reopened, 2)).expect_err("still one live");
+    assert_eq!(
+        before.to_string(),
+        after.to_string(),
+        "the same verdict on both sides of a restart"
+    );
+}
