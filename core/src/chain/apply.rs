@@ -417,11 +417,17 @@ impl<'a> ApplyContext<'a> {
         self.emit(LedgerEvent::ProposalExecuted { proposal: id });
         self.remove_proposal(id);
         for op in &p.operations {
-            let result = op
-                .validate()
-                .and_then(|()| check_guards(self, op.as_ref()))
-                .and_then(|()| op.check(self))
-                .and_then(|()| op.apply(self));
+            let run = std::panic::AssertUnwindSafe(|| {
+                op.validate()
+                    .and_then(|()| check_guards(self, op.as_ref()))
+                    .and_then(|()| op.check(self))
+                    .and_then(|()| op.apply(self))
+                    .map_err(|e| e.to_string())
+            });
+            // A panic in an operation crate's code fails this execution like an error would.
+            let result = std::panic::catch_unwind(run).unwrap_or_else(|payload| {
+                Err(format!("panicked: {}", crate::chain::error::panic_message(&*payload)))
+            });
             if let Err(e) = result {
                 self.rollback();
                 return Err(format!("{}: {e}", op.kind()));

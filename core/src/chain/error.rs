@@ -389,6 +389,13 @@ pub enum LedgerError {
     /// The store failed or was refused.
     #[error("{0}")]
     Store(#[source] crate::chain::store::StoreError),
+    /// Operation-crate code panicked while the transaction was applied (a bug in that crate);
+    /// the transaction is refused and the state left as it was.
+    #[error("a transaction's operation code panicked: {message}")]
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
     /// `pop_block` with no undo history left.
     #[error("no block to pop: the undo history is empty (head height {head})")]
     NothingToPop {
@@ -406,4 +413,13 @@ impl LedgerError {
             _ => None,
         }
     }
+}
+
+/// The message of a caught panic.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }

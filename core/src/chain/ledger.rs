@@ -419,8 +419,20 @@ fn maintenance(ctx: &mut ApplyContext<'_>) {
     }
 }
 
-/// Applies one transaction; returns its id.
+/// Applies one transaction; returns its id. Operation crates' code runs here (their checks,
+/// evaluators, serialisation, guards): a panic in it refuses the transaction with a typed error
+/// instead of aborting the node; the caller rolls the session back.
 fn apply_transaction(
+    ctx: &mut ApplyContext<'_>,
+    tx: &SignedTransaction,
+) -> Result<Digest, LedgerError> {
+    let run = std::panic::AssertUnwindSafe(|| apply_transaction_unguarded(ctx, tx));
+    std::panic::catch_unwind(run).unwrap_or_else(|payload| {
+        Err(LedgerError::Panicked { message: crate::chain::error::panic_message(&*payload) })
+    })
+}
+
+fn apply_transaction_unguarded(
     ctx: &mut ApplyContext<'_>,
     tx: &SignedTransaction,
 ) -> Result<Digest, LedgerError> {

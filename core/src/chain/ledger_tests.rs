@@ -1292,3 +1292,98 @@ fn at_maintenance_the_standby_son_with_most_votes_takes_a_freed_seat() {
     assert_eq!(st.son(SonId(6)).expect("son").status, SonStatus::Inactive, "no second seat");
     assert_eq!(st.globals().elected_sons.len(), 6);
 }
+
+// ----- operation crates' code that panics -----
+
+/// An operation whose code panics at a chosen place: 0 in `check`, 1 in `apply`, 2 in
+/// `required_authorities`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Bomb {
+    at: u8,
+    account: AccountId,
+}
+
+#[typetag::serde(name = "test_bomb")]
+impl Operation for Bomb {
+    fn kind(&self) -> &'static str {
+        "test_bomb"
+    }
+    fn required_authorities(&self) -> Vec<AccountId> {
+        assert!(self.at != 2, "bomb in required_authorities");
+        vec![self.account]
+    }
+    fn check(&self, _: &State) -> Result<(), OperationError> {
+        assert!(self.at != 0, "bomb in check");
+        Ok(())
+    }
+    fn apply(&self, ctx: &mut crate::ApplyContext<'_>) -> Result<(), OperationError> {
+        // A write first, so a rollback has something to undo.
+        let now = ctx.now();
+        ctx.create_vesting(self.account, 1, "bomb".into(), now);
+        assert!(self.at != 1, "bomb in apply");
+        Ok(())
+    }
+}
+
+fn with_bomb() -> TestNetwork {
+    let bomb = crate::OperationDescriptor {
+        name: "test_bomb",
+        description: "test: panics",
+        proposal: Some(crate::ProposalPolicy {
+            son_record: false,
+            eligible: crate::Eligibility::WitnessOrSon,
+            lifetime: |_| 3600,
+        }),
+        example: || Box::new(Bomb { at: 9, account: AccountId(1) }),
+    };
+    let reg = Registry::builder().with(&probe::PLUGIN).operation(bomb).build().expect("unique");
+    TestNetwork::builder().witnesses(3).sons(6).users(1).build(reg.into_arc())
+}
+
+#[test]
+fn a_panicking_operation_is_refused_with_a_typed_error_and_the_state_is_unchanged() {
+    let mut net = with_bomb();
+    let user = net.users[0].clone();
+    for at in [0, 1, 2] {
+        let tx = net.sign(&user, Bomb { at, account: user.account });
+        let before = net.ledger.state_hash();
+        let e = refused(&mut net, tx.clone());
+        assert!(
+            matches!(&e, LedgerError::Panicked { message } if message.starts_with("bomb in")),
+            "{e}"
+        );
+        assert_eq!(net.ledger.state_hash(), before, "a refused block changes nothing");
+        // A producer leaves it out and goes on.
+        let e = apply_one(&mut net, tx).expect_err("left out");
+        assert!(matches!(e, LedgerError::Panicked { .. }), "{e}");
+        assert!(
+            net.ledger.state().vesting_balances().is_empty(),
+            "the write before the panic is undone"
+        );
+    }
+    let hb = net.heartbeat(0);
+    apply_one(&mut net, hb).expect("the chain goes on");
+}
+
+#[test]
+fn a_proposal_whose_operation_panics_at_execution_fails_and_the_chain_goes_on() {
+    let mut net = with_bomb();
+    let (w, user) = (net.witnesses[0].clone(), net.users[0].clone());
+    let id = propose(&mut net, &w, Bomb { at: 1, account: user.account }, 60);
+    let tx = net.sign(&user, ProposalUpdate::approve(id, user.account));
+    let outcome = apply_one(&mut net, tx).expect("the approval itself stands");
+    let failed = outcome.events.iter().find_map(|e| match e {
+        LedgerEvent::ProposalExecutionFailed { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(failed.as_deref().is_some_and(|r| r.contains("panicked: bomb in apply")), "{failed:?}");
+    assert!(net.ledger.state().proposal(id).is_some(), "kept, tried again at expiry");
+    assert!(net.ledger.state().vesting_balances().is_empty());
+    // At expiry it is tried once more, fails again, and is removed.
+    let mut removed = false;
+    for _ in 0..30 {
+        let (o, _) = net.produce_block();
+        removed |= o.events.iter().any(|e| matches!(e, LedgerEvent::ProposalFailed { .. }));
+    }
+    assert!(removed && net.ledger.state().proposal(id).is_none());
+}
