@@ -167,12 +167,22 @@ fn table_def(name: &str) -> redb::TableDefinition<'_, &'static [u8], &'static [u
 }
 
 impl RedbStore {
-    /// Opens the store at `path`, creating an empty one if there is no file.
+    /// Opens the store at `path`, creating an empty one if there is no file. A file that is there
+    /// but empty is refused as damaged, never taken for a new store.
     ///
     /// redb 2 asserts (panics) on some damaged files, a truncated one among them; that panic is
     /// contained here and reported as [`StoreError::Corrupt`].
     pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
         let shown = path.display().to_string();
+        // A file that is there but empty is a damaged store, not a new one: starting again from
+        // genesis would silently drop the chain it held.
+        if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            return Err(StoreError::Corrupt {
+                path: shown,
+                detail: "the file is empty: a damaged store (remove it to start a new chain)"
+                    .into(),
+            });
+        }
         let opened = contain(&shown, || redb::Database::create(path))?;
         let db = opened.map_err(|e| match e {
             redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
@@ -208,18 +218,39 @@ impl Store for RedbStore {
     }
 }
 
-/// Runs a backend call, turning a panic inside it into [`StoreError::Corrupt`].
+thread_local! {
+    /// Set while this thread runs a contained backend call: its panics are reported as a
+    /// `StoreError`, so the panic hook stays quiet for them.
+    static CONTAINED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs (once) a panic hook that stays quiet for contained backend calls and defers to the
+/// previous hook for every other panic.
+fn quiet_contained_panics() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CONTAINED.with(|c| c.get()) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs a backend call, turning a panic inside it into [`StoreError::Corrupt`] (redb panics on
+/// some damaged files): one clean error, and no panic message or backtrace on stderr.
 fn contain<R>(path: &str, f: impl FnOnce() -> R) -> Result<R, StoreError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
-        let what = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown".into());
-        StoreError::Corrupt {
-            path: path.to_owned(),
-            detail: format!("the storage backend failed on it: {what}"),
-        }
+    quiet_contained_panics();
+    let was = CONTAINED.with(|c| c.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CONTAINED.with(|c| c.set(was));
+    result.map_err(|payload| StoreError::Corrupt {
+        path: path.to_owned(),
+        detail: format!(
+            "the storage backend failed on it: {}",
+            crate::chain::error::panic_message(&*payload)
+        ),
     })
 }
 

@@ -143,3 +143,37 @@ fn a_run_killed_five_times_ends_as_an_uninterrupted_one() {
 fn a_run_killed_twenty_five_times_ends_as_an_uninterrupted_one() {
     crash_run(25, seed() ^ 0xdead_beef, "14h");
 }
+
+/// A damaged or empty store is one clean error: no panic text, no backtrace, and never a fresh
+/// start from genesis.
+#[test]
+fn a_truncated_or_empty_store_is_one_clean_error_never_a_fresh_start() {
+    let d = dir("damaged");
+    let scenario = d.join("s.toml");
+    std::fs::write(&scenario, SCENARIO.replace("duration = \"3h\"", "duration = \"90m\""))
+        .expect("scenario");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_sonprop"))
+            .args(["simulate", "--quiet", scenario.to_str().expect("utf-8"), "--data-dir"])
+            .arg(&d)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .expect("runs")
+    };
+    // 90 minutes: the expectation (a deregistration) does not hold yet, so exit 1.
+    assert!(matches!(run().status.code(), Some(0 | 1)), "a first run writes the store");
+    let file = d.join("chain.redb");
+    let bytes = std::fs::read(&file).expect("store");
+    for (what, damaged) in [("truncated", bytes[..bytes.len() / 3].to_vec()), ("empty", Vec::new())]
+    {
+        std::fs::write(&file, &damaged).expect("damage");
+        let out = run();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert!(err.contains("chain.redb") && err.contains("corrupt"), "{what}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("backtrace"), "{what}: {err}");
+        assert_eq!(err.lines().count(), 1, "{what}: one line: {err}");
+        assert_eq!(std::fs::read(&file).expect("store"), damaged, "{what}: left as it was");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
