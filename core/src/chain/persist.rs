@@ -4,7 +4,8 @@
 //! Layout (format version [`STORE_FORMAT`]): one store table per core state table (key: the row
 //! key as JSON, value: the row as canonical JSON), one per operation crate's table, named
 //! `plugin:<table>` (key: the row's encoded key, value: the row as canonical JSON), `undo` (key:
-//! block height, big-endian; value: the block's undo record as JSON), `meta` (format version,
+//! block height, big-endian; value: a SHA-256 checksum over the height and the record, then the
+//! block's undo record as JSON), `meta` (format version,
 //! chain id, globals, and the state hash as of the last durable commit), and `local` (node-local
 //! values, opaque to the ledger).
 //!
@@ -346,7 +347,8 @@ impl Ledger {
         for (i, session) in self.history.iter().skip(self.history.len() - n).enumerate() {
             put_session_rows(&self.state, session, &mut batch);
             let height = head + 1 - n as u64 + i as u64;
-            batch.put(UNDO, height.to_be_bytes().to_vec(), json(&UndoRecord::of(session)));
+            let record = json(&UndoRecord::of(session));
+            batch.put(UNDO, height.to_be_bytes().to_vec(), sealed_undo(height, record));
         }
         let keep_from = head + 1 - self.history.len() as u64;
         for h in p.stored_undo_from..keep_from {
@@ -467,7 +469,10 @@ fn decode(
         }
         expect = Some(height + 1);
         let what = format!("the undo record of block {height}");
-        let record: UndoRecord = d.decode(&what, v)?;
+        let body = open_undo(height, v).ok_or_else(|| {
+            d.corrupt(format!("{what} fails its checksum: it was damaged or altered"))
+        })?;
+        let record: UndoRecord = d.decode(&what, body)?;
         let session =
             record.into_session(&registry).map_err(|e| d.corrupt(format!("{what}: {e}")))?;
         history.push_back(session);
@@ -485,6 +490,29 @@ fn decode(
     let local = contents.get(LOCAL).cloned().unwrap_or_default().into_iter();
     let local = local.map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v)).collect();
     Ok((state, history, local))
+}
+
+fn undo_checksum(height: u64, body: &[u8]) -> Digest {
+    let mut w = crate::chain::crypto::DigestWriter::new();
+    w.update(b"sonprop-undo");
+    w.update(&height.to_be_bytes());
+    w.update(body);
+    w.finish()
+}
+
+/// An undo record as stored: its checksum (over the height and the record), then the record.
+/// Opening verifies it, so a damaged or altered record is refused instead of restoring a wrong
+/// state at the next `pop_block`.
+fn sealed_undo(height: u64, body: Vec<u8>) -> Vec<u8> {
+    let mut out = undo_checksum(height, &body).0.to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The record inside a stored undo value, if its checksum holds.
+fn open_undo(height: u64, stored: &[u8]) -> Option<&[u8]> {
+    let (sum, body) = stored.split_at_checked(32)?;
+    (undo_checksum(height, body).0 == sum).then_some(body)
 }
 
 fn put_meta(state: &State, durable: bool, batch: &mut Batch) {

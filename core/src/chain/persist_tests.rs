@@ -472,3 +472,31 @@ fn a_named_subject_that_reads_like_a_son_id_is_the_same_subject_after_a_restart(
         "the same verdict on both sides of a restart"
     );
 }
+
+#[test]
+fn an_altered_undo_record_is_refused_on_open_not_restored_by_a_later_pop() {
+    let (genesis, blocks, _) = reference(5);
+    let store = MemoryStore::new();
+    let mut ledger = open(&genesis, store.clone(), 1).expect("new store");
+    for b in &blocks {
+        ledger.apply_block(b).expect("apply");
+        ledger.commit(vec![]).expect("commit");
+    }
+    drop(ledger);
+    let key = 4u64.to_be_bytes();
+    let stored = store.read_all().expect("read")["undo"][key.as_slice()].clone();
+    // Valid JSON, other content: the checksum no longer holds.
+    let body = String::from_utf8(stored[32..].to_vec()).expect("utf-8");
+    let altered = body.replacen("\"head_height\":3", "\"head_height\":2", 1);
+    assert_ne!(altered, body, "the record names the head height it restores");
+    let mut forged = stored[..32].to_vec();
+    forged.extend_from_slice(altered.as_bytes());
+    tamper(&store, "undo", &key, &forged);
+    let e = open(&genesis, store.clone(), 1).expect_err("altered undo record");
+    assert!(e.to_string().contains("undo record of block 4 fails its checksum"), "{e}");
+    // The original is accepted again.
+    tamper(&store, "undo", &key, &stored);
+    let mut reopened = open(&genesis, store, 1).expect("intact");
+    reopened.pop_block().expect("pop");
+    assert_eq!(reopened.state().head_height(), 4);
+}
