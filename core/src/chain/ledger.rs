@@ -294,7 +294,7 @@ impl Ledger {
     fn check_slot(&self, height: u64, timestamp: Timestamp) -> Result<WitnessId, LedgerError> {
         let head = self.state.head_time();
         let bad = || LedgerError::BadTimestamp { height, timestamp, head };
-        if timestamp <= head {
+        if timestamp <= head || timestamp > Timestamp::LAST_BLOCK_TIME {
             return Err(bad());
         }
         self.state.slot_at(timestamp).ok_or_else(bad)?;

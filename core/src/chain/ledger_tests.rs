@@ -1387,3 +1387,55 @@ fn a_proposal_whose_operation_panics_at_execution_fails_and_the_chain_goes_on() 
     }
     assert!(removed && net.ledger.state().proposal(id).is_none());
 }
+
+// ----- far-future blocks -----
+
+/// An empty block at the slot at or before `at`, by its scheduled producer.
+fn block_at(net: &TestNetwork, at: u64) -> Block {
+    let st = net.ledger.state();
+    let g = st.globals().genesis_time.secs();
+    let iv = st.params().block_interval;
+    let t = crate::Timestamp(g + (at - g) / iv * iv);
+    Block {
+        height: st.head_height() + 1,
+        timestamp: t,
+        previous: st.globals().head_id,
+        producer: st.scheduled_producer(t).expect("a slot"),
+        transactions: Vec::new(),
+    }
+}
+
+#[test]
+fn a_block_past_the_last_block_time_is_refused_so_the_chain_cannot_halt() {
+    let mut net = small();
+    let before = net.ledger.state_hash();
+    let last = crate::Timestamp::LAST_BLOCK_TIME.secs();
+    let too_late = block_at(&net, last + 10);
+    assert!(too_late.timestamp > crate::Timestamp::LAST_BLOCK_TIME);
+    let e = net.ledger.apply_block(&too_late).expect_err("past the last block time");
+    assert!(matches!(e, LedgerError::BadTimestamp { .. }), "{e}");
+    assert_eq!(net.ledger.state_hash(), before);
+    // The last slot itself is a block like any other, and what the chain adds to its time
+    // (expirations, lifetimes) stays far from the end of `u64`.
+    let at_end = block_at(&net, last);
+    net.ledger.apply_block(&at_end).expect("the last slot is a slot");
+    let horizon =
+        net.ledger.state().head_time().plus(net.ledger.state().params().maximum_proposal_lifetime);
+    assert!(horizon.secs() < u64::MAX / 2);
+}
+
+#[test]
+fn the_node_layer_refuses_a_block_far_ahead_of_its_clock_that_the_ledger_would_accept() {
+    use crate::node::clock::{check_not_ahead, DEFAULT_MAX_AHEAD};
+    let net = small();
+    let now = net.ledger.state().next_slot_time();
+    let year_3000 = block_at(&net, 32_503_680_000);
+    let e = check_not_ahead(&year_3000, now, DEFAULT_MAX_AHEAD).expect_err("far ahead");
+    assert_eq!(e.timestamp, year_3000.timestamp);
+    assert!(e.to_string().contains("after this node's clock"), "{e}");
+    let next = block_at(&net, now.secs());
+    check_not_ahead(&next, now, DEFAULT_MAX_AHEAD).expect("the next slot is fine");
+    // The ledger alone accepts it: its rules cannot read a clock.
+    let mut ledger_only = small();
+    ledger_only.ledger.apply_block(&year_3000).expect("a valid slot on chain");
+}

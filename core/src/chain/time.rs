@@ -18,6 +18,11 @@ impl Timestamp {
     /// The epoch, used by statistics for "never".
     pub const ZERO: Timestamp = Timestamp(0);
 
+    /// The last time a block may carry: 9999-12-31T23:59:59Z. Far below `u64::MAX`, so every
+    /// sum the chain makes from a block's time (expirations, lifetimes, deadlines) stays
+    /// representable and a chain never reaches a time after which no block can follow.
+    pub const LAST_BLOCK_TIME: Timestamp = Timestamp(253_402_300_799);
+
     /// Seconds since the epoch.
     pub const fn secs(self) -> u64 {
         self.0

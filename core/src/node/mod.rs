@@ -4,6 +4,7 @@
 //! the [`scheduler::Scheduler`]. May do I/O, may be slow or fail; never stalls or crashes block
 //! processing. Depends on the chain half; the chain half never depends on it.
 
+pub mod clock;
 pub mod parts;
 pub mod plugin;
 pub mod scheduler;
