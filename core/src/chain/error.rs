@@ -389,6 +389,13 @@ pub enum LedgerError {
     /// The store failed or was refused.
     #[error("{0}")]
     Store(#[source] crate::chain::store::StoreError),
+    /// The blocks applied since the last commit fill the undo window: commit (with the
+    /// node-local values that go with them) before the next block.
+    #[error("{unwritten} blocks are not committed and fill the undo window: commit before the next block")]
+    CommitRequired {
+        /// Blocks applied since the last commit.
+        unwritten: usize,
+    },
     /// Operation-crate code panicked while the transaction was applied (a bug in that crate);
     /// the transaction is refused and the state left as it was.
     #[error("a transaction's operation code panicked: {message}")]

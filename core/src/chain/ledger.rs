@@ -281,14 +281,23 @@ impl Ledger {
         self.note_applied();
     }
 
-    /// A block about to push an unwritten one out of the undo window must not lose its changes:
-    /// write the pending blocks first.
+    /// Whether the next block needs a [`Ledger::commit`] first: with a store, the blocks applied
+    /// since the last commit fill the undo window, and one more would push an unwritten block's
+    /// changes out of it. A node commits then, with its node-local values, so they stay atomic
+    /// with the blocks they follow whatever its commit policy.
+    pub fn commit_required(&self) -> bool {
+        self.persistence.as_ref().is_some_and(|p| p.unwritten >= self.undo_depth)
+    }
+
+    /// Refuses a block while [`Ledger::commit_required`]: the ledger never commits on its own,
+    /// since it cannot know the node-local values that must commit with the blocks.
     fn flush_if_window_full(&mut self) -> Result<(), LedgerError> {
-        let full = self.persistence.as_ref().is_some_and(|p| p.unwritten >= self.undo_depth);
-        if full {
-            self.commit(Vec::new())?;
+        match self.persistence.as_ref() {
+            Some(p) if p.unwritten >= self.undo_depth => {
+                Err(LedgerError::CommitRequired { unwritten: p.unwritten })
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     fn check_slot(&self, height: u64, timestamp: Timestamp) -> Result<WitnessId, LedgerError> {

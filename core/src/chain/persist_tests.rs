@@ -260,17 +260,29 @@ fn every_table_is_hashed_and_comes_back_after_a_restart_table_by_table() {
 }
 
 #[test]
-fn blocks_left_unwritten_beyond_the_undo_window_are_flushed_not_lost() {
+fn a_full_undo_window_requires_a_commit_with_the_node_local_values_never_one_without() {
     let (genesis, blocks, hashes) = reference(30);
     let store = MemoryStore::new();
     let mut ledger = open(&genesis, store.clone(), 1).expect("new store").with_undo_depth(8);
-    for b in &blocks {
+    let mut commits = 0;
+    for (i, b) in blocks.iter().enumerate() {
+        if ledger.commit_required() {
+            // The ledger refuses the block rather than commit without the node's values.
+            let before = ledger.state_hash();
+            let e = ledger.apply_block(b).expect_err("window full");
+            assert!(matches!(e, LedgerError::CommitRequired { unwritten: 8 }), "{e}");
+            assert_eq!(ledger.state_hash(), before);
+            ledger.commit(vec![("at".into(), Some(i.to_string().into_bytes()))]).expect("commit");
+            commits += 1;
+        }
         ledger.apply_block(b).expect("apply");
     }
-    ledger.commit(vec![]).expect("commit");
+    assert_eq!(commits, 3, "after blocks 8, 16 and 24");
+    ledger.commit(vec![("at".into(), Some(b"30".to_vec()))]).expect("commit");
     drop(ledger);
     let ledger = open(&genesis, store, 1).expect("reopen");
     assert_eq!(ledger.state_hash(), hashes[29]);
+    assert_eq!(ledger.local("at"), Some(b"30".as_slice()));
 }
 
 fn temp(name: &str) -> PathBuf {

@@ -398,6 +398,11 @@ impl Simulation {
         if elapsed(&self.scenario, t) > self.scenario.duration {
             return Ok(false);
         }
+        // The undo window is full of unwritten blocks: commit them now, with this loop's state,
+        // whatever `--fsync-every` says (the ledger never commits without it).
+        if self.chain.commit_required() {
+            self.persist()?;
+        }
         let height = self.chain.state().head_height() + 1;
         self.apply_scenario_events(t, height, timeline);
 
