@@ -426,7 +426,7 @@ impl<'a> ApplyContext<'a> {
             });
             // A panic in an operation crate's code fails this execution like an error would.
             let result = std::panic::catch_unwind(run).unwrap_or_else(|payload| {
-                Err(format!("panicked: {}", crate::chain::error::panic_message(&*payload)))
+                Err(format!("panicked: {}", crate::chain::panic::panic_message(&*payload)))
             });
             if let Err(e) = result {
                 self.rollback();

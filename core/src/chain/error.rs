@@ -389,6 +389,22 @@ pub enum LedgerError {
     /// The store failed or was refused.
     #[error("{0}")]
     Store(#[source] crate::chain::store::StoreError),
+    /// A transaction larger than `maximum_transaction_size`.
+    #[error("the transaction takes {size} bytes; maximum_transaction_size is {max}")]
+    TransactionTooLarge {
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A block whose transactions take more than `maximum_block_size`.
+    #[error("the block's transactions take {size} bytes; maximum_block_size is {max}")]
+    BlockTooLarge {
+        /// Their size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
     /// The blocks applied since the last commit fill the undo window: commit (with the
     /// node-local values that go with them) before the next block.
     #[error("{unwritten} blocks are not committed and fill the undo window: commit before the next block")]
@@ -420,13 +436,4 @@ impl LedgerError {
             _ => None,
         }
     }
-}
-
-/// The message of a caught panic.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into())
 }

@@ -169,9 +169,17 @@ impl Ledger {
         let mut ctx = ApplyContext::new(&mut self.state);
         begin_block(&mut ctx, block.height, block.timestamp);
         let mut ids = Vec::with_capacity(block.transactions.len());
+        let (mut size, max) = (0u64, ctx.params().maximum_block_size);
         for (index, tx) in block.transactions.iter().enumerate() {
             match apply_transaction(&mut ctx, tx) {
-                Ok(id) => ids.push(id),
+                Ok((id, bytes)) => {
+                    ids.push(id);
+                    size = size.saturating_add(bytes);
+                    if size > max {
+                        ctx.rollback();
+                        return Err(LedgerError::BlockTooLarge { size, max });
+                    }
+                }
                 Err(e) => {
                     ctx.rollback();
                     let source = Box::new(e);
@@ -209,11 +217,20 @@ impl Ledger {
         let mut included = Vec::with_capacity(candidates.len());
         let mut ids = Vec::with_capacity(candidates.len());
         let mut rejected = Vec::new();
+        let (mut size, max) = (0u64, ctx.params().maximum_block_size);
         for tx in candidates {
             ctx.begin();
             match apply_transaction(&mut ctx, &tx) {
-                Ok(id) => {
+                Ok((_, bytes)) if size.saturating_add(bytes) > max => {
+                    // Full: left out, for a later block.
+                    ctx.rollback();
+                    let error =
+                        LedgerError::BlockTooLarge { size: size.saturating_add(bytes), max };
+                    rejected.push(Rejected { transaction: tx, error });
+                }
+                Ok((id, bytes)) => {
                     ctx.commit();
+                    size += bytes;
                     included.push(tx);
                     ids.push(id);
                 }
@@ -428,26 +445,31 @@ fn maintenance(ctx: &mut ApplyContext<'_>) {
     }
 }
 
-/// Applies one transaction; returns its id. Operation crates' code runs here (their checks,
+/// Applies one transaction; returns its id and its size. Operation crates' code runs here (their checks,
 /// evaluators, serialisation, guards): a panic in it refuses the transaction with a typed error
 /// instead of aborting the node; the caller rolls the session back.
 fn apply_transaction(
     ctx: &mut ApplyContext<'_>,
     tx: &SignedTransaction,
-) -> Result<Digest, LedgerError> {
+) -> Result<(Digest, u64), LedgerError> {
     let run = std::panic::AssertUnwindSafe(|| apply_transaction_unguarded(ctx, tx));
     std::panic::catch_unwind(run).unwrap_or_else(|payload| {
-        Err(LedgerError::Panicked { message: crate::chain::error::panic_message(&*payload) })
+        Err(LedgerError::Panicked { message: crate::chain::panic::panic_message(&*payload) })
     })
 }
 
 fn apply_transaction_unguarded(
     ctx: &mut ApplyContext<'_>,
     tx: &SignedTransaction,
-) -> Result<Digest, LedgerError> {
+) -> Result<(Digest, u64), LedgerError> {
     let t = &tx.transaction;
     if t.operations.is_empty() {
         return Err(LedgerError::EmptyTransaction);
+    }
+    let size = serde_json::to_vec(tx).map_or(u64::MAX, |v| v.len() as u64);
+    let max = ctx.params().maximum_transaction_size;
+    if size > max {
+        return Err(LedgerError::TransactionTooLarge { size, max });
     }
     let head = ctx.now();
     if t.expiration <= head {
@@ -486,7 +508,7 @@ fn apply_transaction_unguarded(
         op.apply(ctx).map_err(fail)?;
     }
     ctx.record_transaction(digest, t.expiration);
-    Ok(digest)
+    Ok((digest, size))
 }
 
 #[cfg(test)]

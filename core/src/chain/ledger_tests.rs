@@ -1439,3 +1439,43 @@ fn the_node_layer_refuses_a_block_far_ahead_of_its_clock_that_the_ledger_would_a
     let mut ledger_only = small();
     ledger_only.ledger.apply_block(&year_3000).expect("a valid slot on chain");
 }
+
+// ----- bounds -----
+
+#[test]
+fn transactions_and_blocks_over_their_size_limits_are_refused_and_left_out() {
+    let params = ChainParameters {
+        maximum_transaction_size: 1024,
+        maximum_block_size: 1024,
+        ..ChainParameters::default()
+    };
+    let mut net = small_with(params);
+    let beats: Vec<_> = (0..6).map(|i| net.heartbeat(i)).collect();
+    let one = serde_json::to_vec(&beats[0]).expect("json").len() as u64;
+    assert!(one < 1024 && 3 * one > 1024, "a heartbeat is {one} bytes");
+    // All six in one block: too large for a replica to accept.
+    let before = net.ledger.state_hash();
+    let e = apply_block_with(&mut net, beats.clone()).expect_err("too large");
+    assert!(matches!(e, LedgerError::BlockTooLarge { max: 1024, .. }), "{e}");
+    assert_eq!(net.ledger.state_hash(), before);
+    // A producer includes what fits and leaves out the rest, for later blocks.
+    for tx in beats {
+        net.submit(tx);
+    }
+    let (outcome, rejected) = net.produce_block();
+    assert_eq!(outcome.transactions as u64, 1024 / one);
+    assert!(rejected.iter().all(|r| matches!(r.error, LedgerError::BlockTooLarge { .. })));
+    assert_eq!(outcome.transactions + rejected.len(), 6);
+    // A transaction over the per-transaction limit never fits.
+    let w = net.witnesses[0].clone();
+    let ops: Vec<Box<dyn Operation>> = (0..30)
+        .map(|i| {
+            Box::new(PlainProbe { account: w.account, amount: i, fail_after: None })
+                as Box<dyn Operation>
+        })
+        .collect();
+    let big = create_tx(&net, &w, ops, 60);
+    assert!(serde_json::to_vec(&big).expect("json").len() > 1024);
+    let e = net.ledger.check_transaction(&big).expect_err("too large");
+    assert!(matches!(e, LedgerError::TransactionTooLarge { max: 1024, .. }), "{e}");
+}

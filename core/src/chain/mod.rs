@@ -2,7 +2,7 @@
 //! no wall clock, no randomness, no I/O but the store, no hash-map iteration order.
 //!
 //! Modules, from the bottom up (each imports only modules listed before it):
-//! `ids`, `time`, `params`, `crypto`, `table`, `store` → `objects`, `schema` → `error`,
+//! `ids`, `time`, `params`, `crypto`, `panic`, `table`, `store` → `objects`, `schema` → `error`,
 //! `event`, `indexes`, `genesis` → `model` (the types that refer to each other: state,
 //! operation, proposal, kind descriptions) → `state` (queries, hash), `apply` (writes, undo) →
 //! `ops`, `registration` (the core operations), `tx` → `ledger`, `persist`.
@@ -18,6 +18,7 @@ pub mod ledger;
 pub mod model;
 pub mod objects;
 pub mod ops;
+pub mod panic;
 pub mod params;
 pub mod persist;
 pub mod registration;

@@ -55,6 +55,10 @@ pub struct ChainParameters {
     pub threshold_policy: ThresholdPolicy,
     /// Seconds between maintenance intervals, when standby SONs fill freed seats (1 day).
     pub maintenance_interval: u64,
+    /// The largest transaction, in bytes of its JSON encoding (64 KiB).
+    pub maximum_transaction_size: u64,
+    /// The most a block's transactions may take together, in bytes of their JSON (2 MiB).
+    pub maximum_block_size: u64,
 }
 
 impl Default for ChainParameters {
@@ -71,6 +75,8 @@ impl Default for ChainParameters {
             maximum_time_until_expiration: 24 * 3600,
             threshold_policy: ThresholdPolicy::Live,
             maintenance_interval: 24 * 3600,
+            maximum_transaction_size: 64 * 1024,
+            maximum_block_size: 2 * 1024 * 1024,
         }
     }
 }
@@ -138,6 +144,15 @@ impl ChainParameters {
             return fail(
                 "maximum_time_until_expiration",
                 "must be at least one block interval".into(),
+            );
+        }
+        if self.maximum_transaction_size < 256 {
+            return fail("maximum_transaction_size", "must be at least 256 bytes".into());
+        }
+        if self.maximum_block_size < self.maximum_transaction_size {
+            return fail(
+                "maximum_block_size",
+                "must hold at least one transaction of maximum_transaction_size".into(),
             );
         }
         if self.maintenance_interval < self.block_interval {

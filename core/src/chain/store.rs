@@ -249,7 +249,7 @@ fn contain<R>(path: &str, f: impl FnOnce() -> R) -> Result<R, StoreError> {
         path: path.to_owned(),
         detail: format!(
             "the storage backend failed on it: {}",
-            crate::chain::error::panic_message(&*payload)
+            crate::chain::panic::panic_message(&*payload)
         ),
     })
 }

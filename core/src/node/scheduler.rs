@@ -56,11 +56,18 @@ pub struct SchedulerConfig {
     pub plugin_timeout: Duration,
     /// Lifetime of the transactions it builds, in chain seconds.
     pub tx_lifetime: u64,
+    /// The most drafts (and direct operations) one kind's trigger may turn into transactions
+    /// per block; the rest are skipped (`DraftSkip::OverCap`) and come back at later blocks.
+    pub max_drafts_per_kind: usize,
 }
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        SchedulerConfig { plugin_timeout: Duration::from_secs(2), tx_lifetime: 30 }
+        SchedulerConfig {
+            plugin_timeout: Duration::from_secs(2),
+            tx_lifetime: 30,
+            max_drafts_per_kind: 100,
+        }
     }
 }
 
@@ -125,6 +132,8 @@ pub enum DraftSkip {
     NotProposable,
     /// The draft's operation names no subject.
     NoSubject,
+    /// Its kind's trigger drafted more than `max_drafts_per_kind` this block.
+    OverCap,
 }
 
 /// What the scheduler did for one block.
@@ -373,12 +382,34 @@ impl Scheduler {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut drafts: Vec<(&'static str, ProposalDraft)> = Vec::new();
         let mut direct: Vec<Box<dyn Operation>> = Vec::new();
+        let cap = self.config.max_drafts_per_kind;
         for (kind, mut task) in trigger_tasks {
             let status = match tokio::time::timeout_at(deadline, &mut task).await {
                 Ok(Ok(Ok(out))) => {
                     let n = out.drafts.len() + out.operations.len();
-                    drafts.extend(out.drafts.into_iter().map(|d| (kind, d)));
-                    direct.extend(out.operations);
+                    // A trigger that floods is cut to the cap, per block.
+                    let mut taken = 0;
+                    for d in out.drafts {
+                        if taken < cap {
+                            drafts.push((kind, d));
+                            taken += 1;
+                        } else {
+                            let s = d.operation.subject();
+                            report.skipped.push((kind.to_owned(), s, DraftSkip::OverCap));
+                        }
+                    }
+                    for op in out.operations {
+                        if taken < cap {
+                            direct.push(op);
+                            taken += 1;
+                        } else {
+                            report.skipped.push((
+                                kind.to_owned(),
+                                op.subject(),
+                                DraftSkip::OverCap,
+                            ));
+                        }
+                    }
                     report.deferred.extend(out.deferred.into_iter().map(|d| (kind, d)));
                     PluginStatus::Drafts(n)
                 }
@@ -608,7 +639,7 @@ mod tests {
     /// Only the hanging trigger may reach this; the others answer at once, so 2 s leaves a
     /// loaded machine room to poll them (see `SchedulerConfig::for_tests`).
     fn config() -> SchedulerConfig {
-        SchedulerConfig { plugin_timeout: Duration::from_secs(2), tx_lifetime: 30 }
+        SchedulerConfig { plugin_timeout: Duration::from_secs(2), ..SchedulerConfig::default() }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -688,6 +719,39 @@ mod tests {
         }
         assert!(executed, "five SON validators approved the probe about odd SON 1");
         assert_eq!(net.ledger.state().son(SonId(1)).expect("son").statistics.txs_signed, 1);
+    }
+
+    /// Drafts a probe about each of 20 000 SONs.
+    struct Flood;
+    #[async_trait]
+    impl Trigger for Flood {
+        async fn drafts(&self, _: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
+            let d = (0..20_000)
+                .map(|i| {
+                    ProposalDraft::new(SonProbe {
+                        son: SonId(i),
+                        fail_after: None,
+                        set_status: None,
+                    })
+                })
+                .collect::<Vec<_>>();
+            Ok(d.into())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_trigger_that_floods_is_cut_to_the_per_kind_cap() {
+        let mut net = network(vec![with_trigger("t_flood", |_| Ok(Box::new(Flood)))]);
+        net.start_schedulers(SchedulerConfig { max_drafts_per_kind: 7, ..config() });
+        let step = net.step().await;
+        let (_, report) = step
+            .reports
+            .iter()
+            .find(|(_, r)| r.outcomes.iter().any(|o| o.kind == "t_flood"))
+            .expect("the producer ran it");
+        assert!(report.submitted <= 7, "{} submitted", report.submitted);
+        let over = report.skipped.iter().filter(|(_, _, why)| *why == DraftSkip::OverCap).count();
+        assert_eq!(over, 20_000 - 7);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,6 +70,8 @@ struct ParamsSpec {
     maximum_time_until_expiration: Option<Duration>,
     threshold_policy: Option<ThresholdPolicy>,
     maintenance_interval: Option<Duration>,
+    maximum_transaction_size: Option<u64>,
+    maximum_block_size: Option<u64>,
 }
 
 /// What a SON node does at an event.
@@ -239,6 +241,9 @@ impl Scenario {
             secs(p.maximum_time_until_expiration, params.maximum_time_until_expiration);
         params.threshold_policy = p.threshold_policy.unwrap_or(params.threshold_policy);
         params.maintenance_interval = secs(p.maintenance_interval, params.maintenance_interval);
+        params.maximum_transaction_size =
+            p.maximum_transaction_size.unwrap_or(params.maximum_transaction_size);
+        params.maximum_block_size = p.maximum_block_size.unwrap_or(params.maximum_block_size);
         params.validate().map_err(|e| err(&format!("params.{}", e.name), e.reason))?;
         if f.network.sons > params.maximum_son_count {
             return Err(err(
