@@ -191,6 +191,7 @@ impl KeyPair {
 /// An ECDSA signature together with the key that made it. Carrying the key avoids public-key
 /// recovery, which costs more than a plain verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Signature {
     /// The signer's public key.
     pub key: PublicKey,

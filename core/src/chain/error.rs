@@ -389,6 +389,12 @@ pub enum LedgerError {
     /// The store failed or was refused.
     #[error("{0}")]
     Store(#[source] crate::chain::store::StoreError),
+    /// A signature by a key that no required authority counts.
+    #[error("the signature by {key} counts for no authority the transaction requires")]
+    IrrelevantSignature {
+        /// The key.
+        key: PublicKey,
+    },
     /// A transaction larger than `maximum_transaction_size`.
     #[error("the transaction takes {size} bytes; maximum_transaction_size is {max}")]
     TransactionTooLarge {

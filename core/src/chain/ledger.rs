@@ -492,10 +492,16 @@ fn apply_transaction_unguarded(
             return Err(LedgerError::InvalidSignature { key: sig.key });
         }
     }
-    for account in t.required_authorities() {
-        if !ctx.keys_satisfy(account, &keys) {
-            return Err(LedgerError::MissingAuthority { account });
+    let required = t.required_authorities();
+    for account in &required {
+        if !ctx.keys_satisfy(*account, &keys) {
+            return Err(LedgerError::MissingAuthority { account: *account });
         }
+    }
+    // As Graphene: a signature no required authority counts is refused, so a transaction carries
+    // no weight it does not need (and its id no malleable extra).
+    if let Some(key) = keys.iter().find(|k| !required.iter().any(|a| ctx.key_counts_for(*a, k))) {
+        return Err(LedgerError::IrrelevantSignature { key: *key });
     }
     for (index, op) in t.operations.iter().enumerate() {
         let kind = op.kind();

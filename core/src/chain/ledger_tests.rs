@@ -1479,3 +1479,44 @@ fn transactions_and_blocks_over_their_size_limits_are_refused_and_left_out() {
     let e = net.ledger.check_transaction(&big).expect_err("too large");
     assert!(matches!(e, LedgerError::TransactionTooLarge { max: 1024, .. }), "{e}");
 }
+
+// ----- as strict as Graphene -----
+
+#[test]
+fn unknown_fields_in_the_envelope_and_irrelevant_signatures_are_refused() {
+    let mut net = small();
+    let hb = net.heartbeat(1);
+    let json = serde_json::to_string(&hb).expect("json");
+    let extra = json.replacen("{\"transaction\":", "{\"memo\":\"hi\",\"transaction\":", 1);
+    assert_ne!(extra, json);
+    assert!(SignedTransaction::from_json(&extra).is_err(), "unknown envelope field");
+    let inner = json.replacen("\"expiration\":", "\"colour\":1,\"expiration\":", 1);
+    assert!(SignedTransaction::from_json(&inner).is_err(), "unknown transaction field");
+    let block = Block {
+        height: 1,
+        timestamp: net.now(),
+        previous: net.ledger.state().globals().head_id,
+        producer: crate::WitnessId(0),
+        transactions: vec![],
+    };
+    let bj = serde_json::to_string(&block).expect("json").replacen('{', "{\"extra\":0,", 1);
+    assert!(serde_json::from_str::<Block>(&bj).is_err(), "unknown block field");
+
+    // The owner's signature plus one by a key no required authority counts.
+    let stranger = crate::KeyPair::from_seed("stranger");
+    let mut tx = hb.transaction.clone().sign(&net.ledger.state().chain_id(), &[&net.sons[1].keys]);
+    tx.signatures.push(stranger.sign(&tx.transaction.digest(&net.ledger.state().chain_id())));
+    let before = net.ledger.state_hash();
+    let e = refused(&mut net, tx);
+    assert!(
+        matches!(e, LedgerError::IrrelevantSignature { key } if key == stranger.public()),
+        "{e}"
+    );
+    assert_eq!(net.ledger.state_hash(), before);
+    // Another SON's key does not count for this SON's heartbeat either.
+    let mut tx = hb.transaction.clone().sign(&net.ledger.state().chain_id(), &[&net.sons[1].keys]);
+    tx.signatures
+        .push(net.sons[2].keys.sign(&tx.transaction.digest(&net.ledger.state().chain_id())));
+    assert!(matches!(refused(&mut net, tx), LedgerError::IrrelevantSignature { .. }));
+    apply_one(&mut net, hb).expect("the heartbeat alone is fine");
+}

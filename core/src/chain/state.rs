@@ -415,6 +415,20 @@ impl State {
         weight >= threshold
     }
 
+    /// Whether `key` carries weight in `account`'s authority, directly or through member
+    /// accounts (to [`MAX_AUTHORITY_DEPTH`]): a signature by it can count towards `account`.
+    pub fn key_counts_for(&self, account: AccountId, key: &PublicKey) -> bool {
+        fn walk(s: &State, acc: AccountId, key: &PublicKey, depth: usize) -> bool {
+            let Some(auth) = s.authority(acc) else { return false };
+            if auth.key_auths.get(key).is_some_and(|w| *w > 0) {
+                return true;
+            }
+            depth < MAX_AUTHORITY_DEPTH
+                && auth.account_auths.keys().any(|m| walk(s, *m, key, depth + 1))
+        }
+        walk(self, account, key, 0)
+    }
+
     /// Whether signatures by `keys` satisfy `account`'s authority.
     pub fn keys_satisfy(&self, account: AccountId, keys: &BTreeSet<PublicKey>) -> bool {
         self.satisfied(account, 0, &|_| false, &|k| keys.contains(k))

@@ -12,6 +12,7 @@ use crate::chain::time::Timestamp;
 
 /// Operations applied together, in order, all or nothing.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Transaction {
     /// Not valid at or after this time; also bounds how long its id is remembered.
     pub expiration: Timestamp,
@@ -45,6 +46,7 @@ impl Transaction {
 
 /// A transaction with its signatures.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SignedTransaction {
     /// The transaction.
     pub transaction: Transaction,
@@ -67,6 +69,7 @@ impl SignedTransaction {
 /// and fork-choice layer; the ledger checks that the producer is the witness scheduled for the
 /// slot and that the block links to the head.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Block {
     /// Height (the genesis is 0).
     pub height: u64,
