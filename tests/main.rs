@@ -9,6 +9,7 @@ use sonprop_report_down as _;
 
 mod bench_baseline;
 mod core_layout;
+mod decoders;
 mod ledger_invariants;
 mod operation_json;
 mod scenarios;
