@@ -96,7 +96,9 @@ fn ledger(specs: &[SonSpec], proposed: &[usize], guard: bool) -> (Ledger, Vec<No
         })
         .collect();
     // Candidates the rules refuse are left out by the producer, as on a real chain.
-    ledger.produce_block(t, txs).expect("slot");
+    let producer = ledger.state().scheduled_producer(t);
+    let key = witnesses.iter().find(|n| n.witness == producer).expect("scheduled").keys.clone();
+    ledger.produce_block(t, txs, &key).expect("slot");
     (ledger, witnesses)
 }
 

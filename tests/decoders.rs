@@ -115,7 +115,8 @@ proptest! {
         let mut producer = network();
         let t = producer.ledger.state().next_slot_time();
         let hb = producer.heartbeat(1);
-        let (block, _, _) = producer.ledger.produce_block(t, vec![hb]).expect("block");
+        let key = producer.producer_keys(t).clone();
+        let (block, _, _) = producer.ledger.produce_block(t, vec![hb], &key).expect("block");
         let mut v = serde_json::to_value(&block).expect("json");
         let mut n = field;
         let changed = mutate(&mut v, &mut n, &value, remove);

@@ -133,13 +133,8 @@ fn tx_for(net: &TestNetwork, action: &Action) -> Option<SignedTransaction> {
 fn next_block(net: &TestNetwork, txs: Vec<SignedTransaction>) -> Block {
     let st = net.ledger.state();
     let t = st.next_slot_time();
-    Block {
-        height: st.head_height() + 1,
-        timestamp: t,
-        previous: st.globals().head_id,
-        producer: st.scheduled_producer(t).expect("scheduled"),
-        transactions: txs,
-    }
+    let producer = st.scheduled_producer(t).expect("scheduled");
+    net.block(st.head_height() + 1, t, st.globals().head_id, producer, txs)
 }
 
 /// The record invariants, checked against a full scan (the ledger itself never scans).

@@ -296,11 +296,47 @@ impl TestNetwork {
         }
     }
 
-    /// Produces the next block with the queued transactions.
+    /// The signing keys of the witness scheduled for slot time `t`.
+    pub fn producer_keys(&self, t: Timestamp) -> &KeyPair {
+        let w = self.ledger.state().scheduled_producer(t);
+        let node = self.witnesses.iter().find(|n| n.witness.is_some() && n.witness == w);
+        &node.expect("the scheduled producer is one of the network's witnesses").keys
+    }
+
+    /// A block with these fields, signed over its id by `producer`'s witness key (so a test can
+    /// build blocks that are wrong in every other way).
+    pub fn block(
+        &self,
+        height: u64,
+        timestamp: Timestamp,
+        previous: crate::Digest,
+        producer: WitnessId,
+        transactions: Vec<SignedTransaction>,
+    ) -> crate::Block {
+        let keys = self
+            .witnesses
+            .iter()
+            .find(|n| n.witness == Some(producer))
+            .map_or_else(|| KeyPair::from_seed("not a witness"), |n| n.keys.clone());
+        let mut b = crate::Block {
+            height,
+            timestamp,
+            previous,
+            producer,
+            transactions,
+            signature: keys.sign(&crate::Digest::default()),
+        };
+        b.signature = keys.sign(&b.id(&self.ledger.state().chain_id()));
+        b
+    }
+
+    /// Produces the next block with the queued transactions, signed by its scheduled witness.
     pub fn produce_block(&mut self) -> (BlockOutcome, Vec<Rejected>) {
         let t = self.ledger.state().next_slot_time();
         let txs = std::mem::take(&mut self.pending);
-        let (_, outcome, rejected) = self.ledger.produce_block(t, txs).expect("slot is valid");
+        let key = self.producer_keys(t).clone();
+        let (_, outcome, rejected) =
+            self.ledger.produce_block(t, txs, &key).expect("slot is valid");
         (outcome, rejected)
     }
 

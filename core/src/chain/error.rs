@@ -389,6 +389,20 @@ pub enum LedgerError {
     /// The store failed or was refused.
     #[error("{0}")]
     Store(#[source] crate::chain::store::StoreError),
+    /// A block not signed by its producer's witness key over its id.
+    #[error("block {height} is not signed by its producer {producer}")]
+    BadBlockSignature {
+        /// The block's height.
+        height: u64,
+        /// Its producer.
+        producer: WitnessId,
+    },
+    /// A producer asked to sign with a key that is not the scheduled witness's.
+    #[error("the key given is not the signing key of witness {producer}, scheduled for this slot")]
+    NotTheProducer {
+        /// The scheduled witness.
+        producer: WitnessId,
+    },
     /// A signature by a key that no required authority counts.
     #[error("the signature by {key} counts for no authority the transaction requires")]
     IrrelevantSignature {

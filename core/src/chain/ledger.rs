@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
-use crate::chain::crypto::Digest;
+use crate::chain::crypto::{Digest, KeyPair};
 use crate::chain::error::LedgerError;
 use crate::chain::event::{BlockOutcome, LedgerEvent};
 use crate::chain::genesis::Genesis;
@@ -188,6 +188,14 @@ impl Ledger {
             }
         }
         let id = block_id(block.height, block.timestamp, &block.previous, block.producer, &ids);
+        let key = ctx.witness(block.producer).map(|w| w.signing_key);
+        if key != Some(block.signature.key) || !block.signature.verify(&id) {
+            ctx.rollback();
+            return Err(LedgerError::BadBlockSignature {
+                height: block.height,
+                producer: block.producer,
+            });
+        }
         end_block(&mut ctx, id);
         let (session, events) = ctx.finish();
         self.push_history(session);
@@ -200,16 +208,21 @@ impl Ledger {
         })
     }
 
-    /// Produces the next block at slot `timestamp` as its scheduled witness would: includes the
-    /// candidates that apply (in order), leaves out the rest with their errors, and applies the
-    /// block. Replicas reach the same state by [`Ledger::apply_block`] on the returned block.
+    /// Produces the next block at slot `timestamp` as its scheduled witness, whose signing key
+    /// is `key`: includes the candidates that apply (in order), leaves out the rest with their
+    /// errors, signs the block and applies it. Replicas reach the same state by
+    /// [`Ledger::apply_block`] on the returned block.
     pub fn produce_block(
         &mut self,
         timestamp: Timestamp,
         candidates: Vec<SignedTransaction>,
+        key: &KeyPair,
     ) -> Result<(Block, BlockOutcome, Vec<Rejected>), LedgerError> {
         let height = self.state.head_height() + 1;
         let producer = self.check_slot(height, timestamp)?;
+        if self.state.witness(producer).map(|w| w.signing_key) != Some(key.public()) {
+            return Err(LedgerError::NotTheProducer { producer });
+        }
         self.flush_if_window_full()?;
         let previous = self.state.globals.head_id;
         let mut ctx = ApplyContext::new(&mut self.state);
@@ -240,8 +253,11 @@ impl Ledger {
                 }
             }
         }
-        let block = Block { height, timestamp, previous, producer, transactions: included };
-        end_block(&mut ctx, block_id(height, timestamp, &previous, producer, &ids));
+        let id = block_id(height, timestamp, &previous, producer, &ids);
+        let signature = key.sign(&id);
+        let block =
+            Block { height, timestamp, previous, producer, transactions: included, signature };
+        end_block(&mut ctx, id);
         let (session, events) = ctx.finish();
         self.push_history(session);
         let outcome = BlockOutcome {

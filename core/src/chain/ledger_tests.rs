@@ -48,13 +48,13 @@ fn apply_block_with(
 ) -> Result<BlockOutcome, LedgerError> {
     let st = net.ledger.state();
     let t = st.next_slot_time();
-    let block = Block {
-        height: st.head_height() + 1,
-        timestamp: t,
-        previous: st.globals().head_id,
-        producer: st.scheduled_producer(t).expect("scheduled"),
-        transactions: txs,
-    };
+    let block = net.block(
+        st.head_height() + 1,
+        t,
+        st.globals().head_id,
+        st.scheduled_producer(t).expect("scheduled"),
+        txs,
+    );
     let before = net.ledger.state_hash();
     let result = net.ledger.apply_block(&block);
     if result.is_err() {
@@ -165,15 +165,10 @@ fn produce_until(net: &mut TestNetwork, t: Timestamp) -> Vec<LedgerEvent> {
 #[test]
 fn blocks_from_the_wrong_producer_height_link_or_slot_are_refused_unchanged() {
     let mut net = small();
-    let st = net.ledger.state();
+    let st = net.ledger.state().clone();
     let t = st.next_slot_time();
-    let good = Block {
-        height: 1,
-        timestamp: t,
-        previous: st.globals().head_id,
-        producer: st.scheduled_producer(t).expect("scheduled"),
-        transactions: vec![],
-    };
+    let good =
+        net.block(1, t, st.globals().head_id, st.scheduled_producer(t).expect("scheduled"), vec![]);
     let before = net.ledger.state_hash();
     let wrong_producer = WitnessId((good.producer.0 + 1) % 3);
     let cases = [
@@ -190,6 +185,22 @@ fn blocks_from_the_wrong_producer_height_link_or_slot_are_refused_unchanged() {
     assert!(errors[2].contains("does not link"), "{}", errors[2]);
     assert!(errors[3].contains("not a block slot"), "{}", errors[3]);
     assert!(errors[4].contains("not a block slot"), "{}", errors[4]);
+    // The right header, signed by another witness (or re-signed over another block): refused.
+    let other = net.block(1, t, st.globals().head_id, wrong_producer, vec![]);
+    let forged = Block { signature: other.signature, ..good.clone() };
+    let e = net.ledger.apply_block(&forged).expect_err("not the producer's signature");
+    assert!(matches!(e, LedgerError::BadBlockSignature { height: 1, .. }), "{e}");
+    let later = net.block(1, t, Digest::of(b"elsewhere"), good.producer, vec![]);
+    let replayed = Block { signature: later.signature, ..good.clone() };
+    assert!(matches!(
+        net.ledger.apply_block(&replayed),
+        Err(LedgerError::BadBlockSignature { .. })
+    ));
+    // A producer cannot sign with another witness's key.
+    let wrong_key =
+        net.witnesses.iter().find(|w| w.witness == Some(wrong_producer)).expect("w").keys.clone();
+    let e = net.ledger.produce_block(t, vec![], &wrong_key).expect_err("not the scheduled witness");
+    assert!(matches!(e, LedgerError::NotTheProducer { .. }), "{e}");
     assert_eq!(net.ledger.state_hash(), before);
     net.ledger.apply_block(&good).expect("the good block applies");
 }
@@ -215,7 +226,8 @@ fn a_replica_applying_produced_blocks_reaches_the_same_state_hash() {
     for i in 0..40 {
         let txs = if i % 7 == 0 { vec![producer.heartbeat(i % 6)] } else { vec![] };
         let t = producer.ledger.state().next_slot_time();
-        let (block, _, rejected) = producer.ledger.produce_block(t, txs).expect("produce");
+        let key = producer.producer_keys(t).clone();
+        let (block, _, rejected) = producer.ledger.produce_block(t, txs, &key).expect("produce");
         assert!(rejected.is_empty());
         with_txs += usize::from(!block.transactions.is_empty());
         let _ = replica.ledger.apply_block(&block).expect("replica applies");
@@ -996,7 +1008,8 @@ fn the_block_id_commits_to_the_header_and_the_transactions() {
     let mut net = small();
     let chain = net.ledger.state().chain_id();
     let t = net.ledger.state().next_slot_time();
-    let (block, _, _) = net.ledger.produce_block(t, vec![net.heartbeat(0)]).expect("produce");
+    let (hb, key) = (net.heartbeat(0), net.producer_keys(t).clone());
+    let (block, _, _) = net.ledger.produce_block(t, vec![hb], &key).expect("produce");
     assert_eq!(
         net.ledger.state().globals().head_id,
         block.id(&chain),
@@ -1396,13 +1409,13 @@ fn block_at(net: &TestNetwork, at: u64) -> Block {
     let g = st.globals().genesis_time.secs();
     let iv = st.params().block_interval;
     let t = crate::Timestamp(g + (at - g) / iv * iv);
-    Block {
-        height: st.head_height() + 1,
-        timestamp: t,
-        previous: st.globals().head_id,
-        producer: st.scheduled_producer(t).expect("a slot"),
-        transactions: Vec::new(),
-    }
+    net.block(
+        st.head_height() + 1,
+        t,
+        st.globals().head_id,
+        st.scheduled_producer(t).expect("a slot"),
+        Vec::new(),
+    )
 }
 
 #[test]
@@ -1492,13 +1505,8 @@ fn unknown_fields_in_the_envelope_and_irrelevant_signatures_are_refused() {
     assert!(SignedTransaction::from_json(&extra).is_err(), "unknown envelope field");
     let inner = json.replacen("\"expiration\":", "\"colour\":1,\"expiration\":", 1);
     assert!(SignedTransaction::from_json(&inner).is_err(), "unknown transaction field");
-    let block = Block {
-        height: 1,
-        timestamp: net.now(),
-        previous: net.ledger.state().globals().head_id,
-        producer: crate::WitnessId(0),
-        transactions: vec![],
-    };
+    let block =
+        net.block(1, net.now(), net.ledger.state().globals().head_id, crate::WitnessId(0), vec![]);
     let bj = serde_json::to_string(&block).expect("json").replacen('{', "{\"extra\":0,", 1);
     assert!(serde_json::from_str::<Block>(&bj).is_err(), "unknown block field");
 

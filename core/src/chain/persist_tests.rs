@@ -27,7 +27,8 @@ fn reference(blocks: usize) -> (Genesis, Vec<Block>, Vec<crate::Digest>) {
     for i in 0..blocks {
         let txs = block_txs(&net, i);
         let t = net.ledger.state().next_slot_time();
-        let (block, _, rejected) = net.ledger.produce_block(t, txs).expect("produce");
+        let key = net.producer_keys(t).clone();
+        let (block, _, rejected) = net.ledger.produce_block(t, txs, &key).expect("produce");
         assert!(
             rejected.is_empty(),
             "{:?}",
@@ -58,6 +59,13 @@ fn block_txs(net: &TestNetwork, i: usize) -> Vec<SignedTransaction> {
         txs.push(Transaction::single(net.now().plus(30), create).sign(&st.chain_id(), &[&w.keys]));
     }
     txs
+}
+
+/// The keys of the witness scheduled at `t` (the test networks' witnesses).
+fn producer_key(ledger: &Ledger, t: crate::Timestamp) -> crate::KeyPair {
+    let w = ledger.state().scheduled_producer(t);
+    let witnesses = builder().genesis().1;
+    witnesses.into_iter().find(|n| n.witness == w).expect("scheduled").keys
 }
 
 fn open(
@@ -316,7 +324,8 @@ fn a_fork_switch_on_disk_equals_a_fresh_replay_of_the_new_branch() {
             timestamp: t,
         };
         let tx = Transaction::single(t.plus(30), hb).sign(&st.chain_id(), &[&n.keys]);
-        let (block, _, rejected) = ledger.produce_block(t, vec![tx]).expect("produce");
+        let key = producer_key(&ledger, t);
+        let (block, _, rejected) = ledger.produce_block(t, vec![tx], &key).expect("produce");
         assert!(rejected.is_empty());
         ledger.commit(vec![]).expect("commit");
         branch.push(block);
@@ -467,7 +476,8 @@ fn a_named_subject_that_reads_like_a_son_id_is_the_same_subject_after_a_restart(
         Transaction::single(st.next_slot_time().plus(30), c).sign(&st.chain_id(), &[&w.keys])
     };
     let t = ledger.state().next_slot_time();
-    let (_, _, rejected) = ledger.produce_block(t, vec![create(&ledger, 1)]).expect("block");
+    let key = producer_key(&ledger, t);
+    let (_, _, rejected) = ledger.produce_block(t, vec![create(&ledger, 1)], &key).expect("block");
     assert!(rejected.is_empty());
     ledger.commit(vec![]).expect("commit");
     let named = Subject::Named("1.33.1".into());

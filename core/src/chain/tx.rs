@@ -63,11 +63,12 @@ impl SignedTransaction {
     }
 }
 
-/// A block: height, slot time, producer and transactions.
+/// A block: height, slot time, producer, transactions, and the producer's signature.
 ///
-/// Blocks carry no producer signature: authenticating blocks belongs to the node's networking
-/// and fork-choice layer; the ledger checks that the producer is the witness scheduled for the
-/// slot and that the block links to the head.
+/// The ledger checks that the producer is the witness scheduled for the slot, that the block
+/// links to the head, and that the signature is the producer's (its witness signing key) over
+/// the block id. The id does not cover the signature: it commits to the header and the
+/// transactions, and the signature commits to the id.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Block {
@@ -81,6 +82,8 @@ pub struct Block {
     pub producer: WitnessId,
     /// Transactions, applied in order.
     pub transactions: Vec<SignedTransaction>,
+    /// The producer's signature of the block id.
+    pub signature: Signature,
 }
 
 impl Block {

@@ -409,9 +409,10 @@ impl Simulation {
         let producer_w = self.chain.state().scheduled_producer(t).expect("a slot after the head");
         let producer = self.witness_nodes[&producer_w];
         let txs = std::mem::take(&mut self.mempool);
+        let key = self.nodes[producer].identity.keys.clone();
         let produced = match &mut self.nodes[producer].replica {
-            Some(own) => own.produce_block(t, txs),
-            None => self.chain.produce_block(t, txs),
+            Some(own) => own.produce_block(t, txs, &key),
+            None => self.chain.produce_block(t, txs, &key),
         };
         let (block, outcome, rejected) = produced.map_err(|source| SimError::Refused {
             node: self.nodes[producer].identity.name.clone(),

@@ -199,6 +199,7 @@ impl BenchChain {
             previous: Digest::default(),
             producer: WitnessId(0),
             transactions: vec![],
+            signature: witnesses[0].keys.sign(&Digest::default()),
         };
         let mut chain = BenchChain {
             ledger,
@@ -233,7 +234,8 @@ impl BenchChain {
                 Transaction::single(t.plus(30), create).sign(&st.chain_id(), &[&w.keys])
             })
             .collect();
-        let (block, _, rejected) = self.ledger.produce_block(t, txs).expect("slot");
+        let key = self.producer_keys(t);
+        let (block, _, rejected) = self.ledger.produce_block(t, txs, &key).expect("slot");
         assert!(rejected.is_empty(), "bench proposals apply");
         block
     }
@@ -256,10 +258,18 @@ impl BenchChain {
             .collect()
     }
 
+    /// The signing keys of the witness scheduled at `t`.
+    pub fn producer_keys(&self, t: Timestamp) -> sonprop_core::KeyPair {
+        let w = self.ledger.state().scheduled_producer(t);
+        let node = self.witnesses.iter().find(|n| n.witness.is_some() && n.witness == w);
+        node.expect("a bench witness is scheduled").keys.clone()
+    }
+
     /// Produces the next block with `txs`.
     pub fn produce(&mut self, txs: Vec<SignedTransaction>) -> Block {
         let t = self.ledger.state().next_slot_time();
-        let (block, _, rejected) = self.ledger.produce_block(t, txs).expect("slot");
+        let key = self.producer_keys(t);
+        let (block, _, rejected) = self.ledger.produce_block(t, txs, &key).expect("slot");
         debug_assert!(rejected.is_empty());
         block
     }
@@ -480,7 +490,8 @@ pub fn measure_lifecycles(count: usize) -> f64 {
     for txs in blocks {
         let n = txs.len();
         let t = chain.ledger.state().next_slot_time();
-        let (block, _, rejected) = chain.ledger.produce_block(t, txs).expect("slot");
+        let key = chain.producer_keys(t);
+        let (block, _, rejected) = chain.ledger.produce_block(t, txs, &key).expect("slot");
         assert!(
             rejected.is_empty() && block.transactions.len() == n,
             "every lifecycle transaction applies"
