@@ -409,19 +409,28 @@ impl Simulation {
         let producer_w = self.chain.state().scheduled_producer(t).expect("a slot after the head");
         let producer = self.witness_nodes[&producer_w];
         let txs = std::mem::take(&mut self.mempool);
-        let key = self.nodes[producer].identity.keys.clone();
-        let produced = match &mut self.nodes[producer].replica {
-            Some(own) => own.produce_block(t, txs, &key),
-            None => self.chain.produce_block(t, txs, &key),
-        };
-        let (block, outcome, rejected) = produced.map_err(|source| SimError::Refused {
-            node: self.nodes[producer].identity.name.clone(),
+        let producer_name = self.nodes[producer].identity.name.clone();
+        let refused = |source| SimError::Refused {
+            node: producer_name.clone(),
             height,
             source: Box::new(source),
-        })?;
+        };
+        // With replicas the producer signs its block and every other node verifies it; with one
+        // shared ledger nobody receives the block, so it is applied unsigned.
+        let key = self.nodes[producer].identity.keys.clone();
+        let (block, outcome, rejected) = match &mut self.nodes[producer].replica {
+            Some(own) => {
+                let (b, o, r) = own.produce_block(t, txs, &key).map_err(refused)?;
+                (Some(b), o, r)
+            }
+            None => {
+                let (o, r) = self.chain.produce_unshared_block(t, txs).map_err(refused)?;
+                (None, o, r)
+            }
+        };
         self.rejected += rejected.len() as u64;
-        self.included += block.transactions.len() as u64;
-        if self.nodes[producer].replica.is_some() {
+        self.included += outcome.transactions as u64;
+        if let Some(block) = block {
             self.chain.apply_block(&block).map_err(|source| SimError::Refused {
                 node: "reference".into(),
                 height,
