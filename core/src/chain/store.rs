@@ -183,6 +183,16 @@ impl RedbStore {
                     .into(),
             });
         }
+        if !path.exists() {
+            // A new store is made beside and renamed into place, so a crash while it is made
+            // leaves no file (or a stale `.new` one), never an empty one at `path`.
+            let fresh = path.with_extension("new");
+            let backend = |e: String| StoreError::Backend { path: shown.clone(), detail: e };
+            let _ = std::fs::remove_file(&fresh);
+            contain(&shown, || redb::Database::create(&fresh))?
+                .map_err(|e| backend(e.to_string()))?;
+            std::fs::rename(&fresh, path).map_err(|e| backend(e.to_string()))?;
+        }
         let opened = contain(&shown, || redb::Database::create(path))?;
         let db = opened.map_err(|e| match e {
             redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
