@@ -382,24 +382,8 @@ fn the_simulator_gives_each_node_its_own_services_and_shows_typed_events() {
 
 #[test]
 fn bitcoin_address_prints_the_golden_vector_and_refuses_bad_keys_with_exit_2() {
-    const KEYS: [&str; 15] = [
-        "03456772301e221026269d3095ab5cb623fc239835b583ae4632f99a15107ef275",
-        "02d67c26cf20153fe7625ca1454222d3b3aeb53b122d8a0f7d32a3dd4b2c2016f4",
-        "025f7cfda933516fd590c5a34ad4a68e3143b6f4155a64b3aab2c55fb851150f61",
-        "0228155bb1ddcd11c7f14a2752565178023aa963f84ea6b6a052bddebad6fe9866",
-        "037500441cfb4484da377073459511823b344f1ef0d46bac1efd4c7c466746f666",
-        "02ef0d79bfdb99ab0be674b1d5d06c24debd74bffdc28d466633d6668cc281cccf",
-        "0317941e4219548682fb8d8e172f0a8ce4d83ce21272435c85d598558c8e060b7f",
-        "0266065b27f7e3d3ad45b471b1cd4e02de73fc4737dc2679915a45e293c5adcf84",
-        "023821cc3da7be9e8cdceb8f146e9ddd78a9519875ecc5b42fe645af690544bccf",
-        "0229ff2b2106b76c27c393e82d71c20eec32bcf1f0cf1a9aca8a237269a67ff3e5",
-        "024d113381cc09deb8a6da62e0470644d1a06de82be2725b5052668c8845a4a8da",
-        "03df2462a5a2f681a3896f61964a65566ff77448be9a55a6da18506fd9c6c051c1",
-        "02bafba3096f546cc5831ce1e49ba7142478a659f2d689bbc70ed37235255172a8",
-        "0287bcbd4f5d357f89a86979b386402445d7e9a5dccfd16146d1d2ab0dc2c32ae8",
-        "02053859d76aa375d6f343a60e3678e906c008015e32fe4712b1fd2b26473bdd73",
-    ];
-    let user = "0368dc31b2b547c74f52abfc67c7fc768c68115d8ab96430d9bb4996fa660121cd";
+    use sonprop_bitcoin::script::vectors::{PEERPLAYS_SON_KEYS as KEYS, PEERPLAYS_USER_KEY};
+    let user = PEERPLAYS_USER_KEY;
     let mut args: Vec<String> = vec!["bitcoin".into(), "address".into()];
     for k in KEYS {
         args.push("--son".into());

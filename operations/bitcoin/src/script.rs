@@ -256,15 +256,12 @@ pub fn parse_signer(spec: &str) -> Result<Signer, ScriptError> {
     Ok(Signer { key: parse_key(key)?, weight })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use bitcoin::script::Instruction;
-    use bitcoin::secp256k1::{Secp256k1, SecretKey};
-    use proptest::prelude::*;
-
-    /// The Peerplays test vector (`create_1_or_multiweighted_seggwit_address_test`).
-    const SON_KEYS: [&str; 15] = [
+/// Peerplays' published test vector for the deposit address
+/// (`create_1_or_multiweighted_seggwit_address_test`): 15 SON keys of weight 1 and a user key on
+/// regtest give `bcrt1qz2cykw980zns8uxpt7dsn4ku7ce24cq3z8mna0tttzhw2qcr4y0qxmgej2`.
+pub mod vectors {
+    /// The SON keys, in wallet order.
+    pub const PEERPLAYS_SON_KEYS: [&str; 15] = [
         "03456772301e221026269d3095ab5cb623fc239835b583ae4632f99a15107ef275",
         "02d67c26cf20153fe7625ca1454222d3b3aeb53b122d8a0f7d32a3dd4b2c2016f4",
         "025f7cfda933516fd590c5a34ad4a68e3143b6f4155a64b3aab2c55fb851150f61",
@@ -281,7 +278,19 @@ mod tests {
         "0287bcbd4f5d357f89a86979b386402445d7e9a5dccfd16146d1d2ab0dc2c32ae8",
         "02053859d76aa375d6f343a60e3678e906c008015e32fe4712b1fd2b26473bdd73",
     ];
-    const USER_KEY: &str = "0368dc31b2b547c74f52abfc67c7fc768c68115d8ab96430d9bb4996fa660121cd";
+    /// The user key.
+    pub const PEERPLAYS_USER_KEY: &str =
+        "0368dc31b2b547c74f52abfc67c7fc768c68115d8ab96430d9bb4996fa660121cd";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::script::Instruction;
+    use bitcoin::secp256k1::{Secp256k1, SecretKey};
+    use proptest::prelude::*;
+
+    use super::vectors::{PEERPLAYS_SON_KEYS as SON_KEYS, PEERPLAYS_USER_KEY as USER_KEY};
 
     fn vector_signers() -> Vec<Signer> {
         SON_KEYS
