@@ -69,7 +69,6 @@ fn crash_run(kills_wanted: u32, seed: u64, duration: &str, fsync: u64) -> u32 {
     let exe = env!("CARGO_BIN_EXE_sonprop");
 
     let clean = work.join("clean.json");
-    let started = std::time::Instant::now();
     let status = Command::new(exe)
         .args([
             "simulate",
@@ -81,9 +80,20 @@ fn crash_run(kills_wanted: u32, seed: u64, duration: &str, fsync: u64) -> u32 {
         .status()
         .expect("run");
     assert!(status.success(), "uninterrupted run");
-    // Kill moments are spread over the uninterrupted run's own length, so kills land during the
-    // run whatever this machine's speed, late ones included.
+    // The same run on a data directory, uninterrupted: it must end the same, and its length
+    // spreads the kill moments below over a whole run on disk, whatever this machine's speed.
+    let reference = work.join("reference.json");
+    let started = std::time::Instant::now();
+    let status = Command::new(exe)
+        .args(["simulate", "--quiet", scenario.to_str().expect("utf-8"), "--data-dir"])
+        .arg(work.join("reference-data"))
+        .args(["--fsync-every", &fsync.to_string(), "--report"])
+        .arg(&reference)
+        .status()
+        .expect("run");
+    assert!(status.success(), "uninterrupted run on disk");
     let run_ms = started.elapsed().as_millis().max(100) as u64;
+    assert_eq!(report(&clean)["state_hash"], report(&reference)["state_hash"]);
 
     let data = work.join("data");
     let crashed = work.join("crashed.json");
