@@ -31,10 +31,19 @@ impl Digest {
     /// Canonical because every type hashed here serialises its fields in declaration order and
     /// its maps as ordered maps; no hash map reaches this encoder.
     pub fn of_json<T: Serialize + ?Sized>(domain: &[u8], value: &T) -> Digest {
+        Digest::of_json_counted(domain, value).0
+    }
+
+    /// [`Digest::of_json`], and the length of the JSON encoding (not counting `domain`): the
+    /// size of what was hashed, without encoding it a second time.
+    pub fn of_json_counted<T: Serialize + ?Sized>(domain: &[u8], value: &T) -> (Digest, u64) {
         let mut w = DigestWriter::new();
         w.update(domain);
-        serde_json::to_writer(&mut w, value).expect("serialising to a hash writer cannot fail");
-        w.finish()
+        let mut counted = ByteCount { inner: &mut w, count: 0 };
+        serde_json::to_writer(&mut counted, value)
+            .expect("serialising to a hash writer cannot fail");
+        let count = counted.count;
+        (w.finish(), count)
     }
 
     /// Lower-case hex.
@@ -97,6 +106,25 @@ impl<'de> Deserialize<'de> for Digest {
             out[i] = u8::from_str_radix(hex, 16).map_err(serde::de::Error::custom)?;
         }
         Ok(Digest(out))
+    }
+}
+
+/// Counts the bytes written through it (to an inner writer, or to nothing).
+pub struct ByteCount<W> {
+    /// Where the bytes go.
+    pub inner: W,
+    /// How many went.
+    pub count: u64,
+}
+
+impl<W: io::Write> io::Write for ByteCount<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 

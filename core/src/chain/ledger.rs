@@ -165,7 +165,7 @@ impl Ledger {
     /// Applies a block received from the network: all of it, or nothing.
     pub fn apply_block(&mut self, block: &Block) -> Result<BlockOutcome, LedgerError> {
         self.check_header(block)?;
-        self.flush_if_window_full()?;
+        self.refuse_if_window_full()?;
         let mut ctx = ApplyContext::new(&mut self.state);
         begin_block(&mut ctx, block.height, block.timestamp);
         let mut ids = Vec::with_capacity(block.transactions.len());
@@ -250,7 +250,7 @@ impl Ledger {
                 return Err(LedgerError::NotTheProducer { producer });
             }
         }
-        self.flush_if_window_full()?;
+        self.refuse_if_window_full()?;
         let previous = self.state.globals.head_id;
         let mut ctx = ApplyContext::new(&mut self.state);
         begin_block(&mut ctx, height, timestamp);
@@ -351,7 +351,7 @@ impl Ledger {
 
     /// Refuses a block while [`Ledger::commit_required`]: the ledger never commits on its own,
     /// since it cannot know the node-local values that must commit with the blocks.
-    fn flush_if_window_full(&mut self) -> Result<(), LedgerError> {
+    fn refuse_if_window_full(&mut self) -> Result<(), LedgerError> {
         match self.persistence.as_ref() {
             Some(p) if p.unwritten >= self.undo_depth => {
                 Err(LedgerError::CommitRequired { unwritten: p.unwritten })
@@ -509,11 +509,6 @@ fn apply_transaction_unguarded(
     if t.operations.is_empty() {
         return Err(LedgerError::EmptyTransaction);
     }
-    let size = serde_json::to_vec(tx).map_or(u64::MAX, |v| v.len() as u64);
-    let max = ctx.params().maximum_transaction_size;
-    if size > max {
-        return Err(LedgerError::TransactionTooLarge { size, max });
-    }
     let head = ctx.now();
     if t.expiration <= head {
         return Err(LedgerError::TransactionExpired { expiration: t.expiration, head });
@@ -522,7 +517,13 @@ fn apply_transaction_unguarded(
     if t.expiration.since(head) > max {
         return Err(LedgerError::ExpirationTooFar { expiration: t.expiration, head, max });
     }
-    let digest = t.digest(&ctx.chain_id());
+    // One encoding serves the digest and the size check.
+    let (digest, transaction_len) = t.digest_and_len(&ctx.chain_id());
+    let size = tx.encoded_len(transaction_len);
+    let max = ctx.params().maximum_transaction_size;
+    if size > max {
+        return Err(LedgerError::TransactionTooLarge { size, max });
+    }
     if ctx.transactions.get(&digest).is_some() {
         return Err(LedgerError::DuplicateTransaction(digest));
     }

@@ -1456,6 +1456,24 @@ fn the_node_layer_refuses_a_block_far_ahead_of_its_clock_that_the_ledger_would_a
 // ----- bounds -----
 
 #[test]
+fn the_size_counted_while_hashing_is_the_length_of_the_encoding() {
+    let net = small();
+    let w = net.witnesses[0].clone();
+    let chain = net.ledger.state().chain_id();
+    let many: Vec<Box<dyn Operation>> = (0..7)
+        .map(|i| Box::new(PlainProbe { account: w.account, amount: i, fail_after: None }) as _)
+        .collect();
+    let mut two_sigs = net.heartbeat(2);
+    two_sigs.signatures.push(net.sons[3].keys.sign(&two_sigs.transaction.digest(&chain)));
+    for tx in [net.heartbeat(1), create_tx(&net, &w, many, 60), two_sigs] {
+        let (digest, len) = tx.transaction.digest_and_len(&chain);
+        assert_eq!(digest, tx.transaction.digest(&chain));
+        let encoded = serde_json::to_vec(&tx).expect("json").len() as u64;
+        assert_eq!(tx.encoded_len(len), encoded);
+    }
+}
+
+#[test]
 fn transactions_and_blocks_over_their_size_limits_are_refused_and_left_out() {
     let params = ChainParameters {
         maximum_transaction_size: 1024,

@@ -31,6 +31,11 @@ impl Transaction {
         Digest::of_json(&chain_id.0, self)
     }
 
+    /// [`Transaction::digest`], and the length of the encoding it hashed.
+    pub fn digest_and_len(&self, chain_id: &Digest) -> (Digest, u64) {
+        Digest::of_json_counted(&chain_id.0, self)
+    }
+
     /// The accounts whose authority must sign, in id order.
     pub fn required_authorities(&self) -> BTreeSet<AccountId> {
         self.operations.iter().flat_map(|op| op.required_authorities()).collect()
@@ -55,6 +60,18 @@ pub struct SignedTransaction {
 }
 
 impl SignedTransaction {
+    /// The length of this transaction's JSON encoding, given the length of its inner
+    /// transaction's (as [`Transaction::digest_and_len`] measures it): only the signatures are
+    /// encoded again, into a counter.
+    pub fn encoded_len(&self, transaction_len: u64) -> u64 {
+        use crate::chain::crypto::ByteCount;
+        let mut sigs = ByteCount { inner: std::io::sink(), count: 0 };
+        let _ = serde_json::to_writer(&mut sigs, &self.signatures);
+        // `{"transaction":` … `,"signatures":` … `}`
+        const ENVELOPE: u64 = 15 + 14 + 1;
+        ENVELOPE + transaction_len + sigs.count
+    }
+
     /// Decodes a transaction from JSON: malformed JSON and unknown operation kinds are typed
     /// errors.
     pub fn from_json(json: &str) -> Result<SignedTransaction, LedgerError> {

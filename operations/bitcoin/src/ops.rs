@@ -12,7 +12,7 @@ use sonprop_core::{
 
 use crate::script::{self, p2wsh_address};
 use crate::state::{
-    current_wallet, expected_signers, outpoint, script_signers, unsettled, utxo_key, wallet_utxos,
+    current_wallet, expected_signers, script_signers, unsettled, utxo_key, wallet_utxos,
     MaxFeeRate, MinFeeRate, NetworkParam, Purpose, SidechainTx, SignTimeout, Transactions, TxInput,
     TxStatus, Utxo, Utxos, Wallet, WalletSigner, Wallets,
 };
@@ -617,11 +617,6 @@ impl Operation for WalletUtxo {
         let row = Utxo { wallet: self.wallet, amount_sat: self.amount_sat };
         ctx.put_row::<Utxos>(&utxo_key(&o), Some(row))
     }
-}
-
-/// The outpoint of a stored key, for display.
-pub fn display_outpoint(key: &([u8; 32], u32)) -> String {
-    outpoint(key).to_string()
 }
 
 /// A SON broadcast a complete sidechain transaction.
