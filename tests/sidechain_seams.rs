@@ -5,7 +5,6 @@
 //! credits and burns an asset, reads its own parameter, gets a per-node service, and has its
 //! trigger run on SON nodes — the five seams a sidechain needs.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -342,25 +341,57 @@ async fn below_the_parameter_nothing_is_credited() {
     assert_eq!(net.ledger.state().balance(user, WBTC), 0, "4 < the default 6");
 }
 
+/// A view of the other chain that changes while the network runs.
+struct Switchable {
+    seen: Seen,
+    confirmed: Arc<std::sync::atomic::AtomicBool>,
+}
+impl DepositFeed for Switchable {
+    fn deposits(&self) -> Vec<Seen> {
+        let confirmations =
+            if self.confirmed.load(std::sync::atomic::Ordering::SeqCst) { 4 } else { 0 };
+        vec![Seen { confirmations, ..self.seen.clone() }]
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sons_that_see_another_amount_do_not_let_it_through() {
     let mut net = network(Some(3));
     let user = net.users[0].account;
-    // One of six SONs lies about the amount; the threshold is 5 of 6, so the honest five pass
-    // the true amount and the liar's proposals expire unapproved.
-    let mut feeds = BTreeMap::new();
-    for (i, son) in net.sons.iter().enumerate() {
-        let amount = if i == 1 { 9_999 } else { 5_000 };
-        feeds.insert(son.name.clone(), amount);
-    }
+    // One SON of six claims 9 999 with enough confirmations; the five honest SONs see 5 000,
+    // not yet confirmed, so at first only the liar proposes. The threshold is 5 of 6.
+    let confirmed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let liar = net.sons[1].name.clone();
+    let flag = Arc::clone(&confirmed);
     net.start_schedulers_with(SchedulerConfig::for_tests(), move |node| {
-        let amount = feeds.get(&node.name).copied().unwrap_or(5_000);
-        let seen = Seen { id: "abc:0".into(), user, amount, confirmations: 4 };
-        Services::new().with(Arc::new(Fixed(vec![seen])) as Feed)
+        let seen = Seen { id: "abc:0".into(), user, amount: 5_000, confirmations: 0 };
+        let feed: Feed = if node.name == liar {
+            Arc::new(Fixed(vec![Seen { amount: 9_999, confirmations: 4, ..seen }]))
+        } else {
+            Arc::new(Switchable { seen, confirmed: Arc::clone(&flag) })
+        };
+        Services::new().with(feed)
     })
     .expect("feeds");
+    let mut abstained = 0;
+    let end = net.now().plus(120);
+    while net.now() < end {
+        let step = net.step().await;
+        abstained += step
+            .reports
+            .iter()
+            .flat_map(|(_, r)| r.outcomes.iter())
+            .filter(
+                |o| matches!(&o.status, PluginStatus::Abstained(w) if w.starts_with("I see 5000")),
+            )
+            .count();
+    }
+    assert!(abstained >= 5, "the honest SONs reviewed the liar's proposal and abstained");
+    assert_eq!(net.ledger.state().balance(user, WBTC), 0, "nothing minted from the lie");
+    // The honest SONs see the deposit confirmed: the true amount is credited, once.
+    confirmed.store(true, std::sync::atomic::Ordering::SeqCst);
     let events = net.run_until(net.now().plus(300)).await;
-    assert_eq!(net.ledger.state().balance(user, WBTC), 5_000, "the honest amount, once");
+    assert_eq!(net.ledger.state().balance(user, WBTC), 5_000);
     let credited: Vec<_> =
         events.iter().filter_map(|(_, _, e)| e.decode::<DepositCredited>()).collect();
     assert_eq!(credited.len(), 1);

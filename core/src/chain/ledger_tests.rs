@@ -1546,3 +1546,43 @@ fn unknown_fields_in_the_envelope_and_irrelevant_signatures_are_refused() {
     assert!(matches!(refused(&mut net, tx), LedgerError::IrrelevantSignature { .. }));
     apply_one(&mut net, hb).expect("the heartbeat alone is fine");
 }
+
+// ----- guards -----
+
+/// Defers account probes about `held` from 60 s after genesis on.
+fn hold_after_a_minute(state: &State, subject: &Subject) -> Option<String> {
+    let from = state.globals().genesis_time.plus(60);
+    (*subject == Subject::Named("held".into()) && state.head_time() >= from)
+        .then(|| "held for review".to_owned())
+}
+
+#[test]
+fn a_guard_that_starts_deferring_after_creation_stops_the_execution() {
+    let guard =
+        crate::Guard { name: "reviewer", kind: probe::ACCOUNT_PROBE, defer: hold_after_a_minute };
+    let reg = Registry::builder().with(&probe::PLUGIN).guard(guard).build().expect("unique");
+    let mut net = TestNetwork::builder().witnesses(3).sons(6).users(1).build(reg.into_arc());
+    let (w, user) = (net.witnesses[0].clone(), net.users[0].clone());
+    let probe_about = |subject: &str| AccountProbe {
+        account: user.account,
+        subject: subject.into(),
+        amount: 5,
+        fail_after: None,
+    };
+    // Created while the guard lets it through.
+    let id = propose(&mut net, &w, probe_about("held"), 600);
+    while net.now() < net.genesis.genesis_time.plus(60) {
+        net.produce_block();
+    }
+    // The live one does not execute when approved: the guard is asked again.
+    let tx = net.sign(&user, ProposalUpdate::approve(id, user.account));
+    let outcome = apply_one(&mut net, tx).expect("the approval stands");
+    let reason = outcome.events.iter().find_map(|e| match e {
+        LedgerEvent::ProposalExecutionFailed { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(reason.as_deref().is_some_and(|r| r.contains("reviewer")), "{reason:?}");
+    assert!(net.ledger.state().vesting_balances().is_empty(), "nothing executed");
+    // Other subjects are not guarded.
+    propose(&mut net, &w, probe_about("free"), 600);
+}

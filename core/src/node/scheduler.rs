@@ -721,6 +721,53 @@ mod tests {
         assert_eq!(net.ledger.state().son(SonId(1)).expect("son").statistics.txs_signed, 1);
     }
 
+    /// Sends, as its node, an operation with a subject and one without, every block.
+    struct Direct;
+    #[async_trait]
+    impl Trigger for Direct {
+        async fn drafts(&self, _: &State, n: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
+            let with_subject = crate::testkit::probe::AccountProbe {
+                account: n.account,
+                subject: format!("mine:{}", n.name),
+                amount: 1,
+                fail_after: None,
+            };
+            let without = crate::testkit::probe::PlainProbe {
+                account: n.account,
+                amount: 1,
+                fail_after: None,
+            };
+            Ok(TriggerOutput {
+                operations: vec![Box::new(with_subject), Box::new(without)],
+                ..TriggerOutput::default()
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn operations_a_trigger_sends_itself_go_once_per_subject_until_they_expire() {
+        let (d, _) = with_trigger("t_direct", |_| Ok(Box::new(Direct)));
+        let parts = NodeParts {
+            kind: "t_direct",
+            watch: Watch::EachElectedSon,
+            trigger: Some(|_| Ok(Box::new(Direct))),
+            validator: None,
+        };
+        let reg = Registry::builder().operation(d).node_parts(parts).build().expect("unique");
+        let net = TestNetwork::builder().witnesses(3).sons(6).build(Arc::new(reg));
+        let son = net.sons[1].clone();
+        let services = Services::default();
+        let mut s = Scheduler::new(net.registry.node(), son, &services, config()).expect("built");
+        let sink = CollectingSink::default();
+        let first = s.on_block(net.ledger.snapshot(), &sink).await;
+        assert_eq!(first.submitted, 1, "the one with a subject");
+        assert!(first.skipped.iter().any(|(_, _, why)| *why == DraftSkip::NoSubject));
+        let second = s.on_block(net.ledger.snapshot(), &sink).await;
+        assert_eq!(second.submitted, 0, "in flight: not sent again");
+        assert!(second.skipped.iter().any(|(_, _, why)| *why == DraftSkip::AlreadySent));
+        assert_eq!(sink.take().len(), 1);
+    }
+
     /// Drafts a probe about each of 20 000 SONs.
     struct Flood;
     #[async_trait]

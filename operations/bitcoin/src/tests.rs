@@ -465,7 +465,7 @@ async fn forged_misplaced_or_outsider_signatures_and_altered_transactions_are_re
 }
 
 #[test]
-fn a_wallet_update_that_differs_by_a_byte_or_pays_an_odd_fee_is_refused() {
+fn wallet_updates_with_a_wrong_number_signers_sweep_or_fee_rate_are_refused() {
     let bitcoin = Arc::new(FakeBitcoin::default());
     let b = builder();
     let net = network(b, &bitcoin);
