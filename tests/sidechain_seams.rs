@@ -13,7 +13,7 @@ use sonprop_core::node::scheduler::{PluginStatus, SchedulerConfig};
 use sonprop_core::testkit::TestNetwork;
 use sonprop_core::{
     async_trait, AccountId, ApplyContext, Asset, AssetId, ChainEvent, Eligibility, Index,
-    IndexEntries, NodeContext, NodeIdentity, NodeParts, Operation, OperationDescriptor,
+    IndexEntries, Isolation, NodeContext, NodeIdentity, NodeParts, Operation, OperationDescriptor,
     OperationError, ParamDecl, Parameter, Plugin, PluginError, Proposal, ProposalDraft,
     ProposalPolicy, Registry, ServiceError, Services, State, Subject, TableDecl, TableSchema,
     Trigger, TriggerOutput, Validator, Verdict, Watch,
@@ -250,6 +250,7 @@ const PLUGIN: Plugin = Plugin {
         watch: Watch::ElectedSons,
         trigger: Some(trigger),
         validator: Some(validator),
+        isolation: Isolation::Thread,
     }],
     ..Plugin::new("sonprop-tests-seams")
 };

@@ -80,7 +80,7 @@ pub use chain::schema::{
 pub use chain::store::{MemoryStore, RedbStore, Store, StoreError};
 pub use chain::time::Timestamp;
 pub use chain::tx::{Block, SignedTransaction, Transaction};
-pub use node::parts::{NodeParts, NodeRegistry, Watch};
+pub use node::parts::{Isolation, NodeParts, NodeRegistry, Watch};
 pub use node::plugin::{
     Deferral, NodeIdentity, PluginError, ProposalDraft, Trigger, TriggerOutput, Validator, Verdict,
 };

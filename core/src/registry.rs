@@ -320,6 +320,7 @@ mod tests {
             watch,
             trigger: Some(|_| Ok(Box::new(Nothing))),
             validator: None,
+            isolation: crate::node::parts::Isolation::Thread,
         };
         let cases = [
             ("sons_only", Eligibility::ElectedSon, Watch::ScheduledWitness, false),

@@ -31,6 +31,33 @@ impl fmt::Display for Watch {
     }
 }
 
+/// Where a kind's trigger and validator calls run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// On a thread of the plugin's own, with its own async runtime (the default). A call that
+    /// blocks its thread (sleeps, spins, waits on a socket) holds that thread only: at the
+    /// timeout the scheduler reports it `TimedOut` and goes on with the block, and the plugin
+    /// is `Quarantined` (not called) until the call returns. Each call costs a hand-off between
+    /// threads, some tens of microseconds.
+    #[default]
+    Thread,
+    /// Spawned on the scheduler's own runtime, for plugins that only read the snapshot and
+    /// never block (the SON-management kinds, which run on every block). An inline call that
+    /// awaits past the timeout is abandoned; one that *blocks* holds block processing until it
+    /// returns, after which its answer is dropped (`TimedOut`) and the plugin's calls run on a
+    /// thread of their own from then on. Choose it only for code that cannot block.
+    Inline,
+}
+
+impl fmt::Display for Isolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Isolation::Thread => "on its own thread",
+            Isolation::Inline => "inline",
+        })
+    }
+}
+
 /// Builds a kind's trigger for one node.
 pub type TriggerCtor = fn(&NodeContext<'_>) -> Result<Box<dyn Trigger>, ServiceError>;
 /// Builds a kind's validator for one node.
@@ -47,6 +74,8 @@ pub struct NodeParts {
     pub trigger: Option<TriggerCtor>,
     /// The validator, if the kind has one.
     pub validator: Option<ValidatorCtor>,
+    /// Where its trigger and validator calls run.
+    pub isolation: Isolation,
 }
 
 /// Every kind's node parts, sorted by kind (built by the registry, which checks them against

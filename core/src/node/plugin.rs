@@ -107,8 +107,10 @@ impl PluginError {
 /// Decides, after each block, which proposals of its kind this node should raise.
 ///
 /// # Invariants
-/// - **Must not block.** It runs on the scheduler's async runtime under a timeout; blocking I/O
-///   belongs in `spawn_blocking` or behind an async client.
+/// - **Should not block.** It runs under a timeout, by default on a thread of its own (see
+///   [`Isolation`](crate::Isolation)): a call that blocks is cut off and the plugin quarantined
+///   until it returns, so it misses blocks. A kind registered `Isolation::Inline` must never
+///   block: it runs on the scheduler's own runtime.
 /// - **A pure function of the snapshot** (plus declared external sources such as a Bitcoin
 ///   node): the same snapshot gives the same drafts on every node.
 /// - **Cheap when nothing is due**: use the state's indexes (`sons_inactive_since`,

@@ -1,11 +1,16 @@
 //! The scheduler: after each block, runs this node's triggers and validators over a snapshot and
 //! turns their answers into signed transactions.
 //!
-//! Node-local and fallible by nature (a validator may ask a Bitcoin node), so every plugin runs
-//! as its own task under a timeout, with panics caught: a bad plugin is reported and every
-//! other plugin still runs. The scheduler never fails a block.
+//! Node-local and fallible by nature (a validator may ask a Bitcoin node), so every plugin call
+//! runs under a timeout with panics caught, by default on a thread of its own
+//! ([`Isolation::Thread`]): a plugin that errs, panics, blocks or hangs is reported and
+//! every other plugin still runs. The scheduler never fails a block.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +21,10 @@ use crate::chain::model::State;
 use crate::chain::ops::{ProposalCreate, ProposalUpdate};
 use crate::chain::time::Timestamp;
 use crate::chain::tx::{SignedTransaction, Transaction};
-use crate::node::parts::{NodeRegistry, Watch};
-use crate::node::plugin::{Deferral, NodeIdentity, ProposalDraft, Trigger, Validator, Verdict};
+use crate::node::parts::{Isolation, NodeRegistry, Watch};
+use crate::node::plugin::{
+    Deferral, NodeIdentity, PluginError, ProposalDraft, Trigger, Validator, Verdict,
+};
 use crate::node::services::{NodeContext, ServiceError, Services};
 
 /// Where signed transactions go (a mempool, a network broadcaster, a test collector).
@@ -104,8 +111,11 @@ pub enum PluginStatus {
     Failed(String),
     /// The plugin panicked (the message, if it had one).
     Panicked(String),
-    /// The plugin overran its timeout and was abandoned.
+    /// The plugin overran its timeout and was abandoned (on its own thread, it is quarantined
+    /// until that call returns).
     TimedOut,
+    /// Not run: an earlier call of this plugin overran on its thread and has not returned yet.
+    Quarantined,
 }
 
 /// One plugin run in one block.
@@ -159,7 +169,10 @@ impl BlockReport {
         self.outcomes.iter().filter(|o| {
             matches!(
                 o.status,
-                PluginStatus::Failed(_) | PluginStatus::Panicked(_) | PluginStatus::TimedOut
+                PluginStatus::Failed(_)
+                    | PluginStatus::Panicked(_)
+                    | PluginStatus::TimedOut
+                    | PluginStatus::Quarantined
             )
         })
     }
@@ -191,8 +204,8 @@ pub enum SchedulerError {
 pub struct Scheduler {
     node: Arc<NodeIdentity>,
     config: SchedulerConfig,
-    triggers: Vec<(&'static str, Watch, Arc<dyn Trigger>)>,
-    validators: BTreeMap<&'static str, Arc<dyn Validator>>,
+    triggers: Vec<(&'static str, Watch, Arc<dyn Trigger>, Lane)>,
+    validators: BTreeMap<&'static str, (Arc<dyn Validator>, Lane)>,
     /// Proposals this node sent, by `(kind, subject)`, until the transaction expires.
     sent_proposals: BTreeMap<(String, Subject), Timestamp>,
     /// Approvals this node sent, until the transaction expires.
@@ -209,14 +222,170 @@ impl std::fmt::Debug for Scheduler {
     }
 }
 
-fn panic_message(e: tokio::task::JoinError) -> String {
+/// Where one plugin's calls run: see [`Isolation`].
+struct Lane {
+    /// The thread's name (`node:kind:role`).
+    name: String,
+    isolation: Isolation,
+    worker: Option<Worker>,
+}
+
+type Job = Box<dyn FnOnce(&tokio::runtime::Runtime) + Send>;
+type Answer<T> = tokio::sync::oneshot::Receiver<std::thread::Result<T>>;
+type PluginFuture<T> = Pin<Box<dyn Future<Output = Result<T, PluginError>> + Send>>;
+
+/// A plugin's own thread, with its own runtime for the plugin's futures: a call that blocks
+/// (sleeps, spins, waits on I/O) holds this thread only, never block processing or another
+/// plugin. While a call that overran still runs, the plugin is quarantined.
+struct Worker {
+    jobs: std::sync::mpsc::Sender<Job>,
+    stuck: Arc<AtomicBool>,
+}
+
+impl Worker {
+    fn spawn(name: &str) -> std::io::Result<Worker> {
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        // The thread ends when the lane (and with it the sender) is dropped.
+        std::thread::Builder::new().name(name.to_owned()).spawn(move || {
+            while let Ok(job) = rx.recv() {
+                job(&runtime);
+            }
+        })?;
+        Ok(Worker { jobs, stuck: Arc::default() })
+    }
+
+    /// Runs `f` on the plugin's thread; its answer (or its panic) comes back on the receiver.
+    fn call<T: Send + 'static>(&self, f: PluginFuture<T>) -> Answer<Result<T, PluginError>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |rt| {
+            // A call queued behind one that overran is not worth running: nobody waits for it.
+            if tx.is_closed() {
+                return;
+            }
+            // A call that awaits forever ends when the scheduler stops waiting for it; only a
+            // call that blocks the thread itself keeps it.
+            let mut tx = tx;
+            let answer = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                rt.block_on(async {
+                    tokio::select! {
+                        answer = f => Some(answer),
+                        () = tx.closed() => None,
+                    }
+                })
+            }));
+            match answer {
+                Ok(Some(answer)) => {
+                    let _ = tx.send(Ok(answer));
+                }
+                Ok(None) => {}
+                Err(payload) => {
+                    let _ = tx.send(Err(payload));
+                }
+            }
+        });
+        // If the thread is gone the job is dropped with its sender: the receiver says so.
+        let _ = self.jobs.send(job);
+        rx
+    }
+
+    /// Quarantines the plugin until the call that overran returns: the job that lifts it is
+    /// queued behind that call on the same thread.
+    fn overran(&self) {
+        self.stuck.store(true, Ordering::Release);
+        let stuck = Arc::clone(&self.stuck);
+        let _ = self.jobs.send(Box::new(move |_| stuck.store(false, Ordering::Release)));
+    }
+}
+
+/// A plugin call under way.
+enum Call<T> {
+    /// Spawned on the scheduler's own runtime.
+    Inline(tokio::task::JoinHandle<Result<T, PluginError>>),
+    /// Sent to the plugin's thread.
+    Thread(Answer<Result<T, PluginError>>),
+    /// Not started: the plugin is quarantined, or its thread could not be started.
+    NotRun(PluginStatus),
+}
+
+impl Lane {
+    fn new(node: &str, kind: &str, role: &str, isolation: Isolation) -> Lane {
+        Lane { name: format!("{node}:{kind}:{role}"), isolation, worker: None }
+    }
+
+    /// Starts a call, where the lane's isolation says.
+    fn start<T: Send + 'static>(&mut self, f: PluginFuture<T>) -> Call<T> {
+        if self.isolation == Isolation::Inline {
+            return Call::Inline(tokio::spawn(f));
+        }
+        if self.worker.is_none() {
+            match Worker::spawn(&self.name) {
+                Ok(w) => self.worker = Some(w),
+                Err(e) => {
+                    let why = format!("cannot start the plugin's thread: {e}");
+                    return Call::NotRun(PluginStatus::Failed(why));
+                }
+            }
+        }
+        let worker = self.worker.as_ref().expect("started above");
+        if worker.stuck.load(Ordering::Acquire) {
+            return Call::NotRun(PluginStatus::Quarantined);
+        }
+        Call::Thread(worker.call(f))
+    }
+
+    /// Waits for a call until `deadline`: its value, or how it failed.
+    async fn finish<T>(
+        &mut self,
+        call: Call<T>,
+        deadline: tokio::time::Instant,
+    ) -> Result<T, PluginStatus> {
+        let answer = match call {
+            Call::NotRun(status) => return Err(status),
+            Call::Inline(mut task) => match tokio::time::timeout_at(deadline, &mut task).await {
+                Ok(Ok(answer)) if tokio::time::Instant::now() <= deadline => answer,
+                // It answered, but only after blocking the scheduler's thread past the
+                // deadline: its answer is dropped and its calls go to a thread of their own.
+                Ok(Ok(_)) => {
+                    tracing::warn!(
+                        plugin = %self.name,
+                        "plugin blocked the scheduler past its timeout; it runs on its own thread from now on"
+                    );
+                    self.isolation = Isolation::Thread;
+                    return Err(PluginStatus::TimedOut);
+                }
+                Ok(Err(join)) => return Err(join_failure(join)),
+                Err(_) => {
+                    task.abort();
+                    return Err(PluginStatus::TimedOut);
+                }
+            },
+            Call::Thread(rx) => match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(Ok(answer))) => answer,
+                Ok(Ok(Err(payload))) => {
+                    return Err(PluginStatus::Panicked(crate::chain::panic::panic_message(
+                        &*payload,
+                    )))
+                }
+                Ok(Err(_)) => {
+                    return Err(PluginStatus::Failed("the plugin's thread is gone".into()))
+                }
+                Err(_) => {
+                    if let Some(w) = &self.worker {
+                        w.overran();
+                    }
+                    return Err(PluginStatus::TimedOut);
+                }
+            },
+        };
+        answer.map_err(|e| PluginStatus::Failed(e.to_string()))
+    }
+}
+
+fn join_failure(e: tokio::task::JoinError) -> PluginStatus {
     match e.try_into_panic() {
-        Ok(payload) => payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-string panic payload".into()),
-        Err(e) => e.to_string(),
+        Ok(payload) => PluginStatus::Panicked(crate::chain::panic::panic_message(&*payload)),
+        Err(e) => PluginStatus::Failed(e.to_string()),
     }
 }
 
@@ -235,10 +404,12 @@ impl Scheduler {
         for p in registry.iter() {
             let ctx = NodeContext { kind: p.kind, node: &node, services };
             if let Some(make) = p.trigger {
-                triggers.push((p.kind, p.watch, Arc::from(make(&ctx)?)));
+                let lane = Lane::new(&node.name, p.kind, "trigger", p.isolation);
+                triggers.push((p.kind, p.watch, Arc::from(make(&ctx)?), lane));
             }
             if let Some(make) = p.validator {
-                validators.insert(p.kind, Arc::from(make(&ctx)?));
+                let lane = Lane::new(&node.name, p.kind, "validator", p.isolation);
+                validators.insert(p.kind, (Arc::from(make(&ctx)?), lane));
             }
         }
         Ok(Scheduler {
@@ -342,7 +513,7 @@ impl Scheduler {
 
         let (mut producer, mut on_duty) = (None, None);
         let mut due = Vec::new();
-        for (kind, watch, t) in &self.triggers {
+        for (i, (kind, watch, t, _)) in self.triggers.iter().enumerate() {
             let runs = match watch {
                 Watch::ScheduledWitness => {
                     *producer.get_or_insert_with(|| self.is_next_producer(&state))
@@ -351,7 +522,7 @@ impl Scheduler {
                 Watch::EachElectedSon => self.is_elected_son(&state),
             };
             if runs {
-                due.push((*kind, Arc::clone(t)));
+                due.push((i, *kind, Arc::clone(t)));
             }
         }
         let reviews = if self.validators.is_empty() { Vec::new() } else { self.to_review(&state) };
@@ -359,33 +530,31 @@ impl Scheduler {
             return report;
         }
 
-        let timeout = self.config.plugin_timeout;
-        let mut trigger_tasks = Vec::new();
-        for (kind, t) in due {
+        // Every call starts before any is awaited, so they run side by side under one deadline.
+        let mut trigger_calls = Vec::new();
+        for (i, kind, t) in due {
             let (s, n) = (Arc::clone(&state), Arc::clone(&self.node));
-            trigger_tasks.push((kind, tokio::spawn(async move { t.drafts(&s, &n).await })));
+            let call = self.triggers[i].3.start(Box::pin(async move { t.drafts(&s, &n).await }));
+            trigger_calls.push((i, kind, call));
         }
-        let mut review_tasks = Vec::new();
+        let mut review_calls = Vec::new();
         for (id, kind) in reviews {
-            let v = Arc::clone(&self.validators[kind]);
-            let (s, n) = (Arc::clone(&state), Arc::clone(&self.node));
-            review_tasks.push((
-                id,
-                kind,
-                tokio::spawn(async move {
-                    let p = s.proposal(id).cloned().expect("listed from this snapshot");
-                    v.review(&s, &p, &n).await
-                }),
-            ));
+            let (v, lane) = self.validators.get_mut(kind).expect("listed from the validators");
+            let (v, s, n) = (Arc::clone(v), Arc::clone(&state), Arc::clone(&self.node));
+            let call = lane.start(Box::pin(async move {
+                let p = s.proposal(id).cloned().expect("listed from this snapshot");
+                v.review(&s, &p, &n).await
+            }));
+            review_calls.push((id, kind, call));
         }
 
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = tokio::time::Instant::now() + self.config.plugin_timeout;
         let mut drafts: Vec<(&'static str, ProposalDraft)> = Vec::new();
         let mut direct: Vec<Box<dyn Operation>> = Vec::new();
         let cap = self.config.max_drafts_per_kind;
-        for (kind, mut task) in trigger_tasks {
-            let status = match tokio::time::timeout_at(deadline, &mut task).await {
-                Ok(Ok(Ok(out))) => {
+        for (i, kind, call) in trigger_calls {
+            let status = match self.triggers[i].3.finish(call, deadline).await {
+                Ok(out) => {
                     let n = out.drafts.len() + out.operations.len();
                     // A trigger that floods is cut to the cap, per block.
                     let mut taken = 0;
@@ -413,12 +582,7 @@ impl Scheduler {
                     report.deferred.extend(out.deferred.into_iter().map(|d| (kind, d)));
                     PluginStatus::Drafts(n)
                 }
-                Ok(Ok(Err(e))) => PluginStatus::Failed(e.to_string()),
-                Ok(Err(join)) => PluginStatus::Panicked(panic_message(join)),
-                Err(_) => {
-                    task.abort();
-                    PluginStatus::TimedOut
-                }
+                Err(status) => status,
             };
             log_outcome(kind, Role::Trigger, None, &status);
             report.outcomes.push(PluginOutcome {
@@ -429,19 +593,15 @@ impl Scheduler {
             });
         }
         let mut approve = Vec::new();
-        for (id, kind, mut task) in review_tasks {
-            let status = match tokio::time::timeout_at(deadline, &mut task).await {
-                Ok(Ok(Ok(Verdict::Approve))) => {
+        for (id, kind, call) in review_calls {
+            let lane = &mut self.validators.get_mut(kind).expect("listed from the validators").1;
+            let status = match lane.finish(call, deadline).await {
+                Ok(Verdict::Approve) => {
                     approve.push(id);
                     PluginStatus::Approved
                 }
-                Ok(Ok(Ok(Verdict::Abstain(why)))) => PluginStatus::Abstained(why),
-                Ok(Ok(Err(e))) => PluginStatus::Failed(e.to_string()),
-                Ok(Err(join)) => PluginStatus::Panicked(panic_message(join)),
-                Err(_) => {
-                    task.abort();
-                    PluginStatus::TimedOut
-                }
+                Ok(Verdict::Abstain(why)) => PluginStatus::Abstained(why),
+                Err(status) => status,
             };
             log_outcome(kind, Role::Validator, Some(id), &status);
             report.outcomes.push(PluginOutcome {
@@ -519,7 +679,10 @@ impl Scheduler {
 
 fn log_outcome(kind: &str, role: Role, proposal: Option<ProposalId>, status: &PluginStatus) {
     match status {
-        PluginStatus::Failed(_) | PluginStatus::Panicked(_) | PluginStatus::TimedOut => {
+        PluginStatus::Failed(_)
+        | PluginStatus::Panicked(_)
+        | PluginStatus::TimedOut
+        | PluginStatus::Quarantined => {
             tracing::warn!(kind, ?role, ?proposal, ?status, "plugin failed; other plugins ran on");
         }
         _ => tracing::debug!(kind, ?role, ?proposal, ?status, "plugin ran"),
@@ -532,7 +695,7 @@ mod tests {
     use crate::chain::event::LedgerEvent;
     use crate::chain::ids::SonId;
     use crate::chain::model::{OperationDescriptor, Proposal};
-    use crate::node::parts::{NodeParts, TriggerCtor};
+    use crate::node::parts::{Isolation, NodeParts, TriggerCtor};
     use crate::node::plugin::{PluginError, TriggerOutput};
     use crate::registry::Registry;
     use crate::testkit::probe::{self, SonProbe};
@@ -602,6 +765,7 @@ mod tests {
             watch: Watch::ScheduledWitness,
             trigger: Some(make),
             validator: None,
+            isolation: Isolation::Thread,
         };
         (d, parts)
     }
@@ -612,6 +776,7 @@ mod tests {
             watch: Watch::ScheduledWitness,
             trigger: None,
             validator: Some(|_| Ok(Box::new(OddSons))),
+            isolation: Isolation::Thread,
         };
         (probe::OPERATIONS[0], parts)
     }
@@ -752,6 +917,7 @@ mod tests {
             watch: Watch::EachElectedSon,
             trigger: Some(|_| Ok(Box::new(Direct))),
             validator: None,
+            isolation: Isolation::Thread,
         };
         let reg = Registry::builder().operation(d).node_parts(parts).build().expect("unique");
         let net = TestNetwork::builder().witnesses(3).sons(6).build(Arc::new(reg));
@@ -784,6 +950,188 @@ mod tests {
                 .collect::<Vec<_>>();
             Ok(d.into())
         }
+    }
+
+    /// Blocks its thread until `release` is set (at most 60 s): by sleeping, by spinning, or by
+    /// reading a loopback socket that never sends.
+    struct Blocks {
+        how: &'static str,
+        release: &'static AtomicBool,
+    }
+    #[async_trait]
+    impl Trigger for Blocks {
+        async fn drafts(&self, _: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
+            let start = std::time::Instant::now();
+            let held = || {
+                !self.release.load(Ordering::Acquire) && start.elapsed() < Duration::from_secs(60)
+            };
+            match self.how {
+                "sleep" => {
+                    while held() {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+                "spin" => {
+                    while held() {
+                        std::hint::spin_loop();
+                    }
+                }
+                _ => {
+                    use std::io::Read;
+                    let listener =
+                        std::net::TcpListener::bind("127.0.0.1:0").map_err(PluginError::msg)?;
+                    let mut conn = std::net::TcpStream::connect(
+                        listener.local_addr().map_err(PluginError::msg)?,
+                    )
+                    .map_err(PluginError::msg)?;
+                    conn.set_read_timeout(Some(Duration::from_millis(20)))
+                        .map_err(PluginError::msg)?;
+                    while held() {
+                        // Nothing is ever sent: each read waits out its 20 ms.
+                        let _ = conn.read(&mut [0u8; 1]);
+                    }
+                }
+            }
+            Ok(TriggerOutput::default())
+        }
+    }
+
+    fn status_of(step: &crate::testkit::Step, kind: &str) -> Option<PluginStatus> {
+        step.reports
+            .iter()
+            .flat_map(|(_, r)| r.outcomes.iter())
+            .find(|o| o.kind == kind)
+            .map(|o| o.status.clone())
+    }
+
+    /// Triggers that sleep, spin or wait on a socket (until released, or 60 s) are cut off at
+    /// the 300 ms timeout, quarantined while they still run, and hold up neither the good
+    /// trigger nor the next blocks. A network of one witness, so one node runs them all.
+    async fn blocking_plugins_do_not_hold_block_processing<const R: usize>() {
+        let release = &RELEASE[R];
+        let registry = registry(vec![
+            with_trigger("t_good", |_| Ok(Box::new(Good))),
+            with_trigger("t_sleep", |_| {
+                Ok(Box::new(Blocks { how: "sleep", release: &RELEASE[R] }))
+            }),
+            with_trigger("t_spin", |_| Ok(Box::new(Blocks { how: "spin", release: &RELEASE[R] }))),
+            with_trigger("t_io", |_| Ok(Box::new(Blocks { how: "io", release: &RELEASE[R] }))),
+        ]);
+        let mut net = TestNetwork::builder().witnesses(1).sons(6).build(registry.into_arc());
+        net.start_schedulers(SchedulerConfig {
+            plugin_timeout: Duration::from_millis(300),
+            ..config()
+        });
+        let started = std::time::Instant::now();
+        let first = net.step().await;
+        let blockers = ["t_sleep", "t_spin", "t_io"];
+        for k in blockers {
+            assert_eq!(status_of(&first, k), Some(PluginStatus::TimedOut), "{k}");
+        }
+        assert_eq!(status_of(&first, "t_good"), Some(PluginStatus::Drafts(1)));
+        // Still blocked, they are not called again, and the blocks go on.
+        for _ in 0..3 {
+            let step = net.step().await;
+            for k in blockers {
+                assert_eq!(status_of(&step, k), Some(PluginStatus::Quarantined), "{k}");
+            }
+            assert!(matches!(status_of(&step, "t_good"), Some(PluginStatus::Drafts(_))));
+        }
+        // Had any plugin held block processing, these four blocks would have waited for the
+        // 60 s the plugins block for.
+        assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+        // Released, their calls return, the quarantine lifts and they run again.
+        release.store(true, Ordering::Release);
+        let mut back = false;
+        for _ in 0..200 {
+            let step = net.step().await;
+            if blockers.iter().all(|k| status_of(&step, k) == Some(PluginStatus::Drafts(0))) {
+                back = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(back, "the released plugins never ran again");
+    }
+
+    /// One release switch per test below (they run side by side).
+    static RELEASE: [AtomicBool; 2] = [const { AtomicBool::new(false) }; 2];
+
+    /// On a single-thread runtime: the simulator's.
+    #[test]
+    fn blocking_plugins_do_not_hold_a_single_thread_runtime() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("rt");
+        rt.block_on(blocking_plugins_do_not_hold_block_processing::<0>());
+    }
+
+    /// On a two-worker runtime, where a stuck worker used to hang the next block.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn blocking_plugins_do_not_hold_a_two_worker_runtime() {
+        blocking_plugins_do_not_hold_block_processing::<1>().await;
+    }
+
+    /// A call that awaits forever frees its thread once the scheduler gives up on it: the
+    /// plugin is called again at a later block instead of staying quarantined.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_plugin_that_awaits_forever_is_not_quarantined_for_good() {
+        let registry = registry(vec![with_trigger("t_hangs", |_| Ok(Box::new(Hangs)))]);
+        let mut net = TestNetwork::builder().witnesses(1).sons(6).build(registry.into_arc());
+        net.start_schedulers(SchedulerConfig {
+            plugin_timeout: Duration::from_millis(100),
+            ..config()
+        });
+        let first = net.step().await;
+        assert_eq!(status_of(&first, "t_hangs"), Some(PluginStatus::TimedOut));
+        let mut called_again = false;
+        for _ in 0..100 {
+            let step = net.step().await;
+            if status_of(&step, "t_hangs") == Some(PluginStatus::TimedOut) {
+                called_again = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(called_again, "still quarantined");
+    }
+
+    /// Where each call ran, by thread name.
+    static RAN_ON: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+    /// Sleeps 400 ms on every call, after noting its thread.
+    struct Slow;
+    #[async_trait]
+    impl Trigger for Slow {
+        async fn drafts(&self, _: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
+            let name = std::thread::current().name().unwrap_or("unnamed").to_owned();
+            RAN_ON.lock().unwrap_or_else(|p| p.into_inner()).push(name);
+            std::thread::sleep(Duration::from_millis(400));
+            Ok(TriggerOutput::default())
+        }
+    }
+
+    /// An inline plugin that blocked past its timeout has its answer dropped and is moved to a
+    /// thread of its own, where its next calls run.
+    #[test]
+    fn an_inline_plugin_that_blocks_is_moved_to_its_own_thread() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("rt");
+        rt.block_on(async {
+            let (d, mut parts) = with_trigger("t_slow", |_| Ok(Box::new(Slow)));
+            parts.isolation = Isolation::Inline;
+            let registry = registry(vec![(d, parts)]);
+            let mut net = TestNetwork::builder().witnesses(1).sons(6).build(registry.into_arc());
+            net.start_schedulers(SchedulerConfig {
+                plugin_timeout: Duration::from_millis(100),
+                ..config()
+            });
+            let first = net.step().await;
+            assert_eq!(status_of(&first, "t_slow"), Some(PluginStatus::TimedOut));
+            let second = net.step().await;
+            assert_eq!(status_of(&second, "t_slow"), Some(PluginStatus::TimedOut));
+            let ran_on = RAN_ON.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            assert_eq!(ran_on.len(), 2, "{ran_on:?}");
+            assert!(!ran_on[0].ends_with(":t_slow:trigger"), "first call inline: {ran_on:?}");
+            assert!(ran_on[1].ends_with(":t_slow:trigger"), "then its own thread: {ran_on:?}");
+        });
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,8 +2,8 @@
 //! through `inventory` and exported as [`PLUGIN`].
 
 use sonprop_core::{
-    Eligibility, NodeParts, OperationDescriptor, ParamDecl, Parameter, Plugin, ProposalPolicy,
-    SonId, TableDecl, Timestamp, Watch,
+    Eligibility, Isolation, NodeParts, OperationDescriptor, ParamDecl, Parameter, Plugin,
+    ProposalPolicy, SonId, TableDecl, Timestamp, Watch,
 };
 
 use crate::plugin::{trigger, validator};
@@ -55,6 +55,7 @@ pub const PLUGIN: Plugin = Plugin {
         watch: Watch::ElectedSons,
         trigger: Some(trigger),
         validator: Some(validator),
+        isolation: Isolation::Thread,
     }],
     ..Plugin::new("sonprop-example-custom-operation")
 };

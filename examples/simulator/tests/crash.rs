@@ -119,8 +119,16 @@ fn crash_run(kills_wanted: u32, seed: u64, duration: &str, fsync: u64) -> u32 {
             .spawn()
             .expect("spawn");
         let mut killed = false;
-        if kills < kills_wanted {
-            let wait = 10 + next(&mut rng) % run_ms;
+        // Kills go on past the wanted count (up to three times it) until one restart has
+        // resumed: on a loaded machine every kill may land before the first commit.
+        let more = kills < kills_wanted || (resumes == 0 && kills < 3 * kills_wanted);
+        if more {
+            // Every other kill lands in the later three quarters of a run, after commits.
+            let wait = if kills % 2 == 0 {
+                10 + next(&mut rng) % run_ms
+            } else {
+                run_ms / 4 + next(&mut rng) % (run_ms - run_ms / 4)
+            };
             std::thread::sleep(Duration::from_millis(wait));
             if child.try_wait().expect("poll").is_none() {
                 child.kill().expect("SIGKILL");
@@ -142,7 +150,7 @@ fn crash_run(kills_wanted: u32, seed: u64, duration: &str, fsync: u64) -> u32 {
         {
             resumes += 1;
         }
-        if kills < kills_wanted {
+        if more {
             // It finished before the next kill (a resumed run has less left to do): start the
             // run over on a fresh directory, keeping the kills that landed.
             std::fs::remove_dir_all(&data).ok();

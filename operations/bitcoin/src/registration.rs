@@ -2,7 +2,7 @@
 //! exported as [`PLUGIN`] and submitted to `inventory`.
 
 use sonprop_core::{
-    AccountId, Eligibility, Guard, NodeParts, OperationDescriptor, ParamDecl, Plugin,
+    AccountId, Eligibility, Guard, Isolation, NodeParts, OperationDescriptor, ParamDecl, Plugin,
     ProposalPolicy, SonId, State, Subject, TableDecl, Watch,
 };
 
@@ -104,30 +104,35 @@ pub const PLUGIN: Plugin = Plugin {
             watch: Watch::ElectedSons,
             trigger: Some(node::wallet_trigger),
             validator: Some(node::wallet_validator),
+            isolation: Isolation::Thread,
         },
         NodeParts {
             kind: SIGN,
             watch: Watch::EachElectedSon,
             trigger: Some(node::sign_trigger),
             validator: None,
+            isolation: Isolation::Thread,
         },
         NodeParts {
             kind: SENT,
             watch: Watch::EachElectedSon,
             trigger: Some(node::broadcast_trigger),
             validator: None,
+            isolation: Isolation::Thread,
         },
         NodeParts {
             kind: SETTLE,
             watch: Watch::ElectedSons,
             trigger: Some(node::settle_trigger),
             validator: Some(node::settle_validator),
+            isolation: Isolation::Thread,
         },
         NodeParts {
             kind: UTXO,
             watch: Watch::ElectedSons,
             trigger: Some(node::utxo_trigger),
             validator: Some(node::utxo_validator),
+            isolation: Isolation::Thread,
         },
     ],
     ..Plugin::new("sonprop-bitcoin")

@@ -2,8 +2,8 @@
 //! submitted to `inventory`.
 
 use sonprop_core::{
-    Eligibility, NodeParts, OperationDescriptor, ParamDecl, Parameter, Plugin, ProposalPolicy,
-    SonId, State, Watch,
+    Eligibility, Isolation, NodeParts, OperationDescriptor, ParamDecl, Parameter, Plugin,
+    ProposalPolicy, SonId, State, Watch,
 };
 
 use crate::{DeregisterTrigger, DeregisterValidator, SonDeregister, KIND};
@@ -53,6 +53,7 @@ pub const PLUGIN: Plugin = Plugin {
         watch: Watch::ScheduledWitness,
         trigger: Some(|_| Ok(Box::new(DeregisterTrigger))),
         validator: Some(|_| Ok(Box::new(DeregisterValidator))),
+        isolation: Isolation::Inline,
     }],
     ..Plugin::new("sonprop-deregister-son")
 };

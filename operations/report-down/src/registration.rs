@@ -2,8 +2,8 @@
 //! submitted to `inventory`.
 
 use sonprop_core::{
-    Eligibility, NodeParts, OperationDescriptor, ParamDecl, Parameter, Plugin, ProposalPolicy,
-    SonId, State, Timestamp, Watch,
+    Eligibility, Isolation, NodeParts, OperationDescriptor, ParamDecl, Parameter, Plugin,
+    ProposalPolicy, SonId, State, Timestamp, Watch,
 };
 
 use crate::{ReportDownTrigger, ReportDownValidator, SonReportDown, KIND};
@@ -53,6 +53,7 @@ pub const PLUGIN: Plugin = Plugin {
         watch: Watch::ScheduledWitness,
         trigger: Some(|_| Ok(Box::new(ReportDownTrigger))),
         validator: Some(|_| Ok(Box::new(ReportDownValidator))),
+        isolation: Isolation::Inline,
     }],
     ..Plugin::new("sonprop-report-down")
 };
