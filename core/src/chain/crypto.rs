@@ -53,26 +53,18 @@ impl Digest {
 }
 
 /// Lower-case hex back to bytes; `None` for anything else (upper case, odd length, signs).
+/// Lower case only, because the canonical encodings (digests, keys) are written in it: one
+/// value, one spelling.
 pub fn from_hex(s: &str) -> Option<Vec<u8>> {
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let b = s.as_bytes();
-    if b.len() % 2 != 0 {
+    if s.bytes().any(|c| c.is_ascii_uppercase()) {
         return None;
     }
-    b.chunks(2).map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect()
+    ::hex::decode(s).ok()
 }
 
 /// Bytes as lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    ::hex::encode(bytes)
 }
 
 impl fmt::Debug for Digest {
@@ -96,16 +88,10 @@ impl Serialize for Digest {
 impl<'de> Deserialize<'de> for Digest {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        let bytes = s.as_bytes();
-        if bytes.len() != 64 {
-            return Err(serde::de::Error::custom("a digest is 64 hex characters"));
-        }
-        let mut out = [0u8; 32];
-        for (i, pair) in bytes.chunks(2).enumerate() {
-            let hex = std::str::from_utf8(pair).map_err(serde::de::Error::custom)?;
-            out[i] = u8::from_str_radix(hex, 16).map_err(serde::de::Error::custom)?;
-        }
-        Ok(Digest(out))
+        from_hex(&s)
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(Digest)
+            .ok_or_else(|| serde::de::Error::custom("a digest is 64 lower-case hex characters"))
     }
 }
 
@@ -262,5 +248,12 @@ mod tests {
         let json = serde_json::to_string(&d).expect("serialises");
         assert_eq!(serde_json::from_str::<Digest>(&json).expect("parses"), d);
         assert!(serde_json::from_str::<Digest>("\"zz\"").is_err());
+        // One spelling per digest: no signs, no upper case.
+        let signed = format!("\"+f{}\"", &d.to_hex()[2..]);
+        assert!(serde_json::from_str::<Digest>(&signed).is_err(), "{signed}");
+        let upper = format!("\"{}\"", d.to_hex().to_uppercase());
+        assert!(serde_json::from_str::<Digest>(&upper).is_err(), "{upper}");
+        assert_eq!(from_hex("+f"), None);
+        assert_eq!(from_hex("0f"), Some(vec![15]));
     }
 }

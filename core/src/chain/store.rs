@@ -76,6 +76,25 @@ pub enum StoreError {
         /// The version this build reads and writes.
         supported: u32,
     },
+    /// A store file in an older file format of the storage backend (redb's v2, written before
+    /// sonprop moved to redb 4): see `docs/architecture.md` for the upgrade path.
+    #[error(
+        "store {path} is in the storage backend's file format v{file_format}, which this build no longer \
+         reads: upgrade it with redb 2.6's `Database::upgrade()` (see docs/architecture.md), or remove it \
+         to start a new chain"
+    )]
+    UpgradeRequired {
+        /// The store's location.
+        path: String,
+        /// The file's format version.
+        file_format: u8,
+    },
+    /// The store is open in another process (redb holds a lock on the file while it is open).
+    #[error("store {path} is open in another process")]
+    InUse {
+        /// The store's location.
+        path: String,
+    },
     /// A store of another chain (another genesis or other parameters).
     #[error("store {path} belongs to chain {stored}, not to this genesis's chain {expected}")]
     OtherChain {
@@ -170,7 +189,7 @@ impl RedbStore {
     /// Opens the store at `path`, creating an empty one if there is no file. A file that is there
     /// but empty is refused as damaged, never taken for a new store.
     ///
-    /// redb 2 asserts (panics) on some damaged files, a truncated one among them; that panic is
+    /// redb asserts (panics) on some damaged files, a truncated one among them; that panic is
     /// contained here and reported as [`StoreError::Corrupt`].
     pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
         let shown = path.display().to_string();
@@ -198,6 +217,10 @@ impl RedbStore {
             redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
                 StoreError::Corrupt { path: shown.clone(), detail }
             }
+            redb::DatabaseError::UpgradeRequired(file_format) => {
+                StoreError::UpgradeRequired { path: shown.clone(), file_format }
+            }
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { path: shown.clone() },
             other => StoreError::Backend { path: shown.clone(), detail: other.to_string() },
         })?;
         Ok(RedbStore { db, path: path.to_owned() })
@@ -266,7 +289,7 @@ fn contain<R>(path: &str, f: impl FnOnce() -> R) -> Result<R, StoreError> {
 
 impl RedbStore {
     fn read_all_inner(&self) -> Result<Contents, StoreError> {
-        use redb::{ReadableTable, TableHandle};
+        use redb::{ReadableDatabase, ReadableTable, TableHandle};
         let tx = self.db.begin_read().map_err(|e| self.err(e))?;
         let names: Vec<String> =
             tx.list_tables().map_err(|e| self.err(e))?.map(|h| h.name().to_owned()).collect();
@@ -288,7 +311,11 @@ impl RedbStore {
             redb::Durability::Immediate
         } else {
             redb::Durability::None
-        });
+        })
+        .map_err(|e| StoreError::Backend {
+            path: self.path.display().to_string(),
+            detail: e.to_string(),
+        })?;
         let mut by_table: BTreeMap<std::borrow::Cow<'static, str>, Vec<Write>> = BTreeMap::new();
         for w in batch.writes {
             by_table.entry(w.0.clone()).or_default().push(w);
@@ -327,6 +354,35 @@ mod tests {
         let rows = &s.read_all().expect("read")["t"];
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[b"a".as_slice()], b"1");
+    }
+
+    /// The first 320 bytes of a store file written by redb 2.6.3 (file format v2), which is
+    /// all redb reads to tell the format: such a file is refused with the upgrade path, not
+    /// opened and not taken for damage.
+    #[test]
+    fn a_redb_2_file_is_refused_with_its_upgrade_path() {
+        let header = [
+            "726564621a0aa90d0a04000000100000820000000000100000000000010300000001000000000000",
+            "00000000000000000000000000000000000000000000000002010101000000000000000000000000",
+            "9665ed71f21b066d34838eb040ba687d01000000000000000300000000000000f181705f4378083f",
+            "37b862e7d8df8545040000000000000002010000000000007f8174d42d5471ade6453a98d4536897",
+            "01000000000000000400000000000000faa6f04cea8ca08a6cf33e548d877b0e0201010000000000",
+            "00000000000000009665ed71f21b066d34838eb040ba687d01000000000000000200000000000000",
+            "310e2425301953b59e6abb113bc5cd28030000000000000000000000000000000000000000000000",
+            "000000000000000000000000000000000300000000000000727ce10dd9631d9e2ea637831dbc6d2b",
+        ]
+        .concat();
+        let dir = std::env::temp_dir().join(format!("sonprop-redb2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("old.redb");
+        std::fs::write(&path, crate::chain::crypto::from_hex(&header).expect("hex")).expect("write");
+        let err = RedbStore::open(&path).expect_err("an old file format");
+        assert!(
+            matches!(err, StoreError::UpgradeRequired { file_format: 2, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("Database::upgrade()"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
