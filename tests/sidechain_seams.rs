@@ -226,6 +226,7 @@ const PLUGIN: Plugin = Plugin {
                 son_record: true,
                 eligible: Eligibility::ElectedSon,
                 lifetime: |s| s.witness_cycles_lifetime(3),
+                readiness: None,
             }),
             example: || {
                 Box::new(DepositConfirmed {

@@ -65,8 +65,8 @@ pub use chain::ids::{
 };
 pub use chain::ledger::Ledger;
 pub use chain::model::{
-    ApplyContext, ChainRegistry, Eligibility, Guard, Operation, OperationDescriptor, Proposal,
-    ProposalPolicy, State,
+    ApplyContext, ChainRegistry, Eligibility, Guard, KindExplanation, Operation,
+    OperationDescriptor, Proposal, ProposalPolicy, Readiness, State,
 };
 pub use chain::objects::{
     Account, Asset, Authority, Son, SonProposalRecord, SonStatistics, SonStatus, VestingBalance,

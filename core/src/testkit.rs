@@ -374,7 +374,7 @@ impl TestNetwork {
         let st = self.ledger.state();
         let next = st.next_slot_time();
         let freq = st.params().son_heartbeat_frequency;
-        if next.since(st.globals().genesis_time) % freq == 0 {
+        if next.since(st.globals().genesis_time).is_multiple_of(freq) {
             let beats: Vec<_> = self
                 .up
                 .iter()
@@ -588,7 +588,7 @@ pub mod probe {
     }
 
     const fn policy(son_record: bool, eligible: Eligibility) -> ProposalPolicy {
-        ProposalPolicy { son_record, eligible, lifetime: |_| PROBE_LIFETIME }
+        ProposalPolicy { son_record, eligible, lifetime: |_| PROBE_LIFETIME, readiness: None }
     }
 
     const ANYONE: Eligibility = Eligibility::Custom { rule: "anyone may", allowed: anyone };

@@ -506,7 +506,7 @@ fn consensus_threshold_is_two_thirds_plus_one_of_counted_sons() {
     // Keep SONs 0..4 heartbeating, let 4 and 5 go silent past son_down_time.
     let until = net.now().plus(400);
     while net.now() < until {
-        if net.ledger.state().next_slot_time().since(net.genesis.genesis_time) % 180 == 0 {
+        if net.ledger.state().next_slot_time().since(net.genesis.genesis_time).is_multiple_of(180) {
             for i in 0..4 {
                 net.submit(net.heartbeat(i));
             }
@@ -532,7 +532,13 @@ fn elected_policy_counts_down_sons_and_live_policy_does_not() {
         // SONs 6, 7, 8 go silent; the other six heartbeat.
         let until = net.now().plus(400);
         while net.now() < until {
-            if net.ledger.state().next_slot_time().since(net.genesis.genesis_time) % 180 == 0 {
+            if net
+                .ledger
+                .state()
+                .next_slot_time()
+                .since(net.genesis.genesis_time)
+                .is_multiple_of(180)
+            {
                 for i in 0..6 {
                     net.submit(net.heartbeat(i));
                 }
@@ -1346,6 +1352,7 @@ fn with_bomb() -> TestNetwork {
             son_record: false,
             eligible: crate::Eligibility::WitnessOrSon,
             lifetime: |_| 3600,
+            readiness: None,
         }),
         example: || Box::new(Bomb { at: 9, account: AccountId(1) }),
     };

@@ -313,6 +313,47 @@ pub struct ProposalPolicy {
     pub eligible: Eligibility,
     /// Its lifetime in seconds, given the state: the default for drafts and the on-chain cap.
     pub lifetime: fn(&State) -> u64,
+    /// Whether a proposal about a subject is due, by the kind's own rule, and when it will be
+    /// (for explanations: `State::explain`). `None` for kinds that cannot tell.
+    pub readiness: Option<fn(&State, &Subject) -> Readiness>,
+}
+
+/// What [`State::explain`] says about one kind and one subject.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KindExplanation {
+    /// The kind.
+    pub kind: &'static str,
+    /// Its rule's verdict (`None` if the kind cannot tell).
+    pub readiness: Option<Readiness>,
+    /// The guard deferring it, with the guard's reason.
+    pub deferred: Option<(&'static str, String)>,
+    /// The live proposal of this kind about the subject, if any.
+    pub live: Option<ProposalId>,
+}
+
+/// Whether a kind's rule holds for a subject at the head block, as its crate explains it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum Readiness {
+    /// The rule holds: a proposal is due (since `since`, when the rule can tell).
+    Due {
+        /// When it became due.
+        since: Option<Timestamp>,
+        /// The rule, in words.
+        why: String,
+    },
+    /// The rule will hold at `at` if nothing else changes.
+    DueAt {
+        /// When.
+        at: Timestamp,
+        /// The rule, in words.
+        why: String,
+    },
+    /// The rule does not hold, and time alone will not make it.
+    NotDue {
+        /// Why.
+        why: String,
+    },
 }
 
 /// The on-chain description of one operation kind. Its node-local parts (trigger, validator)

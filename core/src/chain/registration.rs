@@ -86,6 +86,7 @@ pub const OPERATIONS: [OperationDescriptor; 7] = [
             son_record: false,
             eligible: Eligibility::WitnessOrSon,
             lifetime: max_lifetime,
+            readiness: None,
         }),
         example: || {
             Box::new(AssetIssue {
@@ -103,6 +104,7 @@ pub const OPERATIONS: [OperationDescriptor; 7] = [
             son_record: false,
             eligible: Eligibility::WitnessOrSon,
             lifetime: max_lifetime,
+            readiness: None,
         }),
         example: || {
             Box::new(AssetReserve { payer: AccountId(15), asset: AssetId(1), amount: 50_000 })

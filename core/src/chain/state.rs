@@ -11,7 +11,9 @@ use crate::chain::ids::{
     AccountId, AssetId, ProposalId, SonId, SonProposalId, Subject, VestingId, WitnessId,
 };
 use crate::chain::indexes::{RecordIndex, RowIndex, SonIndex};
-use crate::chain::model::{ChainRegistry, Globals, PluginTable, Proposal, ProposalIndex, State};
+use crate::chain::model::{
+    ChainRegistry, Globals, KindExplanation, PluginTable, Proposal, ProposalIndex, State,
+};
 use crate::chain::objects::{
     Account, Asset, Authority, Son, SonProposalRecord, SonStatus, VestingBalance, Witness,
 };
@@ -220,6 +222,20 @@ impl State {
     /// The first guard on `kind` that defers a proposal about `subject`, with its reason.
     pub fn deferral(&self, kind: &str, subject: &Subject) -> Option<(&'static str, String)> {
         self.registry.deferral(self, kind, subject)
+    }
+
+    /// What the chain says about proposals of `kind` for `subject` at the head block: the
+    /// kind's readiness by its own rule, the guard that defers it, and the live proposal. `None`
+    /// for a kind that is not registered as proposable.
+    pub fn explain(&self, kind: &str, subject: &Subject) -> Option<KindExplanation> {
+        let d = self.registry.operation(kind)?;
+        let policy = d.proposal?;
+        Some(KindExplanation {
+            kind: d.name,
+            readiness: policy.readiness.map(|f| f(self, subject)),
+            deferred: self.deferral(kind, subject),
+            live: self.live_proposal(kind, subject),
+        })
     }
 
     /// The elected SON whose node proposes for SON-watched kinds after the block at `height`:
@@ -478,7 +494,7 @@ impl State {
     pub fn slot_at(&self, t: Timestamp) -> Option<u64> {
         let g = self.globals.genesis_time;
         let iv = self.params().block_interval;
-        (t > g && t.since(g) % iv == 0).then(|| t.since(g) / iv)
+        (t > g && t.since(g).is_multiple_of(iv)).then(|| t.since(g) / iv)
     }
 
     /// The witness scheduled to produce the block at slot time `t`.

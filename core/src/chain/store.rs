@@ -375,12 +375,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sonprop-redb2-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("old.redb");
-        std::fs::write(&path, crate::chain::crypto::from_hex(&header).expect("hex")).expect("write");
+        std::fs::write(&path, crate::chain::crypto::from_hex(&header).expect("hex"))
+            .expect("write");
         let err = RedbStore::open(&path).expect_err("an old file format");
-        assert!(
-            matches!(err, StoreError::UpgradeRequired { file_format: 2, .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, StoreError::UpgradeRequired { file_format: 2, .. }), "{err:?}");
         assert!(err.to_string().contains("Database::upgrade()"), "{err}");
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -157,6 +157,9 @@ pub struct BlockReport {
     pub skipped: Vec<(String, Option<Subject>, DraftSkip)>,
     /// Subjects triggers held back, by the trigger's kind.
     pub deferred: Vec<(&'static str, Deferral)>,
+    /// The `(kind, subject)` of every draft the triggers returned, sent or skipped: what they
+    /// found due after this block.
+    pub due: Vec<(String, Subject)>,
     /// Transactions handed to the sink.
     pub submitted: usize,
     /// Transactions the sink refused.
@@ -579,6 +582,9 @@ impl Scheduler {
                             ));
                         }
                     }
+                    for d in &out.deferred {
+                        tracing::info!(kind, subject = %d.subject, reason = %d.reason, "held back");
+                    }
                     report.deferred.extend(out.deferred.into_iter().map(|d| (kind, d)));
                     PluginStatus::Drafts(n)
                 }
@@ -617,6 +623,9 @@ impl Scheduler {
         for (_, draft) in drafts {
             let kind = draft.operation.kind();
             let subject = draft.operation.subject();
+            if let Some(subj) = &subject {
+                report.due.push((kind.to_owned(), subj.clone()));
+            }
             let skip = |why| (kind.to_owned(), subject.clone(), why);
             let Some(policy) = state.registry().operation(kind).and_then(|d| d.proposal) else {
                 report.skipped.push(skip(DraftSkip::NotProposable));

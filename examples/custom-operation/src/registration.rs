@@ -34,6 +34,7 @@ const DESCRIPTOR: OperationDescriptor = OperationDescriptor {
         son_record: true,
         eligible: Eligibility::WitnessOrSon,
         lifetime: |state| state.witness_cycles_lifetime(3),
+        readiness: None,
     }),
     example: || {
         Box::new(SonKeyExpiryNotice {

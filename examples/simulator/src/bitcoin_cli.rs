@@ -5,16 +5,6 @@ use std::io::Write;
 
 use sonprop_bitcoin::script::{self, BitcoinNetwork, Signer};
 
-/// The usage of `sonprop bitcoin`.
-pub const USAGE: &str = "\
-usage:
-  sonprop bitcoin address --son <hex-key>:<weight> [--son ...] [--user <hex-key>] [--csv N]
-                          [--network bitcoin|testnet|signet|regtest] [--json]
-      Print the witness script (hex) and P2WSH address of the SONs' weighted wallet, in SON
-      order as given; with --user, of that user's deposit address (the user alone, after N
-      blocks with --csv, or the SONs with more than 2/3 of the weight). Default network:
-      regtest.";
-
 #[derive(Debug, serde::Serialize)]
 struct Output {
     network: String,
@@ -24,63 +14,38 @@ struct Output {
     total_weight: u32,
 }
 
-/// What `bitcoin address` was asked.
-struct Request {
-    sons: Vec<Signer>,
-    user: Option<String>,
-    csv: Option<u16>,
-    network: BitcoinNetwork,
-    json: bool,
+/// What `bitcoin address` was asked (parsed by the command line).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AddressArgs {
+    /// A SON's public key (33-byte compressed, hex) and weight, as `<hex-key>:<weight>`; one
+    /// per SON, in SON order.
+    #[arg(long = "son", value_name = "HEX-KEY:WEIGHT", required = true)]
+    pub sons: Vec<String>,
+    /// A user's public key (hex): print that user's deposit address over the SONs' wallet.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// With --user: the user alone may spend after this many blocks (1 to 65535).
+    #[arg(long, value_name = "BLOCKS", requires = "user", value_parser = clap::value_parser!(u16).range(1..))]
+    pub csv: Option<u16>,
+    /// The Bitcoin network the address is for.
+    #[arg(long, default_value = "regtest", value_parser = ["bitcoin", "testnet", "signet", "regtest"])]
+    pub network: String,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
-fn parse(args: &[String]) -> Result<Request, String> {
-    let mut sons = Vec::new();
-    let (mut user, mut csv, mut network, mut json) = (None, None, BitcoinNetwork::Regtest, false);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |flag: &str| it.next().cloned().ok_or(format!("{flag} needs a value"));
-        match a.as_str() {
-            "--son" => sons
-                .push(script::parse_signer(&value("--son")?).map_err(|e| format!("--son: {e}"))?),
-            "--user" => user = Some(value("--user")?),
-            "--csv" => {
-                let v = value("--csv")?;
-                let n: u16 = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or(format!("--csv: `{v}` is not a number of blocks from 1 to 65535"))?;
-                csv = Some(n);
-            }
-            "--network" => {
-                network = value("--network")?.parse().map_err(|e| format!("--network: {e}"))?
-            }
-            "--json" => json = true,
-            other => return Err(format!("unknown option `{other}`")),
-        }
-    }
-    if sons.is_empty() {
-        return Err("give the SONs with --son <hex-key>:<weight>, one per SON".into());
-    }
-    if csv.is_some() && user.is_none() {
-        return Err("--csv applies to a deposit address: give --user too".into());
-    }
-    Ok(Request { sons, user, csv, network, json })
-}
-
-/// Runs `sonprop bitcoin ARGS`; bad input is exit 2 with the reason.
-pub fn bitcoin(args: &[String], out: &mut dyn Write) -> Result<i32, (i32, String)> {
-    let usage = |m: String| (crate::cli::EXIT_USAGE, format!("{m}\n\n{USAGE}"));
-    let rest = match args.first().map(String::as_str) {
-        Some("address") => &args[1..],
-        Some("help" | "--help" | "-h") => {
-            let _ = writeln!(out, "{USAGE}");
-            return Ok(crate::cli::EXIT_OK);
-        }
-        Some(other) => return Err(usage(format!("unknown bitcoin command `{other}`"))),
-        None => return Err(usage("no bitcoin command given".into())),
-    };
-    let Request { sons, user, csv, network, json } = parse(rest).map_err(usage)?;
+/// Runs `sonprop bitcoin address`; bad keys or weights are exit 2 with the reason.
+pub fn address(a: &AddressArgs, out: &mut dyn Write) -> Result<i32, (i32, String)> {
+    let usage = |m: String| (crate::cli::EXIT_USAGE, m);
+    let sons = a
+        .sons
+        .iter()
+        .map(|s| script::parse_signer(s).map_err(|e| usage(format!("--son {s}: {e}"))))
+        .collect::<Result<Vec<Signer>, _>>()?;
+    let network: BitcoinNetwork =
+        a.network.parse().map_err(|e| usage(format!("--network: {e}")))?;
+    let (user, csv, json) = (a.user.clone(), a.csv, a.json);
     let total = script::total_weight(&sons);
     let witness_script = match &user {
         Some(u) => {

@@ -1,16 +1,20 @@
-//! The `sonprop` command line.
+//! The `sonprop` command line, parsed by `clap`; errors are reported through `miette` (one
+//! reporting crate: it shows a scenario error's line with the bad span underlined), logs go to
+//! stderr through `tracing-subscriber`, and long runs show an `indicatif` progress bar when
+//! stderr is a terminal.
 //!
 //! Exit codes: 0 success; 1 an expectation of the scenario failed; 2 bad usage or a bad
 //! scenario file; 3 the simulation itself failed (replicas diverged, a block was refused) or
-//! the report could not be written.
+//! an output could not be written.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use clap::{CommandFactory, Parser, Subcommand};
 use sonprop_core::Registry;
 
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, ScenarioError};
 use crate::sim::{Entry, Observer, Options, SimError, Simulation};
 
 /// With `--data-dir`, commit and fsync every this many blocks unless `--fsync-every` says
@@ -26,79 +30,226 @@ pub const EXIT_USAGE: i32 = 2;
 /// The simulation failed.
 pub const EXIT_FAILURE: i32 = 3;
 
-/// The usage text.
-pub const USAGE: &str = "\
-usage:
-  sonprop simulate [SCENARIO.toml] [--report FILE] [--verify-replicas] [--quiet]
-                   [--data-dir DIR [--fsync-every N]]
-      Simulate a network of witness and SON nodes. Without a file, the built-in scenario:
-      11 witnesses, 15 SONs, SON 1.33.3 goes offline after 1 h, 14 h simulated.
-      --report FILE       write a JSON report (every SON, every proposal) to FILE
-      --verify-replicas   every node keeps its own ledger; state hashes must agree after
-                          every block
-      --quiet             print only the summary
-      --data-dir DIR      keep the chain and the nodes' state in DIR and resume from it;
-                          a DIR of another scenario is refused
-      --fsync-every N     with --data-dir, commit durably every N blocks (default 1000)
-  sonprop inspect DIR [--json]
-      Print the head block, state hash, SONs and live proposals kept in a data directory.
-  sonprop operations
-      List the registered proposal kinds.
-  sonprop bench [--json] [--quick]
-      Measure trigger cost (indexed against a Peerplays-style scan), apply_block against raw
-      signature verification, proposal lifecycles, and simulation speed and memory.
-      --json    print one JSON object instead of the table
-      --quick   a reduced set that runs in seconds (no 100 000-SON ledger, no 30-day run)
-  sonprop bitcoin address --son <hex-key>:<weight> ... [--user <hex-key>] [--csv N]
-                          [--network bitcoin|testnet|signet|regtest] [--json]
-      Print the witness script and P2WSH address of a SON wallet (or of a user's deposit
-      address over it), in SON order as given.
-  sonprop help
-      Show this text.
-
-exit codes: 0 ok, 1 an [[expect]] failed, 2 bad usage or scenario, 3 simulation failed";
-
-#[derive(Debug, Default)]
-struct SimulateArgs {
-    scenario: Option<PathBuf>,
-    report: Option<PathBuf>,
-    verify_replicas: bool,
-    quiet: bool,
-    data_dir: Option<PathBuf>,
-    fsync_every: Option<u64>,
+/// Simulate Peerplays-style SON proposals: a network of witness and SON nodes built from the
+/// sonprop framework, driven by a scenario file on simulated chain time.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sonprop",
+    version,
+    propagate_version = true,
+    arg_required_else_help = true,
+    after_help = "exit codes: 0 ok, 1 an [[expect]] failed, 2 bad usage or scenario, 3 simulation failed\n\
+                  logs: RUST_LOG=<filter> (e.g. RUST_LOG=sonprop_core=debug) overrides -v/-q"
+)]
+pub struct Cli {
+    /// Log more to stderr: -v info, -vv debug, -vvv trace.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Print only the summary, and log only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
 }
 
-fn parse_simulate(args: &[String]) -> Result<SimulateArgs, String> {
-    let mut out = SimulateArgs::default();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--report" => {
-                let f = it.next().ok_or("--report needs a file name")?;
-                out.report = Some(PathBuf::from(f));
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Simulate a network of witness and SON nodes (without a file: the built-in scenario,
+    /// 11 witnesses, 15 SONs, SON 1.33.3 offline after 1 h, 14 h simulated).
+    Simulate(SimulateArgs),
+    /// Print the head block, state hash, SONs, live proposals and tables of a data directory.
+    Inspect {
+        /// A directory written by `simulate --data-dir`.
+        dir: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the registered proposal kinds.
+    Operations,
+    /// Measure trigger cost (indexed against a Peerplays-style scan), apply_block against raw
+    /// signature verification, proposal lifecycles, and simulation speed and memory.
+    Bench {
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// A reduced set that runs in seconds (no 100 000-SON ledger, no 30-day run).
+        #[arg(long)]
+        quick: bool,
+    },
+    /// One default-network simulation, printed as JSON figures (run by `bench` as a child).
+    #[command(hide = true)]
+    BenchSim {
+        /// Simulated days.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        days: u64,
+        /// Keep the chain in this directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Say why a proposal about a subject (a SON, a proposal, any named subject) was or was
+    /// not raised at a point of a run, and why each node approved or abstained.
+    Explain(crate::explain::ExplainArgs),
+    /// Bitcoin sidechain helpers.
+    #[command(subcommand)]
+    Bitcoin(BitcoinCommand),
+    /// Print a shell completion script (e.g. `sonprop completions bash > /etc/bash_completion.d/sonprop`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `sonprop bitcoin …`.
+#[derive(Debug, Subcommand)]
+pub enum BitcoinCommand {
+    /// Print the witness script and P2WSH address of a SON wallet (or of a user's deposit
+    /// address over it), in SON order as given.
+    Address(crate::bitcoin_cli::AddressArgs),
+}
+
+/// `sonprop simulate`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    /// The scenario file (TOML); the built-in scenario if none.
+    pub scenario: Option<PathBuf>,
+    /// Write a JSON report (every SON, every proposal, the timeline) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Every node keeps its own replica; state hashes must agree after every block.
+    #[arg(long, conflicts_with = "data_dir")]
+    pub verify_replicas: bool,
+    /// Keep the chain and the nodes' state in DIR and resume from it (a DIR of another
+    /// scenario is refused).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// With --data-dir: commit durably every N blocks.
+    #[arg(long, value_name = "N", requires = "data_dir", default_value_t = DEFAULT_FSYNC_EVERY,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub fsync_every: u64,
+    /// With --data-dir: accept a directory that holds more of the run than the scenario lasts
+    /// (nothing is simulated; the summary is of what it holds).
+    #[arg(long, requires = "data_dir")]
+    pub force: bool,
+}
+
+/// A command that failed: its exit code and what to tell the user.
+struct Failure {
+    code: i32,
+    report: miette::Report,
+}
+
+fn fail(code: i32, message: impl std::fmt::Display) -> Failure {
+    Failure { code, report: miette::miette!("{message}") }
+}
+
+/// A scenario error with the file's text, so the report can show the line.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{file}: {field}: {message}")]
+struct ScenarioDiagnostic {
+    file: String,
+    field: String,
+    message: String,
+    #[source_code]
+    src: miette::NamedSource<String>,
+    #[label("{message}")]
+    span: Option<miette::SourceSpan>,
+}
+
+fn scenario_failure(e: ScenarioError, text: Option<&str>) -> Failure {
+    let Some(text) = text else { return fail(EXIT_USAGE, e) };
+    let span = e.span.clone().or_else(|| crate::scenario::locate(text, &e.field));
+    let diagnostic = ScenarioDiagnostic {
+        src: miette::NamedSource::new(&e.file, text.to_owned()),
+        span: span.map(|r| (r.start, r.end.saturating_sub(r.start)).into()),
+        file: e.file,
+        field: e.field,
+        message: e.message,
+    };
+    Failure { code: EXIT_USAGE, report: miette::Report::new(diagnostic) }
+}
+
+/// The terminal's width from `COLUMNS`, else 100.
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100)
+}
+
+/// Installs the log subscriber (stderr; `RUST_LOG` if set, else from -v/-q). A second call
+/// (tests run several commands in one process) keeps the first.
+pub fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs the command line with `args` (without the program name), printing to `out` and `err`.
+/// `terminal` says stderr is a terminal: colours in errors, a progress bar on long runs.
+pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write, terminal: bool) -> i32 {
+    let argv = std::iter::once("sonprop".to_owned()).chain(args.iter().cloned());
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let text =
+                if terminal { e.render().ansi().to_string() } else { e.render().to_string() };
+            let target: &mut dyn Write = if e.use_stderr() { err } else { out };
+            let _ = write!(target, "{text}");
+            return e.exit_code();
+        }
+    };
+    if !matches!(cli.command, Command::BenchSim { .. }) {
+        init_logging(cli.verbose, cli.quiet);
+    }
+    let result = match cli.command {
+        Command::Simulate(a) => simulate(&a, cli.quiet, out, err, terminal),
+        Command::Operations => operations(out),
+        Command::Inspect { dir, json } => inspect(&dir, json, out),
+        Command::Bench { json, quick } => Ok(crate::bench::cli::bench(json, quick, out, err)),
+        Command::BenchSim { days, data_dir } => {
+            Ok(crate::bench::cli::bench_sim(days, data_dir, out))
+        }
+        Command::Explain(a) => {
+            crate::explain::explain(&a, out).map(|()| EXIT_OK).map_err(|(code, m)| fail(code, m))
+        }
+        Command::Bitcoin(BitcoinCommand::Address(a)) => {
+            crate::bitcoin_cli::address(&a, out).map_err(|(code, m)| fail(code, m))
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "sonprop", out);
+            Ok(EXIT_OK)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(Failure { code, report }) => {
+            let theme = if terminal {
+                miette::GraphicalTheme::unicode()
+            } else {
+                miette::GraphicalTheme::unicode_nocolor()
+            };
+            let mut text = String::new();
+            // Wrapped to the terminal's width; one line per message when piped or logged.
+            let width = if terminal { terminal_width() } else { usize::MAX / 2 };
+            let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(width);
+            if handler.render_report(&mut text, report.as_ref()).is_err() {
+                text = format!("{report}\n");
             }
-            "--verify-replicas" => out.verify_replicas = true,
-            "--data-dir" => {
-                out.data_dir = Some(PathBuf::from(it.next().ok_or("--data-dir needs a directory")?))
-            }
-            "--fsync-every" => {
-                let n = it.next().ok_or("--fsync-every needs a number of blocks")?;
-                match n.parse::<u64>() {
-                    Ok(n) if n > 0 => out.fsync_every = Some(n),
-                    _ => {
-                        return Err(format!(
-                            "--fsync-every: `{n}` is not a positive number of blocks"
-                        ))
-                    }
-                }
-            }
-            "--quiet" | "-q" => out.quiet = true,
-            s if s.starts_with('-') => return Err(format!("unknown option `{s}`")),
-            s if out.scenario.is_none() => out.scenario = Some(PathBuf::from(s)),
-            s => return Err(format!("unexpected argument `{s}` (one scenario file at most)")),
+            let _ = write!(err, "{text}");
+            code
         }
     }
-    Ok(out)
 }
 
 /// `T+01:06:09`, or `T+2d03:04:05` past a day.
@@ -109,32 +260,6 @@ pub fn format_elapsed(secs: u64) -> String {
         format!("T+{d}d{h:02}:{m:02}:{s:02}")
     } else {
         format!("T+{h:02}:{m:02}:{s:02}")
-    }
-}
-
-/// Runs the command line with `args` (without the program name). `progress_bar` enables the
-/// progress bar on `err` (the caller checks that stderr is a terminal).
-pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write, progress_bar: bool) -> i32 {
-    let result = match args.first().map(String::as_str) {
-        Some("simulate") => simulate(&args[1..], out, err, progress_bar),
-        Some("operations") if args.len() == 1 => operations(out),
-        Some("inspect") => inspect(&args[1..], out),
-        Some("bench") => Ok(crate::bench::cli::bench(&args[1..], out, err)),
-        Some("bench-sim") => Ok(crate::bench::cli::bench_sim(&args[1..], out)),
-        Some("bitcoin") => crate::bitcoin_cli::bitcoin(&args[1..], out),
-        Some("help" | "--help" | "-h") => {
-            let _ = writeln!(out, "{USAGE}");
-            Ok(EXIT_OK)
-        }
-        Some(other) => Err((EXIT_USAGE, format!("unknown command `{other}`\n\n{USAGE}"))),
-        None => Err((EXIT_USAGE, format!("no command given\n\n{USAGE}"))),
-    };
-    match result {
-        Ok(code) => code,
-        Err((code, message)) => {
-            let _ = writeln!(err, "sonprop: {message}");
-            code
-        }
     }
 }
 
@@ -158,6 +283,8 @@ pub struct Inspection {
     pub scenario: Option<String>,
     /// Head block height.
     pub head_height: u64,
+    /// Genesis time, unix seconds.
+    pub genesis_time: u64,
     /// Head block time, unix seconds.
     pub head_time: u64,
     /// Head block id (hex).
@@ -234,6 +361,7 @@ pub fn inspection(dir: &std::path::Path) -> Result<Inspection, String> {
         data_dir: dir.display().to_string(),
         scenario,
         head_height: st.head_height(),
+        genesis_time: st.globals().genesis_time.secs(),
         head_time: st.head_time().secs(),
         head_id: st.globals().head_id.to_hex(),
         state_hash: ledger.state_hash().to_hex(),
@@ -247,37 +375,31 @@ pub fn inspection(dir: &std::path::Path) -> Result<Inspection, String> {
     })
 }
 
-fn inspect(args: &[String], out: &mut dyn Write) -> Result<i32, (i32, String)> {
-    let (dir, json) = match args {
-        [dir] => (dir, false),
-        [dir, flag] | [flag, dir] if flag == "--json" => (dir, true),
-        _ => {
-            return Err((
-                EXIT_USAGE,
-                format!("inspect takes a directory and optionally --json\n\n{USAGE}"),
-            ))
-        }
-    };
-    let i = inspection(std::path::Path::new(dir)).map_err(|e| (EXIT_USAGE, e))?;
+fn inspect(dir: &std::path::Path, json: bool, out: &mut dyn Write) -> Result<i32, Failure> {
+    let i = inspection(dir).map_err(|e| fail(EXIT_USAGE, e))?;
     if json {
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&i).unwrap_or_default());
         return Ok(EXIT_OK);
     }
+    let at = |t: u64| crate::report::when(i.genesis_time, t);
     let _ = writeln!(
         out,
         "data directory {} (scenario {})",
         i.data_dir,
         i.scenario.as_deref().unwrap_or("?")
     );
-    let _ = writeln!(out, "head block {} at {} ({})", i.head_height, i.head_time, i.head_id);
+    let _ = writeln!(out, "head block {} at {} ({})", i.head_height, at(i.head_time), i.head_id);
     let _ = writeln!(out, "state hash {}", i.state_hash);
     let _ = writeln!(out, "sons:");
     for s in &i.sons {
-        let down = s.last_down_timestamp.map(|t| format!(", down since {t}")).unwrap_or_default();
+        let down =
+            s.last_down_timestamp.map(|t| format!(", down since {}", at(t))).unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {} {} (last heartbeat {}{down})",
-            s.id, s.status, s.last_active_timestamp
+            "  son {} {} (last heartbeat {}{down})",
+            s.id,
+            s.status,
+            at(s.last_active_timestamp)
         );
     }
     let _ = writeln!(out, "live proposals: {}", i.live_proposals.len());
@@ -285,8 +407,11 @@ fn inspect(args: &[String], out: &mut dyn Write) -> Result<i32, (i32, String)> {
         let about = p.subject.as_deref().map(|s| format!(" for {s}")).unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {} {}{about}: {} approvals, expires {}",
-            p.id, p.kind, p.approvals, p.expiration_time
+            "  proposal {} {}{about}: {} approvals, expires {}",
+            p.id,
+            p.kind,
+            p.approvals,
+            at(p.expiration_time)
         );
     }
     let _ = writeln!(out, "tables:");
@@ -296,8 +421,8 @@ fn inspect(args: &[String], out: &mut dyn Write) -> Result<i32, (i32, String)> {
     Ok(EXIT_OK)
 }
 
-fn operations(out: &mut dyn Write) -> Result<i32, (i32, String)> {
-    let reg = registry().map_err(|e| (EXIT_FAILURE, e))?;
+fn operations(out: &mut dyn Write) -> Result<i32, Failure> {
+    let reg = registry().map_err(|e| fail(EXIT_FAILURE, e))?;
     let width = reg.operations().map(|d| d.name.len()).max().unwrap_or(0);
     for d in reg.operations() {
         let tag =
@@ -307,87 +432,108 @@ fn operations(out: &mut dyn Write) -> Result<i32, (i32, String)> {
     Ok(EXIT_OK)
 }
 
-/// Prints the timeline to `out` and a progress bar to `err`.
+/// Prints the timeline to `out`, with a progress bar on stderr when it is a terminal.
 struct Console<'a> {
     out: &'a mut dyn Write,
-    err: &'a mut dyn Write,
     quiet: bool,
-    bar: bool,
-    last_pct: Option<u64>,
-}
-
-impl Console<'_> {
-    fn clear_bar(&mut self) {
-        if self.bar && self.last_pct.take().is_some() {
-            let _ = write!(self.err, "\r\x1b[K");
-        }
-    }
+    bar: Option<indicatif::ProgressBar>,
+    block_interval: u64,
+    /// Kept for the report, when one is written.
+    timeline: Option<Vec<crate::report::TimelineEntry>>,
+    genesis_time: u64,
 }
 
 impl Observer for Console<'_> {
     fn entry(&mut self, e: Entry) {
-        if !self.quiet {
-            self.clear_bar();
-            let _ = writeln!(
-                self.out,
-                "{:>8}  {:<12}  {}",
-                e.height,
-                format_elapsed(e.elapsed),
-                e.text
-            );
+        if let Some(timeline) = &mut self.timeline {
+            timeline.push(crate::report::TimelineEntry {
+                height: e.height,
+                time: crate::report::rfc3339(self.genesis_time + e.elapsed),
+                offset: format_elapsed(e.elapsed),
+                text: e.text.clone(),
+            });
         }
+        if self.quiet {
+            return;
+        }
+        let line = format!("{:>8}  {:<12}  {}", e.height, format_elapsed(e.elapsed), e.text);
+        match &self.bar {
+            Some(bar) => bar.suspend(|| writeln!(self.out, "{line}")),
+            None => writeln!(self.out, "{line}"),
+        }
+        .unwrap_or(());
     }
 
     fn progress(&mut self, done: u64, total: u64) {
-        if !self.bar || total == 0 {
-            return;
-        }
-        let pct = (done * 100 / total).min(100);
-        if self.last_pct != Some(pct) {
-            self.last_pct = Some(pct);
-            let filled = (pct / 4) as usize;
-            let bar = format!("{}{}", "#".repeat(filled), ".".repeat(25 - filled));
-            let _ = write!(self.err, "\r[{bar}] {pct:3}% block {done}/{total}");
-            let _ = self.err.flush();
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_position(done);
+            // Sampled: the message is a string, formatted once per 100 blocks.
+            if done.is_multiple_of(100) || done == total {
+                bar.set_message(format_elapsed(done.saturating_mul(self.block_interval)));
+            }
         }
     }
 }
 
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr_with_hz(10),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:30} {pos}/{len} blocks, {msg} simulated, {per_sec}, {eta} left",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
 fn simulate(
-    args: &[String],
+    a: &SimulateArgs,
+    quiet: bool,
     out: &mut dyn Write,
-    err: &mut dyn Write,
-    progress_bar: bool,
-) -> Result<i32, (i32, String)> {
-    let a = parse_simulate(args).map_err(|e| (EXIT_USAGE, format!("{e}\n\n{USAGE}")))?;
-    let scenario = match &a.scenario {
-        Some(path) => Scenario::load(path).map_err(|e| (EXIT_USAGE, e.to_string()))?,
-        None => Scenario::built_in(),
+    _err: &mut dyn Write,
+    terminal: bool,
+) -> Result<i32, Failure> {
+    let (scenario, text) = match &a.scenario {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                fail(EXIT_USAGE, format!("{}: cannot read the scenario: {e}", path.display()))
+            })?;
+            let file = path.display().to_string();
+            let s =
+                Scenario::from_toml(&text, &file).map_err(|e| scenario_failure(e, Some(&text)))?;
+            (s, Some(text))
+        }
+        None => (Scenario::built_in(), None),
     };
-    let registry = registry().map_err(|e| (EXIT_FAILURE, e))?.into_arc();
-    scenario.check_plugin_params(&registry.chain()).map_err(|e| (EXIT_USAGE, e.to_string()))?;
-    if a.data_dir.is_some() && a.verify_replicas {
-        return Err((
-            EXIT_USAGE,
-            "--data-dir keeps one shared replica; it cannot be combined with --verify-replicas"
-                .into(),
-        ));
-    }
-    if a.fsync_every.is_some() && a.data_dir.is_none() {
-        return Err((EXIT_USAGE, "--fsync-every needs --data-dir".into()));
-    }
+    let registry = registry().map_err(|e| fail(EXIT_FAILURE, e))?.into_arc();
+    scenario
+        .check_plugin_params(&registry.chain())
+        .map_err(|e| scenario_failure(e, text.as_deref()))?;
+    // Every output is checked before the run: a report that cannot be written fails now,
+    // not after the simulation.
+    let mut report_file = match &a.report {
+        Some(path) => Some(std::fs::File::create(path).map_err(|e| {
+            fail(EXIT_FAILURE, format!("cannot write the report to {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
     let options = Options {
         verify_replicas: a.verify_replicas,
         data_dir: a.data_dir.clone(),
-        fsync_every: a.fsync_every.unwrap_or(DEFAULT_FSYNC_EVERY),
+        fsync_every: a.fsync_every,
         services: None,
+        force: a.force,
     };
     let mut sim = Simulation::new(&scenario, registry, &options).map_err(|e| match e {
-        SimError::DataDir { .. } => (EXIT_USAGE, e.to_string()),
-        other => (EXIT_FAILURE, other.to_string()),
+        SimError::DataDir { .. } | SimError::LongerThanScenario { .. } => fail(EXIT_USAGE, e),
+        other => fail(EXIT_FAILURE, other),
     })?;
 
-    if !a.quiet {
+    let dir = a.data_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default();
+    if !quiet {
         let _ = writeln!(
             out,
             "scenario {} (seed {}): {} witnesses, {} elected + {} standby SONs, {} simulated, threshold policy {}{}",
@@ -400,29 +546,51 @@ fn simulate(
             scenario.params.threshold_policy,
             if a.verify_replicas { ", verifying every replica" } else { "" },
         );
-        if sim.resumed_at > 0 {
-            let dir = a.data_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default();
-            let _ = writeln!(out, "resuming at block {} from {dir}", sim.resumed_at);
-        }
+    }
+    let head = sim.ledger().state().head_height();
+    let held = format_elapsed(sim.ledger().state().head_time().since(scenario.genesis_time));
+    if sim.is_complete() {
+        let _ = writeln!(
+            out,
+            "the run in {dir} is already complete (block {head}, {held}): nothing to simulate; \
+             the summary is of what it holds"
+        );
+    } else if sim.resumed_at > 0 && !quiet {
+        let _ = writeln!(out, "resuming at block {head} ({held}) from {dir}");
+    }
+    if !quiet {
         let _ = writeln!(out, "{:>8}  {:<12}  event", "block", "chain time");
     }
     let started = Instant::now();
-    let mut console =
-        Console { out, err, quiet: a.quiet, bar: progress_bar && !a.quiet, last_pct: None };
+    let bar = (terminal && !quiet && !sim.is_complete()).then(|| progress_bar(sim.total_blocks()));
+    let mut console = Console {
+        out,
+        quiet,
+        bar,
+        block_interval: scenario.params.block_interval,
+        timeline: a.report.is_some().then(Vec::new),
+        genesis_time: scenario.genesis_time.secs(),
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
-        .map_err(|e| (EXIT_FAILURE, format!("cannot start the runtime: {e}")))?;
+        .map_err(|e| fail(EXIT_FAILURE, format!("cannot start the runtime: {e}")))?;
     let result = runtime.block_on(sim.run(&mut console));
-    console.clear_bar();
-    let out = console.out;
-    let finished = result.map_err(|e| (EXIT_FAILURE, e.to_string()))?;
+    if let Some(bar) = console.bar.take() {
+        bar.finish_and_clear();
+    }
+    let (out, timeline) = (console.out, console.timeline.unwrap_or_default());
+    let mut finished = result.map_err(|e| fail(EXIT_FAILURE, e))?;
+    finished.report.timeline = timeline;
     let wall = started.elapsed().as_secs_f64();
 
     let r = &finished.report;
+    if !quiet {
+        let _ = writeln!(out);
+    }
     let _ = writeln!(
         out,
-        "\nsummary: {} blocks, {} simulated in {wall:.2} s wall",
+        "summary: {} blocks, {} simulated in {wall:.2} s wall",
         r.blocks,
         format_elapsed(r.head_time - r.genesis_time)
     );
@@ -450,10 +618,10 @@ fn simulate(
     );
     let _ = writeln!(out, "  state hash: {}", r.state_hash);
 
-    if let Some(path) = &a.report {
-        let json = serde_json::to_string_pretty(r).map_err(|e| (EXIT_FAILURE, e.to_string()))?;
-        std::fs::write(path, json + "\n").map_err(|e| {
-            (EXIT_FAILURE, format!("cannot write the report to {}: {e}", path.display()))
+    if let (Some(path), Some(file)) = (&a.report, report_file.as_mut()) {
+        let json = serde_json::to_string_pretty(r).map_err(|e| fail(EXIT_FAILURE, e))?;
+        file.write_all((json + "\n").as_bytes()).map_err(|e| {
+            fail(EXIT_FAILURE, format!("cannot write the report to {}: {e}", path.display()))
         })?;
         let _ = writeln!(out, "  report written to {}", path.display());
     }

@@ -1,5 +1,5 @@
 //! Durations in scenario files: `"90s"`, `"6m"`, `"14h"`, `"2d"`, combinations such as
-//! `"12h50m"`, or a plain number of seconds.
+//! `"12h50m"` (parsed by `humantime`), or a plain number of seconds.
 
 use std::fmt;
 
@@ -24,46 +24,24 @@ pub enum DurationError {
 }
 
 impl Duration {
-    /// Parses the text form.
+    /// Parses the text form: a whole number of seconds, or `humantime`'s units (`s`, `m`, `h`,
+    /// `d`, and their long forms, combined as in `"12h50m"` or `"1h 30m"`), in whole seconds.
     pub fn parse(text: &str) -> Result<Duration, DurationError> {
         let s = text.trim();
         if s.starts_with('-') {
             return Err(DurationError::Negative(text.to_owned()));
         }
-        if s.is_empty() {
-            return Err(DurationError::Malformed(text.to_owned()));
-        }
-        if s.bytes().all(|b| b.is_ascii_digit()) {
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
             return s.parse().map(Duration).map_err(|_| DurationError::Overflow(text.to_owned()));
         }
-        let mut total: u64 = 0;
-        let mut digits = String::new();
-        for c in s.chars() {
-            if c.is_ascii_digit() {
-                digits.push(c);
-                continue;
+        match humantime::parse_duration(s) {
+            Ok(d) if d.subsec_nanos() == 0 => Ok(Duration(d.as_secs())),
+            Ok(_) => Err(DurationError::Malformed(text.to_owned())),
+            Err(humantime::DurationError::NumberOverflow) => {
+                Err(DurationError::Overflow(text.to_owned()))
             }
-            let unit = match c {
-                's' => 1,
-                'm' => 60,
-                'h' => 3600,
-                'd' => 86_400,
-                _ => return Err(DurationError::Malformed(text.to_owned())),
-            };
-            if digits.is_empty() {
-                return Err(DurationError::Malformed(text.to_owned()));
-            }
-            let n: u64 = digits.parse().map_err(|_| DurationError::Overflow(text.to_owned()))?;
-            total = n
-                .checked_mul(unit)
-                .and_then(|v| total.checked_add(v))
-                .ok_or_else(|| DurationError::Overflow(text.to_owned()))?;
-            digits.clear();
+            Err(_) => Err(DurationError::Malformed(text.to_owned())),
         }
-        if !digits.is_empty() {
-            return Err(DurationError::Malformed(text.to_owned()));
-        }
-        Ok(Duration(total))
     }
 }
 
@@ -88,19 +66,30 @@ impl fmt::Display for Duration {
 
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(i64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Int(n) if n < 0 => {
-                Err(serde::de::Error::custom(DurationError::Negative(n.to_string())))
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Duration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"90s\", \"12h50m\" or a whole number of seconds")
             }
-            Raw::Int(n) => Ok(Duration(n.unsigned_abs())),
-            Raw::Text(t) => Duration::parse(&t).map_err(serde::de::Error::custom),
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Duration, E> {
+                u64::try_from(n)
+                    .map(Duration)
+                    .map_err(|_| E::custom(DurationError::Negative(n.to_string())))
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Duration, E> {
+                Ok(Duration(n))
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Duration, E> {
+                Err(E::custom(format!(
+                    "`{n}`: a duration is a whole number of seconds or a text such as \"90s\" or \"12h50m\""
+                )))
+            }
+            fn visit_str<E: serde::de::Error>(self, t: &str) -> Result<Duration, E> {
+                Duration::parse(t).map_err(E::custom)
+            }
         }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -117,6 +106,8 @@ mod tests {
             ("2d", 172_800),
             ("12h50m", 46_200),
             ("45", 45),
+            ("1.5h", 5400),
+            ("1h 30m", 5400),
         ] {
             assert_eq!(Duration::parse(text), Ok(Duration(secs)), "{text}");
         }
@@ -125,7 +116,7 @@ mod tests {
     #[test]
     fn bad_durations_say_why() {
         assert!(matches!(Duration::parse("-5h"), Err(DurationError::Negative(_))));
-        for bad in ["", "h", "5x", "5h3", "1.5h", "five"] {
+        for bad in ["", "h", "5x", "5h3", "1.5s", "five", "500ms"] {
             assert!(matches!(Duration::parse(bad), Err(DurationError::Malformed(_))), "{bad}");
         }
         assert!(matches!(

@@ -23,6 +23,7 @@ pub mod bench;
 pub mod bitcoin_cli;
 pub mod cli;
 pub mod duration;
+pub mod explain;
 pub mod report;
 pub mod scenario;
 pub mod sim;

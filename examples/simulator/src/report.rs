@@ -32,16 +32,34 @@ pub struct ProposalEntry {
     pub subject: Option<String>,
     /// The proposer's account.
     pub proposer: String,
+    /// The proposer's node, by name (as the timeline names it).
+    #[serde(default)]
+    pub proposer_name: Option<String>,
     /// Chain time of creation.
     pub created_time: u64,
     /// Expiration.
     pub expiration_time: u64,
     /// Approvals held at the end (or when it ended).
     pub approvals: u32,
+    /// The accounts whose approvals it held at the end, in the order they came.
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// Nodes whose validators abstained, with the first reason each gave.
+    #[serde(default)]
+    pub abstentions: Vec<Abstention>,
     /// How it ended.
     pub outcome: Outcome,
     /// When it ended.
     pub outcome_time: Option<u64>,
+}
+
+/// A node that did not approve a proposal, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Abstention {
+    /// The node.
+    pub node: String,
+    /// Its validator's reason.
+    pub reason: String,
 }
 
 /// One SON at the end of the run.
@@ -62,6 +80,8 @@ pub struct SonEntry {
 /// The report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
+    /// The report's format ([`REPORT_FORMAT`]): raised when a field changes meaning or goes.
+    pub format_version: u32,
     /// Scenario name.
     pub scenario: String,
     /// Its seed.
@@ -80,6 +100,26 @@ pub struct Report {
     pub proposals: Vec<ProposalEntry>,
     /// Every event operation crates reported, in order.
     pub events: Vec<PluginEvent>,
+    /// The timeline this invocation printed (from the resume point, for a resumed run), as
+    /// `sonprop simulate --report` writes it; empty, and left out, elsewhere.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// The report format this build writes: 2 added `format_version` and `timeline`.
+pub const REPORT_FORMAT: u32 = 2;
+
+/// One timeline line, as the report lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TimelineEntry {
+    /// Block height.
+    pub height: u64,
+    /// Chain time, RFC 3339.
+    pub time: String,
+    /// Offset from genesis, `T+hh:mm:ss`.
+    pub offset: String,
+    /// What happened.
+    pub text: String,
 }
 
 /// An operation crate's event, as the report lists it.
@@ -129,22 +169,28 @@ impl ProposalLog {
                         kind: kinds.join("+"),
                         subject: subject.as_ref().map(ToString::to_string),
                         proposer: proposer.to_string(),
+                        proposer_name: None,
                         created_time: time,
                         expiration_time: expiration_time.secs(),
                         approvals: 0,
+                        approvers: Vec::new(),
+                        abstentions: Vec::new(),
                         outcome: Outcome::Live,
                         outcome_time: None,
                     },
                 );
             }
-            LedgerEvent::ProposalApproved { proposal, .. } => {
+            LedgerEvent::ProposalApproved { proposal, approver } => {
                 if let Some(e) = self.entries.get_mut(proposal) {
                     e.approvals += 1;
+                    e.approvers.push(approver.to_string());
                 }
             }
-            LedgerEvent::ApprovalRemoved { proposal, .. } => {
+            LedgerEvent::ApprovalRemoved { proposal, approver } => {
                 if let Some(e) = self.entries.get_mut(proposal) {
                     e.approvals = e.approvals.saturating_sub(1);
+                    let who = approver.to_string();
+                    e.approvers.retain(|a| *a != who);
                 }
             }
             LedgerEvent::ProposalExecuted { proposal } => end(proposal, Outcome::Executed),
@@ -159,6 +205,16 @@ impl ProposalLog {
                 data: data.clone(),
             }),
             _ => {}
+        }
+    }
+
+    /// Notes that `node`'s validator abstained on `proposal`, for `reason` (the first reason
+    /// each node gives is kept).
+    pub fn abstained(&mut self, proposal: ProposalId, node: &str, reason: &str) {
+        if let Some(e) = self.entries.get_mut(&proposal) {
+            if !e.abstentions.iter().any(|a| a.node == node) {
+                e.abstentions.push(Abstention { node: node.to_owned(), reason: reason.to_owned() });
+            }
         }
     }
 
@@ -195,4 +251,16 @@ pub fn sons(state: &State) -> Vec<SonEntry> {
             }
         })
         .collect()
+}
+
+/// A chain time for people: RFC 3339 and the offset from genesis, as in
+/// `2026-01-01T01:05:57Z (T+01:05:57)`.
+pub fn when(genesis_time: u64, t: u64) -> String {
+    format!("{} ({})", rfc3339(t), crate::cli::format_elapsed(t.saturating_sub(genesis_time)))
+}
+
+/// Unix seconds as RFC 3339 (UTC).
+pub fn rfc3339(t: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t))
+        .to_string()
 }

@@ -25,6 +25,9 @@ pub struct ScenarioError {
     pub field: String,
     /// What is wrong.
     pub message: String,
+    /// Where in the file, as a byte range, when it can be told (the parser's own span, or the
+    /// named field's line).
+    pub span: Option<std::ops::Range<usize>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,6 +176,7 @@ impl Scenario {
                 file: self.source.clone(),
                 field: format!("plugin_params.\"{name}\""),
                 message,
+                span: None,
             };
             let decl = chain.params().find(|d| d.name == name).ok_or_else(|| {
                 let known: Vec<_> = chain.params().map(|d| d.name).collect();
@@ -195,6 +199,7 @@ impl Scenario {
             file: file.clone(),
             field: "(file)".into(),
             message: format!("cannot read: {e}"),
+            span: None,
         })?;
         Scenario::from_toml(&text, &file)
     }
@@ -205,6 +210,7 @@ impl Scenario {
             file: source.to_owned(),
             field: field.to_owned(),
             message,
+            span: locate(text, field),
         };
         let f: File = toml::from_str(text).map_err(|e| {
             // toml's message carries the line, column and offending key.
@@ -212,7 +218,7 @@ impl Scenario {
             let at = e.span().map(|s| line_col(text, s.start));
             let field =
                 at.map_or_else(|| "(parse)".to_owned(), |(l, c)| format!("line {l}, column {c}"));
-            err(&field, message)
+            ScenarioError { span: e.span(), ..err(&field, message) }
         })?;
 
         if f.name.trim().is_empty() {
@@ -318,6 +324,72 @@ impl Scenario {
             expect,
         })
     }
+}
+
+/// Where a field such as `duration`, `network.witnesses`, `events[2].son` or
+/// `plugin_params."a.b"` is written in scenario text: the byte range of its line's value, if
+/// the text spells it the usual way (`[table]` / `[[array]]` headers, `key = value` lines).
+pub fn locate(text: &str, field: &str) -> Option<std::ops::Range<usize>> {
+    // Split on dots outside quotes.
+    let mut parts = Vec::new();
+    let (mut cur, mut quoted) = (String::new(), false);
+    for c in field.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    let (key, tables) = parts.split_last()?;
+    let key = key.split('[').next().unwrap_or(key);
+    // Lines with their byte offsets.
+    let mut lines = Vec::new();
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        lines.push((at, line.trim_end_matches(['\n', '\r'])));
+        at += line.len();
+    }
+    let mut from = 0;
+    for t in tables {
+        let (name, index) = match t.split_once('[') {
+            Some((n, i)) => (n, i.trim_end_matches(']').parse::<usize>().ok()),
+            None => (t.as_str(), None),
+        };
+        let header = match index {
+            Some(_) => format!("[[{name}]]"),
+            None => format!("[{name}]"),
+        };
+        let mut seen = 0;
+        let skip = index.unwrap_or(0);
+        from = lines
+            .iter()
+            .enumerate()
+            .skip(from)
+            .find(|(_, (_, l))| {
+                if l.trim() == header {
+                    seen += 1;
+                    seen > skip
+                } else {
+                    false
+                }
+            })?
+            .0
+            + 1;
+    }
+    for (offset, line) in lines.iter().skip(from) {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            break;
+        }
+        let Some((k, v)) = t.split_once('=') else { continue };
+        if k.trim().trim_matches('"') == key {
+            let value_start = offset + (line.len() - t.len()) + k.len() + 1;
+            let lead = v.len() - v.trim_start().len();
+            return Some(value_start + lead..offset + line.len());
+        }
+    }
+    None
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

@@ -58,7 +58,27 @@ pub enum SimError {
         /// What is wrong.
         detail: String,
     },
+    /// The data directory holds more of the run than the scenario lasts.
+    #[error(
+        "data directory {dir} holds the run up to block {height} ({held} simulated), longer than \
+         this scenario's {duration}: give --force to report on it as it is, or a longer duration \
+         to extend it"
+    )]
+    LongerThanScenario {
+        /// The directory.
+        dir: String,
+        /// Its head block.
+        height: u64,
+        /// Simulated time it holds, as text.
+        held: String,
+        /// The scenario's duration, as text.
+        duration: String,
+    },
 }
+
+/// The file in a data directory naming the process that has it open (read when the store is
+/// found locked, to say who holds it).
+pub const OWNER_FILE: &str = "owner";
 
 /// Gives each simulated node its own services (its own view of another chain, say).
 pub type NodeServices = Arc<dyn Fn(&NodeIdentity) -> Services + Send + Sync>;
@@ -74,6 +94,9 @@ pub struct Options {
     pub fsync_every: u64,
     /// Each node's services; none when unset.
     pub services: Option<NodeServices>,
+    /// With `data_dir`: accept a directory that already holds more of the run than this
+    /// scenario lasts (nothing is simulated; the report covers what the directory holds).
+    pub force: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -83,6 +106,7 @@ impl std::fmt::Debug for Options {
             .field("data_dir", &self.data_dir)
             .field("fsync_every", &self.fsync_every)
             .field("services", &self.services.is_some())
+            .field("force", &self.force)
             .finish()
     }
 }
@@ -102,6 +126,8 @@ struct SimLocal {
     rejected: u64,
     included: u64,
     schedulers: Vec<SchedulerMemory>,
+    #[serde(default)]
+    due: BTreeMap<String, u64>,
 }
 
 /// What identifies a scenario's network and history (not its duration or expectations, so a
@@ -185,6 +211,9 @@ pub struct Simulation {
     log: ProposalLog,
     rejected: u64,
     included: u64,
+    /// `(kind, subject)` pairs triggers found due, with the last block they did: a pair not
+    /// due at the block before is marked on the timeline as newly due.
+    due: BTreeMap<String, u64>,
     heartbeat_period: u64,
     /// With a data directory: commit every this many blocks.
     persist_every: Option<u64>,
@@ -234,8 +263,18 @@ impl Simulation {
             Some(dir) => {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| data_dir_err(dir, format!("cannot create it: {e}")))?;
-                let store = RedbStore::open(&dir.join(CHAIN_FILE))
-                    .map_err(|e| data_dir_err(dir, e.to_string()))?;
+                let store = RedbStore::open(&dir.join(CHAIN_FILE)).map_err(|e| match e {
+                    StoreError::InUse { .. } => {
+                        let owner = std::fs::read_to_string(dir.join(OWNER_FILE))
+                            .map(|o| format!(" (by {})", o.trim()))
+                            .unwrap_or_default();
+                        data_dir_err(dir, format!("it is in use by another process{owner}"))
+                    }
+                    other => data_dir_err(dir, other.to_string()),
+                })?;
+                // Ours now (redb holds the file's lock until we exit): say so, for the next one.
+                let me = format!("process {} since {}", std::process::id(), wall_clock_now());
+                let _ = std::fs::write(dir.join(OWNER_FILE), me + "\n");
                 let opened = Ledger::open(
                     &genesis,
                     registry.chain(),
@@ -289,6 +328,7 @@ impl Simulation {
             log: ProposalLog::default(),
             rejected: 0,
             included: 0,
+            due: BTreeMap::new(),
             heartbeat_period,
             persist_every,
             since_commit: 0,
@@ -296,6 +336,15 @@ impl Simulation {
         };
         if let Some(dir) = &options.data_dir {
             sim.resume(dir)?;
+            let head = sim.chain.state().head_time();
+            if elapsed(&sim.scenario, head) > sim.scenario.duration && !options.force {
+                return Err(SimError::LongerThanScenario {
+                    dir: dir.display().to_string(),
+                    height: sim.chain.state().head_height(),
+                    held: crate::duration::Duration(elapsed(&sim.scenario, head)).to_string(),
+                    duration: crate::duration::Duration(sim.scenario.duration).to_string(),
+                });
+            }
         }
         Ok(sim)
     }
@@ -338,6 +387,7 @@ impl Simulation {
         self.log = local.log;
         self.rejected = local.rejected;
         self.included = local.included;
+        self.due = local.due;
         self.resumed_at = self.chain.state().head_height();
         Ok(())
     }
@@ -359,13 +409,21 @@ impl Simulation {
             log: self.log.clone(),
             rejected: self.rejected,
             included: self.included,
+            due: self.due.clone(),
             schedulers: self.nodes.iter().map(|n| n.scheduler.memory()).collect(),
         };
-        let bytes = serde_json::to_vec(&local).map_err(|e| SimError::Setup(e.to_string()))?;
+        let bytes = serde_json::to_vec(&local).map_err(|e| SimError::DataDir {
+            dir: "(data directory)".into(),
+            detail: format!("cannot encode the simulation state: {e}"),
+        })?;
         self.chain.sync(vec![(LOCAL_SIMULATION.to_owned(), Some(bytes))]).map_err(|e| {
             SimError::DataDir { dir: "(data directory)".into(), detail: e.to_string() }
         })?;
         self.since_commit = 0;
+        tracing::debug!(
+            height = self.chain.state().head_height(),
+            "committed the chain and the simulation state"
+        );
         Ok(())
     }
 
@@ -374,13 +432,36 @@ impl Simulation {
         &self.chain
     }
 
+    /// Every proposal of the run so far, with its approvers and abstentions.
+    pub fn proposal_log(&self) -> &ProposalLog {
+        &self.log
+    }
+
+    /// An account id (`1.2.5`) as the timeline names it: `witness-4 (1.2.5)`.
+    pub fn account_name(&self, account: &str) -> String {
+        self.names
+            .iter()
+            .find(|(a, _)| a.to_string() == account)
+            .map_or_else(|| account.to_owned(), |(_, n)| format!("{n} ({account})"))
+    }
+
+    /// Whether the run has nothing left to simulate (a data directory that holds it whole).
+    pub fn is_complete(&self) -> bool {
+        elapsed(&self.scenario, self.chain.state().next_slot_time()) > self.scenario.duration
+    }
+
     /// Blocks the run will produce in all.
     pub fn total_blocks(&self) -> u64 {
         self.scenario.duration / self.scenario.params.block_interval
     }
 
+    /// An account as the timeline names it: the node's name with the account id, as in
+    /// `witness-4 (1.2.5)` (the report gives both too).
     fn name(&self, account: AccountId) -> String {
-        self.names.get(&account).cloned().unwrap_or_else(|| account.to_string())
+        match self.names.get(&account) {
+            Some(name) => format!("{name} ({account})"),
+            None => account.to_string(),
+        }
     }
 
     /// An amount with its asset's precision and symbol.
@@ -467,7 +548,11 @@ impl Simulation {
         for line in lines {
             let text = line.unwrap_or_else(|p| {
                 let total = self.log.get(p).map_or(0, |e| e.approvals);
-                format!("proposal {p} approved by {} ({total} in all)", approvals[&p])
+                let n = approvals[&p];
+                let nodes = if n == 1 { "node" } else { "nodes" };
+                format!(
+                    "proposal {p} approved by {n} {nodes} in this block ({total} approvals in all)"
+                )
             });
             timeline.entry(Entry { height, elapsed: elapsed(&self.scenario, t), text });
         }
@@ -527,7 +612,7 @@ impl Simulation {
     fn send_heartbeats(&mut self, t: Timestamp) {
         let slot = self.chain.state().slot_at(t).unwrap_or(0);
         for (i, &node) in self.son_nodes.iter().enumerate() {
-            if self.online[node] && (slot + i as u64) % self.heartbeat_period == 0 {
+            if self.online[node] && (slot + i as u64).is_multiple_of(self.heartbeat_period) {
                 if let Some(tx) = self.heartbeat(node, t) {
                     self.mempool.push(tx);
                 }
@@ -562,7 +647,25 @@ impl Simulation {
                 let text = format!("{kind} for {} held back: {}", d.subject, d.reason);
                 timeline.entry(Entry { height, elapsed: elapsed(&self.scenario, t), text });
             }
+            for o in &report.outcomes {
+                if let (Some(id), PluginStatus::Abstained(why)) = (o.proposal, &o.status) {
+                    self.log.abstained(id, &node.identity.name, why);
+                }
+            }
+            for (kind, subject) in &report.due {
+                let key = format!("{kind} {subject}");
+                let before = self.due.insert(key, height);
+                if before.is_none_or(|h| h + 1 < height) {
+                    let text = format!(
+                        "{kind} for {subject} is due (first seen by {})",
+                        node.identity.name
+                    );
+                    timeline.entry(Entry { height, elapsed: elapsed(&self.scenario, t), text });
+                }
+            }
         }
+        // Pairs no longer due are forgotten, so the map stays as small as what is due.
+        self.due.retain(|_, last| *last + 1 >= height);
         drop(shared);
         self.mempool.extend(sink.take());
     }
@@ -613,8 +716,19 @@ impl Simulation {
             }
             LedgerEvent::VestingCreated { owner, amount, cliff, .. } => {
                 let days = cliff.since(self.chain.state().head_time()) as f64 / 86_400.0;
+                // The SON deposit is in the core asset's smallest unit (Peerplays' PPY has
+                // precision 5).
+                let son = self
+                    .nodes
+                    .iter()
+                    .find(|n| n.identity.account == *owner)
+                    .and_then(|n| n.identity.son)
+                    .map(|s| format!("son {s}'s owner "))
+                    .unwrap_or_default();
                 format!(
-                    "deposit of {amount} vesting for {} (cliff in {days:.1} days)",
+                    "deposit of {}.{:05} PPY vesting for {son}{} (cliff in {days:.1} days)",
+                    amount / 100_000,
+                    amount % 100_000,
                     self.name(*owner)
                 )
             }
@@ -658,7 +772,13 @@ impl Simulation {
         let mut proposals: Vec<_> = self.log.entries().cloned().collect();
         proposals
             .sort_by_key(|p| p.id.trim_start_matches("1.10.").parse::<u64>().unwrap_or(u64::MAX));
+        let by_id: BTreeMap<String, &String> =
+            self.names.iter().map(|(a, n)| (a.to_string(), n)).collect();
+        for p in &mut proposals {
+            p.proposer_name = by_id.get(&p.proposer).map(|n| (*n).clone());
+        }
         let report = Report {
+            format_version: report::REPORT_FORMAT,
             scenario: self.scenario.name.clone(),
             seed: self.scenario.seed,
             genesis_time: self.scenario.genesis_time.secs(),
@@ -668,6 +788,7 @@ impl Simulation {
             sons: report::sons(st),
             proposals,
             events: self.log.events().to_vec(),
+            timeline: Vec::new(),
         };
         let failures =
             self.scenario.expect.iter().filter_map(|x| check_expectation(&report, st, x)).collect();
@@ -720,6 +841,11 @@ pub fn check_agreement(
     } else {
         Err(SimError::Diverged { height, producer: producer.to_owned(), nodes })
     }
+}
+
+/// The wall clock as RFC 3339, for the owner file (node-local; never on the chain).
+fn wall_clock_now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 #[cfg(test)]

@@ -18,8 +18,12 @@ fn lifetime(state: &State) -> u64 {
     state.witness_cycles_lifetime(3)
 }
 
-const SON_PROPOSAL: ProposalPolicy =
-    ProposalPolicy { son_record: true, eligible: Eligibility::ElectedSon, lifetime };
+const SON_PROPOSAL: ProposalPolicy = ProposalPolicy {
+    son_record: true,
+    eligible: Eligibility::ElectedSon,
+    lifetime,
+    readiness: None,
+};
 
 const OPERATIONS: [OperationDescriptor; 6] = [
     OperationDescriptor {

@@ -40,6 +40,7 @@ const DESCRIPTOR: OperationDescriptor = OperationDescriptor {
         son_record: true,
         eligible: Eligibility::ActiveWitness,
         lifetime,
+        readiness: Some(crate::rule::readiness),
     }),
     example: || Box::new(SonDeregister { son: SonId(3) }),
 };

@@ -92,3 +92,24 @@ pub fn due(state: &State) -> impl Iterator<Item = SonId> + '_ {
         .filter(move |(down, id)| time_rule(state, *id, SonStatus::InMaintenance, *down).is_ok())
         .map(|(_, id)| id)
 }
+
+/// Whether deregistering `subject` is due by the time rule, for explanations (guards are
+/// reported beside it by `State::explain`), and when it becomes due if it is not yet.
+pub fn readiness(state: &State, subject: &Subject) -> sonprop_core::Readiness {
+    use sonprop_core::Readiness;
+    let Some(son) = subject.son() else {
+        return Readiness::NotDue { why: format!("{subject} is not a SON") };
+    };
+    let Some(s) = state.son(son) else {
+        return Readiness::NotDue { why: DeregisterError::UnknownSon(son).to_string() };
+    };
+    let last_down = s.statistics.last_down_timestamp;
+    let needed = state.params().son_deregister_time;
+    let due_at = last_down.plus(needed);
+    let why = format!("deregistered son_deregister_time ({needed} s) after it went down");
+    match time_rule(state, son, s.status, last_down) {
+        Ok(()) => Readiness::Due { since: Some(due_at), why },
+        Err(DeregisterError::TooEarly { .. }) => Readiness::DueAt { at: due_at, why },
+        Err(e) => Readiness::NotDue { why: e.to_string() },
+    }
+}

@@ -227,3 +227,29 @@ async fn a_son_proposed_deregistration_is_refused_by_the_ledger() {
     let by_witness = create_deregister(&net, 0, false, 2);
     net.ledger.check_transaction(&by_witness).expect("the same proposal from a witness is due");
 }
+
+/// The explanation agrees with the rule: not due yet (with the exact time it becomes due) one
+/// block before, due at it, and a guard's deferral is reported beside the rule's verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_gives_the_time_it_becomes_due_and_the_guard_that_defers_it() {
+    use sonprop_core::Readiness;
+    let mut net = network_with(&[GUARD]);
+    let down = son_2_in_maintenance(&mut net).await;
+    let subject = Subject::Son(SonId(2));
+    while net.now() < down.plus(DEREGISTER_TIME - 3) {
+        net.produce_block();
+    }
+    let e = net.ledger.state().explain(KIND, &subject).expect("a proposable kind");
+    assert!(
+        matches!(e.readiness, Some(Readiness::DueAt { at, .. }) if at == down.plus(DEREGISTER_TIME)),
+        "{e:?}"
+    );
+    net.produce_block();
+    let e = net.ledger.state().explain(KIND, &subject).expect("a proposable kind");
+    assert!(matches!(e.readiness, Some(Readiness::Due { .. })), "{e:?}");
+    // SON 2 is deferred until an hour after genesis, which is later than this.
+    assert_eq!(e.deferred.as_ref().map(|d| d.0), Some("pending-withdrawals"), "{e:?}");
+    // An active SON is not due at all, whenever.
+    let e = net.ledger.state().explain(KIND, &Subject::Son(SonId(1))).expect("kind");
+    assert!(matches!(e.readiness, Some(Readiness::NotDue { .. })), "{e:?}");
+}

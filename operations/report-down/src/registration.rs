@@ -40,6 +40,7 @@ const DESCRIPTOR: OperationDescriptor = OperationDescriptor {
         son_record: true,
         eligible: Eligibility::WitnessOrSon,
         lifetime,
+        readiness: Some(crate::rule::readiness),
     }),
     example: || Box::new(SonReportDown { son: SonId(3), down_ts: Timestamp(1_767_229_200) }),
 };

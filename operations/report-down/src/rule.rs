@@ -104,3 +104,24 @@ pub fn due(state: &State) -> impl Iterator<Item = (SonId, Timestamp)> + '_ {
         .filter(move |(status, ts, id)| report_rule(state, *id, *status, *ts, *ts).is_ok())
         .map(|(_, ts, id)| (id, ts))
 }
+
+/// Whether reporting `subject` down is due, for explanations: the same rule as [`check_report`]
+/// with its last heartbeat as the down time, and when it becomes due if it is not yet.
+pub fn readiness(state: &State, subject: &sonprop_core::Subject) -> sonprop_core::Readiness {
+    use sonprop_core::Readiness;
+    let Some(son) = subject.son() else {
+        return Readiness::NotDue { why: format!("{subject} is not a SON") };
+    };
+    let Some(s) = state.son(son) else {
+        return Readiness::NotDue { why: ReportDownError::UnknownSon(son).to_string() };
+    };
+    let last = s.statistics.last_active_timestamp;
+    let needed = state.params().son_down_time;
+    let due_at = last.plus(needed);
+    let why = format!("reported down son_down_time ({needed} s) after its last heartbeat");
+    match report_rule(state, son, s.status, last, last) {
+        Ok(()) => Readiness::Due { since: Some(due_at), why },
+        Err(ReportDownError::NotDownLongEnough { .. }) => Readiness::DueAt { at: due_at, why },
+        Err(e) => Readiness::NotDue { why: e.to_string() },
+    }
+}

@@ -105,3 +105,25 @@ async fn an_executed_report_puts_the_son_in_maintenance_as_of_its_last_heartbeat
         assert_eq!(net.ledger.state().son(SonId(i)).expect("son").status, SonStatus::Active);
     }
 }
+
+/// The explanation agrees with the rule: a silent SON is not due yet one block before
+/// son_down_time after its last heartbeat (and says when it will be), due at it; a standby SON
+/// is never due.
+#[test]
+fn readiness_gives_the_time_a_silent_son_becomes_due() {
+    use sonprop_core::{Readiness, Subject};
+    let mut net = network();
+    let g = net.genesis.genesis_time;
+    produce_to(&mut net, g.plus(357));
+    let e = net.ledger.state().explain(crate::KIND, &Subject::Son(SonId(2))).expect("kind");
+    assert!(matches!(e.readiness, Some(Readiness::DueAt { at, .. }) if at == g.plus(360)), "{e:?}");
+    produce_to(&mut net, g.plus(360));
+    let e = net.ledger.state().explain(crate::KIND, &Subject::Son(SonId(2))).expect("kind");
+    assert!(
+        matches!(e.readiness, Some(Readiness::Due { since: Some(at), .. }) if at == g.plus(360)),
+        "{e:?}"
+    );
+    let standby = Subject::Son(SonId(6));
+    let e = net.ledger.state().explain(crate::KIND, &standby).expect("kind");
+    assert!(matches!(e.readiness, Some(Readiness::NotDue { .. })), "{e:?}");
+}

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     measure_apply, measure_lifecycles, measure_triggers, peak_rss_mib, ApplyFigures, TriggerRow,
 };
-use crate::cli::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE, USAGE};
+use crate::cli::{EXIT_FAILURE, EXIT_OK};
 use crate::scenario::Scenario;
 use crate::sim::{Entry, Observer, Options, Simulation};
 
@@ -77,19 +77,10 @@ impl Observer for Silent {
     fn entry(&mut self, _: Entry) {}
 }
 
-/// `sonprop bench-sim --days N`: runs the default network and prints [`SimFigures`] as JSON.
-pub fn bench_sim(args: &[String], out: &mut dyn Write) -> i32 {
-    let (days, data_dir) = match args {
-        [flag, n] if flag == "--days" => (n, None),
-        [flag, n, d, dir] if flag == "--days" && d == "--data-dir" => {
-            (n, Some(std::path::PathBuf::from(dir)))
-        }
-        _ => return EXIT_USAGE,
-    };
-    let days = match days.parse::<u64>() {
-        Ok(d) if d > 0 => d,
-        _ => return EXIT_USAGE,
-    };
+/// `sonprop bench-sim --days N [--data-dir DIR]` (run by `bench` as a child process, so its
+/// peak memory is the simulation's alone): runs the default network and prints [`SimFigures`]
+/// as JSON.
+pub fn bench_sim(days: u64, data_dir: Option<std::path::PathBuf>, out: &mut dyn Write) -> i32 {
     let scenario = default_network(days);
     let Ok(registry) = crate::cli::registry() else { return EXIT_FAILURE };
     let options = Options {
@@ -140,18 +131,7 @@ fn mark(ok: bool) -> &'static str {
 }
 
 /// `sonprop bench [--json] [--quick]`.
-pub fn bench(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let (mut json, mut quick) = (false, false);
-    for a in args {
-        match a.as_str() {
-            "--json" => json = true,
-            "--quick" => quick = true,
-            other => {
-                let _ = writeln!(err, "sonprop: unknown bench option `{other}`\n\n{USAGE}");
-                return EXIT_USAGE;
-            }
-        }
-    }
+pub fn bench(json: bool, quick: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let step = |err: &mut dyn Write, what: &str| {
         let _ = writeln!(err, "bench: {what}…");
     };

@@ -250,7 +250,7 @@ impl BenchChain {
         self.elected
             .iter()
             .enumerate()
-            .filter(|(i, _)| *i != silent && (slot + *i as u64) % period == 0)
+            .filter(|(i, _)| *i != silent && (slot + *i as u64).is_multiple_of(period))
             .map(|(_, n)| {
                 let op = SonHeartbeat { son: n.son.expect("son"), owner: n.account, timestamp: t };
                 Transaction::single(t.plus(30), op).sign(&st.chain_id(), &[&n.keys])

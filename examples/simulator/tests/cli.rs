@@ -1,0 +1,237 @@
+//! The `sonprop` command as a user meets it: help, version, typos, bad input and the
+//! resume rules, run as a process. Outputs people read are pinned by `insta` snapshots
+//! (`tests/snapshots/`); a change to them shows up as a diff to review.
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+
+fn sonprop() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sonprop"));
+    // Help is wrapped to the terminal width: fix it, and keep the log level the default.
+    c.env("COLUMNS", "100").env_remove("RUST_LOG");
+    c
+}
+
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&str]) -> Out {
+    let o = sonprop().args(args).output().expect("runs");
+    Out {
+        code: o.status.code(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn temp(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("sonprop-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).expect("temp dir");
+    p
+}
+
+fn scenario(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("scenario");
+    path.to_str().expect("utf-8").to_owned()
+}
+
+const SHORT: &str = "name = \"short\"\nduration = \"DUR\"\n[network]\nwitnesses = 3\nsons = 5\n";
+
+#[test]
+fn help_is_there_for_every_command() {
+    let top = run(&["--help"]);
+    assert_eq!(top.code, Some(0));
+    insta::assert_snapshot!("help", top.stdout);
+    let simulate = run(&["simulate", "--help"]);
+    assert_eq!(simulate.code, Some(0));
+    insta::assert_snapshot!("simulate_help", simulate.stdout);
+    for cmd in [
+        &["inspect", "--help"][..],
+        &["operations", "--help"],
+        &["bench", "-h"],
+        &["bitcoin", "address", "--help"],
+        &["completions", "--help"],
+    ] {
+        let o = run(cmd);
+        assert_eq!(o.code, Some(0), "{cmd:?}: {}", o.stderr);
+        assert!(o.stdout.contains("Usage: sonprop"), "{cmd:?}: {}", o.stdout);
+    }
+    // No command at all: the help, on stderr, exit 2.
+    let none = run(&[]);
+    assert_eq!(none.code, Some(2));
+    assert!(none.stderr.contains("Usage: sonprop"), "{}", none.stderr);
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    for flag in ["-V", "--version"] {
+        let o = run(&[flag]);
+        assert_eq!(o.code, Some(0));
+        assert_eq!(o.stdout.trim(), format!("sonprop {}", env!("CARGO_PKG_VERSION")));
+    }
+}
+
+#[test]
+fn typos_get_a_suggestion_and_only_the_relevant_usage() {
+    let o = run(&["simualte"]);
+    assert_eq!(o.code, Some(2));
+    insta::assert_snapshot!("typo_command", o.stderr);
+    let o = run(&["simulate", "--raport", "r.json"]);
+    assert_eq!(o.code, Some(2));
+    insta::assert_snapshot!("typo_flag", o.stderr);
+    let o = run(&["bench-sim"]);
+    assert_eq!(o.code, Some(2));
+    assert!(o.stderr.contains("--days"), "{}", o.stderr);
+}
+
+#[test]
+fn completions_are_generated() {
+    let o = run(&["completions", "bash"]);
+    assert_eq!(o.code, Some(0));
+    assert!(o.stdout.contains("_sonprop()") && o.stdout.contains("simulate"), "{}", o.stdout);
+    assert_eq!(run(&["completions", "tcsh"]).code, Some(2), "an unknown shell is refused");
+}
+
+#[test]
+fn a_bad_scenario_shows_the_line_and_the_span() {
+    let d = temp("bad");
+    let float = scenario(&d, "float.toml", &SHORT.replace("\"DUR\"", "14.5"));
+    let o = run(&["simulate", &float]);
+    assert_eq!(o.code, Some(2));
+    insta::assert_snapshot!("bad_duration", o.stderr.replace(&float, "float.toml"));
+    let zero = scenario(&d, "zero.toml", &SHORT.replace("DUR", "1h").replace("= 3", "= 0"));
+    let o = run(&["simulate", &zero]);
+    assert_eq!(o.code, Some(2));
+    insta::assert_snapshot!("no_witness", o.stderr.replace(&zero, "zero.toml"));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn an_unwritable_report_fails_before_the_run() {
+    let o = run(&["simulate", "--report", "/nonexistent-dir/r.json"]);
+    assert_eq!(o.code, Some(3));
+    assert!(o.stderr.contains("cannot write the report"), "{}", o.stderr);
+    assert!(!o.stdout.contains("summary"), "it stopped before simulating: {}", o.stdout);
+}
+
+#[test]
+fn quiet_output_is_the_summary_alone() {
+    let d = temp("quiet");
+    let s = scenario(&d, "s.toml", &SHORT.replace("DUR", "10m"));
+    let o = run(&["simulate", "--quiet", &s]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(o.stdout.starts_with("summary: 200 blocks"), "{}", o.stdout);
+    assert_eq!(o.stderr, "", "nothing logged at the default level");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn resuming_says_what_it_does() {
+    let d = temp("resume");
+    let two = scenario(&d, "two.toml", &SHORT.replace("DUR", "2h"));
+    let one = scenario(&d, "one.toml", &SHORT.replace("DUR", "1h"));
+    let data = d.join("data");
+    let data = data.to_str().expect("utf-8");
+    let first = run(&["simulate", "-q", &one, "--data-dir", data]);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    // Longer: it resumes where the directory ends.
+    let longer = run(&["simulate", &two, "--data-dir", data]);
+    assert_eq!(longer.code, Some(0), "{}", longer.stderr);
+    assert!(longer.stdout.contains("resuming at block 1200 (T+01:00:00)"), "{}", longer.stdout);
+    // Again: nothing left to do, and it says so.
+    let again = run(&["simulate", &two, "--data-dir", data]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert!(again.stdout.contains("already complete (block 2400, T+02:00:00)"), "{}", again.stdout);
+    assert!(!again.stdout.contains("resuming"), "{}", again.stdout);
+    // Shorter than what it holds: an error, unless --force.
+    let shorter = run(&["simulate", &one, "--data-dir", data]);
+    assert_eq!(shorter.code, Some(2));
+    assert!(shorter.stderr.contains("longer than this scenario's 1h"), "{}", shorter.stderr);
+    assert!(shorter.stderr.contains("--force"), "{}", shorter.stderr);
+    let forced = run(&["simulate", "-q", &one, "--data-dir", data, "--force"]);
+    assert_eq!(forced.code, Some(0), "{}", forced.stderr);
+    assert!(forced.stdout.contains("summary: 2400 blocks"), "{}", forced.stdout);
+    // Timestamps people read: RFC 3339 with the offset from genesis.
+    let inspect = run(&["inspect", data]);
+    assert_eq!(inspect.code, Some(0), "{}", inspect.stderr);
+    assert!(
+        inspect.stdout.contains("head block 2400 at 2026-01-01T02:00:00Z (T+02:00:00)"),
+        "{}",
+        inspect.stdout
+    );
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn a_data_directory_in_use_names_the_process_holding_it() {
+    let d = temp("lock");
+    let long = scenario(&d, "long.toml", &SHORT.replace("DUR", "60d"));
+    let data = d.join("data");
+    let mut holder = std::process::Command::new(env!("CARGO_BIN_EXE_sonprop"))
+        .args(["simulate", "-q", &long, "--data-dir"])
+        .arg(&data)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // Wait until it has opened the store and said so.
+    let owner = data.join("owner");
+    for _ in 0..600 {
+        if std::fs::read_to_string(&owner).is_ok_and(|o| !o.is_empty()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let second = run(&["simulate", "-q", &long, "--data-dir", data.to_str().expect("utf-8")]);
+    holder.kill().expect("kill");
+    holder.wait().expect("reap");
+    assert_eq!(second.code, Some(2), "{}", second.stderr);
+    assert!(
+        second.stderr.contains(&format!("in use by another process (by process {} ", holder.id())),
+        "{}",
+        second.stderr
+    );
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn explain_says_when_the_default_scenario_son_becomes_due_and_who_deregistered_it() {
+    let before = run(&["explain", "1.33.3", "--at", "T+06:00"]);
+    assert_eq!(before.code, Some(0), "{}", before.stderr);
+    insta::assert_snapshot!("explain_t6", before.stdout);
+    let after = run(&["explain", "1.33.3", "--at", "T+13:00", "--json"]);
+    assert_eq!(after.code, Some(0), "{}", after.stderr);
+    let json: serde_json::Value = serde_json::from_str(&after.stdout).expect("JSON");
+    assert_eq!(json["son"]["status"], "deregistered");
+    let dereg = json["proposals"]
+        .as_array()
+        .expect("proposals")
+        .iter()
+        .find(|p| p["kind"] == "son_deregister")
+        .expect("the deregistration");
+    assert_eq!(dereg["id"], "1.10.1");
+    assert_eq!(dereg["outcome"], "executed");
+    assert_eq!(dereg["approved_by"].as_array().map(Vec::len), Some(10));
+    let bad = run(&["explain", "1.33.3", "--at", "T+99:00"]);
+    assert_eq!(bad.code, Some(2));
+    assert!(bad.stderr.contains("after the end of scenario"), "{}", bad.stderr);
+}
+
+#[test]
+fn explain_reads_a_data_directory_at_its_head() {
+    let d = temp("explain");
+    let data = d.join("data");
+    let data = data.to_str().expect("utf-8");
+    let run1 = run(&["simulate", "-q", "--data-dir", data]);
+    assert_eq!(run1.code, Some(0), "{}", run1.stderr);
+    let o = run(&["explain", "1.33.3", "--data-dir", data]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(o.stdout.starts_with("1.33.3 at block 16800"), "{}", o.stdout);
+    assert!(o.stdout.contains("proposal 1.10.1 son_deregister"), "{}", o.stdout);
+    std::fs::remove_dir_all(&d).ok();
+}
