@@ -418,3 +418,24 @@ fn bitcoin_address_prints_the_golden_vector_and_refuses_bad_keys_with_exit_2() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+/// The README shows the built-in run as it is: every line of its example output but the wall
+/// time is what `sonprop simulate` prints.
+#[test]
+fn the_readme_shows_the_built_in_run_as_it_is() {
+    let readme = include_str!("../README.md");
+    let start = readme.find("```text\nscenario single-outage").expect("the README's example run");
+    let block = &readme[start + "```text\n".len()..];
+    let block = &block[..block.find("```").expect("closed")];
+    let (code, out, err) = run_cli(&["simulate"]);
+    assert_eq!(code, EXIT_OK, "{err}");
+    let strip = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| match l.find(" simulated in ") {
+                Some(i) => l[..i].to_owned(),
+                None => l.to_owned(),
+            })
+            .collect()
+    };
+    assert_eq!(strip(block), strip(&out), "README.md's example differs from the run");
+}
