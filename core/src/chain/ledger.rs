@@ -14,6 +14,7 @@ use crate::chain::objects::SonStatus;
 use crate::chain::store::Store;
 use crate::chain::time::Timestamp;
 use crate::chain::tx::{block_id, Block, SignedTransaction};
+use crate::chain::verify::{precheck, precheck_all, Prechecked};
 
 /// How many blocks `pop_block` can undo by default.
 pub const DEFAULT_UNDO_DEPTH: usize = 1000;
@@ -62,6 +63,8 @@ pub struct Ledger {
     pub(crate) history: VecDeque<Session>,
     pub(crate) undo_depth: usize,
     pub(crate) persistence: Option<Persistence>,
+    /// Transactions whose signatures this node verified (node-local; spares work only).
+    pub(crate) verified: crate::chain::verify::VerifiedCache,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -129,6 +132,7 @@ impl Ledger {
             history: VecDeque::new(),
             undo_depth: DEFAULT_UNDO_DEPTH,
             persistence: None,
+            verified: Default::default(),
         })
     }
 
@@ -166,12 +170,14 @@ impl Ledger {
     pub fn apply_block(&mut self, block: &Block) -> Result<BlockOutcome, LedgerError> {
         self.check_header(block)?;
         self.refuse_if_window_full()?;
+        // Signatures are verified across cores first; the apply below stays sequential.
+        let pre = precheck_all(&self.state.chain_id(), &block.transactions, &self.verified);
         let mut ctx = ApplyContext::new(&mut self.state);
         begin_block(&mut ctx, block.height, block.timestamp);
         let mut ids = Vec::with_capacity(block.transactions.len());
         let (mut size, max) = (0u64, ctx.params().maximum_block_size);
-        for (index, tx) in block.transactions.iter().enumerate() {
-            match apply_transaction(&mut ctx, tx) {
+        for (index, (tx, pre)) in block.transactions.iter().zip(pre).enumerate() {
+            match apply_transaction(&mut ctx, tx, pre) {
                 Ok((id, bytes)) => {
                     ids.push(id);
                     size = size.saturating_add(bytes);
@@ -252,15 +258,16 @@ impl Ledger {
         }
         self.refuse_if_window_full()?;
         let previous = self.state.globals.head_id;
+        let pre = precheck_all(&self.state.chain_id(), &candidates, &self.verified);
         let mut ctx = ApplyContext::new(&mut self.state);
         begin_block(&mut ctx, height, timestamp);
         let mut included = Vec::with_capacity(candidates.len());
         let mut ids = Vec::with_capacity(candidates.len());
         let mut rejected = Vec::new();
         let (mut size, max) = (0u64, ctx.params().maximum_block_size);
-        for tx in candidates {
+        for (tx, pre) in candidates.into_iter().zip(pre) {
             ctx.begin();
-            match apply_transaction(&mut ctx, &tx) {
+            match apply_transaction(&mut ctx, &tx, pre) {
                 Ok((_, bytes)) if size.saturating_add(bytes) > max => {
                     // Full: left out, for a later block.
                     ctx.rollback();
@@ -313,14 +320,27 @@ impl Ledger {
 
     /// Checks a transaction against the current state without keeping any effect (for a node's
     /// mempool): applied as if in a block at the next slot.
+    ///
+    /// A transaction that passes is remembered with its signatures, so they are not verified
+    /// again when a block carrying it is applied or produced here.
     pub fn check_transaction(&mut self, tx: &SignedTransaction) -> Result<(), LedgerError> {
         let next = self.state.next_slot_time();
         let height = self.state.head_height() + 1;
+        let head = self.state.head_time();
+        let pre = precheck(&self.state.chain_id(), tx, &self.verified);
         let mut ctx = ApplyContext::new(&mut self.state);
         begin_block(&mut ctx, height, next);
-        let result = apply_transaction(&mut ctx, tx);
+        let result = apply_transaction(&mut ctx, tx, pre);
         ctx.rollback();
-        result.map(|_| ())
+        let (digest, _) = result?;
+        self.verified.insert(&digest, tx, head);
+        Ok(())
+    }
+
+    /// How many transactions this ledger remembers as verified (see
+    /// [`Ledger::check_transaction`]).
+    pub fn verified_transactions(&self) -> usize {
+        self.verified.len()
     }
 
     /// Applies `f` as a block's effects would be (undo recorded, written at the next commit):
@@ -494,8 +514,9 @@ fn maintenance(ctx: &mut ApplyContext<'_>) {
 fn apply_transaction(
     ctx: &mut ApplyContext<'_>,
     tx: &SignedTransaction,
+    pre: Option<Prechecked>,
 ) -> Result<(Digest, u64), LedgerError> {
-    let run = std::panic::AssertUnwindSafe(|| apply_transaction_unguarded(ctx, tx));
+    let run = std::panic::AssertUnwindSafe(|| apply_transaction_unguarded(ctx, tx, pre));
     std::panic::catch_unwind(run).unwrap_or_else(|payload| {
         Err(LedgerError::Panicked { message: crate::chain::panic::panic_message(&*payload) })
     })
@@ -504,6 +525,7 @@ fn apply_transaction(
 fn apply_transaction_unguarded(
     ctx: &mut ApplyContext<'_>,
     tx: &SignedTransaction,
+    pre: Option<Prechecked>,
 ) -> Result<(Digest, u64), LedgerError> {
     let t = &tx.transaction;
     if t.operations.is_empty() {
@@ -517,8 +539,13 @@ fn apply_transaction_unguarded(
     if t.expiration.since(head) > max {
         return Err(LedgerError::ExpirationTooFar { expiration: t.expiration, head, max });
     }
-    // One encoding serves the digest and the size check.
-    let (digest, transaction_len) = t.digest_and_len(&ctx.chain_id());
+    // One encoding serves the digest and the size check (done ahead, in the pre-check, when
+    // there was one).
+    let (digest, transaction_len) = match pre {
+        Some(p) => (p.digest, p.transaction_len),
+        None => t.digest_and_len(&ctx.chain_id()),
+    };
+    let verified = pre.is_some_and(|p| p.signatures_valid);
     let size = tx.encoded_len(transaction_len);
     let max = ctx.params().maximum_transaction_size;
     if size > max {
@@ -532,7 +559,7 @@ fn apply_transaction_unguarded(
         if !keys.insert(sig.key) {
             return Err(LedgerError::DuplicateSignature { key: sig.key });
         }
-        if !sig.verify(&digest) {
+        if !verified && !sig.verify(&digest) {
             return Err(LedgerError::InvalidSignature { key: sig.key });
         }
     }

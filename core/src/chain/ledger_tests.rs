@@ -1593,3 +1593,59 @@ fn a_guard_that_starts_deferring_after_creation_stops_the_execution() {
     // Other subjects are not guarded.
     propose(&mut net, &w, probe_about("free"), 600);
 }
+
+// ----- signatures checked ahead, across cores -----
+
+fn with_standby(n: usize) -> TestNetwork {
+    TestNetwork::builder().witnesses(3).sons(6).standby_sons(n).build(registry())
+}
+
+/// A block large enough to be pre-checked across cores is applied exactly as one checked in
+/// order: a forged signature is refused at its own index (with the state unchanged), and a good
+/// block gives the producer's state on a replica.
+#[test]
+fn a_block_checked_across_cores_applies_as_one_checked_in_order() {
+    let n = crate::chain::verify::PARALLEL_FROM * 2 + 8;
+    let mut producer = with_standby(n);
+    let mut replica = with_standby(n);
+    let txs: Vec<_> = (6..6 + n).map(|i| producer.heartbeat(i)).collect();
+    let mut forged = txs.clone();
+    let key = forged[23].signatures[0].key;
+    forged[23].signatures[0] = producer.sons[7].keys.sign(&Digest::of(b"other bytes"));
+    forged[23].signatures[0].key = key;
+    let e = apply_block_with(&mut replica, forged).expect_err("a forged signature");
+    assert!(
+        matches!(&e, LedgerError::InBlock { index: 23, source, .. }
+            if matches!(**source, LedgerError::InvalidSignature { key: k } if k == key)),
+        "{e:?}"
+    );
+    let t = producer.ledger.state().next_slot_time();
+    let keys = producer.producer_keys(t).clone();
+    let (block, _, rejected) = producer.ledger.produce_block(t, txs, &keys).expect("produce");
+    assert!(rejected.is_empty(), "{rejected:?}");
+    assert_eq!(block.transactions.len(), n);
+    replica.ledger.apply_block(&block).expect("the replica applies it");
+    assert_eq!(producer.ledger.state_hash(), replica.ledger.state_hash());
+}
+
+/// A transaction checked on entry to the mempool is remembered with its exact signatures: the
+/// same transaction with other signature bytes is verified afresh, and refused when they are
+/// forged.
+#[test]
+fn a_remembered_transaction_does_not_vouch_for_other_signatures() {
+    let mut net = small();
+    let good = net.heartbeat(1);
+    net.ledger.check_transaction(&good).expect("a good heartbeat");
+    assert_eq!(net.ledger.verified_transactions(), 1);
+    let mut forged = good.clone();
+    let key = forged.signatures[0].key;
+    forged.signatures[0] = net.sons[1].keys.sign(&Digest::of(b"other bytes"));
+    forged.signatures[0].key = key;
+    let e = apply_block_with(&mut net, vec![forged]).expect_err("forged");
+    assert!(
+        matches!(&e, LedgerError::InBlock { index: 0, source, .. }
+            if matches!(**source, LedgerError::InvalidSignature { .. })),
+        "{e:?}"
+    );
+    apply_block_with(&mut net, vec![good]).expect("the remembered one applies");
+}

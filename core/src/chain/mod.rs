@@ -28,3 +28,4 @@ pub mod store;
 pub mod table;
 pub mod time;
 pub mod tx;
+pub mod verify;

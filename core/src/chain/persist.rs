@@ -316,6 +316,7 @@ impl Ledger {
             history,
             undo_depth: crate::chain::ledger::DEFAULT_UNDO_DEPTH,
             persistence: Some(persistence),
+            verified: Default::default(),
         }
     }
 

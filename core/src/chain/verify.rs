@@ -1,0 +1,178 @@
+//! Signature work done ahead of the sequential apply: a block's transactions are encoded and
+//! their signatures verified across cores, then applied in order as before; and a transaction
+//! whose signatures a node already verified (on entry to its mempool) is not verified again
+//! when its block is applied.
+//!
+//! Neither changes what is accepted: a pre-check only says "these signatures verify over this
+//! digest", a pure function of the transaction's bytes; every other rule (duplicate and
+//! irrelevant signatures, authorities, expiry, operations) runs in the sequential apply, and a
+//! transaction whose pre-check failed is checked there again, giving the same error as without
+//! it.
+
+use std::collections::BTreeMap;
+
+use crate::chain::crypto::Digest;
+use crate::chain::time::Timestamp;
+use crate::chain::tx::SignedTransaction;
+
+/// Below this many transactions a block is pre-checked on the calling thread: starting threads
+/// costs more than verifying a few signatures (about 35 µs each).
+pub const PARALLEL_FROM: usize = 16;
+
+/// One transaction's pre-check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prechecked {
+    /// The transaction's digest (its id).
+    pub digest: Digest,
+    /// The encoded length of the transaction (without signatures).
+    pub transaction_len: u64,
+    /// Whether every signature verifies over `digest` (from this pre-check or the cache).
+    pub signatures_valid: bool,
+}
+
+/// A transaction's signatures, bound to its digest: the cache's key.
+fn sealed(digest: &Digest, tx: &SignedTransaction) -> Digest {
+    let mut bytes = Vec::with_capacity(32 + tx.signatures.len() * 97);
+    bytes.extend_from_slice(&digest.0);
+    for s in &tx.signatures {
+        bytes.extend_from_slice(&s.key.serialize());
+        bytes.extend_from_slice(&s.sig.serialize_compact());
+    }
+    Digest::of(&bytes)
+}
+
+/// Transactions whose signatures this node has verified, until they expire. Node-local: it
+/// only spares work, never decides validity.
+#[derive(Debug, Default, Clone)]
+pub struct VerifiedCache {
+    entries: BTreeMap<Digest, Timestamp>,
+}
+
+/// Past this many entries, expired ones are dropped on the next insert.
+const CACHE_PRUNE_AT: usize = 4096;
+
+impl VerifiedCache {
+    /// Remembers that `tx` (with exactly these signatures) verified over `digest`.
+    pub fn insert(&mut self, digest: &Digest, tx: &SignedTransaction, head: Timestamp) {
+        if self.entries.len() >= CACHE_PRUNE_AT {
+            self.entries.retain(|_, exp| *exp > head);
+        }
+        self.entries.insert(sealed(digest, tx), tx.transaction.expiration);
+    }
+
+    /// Whether `tx`, with exactly these signatures, verified over `digest` before.
+    pub fn contains(&self, digest: &Digest, tx: &SignedTransaction) -> bool {
+        !self.entries.is_empty() && self.entries.contains_key(&sealed(digest, tx))
+    }
+
+    /// How many transactions it holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Encodes one transaction and verifies its signatures (unless the cache has them). `None` if
+/// encoding panicked (an operation crate's `Serialize`): the sequential apply then meets the
+/// same panic and refuses the transaction with its typed error.
+pub fn precheck(
+    chain_id: &Digest,
+    tx: &SignedTransaction,
+    cache: &VerifiedCache,
+) -> Option<Prechecked> {
+    let run = std::panic::AssertUnwindSafe(|| {
+        let (digest, transaction_len) = tx.transaction.digest_and_len(chain_id);
+        let signatures_valid =
+            cache.contains(&digest, tx) || tx.signatures.iter().all(|s| s.verify(&digest));
+        Prechecked { digest, transaction_len, signatures_valid }
+    });
+    std::panic::catch_unwind(run).ok()
+}
+
+/// Pre-checks every transaction, spread over the machine's cores when there are at least
+/// [`PARALLEL_FROM`]; results in the transactions' order.
+pub fn precheck_all(
+    chain_id: &Digest,
+    txs: &[SignedTransaction],
+    cache: &VerifiedCache,
+) -> Vec<Option<Prechecked>> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if txs.len() < PARALLEL_FROM || cores < 2 {
+        return txs.iter().map(|tx| precheck(chain_id, tx, cache)).collect();
+    }
+    let chunk = txs.len().div_ceil(cores);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = txs
+            .chunks(chunk)
+            .map(|part| {
+                let handle = scope.spawn(move || {
+                    part.iter().map(|tx| precheck(chain_id, tx, cache)).collect::<Vec<_>>()
+                });
+                (part.len(), handle)
+            })
+            .collect();
+        // A worker cannot panic (each pre-check catches its own); if one did, its
+        // transactions are simply checked in the sequential apply.
+        workers
+            .into_iter()
+            .flat_map(|(len, h)| h.join().unwrap_or_else(|_| vec![None; len]))
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::crypto::KeyPair;
+    use crate::chain::ids::{AccountId, SonId};
+    use crate::chain::ops::SonHeartbeat;
+    use crate::chain::tx::Transaction;
+
+    fn tx(i: u64, key: &KeyPair, chain: &Digest) -> SignedTransaction {
+        let hb = SonHeartbeat { son: SonId(i), owner: AccountId(i), timestamp: Timestamp(i) };
+        Transaction::single(Timestamp(1_000 + i), hb).sign(chain, &[key])
+    }
+
+    /// Spread over threads or not, every transaction gets its own verdict, in order.
+    #[test]
+    fn checked_across_threads_as_in_order() {
+        let (chain, key) = (Digest::of(b"chain"), KeyPair::from_seed("k"));
+        let mut txs: Vec<_> = (0..50).map(|i| tx(i, &key, &chain)).collect();
+        for i in [3, 17, 41] {
+            txs[i].signatures[0] = KeyPair::from_seed("other").sign(&Digest::of(b"x"));
+            txs[i].signatures[0].key = key.public();
+        }
+        let cache = VerifiedCache::default();
+        let one_by_one: Vec<_> = txs.iter().map(|t| precheck(&chain, t, &cache)).collect();
+        assert_eq!(precheck_all(&chain, &txs, &cache), one_by_one);
+        let invalid: Vec<_> = one_by_one
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.is_some_and(|p| !p.signatures_valid))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(invalid, vec![3, 17, 41]);
+    }
+
+    /// The cache spares the verification itself: a transaction it holds (with exactly those
+    /// signature bytes) is taken as verified; one it does not hold is verified.
+    #[test]
+    fn the_cache_spares_verification_for_what_it_holds_only() {
+        let (chain, key) = (Digest::of(b"chain"), KeyPair::from_seed("k"));
+        let mut bad = tx(1, &key, &chain);
+        bad.signatures[0] = KeyPair::from_seed("other").sign(&Digest::of(b"x"));
+        bad.signatures[0].key = key.public();
+        let mut cache = VerifiedCache::default();
+        let digest = bad.transaction.digest(&chain);
+        assert!(!precheck(&chain, &bad, &cache).expect("encodes").signatures_valid);
+        // Only a node's own check puts entries here; planting one shows it is not re-verified.
+        cache.insert(&digest, &bad, Timestamp(0));
+        assert!(precheck(&chain, &bad, &cache).expect("encodes").signatures_valid);
+        let good = tx(1, &key, &chain);
+        assert!(!cache.contains(&digest, &good), "other signature bytes are another entry");
+    }
+}
