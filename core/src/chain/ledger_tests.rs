@@ -1649,3 +1649,27 @@ fn a_remembered_transaction_does_not_vouch_for_other_signatures() {
     );
     apply_block_with(&mut net, vec![good]).expect("the remembered one applies");
 }
+
+/// The index validators review from lists exactly the live single-operation proposals of each
+/// kind: a proposal appears when created, goes when it executes, and is restored by pop_block.
+#[test]
+fn single_operation_proposals_are_indexed_by_kind_while_live() {
+    let mut net = small();
+    let w = net.witnesses[0].clone();
+    let listed = |net: &TestNetwork| -> Vec<ProposalId> {
+        net.ledger.state().single_kind_proposals(probe::SON_PROBE).collect()
+    };
+    let id = propose(&mut net, &w, son_probe(1), 600);
+    let plain = || probe::PlainProbe { account: net.users[0].account, amount: 1, fail_after: None };
+    let pair = create_tx(&net, &w, vec![Box::new(plain()), Box::new(plain())], 600);
+    apply_one(&mut net, pair).expect("a two-operation proposal");
+    assert_eq!(listed(&net), vec![id], "only the single-operation one");
+    let plain_listed: Vec<_> =
+        net.ledger.state().single_kind_proposals(probe::PLAIN_PROBE).collect();
+    assert!(plain_listed.is_empty(), "a two-operation proposal is nobody's to review alone");
+    let executed = approve_by_sons(&mut net, id, 0..5);
+    assert!(has_event(&executed, &LedgerEvent::ProposalExecuted { proposal: id }));
+    assert!(listed(&net).is_empty(), "gone once executed");
+    net.ledger.pop_block().expect("pop");
+    assert_eq!(listed(&net), vec![id], "back with the block undone");
+}

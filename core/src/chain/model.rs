@@ -212,18 +212,31 @@ impl Proposal {
     }
 }
 
-/// Proposals by expiration time.
+/// Proposals by expiration time, and single-operation proposals by their operation's kind (what
+/// a kind's validator reviews).
 #[derive(Debug, Clone, Default)]
 pub struct ProposalIndex {
     pub(crate) by_expiration: BTreeSet<(Timestamp, ProposalId)>,
+    pub(crate) single_by_kind: BTreeMap<&'static str, BTreeSet<ProposalId>>,
 }
 
 impl TableIndex<ProposalId, Proposal> for ProposalIndex {
     fn insert(&mut self, id: &ProposalId, p: &Proposal) {
         self.by_expiration.insert((p.expiration_time, *id));
+        if let [op] = p.operations.as_slice() {
+            self.single_by_kind.entry(op.kind()).or_default().insert(*id);
+        }
     }
     fn remove(&mut self, id: &ProposalId, p: &Proposal) {
         self.by_expiration.remove(&(p.expiration_time, *id));
+        if let [op] = p.operations.as_slice() {
+            if let Some(ids) = self.single_by_kind.get_mut(op.kind()) {
+                ids.remove(id);
+                if ids.is_empty() {
+                    self.single_by_kind.remove(op.kind());
+                }
+            }
+        }
     }
 }
 

@@ -305,6 +305,12 @@ impl State {
         self.sons.index().by_active[status.index()].len()
     }
 
+    /// The live proposals that carry a single operation of `kind` (what its validator reviews),
+    /// in id order, from the index.
+    pub fn single_kind_proposals(&self, kind: &str) -> impl Iterator<Item = ProposalId> + '_ {
+        self.proposals.index().single_by_kind.get(kind).into_iter().flatten().copied()
+    }
+
     /// The live proposal of `kind` about `subject`, if there is one.
     pub fn live_proposal(&self, kind: &str, subject: &Subject) -> Option<ProposalId> {
         let rid = self.son_proposals.index().by_kind_subject.get(kind)?.get(subject)?;

@@ -93,6 +93,12 @@ pub fn precheck(
     std::panic::catch_unwind(run).ok()
 }
 
+/// The machine's cores, asked once (the standard library reads the cgroup files each time).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
 /// Pre-checks every transaction, spread over the machine's cores when there are at least
 /// [`PARALLEL_FROM`]; results in the transactions' order.
 pub fn precheck_all(
@@ -100,10 +106,10 @@ pub fn precheck_all(
     txs: &[SignedTransaction],
     cache: &VerifiedCache,
 ) -> Vec<Option<Prechecked>> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    if txs.len() < PARALLEL_FROM || cores < 2 {
+    if txs.len() < PARALLEL_FROM || cores() < 2 {
         return txs.iter().map(|tx| precheck(chain_id, tx, cache)).collect();
     }
+    let cores = cores();
     let chunk = txs.len().div_ceil(cores);
     std::thread::scope(|scope| {
         let workers: Vec<_> = txs

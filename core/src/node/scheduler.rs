@@ -463,26 +463,24 @@ impl Scheduler {
         self.node.son.is_some() && state.son_on_duty(state.head_height() + 1) == self.node.son
     }
 
-    /// The live proposals this node may approve, has not approved, and has not just approved.
+    /// The live proposals this node may approve, has not approved, and has not just approved,
+    /// in id order: only single-operation proposals of kinds it has a validator for, found
+    /// through the index (never a walk over every live proposal).
     fn to_review(&self, state: &State) -> Vec<(ProposalId, &'static str)> {
         let me = self.node.account;
-        state
-            .proposals()
-            .iter()
-            .filter(|(id, p)| {
-                !p.approvals.contains(&me)
-                    && !self.sent_approvals.contains_key(id)
-                    && state.may_approve(p, me)
+        let mut out: Vec<(ProposalId, &'static str)> = self
+            .validators
+            .keys()
+            .flat_map(|kind| state.single_kind_proposals(kind).map(move |id| (id, *kind)))
+            .filter(|(id, _)| !self.sent_approvals.contains_key(id))
+            .filter(|(id, _)| {
+                state
+                    .proposal(*id)
+                    .is_some_and(|p| !p.approvals.contains(&me) && state.may_approve(p, me))
             })
-            .filter_map(|(id, p)| {
-                // A validator speaks for single-operation proposals of its kind only.
-                let [op] = p.operations.as_slice() else {
-                    return None;
-                };
-                let (kind, _) = self.validators.get_key_value(op.kind())?;
-                Some((*id, *kind))
-            })
-            .collect()
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     /// Signs `op` as this node and hands it to the sink; whether the sink took it.

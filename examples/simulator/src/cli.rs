@@ -88,6 +88,9 @@ pub enum Command {
         /// Keep the chain in this directory.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// A replica per node.
+        #[arg(long, conflicts_with = "data_dir")]
+        verify_replicas: bool,
     },
     /// Say why a proposal about a subject (a SON, a proposal, any named subject) was or was
     /// not raised at a point of a run, and why each node approved or abstained.
@@ -218,8 +221,8 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write, terminal: 
         Command::Operations => operations(out),
         Command::Inspect { dir, json } => inspect(&dir, json, out),
         Command::Bench { json, quick } => Ok(crate::bench::cli::bench(json, quick, out, err)),
-        Command::BenchSim { days, data_dir } => {
-            Ok(crate::bench::cli::bench_sim(days, data_dir, out))
+        Command::BenchSim { days, data_dir, verify_replicas } => {
+            Ok(crate::bench::cli::bench_sim(days, data_dir, verify_replicas, out))
         }
         Command::Explain(a) => {
             crate::explain::explain(&a, out).map(|()| EXIT_OK).map_err(|(code, m)| fail(code, m))

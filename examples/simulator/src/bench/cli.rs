@@ -41,6 +41,8 @@ pub struct BenchReport {
     pub sig_verify_ns: u64,
     /// apply / verify.
     pub apply_vs_verify: f64,
+    /// A scheduler's round on a block where it has nothing to do, ns (median).
+    pub scheduler_ns_per_empty_block: u64,
     /// `apply_block` per transaction when this node's mempool already checked them, ns.
     pub apply_block_mempool_checked_ns_per_tx: u64,
     /// Heartbeats per measured block.
@@ -49,6 +51,13 @@ pub struct BenchReport {
     pub lifecycle_per_s: f64,
     /// Simulated days per wall second (default network, 1 day).
     pub sim_days_per_s: f64,
+    /// Wall seconds for 1 simulated day of the default network, one shared replica.
+    pub sim_1d_wall_s: f64,
+    /// The same day with `--data-dir` (commits every 1 000 blocks).
+    pub sim_1d_durable_wall_s: f64,
+    /// The same day with `--verify-replicas` (a replica per node, hashes compared every block;
+    /// `null` with `--quick`).
+    pub sim_1d_replicas_wall_s: Option<f64>,
     /// Wall seconds for 30 simulated days (`null` with `--quick`).
     pub sim_30d_wall_s: Option<f64>,
     /// Peak RSS of the 30-day run, MiB (`null` with `--quick`).
@@ -79,15 +88,21 @@ impl Observer for Silent {
     fn entry(&mut self, _: Entry) {}
 }
 
-/// `sonprop bench-sim --days N [--data-dir DIR]` (run by `bench` as a child process, so its
+/// `sonprop bench-sim --days N [--data-dir DIR | --verify-replicas]` (run by `bench` as a child process, so its
 /// peak memory is the simulation's alone): runs the default network and prints [`SimFigures`]
 /// as JSON.
-pub fn bench_sim(days: u64, data_dir: Option<std::path::PathBuf>, out: &mut dyn Write) -> i32 {
+pub fn bench_sim(
+    days: u64,
+    data_dir: Option<std::path::PathBuf>,
+    verify_replicas: bool,
+    out: &mut dyn Write,
+) -> i32 {
     let scenario = default_network(days);
     let Ok(registry) = crate::cli::registry() else { return EXIT_FAILURE };
     let options = Options {
         data_dir: data_dir.clone(),
         fsync_every: crate::cli::DEFAULT_FSYNC_EVERY,
+        verify_replicas,
         ..Options::default()
     };
     let Ok(mut sim) = Simulation::new(&scenario, registry.into_arc(), &options) else {
@@ -108,11 +123,18 @@ pub fn bench_sim(days: u64, data_dir: Option<std::path::PathBuf>, out: &mut dyn 
     EXIT_OK
 }
 
-fn run_child(days: u64, data_dir: Option<&std::path::Path>) -> Result<SimFigures, String> {
+fn run_child(
+    days: u64,
+    data_dir: Option<&std::path::Path>,
+    replicas: bool,
+) -> Result<SimFigures, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
     let mut args = vec!["bench-sim".to_owned(), "--days".to_owned(), days.to_string()];
     if let Some(d) = data_dir {
         args.extend(["--data-dir".to_owned(), d.display().to_string()]);
+    }
+    if replicas {
+        args.push("--verify-replicas".to_owned());
     }
     let output = Command::new(exe)
         .args(&args)
@@ -144,13 +166,28 @@ pub fn bench(json: bool, quick: bool, out: &mut dyn Write, err: &mut dyn Write) 
         step(err, &format!("triggers at {n} SONs"));
         triggers.push(measure_triggers(n, blocks));
     }
+    step(err, "a scheduler's round with nothing to do");
+    let scheduler_ns_per_empty_block =
+        super::measure_scheduler_empty(if quick { 200 } else { 2_000 });
     step(err, "apply_block against signature verification");
     let apply: ApplyFigures =
         if quick { measure_apply(1_000, 100, 5) } else { measure_apply(10_000, 1_000, 7) };
     step(err, "proposal lifecycles");
     let lifecycle_per_s = measure_lifecycles(if quick { 50 } else { 400 });
     step(err, "1 simulated day");
-    let day = match run_child(1, None) {
+    let day = match run_child(1, None, false) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = writeln!(err, "sonprop: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    step(err, "1 simulated day with --data-dir");
+    let dir = std::env::temp_dir().join(format!("sonprop-bench-day-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let day_durable = run_child(1, Some(&dir), false);
+    let _ = std::fs::remove_dir_all(&dir);
+    let day_durable = match day_durable {
         Ok(f) => f,
         Err(e) => {
             let _ = writeln!(err, "sonprop: {e}");
@@ -168,18 +205,20 @@ pub fn bench(json: bool, quick: bool, out: &mut dyn Write, err: &mut dyn Write) 
             return EXIT_FAILURE;
         }
     };
-    let (mut d10, mut d30, mut d30_disk) = (None, None, None);
+    let (mut d10, mut d30, mut d30_disk, mut day_replicas) = (None, None, None, None);
     if !quick {
+        step(err, "1 simulated day with a replica per node (--verify-replicas)");
+        day_replicas = run_child(1, None, true).ok();
         step(err, "10 simulated days");
-        d10 = run_child(10, None).ok();
+        d10 = run_child(10, None, false).ok();
         step(err, "30 simulated days");
-        d30 = run_child(30, None).ok();
+        d30 = run_child(30, None, false).ok();
         step(err, "30 simulated days with --data-dir");
         let dir = std::env::temp_dir().join(format!("sonprop-bench-sim-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        d30_disk = run_child(30, Some(&dir)).ok();
+        d30_disk = run_child(30, Some(&dir), false).ok();
         let _ = std::fs::remove_dir_all(&dir);
-        if d10.is_none() || d30.is_none() || d30_disk.is_none() {
+        if d10.is_none() || d30.is_none() || d30_disk.is_none() || day_replicas.is_none() {
             let _ = writeln!(err, "sonprop: a long simulation child failed");
             return EXIT_FAILURE;
         }
@@ -192,9 +231,13 @@ pub fn bench(json: bool, quick: bool, out: &mut dyn Write, err: &mut dyn Write) 
         sig_verify_ns: apply.sig_verify_ns,
         apply_vs_verify: apply.ratio,
         apply_block_mempool_checked_ns_per_tx: apply.apply_block_mempool_checked_ns_per_tx,
+        scheduler_ns_per_empty_block,
         apply_txs_per_block: apply.txs_per_block,
         lifecycle_per_s,
         sim_days_per_s: day.days as f64 / day.wall_s,
+        sim_1d_wall_s: day.wall_s,
+        sim_1d_durable_wall_s: day_durable.wall_s,
+        sim_1d_replicas_wall_s: day_replicas.as_ref().map(|f| f.wall_s),
         sim_30d_wall_s: d30.as_ref().map(|f| f.wall_s),
         sim_30d_peak_rss_mib: d30.as_ref().and_then(|f| f.peak_rss_mib),
         sim_10d_peak_rss_mib: d10.as_ref().and_then(|f| f.peak_rss_mib),
@@ -219,7 +262,9 @@ fn print_table(r: &BenchReport, out: &mut dyn Write) {
         if r.quick { " --quick" } else { "" },
         r.cores
     );
-    let _ = writeln!(out, "\ntrigger evaluation per block (report-down + deregister; median; 1% of SONs in maintenance, {} live proposals)", super::LIVE_PROPOSALS);
+    let _ = writeln!(out, "\nreport-down + deregister per block on the next producer's node (median; 1% of SONs in maintenance, {} live proposals)", super::LIVE_PROPOSALS);
+    let _ = writeln!(out, "  indexed: the triggers, plus the scheduler's round around them (snapshot, who runs, review step)");
+    let _ = writeln!(out, "  scan: Peerplays' loops (active SONs and records; every SON; the approval step's proposal copy)");
     let _ = writeln!(
         out,
         "{:>9}  {:>12}  {:>12}  {:>12}  {:>4}",
@@ -232,6 +277,11 @@ fn print_table(r: &BenchReport, out: &mut dyn Write) {
             t.sons, t.indexed_ns_per_block, t.scan_ns_per_block, t.ratio, t.due
         );
     }
+    let _ = writeln!(
+        out,
+        "scheduler round with nothing due or to review: {} ns per block per node",
+        r.scheduler_ns_per_empty_block
+    );
     let _ = writeln!(
         out,
         "\napply_block: {} ns per heartbeat transaction ({} per block, signatures checked across {} cores); raw secp256k1 verify: {} ns; ratio {:.2}x",
@@ -251,6 +301,17 @@ fn print_table(r: &BenchReport, out: &mut dyn Write) {
         out,
         "simulation, default network: {:.2} simulated days per wall second",
         r.sim_days_per_s
+    );
+    let replicas = r
+        .sim_1d_replicas_wall_s
+        .map(|w| format!(", {w:.1} s with a replica per node ({:.0}x)", w / r.sim_1d_wall_s))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "1 simulated day: {:.2} s wall, {:.2} s with --data-dir ({:.2}x){replicas}",
+        r.sim_1d_wall_s,
+        r.sim_1d_durable_wall_s,
+        r.sim_1d_durable_wall_s / r.sim_1d_wall_s
     );
     if let (Some(w), Some(m)) = (r.sim_30d_wall_s, r.sim_30d_peak_rss_mib) {
         let m10 = r.sim_10d_peak_rss_mib.unwrap_or(f64::NAN);

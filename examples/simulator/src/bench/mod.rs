@@ -19,6 +19,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 use sonprop_core::chain::ops::{ProposalCreate, ProposalUpdate, SonHeartbeat};
+use sonprop_core::node::scheduler::{CollectingSink, Scheduler, SchedulerConfig};
+use sonprop_core::node::services::Services;
 use sonprop_core::testkit::probe::{self, AccountProbe, SonProbe};
 use sonprop_core::{
     Account, AccountId, Authority, Block, ChainParameters, Digest, Genesis, KeyPair, Ledger,
@@ -317,12 +319,46 @@ pub fn indexed_due(state: &State, node: &NodeIdentity) -> Due {
     Due { reports, deregistrations }
 }
 
-/// The Peerplays-style scans.
+/// Peerplays' loops ([`baseline`]), with the approval step's copy of the live proposals.
 pub fn scan_due(state: &State, node: &NodeIdentity) -> Due {
+    std::hint::black_box(baseline::copy_proposals(state));
     Due {
         reports: baseline::report_down(state, node),
         deregistrations: baseline::deregister(state),
     }
+}
+
+/// The node half the bench's schedulers run: report-down and deregister-son.
+fn scheduler_registry() -> Arc<Registry> {
+    Registry::builder()
+        .with(&sonprop_report_down::PLUGIN)
+        .with(&sonprop_deregister_son::PLUGIN)
+        .build()
+        .expect("unique kinds")
+        .into_arc()
+}
+
+/// One scheduler per witness node of `chain`, keyed by witness.
+fn witness_schedulers(chain: &BenchChain) -> BTreeMap<WitnessId, Scheduler> {
+    let reg = scheduler_registry();
+    chain
+        .witnesses
+        .iter()
+        .map(|w| {
+            let s = Scheduler::new(
+                reg.node(),
+                w.clone(),
+                &Services::default(),
+                SchedulerConfig::default(),
+            )
+            .expect("no services needed");
+            (w.witness.expect("a witness"), s)
+        })
+        .collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime")
 }
 
 /// One row of the trigger table.
@@ -351,25 +387,57 @@ fn median(mut v: Vec<u64>) -> u64 {
 /// for the cache damage the other does: a node runs one of them, not both. The second pass checks
 /// block by block that both found the same SONs.
 pub fn measure_triggers(sons: usize, blocks: usize) -> TriggerRow {
-    let pass = |measure: &dyn Fn(&State, &NodeIdentity) -> Due| {
+    // Both sides run on the node that would run them: the next block's producer.
+    let producer = |chain: &BenchChain| {
+        let st = chain.ledger.state();
+        let w = st.scheduled_producer(st.next_slot_time()).expect("a producer");
+        chain.witnesses.iter().find(|n| n.witness == Some(w)).expect("a witness node").clone()
+    };
+    // Indexed: the triggers as the producer's node runs them, plus the scheduler's round around
+    // them (who runs what, the review step over every live proposal), timed on a node of the
+    // same chain with nothing due. Signing what is found is left out on both sides.
+    let (indexed, a) = {
         let mut chain = BenchChain::new(sons, ChainParameters::default());
-        let node = chain.witnesses[1].clone();
+        let mut schedulers = witness_schedulers(&chain);
+        let rt = runtime();
         let mut times = Vec::with_capacity(blocks);
         let mut found = Vec::with_capacity(blocks);
         for _ in 0..blocks {
             // SON 0 has stopped: it falls due for a report after son_down_time.
             let beats = chain.due_heartbeats(0);
             chain.produce(beats);
+            let node = producer(&chain);
+            let (_, idle) = schedulers
+                .iter_mut()
+                .find(|(w, _)| Some(**w) != node.witness)
+                .expect("another witness");
+            let sink = CollectingSink::default();
+            let t0 = Instant::now();
+            let round = rt.block_on(idle.on_block(chain.ledger.snapshot(), &sink));
+            let t1 = Instant::now();
+            let due = std::hint::black_box(indexed_due(chain.ledger.state(), &node));
+            times.push((t1 - t0 + t1.elapsed()).as_nanos() as u64);
+            std::hint::black_box(round);
+            found.push(due);
+        }
+        (median(times), found)
+    };
+    let (scanned, b) = {
+        let mut chain = BenchChain::new(sons, ChainParameters::default());
+        let mut times = Vec::with_capacity(blocks);
+        let mut found = Vec::with_capacity(blocks);
+        for _ in 0..blocks {
+            let beats = chain.due_heartbeats(0);
+            chain.produce(beats);
+            let node = producer(&chain);
             let st = chain.ledger.state();
             let t0 = Instant::now();
-            let due = std::hint::black_box(measure(st, &node));
+            let due = std::hint::black_box(scan_due(st, &node));
             times.push(t0.elapsed().as_nanos() as u64);
             found.push(due);
         }
         (median(times), found)
     };
-    let (indexed, a) = pass(&indexed_due);
-    let (scanned, b) = pass(&scan_due);
     let (a, b): (Vec<Due>, Vec<Due>) = (
         a.into_iter().map(Due::normalized).collect(),
         b.into_iter().map(Due::normalized).collect(),
@@ -384,6 +452,30 @@ pub fn measure_triggers(sons: usize, blocks: usize) -> TriggerRow {
         ratio: scanned as f64 / i as f64,
         due,
     }
+}
+
+/// A scheduler's round on a block where it has nothing to do (a witness that does not produce
+/// next, on the default network with no live proposal): median ns over `blocks` blocks.
+pub fn measure_scheduler_empty(blocks: usize) -> u64 {
+    let mut chain = BenchChain::new(ELECTED, ChainParameters::default());
+    let mut schedulers = witness_schedulers(&chain);
+    let rt = runtime();
+    let mut times = Vec::with_capacity(blocks);
+    for _ in 0..blocks {
+        let beats = chain.due_heartbeats(usize::MAX);
+        chain.produce(beats);
+        let st = chain.ledger.state();
+        let next = st.scheduled_producer(st.next_slot_time());
+        let (_, scheduler) =
+            schedulers.iter_mut().find(|(w, _)| Some(**w) != next).expect("an idle witness");
+        let sink = CollectingSink::default();
+        let t0 = Instant::now();
+        let snapshot = chain.ledger.snapshot();
+        let report = rt.block_on(scheduler.on_block(snapshot, &sink));
+        times.push(t0.elapsed().as_nanos() as u64);
+        assert!(report.outcomes.is_empty(), "an idle witness runs nothing");
+    }
+    median(times)
 }
 
 /// `apply_block` per heartbeat transaction, and raw verification of the same signatures.
