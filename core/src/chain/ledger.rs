@@ -337,6 +337,14 @@ impl Ledger {
         Ok(())
     }
 
+    /// Remembers that a transaction's signatures verified (a proof made by
+    /// [`verify_detached`](crate::chain::verify::verify_detached), on any thread): when a block
+    /// carrying it is applied or produced here, they are not verified again.
+    pub fn remember_verified(&mut self, proof: crate::chain::verify::Verified) {
+        let head = self.state.head_time();
+        self.verified.insert_verified(proof, head);
+    }
+
     /// How many transactions this ledger remembers as verified (see
     /// [`Ledger::check_transaction`]).
     pub fn verified_transactions(&self) -> usize {

@@ -60,6 +60,14 @@ impl VerifiedCache {
         self.entries.insert(sealed(digest, tx), tx.transaction.expiration);
     }
 
+    /// Remembers a proof made by [`verify_detached`].
+    pub fn insert_verified(&mut self, v: Verified, head: Timestamp) {
+        if self.entries.len() >= CACHE_PRUNE_AT {
+            self.entries.retain(|_, exp| *exp > head);
+        }
+        self.entries.insert(v.sealed, v.expiration);
+    }
+
     /// Whether `tx`, with exactly these signatures, verified over `digest` before.
     pub fn contains(&self, digest: &Digest, tx: &SignedTransaction) -> bool {
         !self.entries.is_empty() && self.entries.contains_key(&sealed(digest, tx))
@@ -74,6 +82,25 @@ impl VerifiedCache {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
+
+/// Proof that a transaction's signatures verified over its digest, made only by
+/// [`verify_detached`]: a node can verify on another thread (as transactions reach its
+/// mempool) and hand the proofs to its ledger ([`crate::Ledger::remember_verified`]), which then
+/// does not verify them again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    sealed: Digest,
+    expiration: Timestamp,
+}
+
+/// Verifies `tx`'s signatures over its digest for the chain `chain_id`, anywhere (no ledger
+/// needed): the proof if every signature verifies, `None` otherwise (or if encoding panicked).
+/// Nothing else about the transaction is checked; the ledger still applies every other rule.
+pub fn verify_detached(chain_id: &Digest, tx: &SignedTransaction) -> Option<Verified> {
+    let p = precheck(chain_id, tx, &VerifiedCache::default())?;
+    p.signatures_valid
+        .then(|| Verified { sealed: sealed(&p.digest, tx), expiration: tx.transaction.expiration })
 }
 
 /// Encodes one transaction and verifies its signatures (unless the cache has them). `None` if
@@ -162,6 +189,24 @@ mod tests {
             .map(|(i, _)| i)
             .collect();
         assert_eq!(invalid, vec![3, 17, 41]);
+    }
+
+    /// A proof is made only for signatures that verify, and stands only for those bytes.
+    #[test]
+    fn detached_proofs_exist_only_for_valid_signatures() {
+        let (chain, key) = (Digest::of(b"chain"), KeyPair::from_seed("k"));
+        let good = tx(1, &key, &chain);
+        let proof = verify_detached(&chain, &good).expect("valid signatures");
+        assert!(verify_detached(&Digest::of(b"another chain"), &good).is_none());
+        let mut forged = good.clone();
+        forged.signatures[0] = KeyPair::from_seed("other").sign(&Digest::of(b"x"));
+        forged.signatures[0].key = key.public();
+        assert!(verify_detached(&chain, &forged).is_none());
+        let mut cache = VerifiedCache::default();
+        cache.insert_verified(proof, Timestamp(0));
+        let digest = good.transaction.digest(&chain);
+        assert!(cache.contains(&digest, &good));
+        assert!(!cache.contains(&digest, &forged), "the proof does not cover other bytes");
     }
 
     /// The cache spares the verification itself: a transaction it holds (with exactly those

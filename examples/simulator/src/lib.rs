@@ -19,6 +19,7 @@
 use sonprop_deregister_son as _;
 use sonprop_report_down as _;
 
+pub mod ahead;
 pub mod bench;
 pub mod bitcoin_cli;
 pub mod cli;

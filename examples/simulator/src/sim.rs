@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sonprop_core::chain::ops::SonHeartbeat;
 use sonprop_core::node::scheduler::{
     CollectingSink, PluginStatus, Role, SchedulerConfig, SchedulerMemory,
 };
@@ -13,7 +12,7 @@ use sonprop_core::testkit::NetworkBuilder;
 use sonprop_core::{
     AccountId, AssetId, Digest, Ledger, LedgerError, LedgerEvent, NodeIdentity, ProposalId,
     RedbStore, Registry, Scheduler, Services, SignedTransaction, SonId, SonStatus, StoreError,
-    StoreOptions, Timestamp, Transaction, WitnessId,
+    StoreOptions, Timestamp, WitnessId,
 };
 
 use crate::report::{self, Outcome, ProposalLog, Report};
@@ -215,6 +214,9 @@ pub struct Simulation {
     /// due at the block before is marked on the timeline as newly due.
     due: BTreeMap<String, u64>,
     heartbeat_period: u64,
+    /// Heartbeats signed and verified ahead on another core (none with replicas, whose nodes
+    /// each verify for themselves).
+    ahead: Option<crate::ahead::Ahead>,
     /// With a data directory: commit every this many blocks.
     persist_every: Option<u64>,
     since_commit: u64,
@@ -315,6 +317,15 @@ impl Simulation {
         let p = &scenario.params;
         let heartbeat_period = (p.son_heartbeat_frequency / p.block_interval).max(1);
         let persist_every = options.data_dir.as_ref().map(|_| options.fsync_every.max(1));
+        let beaters: Vec<crate::ahead::Beater> = son_nodes
+            .iter()
+            .enumerate()
+            .map(|(i, &node)| crate::ahead::Beater {
+                node,
+                stagger: i as u64,
+                identity: nodes[node].identity.clone(),
+            })
+            .collect();
         let mut sim = Simulation {
             scenario: scenario.clone(),
             chain,
@@ -330,10 +341,24 @@ impl Simulation {
             included: 0,
             due: BTreeMap::new(),
             heartbeat_period,
+            ahead: None,
             persist_every,
             since_commit: 0,
             resumed_at: 0,
         };
+        if !options.verify_replicas {
+            let st = sim.chain.state();
+            let from = st.slot_at(st.next_slot_time()).unwrap_or(0);
+            sim.ahead = crate::ahead::Ahead::start(
+                st.chain_id(),
+                scenario.genesis_time,
+                p.block_interval,
+                heartbeat_period,
+                HEARTBEAT_TX_LIFETIME,
+                beaters,
+                from,
+            );
+        }
         if let Some(dir) = &options.data_dir {
             sim.resume(dir)?;
             let head = sim.chain.state().head_time();
@@ -594,28 +619,38 @@ impl Simulation {
         }
     }
 
-    fn heartbeat(&self, node: usize, at: Timestamp) -> Option<SignedTransaction> {
+    fn heartbeat(&mut self, node: usize, at: Timestamp) -> Option<SignedTransaction> {
         let st = self.chain.state();
         let id = &self.nodes[node].identity;
         let son = id.son?;
         if st.son(son)?.status == SonStatus::Deregistered {
             return None;
         }
-        let op = SonHeartbeat { son, owner: id.account, timestamp: at };
-        Some(
-            Transaction::single(at.plus(HEARTBEAT_TX_LIFETIME), op)
-                .sign(&st.chain_id(), &[&id.keys]),
-        )
+        let slot = st.slot_at(at).unwrap_or(0);
+        if let Some((tx, proof)) = self.ahead.as_mut().and_then(|a| a.take(slot, node)) {
+            if let Some(proof) = proof {
+                self.chain.remember_verified(proof);
+            }
+            return Some(tx);
+        }
+        crate::ahead::heartbeat_tx(&st.chain_id(), id, at, HEARTBEAT_TX_LIFETIME)
     }
 
     /// SON `i` beats every `heartbeat_period` slots, staggered by its index.
     fn send_heartbeats(&mut self, t: Timestamp) {
         let slot = self.chain.state().slot_at(t).unwrap_or(0);
-        for (i, &node) in self.son_nodes.iter().enumerate() {
-            if self.online[node] && (slot + i as u64).is_multiple_of(self.heartbeat_period) {
-                if let Some(tx) = self.heartbeat(node, t) {
-                    self.mempool.push(tx);
-                }
+        let due: Vec<usize> = self
+            .son_nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, &node)| {
+                self.online[node] && (slot + *i as u64).is_multiple_of(self.heartbeat_period)
+            })
+            .map(|(_, &node)| node)
+            .collect();
+        for node in due {
+            if let Some(tx) = self.heartbeat(node, t) {
+                self.mempool.push(tx);
             }
         }
     }
