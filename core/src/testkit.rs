@@ -390,12 +390,26 @@ impl TestNetwork {
         if let Some(schedulers) = &mut self.schedulers {
             let sink = CollectingSink::default();
             let snap = self.ledger.snapshot();
+            let duty = crate::node::scheduler::BlockDuty::of(&snap);
             for s in schedulers.iter_mut() {
                 let offline = s.node().son.is_some_and(|id| !self.up.contains(&(id.0 as usize)));
                 if offline {
                     continue;
                 }
+                // Every node runs here; one that said it had no work must indeed do nothing,
+                // since hosts skip such nodes (this checks it in every test that steps).
+                let had_work = s.has_work(&duty, &snap);
                 let r = s.on_block(Arc::clone(&snap), &sink).await;
+                assert!(
+                    had_work
+                        || (r.outcomes.is_empty()
+                            && r.submitted == 0
+                            && r.skipped.is_empty()
+                            && r.deferred.is_empty()
+                            && r.due.is_empty()),
+                    "{} said it had no work, then did: {r:?}",
+                    s.node().name
+                );
                 reports.push((s.node().name.clone(), r));
             }
             self.pending.extend(sink.take());

@@ -203,6 +203,29 @@ pub enum SchedulerError {
     Service(#[from] ServiceError),
 }
 
+/// Who has work after a block, computed once per block for every node a host runs: the next
+/// producer, the SON on duty, the elected SONs, and whether any proposal is live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockDuty {
+    /// The witness scheduled to produce the next block.
+    pub next_producer: Option<crate::chain::ids::WitnessId>,
+    /// The SON on duty for the next block.
+    pub son_on_duty: Option<crate::chain::ids::SonId>,
+    /// Whether any proposal is live (something may await review).
+    pub proposals_live: bool,
+}
+
+impl BlockDuty {
+    /// The duties after the head block of `state`.
+    pub fn of(state: &State) -> BlockDuty {
+        BlockDuty {
+            next_producer: state.scheduled_producer(state.next_slot_time()),
+            son_on_duty: state.son_on_duty(state.head_height() + 1),
+            proposals_live: !state.proposals().is_empty(),
+        }
+    }
+}
+
 /// Runs a node's triggers and validators after each block.
 pub struct Scheduler {
     node: Arc<NodeIdentity>,
@@ -503,6 +526,26 @@ impl Scheduler {
                 false
             }
         }
+    }
+
+    /// Whether this node has anything to do after the block `duty` describes: a trigger to
+    /// run, possibly a proposal to review, or memory to prune. A host running many nodes (the
+    /// simulator) computes the duty once per block and skips the nodes without work; skipping
+    /// changes nothing, since [`Scheduler::on_block`] would return at once for them.
+    pub fn has_work(&self, duty: &BlockDuty, state: &State) -> bool {
+        if !self.sent_proposals.is_empty() || !self.sent_approvals.is_empty() {
+            return true;
+        }
+        if duty.proposals_live && !self.validators.is_empty() {
+            return true;
+        }
+        self.triggers.iter().any(|(_, watch, _, _)| match watch {
+            Watch::ScheduledWitness => {
+                self.node.witness.is_some() && duty.next_producer == self.node.witness
+            }
+            Watch::ElectedSons => self.node.son.is_some() && duty.son_on_duty == self.node.son,
+            Watch::EachElectedSon => self.is_elected_son(state),
+        })
     }
 
     /// Runs after a block has been applied: `state` is the snapshot after it.

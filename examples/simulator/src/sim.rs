@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sonprop_core::node::scheduler::{
-    CollectingSink, PluginStatus, Role, SchedulerConfig, SchedulerMemory,
+    BlockDuty, CollectingSink, PluginStatus, Role, SchedulerConfig, SchedulerMemory,
 };
 use sonprop_core::testkit::NetworkBuilder;
 use sonprop_core::{
@@ -658,8 +658,10 @@ impl Simulation {
     async fn run_schedulers(&mut self, height: u64, t: Timestamp, timeline: &mut dyn Observer) {
         let sink = CollectingSink::default();
         let shared = self.nodes[0].replica.is_none().then(|| self.chain.snapshot());
+        // Who has work is computed once per block; nodes without any are not run.
+        let duty = BlockDuty::of(self.chain.state());
         for (i, node) in self.nodes.iter_mut().enumerate() {
-            if !self.online[i] {
+            if !self.online[i] || !node.scheduler.has_work(&duty, self.chain.state()) {
                 continue;
             }
             let snapshot = match (&shared, &node.replica) {
