@@ -65,6 +65,8 @@ pub struct Ledger {
     pub(crate) persistence: Option<Persistence>,
     /// Transactions whose signatures this node verified (node-local; spares work only).
     pub(crate) verified: crate::chain::verify::VerifiedCache,
+    /// Encodings of unchanged tables for the state hash (node-local; spares work only).
+    pub(crate) hash_cache: std::sync::Mutex<crate::chain::state::HashCache>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -133,6 +135,7 @@ impl Ledger {
             undo_depth: DEFAULT_UNDO_DEPTH,
             persistence: None,
             verified: Default::default(),
+            hash_cache: Default::default(),
         })
     }
 
@@ -158,7 +161,9 @@ impl Ledger {
 
     /// The deterministic state digest.
     pub fn state_hash(&self) -> Digest {
-        self.state.hash()
+        // The cache only spares re-encoding unchanged tables; a poisoned lock just starts over.
+        let mut cache = self.hash_cache.lock().unwrap_or_else(|p| p.into_inner());
+        self.state.hash_with(&mut cache)
     }
 
     /// How many blocks can be popped.

@@ -1673,3 +1673,29 @@ fn single_operation_proposals_are_indexed_by_kind_while_live() {
     net.ledger.pop_block().expect("pop");
     assert_eq!(listed(&net), vec![id], "back with the block undone");
 }
+
+/// The ledger's state hash reuses the encodings of unchanged tables; it must equal the hash
+/// computed from scratch after every block, after a proposal's life, and after pop_block.
+#[test]
+fn the_cached_state_hash_equals_the_hash_from_scratch() {
+    let mut net = small();
+    let w = net.witnesses[0].clone();
+    let check = |net: &TestNetwork, when: &str| {
+        assert_eq!(net.ledger.state_hash(), net.ledger.state().hash(), "{when}");
+    };
+    for i in 0..30 {
+        if i % 4 == 0 {
+            net.submit(net.heartbeat(i % 6));
+        }
+        net.produce_block();
+        check(&net, &format!("block {i}"));
+    }
+    let id = propose(&mut net, &w, son_probe(2), 600);
+    check(&net, "proposed");
+    approve_by_sons(&mut net, id, 0..5);
+    check(&net, "executed");
+    for i in 0..5 {
+        net.ledger.pop_block().expect("pop");
+        check(&net, &format!("popped {i}"));
+    }
+}

@@ -317,6 +317,7 @@ impl Ledger {
             undo_depth: crate::chain::ledger::DEFAULT_UNDO_DEPTH,
             persistence: Some(persistence),
             verified: Default::default(),
+            hash_cache: Default::default(),
         }
     }
 

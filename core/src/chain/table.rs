@@ -31,18 +31,35 @@ struct Inner<K, V, I> {
 #[derive(Clone)]
 pub struct Table<K, V, I = ()> {
     inner: Arc<Inner<K, V, I>>,
+    /// Changes with every write, to a number no table has had in this process (0: empty as
+    /// built): equal generations mean equal rows, so an encoding can be reused.
+    generation: u64,
+}
+
+/// A number no table has had yet in this process.
+fn fresh_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl<K: Ord + Clone, V: Clone, I: TableIndex<K, V>> Default for Table<K, V, I> {
     fn default() -> Self {
-        Table { inner: Arc::new(Inner { rows: BTreeMap::new(), index: I::default() }) }
+        Table {
+            inner: Arc::new(Inner { rows: BTreeMap::new(), index: I::default() }),
+            generation: 0,
+        }
     }
 }
 
 impl<K: Ord + Clone, V: Clone, I: TableIndex<K, V>> Table<K, V, I> {
     /// An empty table whose index starts as `index` (for an index that carries configuration).
     pub fn with_index(index: I) -> Self {
-        Table { inner: Arc::new(Inner { rows: BTreeMap::new(), index }) }
+        Table { inner: Arc::new(Inner { rows: BTreeMap::new(), index }), generation: 0 }
+    }
+
+    /// The table's generation: equal for a table and its unchanged clones, new after any write.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The row with this key.
@@ -77,6 +94,7 @@ impl<K: Ord + Clone, V: Clone, I: TableIndex<K, V>> Table<K, V, I> {
 
     /// Puts `row` at `key` (or removes the row when `row` is `None`); returns what was there.
     pub(crate) fn set(&mut self, key: K, row: Option<V>) -> Option<V> {
+        self.generation = fresh_generation();
         let inner = Arc::make_mut(&mut self.inner);
         let old = match row {
             Some(row) => {

@@ -542,17 +542,47 @@ impl Simulation {
                 height,
                 source: Box::new(source),
             })?;
-            for (i, node) in self.nodes.iter_mut().enumerate() {
-                if i != producer {
-                    let own = node.replica.as_mut().expect("verify mode");
-                    own.apply_block(&block).map_err(|source| SimError::Refused {
-                        node: node.identity.name.clone(),
-                        height,
-                        source: Box::new(source),
-                    })?;
-                }
+            // Each node applies the block to its own replica and hashes it, independently of
+            // the others: spread over the cores; errors and hashes are read back in node order.
+            let reference = self.chain.state_hash();
+            let mut work: Vec<(usize, &str, &mut Ledger)> = self
+                .nodes
+                .iter_mut()
+                .enumerate()
+                .map(|(i, n)| {
+                    (i, n.identity.name.as_str(), n.replica.as_mut().expect("verify mode"))
+                })
+                .collect();
+            let apply = |part: &mut [(usize, &str, &mut Ledger)]| -> Vec<Result<Digest, SimError>> {
+                part.iter_mut()
+                    .map(|(i, name, own)| {
+                        if *i != producer {
+                            own.apply_block(&block).map_err(|source| SimError::Refused {
+                                node: (*name).to_owned(),
+                                height,
+                                source: Box::new(source),
+                            })?;
+                        }
+                        Ok(own.state_hash())
+                    })
+                    .collect()
+            };
+            let half = work.len().div_ceil(2);
+            let (first, second) = work.split_at_mut(half);
+            let results = std::thread::scope(|scope| {
+                let other = scope.spawn(|| apply(second));
+                let mut results = apply(first);
+                results.extend(other.join().unwrap_or_else(|_| {
+                    vec![Err(SimError::Setup("a replica thread panicked".into()))]
+                }));
+                results
+            });
+            let mut hashes = Vec::with_capacity(results.len() + 1);
+            for (node, result) in self.nodes.iter().zip(results) {
+                hashes.push((node.identity.name.clone(), result?));
             }
-            self.compare_replicas(height, producer)?;
+            hashes.push(("reference".to_owned(), reference));
+            check_agreement(height, &hashes[producer].0.clone(), &hashes)?;
         }
 
         // Approvals are summarised per proposal per block, at the place of the first one.
@@ -705,18 +735,6 @@ impl Simulation {
         self.due.retain(|_, last| *last + 1 >= height);
         drop(shared);
         self.mempool.extend(sink.take());
-    }
-
-    fn compare_replicas(&self, height: u64, producer: usize) -> Result<(), SimError> {
-        let hashes: Vec<(String, Digest)> = self
-            .nodes
-            .iter()
-            .map(|n| {
-                (n.identity.name.clone(), n.replica.as_ref().expect("verify mode").state_hash())
-            })
-            .chain(std::iter::once(("reference".to_owned(), self.chain.state_hash())))
-            .collect();
-        check_agreement(height, &hashes[producer].0.clone(), &hashes)
     }
 
     fn describe(&self, event: &LedgerEvent) -> Option<String> {
