@@ -98,6 +98,8 @@ pub enum Command {
     /// Bitcoin sidechain helpers.
     #[command(subcommand)]
     Bitcoin(BitcoinCommand),
+    /// Print the version (as `--version` does).
+    Version,
     /// Print a shell completion script (e.g. `sonprop completions bash > /etc/bash_completion.d/sonprop`).
     Completions {
         /// The shell.
@@ -229,6 +231,10 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write, terminal: 
         }
         Command::Bitcoin(BitcoinCommand::Address(a)) => {
             crate::bitcoin_cli::address(&a, out).map_err(|(code, m)| fail(code, m))
+        }
+        Command::Version => {
+            let _ = writeln!(out, "sonprop {}", env!("CARGO_PKG_VERSION"));
+            Ok(EXIT_OK)
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "sonprop", out);

@@ -51,6 +51,16 @@ pub struct ProposalEntry {
     pub outcome: Outcome,
     /// When it ended.
     pub outcome_time: Option<u64>,
+    /// `created_time`, `expiration_time` and `outcome_time` for people (RFC 3339 and the offset
+    /// from genesis), filled in the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// See `created_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_at: Option<String>,
+    /// See `created_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome_at: Option<String>,
 }
 
 /// A node that did not approve a proposal, and why.
@@ -75,6 +85,12 @@ pub struct SonEntry {
     pub last_down_timestamp: Option<u64>,
     /// When it was deregistered.
     pub deregistered_timestamp: Option<u64>,
+    /// `last_active_timestamp` for people: RFC 3339 and the offset from genesis.
+    pub last_active_at: String,
+    /// `last_down_timestamp` for people.
+    pub last_down_at: Option<String>,
+    /// `deregistered_timestamp` for people.
+    pub deregistered_at: Option<String>,
 }
 
 /// The report.
@@ -177,6 +193,9 @@ impl ProposalLog {
                         abstentions: Vec::new(),
                         outcome: Outcome::Live,
                         outcome_time: None,
+                        created_at: None,
+                        expiration_at: None,
+                        outcome_at: None,
                     },
                 );
             }
@@ -241,13 +260,19 @@ pub fn sons(state: &State) -> Vec<SonEntry> {
         .iter()
         .map(|(id, s)| {
             let st = &s.statistics;
+            let g = state.globals().genesis_time.secs();
+            let last_down =
+                (st.last_down_timestamp.secs() > 0).then(|| st.last_down_timestamp.secs());
+            let deregistered = st.deregistered_timestamp.map(|t| t.secs());
             SonEntry {
                 id: id.to_string(),
                 status: s.status,
                 last_active_timestamp: st.last_active_timestamp.secs(),
-                last_down_timestamp: (st.last_down_timestamp.secs() > 0)
-                    .then(|| st.last_down_timestamp.secs()),
-                deregistered_timestamp: st.deregistered_timestamp.map(|t| t.secs()),
+                last_down_timestamp: last_down,
+                deregistered_timestamp: deregistered,
+                last_active_at: when(g, st.last_active_timestamp.secs()),
+                last_down_at: last_down.map(|t| when(g, t)),
+                deregistered_at: deregistered.map(|t| when(g, t)),
             }
         })
         .collect()

@@ -829,8 +829,12 @@ impl Simulation {
             .sort_by_key(|p| p.id.trim_start_matches("1.10.").parse::<u64>().unwrap_or(u64::MAX));
         let by_id: BTreeMap<String, &String> =
             self.names.iter().map(|(a, n)| (a.to_string(), n)).collect();
+        let g = self.scenario.genesis_time.secs();
         for p in &mut proposals {
             p.proposer_name = by_id.get(&p.proposer).map(|n| (*n).clone());
+            p.created_at = Some(report::when(g, p.created_time));
+            p.expiration_at = Some(report::when(g, p.expiration_time));
+            p.outcome_at = p.outcome_time.map(|t| report::when(g, t));
         }
         let report = Report {
             format_version: report::REPORT_FORMAT,

@@ -70,7 +70,7 @@ fn help_is_there_for_every_command() {
 
 #[test]
 fn version_prints_the_crate_version() {
-    for flag in ["-V", "--version"] {
+    for flag in ["-V", "--version", "version"] {
         let o = run(&[flag]);
         assert_eq!(o.code, Some(0));
         assert_eq!(o.stdout.trim(), format!("sonprop {}", env!("CARGO_PKG_VERSION")));
@@ -233,5 +233,24 @@ fn explain_reads_a_data_directory_at_its_head() {
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert!(o.stdout.starts_with("1.33.3 at block 16800"), "{}", o.stdout);
     assert!(o.stdout.contains("proposal 1.10.1 son_deregister"), "{}", o.stdout);
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn the_report_gives_times_for_people_beside_unix_seconds() {
+    let d = temp("report");
+    let report = d.join("r.json");
+    let o = run(&["simulate", "-q", "--report", report.to_str().expect("utf-8")]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
+    assert_eq!(json["format_version"], 2);
+    let son3 = json["sons"].as_array().expect("sons").iter().find(|s| s["id"] == "1.33.3");
+    let son3 = son3.expect("son 1.33.3");
+    assert_eq!(son3["deregistered_at"], "2026-01-01T12:59:57Z (T+12:59:57)");
+    let p = &json["proposals"][1];
+    assert_eq!(p["outcome_at"], "2026-01-01T12:59:57Z (T+12:59:57)");
+    assert_eq!(p["proposer_name"], "witness-5");
+    assert_eq!(p["approvers"].as_array().map(Vec::len), Some(10));
     std::fs::remove_dir_all(&d).ok();
 }
