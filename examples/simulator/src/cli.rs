@@ -219,7 +219,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write, terminal: 
         init_logging(cli.verbose, cli.quiet);
     }
     let result = match cli.command {
-        Command::Simulate(a) => simulate(&a, cli.quiet, out, err, terminal),
+        Command::Simulate(a) => simulate(&a, cli.quiet, out, terminal),
         Command::Operations => operations(out),
         Command::Inspect { dir, json } => inspect(&dir, json, out),
         Command::Bench { json, quick } => Ok(crate::bench::cli::bench(json, quick, out, err)),
@@ -503,7 +503,6 @@ fn simulate(
     a: &SimulateArgs,
     quiet: bool,
     out: &mut dyn Write,
-    _err: &mut dyn Write,
     terminal: bool,
 ) -> Result<i32, Failure> {
     let (scenario, text) = match &a.scenario {
