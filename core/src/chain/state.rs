@@ -553,19 +553,8 @@ impl State {
     /// Every table's name: the core tables, then each operation crate's as `plugin:<name>`.
     /// The state hash and the store cover each of them (a test checks it, table by table).
     pub fn table_names(&self) -> Vec<String> {
-        let core = [
-            "accounts",
-            "witnesses",
-            "sons",
-            "proposals",
-            "son_proposals",
-            "vesting",
-            "transactions",
-            "assets",
-            "balances",
-        ];
         let plugin = self.plugin.keys().map(|n| format!("plugin:{n}"));
-        core.iter().map(|s| (*s).to_owned()).chain(plugin).collect()
+        TABLE_ORDER.iter().map(|s| (*s).to_owned()).chain(plugin).collect()
     }
 
     /// How many rows one table has, by name (see [`State::table_names`]).
@@ -682,7 +671,8 @@ impl State {
     }
 }
 
-/// The core tables after `globals`, in the order the hash covers them.
+/// The core tables, in the order the hash covers them (after `globals`) and `table_names` lists
+/// them.
 const TABLE_ORDER: [&str; 9] = [
     "accounts",
     "witnesses",

@@ -76,13 +76,31 @@ pub struct SonFacts {
     pub deregistered: Option<When>,
 }
 
+/// Where a kind stands for the subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KindVerdict {
+    /// Its rule holds and nothing holds it back.
+    Due,
+    /// Its rule will hold at `due_at`.
+    NotDueYet,
+    /// Its rule does not hold.
+    NotDue,
+    /// Its rule holds, but a guard defers it.
+    Deferred,
+    /// A proposal of it is live.
+    Live,
+    /// The kind does not say.
+    Unknown,
+}
+
 /// One kind's verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KindStory {
     /// The kind.
     pub kind: String,
-    /// `due`, `not_due_yet`, `not_due`, `deferred`, `live` or `unknown`.
-    pub verdict: &'static str,
+    /// Where it stands.
+    pub verdict: KindVerdict,
     /// When it became or becomes due, if the rule can tell.
     pub due_at: Option<When>,
     /// Seconds until then, when that is in the future.
@@ -242,16 +260,20 @@ pub fn explanation(sim: &Simulation, scenario: &Scenario, subject: &str) -> Expl
             let live_proposal = k.live.map(|p| p.to_string());
             let deferred_by = k.deferred.as_ref().map(|(g, r)| format!("guard `{g}`: {r}"));
             let (mut verdict, due_at, why) = match &k.readiness {
-                Some(Readiness::Due { since, why }) => ("due", *since, why.clone()),
-                Some(Readiness::DueAt { at, why }) => ("not_due_yet", Some(*at), why.clone()),
-                Some(Readiness::NotDue { why }) => ("not_due", None, why.clone()),
-                None => ("unknown", None, "the kind does not say when it is due".to_owned()),
+                Some(Readiness::Due { since, why }) => (KindVerdict::Due, *since, why.clone()),
+                Some(Readiness::DueAt { at, why }) => {
+                    (KindVerdict::NotDueYet, Some(*at), why.clone())
+                }
+                Some(Readiness::NotDue { why }) => (KindVerdict::NotDue, None, why.clone()),
+                None => {
+                    (KindVerdict::Unknown, None, "the kind does not say when it is due".to_owned())
+                }
             };
-            if deferred_by.is_some() && verdict == "due" {
-                verdict = "deferred";
+            if deferred_by.is_some() && verdict == KindVerdict::Due {
+                verdict = KindVerdict::Deferred;
             }
             if live_proposal.is_some() {
-                verdict = "live";
+                verdict = KindVerdict::Live;
             }
             KindStory {
                 kind: k.kind.to_owned(),
@@ -319,19 +341,21 @@ fn print(e: &Explanation, out: &mut dyn Write) {
     for k in &e.kinds {
         let at = k.due_at.as_ref().map(|w| w.offset.as_str()).unwrap_or("?");
         let text = match k.verdict {
-            "due" => format!("due since {at} ({})", k.why),
-            "not_due_yet" => format!(
+            KindVerdict::Due => format!("due since {at} ({})", k.why),
+            KindVerdict::NotDueYet => format!(
                 "not due yet: due at {at} ({}); {} to go",
                 k.why,
                 span(k.due_in_s.unwrap_or(0))
             ),
-            "deferred" => format!(
+            KindVerdict::Deferred => format!(
                 "due since {at} but deferred by {}",
                 k.deferred_by.as_deref().unwrap_or("a guard")
             ),
-            "live" => format!("proposal {} is live", k.live_proposal.as_deref().unwrap_or("?")),
-            "not_due" => format!("not due: {}", k.why),
-            _ => k.why.clone(),
+            KindVerdict::Live => {
+                format!("proposal {} is live", k.live_proposal.as_deref().unwrap_or("?"))
+            }
+            KindVerdict::NotDue => format!("not due: {}", k.why),
+            KindVerdict::Unknown => k.why.clone(),
         };
         let _ = writeln!(out, "  {}: {text}", k.kind);
     }

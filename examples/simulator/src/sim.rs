@@ -464,10 +464,7 @@ impl Simulation {
 
     /// An account id (`1.2.5`) as the timeline names it: `witness-4 (1.2.5)`.
     pub fn account_name(&self, account: &str) -> String {
-        self.names
-            .iter()
-            .find(|(a, _)| a.to_string() == account)
-            .map_or_else(|| account.to_owned(), |(_, n)| format!("{n} ({account})"))
+        account.parse::<AccountId>().map_or_else(|_| account.to_owned(), |a| self.name(a))
     }
 
     /// Whether the run has nothing left to simulate (a data directory that holds it whole).
@@ -827,11 +824,10 @@ impl Simulation {
         let mut proposals: Vec<_> = self.log.entries().cloned().collect();
         proposals
             .sort_by_key(|p| p.id.trim_start_matches("1.10.").parse::<u64>().unwrap_or(u64::MAX));
-        let by_id: BTreeMap<String, &String> =
-            self.names.iter().map(|(a, n)| (a.to_string(), n)).collect();
         let g = self.scenario.genesis_time.secs();
         for p in &mut proposals {
-            p.proposer_name = by_id.get(&p.proposer).map(|n| (*n).clone());
+            let proposer = p.proposer.parse::<AccountId>().ok();
+            p.proposer_name = proposer.and_then(|a| self.names.get(&a)).cloned();
             p.created_at = Some(report::when(g, p.created_time));
             p.expiration_at = Some(report::when(g, p.expiration_time));
             p.outcome_at = p.outcome_time.map(|t| report::when(g, t));

@@ -387,57 +387,34 @@ fn median(mut v: Vec<u64>) -> u64 {
 /// for the cache damage the other does: a node runs one of them, not both. The second pass checks
 /// block by block that both found the same SONs.
 pub fn measure_triggers(sons: usize, blocks: usize) -> TriggerRow {
-    // Both sides run on the node that would run them: the next block's producer.
-    let producer = |chain: &BenchChain| {
-        let st = chain.ledger.state();
-        let w = st.scheduled_producer(st.next_slot_time()).expect("a producer");
-        chain.witnesses.iter().find(|n| n.witness == Some(w)).expect("a witness node").clone()
-    };
     // Indexed: the triggers as the producer's node runs them, plus the scheduler's round around
     // them (who runs what, the review step over every live proposal), timed on a node of the
     // same chain with nothing due. Signing what is found is left out on both sides.
-    let (indexed, a) = {
-        let mut chain = BenchChain::new(sons, ChainParameters::default());
-        let mut schedulers = witness_schedulers(&chain);
-        let rt = runtime();
-        let mut times = Vec::with_capacity(blocks);
-        let mut found = Vec::with_capacity(blocks);
-        for _ in 0..blocks {
-            // SON 0 has stopped: it falls due for a report after son_down_time.
-            let beats = chain.due_heartbeats(0);
-            chain.produce(beats);
-            let node = producer(&chain);
-            let (_, idle) = schedulers
-                .iter_mut()
-                .find(|(w, _)| Some(**w) != node.witness)
-                .expect("another witness");
-            let sink = CollectingSink::default();
+    let setup = |chain: &BenchChain| (witness_schedulers(chain), runtime());
+    let (indexed, a) = trigger_pass(sons, blocks, setup, |(schedulers, rt), chain, node| {
+        let (_, idle) = schedulers
+            .iter_mut()
+            .find(|(w, _)| Some(**w) != node.witness)
+            .expect("another witness");
+        let sink = CollectingSink::default();
+        let t0 = Instant::now();
+        let round = rt.block_on(idle.on_block(chain.ledger.snapshot(), &sink));
+        let t1 = Instant::now();
+        let due = std::hint::black_box(indexed_due(chain.ledger.state(), node));
+        let ns = (t1 - t0 + t1.elapsed()).as_nanos() as u64;
+        std::hint::black_box(round);
+        (ns, due)
+    });
+    let (scanned, b) = trigger_pass(
+        sons,
+        blocks,
+        |_| (),
+        |(), chain, node| {
             let t0 = Instant::now();
-            let round = rt.block_on(idle.on_block(chain.ledger.snapshot(), &sink));
-            let t1 = Instant::now();
-            let due = std::hint::black_box(indexed_due(chain.ledger.state(), &node));
-            times.push((t1 - t0 + t1.elapsed()).as_nanos() as u64);
-            std::hint::black_box(round);
-            found.push(due);
-        }
-        (median(times), found)
-    };
-    let (scanned, b) = {
-        let mut chain = BenchChain::new(sons, ChainParameters::default());
-        let mut times = Vec::with_capacity(blocks);
-        let mut found = Vec::with_capacity(blocks);
-        for _ in 0..blocks {
-            let beats = chain.due_heartbeats(0);
-            chain.produce(beats);
-            let node = producer(&chain);
-            let st = chain.ledger.state();
-            let t0 = Instant::now();
-            let due = std::hint::black_box(scan_due(st, &node));
-            times.push(t0.elapsed().as_nanos() as u64);
-            found.push(due);
-        }
-        (median(times), found)
-    };
+            let due = std::hint::black_box(scan_due(chain.ledger.state(), node));
+            (t0.elapsed().as_nanos() as u64, due)
+        },
+    );
     let (a, b): (Vec<Due>, Vec<Due>) = (
         a.into_iter().map(Due::normalized).collect(),
         b.into_iter().map(Due::normalized).collect(),
@@ -452,6 +429,34 @@ pub fn measure_triggers(sons: usize, blocks: usize) -> TriggerRow {
         ratio: scanned as f64 / i as f64,
         due,
     }
+}
+
+/// One strategy's pass over its own chain: per block, SON 0 silent, the strategy decides for the
+/// node of the next block's producer and times itself. Each strategy gets its own identical
+/// chain, so neither pays for the cache damage the other does (a node runs one of them). Returns
+/// the median and what it found in each block.
+fn trigger_pass<S>(
+    sons: usize,
+    blocks: usize,
+    setup: impl FnOnce(&BenchChain) -> S,
+    mut measure: impl FnMut(&mut S, &BenchChain, &NodeIdentity) -> (u64, Due),
+) -> (u64, Vec<Due>) {
+    let mut chain = BenchChain::new(sons, ChainParameters::default());
+    let mut with = setup(&chain);
+    let mut times = Vec::with_capacity(blocks);
+    let mut found = Vec::with_capacity(blocks);
+    for _ in 0..blocks {
+        // SON 0 has stopped: it falls due for a report after son_down_time.
+        let beats = chain.due_heartbeats(0);
+        chain.produce(beats);
+        let st = chain.ledger.state();
+        let w = st.scheduled_producer(st.next_slot_time()).expect("a producer");
+        let node = chain.witnesses.iter().find(|n| n.witness == Some(w)).expect("a witness node");
+        let (ns, due) = measure(&mut with, &chain, node);
+        times.push(ns);
+        found.push(due);
+    }
+    (median(times), found)
 }
 
 /// A scheduler's round on a block where it has nothing to do (a witness that does not produce
