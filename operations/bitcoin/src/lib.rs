@@ -34,10 +34,12 @@
 //! - A SON whose signature a transaction still needs is not deregistered (guard
 //!   `bitcoin-signer` on `son_deregister`) until the transaction completes or fails.
 
+pub mod flows;
 pub mod node;
 pub mod ops;
 mod registration;
 pub mod script;
+pub mod sim;
 pub mod state;
 pub mod tx;
 
@@ -56,5 +58,20 @@ pub const SENT: &str = "bitcoin_tx_sent";
 /// Kind: the SONs saw a sent sidechain transaction confirmed.
 pub const SETTLE: &str = "bitcoin_tx_settle";
 
+/// Kind: a user's deposit key (and default withdrawal address).
+pub const DEPOSIT_KEY: &str = "bitcoin_deposit_key";
+/// Kind: a SON's report of a payment to a deposit address.
+pub const DEPOSIT_REPORT: &str = "bitcoin_deposit_report";
+/// Kind: sweep a confirmed deposit into the primary wallet.
+pub const DEPOSIT_PROCESS: &str = "bitcoin_deposit_process";
+/// Kind: a user's withdrawal request (pBTC to escrow).
+pub const WITHDRAW: &str = "bitcoin_withdraw";
+/// Kind: pay a pending withdrawal from the primary wallet.
+pub const WITHDRAW_PROCESS: &str = "bitcoin_withdraw_process";
+/// Kind: refund a withdrawal the wallet cannot pay.
+pub const WITHDRAW_REFUND: &str = "bitcoin_withdraw_refund";
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod flow_tests;

@@ -10,10 +10,16 @@ use sonprop_core::{
     State, Trigger, TriggerOutput, Validator, Verdict,
 };
 
-use crate::ops::{
-    check_settle, check_update, check_utxo, expected_update, signed_transaction, FailTx, SentTx,
-    SettleTx, SignTx, WalletUpdate, WalletUtxo,
+use crate::flows::{
+    check_process_deposit, check_process_withdrawal, check_refund, confirmed_deposits,
+    expected_deposit_sweep, expected_withdrawal, ProcessDeposit, ProcessWithdrawal,
+    RefundWithdrawal, ReportDeposit,
 };
+use crate::ops::{
+    check_settle, check_update, check_utxo, expected_update, signed_transaction, spent_script,
+    FailTx, SentTx, SettleTx, SignTx, WalletUpdate, WalletUtxo,
+};
+use crate::state::{deposit_script, utxo_key, DepositKeys, Deposits, WithdrawalStatus};
 use crate::state::{current_wallet, pending, with_status, MinConfirmations, TxStatus, Wallets};
 use crate::tx;
 
@@ -108,6 +114,13 @@ ctor!(utxo_validator, Validator, UtxoValidator);
 ctor!(broadcast_trigger, Trigger, BroadcastTrigger);
 ctor!(settle_trigger, Trigger, SettleTrigger);
 ctor!(settle_validator, Validator, SettleValidator);
+ctor!(deposit_report_trigger, Trigger, DepositReportTrigger);
+ctor!(deposit_trigger, Trigger, DepositTrigger);
+ctor!(deposit_validator, Validator, DepositValidator);
+ctor!(withdraw_trigger, Trigger, WithdrawTrigger);
+ctor!(withdraw_validator, Validator, WithdrawValidator);
+ctor!(refund_trigger, Trigger, RefundTrigger);
+ctor!(refund_validator, Validator, RefundValidator);
 
 fn estimate(node: &BitcoinNode) -> Result<u64, PluginError> {
     node.source
@@ -204,7 +217,7 @@ impl Trigger for SignTrigger {
             }
             let unsigned = tx::from_hex(&t.unsigned_tx)
                 .ok_or_else(|| PluginError::msg("undecodable transaction on chain"))?;
-            let script = wallet.script();
+            let script = spent_script(t, wallet).map_err(PluginError::msg)?;
             let signatures = t
                 .inputs
                 .iter()
@@ -367,6 +380,219 @@ impl Validator for SettleValidator {
         Ok(match confirmed(&self.0, state, &txid) {
             Ok(_) => Verdict::Approve,
             Err(why) => Verdict::Abstain(why),
+        })
+    }
+}
+
+/// Reports, for this SON, each confirmed payment to a user's deposit address (over the current
+/// wallet) that its own view shows and it has not reported.
+pub struct DepositReportTrigger(pub BitcoinNode);
+
+#[async_trait]
+impl Trigger for DepositReportTrigger {
+    async fn drafts(
+        &self,
+        state: &State,
+        node: &NodeIdentity,
+    ) -> Result<TriggerOutput, PluginError> {
+        let mut out = TriggerOutput::default();
+        let Some(son) = node.son else { return Ok(out) };
+        let Some(wallet) = current_wallet(state) else { return Ok(out) };
+        if !wallet.signers.iter().any(|s| s.son == son) {
+            return Ok(out);
+        }
+        for (account, key) in state.rows::<DepositKeys>() {
+            let Ok(script) = deposit_script(&key.public_key, wallet) else { continue };
+            let spk = ScriptBuf::new_p2wsh(&script.wscript_hash());
+            for o in seen_confirmed(&self.0, state, &spk) {
+                let op = ReportDeposit {
+                    son,
+                    owner: node.account,
+                    account,
+                    txid: o.outpoint.txid.to_string(),
+                    vout: o.outpoint.vout,
+                    amount_sat: o.amount_sat,
+                };
+                let reported = state.row::<Deposits>(&utxo_key(&o.outpoint)).is_some_and(|d| {
+                    d.claims.iter().any(|c| c.reporters.contains(&son))
+                });
+                if !reported && sonprop_core::Operation::check(&op, state).is_ok() {
+                    out.operations.push(Box::new(op));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Proposes the sweep of each confirmed deposit, at this node's fee estimate.
+pub struct DepositTrigger(pub BitcoinNode);
+
+#[async_trait]
+impl Trigger for DepositTrigger {
+    async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
+        let mut out = TriggerOutput::default();
+        let deposits: Vec<String> = confirmed_deposits(state).map(|d| d.outpoint.clone()).collect();
+        if deposits.is_empty() {
+            return Ok(out);
+        }
+        let rate = estimate(&self.0)?;
+        for d in deposits {
+            if let Ok(op) = expected_deposit_sweep(state, &d, rate) {
+                out.drafts.push(ProposalDraft::new(op));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn fee_verdict(node: &BitcoinNode, rate: u64) -> Result<Option<Verdict>, PluginError> {
+    let own = estimate(node)?;
+    Ok((!within_band(rate, own, node.fee_band_percent)).then(|| {
+        Verdict::Abstain(format!(
+            "fee rate {rate} sat/vB is more than {}% from my estimate of {own}",
+            node.fee_band_percent
+        ))
+    }))
+}
+
+/// Approves a deposit sweep the chain's rule accepts, at a fee rate within this node's band,
+/// of a deposit this node's own view shows: same output, amount and enough confirmations.
+pub struct DepositValidator(pub BitcoinNode);
+
+#[async_trait]
+impl Validator for DepositValidator {
+    async fn review(
+        &self,
+        state: &State,
+        proposal: &Proposal,
+        _: &NodeIdentity,
+    ) -> Result<Verdict, PluginError> {
+        let op = proposal
+            .only::<ProcessDeposit>()
+            .ok_or_else(|| PluginError::msg("not a deposit sweep"))?;
+        if let Err(e) = check_process_deposit(state, op) {
+            return Ok(Verdict::Abstain(e.to_string()));
+        }
+        if let Some(v) = fee_verdict(&self.0, op.fee_rate)? {
+            return Ok(v);
+        }
+        let Ok(outpoint) = op.deposit.parse::<OutPoint>() else {
+            return Ok(Verdict::Abstain(format!("`{}` is not an outpoint", op.deposit)));
+        };
+        let Some(d) = state.row::<Deposits>(&utxo_key(&outpoint)) else {
+            return Ok(Verdict::Abstain("unknown deposit".into()));
+        };
+        let (Some(claim), Some(wallet)) = (d.accepted(), state.row::<Wallets>(&d.wallet)) else {
+            return Ok(Verdict::Abstain("no accepted claim".into()));
+        };
+        let Ok(script) = deposit_script(&claim.user_key, wallet) else {
+            return Ok(Verdict::Abstain("the deposit key makes no script".into()));
+        };
+        let spk = ScriptBuf::new_p2wsh(&script.wscript_hash());
+        let need = state.param::<MinConfirmations>();
+        let mine = self.0.source.outputs_to(&spk).into_iter().find(|o| o.outpoint == outpoint);
+        Ok(match mine {
+            None => Verdict::Abstain(format!(
+                "I do not see {} paying {}'s deposit address",
+                op.deposit, claim.account
+            )),
+            Some(o) if o.amount_sat != claim.amount_sat => Verdict::Abstain(format!(
+                "I see {} sat at {}, not {}",
+                o.amount_sat, op.deposit, claim.amount_sat
+            )),
+            Some(o) if o.confirmations < need => Verdict::Abstain(format!(
+                "{} has {} confirmations here, {need} needed",
+                op.deposit, o.confirmations
+            )),
+            Some(_) => Verdict::Approve,
+        })
+    }
+}
+
+/// Proposes the payment of each pending withdrawal the wallet can pay, at this node's rate.
+pub struct WithdrawTrigger(pub BitcoinNode);
+
+fn pending_withdrawals(state: &State) -> Vec<u64> {
+    let p = WithdrawalStatus::Pending.code();
+    state
+        .rows_by_range(&crate::state::WITHDRAWALS_BY_STATUS, &(p, 0), &(p + 1, 0))
+        .map(|(id, _)| id)
+        .collect()
+}
+
+#[async_trait]
+impl Trigger for WithdrawTrigger {
+    async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
+        let mut out = TriggerOutput::default();
+        let pending = pending_withdrawals(state);
+        if pending.is_empty() {
+            return Ok(out);
+        }
+        let rate = estimate(&self.0)?;
+        // One at a time: each payment takes outputs the next one's selection must not see.
+        if let Some(op) = pending.iter().find_map(|id| expected_withdrawal(state, *id, rate).ok()) {
+            out.drafts.push(ProposalDraft::new(op));
+        }
+        Ok(out)
+    }
+}
+
+/// Approves a withdrawal payment the chain's rule accepts, at a rate within this node's band.
+pub struct WithdrawValidator(pub BitcoinNode);
+
+#[async_trait]
+impl Validator for WithdrawValidator {
+    async fn review(
+        &self,
+        state: &State,
+        proposal: &Proposal,
+        _: &NodeIdentity,
+    ) -> Result<Verdict, PluginError> {
+        let op = proposal
+            .only::<ProcessWithdrawal>()
+            .ok_or_else(|| PluginError::msg("not a withdrawal payment"))?;
+        if let Err(e) = check_process_withdrawal(state, op) {
+            return Ok(Verdict::Abstain(e.to_string()));
+        }
+        Ok(fee_verdict(&self.0, op.fee_rate)?.unwrap_or(Verdict::Approve))
+    }
+}
+
+/// Proposes refunding each pending withdrawal the wallet cannot pay.
+pub struct RefundTrigger(pub BitcoinNode);
+
+#[async_trait]
+impl Trigger for RefundTrigger {
+    async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
+        let mut out = TriggerOutput::default();
+        for id in pending_withdrawals(state) {
+            let op = RefundWithdrawal { withdrawal: id };
+            if check_refund(state, &op).is_ok() {
+                out.drafts.push(ProposalDraft::new(op));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Approves a refund the chain's rule accepts (a deterministic rule: nothing node-local).
+pub struct RefundValidator(pub BitcoinNode);
+
+#[async_trait]
+impl Validator for RefundValidator {
+    async fn review(
+        &self,
+        state: &State,
+        proposal: &Proposal,
+        _: &NodeIdentity,
+    ) -> Result<Verdict, PluginError> {
+        let op = proposal
+            .only::<RefundWithdrawal>()
+            .ok_or_else(|| PluginError::msg("not a refund"))?;
+        Ok(match check_refund(state, op) {
+            Ok(_) => Verdict::Approve,
+            Err(e) => Verdict::Abstain(e.to_string()),
         })
     }
 }

@@ -12,7 +12,7 @@ use sonprop_core::{
 
 use crate::script::{self, p2wsh_address};
 use crate::state::{
-    current_wallet, expected_signers, script_signers, unsettled, utxo_key, wallet_utxos,
+    books, current_wallet, BooksTable, expected_signers, script_signers, unsettled, utxo_key, wallet_utxos,
     MaxFeeRate, MinFeeRate, NetworkParam, Purpose, SidechainTx, SignTimeout, Transactions, TxInput,
     TxStatus, Utxo, Utxos, Wallet, WalletSigner, Wallets,
 };
@@ -149,6 +149,76 @@ pub enum BitcoinError {
         /// The one given.
         given: String,
     },
+    /// No primary wallet yet.
+    #[error("no primary wallet yet")]
+    NoWallet,
+    /// The elected SONs' wallet differs from the current one: deposits and withdrawals wait
+    /// for the wallet update.
+    #[error("a wallet update is due: deposits and withdrawals wait for it")]
+    WalletUpdateDue,
+    /// The account registered no deposit key.
+    #[error("account {0} has no deposit key")]
+    NoDepositKey(AccountId),
+    /// A key that cannot serve as a deposit key.
+    #[error("bad deposit key: {0}")]
+    BadKey(String),
+    /// An address that is not one of the chain's network.
+    #[error("`{address}` is not a usable address: {reason}")]
+    BadAddress {
+        /// It.
+        address: String,
+        /// Why.
+        reason: String,
+    },
+    /// The SON reported that deposit already.
+    #[error("son {son} already reported deposit {deposit}")]
+    AlreadyReported {
+        /// The SON.
+        son: SonId,
+        /// The deposit.
+        deposit: String,
+    },
+    /// No such deposit.
+    #[error("deposit {0} is unknown")]
+    UnknownDeposit(String),
+    /// The deposit is not in the status the operation needs.
+    #[error("deposit {deposit} is {status}, not {needed}")]
+    DepositStatus {
+        /// The deposit.
+        deposit: String,
+        /// Its status.
+        status: String,
+        /// The status needed.
+        needed: &'static str,
+    },
+    /// No such withdrawal.
+    #[error("withdrawal {0} is unknown")]
+    UnknownWithdrawal(u64),
+    /// The withdrawal is not pending.
+    #[error("withdrawal {id} is {status}, not pending")]
+    WithdrawalNotPending {
+        /// It.
+        id: u64,
+        /// Its status.
+        status: String,
+    },
+    /// The chain's pBTC asset is missing or not issued by the SON account.
+    #[error("asset {0} is not a pBTC the SONs issue")]
+    NoAsset(sonprop_core::AssetId),
+    /// The wallet cannot pay the withdrawal.
+    #[error("the primary wallet cannot pay it: {0}")]
+    CannotCover(tx::BuildError),
+    /// The wallet can pay the withdrawal (or may soon): no refund.
+    #[error("no refund: {0}")]
+    RefundNotDue(String),
+    /// The SONs' reserve cannot pay a sweep's fee without leaving pBTC unbacked.
+    #[error("the sweep's fee of {fee} sat exceeds the SONs' reserve of {reserve} sat")]
+    ReserveShort {
+        /// The fee.
+        fee: u64,
+        /// The reserve.
+        reserve: u64,
+    },
     /// State the chain should hold is missing (a bug, reported rather than panicking).
     #[error("inconsistent bitcoin state: {0}")]
     Inconsistent(String),
@@ -227,16 +297,22 @@ fn sweep_of(
     Ok(Some(SweepProposal { fee_rate, unsigned_tx: tx::to_hex(&t) }))
 }
 
+/// A fee rate within the chain's bounds.
+pub(crate) fn fee_in_bounds(state: &State, rate: u64) -> Result<(), BitcoinError> {
+    let (min, max) = (state.param::<MinFeeRate>(), state.param::<MaxFeeRate>());
+    if !(min..=max).contains(&rate) {
+        return Err(BitcoinError::FeeRate { rate, min, max });
+    }
+    Ok(())
+}
+
 /// The wallet-update rule, shared by the check, the trigger and the validator.
 pub fn check_update(state: &State, op: &WalletUpdate) -> Result<(), BitcoinError> {
     if let Some(t) = unsettled(state).next() {
         return Err(BitcoinError::SweepPending(t.id));
     }
     let rate = op.sweep.as_ref().map_or(state.param::<MinFeeRate>(), |s| s.fee_rate);
-    let (min, max) = (state.param::<MinFeeRate>(), state.param::<MaxFeeRate>());
-    if !(min..=max).contains(&rate) {
-        return Err(BitcoinError::FeeRate { rate, min, max });
-    }
+    fee_in_bounds(state, rate)?;
     let expected = expected_update(state, rate)?.ok_or(BitcoinError::NoChange)?;
     if op.wallet != expected.wallet {
         return Err(BitcoinError::WrongWalletId { expected: expected.wallet, given: op.wallet });
@@ -246,7 +322,7 @@ pub fn check_update(state: &State, op: &WalletUpdate) -> Result<(), BitcoinError
     }
     match (&op.sweep, &expected.sweep) {
         (None, None) => Ok(()),
-        (Some(got), Some(want)) if got == want => Ok(()),
+        (Some(got), Some(want)) if got == want => sweep_fee_covered(state, got),
         (Some(_), Some(_)) => Err(BitcoinError::TxMismatch),
         (got, _) => {
             let utxos = current_wallet(state).map_or(0, |w| wallet_utxos(state, w.id).len());
@@ -254,6 +330,25 @@ pub fn check_update(state: &State, op: &WalletUpdate) -> Result<(), BitcoinError
             Err(BitcoinError::SweepMismatch { utxos, need })
         }
     }
+}
+
+/// The sweep's fee comes out of the SONs' reserve, never out of what backs pBTC.
+fn sweep_fee_covered(state: &State, sweep: &SweepProposal) -> Result<(), BitcoinError> {
+    let t = tx::from_hex(&sweep.unsigned_tx)
+        .ok_or_else(|| BitcoinError::Hex(sweep.unsigned_tx.clone()))?;
+    let inputs: u64 = t
+        .input
+        .iter()
+        .filter_map(|i| state.row::<Utxos>(&utxo_key(&i.previous_output)))
+        .map(|u| u.amount_sat)
+        .sum();
+    let outputs: u64 = t.output.iter().map(|o| o.value.to_sat()).sum();
+    let fee = inputs.saturating_sub(outputs);
+    let reserve = books(state).reserve_sat();
+    if fee > reserve {
+        return Err(BitcoinError::ReserveShort { fee, reserve });
+    }
+    Ok(())
 }
 
 /// A new wallet was recorded.
@@ -325,6 +420,7 @@ impl Operation for WalletUpdate {
             }
             let row = SidechainTx {
                 id,
+                txid: tx::txid(&t).to_string(),
                 purpose: Purpose::Sweep { from: old.id, to: self.wallet },
                 signing_wallet: old.id,
                 unsigned_tx: sweep.unsigned_tx.clone(),
@@ -408,6 +504,16 @@ fn signer_weight(
     Ok((t, wallet, me.weight))
 }
 
+/// The witness script `t`'s inputs spend (signed by `wallet`, its signing wallet): the wallet's
+/// own script, or for a deposit sweep the user's one-or-weighted script over that wallet.
+pub fn spent_script(t: &SidechainTx, wallet: &Wallet) -> Result<ScriptBuf, BitcoinError> {
+    match &t.purpose {
+        Purpose::Deposit { user_key, .. } => crate::state::deposit_script(user_key, wallet)
+            .map_err(|e| BitcoinError::Inconsistent(e.to_string())),
+        _ => Ok(wallet.script()),
+    }
+}
+
 /// Checks `sigs` of `son` for every input of `t`.
 pub fn verify_signatures(
     t: &SidechainTx,
@@ -427,7 +533,7 @@ pub fn verify_signatures(
         .ok_or(BitcoinError::NotASigner { son, tx: t.id })?;
     let key = script::parse_key(&signer.public_key)
         .map_err(|e| BitcoinError::Inconsistent(e.to_string()))?;
-    let script = wallet.script();
+    let script = spent_script(t, wallet)?;
     for (i, (sig, input)) in sigs.iter().zip(&t.inputs).enumerate() {
         let bytes = hex_bytes(sig)?;
         tx::verify_input(&unsigned, i, &script, input.amount_sat, &key, &bytes)
@@ -507,7 +613,7 @@ pub struct FailTx {
 }
 
 /// `owner` operates `son`, and `son` is elected.
-fn elected_owner(state: &State, son: SonId, owner: AccountId) -> Result<(), BitcoinError> {
+pub(crate) fn elected_owner(state: &State, son: SonId, owner: AccountId) -> Result<(), BitcoinError> {
     let s =
         state.son(son).filter(|_| state.is_elected(son)).ok_or(BitcoinError::NotElected(son))?;
     if s.owner != owner {
@@ -543,14 +649,7 @@ impl Operation for FailTx {
             .row::<Transactions>(&self.tx)
             .cloned()
             .ok_or_else(|| rule(TX_FAIL)(BitcoinError::UnknownTx(self.tx)))?;
-        for i in &t.inputs {
-            let o: OutPoint = i
-                .outpoint
-                .parse()
-                .map_err(|_| rule(TX_FAIL)(BitcoinError::Inconsistent(i.outpoint.clone())))?;
-            let row = Utxo { wallet: t.signing_wallet, amount_sat: i.amount_sat };
-            ctx.put_row::<Utxos>(&utxo_key(&o), Some(row))?;
-        }
+        crate::flows::fail_effects(ctx, &t)?;
         t.status =
             TxStatus::Failed { reason: "not signed by the threshold before its deadline".into() };
         ctx.put_row::<Transactions>(&self.tx, Some(t))
@@ -588,10 +687,12 @@ pub fn check_utxo(state: &State, op: &WalletUtxo) -> Result<(), BitcoinError> {
     if current.id != op.wallet {
         return Err(BitcoinError::NotCurrent(op.wallet));
     }
+    let txid = o.txid.to_string();
     let known = state.row::<Utxos>(&utxo_key(&o)).is_some()
-        || state
-            .rows::<Transactions>()
-            .any(|(_, t)| t.inputs.iter().any(|i| i.outpoint == o.to_string()));
+        || state.row::<crate::state::Deposits>(&utxo_key(&o)).is_some()
+        || state.rows::<Transactions>().any(|(_, t)| {
+            t.txid == txid || t.inputs.iter().any(|i| i.outpoint == o.to_string())
+        });
     if known {
         return Err(BitcoinError::KnownOutput(o.to_string()));
     }
@@ -615,7 +716,10 @@ impl Operation for WalletUtxo {
     fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
         let o = self.outpoint().ok_or_else(|| rule(UTXO)(BitcoinError::Hex(self.txid.clone())))?;
         let row = Utxo { wallet: self.wallet, amount_sat: self.amount_sat };
-        ctx.put_row::<Utxos>(&utxo_key(&o), Some(row))
+        ctx.put_row::<Utxos>(&utxo_key(&o), Some(row))?;
+        let mut b = books(ctx);
+        b.funded_sat = b.funded_sat.saturating_add(self.amount_sat);
+        ctx.put_row::<BooksTable>(&0, Some(b))
     }
 }
 
@@ -750,15 +854,14 @@ impl Operation for SettleTx {
         };
         let unsigned = tx::from_hex(&t.unsigned_tx)
             .ok_or_else(|| fail(BitcoinError::Hex(t.unsigned_tx.clone())))?;
-        let id = tx::txid(&unsigned);
-        let Purpose::Sweep { to, .. } = t.purpose;
-        let mut total = 0u64;
-        for (vout, out) in unsigned.output.iter().enumerate() {
-            let key = utxo_key(&OutPoint { txid: id, vout: vout as u32 });
-            total = total.saturating_add(out.value.to_sat());
-            ctx.put_row::<Utxos>(&key, Some(Utxo { wallet: to, amount_sat: out.value.to_sat() }))?;
-        }
-        ctx.emit_event(&TxSettled { tx: t.id, txid: txid.clone(), wallet: to, amount_sat: total });
+        let (wallet, joined) = match &t.purpose {
+            Purpose::Sweep { to, .. } => (*to, unsigned.output.iter().collect::<Vec<_>>()),
+            Purpose::Deposit { to, .. } => (*to, unsigned.output.iter().take(1).collect()),
+            Purpose::Withdrawal { wallet, .. } => (*wallet, unsigned.output.iter().skip(1).collect()),
+        };
+        let total = joined.iter().map(|o| o.value.to_sat()).sum();
+        crate::flows::settle_effects(ctx, &t, &unsigned)?;
+        ctx.emit_event(&TxSettled { tx: t.id, txid: txid.clone(), wallet, amount_sat: total });
         t.status = TxStatus::Settled { txid };
         ctx.put_row::<Transactions>(&self.tx, Some(t))
     }
@@ -772,7 +875,8 @@ pub fn signed_transaction(
 ) -> Result<bitcoin::Transaction, BitcoinError> {
     let mut signed =
         tx::from_hex(&t.unsigned_tx).ok_or_else(|| BitcoinError::Hex(t.unsigned_tx.clone()))?;
-    let script = wallet.script();
+    let script = spent_script(t, wallet)?;
+    let user_slot = matches!(t.purpose, Purpose::Deposit { .. });
     for (i, input) in signed.input.iter_mut().enumerate() {
         let mut sigs = BTreeMap::new();
         for (slot, signer) in wallet.signers.iter().enumerate() {
@@ -780,7 +884,7 @@ pub fn signed_transaction(
                 sigs.insert(slot, hex_bytes(hex)?);
             }
         }
-        input.witness = tx::weighted_witness(wallet.signers.len(), &sigs, &script, false);
+        input.witness = tx::weighted_witness(wallet.signers.len(), &sigs, &script, user_slot);
     }
     Ok(signed)
 }

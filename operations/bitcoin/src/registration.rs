@@ -6,13 +6,21 @@ use sonprop_core::{
     ProposalPolicy, SonId, State, Subject, TableDecl, Watch,
 };
 
+use crate::flows::{
+    ProcessDeposit, ProcessWithdrawal, RefundWithdrawal, RegisterDepositKey, ReportDeposit,
+    Withdraw,
+};
 use crate::node;
 use crate::ops::{FailTx, SentTx, SettleTx, SignTx, WalletUpdate, WalletUtxo};
 use crate::state::{
-    signature_needed, MaxFeeRate, MinConfirmations, MinFeeRate, NetworkParam, SignTimeout,
-    Transactions, Utxos, Wallets,
+    signature_needed, AssetParam, BooksTable, DepositKeys, Deposits, MaxFeeRate,
+    MinConfirmations, MinFeeRate, NetworkParam, SignTimeout, Transactions, Utxos, Wallets,
+    Withdrawals,
 };
-use crate::{SENT, SETTLE, SIGN, TX_FAIL, UTXO, WALLET_UPDATE};
+use crate::{
+    DEPOSIT_KEY, DEPOSIT_PROCESS, DEPOSIT_REPORT, SENT, SETTLE, SIGN, TX_FAIL, UTXO,
+    WALLET_UPDATE, WITHDRAW, WITHDRAW_PROCESS, WITHDRAW_REFUND,
+};
 
 fn lifetime(state: &State) -> u64 {
     state.witness_cycles_lifetime(3)
@@ -25,7 +33,7 @@ const SON_PROPOSAL: ProposalPolicy = ProposalPolicy {
     readiness: None,
 };
 
-const OPERATIONS: [OperationDescriptor; 6] = [
+const OPERATIONS: [OperationDescriptor; 12] = [
     OperationDescriptor {
         name: WALLET_UPDATE,
         description: "record the elected SONs' new primary wallet and the sweep of the old one",
@@ -79,6 +87,69 @@ const OPERATIONS: [OperationDescriptor; 6] = [
             })
         },
     },
+    OperationDescriptor {
+        name: DEPOSIT_KEY,
+        description: "a user's deposit key (its deposit address) and default withdrawal address",
+        proposal: None,
+        example: || {
+            Box::new(RegisterDepositKey {
+                account: AccountId(20),
+                public_key: "0368dc31b2b547c74f52abfc67c7fc768c68115d8ab96430d9bb4996fa660121cd"
+                    .into(),
+                withdraw_address: None,
+            })
+        },
+    },
+    OperationDescriptor {
+        name: DEPOSIT_REPORT,
+        description: "a SON's report of a payment to a user's deposit address",
+        proposal: None,
+        example: || {
+            Box::new(ReportDeposit {
+                son: SonId(3),
+                owner: AccountId(14),
+                account: AccountId(20),
+                txid: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".into(),
+                vout: 0,
+                amount_sat: 50_000_000,
+            })
+        },
+    },
+    OperationDescriptor {
+        name: DEPOSIT_PROCESS,
+        description: "sweep a confirmed deposit into the primary wallet",
+        proposal: Some(SON_PROPOSAL),
+        example: || {
+            Box::new(ProcessDeposit {
+                deposit: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b:0"
+                    .into(),
+                fee_rate: 2,
+                unsigned_tx: String::new(),
+            })
+        },
+    },
+    OperationDescriptor {
+        name: WITHDRAW,
+        description: "withdraw pBTC to a Bitcoin address (the pBTC goes to escrow)",
+        proposal: None,
+        example: || {
+            Box::new(Withdraw { account: AccountId(20), amount_sat: 25_000_000, address: None })
+        },
+    },
+    OperationDescriptor {
+        name: WITHDRAW_PROCESS,
+        description: "pay a pending withdrawal from the primary wallet, change back to it",
+        proposal: Some(SON_PROPOSAL),
+        example: || {
+            Box::new(ProcessWithdrawal { withdrawal: 0, fee_rate: 2, unsigned_tx: String::new() })
+        },
+    },
+    OperationDescriptor {
+        name: WITHDRAW_REFUND,
+        description: "return a withdrawal's pBTC when the primary wallet cannot pay it",
+        proposal: Some(SON_PROPOSAL),
+        example: || Box::new(RefundWithdrawal { withdrawal: 0 }),
+    },
 ];
 
 fn defer_needed_signer(state: &State, subject: &Subject) -> Option<String> {
@@ -93,6 +164,10 @@ pub const PLUGIN: Plugin = Plugin {
         TableDecl::of::<Wallets>(),
         TableDecl::of::<Utxos>(),
         TableDecl::of::<Transactions>(),
+        TableDecl::of::<DepositKeys>(),
+        TableDecl::of::<Deposits>(),
+        TableDecl::of::<Withdrawals>(),
+        TableDecl::of::<BooksTable>(),
     ],
     params: &[
         ParamDecl::of::<NetworkParam>(),
@@ -100,6 +175,7 @@ pub const PLUGIN: Plugin = Plugin {
         ParamDecl::of::<MaxFeeRate>(),
         ParamDecl::of::<SignTimeout>(),
         ParamDecl::of::<MinConfirmations>(),
+        ParamDecl::of::<AssetParam>(),
     ],
     guards: &[Guard { name: "bitcoin-signer", kind: "son_deregister", defer: defer_needed_signer }],
     node: &[
@@ -129,6 +205,34 @@ pub const PLUGIN: Plugin = Plugin {
             watch: Watch::ElectedSons,
             trigger: Some(node::settle_trigger),
             validator: Some(node::settle_validator),
+            isolation: Isolation::Thread,
+        },
+        NodeParts {
+            kind: DEPOSIT_REPORT,
+            watch: Watch::EachElectedSon,
+            trigger: Some(node::deposit_report_trigger),
+            validator: None,
+            isolation: Isolation::Thread,
+        },
+        NodeParts {
+            kind: DEPOSIT_PROCESS,
+            watch: Watch::ElectedSons,
+            trigger: Some(node::deposit_trigger),
+            validator: Some(node::deposit_validator),
+            isolation: Isolation::Thread,
+        },
+        NodeParts {
+            kind: WITHDRAW_PROCESS,
+            watch: Watch::ElectedSons,
+            trigger: Some(node::withdraw_trigger),
+            validator: Some(node::withdraw_validator),
+            isolation: Isolation::Thread,
+        },
+        NodeParts {
+            kind: WITHDRAW_REFUND,
+            watch: Watch::ElectedSons,
+            trigger: Some(node::refund_trigger),
+            validator: Some(node::refund_validator),
             isolation: Isolation::Thread,
         },
         NodeParts {

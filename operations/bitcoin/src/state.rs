@@ -7,7 +7,9 @@ use std::fmt;
 use bitcoin::hashes::Hash;
 use bitcoin::{OutPoint, ScriptBuf, Txid};
 use serde::{Deserialize, Serialize};
-use sonprop_core::{Index, IndexEntries, Parameter, SonId, State, TableSchema, Timestamp};
+use sonprop_core::{
+    AccountId, AssetId, Index, IndexEntries, Parameter, SonId, State, TableSchema, Timestamp,
+};
 
 use crate::script::{self, BitcoinNetwork, Signer};
 
@@ -101,6 +103,31 @@ pub enum Purpose {
         /// The wallet it pays.
         to: u64,
     },
+    /// Moves a user's deposit (an output paying the user's deposit address) into the current
+    /// primary wallet; pBTC is issued to the user when it settles.
+    Deposit {
+        /// The deposit, `txid:vout`.
+        deposit: String,
+        /// The user's deposit key (the script's refund branch), hex.
+        user_key: String,
+        /// The wallet it pays.
+        to: u64,
+    },
+    /// Pays a withdrawal from the primary wallet's outputs, change back to the wallet; the
+    /// escrowed pBTC is burnt when it settles.
+    Withdrawal {
+        /// The withdrawal.
+        withdrawal: u64,
+        /// The wallet it spends, and whose change it receives.
+        wallet: u64,
+    },
+}
+
+impl Purpose {
+    /// Whether its inputs are primary-wallet outputs (a deposit sweep spends a user's output).
+    pub fn spends_wallet(&self) -> bool {
+        !matches!(self, Purpose::Deposit { .. })
+    }
 }
 
 /// Where a sidechain transaction stands.
@@ -168,6 +195,9 @@ pub struct TxInput {
 pub struct SidechainTx {
     /// Its number.
     pub id: u64,
+    /// Its Bitcoin txid (witnesses are not part of it, so it is final before any signature).
+    #[serde(default)]
+    pub txid: String,
     /// What it is for.
     #[serde(flatten)]
     pub purpose: Purpose,
@@ -379,6 +409,336 @@ pub fn signature_needed(state: &State, son: SonId) -> Option<String> {
             )
         })
     })
+}
+
+param!(
+    /// The wrapped asset (pBTC) deposits issue and withdrawals burn. Its issuer must be the SON
+    /// consensus authority and its supply must start at zero.
+    AssetParam, "bitcoin.asset", "the wrapped BTC asset (pBTC) deposits issue and withdrawals burn",
+    AssetId, AssetId(1), |_| Ok(())
+);
+
+/// A user's deposit key: the user's deposit address is the one-or-weighted script of this key
+/// over the current wallet's SONs, so it changes when the wallet does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositKey {
+    /// The compressed public key, hex.
+    pub public_key: String,
+    /// Where the user's withdrawals go unless the withdrawal names another address.
+    pub withdraw_address: Option<String>,
+}
+
+/// Each user's deposit key, by account.
+pub struct DepositKeys;
+impl TableSchema for DepositKeys {
+    const NAME: &'static str = "bitcoin.deposit_keys";
+    type Key = AccountId;
+    type Value = DepositKey;
+}
+
+/// Where a deposit stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum DepositStatus {
+    /// Reported by SONs holding less than two thirds of the wallet's weight.
+    Reported,
+    /// Reported by more than two thirds of the weight: a SON may propose its sweep.
+    Confirmed,
+    /// Its sweep is sidechain transaction `tx`.
+    Sweeping {
+        /// The sweep.
+        tx: u64,
+    },
+    /// Swept and settled: `credited` pBTC went to the user.
+    Credited {
+        /// The sweep.
+        tx: u64,
+        /// pBTC issued (the amount that reached the wallet).
+        credited: u64,
+    },
+}
+
+impl DepositStatus {
+    /// A small code for the status index.
+    pub fn code(&self) -> u8 {
+        match self {
+            DepositStatus::Reported => 0,
+            DepositStatus::Confirmed => 1,
+            DepositStatus::Sweeping { .. } => 2,
+            DepositStatus::Credited { .. } => 3,
+        }
+    }
+}
+
+/// One version of a deposit the SONs reported: who it credits and how much. SONs whose views
+/// differ back different claims; a claim backed by more than two thirds of the wallet's weight
+/// confirms the deposit, so SONs below a third cannot stall an honest majority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// The user it credits.
+    pub account: AccountId,
+    /// Its amount, in satoshis.
+    pub amount_sat: u64,
+    /// The user's deposit key when it was reported (the script's refund branch), hex.
+    pub user_key: String,
+    /// The SONs that reported it.
+    pub reporters: Vec<SonId>,
+    /// Their weight in the wallet.
+    pub weight: u32,
+}
+
+/// A payment to a user's deposit address, as the SONs reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deposit {
+    /// The output, `txid:vout`.
+    pub outpoint: String,
+    /// The wallet whose SONs the deposit address names (who report and sign).
+    pub wallet: u64,
+    /// The wallet's total weight.
+    pub total_weight: u32,
+    /// The versions reported.
+    pub claims: Vec<Claim>,
+    /// Where it stands.
+    #[serde(flatten)]
+    pub status: DepositStatus,
+    /// When the first report came.
+    pub first_reported: Timestamp,
+}
+
+impl Deposit {
+    /// The claim backed by more than two thirds of the weight, if any.
+    pub fn accepted(&self) -> Option<&Claim> {
+        self.claims
+            .iter()
+            .find(|c| u64::from(c.weight) * 3 > u64::from(self.total_weight) * 2)
+    }
+}
+
+/// Deposits by outpoint; indexed by status.
+pub struct Deposits;
+/// [`Deposits`] by status code.
+pub const DEPOSITS_BY_STATUS: Index<Deposits, u8> = Index::new("by_status");
+impl TableSchema for Deposits {
+    const NAME: &'static str = "bitcoin.deposits";
+    type Key = ([u8; 32], u32);
+    type Value = Deposit;
+    fn index(row: &Deposit, out: &mut IndexEntries) {
+        DEPOSITS_BY_STATUS.add(&row.status.code(), out);
+    }
+}
+
+/// Where a withdrawal stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum WithdrawalStatus {
+    /// Its pBTC is in escrow; waiting for a SON to propose its payment.
+    Pending,
+    /// Its payment is sidechain transaction `tx`.
+    Paying {
+        /// The payment.
+        tx: u64,
+    },
+    /// Paid and settled: its pBTC was burnt.
+    Paid {
+        /// The payment.
+        tx: u64,
+        /// What reached the user's address, in satoshis (the amount less the fee).
+        sent_sat: u64,
+    },
+    /// The wallet could not cover it: its pBTC went back to the user.
+    Refunded {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl WithdrawalStatus {
+    /// A small code for the status index.
+    pub fn code(&self) -> u8 {
+        match self {
+            WithdrawalStatus::Pending => 0,
+            WithdrawalStatus::Paying { .. } => 1,
+            WithdrawalStatus::Paid { .. } => 2,
+            WithdrawalStatus::Refunded { .. } => 3,
+        }
+    }
+}
+
+/// A withdrawal: pBTC held in escrow by the SON account until Bitcoin pays it out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withdrawal {
+    /// Its number.
+    pub id: u64,
+    /// Who withdraws.
+    pub account: AccountId,
+    /// The Bitcoin address paid.
+    pub address: String,
+    /// pBTC escrowed, which is also the satoshis the transaction takes from the wallet
+    /// (the user receives it less the fee).
+    pub amount_sat: u64,
+    /// Where it stands.
+    #[serde(flatten)]
+    pub status: WithdrawalStatus,
+    /// When it was requested.
+    pub created: Timestamp,
+}
+
+/// Withdrawals by number; indexed by status.
+pub struct Withdrawals;
+/// [`Withdrawals`] by `(status code, id)`.
+pub const WITHDRAWALS_BY_STATUS: Index<Withdrawals, (u8, u64)> = Index::new("by_status");
+impl TableSchema for Withdrawals {
+    const NAME: &'static str = "bitcoin.withdrawals";
+    type Key = u64;
+    type Value = Withdrawal;
+    fn index(row: &Withdrawal, out: &mut IndexEntries) {
+        WITHDRAWALS_BY_STATUS.add(&(row.status.code(), row.id), out);
+    }
+}
+
+/// The bridge's running totals, kept by the operations that move value: the terms of the
+/// conservation equation that are not visible in other rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Books {
+    /// Satoshis recorded as paid to a wallet directly (`bitcoin_wallet_utxo`): the SONs'
+    /// reserve, which backs no pBTC and pays the wallet sweeps' fees.
+    pub funded_sat: u64,
+    /// Fees paid by settled wallet sweeps (taken from the reserve).
+    pub sweep_fees_sat: u64,
+    /// pBTC issued for settled deposits.
+    pub issued: u64,
+    /// pBTC burnt for settled withdrawals.
+    pub burnt: u64,
+}
+
+impl Books {
+    /// The reserve left: funding less the sweep fees paid.
+    pub fn reserve_sat(&self) -> u64 {
+        self.funded_sat.saturating_sub(self.sweep_fees_sat)
+    }
+}
+
+/// The bridge's books: one row, key 0.
+pub struct BooksTable;
+impl TableSchema for BooksTable {
+    const NAME: &'static str = "bitcoin.books";
+    type Key = u64;
+    type Value = Books;
+}
+
+/// The books as they stand.
+pub fn books(state: &State) -> Books {
+    state.row::<BooksTable>(&0).cloned().unwrap_or_default()
+}
+
+/// The user's deposit script over `wallet`'s SONs.
+pub fn deposit_script(user_key: &str, wallet: &Wallet) -> Result<ScriptBuf, script::ScriptError> {
+    let user = script::parse_key(user_key)?;
+    script::one_or_weighted_script(&user, &script_signers(&wallet.signers)?, None)
+}
+
+/// The witness script the inputs of `t` spend.
+pub fn input_script(state: &State, t: &SidechainTx) -> Option<ScriptBuf> {
+    let wallet = state.row::<Wallets>(&t.signing_wallet)?;
+    match &t.purpose {
+        Purpose::Deposit { user_key, .. } => deposit_script(user_key, wallet).ok(),
+        _ => Some(wallet.script()),
+    }
+}
+
+/// Both sides of the conservation equation, and the counters it is checked against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conservation {
+    /// Satoshis in the wallets' outputs the chain knows.
+    pub utxos_sat: u64,
+    /// Satoshis of wallet outputs spent by sweeps and withdrawal payments not settled yet.
+    pub in_flight_sat: u64,
+    /// The pBTC in existence.
+    pub pbtc_supply: u64,
+    /// pBTC in escrow for withdrawals not paid yet.
+    pub escrow: u64,
+    /// The books.
+    pub books: Books,
+}
+
+/// A broken conservation rule: a bug, never a user error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("conservation broken: {0}")]
+pub struct ConservationError(pub String);
+
+/// Checks the bridge's conservation equation on `state`:
+///
+/// ```text
+/// utxos + in_flight = pbtc_supply + funded - sweep_fees      (reserve = funded - sweep_fees >= 0)
+/// pbtc_supply       = issued - burnt
+/// escrow            = sum of pending and paying withdrawals <= the SON account's pBTC
+/// issued            = sum of credited deposits;  burnt = sum of paid withdrawals
+/// ```
+///
+/// So the pBTC supply never exceeds the BTC the wallets hold, counting wallet outputs that
+/// unsettled transactions spend.
+pub fn conservation(state: &State) -> Result<Conservation, ConservationError> {
+    let err = |m: String| Err(ConservationError(m));
+    let b = books(state);
+    let asset = state.param::<AssetParam>();
+    let supply = state.asset(asset).map_or(0, |a| a.supply);
+    let utxos: u64 = state.rows::<Utxos>().map(|(_, u)| u.amount_sat).sum();
+    let in_flight: u64 = unsettled(state)
+        .filter(|t| t.purpose.spends_wallet())
+        .flat_map(|t| t.inputs.iter().map(|i| i.amount_sat))
+        .sum();
+    let escrow: u64 = state
+        .rows::<Withdrawals>()
+        .filter(|(_, w)| {
+            matches!(w.status, WithdrawalStatus::Pending | WithdrawalStatus::Paying { .. })
+        })
+        .map(|(_, w)| w.amount_sat)
+        .sum();
+    let credited: u64 = state
+        .rows::<Deposits>()
+        .filter_map(|(_, d)| match d.status {
+            DepositStatus::Credited { credited, .. } => Some(credited),
+            _ => None,
+        })
+        .sum();
+    let paid: u64 = state
+        .rows::<Withdrawals>()
+        .filter(|(_, w)| matches!(w.status, WithdrawalStatus::Paid { .. }))
+        .map(|(_, w)| w.amount_sat)
+        .sum();
+    let c = Conservation {
+        utxos_sat: utxos,
+        in_flight_sat: in_flight,
+        pbtc_supply: supply,
+        escrow,
+        books: b.clone(),
+    };
+    if b.sweep_fees_sat > b.funded_sat {
+        return err(format!("sweep fees {} exceed the reserve funded {}", b.sweep_fees_sat, b.funded_sat));
+    }
+    if u128::from(utxos) + u128::from(in_flight)
+        != u128::from(supply) + u128::from(b.reserve_sat())
+    {
+        return err(format!(
+            "wallet outputs {utxos} + in flight {in_flight} != pBTC supply {supply} + reserve {}",
+            b.reserve_sat()
+        ));
+    }
+    if u128::from(supply) + u128::from(b.burnt) != u128::from(b.issued) {
+        return err(format!("pBTC supply {supply} != issued {} - burnt {}", b.issued, b.burnt));
+    }
+    if b.issued != credited {
+        return err(format!("issued {} but deposits credited {credited}", b.issued));
+    }
+    if b.burnt != paid {
+        return err(format!("burnt {} but withdrawals paid {paid}", b.burnt));
+    }
+    // pBTC sent to the SON account by plain transfer is held there too (and stays backed).
+    let held = state.balance(AccountId::SON_CONSENSUS, asset);
+    if held < escrow {
+        return err(format!("the SON account holds {held} pBTC, withdrawals escrow {escrow}"));
+    }
+    Ok(c)
 }
 
 #[cfg(test)]

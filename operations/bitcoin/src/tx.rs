@@ -44,6 +44,14 @@ pub enum BuildError {
     /// Amounts beyond `u64`.
     #[error("amounts overflow")]
     Overflow,
+    /// The inputs do not cover the amount (with change of at least the dust limit).
+    #[error("the wallet's outputs hold {have} sat; {need} sat are needed")]
+    Insufficient {
+        /// What the outputs hold.
+        have: u64,
+        /// What is needed.
+        need: u64,
+    },
     /// The same output twice.
     #[error("output {0} is spent twice")]
     DuplicateInput(OutPoint),
@@ -95,6 +103,22 @@ pub fn build_sweep(
     signers: usize,
     script_len: usize,
 ) -> Result<Transaction, BuildError> {
+    sweep_all(inputs, to, fee_rate_sat_vb, signers, script_len, false)
+}
+
+/// The sweep of one user deposit (an output of the one-or-weighted script) into the wallet
+/// paying `to`, the fee counted with the empty user slot its witness carries.
+pub fn build_deposit_sweep(
+    deposit: Spend,
+    to: &ScriptBuf,
+    fee_rate_sat_vb: u64,
+    signers: usize,
+    script_len: usize,
+) -> Result<Transaction, BuildError> {
+    sweep_all(&[deposit], to, fee_rate_sat_vb, signers, script_len, true)
+}
+
+fn sorted_unique(inputs: &[Spend]) -> Result<(Vec<Spend>, u64), BuildError> {
     if inputs.is_empty() {
         return Err(BuildError::NoInputs);
     }
@@ -107,13 +131,29 @@ pub fn build_sweep(
         .iter()
         .try_fold(0u64, |t, s| t.checked_add(s.amount_sat))
         .ok_or(BuildError::Overflow)?;
-    let vsize = estimate_vsize(sorted.len(), 1, signers, script_len, false);
+    Ok((sorted, total))
+}
+
+fn sweep_all(
+    inputs: &[Spend],
+    to: &ScriptBuf,
+    fee_rate_sat_vb: u64,
+    signers: usize,
+    script_len: usize,
+    user_slot: bool,
+) -> Result<Transaction, BuildError> {
+    let (sorted, total) = sorted_unique(inputs)?;
+    let vsize = estimate_vsize(sorted.len(), 1, signers, script_len, user_slot);
     let fee = vsize.checked_mul(fee_rate_sat_vb).ok_or(BuildError::Overflow)?;
     let out = total
         .checked_sub(fee)
         .filter(|v| *v >= P2WSH_DUST_SAT)
         .ok_or(BuildError::TooSmall { total, fee, dust: P2WSH_DUST_SAT })?;
-    Ok(Transaction {
+    Ok(assemble(&sorted, vec![TxOut { value: Amount::from_sat(out), script_pubkey: to.clone() }]))
+}
+
+fn assemble(sorted: &[Spend], output: Vec<TxOut>) -> Transaction {
+    Transaction {
         version: Version::TWO,
         lock_time: LockTime::ZERO,
         input: sorted
@@ -125,8 +165,67 @@ pub fn build_sweep(
                 witness: Witness::new(),
             })
             .collect(),
-        output: vec![TxOut { value: Amount::from_sat(out), script_pubkey: to.clone() }],
-    })
+        output,
+    }
+}
+
+/// The smallest payment to a user's address: Bitcoin Core's dust limit for the costliest
+/// standard output to spend (P2PKH, 546 sat), so any address type relays.
+pub const USER_DUST_SAT: u64 = 546;
+
+/// Deterministic coin selection for a withdrawal of `amount_sat`: the largest outputs first
+/// (ties in outpoint order) until they cover it exactly or leave change of at least the
+/// P2WSH dust limit. `None` if the outputs cannot.
+pub fn select_coins(utxos: &[Spend], amount_sat: u64) -> Option<Vec<Spend>> {
+    let mut by_size = utxos.to_vec();
+    by_size.sort_by(|a, b| b.amount_sat.cmp(&a.amount_sat).then(a.outpoint.cmp(&b.outpoint)));
+    let mut chosen = Vec::new();
+    let mut total = 0u64;
+    for s in by_size {
+        total = total.checked_add(s.amount_sat)?;
+        chosen.push(s);
+        if total == amount_sat || total >= amount_sat.checked_add(P2WSH_DUST_SAT)? {
+            return Some(chosen);
+        }
+    }
+    None
+}
+
+/// A withdrawal payment: `inputs` (the selected wallet outputs) pay `amount_sat` less the fee
+/// to `pay_to`, and the rest back to the wallet at `change_to` (no change output when there
+/// is none). Outputs in that order; the user bears the fee, so the wallet gives up exactly
+/// `amount_sat`.
+pub fn build_withdrawal(
+    inputs: &[Spend],
+    pay_to: &ScriptBuf,
+    amount_sat: u64,
+    change_to: &ScriptBuf,
+    fee_rate_sat_vb: u64,
+    signers: usize,
+    script_len: usize,
+) -> Result<Transaction, BuildError> {
+    let (sorted, total) = sorted_unique(inputs)?;
+    let change = total
+        .checked_sub(amount_sat)
+        .ok_or(BuildError::Insufficient { have: total, need: amount_sat })?;
+    if change != 0 && change < P2WSH_DUST_SAT {
+        return Err(BuildError::Insufficient {
+            have: total,
+            need: amount_sat.saturating_add(P2WSH_DUST_SAT),
+        });
+    }
+    let outputs = if change == 0 { 1 } else { 2 };
+    let vsize = estimate_vsize(sorted.len(), outputs, signers, script_len, false);
+    let fee = vsize.checked_mul(fee_rate_sat_vb).ok_or(BuildError::Overflow)?;
+    let paid = amount_sat
+        .checked_sub(fee)
+        .filter(|v| *v >= USER_DUST_SAT)
+        .ok_or(BuildError::TooSmall { total: amount_sat, fee, dust: USER_DUST_SAT })?;
+    let mut out = vec![TxOut { value: Amount::from_sat(paid), script_pubkey: pay_to.clone() }];
+    if change != 0 {
+        out.push(TxOut { value: Amount::from_sat(change), script_pubkey: change_to.clone() });
+    }
+    Ok(assemble(&sorted, out))
 }
 
 /// The transaction as hex (consensus encoding).

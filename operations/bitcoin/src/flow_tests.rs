@@ -1,0 +1,408 @@
+//! Deposits and withdrawals end to end: the ledger and every node's scheduler over a simulated
+//! Bitcoin network that runs every broadcast through Bitcoin Core's script interpreter, with
+//! the conservation equation checked after every block.
+
+use std::sync::Arc;
+
+use bitcoin::consensus::encode::serialize;
+use bitcoin::secp256k1::Secp256k1;
+use bitcoin::{Address, CompressedPublicKey, Network, PublicKey, ScriptBuf};
+use sonprop_core::node::scheduler::SchedulerConfig;
+use sonprop_core::testkit::{NetworkBuilder, TestNetwork};
+use sonprop_core::{
+    AccountId, Asset, AssetId, ChainParameters, LedgerEvent, OperationError, Registry, Services,
+    SonId, State,
+};
+
+use crate::flows::{
+    deposit_address, DepositConfirmed, DepositCredited, RegisterDepositKey, ReportDeposit,
+    Withdraw, WithdrawalPaid, WithdrawalRefunded,
+};
+use crate::node::{BitcoinNode, BitcoinSource};
+use crate::ops::BitcoinError;
+use crate::sim::{Fault, SimBitcoin};
+use crate::state::{
+    conservation, current_wallet, utxo_key, wallet_utxos, DepositStatus, Deposits, Transactions,
+    TxStatus, Withdrawal, WithdrawalStatus, Withdrawals,
+};
+
+const PBTC: AssetId = AssetId(1);
+/// Bitcoin Core's script flags: P2SH | DERSIG | NULLDUMMY | CHECKLOCKTIMEVERIFY |
+/// CHECKSEQUENCEVERIFY | WITNESS.
+const FLAGS: u32 = (1 << 0) | (1 << 2) | (1 << 4) | (1 << 9) | (1 << 10) | (1 << 11);
+/// A Bitcoin block every this many chain blocks.
+const BTC_EVERY: u64 = 10;
+
+fn registry() -> Arc<Registry> {
+    Registry::builder()
+        .with(&sonprop_report_down::PLUGIN)
+        .with(&sonprop_deregister_son::PLUGIN)
+        .with(&crate::PLUGIN)
+        .build()
+        .expect("unique")
+        .into_arc()
+}
+
+fn builder(min_confirmations: u32) -> NetworkBuilder {
+    let params = ChainParameters {
+        son_deregister_time: 1200,
+        maintenance_interval: 600,
+        maximum_son_count: 6,
+        ..ChainParameters::default()
+    };
+    TestNetwork::builder()
+        .witnesses(3)
+        .sons(6)
+        .standby_sons(1)
+        .users(2)
+        .params(params)
+        .asset(Asset {
+            id: PBTC,
+            symbol: "PBTC".into(),
+            precision: 8,
+            issuer: AccountId::SON_CONSENSUS,
+            max_supply: 21_000_000 * 100_000_000,
+            supply: 0,
+        })
+        .plugin_param("bitcoin.min_confirmations", serde_json::json!(min_confirmations))
+}
+
+/// Bitcoin Core's interpreter as the simulated network's judge of every broadcast.
+fn judged() -> SimBitcoin {
+    SimBitcoin::new(4).with_script_check(Arc::new(|tx, i, spent| {
+        bitcoin::consensus::verify_script_with_flags(
+            &spent.script_pubkey,
+            i,
+            spent.value,
+            &serialize(tx),
+            FLAGS,
+        )
+        .map_err(|e| format!("input {i} rejected by the script interpreter: {e}"))
+    }))
+}
+
+/// A network whose SON `i` sees Bitcoin through `faults(i)`.
+fn network(b: NetworkBuilder, btc: &SimBitcoin, faults: impl Fn(usize) -> Fault) -> TestNetwork {
+    let mut net = b.clone().build(registry());
+    let views: Vec<Arc<dyn BitcoinSource>> =
+        (0..7).map(|i| btc.view(faults(i)) as Arc<dyn BitcoinSource>).collect();
+    net.start_schedulers_with(SchedulerConfig::for_tests(), move |node| match node.son {
+        Some(son) => Services::new().with(BitcoinNode {
+            source: views[son.0 as usize].clone(),
+            key: b.sidechain_key(&node.name, "bitcoin").secret_key(),
+            fee_band_percent: 25,
+        }),
+        None => Services::new(),
+    })
+    .expect("every SON node has its bitcoin service");
+    net
+}
+
+struct Run {
+    net: TestNetwork,
+    btc: SimBitcoin,
+    steps: u64,
+    events: Vec<LedgerEvent>,
+}
+
+impl Run {
+    /// Steps (mining a Bitcoin block every [`BTC_EVERY`] blocks) until `pred`, checking the
+    /// conservation equation after every block; fails after `limit` seconds.
+    async fn until(&mut self, limit: u64, pred: impl Fn(&State) -> bool) {
+        let end = self.net.now().plus(limit);
+        while !pred(self.net.ledger.state()) {
+            assert!(self.net.now() < end, "not reached within {limit} s");
+            self.step().await;
+        }
+    }
+
+    async fn step(&mut self) {
+        self.steps += 1;
+        if self.steps % BTC_EVERY == 0 {
+            self.btc.mine();
+        }
+        self.step_without_mining().await;
+    }
+
+    /// Steps the chain only: Bitcoin mines nothing.
+    async fn step_without_mining(&mut self) {
+        let step = self.net.step().await;
+        self.events.extend(step.outcome.events);
+        if let Err(e) = conservation(self.net.ledger.state()) {
+            panic!("after block {}: {e}", self.net.ledger.state().head_height());
+        }
+    }
+
+    /// Runs the chain for `seconds` while Bitcoin mines nothing.
+    async fn hold(&mut self, seconds: u64) {
+        let end = self.net.now().plus(seconds);
+        while self.net.now() < end {
+            self.step_without_mining().await;
+        }
+    }
+
+    async fn run_for(&mut self, seconds: u64) {
+        let end = self.net.now().plus(seconds);
+        while self.net.now() < end {
+            self.step().await;
+        }
+    }
+
+    fn state(&self) -> &State {
+        self.net.ledger.state()
+    }
+
+    fn user_key(&self, i: usize) -> PublicKey {
+        let kp = TestNetwork::builder().sidechain_key(&self.net.users[i].name, "bitcoin-user");
+        PublicKey::new(kp.secret_key().public_key(&Secp256k1::signing_only()))
+    }
+
+    /// User `i`'s own (P2WPKH) address, where withdrawals go.
+    fn user_address(&self, i: usize) -> Address {
+        let key = CompressedPublicKey::try_from(self.user_key(i)).expect("compressed");
+        Address::p2wpkh(&key, Network::Regtest)
+    }
+
+    fn register(&mut self, i: usize) {
+        let user = self.net.users[i].clone();
+        let op = RegisterDepositKey {
+            account: user.account,
+            public_key: self.user_key(i).to_string(),
+            withdraw_address: Some(self.user_address(i).to_string()),
+        };
+        let tx = self.net.sign(&user, op);
+        self.net.submit(tx);
+    }
+
+    fn deposit(&self, i: usize, sat: u64) -> bitcoin::OutPoint {
+        let a = deposit_address(self.state(), self.net.users[i].account).expect("registered");
+        self.btc.pay(&a.script_pubkey(), sat)
+    }
+
+    fn withdraw(&mut self, i: usize, sat: u64, address: Option<String>) {
+        let user = self.net.users[i].clone();
+        let op = Withdraw { account: user.account, amount_sat: sat, address };
+        let tx = self.net.sign(&user, op);
+        self.net.submit(tx);
+    }
+
+    fn balance(&self, i: usize) -> u64 {
+        self.state().balance(self.net.users[i].account, PBTC)
+    }
+}
+
+/// A network with its first wallet, a 100 000 sat reserve in it, and both users registered.
+async fn ready(btc: SimBitcoin, min_conf: u32, faults: impl Fn(usize) -> Fault) -> Run {
+    let mut run = unfunded(btc, min_conf, faults).await;
+    let w = current_wallet(run.state()).expect("wallet").clone();
+    run.btc.pay(&ScriptBuf::new_p2wsh(&w.script().wscript_hash()), 100_000);
+    run.until(600, |st| wallet_utxos(st, 0).len() == 1).await;
+    run
+}
+
+/// A network with its first wallet and both users registered.
+async fn unfunded(btc: SimBitcoin, min_conf: u32, faults: impl Fn(usize) -> Fault) -> Run {
+    let net = network(builder(min_conf), &btc, faults);
+    let mut run = Run { net, btc, steps: 0, events: Vec::new() };
+    run.until(60, |st| current_wallet(st).is_some()).await;
+    run.register(0);
+    run.register(1);
+    run.step().await;
+    run
+}
+
+fn deposit_status(st: &State, o: &bitcoin::OutPoint) -> Option<DepositStatus> {
+    st.row::<Deposits>(&utxo_key(o)).map(|d| d.status.clone())
+}
+
+fn withdrawal(st: &State, id: u64) -> Withdrawal {
+    st.row::<Withdrawals>(&id).cloned().expect("withdrawal")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposit_is_credited_and_a_withdrawal_paid_with_every_broadcast_valid() {
+    let mut run = ready(judged(), 1, |_| Fault::Honest).await;
+    let o = run.deposit(0, 50_000_000);
+    run.until(1800, |st| matches!(deposit_status(st, &o), Some(DepositStatus::Credited { .. })))
+        .await;
+    let st = run.state();
+    let Some(DepositStatus::Credited { credited, tx }) = deposit_status(st, &o) else {
+        unreachable!()
+    };
+    assert!(credited < 50_000_000 && credited > 49_990_000, "less the sweep's fee: {credited}");
+    assert_eq!(run.balance(0), credited, "pBTC issued to the depositor");
+    assert_eq!(st.asset(PBTC).expect("asset").supply, credited);
+    let sweep = st.row::<Transactions>(&tx).expect("sweep");
+    assert_eq!(sweep.signing_wallet, 0);
+    assert!(run.events.iter().any(|e| e.decode::<DepositConfirmed>().is_some()));
+    let event = run.events.iter().find_map(|e| e.decode::<DepositCredited>()).expect("event");
+    assert_eq!((event.account, event.credited), (run.net.users[0].account, credited));
+    assert!(event.to_string().contains(" pBTC issued to "), "{event}");
+
+    // Withdraw 0.2 BTC to the user's own address.
+    run.withdraw(0, 20_000_000, None);
+    run.until(1800, |st| {
+        st.row::<Withdrawals>(&0)
+            .is_some_and(|w| matches!(w.status, WithdrawalStatus::Paid { .. }))
+    })
+    .await;
+    let st = run.state();
+    let WithdrawalStatus::Paid { sent_sat, .. } = withdrawal(st, 0).status else { unreachable!() };
+    assert_eq!(run.balance(0), credited - 20_000_000);
+    assert_eq!(st.asset(PBTC).expect("asset").supply, credited - 20_000_000, "burnt");
+    assert_eq!(st.balance(AccountId::SON_CONSENSUS, PBTC), 0, "nothing left in escrow");
+    let received = run.btc.balance(&run.user_address(0).script_pubkey());
+    assert_eq!(received, sent_sat);
+    assert!(sent_sat < 20_000_000 && sent_sat > 19_990_000, "less the fee: {sent_sat}");
+    let paid = run.events.iter().find_map(|e| e.decode::<WithdrawalPaid>()).expect("event");
+    assert_eq!(paid.burnt, 20_000_000);
+    // The wallet's outputs on chain are exactly what Bitcoin shows the wallet holding.
+    let w = current_wallet(st).expect("wallet");
+    let on_chain: u64 = wallet_utxos(st, w.id).iter().map(|(_, a)| a).sum();
+    assert_eq!(on_chain, run.btc.balance(&ScriptBuf::new_p2wsh(&w.script().wscript_hash())));
+    assert!(run.btc.rejected().is_empty(), "{:?}", run.btc.rejected());
+    assert_eq!(run.btc.accepted().len(), 2, "the deposit sweep and the payment");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lying_son_below_a_third_cannot_credit_what_did_not_happen_nor_stall_what_did() {
+    // SON 0 adds 1 000 sat to every amount it sees (weight 1 of 6).
+    let mut run = ready(judged(), 1, |i| if i == 0 { Fault::Lies(1_000) } else { Fault::Honest })
+        .await;
+    // It also reports a deposit that never happened.
+    let son0 = run.net.sons[0].clone();
+    let fake = ReportDeposit {
+        son: SonId(0),
+        owner: son0.account,
+        account: run.net.users[1].account,
+        txid: "11".repeat(32),
+        vout: 0,
+        amount_sat: 90_000_000,
+    };
+    let tx = run.net.sign(&son0, fake);
+    run.net.submit(tx);
+    let o = run.deposit(0, 30_000_000);
+    run.until(1800, |st| matches!(deposit_status(st, &o), Some(DepositStatus::Credited { .. })))
+        .await;
+    run.run_for(300).await;
+    let st = run.state();
+    let d = st.row::<Deposits>(&utxo_key(&o)).expect("deposit");
+    let accepted = d.accepted().expect("accepted");
+    assert_eq!(accepted.amount_sat, 30_000_000, "the honest claim won");
+    assert!(d.claims.iter().any(|c| c.amount_sat == 30_001_000 && c.reporters == vec![SonId(0)]));
+    let fake_outpoint = bitcoin::OutPoint { txid: "11".repeat(32).parse().expect("txid"), vout: 0 };
+    assert_eq!(deposit_status(st, &fake_outpoint), Some(DepositStatus::Reported), "never more");
+    assert_eq!(run.balance(1), 0, "nothing minted for the invented deposit");
+    assert!(run.balance(0) > 29_990_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lying_sons_above_a_third_stall_a_deposit_but_never_mint() {
+    // SONs 0 and 1 lie (weight 2 of 6): the honest 4 are not more than two thirds.
+    let lies = |i| if i < 2 { Fault::Lies(5_000) } else { Fault::Honest };
+    let mut run = unfunded(judged(), 1, lies).await;
+    let o = run.deposit(0, 30_000_000);
+    run.run_for(1200).await;
+    let st = run.state();
+    assert_eq!(deposit_status(st, &o), Some(DepositStatus::Reported), "stalled");
+    let d = st.row::<Deposits>(&utxo_key(&o)).expect("deposit");
+    assert_eq!(d.claims.len(), 2, "two versions: {:?}", d.claims);
+    assert!(d.accepted().is_none());
+    assert_eq!(st.asset(PBTC).expect("asset").supply, 0, "nothing minted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorganised_deposit_is_never_credited_and_a_sweep_settles_only_with_its_confirmations()
+{
+    let mut run = ready(judged(), 3, |_| Fault::Honest).await;
+    // A deposit reaches 2 of the 3 confirmations, then a reorg takes it away.
+    let gone = run.deposit(0, 40_000_000);
+    run.btc.mine_n(2);
+    run.hold(30).await;
+    assert_eq!(run.btc.reorg(2), 1);
+    run.run_for(900).await;
+    assert_eq!(deposit_status(run.state(), &gone), None, "never reported");
+    assert_eq!(run.state().asset(PBTC).expect("asset").supply, 0);
+
+    // Another deposit is confirmed and swept; the sweep gets 2 confirmations, loses them in a
+    // reorg (back to the mempool), and settles only once it has 3 again.
+    let o = run.deposit(1, 40_000_000);
+    run.btc.mine_n(3);
+    run.until(900, |st| {
+        st.rows::<Transactions>().any(|(_, t)| matches!(t.status, TxStatus::Sent { .. }))
+    })
+    .await;
+    let sent = run
+        .state()
+        .rows::<Transactions>()
+        .find(|(_, t)| matches!(t.status, TxStatus::Sent { .. }))
+        .map(|(_, t)| t.clone())
+        .expect("sent");
+    run.btc.mine_n(2);
+    run.hold(6).await;
+    assert_eq!(run.btc.reorg(2), 0, "nothing vanishes: the sweep is back in the mempool");
+    run.hold(600).await;
+    let st = run.state();
+    assert!(matches!(st.row::<Transactions>(&sent.id).expect("tx").status, TxStatus::Sent { .. }));
+    assert!(matches!(deposit_status(st, &o), Some(DepositStatus::Sweeping { .. })));
+    assert_eq!(run.balance(1), 0, "not credited without its confirmations");
+    run.btc.mine_n(3);
+    run.until(600, |st| matches!(deposit_status(st, &o), Some(DepositStatus::Credited { .. })))
+        .await;
+    assert!(run.balance(1) > 39_990_000);
+    assert!(run.btc.rejected().is_empty(), "{:?}", run.btc.rejected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_the_wallet_cannot_pay_is_refunded_and_bad_requests_are_refused() {
+    let mut run = ready(judged(), 1, |_| Fault::Honest).await;
+    let o = run.deposit(0, 10_000_000);
+    run.until(1800, |st| matches!(deposit_status(st, &o), Some(DepositStatus::Credited { .. })))
+        .await;
+    let credited = run.balance(0);
+    let user = run.net.users[0].clone();
+
+    // Refused with a typed error, state unchanged: another network's address, an address that
+    // does not parse, more than the balance, a dust amount.
+    let before = run.net.ledger.state_hash();
+    let refused = |run: &mut Run, op: Withdraw| {
+        let tx = run.net.sign(&user, op);
+        run.net.ledger.check_transaction(&tx).expect_err("refused")
+    };
+    let mainnet = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4";
+    for address in [mainnet, "not-an-address"] {
+        let op = Withdraw { account: user.account, amount_sat: 1_000_000, address: Some(address.into()) };
+        let e = refused(&mut run, op);
+        let r = e.operation_error().and_then(OperationError::rule_source::<BitcoinError>);
+        assert!(matches!(r, Some(BitcoinError::BadAddress { .. })), "{e}");
+    }
+    let too_much = Withdraw { account: user.account, amount_sat: credited + 1, address: None };
+    let e = refused(&mut run, too_much);
+    assert!(
+        matches!(e.operation_error(), Some(OperationError::InsufficientBalance { .. })),
+        "{e}"
+    );
+    let dust = Withdraw { account: user.account, amount_sat: 100, address: None };
+    let e = refused(&mut run, dust);
+    let r = e.operation_error().and_then(OperationError::rule_source::<BitcoinError>);
+    assert!(matches!(r, Some(BitcoinError::CannotCover(_))), "{e}");
+    assert_eq!(run.net.ledger.state_hash(), before);
+
+    // 600 sat is above the dust limit but cannot pay its own fee (about 230 vB at 4 sat/vB):
+    // the SONs refund it, and the user has the pBTC back.
+    run.withdraw(0, 600, None);
+    run.until(1800, |st| {
+        st.row::<Withdrawals>(&0).is_some_and(|w| w.status != WithdrawalStatus::Pending)
+    })
+    .await;
+    let st = run.state();
+    let WithdrawalStatus::Refunded { reason } = withdrawal(st, 0).status else {
+        panic!("{:?}", withdrawal(st, 0).status)
+    };
+    assert!(reason.contains("cannot pay a fee"), "{reason}");
+    assert_eq!(run.balance(0), credited, "returned");
+    assert_eq!(st.balance(AccountId::SON_CONSENSUS, PBTC), 0);
+    let e = run.events.iter().find_map(|e| e.decode::<WithdrawalRefunded>()).expect("event");
+    assert_eq!(e.amount_sat, 600);
+    assert_eq!(run.btc.accepted().len(), 1, "only the deposit sweep reached Bitcoin");
+}

@@ -1,0 +1,1004 @@
+//! Deposits and withdrawals: a user's deposit key, the SONs' deposit reports, the deposit
+//! sweep, the withdrawal request, its payment or refund. Settlement (pBTC issued or burnt) is
+//! in [`crate::ops::SettleTx`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use bitcoin::{Address, OutPoint, ScriptBuf};
+use serde::{Deserialize, Serialize};
+use sonprop_core::{
+    AccountId, ApplyContext, ChainEvent, Operation, OperationError, SonId, State, Subject,
+};
+
+use crate::ops::{elected_owner, fee_in_bounds, BitcoinError};
+use crate::script::{self};
+use crate::state::{
+    books, current_wallet, deposit_script, expected_signers, unsettled, utxo_key, wallet_utxos,
+    AssetParam, Books, BooksTable, Claim, Deposit, DepositKey, DepositKeys, DepositStatus,
+    Deposits, NetworkParam, Purpose, SidechainTx, SignTimeout, Transactions, TxInput, TxStatus,
+    Utxos, Wallet, Wallets, Withdrawal, WithdrawalStatus, Withdrawals, DEPOSITS_BY_STATUS,
+};
+use crate::tx::{self, Spend};
+use crate::{
+    DEPOSIT_KEY, DEPOSIT_PROCESS, DEPOSIT_REPORT, WITHDRAW, WITHDRAW_PROCESS, WITHDRAW_REFUND,
+};
+
+fn rule(kind: &'static str) -> impl Fn(BitcoinError) -> OperationError {
+    move |e| OperationError::rule(kind, e)
+}
+
+/// Satoshis as BTC with eight decimals, e.g. `0.50000000 BTC`.
+pub fn btc(sat: u64) -> String {
+    format!("{}.{:08} BTC", sat / 100_000_000, sat % 100_000_000)
+}
+
+/// The script an address pays, if it is an address of the chain's network.
+pub fn address_script(state: &State, address: &str) -> Result<ScriptBuf, BitcoinError> {
+    let network = state.param::<NetworkParam>().network();
+    let bad = |reason: String| BitcoinError::BadAddress { address: address.to_owned(), reason };
+    let a = Address::from_str(address).map_err(|e| bad(e.to_string()))?;
+    let a = a.require_network(network).map_err(|e| bad(e.to_string()))?;
+    Ok(a.script_pubkey())
+}
+
+/// The current wallet, provided it is the one the elected SONs should hold (deposits and
+/// withdrawals wait while a wallet update is due).
+pub fn settled_wallet(state: &State) -> Result<&Wallet, BitcoinError> {
+    let current = current_wallet(state).ok_or(BitcoinError::NoWallet)?;
+    let expected = expected_signers(state)?;
+    if expected != current.signers {
+        return Err(BitcoinError::WalletUpdateDue);
+    }
+    Ok(current)
+}
+
+fn pbtc(state: &State) -> Result<sonprop_core::AssetId, BitcoinError> {
+    let id = state.param::<AssetParam>();
+    match state.asset(id) {
+        Some(a) if a.issuer == AccountId::SON_CONSENSUS => Ok(id),
+        _ => Err(BitcoinError::NoAsset(id)),
+    }
+}
+
+fn put_books(ctx: &mut ApplyContext<'_>, f: impl FnOnce(&mut Books)) -> Result<(), OperationError> {
+    let mut b = books(ctx);
+    f(&mut b);
+    ctx.put_row::<BooksTable>(&0, Some(b))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The deposit key
+
+/// Registers (or replaces) a user's deposit key and default withdrawal address. The user's
+/// deposit address is the one-or-weighted script of the key over the current wallet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterDepositKey {
+    /// The user (who signs).
+    pub account: AccountId,
+    /// A compressed public key, hex.
+    pub public_key: String,
+    /// Where withdrawals go unless a withdrawal names another address.
+    pub withdraw_address: Option<String>,
+}
+
+fn check_key(state: &State, op: &RegisterDepositKey) -> Result<(), BitcoinError> {
+    let key = script::parse_key(&op.public_key).map_err(|e| BitcoinError::BadKey(e.to_string()))?;
+    if state.account(op.account).is_none() {
+        return Err(BitcoinError::BadKey(format!("account {} does not exist", op.account)));
+    }
+    if let Some(w) = current_wallet(state) {
+        if w.signers.iter().any(|s| script::parse_key(&s.public_key).ok() == Some(key)) {
+            return Err(BitcoinError::BadKey("it is a SON's wallet key".into()));
+        }
+    }
+    if let Some(a) = &op.withdraw_address {
+        address_script(state, a)?;
+    }
+    Ok(())
+}
+
+#[typetag::serde(name = "bitcoin_deposit_key")]
+impl Operation for RegisterDepositKey {
+    fn kind(&self) -> &'static str {
+        DEPOSIT_KEY
+    }
+    fn required_authorities(&self) -> Vec<AccountId> {
+        vec![self.account]
+    }
+    fn check(&self, state: &State) -> Result<(), OperationError> {
+        check_key(state, self).map_err(rule(DEPOSIT_KEY))
+    }
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+        let row = DepositKey {
+            public_key: self.public_key.clone(),
+            withdraw_address: self.withdraw_address.clone(),
+        };
+        ctx.put_row::<DepositKeys>(&self.account, Some(row))
+    }
+}
+
+/// The address a user deposits to now, if the user registered a key and a wallet exists.
+pub fn deposit_address(state: &State, account: AccountId) -> Option<Address> {
+    let key = state.row::<DepositKeys>(&account)?;
+    let wallet = current_wallet(state)?;
+    let script = deposit_script(&key.public_key, wallet).ok()?;
+    Some(script::p2wsh_address(&script, state.param::<NetworkParam>()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deposit reports
+
+/// One SON's report of a payment to a user's deposit address, from its own Bitcoin view.
+/// Signed by the SON's owner; every elected SON of the wallet reports for itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportDeposit {
+    /// The reporting SON.
+    pub son: SonId,
+    /// Its owner (who signs).
+    pub owner: AccountId,
+    /// The user whose deposit address it pays.
+    pub account: AccountId,
+    /// The payment's transaction.
+    pub txid: String,
+    /// Its output index.
+    pub vout: u32,
+    /// Its amount, in satoshis.
+    pub amount_sat: u64,
+}
+
+impl ReportDeposit {
+    fn outpoint(&self) -> Result<OutPoint, BitcoinError> {
+        let txid = self.txid.parse().map_err(|_| BitcoinError::Hex(self.txid.clone()))?;
+        Ok(OutPoint { txid, vout: self.vout })
+    }
+}
+
+/// What a report does: the wallet it counts in, the SON's weight there, the claim it backs.
+struct Report {
+    wallet: u64,
+    weight: u16,
+    total: u32,
+    user_key: String,
+}
+
+fn check_report(state: &State, op: &ReportDeposit) -> Result<Report, BitcoinError> {
+    elected_owner(state, op.son, op.owner)?;
+    if op.amount_sat == 0 {
+        return Err(BitcoinError::ZeroAmount);
+    }
+    let o = op.outpoint()?;
+    let key = state.row::<DepositKeys>(&op.account).ok_or(BitcoinError::NoDepositKey(op.account))?;
+    let wallet = match state.row::<Deposits>(&utxo_key(&o)) {
+        Some(d) => {
+            if d.claims.iter().any(|c| c.reporters.contains(&op.son)) {
+                return Err(BitcoinError::AlreadyReported { son: op.son, deposit: o.to_string() });
+            }
+            if !matches!(d.status, DepositStatus::Reported) {
+                return Err(BitcoinError::DepositStatus {
+                    deposit: o.to_string(),
+                    status: format!("{:?}", d.status).to_lowercase(),
+                    needed: "reported",
+                });
+            }
+            state
+                .row::<Wallets>(&d.wallet)
+                .ok_or_else(|| BitcoinError::Inconsistent(format!("wallet {}", d.wallet)))?
+        }
+        None => {
+            let w = current_wallet(state).ok_or(BitcoinError::NoWallet)?;
+            if state.row::<Utxos>(&utxo_key(&o)).is_some() {
+                return Err(BitcoinError::KnownOutput(o.to_string()));
+            }
+            w
+        }
+    };
+    let me = wallet
+        .signers
+        .iter()
+        .find(|s| s.son == op.son)
+        .ok_or(BitcoinError::NotElected(op.son))?;
+    let total = wallet.signers.iter().map(|s| u32::from(s.weight)).sum();
+    Ok(Report { wallet: wallet.id, weight: me.weight, total, user_key: key.public_key.clone() })
+}
+
+/// A deposit was reported for the first time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositSeen {
+    /// `txid:vout`.
+    pub deposit: String,
+    /// The user.
+    pub account: AccountId,
+    /// Satoshis.
+    pub amount_sat: u64,
+    /// The first reporter.
+    pub son: SonId,
+}
+impl ChainEvent for DepositSeen {
+    const KIND: &'static str = DEPOSIT_REPORT;
+    const NAME: &'static str = "seen";
+}
+impl fmt::Display for DepositSeen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "deposit {} to {} seen by son {} ({})",
+            btc(self.amount_sat),
+            self.account,
+            self.son,
+            self.deposit
+        )
+    }
+}
+
+/// Reports from more than two thirds of the wallet's weight agree on a deposit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositConfirmed {
+    /// `txid:vout`.
+    pub deposit: String,
+    /// The user.
+    pub account: AccountId,
+    /// Satoshis.
+    pub amount_sat: u64,
+    /// SONs whose reports agree.
+    pub reporters: usize,
+    /// The wallet's SONs.
+    pub of: usize,
+}
+impl ChainEvent for DepositConfirmed {
+    const KIND: &'static str = DEPOSIT_REPORT;
+    const NAME: &'static str = "confirmed";
+}
+impl fmt::Display for DepositConfirmed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "deposit {} to {} seen by {}/{} SONs; confirmed on chain ({})",
+            btc(self.amount_sat),
+            self.account,
+            self.reporters,
+            self.of,
+            self.deposit
+        )
+    }
+}
+
+#[typetag::serde(name = "bitcoin_deposit_report")]
+impl Operation for ReportDeposit {
+    fn kind(&self) -> &'static str {
+        DEPOSIT_REPORT
+    }
+    fn subject(&self) -> Option<Subject> {
+        Some(Subject::Named(format!("bitcoin:deposit:{}:{}:{}", self.txid, self.vout, self.son)))
+    }
+    fn required_authorities(&self) -> Vec<AccountId> {
+        vec![self.owner]
+    }
+    fn check(&self, state: &State) -> Result<(), OperationError> {
+        check_report(state, self).map(|_| ()).map_err(rule(DEPOSIT_REPORT))
+    }
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+        let fail = rule(DEPOSIT_REPORT);
+        let r = check_report(ctx, self).map_err(&fail)?;
+        let o = self.outpoint().map_err(&fail)?;
+        let key = utxo_key(&o);
+        let mut d = match ctx.row::<Deposits>(&key) {
+            Some(d) => d.clone(),
+            None => {
+                ctx.emit_event(&DepositSeen {
+                    deposit: o.to_string(),
+                    account: self.account,
+                    amount_sat: self.amount_sat,
+                    son: self.son,
+                });
+                Deposit {
+                    outpoint: o.to_string(),
+                    wallet: r.wallet,
+                    total_weight: r.total,
+                    claims: Vec::new(),
+                    status: DepositStatus::Reported,
+                    first_reported: ctx.now(),
+                }
+            }
+        };
+        let same = |c: &Claim| {
+            c.account == self.account && c.amount_sat == self.amount_sat && c.user_key == r.user_key
+        };
+        let i = match d.claims.iter().position(same) {
+            Some(i) => i,
+            None => {
+                d.claims.push(Claim {
+                    account: self.account,
+                    amount_sat: self.amount_sat,
+                    user_key: r.user_key.clone(),
+                    reporters: Vec::new(),
+                    weight: 0,
+                });
+                d.claims.len() - 1
+            }
+        };
+        let claim = &mut d.claims[i];
+        claim.reporters.push(self.son);
+        claim.weight += u32::from(r.weight);
+        if u64::from(claim.weight) * 3 > u64::from(d.total_weight) * 2 {
+            let (reporters, account, amount_sat) =
+                (claim.reporters.len(), claim.account, claim.amount_sat);
+            d.status = DepositStatus::Confirmed;
+            let of = ctx.row::<Wallets>(&d.wallet).map_or(0, |w| w.signers.len());
+            ctx.emit_event(&DepositConfirmed {
+                deposit: d.outpoint.clone(),
+                account,
+                amount_sat,
+                reporters,
+                of,
+            });
+        }
+        ctx.put_row::<Deposits>(&key, Some(d))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The deposit sweep
+
+/// Sweeps a confirmed deposit into the current wallet: a SON proposal carrying the fee rate
+/// and the unsigned transaction, which every node rebuilds and compares byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessDeposit {
+    /// The deposit, `txid:vout`.
+    pub deposit: String,
+    /// The fee rate, sat/vB.
+    pub fee_rate: u64,
+    /// The unsigned sweep, hex.
+    pub unsigned_tx: String,
+}
+
+/// The confirmed deposits, in outpoint order.
+pub fn confirmed_deposits(state: &State) -> impl Iterator<Item = &Deposit> + '_ {
+    state.rows_by(&DEPOSITS_BY_STATUS, &DepositStatus::Confirmed.code()).map(|(_, d)| d)
+}
+
+fn parse_outpoint(s: &str) -> Result<OutPoint, BitcoinError> {
+    s.parse().map_err(|_| BitcoinError::UnknownDeposit(s.to_owned()))
+}
+
+/// The sweep the chain expects for `deposit` at `fee_rate`, built from state alone.
+pub fn expected_deposit_sweep(
+    state: &State,
+    deposit: &str,
+    fee_rate: u64,
+) -> Result<ProcessDeposit, BitcoinError> {
+    fee_in_bounds(state, fee_rate)?;
+    let o = parse_outpoint(deposit)?;
+    let d = state
+        .row::<Deposits>(&utxo_key(&o))
+        .ok_or_else(|| BitcoinError::UnknownDeposit(deposit.to_owned()))?;
+    if d.status != DepositStatus::Confirmed {
+        return Err(BitcoinError::DepositStatus {
+            deposit: deposit.to_owned(),
+            status: format!("{:?}", d.status).to_lowercase(),
+            needed: "confirmed",
+        });
+    }
+    let claim = d.accepted().ok_or_else(|| BitcoinError::Inconsistent("no claim".into()))?;
+    let to = settled_wallet(state)?;
+    let signing = state
+        .row::<Wallets>(&d.wallet)
+        .ok_or_else(|| BitcoinError::Inconsistent(format!("wallet {}", d.wallet)))?;
+    let script = deposit_script(&claim.user_key, signing)
+        .map_err(|e| BitcoinError::BadKey(e.to_string()))?;
+    let spk = ScriptBuf::new_p2wsh(&to.script().wscript_hash());
+    let t = tx::build_deposit_sweep(
+        Spend { outpoint: o, amount_sat: claim.amount_sat },
+        &spk,
+        fee_rate,
+        signing.signers.len(),
+        script.len(),
+    )?;
+    Ok(ProcessDeposit { deposit: deposit.to_owned(), fee_rate, unsigned_tx: tx::to_hex(&t) })
+}
+
+/// The deposit-sweep rule: the proposal is the one the chain builds.
+pub fn check_process_deposit(state: &State, op: &ProcessDeposit) -> Result<(), BitcoinError> {
+    let want = expected_deposit_sweep(state, &op.deposit, op.fee_rate)?;
+    if want.unsigned_tx != op.unsigned_tx {
+        return Err(BitcoinError::TxMismatch);
+    }
+    Ok(())
+}
+
+/// A sidechain transaction row for `unsigned`, collecting signatures from `signing`'s SONs.
+fn new_tx(
+    ctx: &ApplyContext<'_>,
+    purpose: Purpose,
+    signing: &Wallet,
+    unsigned_hex: &str,
+    inputs: Vec<TxInput>,
+) -> SidechainTx {
+    let id = ctx.last_row::<Transactions>().map_or(0, |(k, _)| k + 1);
+    let now = ctx.now();
+    SidechainTx {
+        id,
+        txid: tx::from_hex(unsigned_hex).map(|t| tx::txid(&t).to_string()).unwrap_or_default(),
+        purpose,
+        signing_wallet: signing.id,
+        unsigned_tx: unsigned_hex.to_owned(),
+        inputs,
+        signatures: BTreeMap::new(),
+        signed_weight: 0,
+        threshold: signing.threshold(),
+        status: TxStatus::Valid,
+        created: now,
+        deadline: now.plus(ctx.param::<SignTimeout>()),
+    }
+}
+
+/// A deposit's sweep was created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositSweeping {
+    /// `txid:vout`.
+    pub deposit: String,
+    /// The sidechain transaction.
+    pub tx: u64,
+    /// Its Bitcoin txid.
+    pub txid: String,
+}
+impl ChainEvent for DepositSweeping {
+    const KIND: &'static str = DEPOSIT_PROCESS;
+    const NAME: &'static str = "sweeping";
+}
+impl fmt::Display for DepositSweeping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "deposit {} swept in {} (sidechain tx {})", self.deposit, self.txid, self.tx)
+    }
+}
+
+#[typetag::serde(name = "bitcoin_deposit_process")]
+impl Operation for ProcessDeposit {
+    fn kind(&self) -> &'static str {
+        DEPOSIT_PROCESS
+    }
+    fn subject(&self) -> Option<Subject> {
+        Some(Subject::Named(format!("bitcoin:deposit:{}", self.deposit)))
+    }
+    fn required_authorities(&self) -> Vec<AccountId> {
+        vec![AccountId::SON_CONSENSUS]
+    }
+    fn check(&self, state: &State) -> Result<(), OperationError> {
+        check_process_deposit(state, self).map_err(rule(DEPOSIT_PROCESS))
+    }
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+        let fail = rule(DEPOSIT_PROCESS);
+        check_process_deposit(ctx, self).map_err(&fail)?;
+        let o = parse_outpoint(&self.deposit).map_err(&fail)?;
+        let mut d = ctx
+            .row::<Deposits>(&utxo_key(&o))
+            .cloned()
+            .ok_or_else(|| fail(BitcoinError::UnknownDeposit(self.deposit.clone())))?;
+        let claim =
+            d.accepted().cloned().ok_or_else(|| fail(BitcoinError::Inconsistent("claim".into())))?;
+        let signing = ctx
+            .row::<Wallets>(&d.wallet)
+            .cloned()
+            .ok_or_else(|| fail(BitcoinError::Inconsistent(format!("wallet {}", d.wallet))))?;
+        let to = settled_wallet(ctx).map_err(&fail)?.id;
+        let purpose = Purpose::Deposit {
+            deposit: self.deposit.clone(),
+            user_key: claim.user_key.clone(),
+            to,
+        };
+        let inputs = vec![TxInput { outpoint: self.deposit.clone(), amount_sat: claim.amount_sat }];
+        let row = new_tx(ctx, purpose, &signing, &self.unsigned_tx, inputs);
+        let unsigned = tx::from_hex(&self.unsigned_tx)
+            .ok_or_else(|| fail(BitcoinError::Hex(self.unsigned_tx.clone())))?;
+        ctx.emit_event(&DepositSweeping {
+            deposit: self.deposit.clone(),
+            tx: row.id,
+            txid: tx::txid(&unsigned).to_string(),
+        });
+        d.status = DepositStatus::Sweeping { tx: row.id };
+        ctx.put_row::<Deposits>(&utxo_key(&o), Some(d))?;
+        ctx.put_row::<Transactions>(&row.id.clone(), Some(row))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Withdrawals
+
+/// A user withdraws pBTC to a Bitcoin address: the pBTC moves to the SON account (escrow)
+/// until the payment settles, when it is burnt. Signed by the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Withdraw {
+    /// The user (who signs).
+    pub account: AccountId,
+    /// pBTC to withdraw, in satoshis; the user receives it less the Bitcoin fee.
+    pub amount_sat: u64,
+    /// The address paid; the user's registered withdrawal address when absent.
+    pub address: Option<String>,
+}
+
+fn withdraw_address(state: &State, op: &Withdraw) -> Result<String, BitcoinError> {
+    let address = match &op.address {
+        Some(a) => a.clone(),
+        None => state
+            .row::<DepositKeys>(&op.account)
+            .and_then(|k| k.withdraw_address.clone())
+            .ok_or_else(|| BitcoinError::BadAddress {
+                address: String::new(),
+                reason: "none given and none registered".into(),
+            })?,
+    };
+    address_script(state, &address)?;
+    Ok(address)
+}
+
+fn check_withdraw(state: &State, op: &Withdraw) -> Result<String, BitcoinError> {
+    pbtc(state)?;
+    if op.amount_sat < tx::USER_DUST_SAT {
+        return Err(BitcoinError::CannotCover(tx::BuildError::TooSmall {
+            total: op.amount_sat,
+            fee: 0,
+            dust: tx::USER_DUST_SAT,
+        }));
+    }
+    withdraw_address(state, op)
+}
+
+/// A withdrawal was requested.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithdrawalRequested {
+    /// Its number.
+    pub withdrawal: u64,
+    /// The user.
+    pub account: AccountId,
+    /// Satoshis.
+    pub amount_sat: u64,
+    /// To.
+    pub address: String,
+}
+impl ChainEvent for WithdrawalRequested {
+    const KIND: &'static str = WITHDRAW;
+    const NAME: &'static str = "requested";
+}
+impl fmt::Display for WithdrawalRequested {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "withdrawal {} of {} by {} to {}: pBTC in escrow",
+            self.withdrawal,
+            btc(self.amount_sat),
+            self.account,
+            self.address
+        )
+    }
+}
+
+#[typetag::serde(name = "bitcoin_withdraw")]
+impl Operation for Withdraw {
+    fn kind(&self) -> &'static str {
+        WITHDRAW
+    }
+    fn required_authorities(&self) -> Vec<AccountId> {
+        vec![self.account]
+    }
+    fn check(&self, state: &State) -> Result<(), OperationError> {
+        check_withdraw(state, self).map_err(rule(WITHDRAW))?;
+        let asset = state.param::<AssetParam>();
+        let balance = state.balance(self.account, asset);
+        if balance < self.amount_sat {
+            return Err(OperationError::InsufficientBalance {
+                account: self.account,
+                asset,
+                balance,
+                amount: self.amount_sat,
+            });
+        }
+        Ok(())
+    }
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+        let address = check_withdraw(ctx, self).map_err(rule(WITHDRAW))?;
+        let asset = ctx.param::<AssetParam>();
+        ctx.transfer(self.account, AccountId::SON_CONSENSUS, asset, self.amount_sat)?;
+        let id = ctx.last_row::<Withdrawals>().map_or(0, |(k, _)| k + 1);
+        ctx.emit_event(&WithdrawalRequested {
+            withdrawal: id,
+            account: self.account,
+            amount_sat: self.amount_sat,
+            address: address.clone(),
+        });
+        let row = Withdrawal {
+            id,
+            account: self.account,
+            address,
+            amount_sat: self.amount_sat,
+            status: WithdrawalStatus::Pending,
+            created: ctx.now(),
+        };
+        ctx.put_row::<Withdrawals>(&id, Some(row))
+    }
+}
+
+/// Pays a pending withdrawal from the current wallet's outputs: a SON proposal carrying the
+/// fee rate and the unsigned transaction, which every node rebuilds and compares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessWithdrawal {
+    /// The withdrawal.
+    pub withdrawal: u64,
+    /// The fee rate, sat/vB.
+    pub fee_rate: u64,
+    /// The unsigned payment, hex.
+    pub unsigned_tx: String,
+}
+
+fn pending_withdrawal(state: &State, id: u64) -> Result<&Withdrawal, BitcoinError> {
+    let w = state.row::<Withdrawals>(&id).ok_or(BitcoinError::UnknownWithdrawal(id))?;
+    if w.status != WithdrawalStatus::Pending {
+        return Err(BitcoinError::WithdrawalNotPending {
+            id,
+            status: format!("{:?}", w.status).to_lowercase(),
+        });
+    }
+    Ok(w)
+}
+
+/// The payment the chain expects for withdrawal `id` at `fee_rate`, from state alone.
+pub fn expected_withdrawal(
+    state: &State,
+    id: u64,
+    fee_rate: u64,
+) -> Result<ProcessWithdrawal, BitcoinError> {
+    fee_in_bounds(state, fee_rate)?;
+    let w = pending_withdrawal(state, id)?;
+    let wallet = settled_wallet(state)?;
+    let pay_to = address_script(state, &w.address)?;
+    let utxos: Vec<Spend> = wallet_utxos(state, wallet.id)
+        .into_iter()
+        .map(|(outpoint, amount_sat)| Spend { outpoint, amount_sat })
+        .collect();
+    let have: u64 = utxos.iter().map(|s| s.amount_sat).sum();
+    let coins = tx::select_coins(&utxos, w.amount_sat).ok_or(BitcoinError::CannotCover(
+        tx::BuildError::Insufficient { have, need: w.amount_sat },
+    ))?;
+    let spk = ScriptBuf::new_p2wsh(&wallet.script().wscript_hash());
+    let t = tx::build_withdrawal(
+        &coins,
+        &pay_to,
+        w.amount_sat,
+        &spk,
+        fee_rate,
+        wallet.signers.len(),
+        wallet.script().len(),
+    )
+    .map_err(BitcoinError::CannotCover)?;
+    Ok(ProcessWithdrawal { withdrawal: id, fee_rate, unsigned_tx: tx::to_hex(&t) })
+}
+
+/// The payment rule: the proposal is the one the chain builds.
+pub fn check_process_withdrawal(
+    state: &State,
+    op: &ProcessWithdrawal,
+) -> Result<(), BitcoinError> {
+    let want = expected_withdrawal(state, op.withdrawal, op.fee_rate)?;
+    if want.unsigned_tx != op.unsigned_tx {
+        return Err(BitcoinError::TxMismatch);
+    }
+    Ok(())
+}
+
+/// A withdrawal's payment was created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithdrawalPaying {
+    /// It.
+    pub withdrawal: u64,
+    /// The sidechain transaction.
+    pub tx: u64,
+    /// Its Bitcoin txid.
+    pub txid: String,
+}
+impl ChainEvent for WithdrawalPaying {
+    const KIND: &'static str = WITHDRAW_PROCESS;
+    const NAME: &'static str = "paying";
+}
+impl fmt::Display for WithdrawalPaying {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "withdrawal {} paid by {} (sidechain tx {})", self.withdrawal, self.txid, self.tx)
+    }
+}
+
+#[typetag::serde(name = "bitcoin_withdraw_process")]
+impl Operation for ProcessWithdrawal {
+    fn kind(&self) -> &'static str {
+        WITHDRAW_PROCESS
+    }
+    fn subject(&self) -> Option<Subject> {
+        Some(Subject::Named(format!("bitcoin:withdrawal:{}", self.withdrawal)))
+    }
+    fn required_authorities(&self) -> Vec<AccountId> {
+        vec![AccountId::SON_CONSENSUS]
+    }
+    fn check(&self, state: &State) -> Result<(), OperationError> {
+        check_process_withdrawal(state, self).map_err(rule(WITHDRAW_PROCESS))
+    }
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+        let fail = rule(WITHDRAW_PROCESS);
+        check_process_withdrawal(ctx, self).map_err(&fail)?;
+        let wallet = settled_wallet(ctx).map_err(&fail)?.clone();
+        let unsigned = tx::from_hex(&self.unsigned_tx)
+            .ok_or_else(|| fail(BitcoinError::Hex(self.unsigned_tx.clone())))?;
+        let mut inputs = Vec::new();
+        for i in &unsigned.input {
+            let key = utxo_key(&i.previous_output);
+            let u = ctx.row::<Utxos>(&key).cloned().ok_or_else(|| {
+                fail(BitcoinError::Inconsistent(format!("input {} unknown", i.previous_output)))
+            })?;
+            inputs.push(TxInput { outpoint: i.previous_output.to_string(), amount_sat: u.amount_sat });
+            ctx.put_row::<Utxos>(&key, None)?;
+        }
+        let purpose = Purpose::Withdrawal { withdrawal: self.withdrawal, wallet: wallet.id };
+        let row = new_tx(ctx, purpose, &wallet, &self.unsigned_tx, inputs);
+        ctx.emit_event(&WithdrawalPaying {
+            withdrawal: self.withdrawal,
+            tx: row.id,
+            txid: tx::txid(&unsigned).to_string(),
+        });
+        let mut w = ctx
+            .row::<Withdrawals>(&self.withdrawal)
+            .cloned()
+            .ok_or_else(|| fail(BitcoinError::UnknownWithdrawal(self.withdrawal)))?;
+        w.status = WithdrawalStatus::Paying { tx: row.id };
+        ctx.put_row::<Withdrawals>(&self.withdrawal, Some(w))?;
+        ctx.put_row::<Transactions>(&row.id.clone(), Some(row))
+    }
+}
+
+/// Returns a withdrawal's pBTC when the wallet cannot pay it: a SON proposal, accepted only
+/// when nothing is in flight that could change that (no unsettled transaction, no confirmed
+/// deposit waiting for its sweep, no wallet update due) and the payment cannot be built even
+/// at the lowest fee rate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundWithdrawal {
+    /// The withdrawal.
+    pub withdrawal: u64,
+}
+
+/// Why the withdrawal must be refunded (the refund rule); an error when it must not.
+pub fn check_refund(state: &State, op: &RefundWithdrawal) -> Result<String, BitcoinError> {
+    pending_withdrawal(state, op.withdrawal)?;
+    if let Some(t) = unsettled(state).next() {
+        return Err(BitcoinError::RefundNotDue(format!("sidechain tx {} is in flight", t.id)));
+    }
+    if let Some(d) = confirmed_deposits(state).next() {
+        return Err(BitcoinError::RefundNotDue(format!("deposit {} awaits its sweep", d.outpoint)));
+    }
+    let min = state.param::<crate::state::MinFeeRate>();
+    match expected_withdrawal(state, op.withdrawal, min) {
+        Ok(_) => Err(BitcoinError::RefundNotDue("the wallet can pay it".into())),
+        Err(BitcoinError::CannotCover(e)) => Ok(e.to_string()),
+        Err(other) => Err(BitcoinError::RefundNotDue(other.to_string())),
+    }
+}
+
+/// A withdrawal was refunded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithdrawalRefunded {
+    /// It.
+    pub withdrawal: u64,
+    /// The user.
+    pub account: AccountId,
+    /// pBTC returned.
+    pub amount_sat: u64,
+    /// Why.
+    pub reason: String,
+}
+impl ChainEvent for WithdrawalRefunded {
+    const KIND: &'static str = WITHDRAW_REFUND;
+    const NAME: &'static str = "refunded";
+}
+impl fmt::Display for WithdrawalRefunded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "withdrawal {} refunded, {} pBTC back to {}: {}",
+            self.withdrawal,
+            btc(self.amount_sat).trim_end_matches(" BTC"),
+            self.account,
+            self.reason
+        )
+    }
+}
+
+#[typetag::serde(name = "bitcoin_withdraw_refund")]
+impl Operation for RefundWithdrawal {
+    fn kind(&self) -> &'static str {
+        WITHDRAW_REFUND
+    }
+    fn subject(&self) -> Option<Subject> {
+        Some(Subject::Named(format!("bitcoin:refund:{}", self.withdrawal)))
+    }
+    fn required_authorities(&self) -> Vec<AccountId> {
+        vec![AccountId::SON_CONSENSUS]
+    }
+    fn check(&self, state: &State) -> Result<(), OperationError> {
+        check_refund(state, self).map(|_| ()).map_err(rule(WITHDRAW_REFUND))
+    }
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+        let fail = rule(WITHDRAW_REFUND);
+        let reason = check_refund(ctx, self).map_err(&fail)?;
+        let mut w = ctx
+            .row::<Withdrawals>(&self.withdrawal)
+            .cloned()
+            .ok_or_else(|| fail(BitcoinError::UnknownWithdrawal(self.withdrawal)))?;
+        let asset = ctx.param::<AssetParam>();
+        ctx.transfer(AccountId::SON_CONSENSUS, w.account, asset, w.amount_sat)?;
+        ctx.emit_event(&WithdrawalRefunded {
+            withdrawal: w.id,
+            account: w.account,
+            amount_sat: w.amount_sat,
+            reason: reason.clone(),
+        });
+        w.status = WithdrawalStatus::Refunded { reason };
+        ctx.put_row::<Withdrawals>(&self.withdrawal, Some(w))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settlement and failure of deposit sweeps and withdrawal payments (called by SettleTx/FailTx)
+
+/// A deposit was credited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositCredited {
+    /// `txid:vout`.
+    pub deposit: String,
+    /// The user.
+    pub account: AccountId,
+    /// pBTC issued (satoshis that reached the wallet).
+    pub credited: u64,
+}
+impl ChainEvent for DepositCredited {
+    const KIND: &'static str = crate::SETTLE;
+    const NAME: &'static str = "deposit_credited";
+}
+impl fmt::Display for DepositCredited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let amount = btc(self.credited);
+        let amount = amount.trim_end_matches(" BTC");
+        write!(f, "deposit {} settled, {amount} pBTC issued to {}", self.deposit, self.account)
+    }
+}
+
+/// A withdrawal was paid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithdrawalPaid {
+    /// It.
+    pub withdrawal: u64,
+    /// The user.
+    pub account: AccountId,
+    /// pBTC burnt.
+    pub burnt: u64,
+    /// Satoshis the user's address received.
+    pub sent_sat: u64,
+}
+impl ChainEvent for WithdrawalPaid {
+    const KIND: &'static str = crate::SETTLE;
+    const NAME: &'static str = "withdrawal_paid";
+}
+impl fmt::Display for WithdrawalPaid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let burnt = btc(self.burnt);
+        write!(
+            f,
+            "withdrawal {} settled: {} paid to {}'s address, {} pBTC burnt",
+            self.withdrawal,
+            btc(self.sent_sat),
+            self.account,
+            burnt.trim_end_matches(" BTC")
+        )
+    }
+}
+
+/// What settling `t` (with its decoded transaction) does to the deposit, withdrawal, wallet
+/// outputs, pBTC and books.
+pub(crate) fn settle_effects(
+    ctx: &mut ApplyContext<'_>,
+    t: &SidechainTx,
+    unsigned: &bitcoin::Transaction,
+) -> Result<(), OperationError> {
+    let fail = rule(crate::SETTLE);
+    let id = tx::txid(unsigned);
+    let inputs: u64 = t.inputs.iter().map(|i| i.amount_sat).sum();
+    let outputs: u64 = unsigned.output.iter().map(|o| o.value.to_sat()).sum();
+    let add_output = |ctx: &mut ApplyContext<'_>, vout: usize, wallet: u64| {
+        let amount_sat = unsigned.output.get(vout).map_or(0, |o| o.value.to_sat());
+        let key = utxo_key(&OutPoint { txid: id, vout: vout as u32 });
+        ctx.put_row::<Utxos>(&key, Some(crate::state::Utxo { wallet, amount_sat }))
+            .map(|()| amount_sat)
+    };
+    match &t.purpose {
+        Purpose::Sweep { to, .. } => {
+            for vout in 0..unsigned.output.len() {
+                add_output(ctx, vout, *to)?;
+            }
+            let fee = inputs.saturating_sub(outputs);
+            put_books(ctx, |b| b.sweep_fees_sat += fee)
+        }
+        Purpose::Deposit { deposit, to, .. } => {
+            let credited = add_output(ctx, 0, *to)?;
+            let o = parse_outpoint(deposit).map_err(&fail)?;
+            let mut d = ctx
+                .row::<Deposits>(&utxo_key(&o))
+                .cloned()
+                .ok_or_else(|| fail(BitcoinError::UnknownDeposit(deposit.clone())))?;
+            let account = d
+                .accepted()
+                .map(|c| c.account)
+                .ok_or_else(|| fail(BitcoinError::Inconsistent("claim".into())))?;
+            let asset = pbtc(ctx).map_err(&fail)?;
+            ctx.issue(asset, account, credited)?;
+            put_books(ctx, |b| b.issued += credited)?;
+            ctx.emit_event(&DepositCredited { deposit: deposit.clone(), account, credited });
+            d.status = DepositStatus::Credited { tx: t.id, credited };
+            ctx.put_row::<Deposits>(&utxo_key(&o), Some(d))
+        }
+        Purpose::Withdrawal { withdrawal, wallet } => {
+            if unsigned.output.len() > 1 {
+                add_output(ctx, 1, *wallet)?;
+            }
+            let mut w = ctx
+                .row::<Withdrawals>(withdrawal)
+                .cloned()
+                .ok_or_else(|| fail(BitcoinError::UnknownWithdrawal(*withdrawal)))?;
+            let asset = pbtc(ctx).map_err(&fail)?;
+            ctx.reserve(asset, AccountId::SON_CONSENSUS, w.amount_sat)?;
+            put_books(ctx, |b| b.burnt += w.amount_sat)?;
+            let sent_sat = unsigned.output.first().map_or(0, |o| o.value.to_sat());
+            ctx.emit_event(&WithdrawalPaid {
+                withdrawal: w.id,
+                account: w.account,
+                burnt: w.amount_sat,
+                sent_sat,
+            });
+            w.status = WithdrawalStatus::Paid { tx: t.id, sent_sat };
+            ctx.put_row::<Withdrawals>(withdrawal, Some(w))
+        }
+    }
+}
+
+/// What failing `t` at its deadline does: wallet inputs go back to their wallet, the deposit
+/// or withdrawal waits to be processed again.
+pub(crate) fn fail_effects(
+    ctx: &mut ApplyContext<'_>,
+    t: &SidechainTx,
+) -> Result<(), OperationError> {
+    let fail = rule(crate::TX_FAIL);
+    if t.purpose.spends_wallet() {
+        for i in &t.inputs {
+            let o = parse_outpoint(&i.outpoint).map_err(&fail)?;
+            let row = crate::state::Utxo { wallet: t.signing_wallet, amount_sat: i.amount_sat };
+            ctx.put_row::<Utxos>(&utxo_key(&o), Some(row))?;
+        }
+    }
+    match &t.purpose {
+        Purpose::Sweep { .. } => Ok(()),
+        Purpose::Deposit { deposit, .. } => {
+            let o = parse_outpoint(deposit).map_err(&fail)?;
+            if let Some(mut d) = ctx.row::<Deposits>(&utxo_key(&o)).cloned() {
+                d.status = DepositStatus::Confirmed;
+                ctx.put_row::<Deposits>(&utxo_key(&o), Some(d))?;
+            }
+            Ok(())
+        }
+        Purpose::Withdrawal { withdrawal, .. } => {
+            if let Some(mut w) = ctx.row::<Withdrawals>(withdrawal).cloned() {
+                w.status = WithdrawalStatus::Pending;
+                ctx.put_row::<Withdrawals>(withdrawal, Some(w))?;
+            }
+            Ok(())
+        }
+    }
+}

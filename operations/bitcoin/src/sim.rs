@@ -1,0 +1,390 @@
+//! A simulated Bitcoin network for tests and simulations (node-local: nothing on chain reads
+//! it). Blocks are mined when the caller says so; a mempool holds what was broadcast since;
+//! every broadcast is validated (its inputs exist and are unspent, its outputs do not exceed
+//! its inputs, and each input's script passes the [`ScriptCheck`] given, e.g. Bitcoin Core's
+//! consensus library); the tip can be reorganised; and each node sees the network through a
+//! [`SimView`] that may be faulty (lying about amounts, lagging, offline).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bitcoin::hashes::Hash;
+use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness};
+
+use crate::node::{BitcoinSource, SeenOutput};
+
+/// Checks input `index` of `tx`, which spends `spent` (a script interpreter).
+pub type ScriptCheck = dyn Fn(&Transaction, usize, &TxOut) -> Result<(), String> + Send + Sync;
+
+/// One transaction the network holds, with the outputs its inputs spend.
+#[derive(Debug, Clone)]
+struct Held {
+    tx: Transaction,
+    /// A payment from outside (a user's wallet): its inputs are not tracked.
+    external: bool,
+}
+
+/// The network's state.
+#[derive(Default)]
+struct Chain {
+    blocks: Vec<Vec<Held>>,
+    mempool: Vec<Held>,
+    fee_rate: u64,
+    payments: u64,
+    rejected: Vec<String>,
+}
+
+impl Chain {
+    /// Unspent outputs (with the height of the block that holds them; `None`: mempool).
+    fn utxos(&self) -> BTreeMap<OutPoint, (TxOut, Option<usize>)> {
+        let mut set = BTreeMap::new();
+        let all = self
+            .blocks
+            .iter()
+            .enumerate()
+            .flat_map(|(h, b)| b.iter().map(move |t| (t, Some(h))))
+            .chain(self.mempool.iter().map(|t| (t, None)));
+        for (held, height) in all {
+            if !held.external {
+                for i in &held.tx.input {
+                    set.remove(&i.previous_output);
+                }
+            }
+            let txid = held.tx.compute_txid();
+            for (vout, out) in held.tx.output.iter().enumerate() {
+                set.insert(OutPoint { txid, vout: vout as u32 }, (out.clone(), height));
+            }
+        }
+        set
+    }
+
+    fn validate(&self, tx: &Transaction, check: Option<&ScriptCheck>) -> Result<(), String> {
+        let utxos = self.utxos();
+        let mut seen = BTreeSet::new();
+        let mut total_in = 0u64;
+        for (i, input) in tx.input.iter().enumerate() {
+            if !seen.insert(input.previous_output) {
+                return Err(format!("input {i} spends {} twice", input.previous_output));
+            }
+            let (spent, _) = utxos.get(&input.previous_output).ok_or_else(|| {
+                format!("input {i} spends {}, which is missing or spent", input.previous_output)
+            })?;
+            total_in = total_in.saturating_add(spent.value.to_sat());
+            if let Some(check) = check {
+                check(tx, i, spent)?;
+            }
+        }
+        let total_out: u64 = tx.output.iter().map(|o| o.value.to_sat()).sum();
+        if total_out > total_in {
+            return Err(format!("outputs of {total_out} sat exceed inputs of {total_in} sat"));
+        }
+        Ok(())
+    }
+
+    fn height(&self) -> usize {
+        self.blocks.len()
+    }
+
+    fn confirmations(&self, txid: &Txid) -> Option<u32> {
+        if self.mempool.iter().any(|h| h.tx.compute_txid() == *txid) {
+            return Some(0);
+        }
+        let h = self.blocks.iter().position(|b| b.iter().any(|t| t.tx.compute_txid() == *txid))?;
+        Some((self.height() - h) as u32)
+    }
+}
+
+/// A simulated Bitcoin network, shared by every node's [`SimView`].
+#[derive(Clone)]
+pub struct SimBitcoin {
+    chain: Arc<Mutex<Chain>>,
+    check: Option<Arc<ScriptCheck>>,
+}
+
+impl Default for SimBitcoin {
+    fn default() -> Self {
+        SimBitcoin::new(2)
+    }
+}
+
+impl SimBitcoin {
+    /// An empty network whose fee estimate is `fee_rate` sat/vB, checking no scripts.
+    pub fn new(fee_rate: u64) -> Self {
+        let chain = Chain { fee_rate, ..Chain::default() };
+        SimBitcoin { chain: Arc::new(Mutex::new(chain)), check: None }
+    }
+
+    /// Checks every input of every broadcast with `check` (a script interpreter).
+    pub fn with_script_check(mut self, check: Arc<ScriptCheck>) -> Self {
+        self.check = Some(check);
+        self
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Chain> {
+        self.chain.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A payment from outside (a user's own wallet) of `amount_sat` to `script_pubkey`, into the
+    /// mempool. Its outpoint.
+    pub fn pay(&self, script_pubkey: &ScriptBuf, amount_sat: u64) -> OutPoint {
+        let mut c = self.lock();
+        c.payments += 1;
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&c.payments.to_le_bytes());
+        seed[8] = 0xee;
+        let tx = Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: bitcoin::absolute::LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: OutPoint { txid: Txid::from_byte_array(seed), vout: 0 },
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            }],
+            output: vec![TxOut {
+                value: Amount::from_sat(amount_sat),
+                script_pubkey: script_pubkey.clone(),
+            }],
+        };
+        let outpoint = OutPoint { txid: tx.compute_txid(), vout: 0 };
+        c.mempool.push(Held { tx, external: true });
+        outpoint
+    }
+
+    /// Mines a block of everything in the mempool. The new height.
+    pub fn mine(&self) -> usize {
+        let mut c = self.lock();
+        let block = std::mem::take(&mut c.mempool);
+        c.blocks.push(block);
+        c.height()
+    }
+
+    /// Mines `n` blocks.
+    pub fn mine_n(&self, n: usize) -> usize {
+        (0..n).map(|_| self.mine()).last().unwrap_or_else(|| self.height())
+    }
+
+    /// Blocks mined.
+    pub fn height(&self) -> usize {
+        self.lock().height()
+    }
+
+    /// Reorganises the last `depth` blocks away: outside payments in them vanish (the payer
+    /// double-spent them on the winning branch) and the other transactions go back to the
+    /// mempool if their inputs still exist. How many transactions vanished.
+    pub fn reorg(&self, depth: usize) -> usize {
+        let mut c = self.lock();
+        let keep = c.blocks.len().saturating_sub(depth);
+        let dropped: Vec<Held> = c.blocks.drain(keep..).flatten().collect();
+        let mempool = std::mem::take(&mut c.mempool);
+        let mut vanished = 0;
+        for held in dropped.into_iter().chain(mempool) {
+            if held.external {
+                vanished += 1;
+                continue;
+            }
+            if c.validate(&held.tx, None).is_ok() {
+                c.mempool.push(held);
+            } else {
+                vanished += 1;
+            }
+        }
+        vanished
+    }
+
+    /// Sets the fee estimate every honest view gives.
+    pub fn set_fee_rate(&self, rate: u64) {
+        self.lock().fee_rate = rate;
+    }
+
+    /// Every transaction broadcast by the nodes and accepted (in blocks or the mempool).
+    pub fn accepted(&self) -> Vec<Transaction> {
+        let c = self.lock();
+        c.blocks.iter().flatten().chain(c.mempool.iter()).filter(|h| !h.external).map(|h| h.tx.clone()).collect()
+    }
+
+    /// Every broadcast refused, with the reason.
+    pub fn rejected(&self) -> Vec<String> {
+        self.lock().rejected.clone()
+    }
+
+    /// The unspent outputs paying `script_pubkey`, and their total.
+    pub fn balance(&self, script_pubkey: &ScriptBuf) -> u64 {
+        self.lock()
+            .utxos()
+            .values()
+            .filter(|(o, _)| o.script_pubkey == *script_pubkey)
+            .map(|(o, _)| o.value.to_sat())
+            .sum()
+    }
+
+    /// Validates and accepts `tx` into the mempool (again is not an error).
+    pub fn broadcast(&self, tx: &Transaction) -> Result<(), String> {
+        let mut c = self.lock();
+        let txid = tx.compute_txid();
+        if c.confirmations(&txid).is_some() {
+            return Ok(());
+        }
+        if let Err(e) = c.validate(tx, self.check.as_deref()) {
+            c.rejected.push(format!("{txid}: {e}"));
+            return Err(e);
+        }
+        c.mempool.push(Held { tx: tx.clone(), external: false });
+        Ok(())
+    }
+
+    /// A node's view of this network with `fault`.
+    pub fn view(&self, fault: Fault) -> Arc<SimView> {
+        Arc::new(SimView { net: self.clone(), fault })
+    }
+}
+
+/// How a node's view of Bitcoin departs from the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    /// It sees the network as it is.
+    #[default]
+    Honest,
+    /// It adds this many satoshis to every amount it reports.
+    Lies(u64),
+    /// It sees the chain this many blocks behind.
+    Lags(u32),
+    /// It sees nothing and cannot broadcast.
+    Offline,
+}
+
+/// One node's view of a [`SimBitcoin`].
+pub struct SimView {
+    net: SimBitcoin,
+    fault: Fault,
+}
+
+impl SimView {
+    fn lag(&self) -> u32 {
+        match self.fault {
+            Fault::Lags(k) => k,
+            _ => 0,
+        }
+    }
+}
+
+impl BitcoinSource for SimView {
+    fn fee_rate(&self) -> Option<u64> {
+        (self.fault != Fault::Offline).then(|| self.net.lock().fee_rate)
+    }
+
+    fn outputs_to(&self, script_pubkey: &ScriptBuf) -> Vec<SeenOutput> {
+        if self.fault == Fault::Offline {
+            return Vec::new();
+        }
+        let c = self.net.lock();
+        let height = c.height();
+        let lie = match self.fault {
+            Fault::Lies(d) => d,
+            _ => 0,
+        };
+        c.utxos()
+            .into_iter()
+            .filter(|(_, (o, _))| o.script_pubkey == *script_pubkey)
+            .filter_map(|(outpoint, (o, h))| {
+                let confirmations = h.map_or(0, |h| (height - h) as u32);
+                // A lagging node has not seen the newest blocks (nor the mempool).
+                let lagged = confirmations.checked_sub(self.lag())?;
+                if self.lag() > 0 && h.is_none() {
+                    return None;
+                }
+                Some(SeenOutput {
+                    outpoint,
+                    amount_sat: o.value.to_sat().saturating_add(lie),
+                    confirmations: lagged,
+                })
+            })
+            .collect()
+    }
+
+    fn confirmations(&self, txid: &Txid) -> Option<u32> {
+        if self.fault == Fault::Offline {
+            return None;
+        }
+        let c = self.net.lock().confirmations(txid)?;
+        c.checked_sub(self.lag())
+    }
+
+    fn broadcast(&self, tx: &Transaction) -> Result<(), String> {
+        if self.fault == Fault::Offline {
+            return Err("offline".into());
+        }
+        self.net.broadcast(tx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spk(tag: u8) -> ScriptBuf {
+        ScriptBuf::new_p2wsh(&bitcoin::WScriptHash::from_byte_array([tag; 32]))
+    }
+
+    fn spend(from: OutPoint, to: &ScriptBuf, sat: u64) -> Transaction {
+        Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: bitcoin::absolute::LockTime::ZERO,
+            input: vec![TxIn { previous_output: from, ..TxIn::default() }],
+            output: vec![TxOut { value: Amount::from_sat(sat), script_pubkey: to.clone() }],
+        }
+    }
+
+    #[test]
+    fn confirmations_count_blocks_and_views_lag_lie_or_see_nothing() {
+        let net = SimBitcoin::new(3);
+        let o = net.pay(&spk(1), 1000);
+        let honest = net.view(Fault::Honest);
+        assert_eq!(honest.outputs_to(&spk(1))[0].confirmations, 0, "in the mempool");
+        net.mine_n(3);
+        assert_eq!(honest.outputs_to(&spk(1))[0].confirmations, 3);
+        assert_eq!(honest.confirmations(&o.txid), Some(3));
+        let lagging = net.view(Fault::Lags(2));
+        assert_eq!(lagging.outputs_to(&spk(1))[0].confirmations, 1);
+        assert_eq!(net.view(Fault::Lags(3)).confirmations(&o.txid), Some(0));
+        assert_eq!(net.view(Fault::Lags(4)).confirmations(&o.txid), None);
+        assert_eq!(net.view(Fault::Lies(5)).outputs_to(&spk(1))[0].amount_sat, 1005);
+        let off = net.view(Fault::Offline);
+        assert!(off.outputs_to(&spk(1)).is_empty() && off.fee_rate().is_none());
+        assert!(off.broadcast(&spend(o, &spk(2), 900)).is_err());
+    }
+
+    #[test]
+    fn broadcasts_must_spend_unspent_outputs_and_not_create_money() {
+        let net = SimBitcoin::new(1);
+        let o = net.pay(&spk(1), 1000);
+        let err = net.broadcast(&spend(o, &spk(2), 1001)).expect_err("creates money");
+        assert!(err.contains("exceed"), "{err}");
+        let unknown = OutPoint { txid: Txid::from_byte_array([9; 32]), vout: 0 };
+        assert!(net.broadcast(&spend(unknown, &spk(2), 1)).is_err(), "unknown input");
+        net.broadcast(&spend(o, &spk(2), 900)).expect("valid");
+        net.broadcast(&spend(o, &spk(2), 900)).expect("the same one again is fine");
+        let err = net.broadcast(&spend(o, &spk(3), 800)).expect_err("double spend");
+        assert!(err.contains("missing or spent"), "{err}");
+        assert_eq!(net.balance(&spk(2)), 900);
+        assert_eq!(net.rejected().len(), 3);
+    }
+
+    #[test]
+    fn a_reorg_drops_outside_payments_and_what_spends_them() {
+        let net = SimBitcoin::new(1);
+        let keep = net.pay(&spk(1), 500);
+        net.mine_n(2);
+        let gone = net.pay(&spk(1), 1000);
+        net.mine();
+        net.broadcast(&spend(gone, &spk(2), 900)).expect("valid");
+        net.broadcast(&spend(keep, &spk(3), 400)).expect("valid");
+        net.mine();
+        assert_eq!(net.reorg(2), 2, "the payment and its spend vanish");
+        assert_eq!(net.balance(&spk(2)), 0);
+        assert_eq!(net.balance(&spk(3)), 400, "back in the mempool");
+        let view = net.view(Fault::Honest);
+        assert_eq!(view.outputs_to(&spk(3))[0].confirmations, 0);
+        assert!(view.outputs_to(&spk(1)).is_empty(), "500 spent, 1000 vanished");
+    }
+}
