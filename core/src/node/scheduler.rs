@@ -66,6 +66,11 @@ pub struct SchedulerConfig {
     /// The most drafts (and direct operations) one kind's trigger may turn into transactions
     /// per block; the rest are skipped (`DraftSkip::OverCap`) and come back at later blocks.
     pub max_drafts_per_kind: usize,
+    /// This node's choice of isolation for some kinds, over what their crates declare: a node
+    /// whose service for a kind cannot block (an in-memory view of another chain, say) runs
+    /// it inline and saves a hand-off between threads per call; one whose service waits on a
+    /// socket keeps it on a thread. Kinds not named keep their declared isolation.
+    pub isolation: BTreeMap<&'static str, Isolation>,
 }
 
 impl Default for SchedulerConfig {
@@ -74,6 +79,7 @@ impl Default for SchedulerConfig {
             plugin_timeout: Duration::from_secs(2),
             tx_lifetime: 30,
             max_drafts_per_kind: 100,
+            isolation: BTreeMap::new(),
         }
     }
 }
@@ -429,12 +435,13 @@ impl Scheduler {
         let mut validators = BTreeMap::new();
         for p in registry.iter() {
             let ctx = NodeContext { kind: p.kind, node: &node, services };
+            let isolation = config.isolation.get(p.kind).copied().unwrap_or(p.isolation);
             if let Some(make) = p.trigger {
-                let lane = Lane::new(&node.name, p.kind, "trigger", p.isolation);
+                let lane = Lane::new(&node.name, p.kind, "trigger", isolation);
                 triggers.push((p.kind, p.watch, Arc::from(make(&ctx)?), lane));
             }
             if let Some(make) = p.validator {
-                let lane = Lane::new(&node.name, p.kind, "validator", p.isolation);
+                let lane = Lane::new(&node.name, p.kind, "validator", isolation);
                 validators.insert(p.kind, (Arc::from(make(&ctx)?), lane));
             }
         }
@@ -1181,6 +1188,45 @@ mod tests {
             assert_eq!(ran_on.len(), 2, "{ran_on:?}");
             assert!(!ran_on[0].ends_with(":t_slow:trigger"), "first call inline: {ran_on:?}");
             assert!(ran_on[1].ends_with(":t_slow:trigger"), "then its own thread: {ran_on:?}");
+        });
+    }
+
+    /// Where each call of [`Noter`] ran, by thread name.
+    static NOTED_ON: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+    /// Notes its thread and returns at once.
+    struct Noter;
+    #[async_trait]
+    impl Trigger for Noter {
+        async fn drafts(&self, _: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
+            let name = std::thread::current().name().unwrap_or("unnamed").to_owned();
+            NOTED_ON.lock().unwrap_or_else(|p| p.into_inner()).push(name);
+            Ok(TriggerOutput::default())
+        }
+    }
+
+    /// A node may run a kind its crate declares `Thread` inline, and only that node.
+    #[test]
+    fn a_node_can_choose_to_run_a_thread_kind_inline() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("rt");
+        rt.block_on(async {
+            for inline in [false, true] {
+                NOTED_ON.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                let (d, parts) = with_trigger("t_noter", |_| Ok(Box::new(Noter)));
+                assert_eq!(parts.isolation, Isolation::Thread);
+                let mut net =
+                    TestNetwork::builder().witnesses(1).sons(6).build(registry(vec![(d, parts)]).into_arc());
+                let mut config = config();
+                if inline {
+                    config.isolation.insert("t_noter", Isolation::Inline);
+                }
+                net.start_schedulers(config);
+                net.step().await;
+                let noted = NOTED_ON.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                assert!(!noted.is_empty());
+                let own_thread = noted.iter().all(|n| n.ends_with(":t_noter:trigger"));
+                assert_eq!(own_thread, !inline, "inline {inline}: {noted:?}");
+            }
         });
     }
 

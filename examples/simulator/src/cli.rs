@@ -284,6 +284,18 @@ pub fn registry() -> Result<Registry, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The registry a scenario runs: [`registry`], plus the Bitcoin crate when the scenario has a
+/// `[bitcoin]` table (its SON nodes then get their views of the simulated Bitcoin network).
+pub fn registry_for(scenario: &Scenario) -> Result<Registry, String> {
+    let mut b = Registry::builder()
+        .with(&sonprop_report_down::PLUGIN)
+        .with(&sonprop_deregister_son::PLUGIN);
+    if scenario.bitcoin.is_some() {
+        b = b.with(&sonprop_bitcoin::PLUGIN);
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
 /// What `inspect` prints.
 #[derive(Debug, serde::Serialize)]
 pub struct Inspection {
@@ -517,7 +529,7 @@ fn simulate(
         }
         None => (Scenario::built_in(), None),
     };
-    let registry = registry().map_err(|e| fail(EXIT_FAILURE, e))?.into_arc();
+    let registry = registry_for(&scenario).map_err(|e| fail(EXIT_FAILURE, e))?.into_arc();
     scenario
         .check_plugin_params(&registry.chain())
         .map_err(|e| scenario_failure(e, text.as_deref()))?;
@@ -625,6 +637,36 @@ fn simulate(
         "  transactions: {} included, {} left out by producers (mostly approvals that arrived after their proposal executed)",
         finished.included_transactions, finished.rejected_transactions
     );
+    if let Some(b) = &r.bitcoin {
+        let credited: Vec<u64> = b.deposits.iter().filter_map(|d| d.credited).collect();
+        let paid: Vec<u64> = b.withdrawals.iter().filter_map(|w| w.sent_sat).collect();
+        let _ = writeln!(
+            out,
+            "  bitcoin: {} deposits credited ({} pBTC issued), {} withdrawals paid ({} reached users), {} Bitcoin blocks, {} broadcasts refused",
+            credited.len(),
+            sonprop_bitcoin::flows::btc(credited.iter().sum()).replace(" BTC", ""),
+            paid.len(),
+            sonprop_bitcoin::flows::btc(paid.iter().sum()),
+            b.bitcoin_blocks,
+            b.rejected_broadcasts.len()
+        );
+        match &b.conservation {
+            Ok(c) => {
+                let _ = writeln!(
+                    out,
+                    "  conservation held after all {} blocks: wallets {} + in flight {} = pBTC {} + SON reserve {}",
+                    b.conservation_checks,
+                    c.utxos_sat,
+                    c.in_flight_sat,
+                    c.pbtc_supply,
+                    c.books.reserve_sat()
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(out, "  conservation BROKEN: {e}");
+            }
+        }
+    }
     let _ = writeln!(out, "  state hash: {}", r.state_hash);
 
     if let (Some(path), Some(file)) = (&a.report, report_file.as_mut()) {
@@ -634,7 +676,7 @@ fn simulate(
         })?;
         let _ = writeln!(out, "  report written to {}", path.display());
     }
-    let total = scenario.expect.len();
+    let total = finished.expectations;
     if finished.failures.is_empty() {
         if total > 0 {
             let _ = writeln!(out, "  expectations: {total} of {total} hold");

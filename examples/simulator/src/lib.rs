@@ -22,6 +22,7 @@ use sonprop_report_down as _;
 pub mod ahead;
 pub mod bench;
 pub mod bitcoin_cli;
+pub mod bridge;
 pub mod cli;
 pub mod duration;
 pub mod explain;

@@ -116,6 +116,10 @@ pub struct Report {
     pub proposals: Vec<ProposalEntry>,
     /// Every event operation crates reported, in order.
     pub events: Vec<PluginEvent>,
+    /// The Bitcoin bridge: deposits, withdrawals, the conservation equation (bridge scenarios
+    /// only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bitcoin: Option<crate::bridge::BridgeReport>,
     /// The timeline this invocation printed (from the resume point, for a resumed run), as
     /// `sonprop simulate --report` writes it; empty, and left out, elsewhere.
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -12,6 +12,9 @@ use crate::duration::Duration;
 /// The built-in scenario (`scenarios/single-outage.toml`).
 pub const BUILT_IN: &str = include_str!("../scenarios/single-outage.toml");
 
+/// The Bitcoin bridge scenario (`scenarios/bitcoin-bridge.toml`).
+pub const BRIDGE: &str = include_str!("../scenarios/bitcoin-bridge.toml");
+
 /// The default genesis time: 2026-01-01T00:00:00Z.
 pub const DEFAULT_GENESIS_TIME: u64 = 1_767_225_600;
 
@@ -47,6 +50,104 @@ struct File {
     events: Vec<EventSpec>,
     #[serde(default)]
     expect: Vec<ExpectSpec>,
+    bitcoin: Option<BitcoinSpec>,
+}
+
+/// The `[bitcoin]` table: a simulated Bitcoin network and the bridge's traffic.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BitcoinSpec {
+    block_interval: Option<Duration>,
+    fee_rate: Option<u64>,
+    reserve_sat: Option<u64>,
+    users: Option<u32>,
+    #[serde(default)]
+    expect_all_settled: bool,
+    #[serde(default)]
+    deposits: Vec<FlowSpec>,
+    #[serde(default)]
+    withdrawals: Vec<FlowSpec>,
+    #[serde(default)]
+    reorgs: Vec<ReorgSpec>,
+    #[serde(default)]
+    faults: Vec<FaultSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlowSpec {
+    at: Duration,
+    user: u32,
+    sat: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReorgSpec {
+    at: Duration,
+    depth: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultSpec {
+    son: u32,
+    view: FaultKind,
+    sat: Option<u64>,
+    blocks: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum FaultKind {
+    Lies,
+    Lags,
+    Offline,
+}
+
+/// A deposit or withdrawal the scenario makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    /// Seconds after genesis.
+    pub at: u64,
+    /// The user index (`user-N`).
+    pub user: u32,
+    /// Satoshis (pBTC has the same unit).
+    pub sat: u64,
+}
+
+/// A reorganisation of the simulated Bitcoin chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reorg {
+    /// Seconds after genesis.
+    pub at: u64,
+    /// Blocks taken off the tip.
+    pub depth: u32,
+}
+
+/// The `[bitcoin]` table: a simulated Bitcoin network, the bridge's users and traffic, and how
+/// some SONs' views of Bitcoin are wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BitcoinScenario {
+    /// Seconds between Bitcoin blocks (default 10 minutes).
+    pub block_interval: u64,
+    /// The fee rate every honest view estimates, sat/vB (default 2).
+    pub fee_rate: u64,
+    /// Satoshis the SONs pay into the first wallet as their reserve (it pays wallet sweeps'
+    /// fees; default 100 000).
+    pub reserve_sat: u64,
+    /// Users (`user-0` …) with deposit keys (default 3).
+    pub users: u32,
+    /// Fail the run unless every deposit is credited and every withdrawal paid by the end.
+    pub expect_all_settled: bool,
+    /// Deposits, in time order.
+    pub deposits: Vec<Flow>,
+    /// Withdrawals, in time order.
+    pub withdrawals: Vec<Flow>,
+    /// Reorganisations, in time order.
+    pub reorgs: Vec<Reorg>,
+    /// SON index -> its faulty view.
+    pub faults: BTreeMap<u32, sonprop_bitcoin::sim::Fault>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,6 +266,8 @@ pub struct Scenario {
     pub events: Vec<Event>,
     /// Expectations.
     pub expect: Vec<Expectation>,
+    /// The Bitcoin bridge, when the scenario has a `[bitcoin]` table.
+    pub bitcoin: Option<BitcoinScenario>,
 }
 
 impl Scenario {
@@ -309,6 +412,106 @@ impl Scenario {
             }
         }
 
+        let bitcoin = match &f.bitcoin {
+            None => None,
+            Some(b) => {
+                let check = |field: String, ok: bool, message: String| {
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err(err(&field, message))
+                    }
+                };
+                let block_interval = b.block_interval.map_or(600, |d| d.0);
+                check(
+                    "bitcoin.block_interval".into(),
+                    block_interval >= params.block_interval,
+                    format!(
+                        "Bitcoin blocks must be at least one chain block apart ({} s)",
+                        params.block_interval
+                    ),
+                )?;
+                let fee_rate = b.fee_rate.unwrap_or(2);
+                check("bitcoin.fee_rate".into(), fee_rate > 0, "must be at least 1 sat/vB".into())?;
+                let users = b.users.unwrap_or(3);
+                check("bitcoin.users".into(), users > 0, "there must be at least 1 user".into())?;
+                let flows = |name: &str, specs: &[FlowSpec]| -> Result<Vec<Flow>, ScenarioError> {
+                    let mut v = Vec::new();
+                    for (i, x) in specs.iter().enumerate() {
+                        let field = |k: &str| format!("bitcoin.{name}[{i}].{k}");
+                        if x.user >= users {
+                            return Err(err(
+                                &field("user"),
+                                format!("user {} does not exist: there are {users} (0..{})", x.user, users - 1),
+                            ));
+                        }
+                        if x.sat == 0 {
+                            return Err(err(&field("sat"), "must be more than 0".into()));
+                        }
+                        if x.at.0 > f.duration.0 {
+                            return Err(err(
+                                &field("at"),
+                                format!("{} is after the end of the run ({})", x.at, f.duration),
+                            ));
+                        }
+                        v.push(Flow { at: x.at.0, user: x.user, sat: x.sat });
+                    }
+                    v.sort_by_key(|x| x.at);
+                    Ok(v)
+                };
+                let deposits = flows("deposits", &b.deposits)?;
+                let withdrawals = flows("withdrawals", &b.withdrawals)?;
+                let mut reorgs = Vec::new();
+                for (i, r) in b.reorgs.iter().enumerate() {
+                    check(
+                        format!("bitcoin.reorgs[{i}].depth"),
+                        r.depth > 0,
+                        "must be at least 1 block".into(),
+                    )?;
+                    check(
+                        format!("bitcoin.reorgs[{i}].at"),
+                        r.at.0 <= f.duration.0,
+                        format!("{} is after the end of the run ({})", r.at, f.duration),
+                    )?;
+                    reorgs.push(Reorg { at: r.at.0, depth: r.depth });
+                }
+                reorgs.sort_by_key(|r| r.at);
+                let mut faults = BTreeMap::new();
+                for (i, x) in b.faults.iter().enumerate() {
+                    check_son(format!("bitcoin.faults[{i}].son"), x.son)?;
+                    use sonprop_bitcoin::sim::Fault;
+                    let fault = match (x.view, x.sat, x.blocks) {
+                        (FaultKind::Lies, Some(sat), None) if sat > 0 => Fault::Lies(sat),
+                        (FaultKind::Lags, None, Some(k)) if k > 0 => Fault::Lags(k),
+                        (FaultKind::Offline, None, None) => Fault::Offline,
+                        _ => {
+                            return Err(err(
+                                &format!("bitcoin.faults[{i}]"),
+                                "give view = \"lies\" with sat > 0, view = \"lags\" with blocks > 0, or view = \"offline\" alone".into(),
+                            ))
+                        }
+                    };
+                    if faults.insert(x.son, fault).is_some() {
+                        return Err(err(
+                            &format!("bitcoin.faults[{i}].son"),
+                            format!("SON {} has a fault already", x.son),
+                        ));
+                    }
+                }
+                Some(BitcoinScenario {
+                    block_interval,
+                    fee_rate,
+                    reserve_sat: b.reserve_sat.unwrap_or(100_000),
+                    users,
+                    expect_all_settled: b.expect_all_settled,
+                    deposits,
+                    withdrawals,
+                    reorgs,
+                    faults,
+                })
+            }
+        };
+
         Ok(Scenario {
             source: source.to_owned(),
             name: f.name,
@@ -322,6 +525,7 @@ impl Scenario {
             plugin_params: f.plugin_params.clone(),
             events,
             expect,
+            bitcoin,
         })
     }
 }

@@ -57,6 +57,14 @@ pub enum SimError {
         /// What is wrong.
         detail: String,
     },
+    /// The bridge's conservation equation broke (a bug in the Bitcoin crate).
+    #[error("after block {height}: {message}")]
+    Conservation {
+        /// The block.
+        height: u64,
+        /// What broke.
+        message: String,
+    },
     /// The data directory holds more of the run than the scenario lasts.
     #[error(
         "data directory {dir} holds the run up to block {height} ({held} simulated), longer than \
@@ -127,6 +135,8 @@ struct SimLocal {
     schedulers: Vec<SchedulerMemory>,
     #[serde(default)]
     due: BTreeMap<String, u64>,
+    #[serde(default)]
+    bridge: Option<crate::bridge::BridgeLocal>,
 }
 
 /// What identifies a scenario's network and history (not its duration or expectations, so a
@@ -134,7 +144,7 @@ struct SimLocal {
 fn fingerprint(s: &Scenario) -> String {
     let events: Vec<String> =
         s.events.iter().map(|e| format!("{}:{}:{:?}", e.at, e.son, e.action)).collect();
-    format!(
+    let mut f = format!(
         "{}|seed {}|genesis {}|{}w {}s {}sb|{}|{}",
         s.name,
         s.seed,
@@ -144,7 +154,13 @@ fn fingerprint(s: &Scenario) -> String {
         s.standby_sons,
         serde_json::to_string(&s.params).unwrap_or_default(),
         events.join(",")
-    )
+    );
+    // A bridge's traffic is part of its history too (only its expectation is not).
+    if let Some(b) = &s.bitcoin {
+        let b = crate::scenario::BitcoinScenario { expect_all_settled: false, ..b.clone() };
+        f.push_str(&format!("|bitcoin {b:?}"));
+    }
+    f
 }
 
 /// One line of the timeline.
@@ -180,6 +196,9 @@ pub struct Finished {
     pub report: Report,
     /// Expectations that failed, one message each.
     pub failures: Vec<String>,
+    /// Expectations checked: the scenario's, plus each deposit and withdrawal of a bridge
+    /// scenario that expects them all settled.
+    pub expectations: usize,
     /// Transactions producers left out (stale approvals and the like).
     pub rejected_transactions: u64,
     /// Transactions included in blocks.
@@ -222,6 +241,8 @@ pub struct Simulation {
     since_commit: u64,
     /// The height a persisted run resumed at (0 for a new run).
     pub resumed_at: u64,
+    /// The Bitcoin bridge, when the scenario has one.
+    bridge: Option<crate::bridge::Bridge>,
 }
 
 impl std::fmt::Debug for Simulation {
@@ -249,11 +270,19 @@ impl Simulation {
             .params(scenario.params.clone())
             .genesis_time(scenario.genesis_time)
             .seed(scenario.seed);
+        let builder = match &scenario.bitcoin {
+            Some(b) => builder.users(b.users as usize).asset(crate::bridge::pbtc_asset()),
+            None => builder,
+        };
         let builder = scenario
             .plugin_params
             .iter()
             .fold(builder, |b, (name, value)| b.plugin_param(name, value.clone()));
-        let (genesis, witnesses, sons, _) = builder.genesis();
+        let (genesis, witnesses, sons, users) = builder.genesis();
+        let bridge = scenario
+            .bitcoin
+            .as_ref()
+            .map(|b| crate::bridge::Bridge::new(b, &builder, users.clone()));
         let ledger =
             || Ledger::new(&genesis, registry.chain()).map_err(|e| SimError::Setup(e.to_string()));
         let data_dir_err = |dir: &std::path::Path, detail: String| SimError::DataDir {
@@ -293,11 +322,23 @@ impl Simulation {
                 })?
             }
         };
-        let config = SchedulerConfig::default();
+        let mut config = SchedulerConfig::default();
+        if bridge.is_some() {
+            // The nodes' Bitcoin views are in memory and never block: no thread hand-offs.
+            for parts in sonprop_bitcoin::PLUGIN.node {
+                config.isolation.insert(parts.kind, sonprop_core::Isolation::Inline);
+            }
+        }
         let mut nodes = Vec::new();
         let mut witness_nodes = BTreeMap::new();
         let mut son_nodes = Vec::new();
         let mut names = BTreeMap::new();
+        for u in &users {
+            names.insert(u.account, u.name.clone());
+        }
+        if bridge.is_some() {
+            names.insert(AccountId::SON_CONSENSUS, "son-account".to_owned());
+        }
         for identity in witnesses.into_iter().chain(sons) {
             if let Some(w) = identity.witness {
                 witness_nodes.insert(w, nodes.len());
@@ -308,7 +349,11 @@ impl Simulation {
             names.insert(identity.account, identity.name.clone());
             let replica = if options.verify_replicas { Some(ledger()?) } else { None };
             // A kind needing a service this node was not given fails here, by name.
-            let services = options.services.as_ref().map(|f| f(&identity)).unwrap_or_default();
+            let mut services =
+                options.services.as_ref().map(|f| f(&identity)).unwrap_or_default();
+            if let Some(node) = bridge.as_ref().and_then(|b| b.service(&identity, &builder)) {
+                services.insert(node);
+            }
             let scheduler =
                 Scheduler::new(registry.node(), identity.clone(), &services, config.clone())
                     .map_err(|e| SimError::Setup(e.to_string()))?;
@@ -345,6 +390,7 @@ impl Simulation {
             persist_every,
             since_commit: 0,
             resumed_at: 0,
+            bridge,
         };
         if !options.verify_replicas {
             let st = sim.chain.state();
@@ -413,6 +459,9 @@ impl Simulation {
         self.rejected = local.rejected;
         self.included = local.included;
         self.due = local.due;
+        if let (Some(bridge), Some(saved)) = (self.bridge.as_mut(), local.bridge) {
+            bridge.restore(saved).map_err(|e| err(format!("unreadable Bitcoin state: {e}")))?;
+        }
         self.resumed_at = self.chain.state().head_height();
         Ok(())
     }
@@ -436,6 +485,7 @@ impl Simulation {
             included: self.included,
             due: self.due.clone(),
             schedulers: self.nodes.iter().map(|n| n.scheduler.memory()).collect(),
+            bridge: self.bridge.as_ref().map(|b| b.save()),
         };
         let bytes = serde_json::to_vec(&local).map_err(|e| SimError::DataDir {
             dir: "(data directory)".into(),
@@ -450,6 +500,11 @@ impl Simulation {
             "committed the chain and the simulation state"
         );
         Ok(())
+    }
+
+    /// The simulated Bitcoin network, when the scenario has a bridge.
+    pub fn bitcoin(&self) -> Option<&sonprop_bitcoin::sim::SimBitcoin> {
+        self.bridge.as_ref().map(|b| b.network())
     }
 
     /// The chain's ledger.
@@ -508,6 +563,11 @@ impl Simulation {
         }
         let height = self.chain.state().head_height() + 1;
         self.apply_scenario_events(t, height, timeline);
+        if let Some(bridge) = self.bridge.as_mut() {
+            let now = elapsed(&self.scenario, t);
+            let mut say = |e: Entry| timeline.entry(e);
+            bridge.before_block(self.chain.state(), now, height, &mut self.mempool, &mut say);
+        }
 
         let producer_w = self.chain.state().scheduled_producer(t).expect("a slot after the head");
         let producer = self.witness_nodes[&producer_w];
@@ -580,6 +640,12 @@ impl Simulation {
             }
             hashes.push(("reference".to_owned(), reference));
             check_agreement(height, &hashes[producer].0.clone(), &hashes)?;
+        }
+
+        if let Some(bridge) = self.bridge.as_mut() {
+            bridge
+                .after_block(self.chain.state())
+                .map_err(|message| SimError::Conservation { height, message })?;
         }
 
         // Approvals are summarised per proposal per block, at the place of the first one.
@@ -784,7 +850,11 @@ impl Simulation {
                     self.name(*owner)
                 )
             }
-            LedgerEvent::Plugin { kind, text, .. } => format!("{kind}: {text}"),
+            LedgerEvent::Plugin { kind, text, .. } => {
+                let name = |a: AccountId| self.name(a);
+                crate::bridge::Bridge::describe(event, &name)
+                    .unwrap_or_else(|| format!("{kind}: {text}"))
+            }
             LedgerEvent::Issued { asset, to, amount } => {
                 format!("{} issued to {}", self.amount(*asset, *amount), self.name(*to))
             }
@@ -844,12 +914,23 @@ impl Simulation {
             proposals,
             events: self.log.events().to_vec(),
             timeline: Vec::new(),
+            bitcoin: None,
         };
-        let failures =
+        let mut report = report;
+        let mut expectations = self.scenario.expect.len();
+        let mut failures: Vec<String> =
             self.scenario.expect.iter().filter_map(|x| check_expectation(&report, st, x)).collect();
+        if let Some(bridge) = &self.bridge {
+            let name = |a: AccountId| self.name(a);
+            let (section, unsettled, checked) = bridge.report(st, &name);
+            report.bitcoin = Some(section);
+            failures.extend(unsettled);
+            expectations += checked;
+        }
         Finished {
             report,
             failures,
+            expectations,
             rejected_transactions: self.rejected,
             included_transactions: self.included,
         }

@@ -275,6 +275,7 @@ async fn a_lying_son_below_a_third_cannot_credit_what_did_not_happen_nor_stall_w
         son: SonId(0),
         owner: son0.account,
         account: run.net.users[1].account,
+        wallet: 0,
         txid: "11".repeat(32),
         vout: 0,
         amount_sat: 90_000_000,

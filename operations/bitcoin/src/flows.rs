@@ -15,7 +15,7 @@ use sonprop_core::{
 use crate::ops::{elected_owner, fee_in_bounds, BitcoinError};
 use crate::script::{self};
 use crate::state::{
-    books, current_wallet, deposit_script, expected_signers, unsettled, utxo_key, wallet_utxos,
+    books, current_wallet, deposit_script, unsettled, utxo_key, wallet_utxos,
     AssetParam, Books, BooksTable, Claim, Deposit, DepositKey, DepositKeys, DepositStatus,
     Deposits, NetworkParam, Purpose, SidechainTx, SignTimeout, Transactions, TxInput, TxStatus,
     Utxos, Wallet, Wallets, Withdrawal, WithdrawalStatus, Withdrawals, DEPOSITS_BY_STATUS,
@@ -47,8 +47,8 @@ pub fn address_script(state: &State, address: &str) -> Result<ScriptBuf, Bitcoin
 /// withdrawals wait while a wallet update is due).
 pub fn settled_wallet(state: &State) -> Result<&Wallet, BitcoinError> {
     let current = current_wallet(state).ok_or(BitcoinError::NoWallet)?;
-    let expected = expected_signers(state)?;
-    if expected != current.signers {
+    // The current wallet's keys were checked when it was made: comparing is enough.
+    if crate::state::unchecked_signers(state)? != current.signers {
         return Err(BitcoinError::WalletUpdateDue);
     }
     Ok(current)
@@ -142,6 +142,9 @@ pub struct ReportDeposit {
     pub owner: AccountId,
     /// The user whose deposit address it pays.
     pub account: AccountId,
+    /// The wallet whose SONs that deposit address names: the current one, or the one before
+    /// it (a payment to an address of the previous wallet is still the user's).
+    pub wallet: u64,
     /// The payment's transaction.
     pub txid: String,
     /// Its output index.
@@ -174,6 +177,9 @@ fn check_report(state: &State, op: &ReportDeposit) -> Result<Report, BitcoinErro
     let key = state.row::<DepositKeys>(&op.account).ok_or(BitcoinError::NoDepositKey(op.account))?;
     let wallet = match state.row::<Deposits>(&utxo_key(&o)) {
         Some(d) => {
+            if d.wallet != op.wallet {
+                return Err(BitcoinError::NotCurrent(op.wallet));
+            }
             if d.claims.iter().any(|c| c.reporters.contains(&op.son)) {
                 return Err(BitcoinError::AlreadyReported { son: op.son, deposit: o.to_string() });
             }
@@ -189,11 +195,16 @@ fn check_report(state: &State, op: &ReportDeposit) -> Result<Report, BitcoinErro
                 .ok_or_else(|| BitcoinError::Inconsistent(format!("wallet {}", d.wallet)))?
         }
         None => {
-            let w = current_wallet(state).ok_or(BitcoinError::NoWallet)?;
+            let current = current_wallet(state).ok_or(BitcoinError::NoWallet)?;
+            if op.wallet != current.id && op.wallet + 1 != current.id {
+                return Err(BitcoinError::NotCurrent(op.wallet));
+            }
             if state.row::<Utxos>(&utxo_key(&o)).is_some() {
                 return Err(BitcoinError::KnownOutput(o.to_string()));
             }
-            w
+            state
+                .row::<Wallets>(&op.wallet)
+                .ok_or_else(|| BitcoinError::Inconsistent(format!("wallet {}", op.wallet)))?
         }
     };
     let me = wallet
@@ -247,6 +258,9 @@ pub struct DepositConfirmed {
     pub reporters: usize,
     /// The wallet's SONs.
     pub of: usize,
+    /// SONs that reported another version (another amount or user).
+    #[serde(default)]
+    pub dissenting: usize,
 }
 impl ChainEvent for DepositConfirmed {
     const KIND: &'static str = DEPOSIT_REPORT;
@@ -262,7 +276,11 @@ impl fmt::Display for DepositConfirmed {
             self.reporters,
             self.of,
             self.deposit
-        )
+        )?;
+        if self.dissenting > 0 {
+            write!(f, "; {} SON(s) reported another version", self.dissenting)?;
+        }
+        Ok(())
     }
 }
 
@@ -326,6 +344,8 @@ impl Operation for ReportDeposit {
         if u64::from(claim.weight) * 3 > u64::from(d.total_weight) * 2 {
             let (reporters, account, amount_sat) =
                 (claim.reporters.len(), claim.account, claim.amount_sat);
+            let dissenting =
+                d.claims.iter().map(|c| c.reporters.len()).sum::<usize>() - reporters;
             d.status = DepositStatus::Confirmed;
             let of = ctx.row::<Wallets>(&d.wallet).map_or(0, |w| w.signers.len());
             ctx.emit_event(&DepositConfirmed {
@@ -334,6 +354,7 @@ impl Operation for ReportDeposit {
                 amount_sat,
                 reporters,
                 of,
+                dissenting,
             });
         }
         ctx.put_row::<Deposits>(&key, Some(d))
@@ -706,7 +727,11 @@ impl ChainEvent for WithdrawalPaying {
 }
 impl fmt::Display for WithdrawalPaying {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "withdrawal {} paid by {} (sidechain tx {})", self.withdrawal, self.txid, self.tx)
+        write!(
+            f,
+            "withdrawal {} to be paid by {} (sidechain tx {})",
+            self.withdrawal, self.txid, self.tx
+        )
     }
 }
 

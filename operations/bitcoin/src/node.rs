@@ -114,7 +114,7 @@ ctor!(utxo_validator, Validator, UtxoValidator);
 ctor!(broadcast_trigger, Trigger, BroadcastTrigger);
 ctor!(settle_trigger, Trigger, SettleTrigger);
 ctor!(settle_validator, Validator, SettleValidator);
-ctor!(deposit_report_trigger, Trigger, DepositReportTrigger);
+ctor!(deposit_report_trigger, Trigger, DepositReportTrigger::new);
 ctor!(deposit_trigger, Trigger, DepositTrigger);
 ctor!(deposit_validator, Validator, DepositValidator);
 ctor!(withdraw_trigger, Trigger, WithdrawTrigger);
@@ -385,8 +385,18 @@ impl Validator for SettleValidator {
 }
 
 /// Reports, for this SON, each confirmed payment to a user's deposit address (over the current
-/// wallet) that its own view shows and it has not reported.
-pub struct DepositReportTrigger(pub BitcoinNode);
+/// or the previous wallet) that its own view shows and it has not reported.
+pub struct DepositReportTrigger {
+    node: BitcoinNode,
+    scripts: ScriptCache,
+}
+
+impl DepositReportTrigger {
+    /// The trigger of a SON node with this service.
+    pub fn new(node: BitcoinNode) -> Self {
+        DepositReportTrigger { node, scripts: ScriptCache::default() }
+    }
+}
 
 #[async_trait]
 impl Trigger for DepositReportTrigger {
@@ -397,31 +407,67 @@ impl Trigger for DepositReportTrigger {
     ) -> Result<TriggerOutput, PluginError> {
         let mut out = TriggerOutput::default();
         let Some(son) = node.son else { return Ok(out) };
-        let Some(wallet) = current_wallet(state) else { return Ok(out) };
-        if !wallet.signers.iter().any(|s| s.son == son) {
-            return Ok(out);
-        }
-        for (account, key) in state.rows::<DepositKeys>() {
-            let Ok(script) = deposit_script(&key.public_key, wallet) else { continue };
-            let spk = ScriptBuf::new_p2wsh(&script.wscript_hash());
-            for o in seen_confirmed(&self.0, state, &spk) {
-                let op = ReportDeposit {
-                    son,
-                    owner: node.account,
-                    account,
-                    txid: o.outpoint.txid.to_string(),
-                    vout: o.outpoint.vout,
-                    amount_sat: o.amount_sat,
+        let Some(current) = current_wallet(state) else { return Ok(out) };
+        // The current wallet's deposit addresses, and the previous wallet's (a payment made
+        // just before a wallet update is still the user's).
+        let previous = current.id.checked_sub(1).and_then(|id| state.row::<Wallets>(&id));
+        for wallet in std::iter::once(current).chain(previous) {
+            if !wallet.signers.iter().any(|s| s.son == son) {
+                continue;
+            }
+            for (account, key) in state.rows::<DepositKeys>() {
+                let Ok(spk) = self.scripts.script_pubkey(wallet, &key.public_key) else {
+                    continue;
                 };
-                let reported = state.row::<Deposits>(&utxo_key(&o.outpoint)).is_some_and(|d| {
-                    d.claims.iter().any(|c| c.reporters.contains(&son))
-                });
-                if !reported && sonprop_core::Operation::check(&op, state).is_ok() {
-                    out.operations.push(Box::new(op));
+                for o in seen_confirmed(&self.node, state, &spk) {
+                    let reported =
+                        state.row::<Deposits>(&utxo_key(&o.outpoint)).is_some_and(|d| {
+                            d.claims.iter().any(|c| c.reporters.contains(&son))
+                        });
+                    if reported {
+                        continue;
+                    }
+                    let op = ReportDeposit {
+                        son,
+                        owner: node.account,
+                        account,
+                        wallet: wallet.id,
+                        txid: o.outpoint.txid.to_string(),
+                        vout: o.outpoint.vout,
+                        amount_sat: o.amount_sat,
+                    };
+                    if sonprop_core::Operation::check(&op, state).is_ok() {
+                        out.operations.push(Box::new(op));
+                    }
                 }
             }
         }
         Ok(out)
+    }
+}
+
+/// Deposit addresses' output scripts by wallet and user key: built once, not on every block.
+#[derive(Default)]
+pub struct ScriptCache(
+    std::sync::Mutex<std::collections::BTreeMap<u64, std::collections::BTreeMap<String, ScriptBuf>>>,
+);
+
+impl ScriptCache {
+    /// The P2WSH output script of `user_key`'s deposit address over `wallet`.
+    fn script_pubkey(
+        &self,
+        wallet: &crate::state::Wallet,
+        user_key: &str,
+    ) -> Result<ScriptBuf, crate::script::ScriptError> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let of_wallet = map.entry(wallet.id).or_default();
+        if let Some(s) = of_wallet.get(user_key) {
+            return Ok(s.clone());
+        }
+        let script = deposit_script(user_key, wallet)?;
+        let spk = ScriptBuf::new_p2wsh(&script.wscript_hash());
+        of_wallet.insert(user_key.to_owned(), spk.clone());
+        Ok(spk)
     }
 }
 

@@ -262,12 +262,17 @@ pub struct WalletUpdate {
 /// sweep: what a trigger proposes and what every check compares against. `Ok(None)` when the
 /// elected SONs hold the current wallet already.
 pub fn expected_update(state: &State, fee_rate: u64) -> Result<Option<WalletUpdate>, BitcoinError> {
+    let current = current_wallet(state);
+    // The usual case, without parsing a key: the current wallet has the expected signers.
+    if current.is_some_and(|w| Ok(&w.signers) == crate::state::unchecked_signers(state).as_ref())
+    {
+        return Ok(None);
+    }
     let signers = expected_signers(state)?;
     let script = script::weighted_script(
         &script_signers(&signers).map_err(crate::state::WalletError::from)?,
     )
     .map_err(crate::state::WalletError::from)?;
-    let current = current_wallet(state);
     if current.is_some_and(|w| w.witness_script == script.to_hex_string()) {
         return Ok(None);
     }
@@ -785,7 +790,28 @@ impl Operation for SentTx {
             .cloned()
             .ok_or_else(|| rule(SENT)(BitcoinError::UnknownTx(self.tx)))?;
         t.status = TxStatus::Sent { txid: self.txid.clone() };
+        ctx.emit_event(&TxSent { tx: self.tx, txid: self.txid.clone(), son: self.son });
         ctx.put_row::<Transactions>(&self.tx, Some(t))
+    }
+}
+
+/// A SON broadcast a sidechain transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxSent {
+    /// It.
+    pub tx: u64,
+    /// Its Bitcoin txid.
+    pub txid: String,
+    /// The SON that broadcast it.
+    pub son: SonId,
+}
+impl ChainEvent for TxSent {
+    const KIND: &'static str = SENT;
+    const NAME: &'static str = "sent";
+}
+impl fmt::Display for TxSent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sidechain tx {} broadcast by son {}: {}", self.tx, self.son, self.txid)
     }
 }
 

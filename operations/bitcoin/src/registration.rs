@@ -109,6 +109,7 @@ const OPERATIONS: [OperationDescriptor; 12] = [
                 son: SonId(3),
                 owner: AccountId(14),
                 account: AccountId(20),
+                wallet: 0,
                 txid: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".into(),
                 vout: 0,
                 amount_sat: 50_000_000,

@@ -24,7 +24,11 @@ struct Held {
     external: bool,
 }
 
-/// The network's state.
+/// An unspent output: what it pays, and the height of the block holding it (`None`: mempool).
+type Unspent = (TxOut, Option<usize>);
+
+/// The network's state. The unspent set (and its index by script) is kept as transactions
+/// arrive and blocks are mined, and rebuilt from the blocks after a reorg.
 #[derive(Default)]
 struct Chain {
     blocks: Vec<Vec<Held>>,
@@ -32,41 +36,77 @@ struct Chain {
     fee_rate: u64,
     payments: u64,
     rejected: Vec<String>,
+    utxos: BTreeMap<OutPoint, Unspent>,
+    by_script: BTreeMap<ScriptBuf, BTreeSet<OutPoint>>,
+    /// Where each transaction is: its block height (`None`: mempool).
+    located: BTreeMap<Txid, Option<usize>>,
 }
 
 impl Chain {
-    /// Unspent outputs (with the height of the block that holds them; `None`: mempool).
-    fn utxos(&self) -> BTreeMap<OutPoint, (TxOut, Option<usize>)> {
-        let mut set = BTreeMap::new();
-        let all = self
-            .blocks
-            .iter()
-            .enumerate()
-            .flat_map(|(h, b)| b.iter().map(move |t| (t, Some(h))))
-            .chain(self.mempool.iter().map(|t| (t, None)));
-        for (held, height) in all {
-            if !held.external {
-                for i in &held.tx.input {
-                    set.remove(&i.previous_output);
+    fn admit(&mut self, held: Held, height: Option<usize>) {
+        if !held.external {
+            for i in &held.tx.input {
+                if let Some((out, _)) = self.utxos.remove(&i.previous_output) {
+                    if let Some(set) = self.by_script.get_mut(&out.script_pubkey) {
+                        set.remove(&i.previous_output);
+                    }
                 }
             }
+        }
+        let txid = held.tx.compute_txid();
+        for (vout, out) in held.tx.output.iter().enumerate() {
+            let o = OutPoint { txid, vout: vout as u32 };
+            self.by_script.entry(out.script_pubkey.clone()).or_default().insert(o);
+            self.utxos.insert(o, (out.clone(), height));
+        }
+        self.located.insert(txid, height);
+        match height {
+            Some(h) => self.blocks[h].push(held),
+            None => self.mempool.push(held),
+        }
+    }
+
+    fn mine(&mut self) {
+        let h = self.blocks.len();
+        self.blocks.push(Vec::new());
+        let block = std::mem::take(&mut self.mempool);
+        for held in &block {
             let txid = held.tx.compute_txid();
-            for (vout, out) in held.tx.output.iter().enumerate() {
-                set.insert(OutPoint { txid, vout: vout as u32 }, (out.clone(), height));
+            self.located.insert(txid, Some(h));
+            for vout in 0..held.tx.output.len() {
+                if let Some(u) = self.utxos.get_mut(&OutPoint { txid, vout: vout as u32 }) {
+                    u.1 = Some(h);
+                }
             }
         }
-        set
+        self.blocks[h] = block;
+    }
+
+    /// Keeps the first `keep` blocks and nothing else; returns what was dropped, in order.
+    fn truncate(&mut self, keep: usize) -> Vec<Held> {
+        let mut dropped: Vec<Held> = self.blocks.drain(keep..).flatten().collect();
+        dropped.append(&mut self.mempool);
+        let blocks = std::mem::take(&mut self.blocks);
+        self.utxos.clear();
+        self.by_script.clear();
+        self.located.clear();
+        for (h, block) in blocks.into_iter().enumerate() {
+            self.blocks.push(Vec::new());
+            for held in block {
+                self.admit(held, Some(h));
+            }
+        }
+        dropped
     }
 
     fn validate(&self, tx: &Transaction, check: Option<&ScriptCheck>) -> Result<(), String> {
-        let utxos = self.utxos();
         let mut seen = BTreeSet::new();
         let mut total_in = 0u64;
         for (i, input) in tx.input.iter().enumerate() {
             if !seen.insert(input.previous_output) {
                 return Err(format!("input {i} spends {} twice", input.previous_output));
             }
-            let (spent, _) = utxos.get(&input.previous_output).ok_or_else(|| {
+            let (spent, _) = self.utxos.get(&input.previous_output).ok_or_else(|| {
                 format!("input {i} spends {}, which is missing or spent", input.previous_output)
             })?;
             total_in = total_in.saturating_add(spent.value.to_sat());
@@ -86,11 +126,20 @@ impl Chain {
     }
 
     fn confirmations(&self, txid: &Txid) -> Option<u32> {
-        if self.mempool.iter().any(|h| h.tx.compute_txid() == *txid) {
-            return Some(0);
-        }
-        let h = self.blocks.iter().position(|b| b.iter().any(|t| t.tx.compute_txid() == *txid))?;
+        let h = (*self.located.get(txid)?)?;
         Some((self.height() - h) as u32)
+    }
+
+    fn knows(&self, txid: &Txid) -> bool {
+        self.located.contains_key(txid)
+    }
+
+    fn paying(&self, script_pubkey: &ScriptBuf) -> impl Iterator<Item = (OutPoint, &Unspent)> {
+        self.by_script
+            .get(script_pubkey)
+            .into_iter()
+            .flatten()
+            .filter_map(|o| Some((*o, self.utxos.get(o)?)))
     }
 }
 
@@ -147,15 +196,14 @@ impl SimBitcoin {
             }],
         };
         let outpoint = OutPoint { txid: tx.compute_txid(), vout: 0 };
-        c.mempool.push(Held { tx, external: true });
+        c.admit(Held { tx, external: true }, None);
         outpoint
     }
 
     /// Mines a block of everything in the mempool. The new height.
     pub fn mine(&self) -> usize {
         let mut c = self.lock();
-        let block = std::mem::take(&mut c.mempool);
-        c.blocks.push(block);
+        c.mine();
         c.height()
     }
 
@@ -175,16 +223,11 @@ impl SimBitcoin {
     pub fn reorg(&self, depth: usize) -> usize {
         let mut c = self.lock();
         let keep = c.blocks.len().saturating_sub(depth);
-        let dropped: Vec<Held> = c.blocks.drain(keep..).flatten().collect();
-        let mempool = std::mem::take(&mut c.mempool);
+        let dropped = c.truncate(keep);
         let mut vanished = 0;
-        for held in dropped.into_iter().chain(mempool) {
-            if held.external {
-                vanished += 1;
-                continue;
-            }
-            if c.validate(&held.tx, None).is_ok() {
-                c.mempool.push(held);
+        for held in dropped {
+            if !held.external && c.validate(&held.tx, None).is_ok() {
+                c.admit(held, None);
             } else {
                 vanished += 1;
             }
@@ -203,6 +246,11 @@ impl SimBitcoin {
         c.blocks.iter().flatten().chain(c.mempool.iter()).filter(|h| !h.external).map(|h| h.tx.clone()).collect()
     }
 
+    /// Whether the network holds transaction `txid` (in a block or the mempool).
+    pub fn knows(&self, txid: &Txid) -> bool {
+        self.lock().knows(txid)
+    }
+
     /// Every broadcast refused, with the reason.
     pub fn rejected(&self) -> Vec<String> {
         self.lock().rejected.clone()
@@ -210,26 +258,56 @@ impl SimBitcoin {
 
     /// The unspent outputs paying `script_pubkey`, and their total.
     pub fn balance(&self, script_pubkey: &ScriptBuf) -> u64 {
-        self.lock()
-            .utxos()
-            .values()
-            .filter(|(o, _)| o.script_pubkey == *script_pubkey)
-            .map(|(o, _)| o.value.to_sat())
-            .sum()
+        self.lock().paying(script_pubkey).map(|(_, (o, _))| o.value.to_sat()).sum()
     }
 
     /// Validates and accepts `tx` into the mempool (again is not an error).
     pub fn broadcast(&self, tx: &Transaction) -> Result<(), String> {
         let mut c = self.lock();
         let txid = tx.compute_txid();
-        if c.confirmations(&txid).is_some() {
+        if c.knows(&txid) {
             return Ok(());
         }
         if let Err(e) = c.validate(tx, self.check.as_deref()) {
             c.rejected.push(format!("{txid}: {e}"));
             return Err(e);
         }
-        c.mempool.push(Held { tx: tx.clone(), external: false });
+        c.admit(Held { tx: tx.clone(), external: false }, None);
+        Ok(())
+    }
+
+    /// The whole network, to store and [`SimBitcoin::restore`] later (a resumed simulation).
+    pub fn export(&self) -> SimExport {
+        let c = self.lock();
+        let enc = |h: &Held| (crate::tx::to_hex(&h.tx), h.external);
+        SimExport {
+            blocks: c.blocks.iter().map(|b| b.iter().map(enc).collect()).collect(),
+            mempool: c.mempool.iter().map(enc).collect(),
+            fee_rate: c.fee_rate,
+            payments: c.payments,
+            rejected: c.rejected.clone(),
+        }
+    }
+
+    /// Replaces this network's contents with an export (its script check is kept).
+    pub fn restore(&self, e: &SimExport) -> Result<(), String> {
+        let dec = |(hex, external): &(String, bool)| {
+            crate::tx::from_hex(hex)
+                .map(|tx| Held { tx, external: *external })
+                .ok_or_else(|| format!("an undecodable transaction: {hex}"))
+        };
+        let mut c = Chain { fee_rate: e.fee_rate, payments: e.payments, ..Chain::default() };
+        c.rejected = e.rejected.clone();
+        for (h, block) in e.blocks.iter().enumerate() {
+            c.blocks.push(Vec::new());
+            for held in block {
+                c.admit(dec(held)?, Some(h));
+            }
+        }
+        for held in &e.mempool {
+            c.admit(dec(held)?, None);
+        }
+        *self.lock() = c;
         Ok(())
     }
 
@@ -237,6 +315,21 @@ impl SimBitcoin {
     pub fn view(&self, fault: Fault) -> Arc<SimView> {
         Arc::new(SimView { net: self.clone(), fault })
     }
+}
+
+/// A [`SimBitcoin`]'s contents: its blocks and mempool as (hex, outside payment) pairs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SimExport {
+    /// The blocks, oldest first.
+    pub blocks: Vec<Vec<(String, bool)>>,
+    /// The mempool.
+    pub mempool: Vec<(String, bool)>,
+    /// The fee estimate.
+    pub fee_rate: u64,
+    /// Outside payments made (they seed the payments' txids).
+    pub payments: u64,
+    /// Broadcasts refused.
+    pub rejected: Vec<String>,
 }
 
 /// How a node's view of Bitcoin departs from the network.
@@ -283,9 +376,7 @@ impl BitcoinSource for SimView {
             Fault::Lies(d) => d,
             _ => 0,
         };
-        c.utxos()
-            .into_iter()
-            .filter(|(_, (o, _))| o.script_pubkey == *script_pubkey)
+        c.paying(script_pubkey)
             .filter_map(|(outpoint, (o, h))| {
                 let confirmations = h.map_or(0, |h| (height - h) as u32);
                 // A lagging node has not seen the newest blocks (nor the mempool).
@@ -386,5 +477,13 @@ mod tests {
         let view = net.view(Fault::Honest);
         assert_eq!(view.outputs_to(&spk(3))[0].confirmations, 0);
         assert!(view.outputs_to(&spk(1)).is_empty(), "500 spent, 1000 vanished");
+        net.mine();
+        // Exported and restored, it is the same network.
+        let copy = SimBitcoin::new(7);
+        copy.restore(&net.export()).expect("restores");
+        assert_eq!(copy.export(), net.export());
+        let o = copy.view(Fault::Honest).outputs_to(&spk(3));
+        assert_eq!((o[0].amount_sat, o[0].confirmations), (400, 1));
+        assert_eq!(copy.pay(&spk(9), 1), net.pay(&spk(9), 1), "the same next payment");
     }
 }
