@@ -37,6 +37,8 @@
 pub mod flows;
 pub mod node;
 pub mod ops;
+#[cfg(feature = "rpc")]
+pub mod rpc;
 mod registration;
 pub mod script;
 pub mod sim;
@@ -75,3 +77,5 @@ pub const WITHDRAW_REFUND: &str = "bitcoin_withdraw_refund";
 mod tests;
 #[cfg(test)]
 mod flow_tests;
+#[cfg(all(test, feature = "rpc"))]
+mod rpc_tests;

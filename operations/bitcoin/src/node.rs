@@ -36,17 +36,62 @@ pub struct SeenOutput {
 
 /// What one node sees of Bitcoin: a fee estimate and the outputs paying a script. Node-local:
 /// each node has its own, and nodes may disagree; what one proposes from its view the others
-/// check against theirs.
+/// check against theirs. Every call may fail (the Bitcoin node is down, refuses the
+/// credentials, answers nonsense, hangs): the trigger or validator calling it then fails with
+/// the error, the scheduler reports it, and blocks go on.
 pub trait BitcoinSource: Send + Sync {
-    /// The fee rate this node would pay now, sat/vB; `None` if it has no estimate.
-    fn fee_rate(&self) -> Option<u64>;
+    /// The fee rate this node would pay now, sat/vB.
+    fn fee_rate(&self) -> Result<u64, SourceError>;
     /// The outputs paying `script_pubkey` that this node sees.
-    fn outputs_to(&self, script_pubkey: &ScriptBuf) -> Vec<SeenOutput>;
+    fn outputs_to(&self, script_pubkey: &ScriptBuf) -> Result<Vec<SeenOutput>, SourceError>;
     /// A transaction's confirmations as this node sees them (`Some(0)`: in its mempool;
-    /// `None`: unknown).
-    fn confirmations(&self, txid: &Txid) -> Option<u32>;
+    /// `None`: unknown to it).
+    fn confirmations(&self, txid: &Txid) -> Result<Option<u32>, SourceError>;
     /// Broadcasts a signed transaction. Sending one the node already has is not an error.
-    fn broadcast(&self, tx: &Transaction) -> Result<(), String>;
+    fn broadcast(&self, tx: &Transaction) -> Result<(), SourceError>;
+}
+
+/// Why a node's Bitcoin source could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The Bitcoin node refused the credentials (HTTP 401).
+    #[error("the Bitcoin node refused the credentials (HTTP 401)")]
+    Unauthorized,
+    /// The Bitcoin node answered with an RPC error.
+    #[error("Bitcoin RPC error {code}: {message}")]
+    Rpc {
+        /// Bitcoin Core's error code (`-5`: not found, `-26`: rejected, …).
+        code: i64,
+        /// Its message.
+        message: String,
+    },
+    /// The answer was not what the method returns.
+    #[error("malformed answer from the Bitcoin node: {0}")]
+    Malformed(String),
+    /// No answer in time.
+    #[error("no answer from the Bitcoin node within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The Bitcoin node cannot be reached.
+    #[error("cannot reach the Bitcoin node: {0}")]
+    Unreachable(String),
+    /// An HTTP error without a JSON-RPC answer (a full work queue, say).
+    #[error("HTTP {status} from the Bitcoin node: {body}")]
+    Http {
+        /// The status code.
+        status: i32,
+        /// The body.
+        body: String,
+    },
+    /// Bitcoin refused the transaction.
+    #[error("the transaction was rejected: {0}")]
+    Rejected(String),
+    /// The source has no answer (no fee estimate yet, offline, …).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The source is misconfigured (an unreadable cookie file, a bad URL, …).
+    #[error("Bitcoin source configuration: {0}")]
+    Config(String),
 }
 
 /// The node service the Bitcoin crate's parts are built from.
@@ -123,9 +168,7 @@ ctor!(refund_trigger, Trigger, RefundTrigger);
 ctor!(refund_validator, Validator, RefundValidator);
 
 fn estimate(node: &BitcoinNode) -> Result<u64, PluginError> {
-    node.source
-        .fee_rate()
-        .ok_or_else(|| PluginError::msg("no fee estimate from the Bitcoin source"))
+    node.source.fee_rate().map_err(|e| PluginError::msg(format!("fee estimate: {e}")))
 }
 
 /// Proposes the wallet the elected SONs should hold, when it differs from the current one.
@@ -239,9 +282,14 @@ impl Trigger for SignTrigger {
     }
 }
 
-fn seen_confirmed(node: &BitcoinNode, state: &State, script: &ScriptBuf) -> Vec<SeenOutput> {
+fn seen_confirmed(
+    node: &BitcoinNode,
+    state: &State,
+    script: &ScriptBuf,
+) -> Result<Vec<SeenOutput>, PluginError> {
     let need = state.param::<MinConfirmations>();
-    node.source.outputs_to(script).into_iter().filter(|o| o.confirmations >= need).collect()
+    let seen = node.source.outputs_to(script).map_err(PluginError::msg)?;
+    Ok(seen.into_iter().filter(|o| o.confirmations >= need).collect())
 }
 
 /// Proposes recording confirmed outputs paying the current wallet that the chain does not know.
@@ -253,7 +301,7 @@ impl Trigger for UtxoTrigger {
         let mut out = TriggerOutput::default();
         let Some(w) = current_wallet(state) else { return Ok(out) };
         let spk = ScriptBuf::new_p2wsh(&w.script().wscript_hash());
-        for o in seen_confirmed(&self.0, state, &spk) {
+        for o in seen_confirmed(&self.0, state, &spk)? {
             let op = WalletUtxo {
                 wallet: w.id,
                 txid: o.outpoint.txid.to_string(),
@@ -288,9 +336,8 @@ impl Validator for UtxoValidator {
             return Ok(Verdict::Abstain(format!("wallet {} unknown", op.wallet)));
         };
         let spk = ScriptBuf::new_p2wsh(&w.script().wscript_hash());
-        let mine = seen_confirmed(&self.0, state, &spk)
-            .into_iter()
-            .find(|o| Some(o.outpoint) == op.outpoint());
+        let mine =
+            seen_confirmed(&self.0, state, &spk)?.into_iter().find(|o| Some(o.outpoint) == op.outpoint());
         Ok(match mine {
             Some(o) if o.amount_sat == op.amount_sat => Verdict::Approve,
             Some(o) => {
@@ -330,14 +377,22 @@ impl Trigger for BroadcastTrigger {
     }
 }
 
-fn confirmed(node: &BitcoinNode, state: &State, txid: &str) -> Result<u32, String> {
-    let id: Txid = txid.parse().map_err(|_| format!("`{txid}` is not a txid"))?;
-    let have = node.source.confirmations(&id).ok_or_else(|| format!("I do not see {txid}"))?;
+/// Whether this node sees `txid` with the confirmations settlement needs: `Ok(Err(why))` when
+/// it does not, `Err` when its source cannot say.
+fn confirmed(
+    node: &BitcoinNode,
+    state: &State,
+    txid: &str,
+) -> Result<Result<u32, String>, PluginError> {
+    let Ok(id) = txid.parse::<Txid>() else { return Ok(Err(format!("`{txid}` is not a txid"))) };
+    let Some(have) = node.source.confirmations(&id).map_err(PluginError::msg)? else {
+        return Ok(Err(format!("I do not see {txid}")));
+    };
     let need = state.param::<MinConfirmations>();
     if have < need {
-        return Err(format!("{txid} has {have} confirmations here, {need} needed"));
+        return Ok(Err(format!("{txid} has {have} confirmations here, {need} needed")));
     }
-    Ok(have)
+    Ok(Ok(have))
 }
 
 /// Proposes settling each sent transaction this node sees confirmed.
@@ -349,7 +404,7 @@ impl Trigger for SettleTrigger {
         let mut out = TriggerOutput::default();
         for t in with_status(state, &TxStatus::Sent { txid: String::new() }) {
             let TxStatus::Sent { txid } = &t.status else { continue };
-            if confirmed(&self.0, state, txid).is_ok() {
+            if confirmed(&self.0, state, txid)?.is_ok() {
                 out.drafts.push(ProposalDraft::new(SettleTx { tx: t.id }));
             }
         }
@@ -377,7 +432,7 @@ impl Validator for SettleValidator {
         else {
             return Ok(Verdict::Abstain("not sent".into()));
         };
-        Ok(match confirmed(&self.0, state, &txid) {
+        Ok(match confirmed(&self.0, state, &txid)? {
             Ok(_) => Verdict::Approve,
             Err(why) => Verdict::Abstain(why),
         })
@@ -419,7 +474,7 @@ impl Trigger for DepositReportTrigger {
                 let Ok(spk) = self.scripts.script_pubkey(wallet, &key.public_key) else {
                     continue;
                 };
-                for o in seen_confirmed(&self.node, state, &spk) {
+                for o in seen_confirmed(&self.node, state, &spk)? {
                     let reported =
                         state.row::<Deposits>(&utxo_key(&o.outpoint)).is_some_and(|d| {
                             d.claims.iter().any(|c| c.reporters.contains(&son))
@@ -537,7 +592,8 @@ impl Validator for DepositValidator {
         };
         let spk = ScriptBuf::new_p2wsh(&script.wscript_hash());
         let need = state.param::<MinConfirmations>();
-        let mine = self.0.source.outputs_to(&spk).into_iter().find(|o| o.outpoint == outpoint);
+        let seen = self.0.source.outputs_to(&spk).map_err(PluginError::msg)?;
+        let mine = seen.into_iter().find(|o| o.outpoint == outpoint);
         Ok(match mine {
             None => Verdict::Abstain(format!(
                 "I do not see {} paying {}'s deposit address",

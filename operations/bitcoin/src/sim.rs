@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness};
 
-use crate::node::{BitcoinSource, SeenOutput};
+use crate::node::{BitcoinSource, SeenOutput, SourceError};
 
 /// Checks input `index` of `tx`, which spends `spent` (a script interpreter).
 pub type ScriptCheck = dyn Fn(&Transaction, usize, &TxOut) -> Result<(), String> + Send + Sync;
@@ -353,6 +353,13 @@ pub struct SimView {
 }
 
 impl SimView {
+    fn online(&self) -> Result<(), SourceError> {
+        if self.fault == Fault::Offline {
+            return Err(SourceError::Unavailable("this node's Bitcoin view is offline".into()));
+        }
+        Ok(())
+    }
+
     fn lag(&self) -> u32 {
         match self.fault {
             Fault::Lags(k) => k,
@@ -362,21 +369,20 @@ impl SimView {
 }
 
 impl BitcoinSource for SimView {
-    fn fee_rate(&self) -> Option<u64> {
-        (self.fault != Fault::Offline).then(|| self.net.lock().fee_rate)
+    fn fee_rate(&self) -> Result<u64, SourceError> {
+        self.online()?;
+        Ok(self.net.lock().fee_rate)
     }
 
-    fn outputs_to(&self, script_pubkey: &ScriptBuf) -> Vec<SeenOutput> {
-        if self.fault == Fault::Offline {
-            return Vec::new();
-        }
+    fn outputs_to(&self, script_pubkey: &ScriptBuf) -> Result<Vec<SeenOutput>, SourceError> {
+        self.online()?;
         let c = self.net.lock();
         let height = c.height();
         let lie = match self.fault {
             Fault::Lies(d) => d,
             _ => 0,
         };
-        c.paying(script_pubkey)
+        Ok(c.paying(script_pubkey)
             .filter_map(|(outpoint, (o, h))| {
                 let confirmations = h.map_or(0, |h| (height - h) as u32);
                 // A lagging node has not seen the newest blocks (nor the mempool).
@@ -390,22 +396,18 @@ impl BitcoinSource for SimView {
                     confirmations: lagged,
                 })
             })
-            .collect()
+            .collect())
     }
 
-    fn confirmations(&self, txid: &Txid) -> Option<u32> {
-        if self.fault == Fault::Offline {
-            return None;
-        }
-        let c = self.net.lock().confirmations(txid)?;
-        c.checked_sub(self.lag())
+    fn confirmations(&self, txid: &Txid) -> Result<Option<u32>, SourceError> {
+        self.online()?;
+        let c = self.net.lock().confirmations(txid);
+        Ok(c.and_then(|c| c.checked_sub(self.lag())))
     }
 
-    fn broadcast(&self, tx: &Transaction) -> Result<(), String> {
-        if self.fault == Fault::Offline {
-            return Err("offline".into());
-        }
-        self.net.broadcast(tx)
+    fn broadcast(&self, tx: &Transaction) -> Result<(), SourceError> {
+        self.online()?;
+        self.net.broadcast(tx).map_err(SourceError::Rejected)
     }
 }
 
@@ -431,18 +433,19 @@ mod tests {
         let net = SimBitcoin::new(3);
         let o = net.pay(&spk(1), 1000);
         let honest = net.view(Fault::Honest);
-        assert_eq!(honest.outputs_to(&spk(1))[0].confirmations, 0, "in the mempool");
+        let seen = |v: &SimView| v.outputs_to(&spk(1)).expect("online");
+        assert_eq!(seen(&honest)[0].confirmations, 0, "in the mempool");
         net.mine_n(3);
-        assert_eq!(honest.outputs_to(&spk(1))[0].confirmations, 3);
-        assert_eq!(honest.confirmations(&o.txid), Some(3));
+        assert_eq!(seen(&honest)[0].confirmations, 3);
+        assert_eq!(honest.confirmations(&o.txid), Ok(Some(3)));
         let lagging = net.view(Fault::Lags(2));
-        assert_eq!(lagging.outputs_to(&spk(1))[0].confirmations, 1);
-        assert_eq!(net.view(Fault::Lags(3)).confirmations(&o.txid), Some(0));
-        assert_eq!(net.view(Fault::Lags(4)).confirmations(&o.txid), None);
-        assert_eq!(net.view(Fault::Lies(5)).outputs_to(&spk(1))[0].amount_sat, 1005);
+        assert_eq!(seen(&lagging)[0].confirmations, 1);
+        assert_eq!(net.view(Fault::Lags(3)).confirmations(&o.txid), Ok(Some(0)));
+        assert_eq!(net.view(Fault::Lags(4)).confirmations(&o.txid), Ok(None));
+        assert_eq!(seen(&net.view(Fault::Lies(5)))[0].amount_sat, 1005);
         let off = net.view(Fault::Offline);
-        assert!(off.outputs_to(&spk(1)).is_empty() && off.fee_rate().is_none());
-        assert!(off.broadcast(&spend(o, &spk(2), 900)).is_err());
+        assert!(off.outputs_to(&spk(1)).is_err() && off.fee_rate().is_err());
+        assert!(matches!(off.broadcast(&spend(o, &spk(2), 900)), Err(SourceError::Unavailable(_))));
     }
 
     #[test]
@@ -475,14 +478,14 @@ mod tests {
         assert_eq!(net.balance(&spk(2)), 0);
         assert_eq!(net.balance(&spk(3)), 400, "back in the mempool");
         let view = net.view(Fault::Honest);
-        assert_eq!(view.outputs_to(&spk(3))[0].confirmations, 0);
-        assert!(view.outputs_to(&spk(1)).is_empty(), "500 spent, 1000 vanished");
+        assert_eq!(view.outputs_to(&spk(3)).expect("online")[0].confirmations, 0);
+        assert!(view.outputs_to(&spk(1)).expect("online").is_empty(), "500 spent, 1000 vanished");
         net.mine();
         // Exported and restored, it is the same network.
         let copy = SimBitcoin::new(7);
         copy.restore(&net.export()).expect("restores");
         assert_eq!(copy.export(), net.export());
-        let o = copy.view(Fault::Honest).outputs_to(&spk(3));
+        let o = copy.view(Fault::Honest).outputs_to(&spk(3)).expect("online");
         assert_eq!((o[0].amount_sat, o[0].confirmations), (400, 1));
         assert_eq!(copy.pay(&spk(9), 1), net.pay(&spk(9), 1), "the same next payment");
     }

@@ -13,7 +13,7 @@ use sonprop_core::{
     ChainParameters, LedgerEvent, OperationError, Registry, Services, SonId, SonStatus, State,
 };
 
-use crate::node::{BitcoinNode, BitcoinSource, SeenOutput};
+use crate::node::{BitcoinNode, BitcoinSource, SeenOutput, SourceError};
 use crate::ops::{BitcoinError, SignTx, TxComplete, WalletCreated, WalletUpdate};
 use crate::state::{
     current_wallet, wallet_utxos, SidechainTx, Transactions, TxStatus, Wallet, Wallets,
@@ -31,18 +31,24 @@ struct FakeBitcoin {
 }
 
 impl BitcoinSource for FakeBitcoin {
-    fn fee_rate(&self) -> Option<u64> {
-        Some(*self.fee_rate.lock().unwrap_or_else(|p| p.into_inner()))
+    fn fee_rate(&self) -> Result<u64, SourceError> {
+        Ok(*self.fee_rate.lock().unwrap_or_else(|p| p.into_inner()))
     }
-    fn outputs_to(&self, spk: &ScriptBuf) -> Vec<SeenOutput> {
+    fn outputs_to(&self, spk: &ScriptBuf) -> Result<Vec<SeenOutput>, SourceError> {
         let all = self.outputs.lock().unwrap_or_else(|p| p.into_inner());
-        all.iter().filter(|(s, _)| s == spk).map(|(_, o)| *o).collect()
+        Ok(all.iter().filter(|(s, _)| s == spk).map(|(_, o)| *o).collect())
     }
-    fn confirmations(&self, txid: &Txid) -> Option<u32> {
+    fn confirmations(&self, txid: &Txid) -> Result<Option<u32>, SourceError> {
         let sent = self.broadcast.lock().unwrap_or_else(|p| p.into_inner());
-        sent.iter().any(|t| t.compute_txid() == *txid).then_some(1)
+        Ok(sent.iter().any(|t| t.compute_txid() == *txid).then_some(1))
     }
-    fn broadcast(&self, tx: &Transaction) -> Result<(), String> {
+    fn broadcast(&self, tx: &Transaction) -> Result<(), SourceError> {
+        self.accept(tx).map_err(SourceError::Rejected)
+    }
+}
+
+impl FakeBitcoin {
+    fn accept(&self, tx: &Transaction) -> Result<(), String> {
         let mut sent = self.broadcast.lock().unwrap_or_else(|p| p.into_inner());
         if sent.iter().any(|t| t.compute_txid() == tx.compute_txid()) {
             return Ok(());
