@@ -217,6 +217,7 @@ fn a_run_stopped_and_restarted_at_several_heights_ends_as_an_uninterrupted_one()
         fsync_every: 25,
         services: None,
         force: false,
+        bitcoin_script_check: None,
     };
     let registry = cli::registry().expect("registry").into_arc();
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");

@@ -1214,8 +1214,10 @@ mod tests {
                 NOTED_ON.lock().unwrap_or_else(|p| p.into_inner()).clear();
                 let (d, parts) = with_trigger("t_noter", |_| Ok(Box::new(Noter)));
                 assert_eq!(parts.isolation, Isolation::Thread);
-                let mut net =
-                    TestNetwork::builder().witnesses(1).sons(6).build(registry(vec![(d, parts)]).into_arc());
+                let mut net = TestNetwork::builder()
+                    .witnesses(1)
+                    .sons(6)
+                    .build(registry(vec![(d, parts)]).into_arc());
                 let mut config = config();
                 if inline {
                     config.isolation.insert("t_noter", Isolation::Inline);

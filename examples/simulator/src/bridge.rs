@@ -9,7 +9,7 @@ use sonprop_bitcoin::flows::{
     WithdrawalRequested,
 };
 use sonprop_bitcoin::node::BitcoinNode;
-use sonprop_bitcoin::sim::{Fault, SimBitcoin, SimExport};
+use sonprop_bitcoin::sim::{Fault, ScriptCheck, SimBitcoin, SimExport};
 use sonprop_bitcoin::state::{
     conservation, current_wallet, Conservation, DepositStatus, Deposits, WithdrawalStatus,
     Withdrawals,
@@ -88,10 +88,19 @@ pub struct Bridge {
 
 impl Bridge {
     /// The bridge of `spec` for a network of `users`, with keys from `builder`.
-    pub fn new(spec: &BitcoinScenario, builder: &NetworkBuilder, users: Vec<NodeIdentity>) -> Self {
+    pub fn new(
+        spec: &BitcoinScenario,
+        builder: &NetworkBuilder,
+        users: Vec<NodeIdentity>,
+        check: Option<std::sync::Arc<ScriptCheck>>,
+    ) -> Self {
         let user_keys = users.iter().map(|u| user_public(builder, &u.name)).collect();
+        let btc = SimBitcoin::new(spec.fee_rate);
         Bridge {
-            btc: SimBitcoin::new(spec.fee_rate),
+            btc: match check {
+                Some(c) => btc.with_script_check(c),
+                None => btc,
+            },
             spec: spec.clone(),
             users,
             user_keys,
@@ -101,7 +110,11 @@ impl Bridge {
 
     /// The services of node `identity`: a SON gets its Bitcoin key and its view of the
     /// simulated network (faulty if the scenario says so).
-    pub fn service(&self, identity: &NodeIdentity, builder: &NetworkBuilder) -> Option<BitcoinNode> {
+    pub fn service(
+        &self,
+        identity: &NodeIdentity,
+        builder: &NetworkBuilder,
+    ) -> Option<BitcoinNode> {
         let son = identity.son?;
         let fault = u32::try_from(son.0)
             .ok()
@@ -133,7 +146,12 @@ impl Bridge {
         Ok(())
     }
 
-    fn sign(&self, st: &State, user: usize, op: impl sonprop_core::Operation + 'static) -> SignedTransaction {
+    fn sign(
+        &self,
+        st: &State,
+        user: usize,
+        op: impl sonprop_core::Operation + 'static,
+    ) -> SignedTransaction {
         let expires = st.head_time().plus(USER_TX_LIFETIME);
         Transaction::single(expires, op).sign(&st.chain_id(), &[&self.users[user].keys])
     }
@@ -160,7 +178,8 @@ impl Bridge {
             self.btc.mine();
             self.local.next_block_at += self.spec.block_interval;
         }
-        while let Some(r) = self.spec.reorgs.get(self.local.next_reorg).filter(|r| r.at <= elapsed) {
+        while let Some(r) = self.spec.reorgs.get(self.local.next_reorg).filter(|r| r.at <= elapsed)
+        {
             let vanished = self.btc.reorg(r.depth as usize);
             say(
                 r.at,
@@ -198,7 +217,8 @@ impl Bridge {
                 self.local.reserve_paid = true;
             }
         }
-        while let Some(d) = self.spec.deposits.get(self.local.next_deposit).filter(|d| d.at <= elapsed)
+        while let Some(d) =
+            self.spec.deposits.get(self.local.next_deposit).filter(|d| d.at <= elapsed)
         {
             let user = &self.users[d.user as usize];
             // Until the user's key is on chain and a wallet exists, the user has no address.
@@ -206,13 +226,13 @@ impl Bridge {
             let o = self.btc.pay(&address.script_pubkey(), d.sat);
             say(
                 elapsed,
-                format!(
-                    "{} pays {} to its deposit address {address} ({o})",
-                    user.name,
-                    btc(d.sat)
-                ),
+                format!("{} pays {} to its deposit address {address} ({o})", user.name, btc(d.sat)),
             );
-            self.local.deposits.push(MadeDeposit { outpoint: o.to_string(), user: d.user, sat: d.sat });
+            self.local.deposits.push(MadeDeposit {
+                outpoint: o.to_string(),
+                user: d.user,
+                sat: d.sat,
+            });
             self.local.next_deposit += 1;
         }
         while let Some(w) =
@@ -228,7 +248,12 @@ impl Bridge {
             mempool.push(self.sign(st, i, op));
             say(
                 elapsed,
-                format!("{} asks to withdraw {} to {}", user.name, btc(w.sat), self.user_address(i)),
+                format!(
+                    "{} asks to withdraw {} to {}",
+                    user.name,
+                    btc(w.sat),
+                    self.user_address(i)
+                ),
             );
             self.local.next_withdrawal += 1;
         }
@@ -383,7 +408,8 @@ impl Bridge {
                 }
             })
             .collect();
-        for w in &self.spec.withdrawals[self.local.next_withdrawal.min(self.spec.withdrawals.len())..]
+        for w in
+            &self.spec.withdrawals[self.local.next_withdrawal.min(self.spec.withdrawals.len())..]
         {
             checked += 1;
             let user = name(self.users[w.user as usize].account);

@@ -355,14 +355,24 @@ pub fn inspection(dir: &std::path::Path) -> Result<Inspection, String> {
             crate::sim::CHAIN_FILE
         ));
     }
-    let store = sonprop_core::RedbStore::open(&path).map_err(|e| e.to_string())?;
-    let registry = registry()?.into_arc();
-    let ledger = sonprop_core::Ledger::load(
-        registry.chain(),
-        Box::new(store),
-        sonprop_core::StoreOptions::default(),
-    )
-    .map_err(|e| e.to_string())?;
+    // A bridge scenario's store holds the Bitcoin crate's tables too: try without, then with.
+    let load = |with_bitcoin: bool| -> Result<sonprop_core::Ledger, String> {
+        let store = sonprop_core::RedbStore::open(&path).map_err(|e| e.to_string())?;
+        let mut b = Registry::builder()
+            .with(&sonprop_report_down::PLUGIN)
+            .with(&sonprop_deregister_son::PLUGIN);
+        if with_bitcoin {
+            b = b.with(&sonprop_bitcoin::PLUGIN);
+        }
+        let registry = b.build().map_err(|e| e.to_string())?.into_arc();
+        sonprop_core::Ledger::load(
+            registry.chain(),
+            Box::new(store),
+            sonprop_core::StoreOptions::default(),
+        )
+        .map_err(|e| e.to_string())
+    };
+    let ledger = load(false).or_else(|plain| load(true).map_err(|_| plain))?;
     let st = ledger.state();
     let scenario = ledger.local("scenario").map(|s| {
         let s = String::from_utf8_lossy(s);
@@ -547,6 +557,7 @@ fn simulate(
         fsync_every: a.fsync_every,
         services: None,
         force: a.force,
+        bitcoin_script_check: None,
     };
     let mut sim = Simulation::new(&scenario, registry, &options).map_err(|e| match e {
         SimError::DataDir { .. } | SimError::LongerThanScenario { .. } => fail(EXIT_USAGE, e),

@@ -188,7 +188,7 @@ pub fn explain(a: &ExplainArgs, out: &mut dyn Write) -> Result<(), (i32, String)
             ));
         }
     }
-    let registry = crate::cli::registry().map_err(|e| (EXIT_FAILURE, e))?.into_arc();
+    let registry = crate::cli::registry_for(&scenario).map_err(|e| (EXIT_FAILURE, e))?.into_arc();
     let options = Options {
         data_dir: a.data_dir.clone(),
         fsync_every: crate::cli::DEFAULT_FSYNC_EVERY,

@@ -442,7 +442,11 @@ impl Scenario {
                         if x.user >= users {
                             return Err(err(
                                 &field("user"),
-                                format!("user {} does not exist: there are {users} (0..{})", x.user, users - 1),
+                                format!(
+                                    "user {} does not exist: there are {users} (0..{})",
+                                    x.user,
+                                    users - 1
+                                ),
                             ));
                         }
                         if x.sat == 0 {

@@ -104,6 +104,9 @@ pub struct Options {
     /// With `data_dir`: accept a directory that already holds more of the run than this
     /// scenario lasts (nothing is simulated; the report covers what the directory holds).
     pub force: bool,
+    /// A bridge scenario's simulated Bitcoin network checks every input of every broadcast
+    /// with this (a script interpreter: tests give Bitcoin Core's consensus library).
+    pub bitcoin_script_check: Option<Arc<sonprop_bitcoin::sim::ScriptCheck>>,
 }
 
 impl std::fmt::Debug for Options {
@@ -114,6 +117,7 @@ impl std::fmt::Debug for Options {
             .field("fsync_every", &self.fsync_every)
             .field("services", &self.services.is_some())
             .field("force", &self.force)
+            .field("bitcoin_script_check", &self.bitcoin_script_check.is_some())
             .finish()
     }
 }
@@ -279,10 +283,14 @@ impl Simulation {
             .iter()
             .fold(builder, |b, (name, value)| b.plugin_param(name, value.clone()));
         let (genesis, witnesses, sons, users) = builder.genesis();
-        let bridge = scenario
-            .bitcoin
-            .as_ref()
-            .map(|b| crate::bridge::Bridge::new(b, &builder, users.clone()));
+        let bridge = scenario.bitcoin.as_ref().map(|b| {
+            crate::bridge::Bridge::new(
+                b,
+                &builder,
+                users.clone(),
+                options.bitcoin_script_check.clone(),
+            )
+        });
         let ledger =
             || Ledger::new(&genesis, registry.chain()).map_err(|e| SimError::Setup(e.to_string()));
         let data_dir_err = |dir: &std::path::Path, detail: String| SimError::DataDir {
@@ -349,8 +357,7 @@ impl Simulation {
             names.insert(identity.account, identity.name.clone());
             let replica = if options.verify_replicas { Some(ledger()?) } else { None };
             // A kind needing a service this node was not given fails here, by name.
-            let mut services =
-                options.services.as_ref().map(|f| f(&identity)).unwrap_or_default();
+            let mut services = options.services.as_ref().map(|f| f(&identity)).unwrap_or_default();
             if let Some(node) = bridge.as_ref().and_then(|b| b.service(&identity, &builder)) {
                 services.insert(node);
             }

@@ -131,6 +131,7 @@ impl Run {
         if let Err(e) = conservation(self.net.ledger.state()) {
             panic!("after block {}: {e}", self.net.ledger.state().head_height());
         }
+        rows_round_trip(self.net.ledger.state());
     }
 
     /// Runs the chain for `seconds` while Bitcoin mines nothing.
@@ -211,6 +212,28 @@ async fn unfunded(btc: SimBitcoin, min_conf: u32, faults: impl Fn(usize) -> Faul
     run
 }
 
+/// Every row of the crate's tables reads back as written (what a store does with it).
+fn rows_round_trip(st: &State) {
+    fn table<T: sonprop_core::TableSchema>(st: &State)
+    where
+        T::Value: PartialEq,
+    {
+        for (_, row) in st.rows::<T>() {
+            let json = serde_json::to_string(row).expect("encodes");
+            let back: T::Value = serde_json::from_str(&json)
+                .unwrap_or_else(|e| panic!("a row of {} does not read back: {e}: {json}", T::NAME));
+            assert!(back == *row, "{} changes on the way back: {json}", T::NAME);
+        }
+    }
+    table::<crate::state::Wallets>(st);
+    table::<crate::state::Utxos>(st);
+    table::<Transactions>(st);
+    table::<crate::state::DepositKeys>(st);
+    table::<Deposits>(st);
+    table::<Withdrawals>(st);
+    table::<crate::state::BooksTable>(st);
+}
+
 fn deposit_status(st: &State, o: &bitcoin::OutPoint) -> Option<DepositStatus> {
     st.row::<Deposits>(&utxo_key(o)).map(|d| d.status.clone())
 }
@@ -242,8 +265,7 @@ async fn a_deposit_is_credited_and_a_withdrawal_paid_with_every_broadcast_valid(
     // Withdraw 0.2 BTC to the user's own address.
     run.withdraw(0, 20_000_000, None);
     run.until(1800, |st| {
-        st.row::<Withdrawals>(&0)
-            .is_some_and(|w| matches!(w.status, WithdrawalStatus::Paid { .. }))
+        st.row::<Withdrawals>(&0).is_some_and(|w| matches!(w.status, WithdrawalStatus::Paid { .. }))
     })
     .await;
     let st = run.state();
@@ -267,8 +289,8 @@ async fn a_deposit_is_credited_and_a_withdrawal_paid_with_every_broadcast_valid(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lying_son_below_a_third_cannot_credit_what_did_not_happen_nor_stall_what_did() {
     // SON 0 adds 1 000 sat to every amount it sees (weight 1 of 6).
-    let mut run = ready(judged(), 1, |i| if i == 0 { Fault::Lies(1_000) } else { Fault::Honest })
-        .await;
+    let mut run =
+        ready(judged(), 1, |i| if i == 0 { Fault::Lies(1_000) } else { Fault::Honest }).await;
     // It also reports a deposit that never happened.
     let son0 = run.net.sons[0].clone();
     let fake = ReportDeposit {
@@ -313,8 +335,7 @@ async fn lying_sons_above_a_third_stall_a_deposit_but_never_mint() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reorganised_deposit_is_never_credited_and_a_sweep_settles_only_with_its_confirmations()
-{
+async fn a_reorganised_deposit_is_never_credited_and_a_sweep_settles_only_with_its_confirmations() {
     let mut run = ready(judged(), 3, |_| Fault::Honest).await;
     // A deposit reaches 2 of the 3 confirmations, then a reorg takes it away.
     let gone = run.deposit(0, 40_000_000);
@@ -372,17 +393,18 @@ async fn a_withdrawal_the_wallet_cannot_pay_is_refunded_and_bad_requests_are_ref
     };
     let mainnet = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4";
     for address in [mainnet, "not-an-address"] {
-        let op = Withdraw { account: user.account, amount_sat: 1_000_000, address: Some(address.into()) };
+        let op = Withdraw {
+            account: user.account,
+            amount_sat: 1_000_000,
+            address: Some(address.into()),
+        };
         let e = refused(&mut run, op);
         let r = e.operation_error().and_then(OperationError::rule_source::<BitcoinError>);
         assert!(matches!(r, Some(BitcoinError::BadAddress { .. })), "{e}");
     }
     let too_much = Withdraw { account: user.account, amount_sat: credited + 1, address: None };
     let e = refused(&mut run, too_much);
-    assert!(
-        matches!(e.operation_error(), Some(OperationError::InsufficientBalance { .. })),
-        "{e}"
-    );
+    assert!(matches!(e.operation_error(), Some(OperationError::InsufficientBalance { .. })), "{e}");
     let dust = Withdraw { account: user.account, amount_sat: 100, address: None };
     let e = refused(&mut run, dust);
     let r = e.operation_error().and_then(OperationError::rule_source::<BitcoinError>);

@@ -15,10 +15,10 @@ use sonprop_core::{
 use crate::ops::{elected_owner, fee_in_bounds, BitcoinError};
 use crate::script::{self};
 use crate::state::{
-    books, current_wallet, deposit_script, unsettled, utxo_key, wallet_utxos,
-    AssetParam, Books, BooksTable, Claim, Deposit, DepositKey, DepositKeys, DepositStatus,
-    Deposits, NetworkParam, Purpose, SidechainTx, SignTimeout, Transactions, TxInput, TxStatus,
-    Utxos, Wallet, Wallets, Withdrawal, WithdrawalStatus, Withdrawals, DEPOSITS_BY_STATUS,
+    books, current_wallet, deposit_script, unsettled, utxo_key, wallet_utxos, AssetParam, Books,
+    BooksTable, Claim, Deposit, DepositKey, DepositKeys, DepositStatus, Deposits, NetworkParam,
+    Purpose, SidechainTx, SignTimeout, Transactions, TxInput, TxStatus, Utxos, Wallet, Wallets,
+    Withdrawal, WithdrawalStatus, Withdrawals, DEPOSITS_BY_STATUS,
 };
 use crate::tx::{self, Spend};
 use crate::{
@@ -174,7 +174,8 @@ fn check_report(state: &State, op: &ReportDeposit) -> Result<Report, BitcoinErro
         return Err(BitcoinError::ZeroAmount);
     }
     let o = op.outpoint()?;
-    let key = state.row::<DepositKeys>(&op.account).ok_or(BitcoinError::NoDepositKey(op.account))?;
+    let key =
+        state.row::<DepositKeys>(&op.account).ok_or(BitcoinError::NoDepositKey(op.account))?;
     let wallet = match state.row::<Deposits>(&utxo_key(&o)) {
         Some(d) => {
             if d.wallet != op.wallet {
@@ -207,11 +208,8 @@ fn check_report(state: &State, op: &ReportDeposit) -> Result<Report, BitcoinErro
                 .ok_or_else(|| BitcoinError::Inconsistent(format!("wallet {}", op.wallet)))?
         }
     };
-    let me = wallet
-        .signers
-        .iter()
-        .find(|s| s.son == op.son)
-        .ok_or(BitcoinError::NotElected(op.son))?;
+    let me =
+        wallet.signers.iter().find(|s| s.son == op.son).ok_or(BitcoinError::NotElected(op.son))?;
     let total = wallet.signers.iter().map(|s| u32::from(s.weight)).sum();
     Ok(Report { wallet: wallet.id, weight: me.weight, total, user_key: key.public_key.clone() })
 }
@@ -344,8 +342,7 @@ impl Operation for ReportDeposit {
         if u64::from(claim.weight) * 3 > u64::from(d.total_weight) * 2 {
             let (reporters, account, amount_sat) =
                 (claim.reporters.len(), claim.account, claim.amount_sat);
-            let dissenting =
-                d.claims.iter().map(|c| c.reporters.len()).sum::<usize>() - reporters;
+            let dissenting = d.claims.iter().map(|c| c.reporters.len()).sum::<usize>() - reporters;
             d.status = DepositStatus::Confirmed;
             let of = ctx.row::<Wallets>(&d.wallet).map_or(0, |w| w.signers.len());
             ctx.emit_event(&DepositConfirmed {
@@ -443,7 +440,9 @@ fn new_tx(
     let now = ctx.now();
     SidechainTx {
         id,
-        txid: tx::from_hex(unsigned_hex).map(|t| tx::txid(&t).to_string()).unwrap_or_default(),
+        bitcoin_txid: tx::from_hex(unsigned_hex)
+            .map(|t| tx::txid(&t).to_string())
+            .unwrap_or_default(),
         purpose,
         signing_wallet: signing.id,
         unsigned_tx: unsigned_hex.to_owned(),
@@ -499,8 +498,10 @@ impl Operation for ProcessDeposit {
             .row::<Deposits>(&utxo_key(&o))
             .cloned()
             .ok_or_else(|| fail(BitcoinError::UnknownDeposit(self.deposit.clone())))?;
-        let claim =
-            d.accepted().cloned().ok_or_else(|| fail(BitcoinError::Inconsistent("claim".into())))?;
+        let claim = d
+            .accepted()
+            .cloned()
+            .ok_or_else(|| fail(BitcoinError::Inconsistent("claim".into())))?;
         let signing = ctx
             .row::<Wallets>(&d.wallet)
             .cloned()
@@ -700,10 +701,7 @@ pub fn expected_withdrawal(
 }
 
 /// The payment rule: the proposal is the one the chain builds.
-pub fn check_process_withdrawal(
-    state: &State,
-    op: &ProcessWithdrawal,
-) -> Result<(), BitcoinError> {
+pub fn check_process_withdrawal(state: &State, op: &ProcessWithdrawal) -> Result<(), BitcoinError> {
     let want = expected_withdrawal(state, op.withdrawal, op.fee_rate)?;
     if want.unsigned_tx != op.unsigned_tx {
         return Err(BitcoinError::TxMismatch);
@@ -761,7 +759,10 @@ impl Operation for ProcessWithdrawal {
             let u = ctx.row::<Utxos>(&key).cloned().ok_or_else(|| {
                 fail(BitcoinError::Inconsistent(format!("input {} unknown", i.previous_output)))
             })?;
-            inputs.push(TxInput { outpoint: i.previous_output.to_string(), amount_sat: u.amount_sat });
+            inputs.push(TxInput {
+                outpoint: i.previous_output.to_string(),
+                amount_sat: u.amount_sat,
+            });
             ctx.put_row::<Utxos>(&key, None)?;
         }
         let purpose = Purpose::Withdrawal { withdrawal: self.withdrawal, wallet: wallet.id };

@@ -37,9 +37,9 @@
 pub mod flows;
 pub mod node;
 pub mod ops;
+mod registration;
 #[cfg(feature = "rpc")]
 pub mod rpc;
-mod registration;
 pub mod script;
 pub mod sim;
 pub mod state;
@@ -74,8 +74,8 @@ pub const WITHDRAW_PROCESS: &str = "bitcoin_withdraw_process";
 pub const WITHDRAW_REFUND: &str = "bitcoin_withdraw_refund";
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod flow_tests;
 #[cfg(all(test, feature = "rpc"))]
 mod rpc_tests;
+#[cfg(test)]
+mod tests;

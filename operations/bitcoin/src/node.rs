@@ -19,8 +19,8 @@ use crate::ops::{
     check_settle, check_update, check_utxo, expected_update, signed_transaction, spent_script,
     FailTx, SentTx, SettleTx, SignTx, WalletUpdate, WalletUtxo,
 };
-use crate::state::{deposit_script, utxo_key, DepositKeys, Deposits, WithdrawalStatus};
 use crate::state::{current_wallet, pending, with_status, MinConfirmations, TxStatus, Wallets};
+use crate::state::{deposit_script, utxo_key, DepositKeys, Deposits, WithdrawalStatus};
 use crate::tx;
 
 /// An output paying a watched script, as one node's Bitcoin view shows it.
@@ -336,8 +336,9 @@ impl Validator for UtxoValidator {
             return Ok(Verdict::Abstain(format!("wallet {} unknown", op.wallet)));
         };
         let spk = ScriptBuf::new_p2wsh(&w.script().wscript_hash());
-        let mine =
-            seen_confirmed(&self.0, state, &spk)?.into_iter().find(|o| Some(o.outpoint) == op.outpoint());
+        let mine = seen_confirmed(&self.0, state, &spk)?
+            .into_iter()
+            .find(|o| Some(o.outpoint) == op.outpoint());
         Ok(match mine {
             Some(o) if o.amount_sat == op.amount_sat => Verdict::Approve,
             Some(o) => {
@@ -475,10 +476,9 @@ impl Trigger for DepositReportTrigger {
                     continue;
                 };
                 for o in seen_confirmed(&self.node, state, &spk)? {
-                    let reported =
-                        state.row::<Deposits>(&utxo_key(&o.outpoint)).is_some_and(|d| {
-                            d.claims.iter().any(|c| c.reporters.contains(&son))
-                        });
+                    let reported = state
+                        .row::<Deposits>(&utxo_key(&o.outpoint))
+                        .is_some_and(|d| d.claims.iter().any(|c| c.reporters.contains(&son)));
                     if reported {
                         continue;
                     }
@@ -504,7 +504,9 @@ impl Trigger for DepositReportTrigger {
 /// Deposit addresses' output scripts by wallet and user key: built once, not on every block.
 #[derive(Default)]
 pub struct ScriptCache(
-    std::sync::Mutex<std::collections::BTreeMap<u64, std::collections::BTreeMap<String, ScriptBuf>>>,
+    std::sync::Mutex<
+        std::collections::BTreeMap<u64, std::collections::BTreeMap<String, ScriptBuf>>,
+    >,
 );
 
 impl ScriptCache {
@@ -689,9 +691,8 @@ impl Validator for RefundValidator {
         proposal: &Proposal,
         _: &NodeIdentity,
     ) -> Result<Verdict, PluginError> {
-        let op = proposal
-            .only::<RefundWithdrawal>()
-            .ok_or_else(|| PluginError::msg("not a refund"))?;
+        let op =
+            proposal.only::<RefundWithdrawal>().ok_or_else(|| PluginError::msg("not a refund"))?;
         Ok(match check_refund(state, op) {
             Ok(_) => Verdict::Approve,
             Err(e) => Verdict::Abstain(e.to_string()),

@@ -12,9 +12,9 @@ use sonprop_core::{
 
 use crate::script::{self, p2wsh_address};
 use crate::state::{
-    books, current_wallet, BooksTable, expected_signers, script_signers, unsettled, utxo_key, wallet_utxos,
-    MaxFeeRate, MinFeeRate, NetworkParam, Purpose, SidechainTx, SignTimeout, Transactions, TxInput,
-    TxStatus, Utxo, Utxos, Wallet, WalletSigner, Wallets,
+    books, current_wallet, expected_signers, script_signers, unsettled, utxo_key, wallet_utxos,
+    BooksTable, MaxFeeRate, MinFeeRate, NetworkParam, Purpose, SidechainTx, SignTimeout,
+    Transactions, TxInput, TxStatus, Utxo, Utxos, Wallet, WalletSigner, Wallets,
 };
 use crate::tx::{self, Spend};
 use crate::{SENT, SETTLE, SIGN, TX_FAIL, UTXO, WALLET_UPDATE};
@@ -264,8 +264,7 @@ pub struct WalletUpdate {
 pub fn expected_update(state: &State, fee_rate: u64) -> Result<Option<WalletUpdate>, BitcoinError> {
     let current = current_wallet(state);
     // The usual case, without parsing a key: the current wallet has the expected signers.
-    if current.is_some_and(|w| Ok(&w.signers) == crate::state::unchecked_signers(state).as_ref())
-    {
+    if current.is_some_and(|w| Ok(&w.signers) == crate::state::unchecked_signers(state).as_ref()) {
         return Ok(None);
     }
     let signers = expected_signers(state)?;
@@ -425,7 +424,7 @@ impl Operation for WalletUpdate {
             }
             let row = SidechainTx {
                 id,
-                txid: tx::txid(&t).to_string(),
+                bitcoin_txid: tx::txid(&t).to_string(),
                 purpose: Purpose::Sweep { from: old.id, to: self.wallet },
                 signing_wallet: old.id,
                 unsigned_tx: sweep.unsigned_tx.clone(),
@@ -618,7 +617,11 @@ pub struct FailTx {
 }
 
 /// `owner` operates `son`, and `son` is elected.
-pub(crate) fn elected_owner(state: &State, son: SonId, owner: AccountId) -> Result<(), BitcoinError> {
+pub(crate) fn elected_owner(
+    state: &State,
+    son: SonId,
+    owner: AccountId,
+) -> Result<(), BitcoinError> {
     let s =
         state.son(son).filter(|_| state.is_elected(son)).ok_or(BitcoinError::NotElected(son))?;
     if s.owner != owner {
@@ -696,7 +699,7 @@ pub fn check_utxo(state: &State, op: &WalletUtxo) -> Result<(), BitcoinError> {
     let known = state.row::<Utxos>(&utxo_key(&o)).is_some()
         || state.row::<crate::state::Deposits>(&utxo_key(&o)).is_some()
         || state.rows::<Transactions>().any(|(_, t)| {
-            t.txid == txid || t.inputs.iter().any(|i| i.outpoint == o.to_string())
+            t.bitcoin_txid == txid || t.inputs.iter().any(|i| i.outpoint == o.to_string())
         });
     if known {
         return Err(BitcoinError::KnownOutput(o.to_string()));
@@ -883,7 +886,9 @@ impl Operation for SettleTx {
         let (wallet, joined) = match &t.purpose {
             Purpose::Sweep { to, .. } => (*to, unsigned.output.iter().collect::<Vec<_>>()),
             Purpose::Deposit { to, .. } => (*to, unsigned.output.iter().take(1).collect()),
-            Purpose::Withdrawal { wallet, .. } => (*wallet, unsigned.output.iter().skip(1).collect()),
+            Purpose::Withdrawal { wallet, .. } => {
+                (*wallet, unsigned.output.iter().skip(1).collect())
+            }
         };
         let total = joined.iter().map(|o| o.value.to_sat()).sum();
         crate::flows::settle_effects(ctx, &t, &unsigned)?;

@@ -13,13 +13,12 @@ use crate::flows::{
 use crate::node;
 use crate::ops::{FailTx, SentTx, SettleTx, SignTx, WalletUpdate, WalletUtxo};
 use crate::state::{
-    signature_needed, AssetParam, BooksTable, DepositKeys, Deposits, MaxFeeRate,
-    MinConfirmations, MinFeeRate, NetworkParam, SignTimeout, Transactions, Utxos, Wallets,
-    Withdrawals,
+    signature_needed, AssetParam, BooksTable, DepositKeys, Deposits, MaxFeeRate, MinConfirmations,
+    MinFeeRate, NetworkParam, SignTimeout, Transactions, Utxos, Wallets, Withdrawals,
 };
 use crate::{
-    DEPOSIT_KEY, DEPOSIT_PROCESS, DEPOSIT_REPORT, SENT, SETTLE, SIGN, TX_FAIL, UTXO,
-    WALLET_UPDATE, WITHDRAW, WITHDRAW_PROCESS, WITHDRAW_REFUND,
+    DEPOSIT_KEY, DEPOSIT_PROCESS, DEPOSIT_REPORT, SENT, SETTLE, SIGN, TX_FAIL, UTXO, WALLET_UPDATE,
+    WITHDRAW, WITHDRAW_PROCESS, WITHDRAW_REFUND,
 };
 
 fn lifetime(state: &State) -> u64 {

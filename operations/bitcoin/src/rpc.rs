@@ -128,9 +128,8 @@ fn client(config: &RpcConfig) -> Result<jsonrpc::Client, SourceError> {
     let b = match &config.auth {
         RpcAuth::UserPass { user, password } => b.basic_auth(user.clone(), Some(password.clone())),
         RpcAuth::CookieFile(path) => {
-            let cookie = std::fs::read_to_string(path).map_err(|e| {
-                SourceError::Config(format!("cookie file {}: {e}", path.display()))
-            })?;
+            let cookie = std::fs::read_to_string(path)
+                .map_err(|e| SourceError::Config(format!("cookie file {}: {e}", path.display())))?;
             let cookie = cookie.trim();
             if !cookie.contains(':') {
                 return Err(SourceError::Config(format!(
@@ -231,7 +230,11 @@ impl RpcSource {
 
     /// Calls `method`, retrying what may pass on a second try; after a 401 with cookie
     /// authentication, reads the cookie file again once (bitcoind restarted).
-    pub fn call<T: DeserializeOwned>(&self, method: &str, args: &[Value]) -> Result<T, SourceError> {
+    pub fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: &[Value],
+    ) -> Result<T, SourceError> {
         let raw = serde_json::value::to_raw_value(args)
             .map_err(|e| SourceError::Malformed(e.to_string()))?;
         let mut pause = self.config.retry_pause;
@@ -285,7 +288,8 @@ impl RpcSource {
 
 impl BitcoinSource for RpcSource {
     fn fee_rate(&self) -> Result<u64, SourceError> {
-        let fee: SmartFee = self.call("estimatesmartfee", &[json!(self.config.fee_target_blocks)])?;
+        let fee: SmartFee =
+            self.call("estimatesmartfee", &[json!(self.config.fee_target_blocks)])?;
         match fee.feerate {
             // BTC per 1000 vB -> sat per vB, rounded up, at least 1.
             Some(btc_per_kvb) => Ok(sats(btc_per_kvb)?.div_ceil(1000).max(1)),

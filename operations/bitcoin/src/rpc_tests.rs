@@ -201,7 +201,8 @@ fn answers_are_read_as_bitcoin_core_documents_them() {
     // 0.00012345 BTC/kvB = 12 345 sat per 1000 vB: 12.345 sat/vB, rounded up.
     assert_eq!(source.fee_rate(), Ok(13));
     let seen = source.outputs_to(&spk(1)).expect("outputs");
-    let got: Vec<_> = seen.iter().map(|o| (o.outpoint.txid, o.amount_sat, o.confirmations)).collect();
+    let got: Vec<_> =
+        seen.iter().map(|o| (o.outpoint.txid, o.amount_sat, o.confirmations)).collect();
     assert_eq!(got, vec![(txid(7), 50_000_000, 3), (txid(8), 330, 1)]);
     let seen = source.outputs_to(&spk(2)).expect("outputs");
     assert_eq!((seen[0].amount_sat, seen[0].confirmations), (2_100_000_000, 191));
@@ -318,11 +319,9 @@ fn cookie_authentication_reads_the_cookie_again_after_a_restart() {
             Reply::Raw(401, "")
         }
     });
-    let source = RpcSource::new(RpcConfig {
-        auth: RpcAuth::CookieFile(cookie.clone()),
-        ..config(&server)
-    })
-    .expect("source");
+    let source =
+        RpcSource::new(RpcConfig { auth: RpcAuth::CookieFile(cookie.clone()), ..config(&server) })
+            .expect("source");
     assert_eq!(source.call::<u64>("getblockcount", &[]), Ok(200));
     // bitcoind restarts with a new cookie.
     *expected.lock().unwrap_or_else(|p| p.into_inner()) = "__cookie__:second".into();

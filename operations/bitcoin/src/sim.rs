@@ -243,7 +243,13 @@ impl SimBitcoin {
     /// Every transaction broadcast by the nodes and accepted (in blocks or the mempool).
     pub fn accepted(&self) -> Vec<Transaction> {
         let c = self.lock();
-        c.blocks.iter().flatten().chain(c.mempool.iter()).filter(|h| !h.external).map(|h| h.tx.clone()).collect()
+        c.blocks
+            .iter()
+            .flatten()
+            .chain(c.mempool.iter())
+            .filter(|h| !h.external)
+            .map(|h| h.tx.clone())
+            .collect()
     }
 
     /// Whether the network holds transaction `txid` (in a block or the mempool).

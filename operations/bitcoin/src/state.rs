@@ -196,8 +196,9 @@ pub struct SidechainTx {
     /// Its number.
     pub id: u64,
     /// Its Bitcoin txid (witnesses are not part of it, so it is final before any signature).
+    /// Not `txid`: the flattened status has a field of that name.
     #[serde(default)]
-    pub txid: String,
+    pub bitcoin_txid: String,
     /// What it is for.
     #[serde(flatten)]
     pub purpose: Purpose,
@@ -518,9 +519,7 @@ pub struct Deposit {
 impl Deposit {
     /// The claim backed by more than two thirds of the weight, if any.
     pub fn accepted(&self) -> Option<&Claim> {
-        self.claims
-            .iter()
-            .find(|c| u64::from(c.weight) * 3 > u64::from(self.total_weight) * 2)
+        self.claims.iter().find(|c| u64::from(c.weight) * 3 > u64::from(self.total_weight) * 2)
     }
 }
 
@@ -724,10 +723,12 @@ pub fn conservation(state: &State) -> Result<Conservation, ConservationError> {
         books: b.clone(),
     };
     if b.sweep_fees_sat > b.funded_sat {
-        return err(format!("sweep fees {} exceed the reserve funded {}", b.sweep_fees_sat, b.funded_sat));
+        return err(format!(
+            "sweep fees {} exceed the reserve funded {}",
+            b.sweep_fees_sat, b.funded_sat
+        ));
     }
-    if u128::from(utxos) + u128::from(in_flight)
-        != u128::from(supply) + u128::from(b.reserve_sat())
+    if u128::from(utxos) + u128::from(in_flight) != u128::from(supply) + u128::from(b.reserve_sat())
     {
         return err(format!(
             "wallet outputs {utxos} + in flight {in_flight} != pBTC supply {supply} + reserve {}",

@@ -1,0 +1,140 @@
+//! The Bitcoin bridge in the simulator: the shipped `bitcoin-bridge` scenario with Bitcoin
+//! Core's interpreter judging every broadcast, replicas agreeing block by block, a run stopped
+//! and resumed ending as an uninterrupted one, and the scenario table's typed errors.
+
+use std::sync::Arc;
+
+use bitcoin::consensus::encode::serialize;
+use sonprop_simulator::bridge::BridgeReport;
+use sonprop_simulator::cli::registry_for;
+use sonprop_simulator::scenario::{Scenario, BRIDGE};
+use sonprop_simulator::sim::Entry;
+use sonprop_simulator::sim::{Finished, Options, Simulation};
+
+const SMALL: &str = include_str!("scenarios/bridge-small.toml");
+
+/// Bitcoin Core's script flags: P2SH | DERSIG | NULLDUMMY | CHECKLOCKTIMEVERIFY |
+/// CHECKSEQUENCEVERIFY | WITNESS.
+const FLAGS: u32 = (1 << 0) | (1 << 2) | (1 << 4) | (1 << 9) | (1 << 10) | (1 << 11);
+
+fn judge() -> Arc<sonprop_bitcoin::sim::ScriptCheck> {
+    Arc::new(|tx, i, spent| {
+        bitcoin::consensus::verify_script_with_flags(
+            &spent.script_pubkey,
+            i,
+            spent.value,
+            &serialize(tx),
+            FLAGS,
+        )
+        .map_err(|e| format!("input {i}: {e}"))
+    })
+}
+
+fn run(scenario: &Scenario, options: &Options) -> (Finished, Vec<Entry>, usize) {
+    let registry = registry_for(scenario).expect("registry").into_arc();
+    let mut sim = Simulation::new(scenario, registry, options).expect("simulation");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("rt");
+    let mut timeline = Vec::new();
+    let finished = rt.block_on(sim.run(&mut timeline)).expect("run");
+    let accepted = sim.bitcoin().map_or(0, |b| b.accepted().len());
+    (finished, timeline, accepted)
+}
+
+fn bridge(f: &Finished) -> &BridgeReport {
+    f.report.bitcoin.as_ref().expect("a bridge section")
+}
+
+#[test]
+fn the_bridge_scenario_credits_every_deposit_and_pays_every_withdrawal_bitcoin_core_agreeing() {
+    let scenario = Scenario::from_toml(BRIDGE, "bitcoin-bridge.toml").expect("valid");
+    let options = Options { bitcoin_script_check: Some(judge()), ..Options::default() };
+    let (finished, timeline, accepted) = run(&scenario, &options);
+    assert_eq!(finished.failures, Vec::<String>::new());
+    let b = bridge(&finished);
+    assert!(b.rejected_broadcasts.is_empty(), "{:?}", b.rejected_broadcasts);
+    let credited = b.deposits.iter().filter(|d| d.credited.is_some()).count();
+    let vanished = b.deposits.iter().filter(|d| d.status.contains("vanished")).count();
+    assert_eq!((credited, vanished), (5, 1), "{:?}", b.deposits);
+    assert_eq!(b.withdrawals.iter().filter(|w| w.sent_sat.is_some()).count(), 4);
+    let c = b.conservation.as_ref().expect("conservation held");
+    assert_eq!(c.utxos_sat + c.in_flight_sat, c.pbtc_supply + c.books.reserve_sat());
+    assert_eq!(b.conservation_checks, finished.report.blocks, "checked after every block");
+    // Every sidechain transaction reached Bitcoin, judged by Bitcoin Core's interpreter: five
+    // deposit sweeps, four payments, one wallet sweep.
+    assert_eq!(accepted, 10);
+    // The timeline a person follows.
+    let text: Vec<&str> = timeline.iter().map(|e| e.text.as_str()).collect();
+    let has = |needle: &str| text.iter().any(|t| t.contains(needle));
+    assert!(has("user-0 pays 0.50000000 BTC to its deposit address bcrt1q"), "{text:#?}");
+    assert!(has("deposit 0.50000000 BTC from user-0 (1.2.28) seen by 11/15 SONs; confirmed on chain (1 SON reported another amount or user)"));
+    assert!(has("settled, 0.49998398 pBTC issued to user-0 (1.2.28)"));
+    assert!(has("Bitcoin reorganises its last 1 block(s): 1 transaction(s) vanish"));
+    assert!(has("son 1.33.3: in_maintenance -> deregistered"));
+    assert!(has("son 1.33.15: inactive -> active"));
+    assert!(has("sweep of the previous wallet is sidechain tx"));
+    assert!(has("withdrawal 3 settled: "));
+}
+
+#[test]
+fn replicas_of_a_bridge_run_agree_block_by_block() {
+    let scenario = Scenario::from_toml(SMALL, "bridge-small.toml").expect("valid");
+    let (plain, _, _) = run(&scenario, &Options::default());
+    let (replicated, _, _) =
+        run(&scenario, &Options { verify_replicas: true, ..Options::default() });
+    assert_eq!(replicated.failures, Vec::<String>::new());
+    assert_eq!(plain.report.state_hash, replicated.report.state_hash);
+    assert_eq!(bridge(&plain), bridge(&replicated));
+}
+
+#[test]
+fn a_bridge_run_stopped_and_resumed_ends_as_an_uninterrupted_one() {
+    let scenario = Scenario::from_toml(SMALL, "bridge-small.toml").expect("valid");
+    let (whole, _, _) = run(&scenario, &Options::default());
+    let dir = std::env::temp_dir().join(format!("sonprop-bridge-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = Options { data_dir: Some(dir.clone()), fsync_every: 50, ..Options::default() };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("rt");
+    // Stopped mid-flow (a deposit confirmed, not swept) and at a wallet update, then finished.
+    for stop in [420u64, 1805] {
+        let registry = registry_for(&scenario).expect("registry").into_arc();
+        let mut sim = Simulation::new(&scenario, registry, &options).expect("simulation");
+        let mut timeline = Vec::new();
+        while sim.ledger().state().head_height() < stop {
+            assert!(rt.block_on(sim.step(&mut timeline)).expect("step"));
+        }
+        sim.checkpoint().expect("checkpoint");
+    }
+    let (resumed, _, _) = run(&scenario, &options);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(resumed.failures, Vec::<String>::new());
+    assert_eq!(resumed.report.state_hash, whole.report.state_hash);
+    assert_eq!(bridge(&resumed), bridge(&whole));
+}
+
+#[test]
+fn bitcoin_tables_with_mistakes_are_refused_naming_the_field() {
+    let base = "name = \"b\"\nduration = \"2h\"\n[network]\nwitnesses = 3\nsons = 6\n";
+    let error = |extra: &str| {
+        Scenario::from_toml(&format!("{base}{extra}"), "b.toml").expect_err("invalid")
+    };
+    let e = error("[bitcoin]\nusers = 2\n[[bitcoin.deposits]]\nat = \"1h\"\nuser = 2\nsat = 5\n");
+    assert_eq!(e.field, "bitcoin.deposits[0].user");
+    assert!(e.message.contains("user 2 does not exist"), "{e}");
+    let e = error("[bitcoin]\n[[bitcoin.withdrawals]]\nat = \"3h\"\nuser = 0\nsat = 5\n");
+    assert_eq!(e.field, "bitcoin.withdrawals[0].at");
+    let e = error("[bitcoin]\n[[bitcoin.deposits]]\nat = \"1h\"\nuser = 0\nsat = 0\n");
+    assert_eq!(e.field, "bitcoin.deposits[0].sat");
+    let e = error("[bitcoin]\n[[bitcoin.faults]]\nson = 1\nview = \"lies\"\n");
+    assert_eq!(e.field, "bitcoin.faults[0]");
+    let e = error("[bitcoin]\n[[bitcoin.faults]]\nson = 9\nview = \"offline\"\n");
+    assert_eq!(e.field, "bitcoin.faults[0].son");
+    let e = error("[bitcoin]\n[[bitcoin.reorgs]]\nat = \"1h\"\ndepth = 0\n");
+    assert_eq!(e.field, "bitcoin.reorgs[0].depth");
+    let e = error("[bitcoin]\nblock_interval = \"1s\"\n");
+    assert_eq!(e.field, "bitcoin.block_interval");
+    let e = error("[bitcoin]\nfee = 3\n");
+    assert!(e.message.contains("fee"), "an unknown field is named: {e}");
+    let e = error("[bitcoin]\n[[bitcoin.faults]]\nson = 1\nview = \"sulks\"\n");
+    assert!(e.message.contains("sulks"), "{e}");
+    assert!(e.span.is_some(), "the parser's span points at it");
+}
