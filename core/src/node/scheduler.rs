@@ -332,7 +332,14 @@ impl Worker {
 
 /// A plugin call under way.
 enum Call<T> {
-    /// Spawned on the scheduler's own runtime.
+    /// An inline call that answered when first polled (most do: they only read the snapshot).
+    Ready(Result<T, PluginError>),
+    /// An inline call that answered when first polled, but only after blocking the scheduler's
+    /// thread past the timeout.
+    Late,
+    /// An inline call that panicked when first polled.
+    Panicked(String),
+    /// An inline call that awaits: spawned on the scheduler's own runtime.
     Inline(tokio::task::JoinHandle<Result<T, PluginError>>),
     /// Sent to the plugin's thread.
     Thread(Answer<Result<T, PluginError>>),
@@ -345,10 +352,22 @@ impl Lane {
         Lane { name: format!("{node}:{kind}:{role}"), isolation, worker: None }
     }
 
-    /// Starts a call, where the lane's isolation says.
-    fn start<T: Send + 'static>(&mut self, f: PluginFuture<T>) -> Call<T> {
+    /// Starts a call, where the lane's isolation says. An inline call is polled once here,
+    /// on the scheduler's thread: one that answers at once costs no task and no timer; one
+    /// that awaits is spawned on the scheduler's runtime; one that blocked longer than
+    /// `timeout` is late.
+    fn start<T: Send + 'static>(&mut self, mut f: PluginFuture<T>, timeout: Duration) -> Call<T> {
         if self.isolation == Isolation::Inline {
-            return Call::Inline(tokio::spawn(f));
+            let began = std::time::Instant::now();
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            let polled = std::panic::catch_unwind(AssertUnwindSafe(|| f.as_mut().poll(&mut cx)));
+            return match polled {
+                Ok(std::task::Poll::Ready(_)) if began.elapsed() > timeout => Call::Late,
+                Ok(std::task::Poll::Ready(answer)) => Call::Ready(answer),
+                // Spawned, it is polled again with a real waker, which it registers.
+                Ok(std::task::Poll::Pending) => Call::Inline(tokio::spawn(f)),
+                Err(payload) => Call::Panicked(crate::chain::panic::panic_message(&*payload)),
+            };
         }
         if self.worker.is_none() {
             match Worker::spawn(&self.name) {
@@ -374,6 +393,18 @@ impl Lane {
     ) -> Result<T, PluginStatus> {
         let answer = match call {
             Call::NotRun(status) => return Err(status),
+            Call::Ready(answer) => answer,
+            Call::Panicked(message) => return Err(PluginStatus::Panicked(message)),
+            // It answered, but only after blocking the scheduler's thread past the timeout:
+            // its answer is dropped and its calls go to a thread of their own.
+            Call::Late => {
+                tracing::warn!(
+                    plugin = %self.name,
+                    "plugin blocked the scheduler past its timeout; it runs on its own thread from now on"
+                );
+                self.isolation = Isolation::Thread;
+                return Err(PluginStatus::TimedOut);
+            }
             Call::Inline(mut task) => match tokio::time::timeout_at(deadline, &mut task).await {
                 Ok(Ok(answer)) if tokio::time::Instant::now() <= deadline => answer,
                 // It answered, but only after blocking the scheduler's thread past the
@@ -585,17 +616,22 @@ impl Scheduler {
         let mut trigger_calls = Vec::new();
         for (i, kind, t) in due {
             let (s, n) = (Arc::clone(&state), Arc::clone(&self.node));
-            let call = self.triggers[i].3.start(Box::pin(async move { t.drafts(&s, &n).await }));
+            let call = self.triggers[i]
+                .3
+                .start(Box::pin(async move { t.drafts(&s, &n).await }), self.config.plugin_timeout);
             trigger_calls.push((i, kind, call));
         }
         let mut review_calls = Vec::new();
         for (id, kind) in reviews {
             let (v, lane) = self.validators.get_mut(kind).expect("listed from the validators");
             let (v, s, n) = (Arc::clone(v), Arc::clone(&state), Arc::clone(&self.node));
-            let call = lane.start(Box::pin(async move {
-                let p = s.proposal(id).cloned().expect("listed from this snapshot");
-                v.review(&s, &p, &n).await
-            }));
+            let call = lane.start(
+                Box::pin(async move {
+                    let p = s.proposal(id).cloned().expect("listed from this snapshot");
+                    v.review(&s, &p, &n).await
+                }),
+                self.config.plugin_timeout,
+            );
             review_calls.push((id, kind, call));
         }
 
@@ -1203,6 +1239,55 @@ mod tests {
             NOTED_ON.lock().unwrap_or_else(|p| p.into_inner()).push(name);
             Ok(TriggerOutput::default())
         }
+    }
+
+    /// Whether each call of [`TaskNoter`] ran inside a spawned task, per kind.
+    static IN_TASK: std::sync::Mutex<Vec<(bool, bool)>> = std::sync::Mutex::new(Vec::new());
+
+    /// Notes whether it runs in a task; with `awaits`, first yields to the runtime.
+    struct TaskNoter {
+        awaits: bool,
+    }
+    #[async_trait]
+    impl Trigger for TaskNoter {
+        async fn drafts(&self, _: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
+            if self.awaits {
+                tokio::task::yield_now().await;
+            }
+            let in_task = tokio::task::try_id().is_some();
+            IN_TASK.lock().unwrap_or_else(|p| p.into_inner()).push((self.awaits, in_task));
+            Ok(TriggerOutput::default())
+        }
+    }
+
+    /// An inline call that answers at once is polled where it is started, without a task; one
+    /// that awaits is spawned as a task and still answers.
+    #[test]
+    fn an_inline_call_that_answers_at_once_runs_without_a_task() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("rt");
+        rt.block_on(async {
+            let (d1, mut p1) =
+                with_trigger("t_sync", |_| Ok(Box::new(TaskNoter { awaits: false })));
+            let (d2, mut p2) =
+                with_trigger("t_async", |_| Ok(Box::new(TaskNoter { awaits: true })));
+            p1.isolation = Isolation::Inline;
+            p2.isolation = Isolation::Inline;
+            let d2 = OperationDescriptor { name: "t_async", ..d2 };
+            let mut net = TestNetwork::builder()
+                .witnesses(1)
+                .sons(6)
+                .build(registry(vec![(d1, p1), (d2, p2)]).into_arc());
+            net.start_schedulers(config());
+            let step = net.step().await;
+            assert_eq!(status_of(&step, "t_sync"), Some(PluginStatus::Drafts(0)));
+            assert_eq!(status_of(&step, "t_async"), Some(PluginStatus::Drafts(0)));
+            let seen = IN_TASK.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            assert!(
+                seen.contains(&(false, false)),
+                "the synchronous one ran without a task: {seen:?}"
+            );
+            assert!(seen.contains(&(true, true)), "the awaiting one was spawned: {seen:?}");
+        });
     }
 
     /// A node may run a kind its crate declares `Thread` inline, and only that node.

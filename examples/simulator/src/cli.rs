@@ -91,6 +91,12 @@ pub enum Command {
         /// A replica per node.
         #[arg(long, conflicts_with = "data_dir")]
         verify_replicas: bool,
+        /// Run the bridge with this many users.
+        #[arg(long, requires = "bridge_every")]
+        bridge_users: Option<u32>,
+        /// Seconds between one bridge user's deposits.
+        #[arg(long, requires = "bridge_users")]
+        bridge_every: Option<u64>,
     },
     /// Say why a proposal about a subject (a SON, a proposal, any named subject) was or was
     /// not raised at a point of a run, and why each node approved or abstained.
@@ -223,8 +229,11 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write, terminal: 
         Command::Operations => operations(out),
         Command::Inspect { dir, json } => inspect(&dir, json, out),
         Command::Bench { json, quick } => Ok(crate::bench::cli::bench(json, quick, out, err)),
-        Command::BenchSim { days, data_dir, verify_replicas } => {
-            Ok(crate::bench::cli::bench_sim(days, data_dir, verify_replicas, out))
+        Command::BenchSim { days, data_dir, verify_replicas, bridge_users, bridge_every } => {
+            let bridge = bridge_users
+                .zip(bridge_every)
+                .map(|(users, every)| crate::bench::cli::BridgeLoad { users, every });
+            Ok(crate::bench::cli::bench_sim(days, data_dir, verify_replicas, bridge, out))
         }
         Command::Explain(a) => {
             crate::explain::explain(&a, out).map(|()| EXIT_OK).map_err(|(code, m)| fail(code, m))

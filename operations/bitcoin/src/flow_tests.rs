@@ -118,7 +118,7 @@ impl Run {
 
     async fn step(&mut self) {
         self.steps += 1;
-        if self.steps % BTC_EVERY == 0 {
+        if self.steps.is_multiple_of(BTC_EVERY) {
             self.btc.mine();
         }
         self.step_without_mining().await;

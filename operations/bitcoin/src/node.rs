@@ -302,6 +302,10 @@ impl Trigger for UtxoTrigger {
         let Some(w) = current_wallet(state) else { return Ok(out) };
         let spk = ScriptBuf::new_p2wsh(&w.script().wscript_hash());
         for o in seen_confirmed(&self.0, state, &spk)? {
+            // Most outputs the wallet holds are known: skip them before building anything.
+            if crate::ops::known_output(state, &o.outpoint) {
+                continue;
+            }
             let op = WalletUtxo {
                 wallet: w.id,
                 txid: o.outpoint.txid.to_string(),

@@ -685,6 +685,14 @@ impl WalletUtxo {
     }
 }
 
+/// Whether the chain knows output `o` already: a wallet output, a deposit, or an output a
+/// sidechain transaction created or spends.
+pub fn known_output(state: &State, o: &OutPoint) -> bool {
+    state.row::<Utxos>(&utxo_key(o)).is_some()
+        || state.row::<crate::state::Deposits>(&utxo_key(o)).is_some()
+        || crate::state::touched_by_sidechain_tx(state, o)
+}
+
 /// The rule for recording a wallet output.
 pub fn check_utxo(state: &State, op: &WalletUtxo) -> Result<(), BitcoinError> {
     if op.amount_sat == 0 {
@@ -695,12 +703,7 @@ pub fn check_utxo(state: &State, op: &WalletUtxo) -> Result<(), BitcoinError> {
     if current.id != op.wallet {
         return Err(BitcoinError::NotCurrent(op.wallet));
     }
-    let txid = o.txid.to_string();
-    let known = state.row::<Utxos>(&utxo_key(&o)).is_some()
-        || state.row::<crate::state::Deposits>(&utxo_key(&o)).is_some()
-        || state.rows::<Transactions>().any(|(_, t)| {
-            t.bitcoin_txid == txid || t.inputs.iter().any(|i| i.outpoint == o.to_string())
-        });
+    let known = known_output(state, &o);
     if known {
         return Err(BitcoinError::KnownOutput(o.to_string()));
     }

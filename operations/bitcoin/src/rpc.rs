@@ -186,7 +186,7 @@ fn classify(e: jsonrpc::Error, timeout: Duration) -> (SourceError, bool) {
 /// Satoshis of a BTC amount as Bitcoin Core prints it (eight decimals).
 fn sats(btc: f64) -> Result<u64, SourceError> {
     let sat = (btc * 100_000_000.0).round();
-    if !sat.is_finite() || sat < 0.0 || sat > 21e14 {
+    if !sat.is_finite() || !(0.0..=21e14).contains(&sat) {
         return Err(SourceError::Malformed(format!("amount {btc} BTC")));
     }
     Ok(sat as u64)

@@ -209,7 +209,10 @@ impl SimBitcoin {
 
     /// Mines `n` blocks.
     pub fn mine_n(&self, n: usize) -> usize {
-        (0..n).map(|_| self.mine()).last().unwrap_or_else(|| self.height())
+        for _ in 0..n {
+            self.mine();
+        }
+        self.height()
     }
 
     /// Blocks mined.

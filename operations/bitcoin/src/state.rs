@@ -223,17 +223,36 @@ pub struct SidechainTx {
     pub deadline: Timestamp,
 }
 
-/// The sidechain transactions, by number; indexed by status.
+/// The sidechain transactions, by number; indexed by status, by txid and by the outputs they
+/// spend.
 pub struct Transactions;
 /// [`Transactions`] by `(status code, id)`.
 pub const TXS_BY_STATUS: Index<Transactions, (u8, u64)> = Index::new("by_status");
+/// [`Transactions`] by Bitcoin txid.
+pub const TXS_BY_TXID: Index<Transactions, [u8; 32]> = Index::new("by_txid");
+/// [`Transactions`] by each output they spend.
+pub const TXS_BY_INPUT: Index<Transactions, ([u8; 32], u32)> = Index::new("by_input");
 impl TableSchema for Transactions {
     const NAME: &'static str = "bitcoin.transactions";
     type Key = u64;
     type Value = SidechainTx;
     fn index(row: &SidechainTx, out: &mut IndexEntries) {
         TXS_BY_STATUS.add(&(row.status.code(), row.id), out);
+        if let Ok(txid) = row.bitcoin_txid.parse::<Txid>() {
+            TXS_BY_TXID.add(&txid.to_byte_array(), out);
+        }
+        for i in &row.inputs {
+            if let Ok(o) = i.outpoint.parse::<OutPoint>() {
+                TXS_BY_INPUT.add(&utxo_key(&o), out);
+            }
+        }
     }
+}
+
+/// Whether a sidechain transaction the chain holds created or spends `o`.
+pub fn touched_by_sidechain_tx(state: &State, o: &OutPoint) -> bool {
+    state.rows_by(&TXS_BY_TXID, &o.txid.to_byte_array()).next().is_some()
+        || state.rows_by(&TXS_BY_INPUT, &utxo_key(o)).next().is_some()
 }
 
 macro_rules! param {
@@ -640,10 +659,36 @@ pub fn books(state: &State) -> Books {
     state.row::<BooksTable>(&0).cloned().unwrap_or_default()
 }
 
-/// The user's deposit script over `wallet`'s SONs.
+/// The user's deposit script over `wallet`'s SONs: the one-or-weighted script, whose ELSE
+/// branch is the wallet's own witness script, so it is built around it without parsing the
+/// SONs' keys again (the wallet's were checked when it was made, the user's when registered).
+/// The same bytes as [`script::one_or_weighted_script`] (a test holds them equal).
 pub fn deposit_script(user_key: &str, wallet: &Wallet) -> Result<ScriptBuf, script::ScriptError> {
-    let user = script::parse_key(user_key)?;
-    script::one_or_weighted_script(&user, &script_signers(&wallet.signers)?, None)
+    use bitcoin::opcodes::all::{OP_CHECKSIG, OP_ELSE, OP_ENDIF, OP_IF};
+    let bad = |reason: &str| script::ScriptError::Parse {
+        input: user_key.to_owned(),
+        what: "public key",
+        reason: reason.to_owned(),
+    };
+    let bytes = sonprop_core::chain::crypto::from_hex(user_key).ok_or_else(|| bad("not hex"))?;
+    let key: [u8; 33] = bytes.try_into().map_err(|_| bad("not a 33-byte compressed key"))?;
+    if key[0] != 2 && key[0] != 3 {
+        return Err(bad("not a compressed key"));
+    }
+    if wallet.signers.iter().any(|s| s.public_key == user_key) {
+        return Err(script::ScriptError::DuplicateKey { index: 0, key: user_key.to_owned() });
+    }
+    let mut out = bitcoin::script::Builder::new()
+        .push_slice(key)
+        .push_opcode(OP_CHECKSIG)
+        .push_opcode(OP_IF)
+        .push_int(1)
+        .push_opcode(OP_ELSE)
+        .into_script()
+        .into_bytes();
+    out.extend_from_slice(wallet.script().as_bytes());
+    out.push(OP_ENDIF.to_u8());
+    Ok(ScriptBuf::from_bytes(out))
 }
 
 /// The witness script the inputs of `t` spend.
@@ -755,6 +800,53 @@ pub fn conservation(state: &State) -> Result<Conservation, ConservationError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_deposit_script_built_around_the_wallet_script_is_the_one_or_weighted_script() {
+        use bitcoin::secp256k1::{Secp256k1, SecretKey};
+        let secp = Secp256k1::new();
+        let key = |i: u8| {
+            let sk = SecretKey::from_slice(&[i; 32]).expect("key");
+            bitcoin::PublicKey::new(sk.public_key(&secp))
+        };
+        for (n, weight) in [(1u8, 1u16), (3, 100), (15, 1), (7, 65_535)] {
+            let signers: Vec<WalletSigner> = (1..=n)
+                .map(|i| WalletSigner {
+                    son: SonId(u64::from(i)),
+                    public_key: key(i).to_string(),
+                    weight: weight.saturating_sub(u16::from(i) % 2).max(1),
+                })
+                .collect();
+            let ws =
+                script::weighted_script(&script_signers(&signers).expect("keys")).expect("script");
+            let wallet = Wallet {
+                id: 0,
+                signers: signers.clone(),
+                witness_script: ws.to_hex_string(),
+                address: String::new(),
+                valid_from: Timestamp(0),
+                expires: None,
+            };
+            let user = key(200);
+            let expected = script::one_or_weighted_script(
+                &user,
+                &script_signers(&signers).expect("keys"),
+                None,
+            )
+            .expect("script");
+            assert_eq!(deposit_script(&user.to_string(), &wallet), Ok(expected), "{n} signers");
+        }
+        let wallet = Wallet {
+            id: 0,
+            signers: Vec::new(),
+            witness_script: String::new(),
+            address: String::new(),
+            valid_from: Timestamp(0),
+            expires: None,
+        };
+        assert!(deposit_script("04ab", &wallet).is_err());
+        assert!(deposit_script(&format!("04{}", "11".repeat(32)), &wallet).is_err());
+    }
 
     #[test]
     fn votes_scale_to_weights_between_1_and_65535() {

@@ -24,6 +24,9 @@ pub struct SimFigures {
     pub wall_s: f64,
     /// Peak resident memory of the child, MiB.
     pub peak_rss_mib: Option<f64>,
+    /// With the bridge: deposits credited plus withdrawals paid.
+    #[serde(default)]
+    pub flows: Option<u64>,
 }
 
 /// Everything `bench` measures. With `--json` this is printed as one object.
@@ -75,6 +78,52 @@ pub struct BenchReport {
     pub sim_30d_data_dir_wall_s: Option<f64>,
     /// `sim_30d_data_dir_wall_s / sim_30d_wall_s`.
     pub data_dir_vs_memory: Option<f64>,
+    /// Bitcoin deposits and withdrawals carried through the whole flow (reported, swept or
+    /// paid, signed, broadcast, settled) per wall second: the default network with 10 users
+    /// each depositing every 30 simulated minutes and withdrawing half of it 15 minutes later
+    /// (1 simulated day; 2 hours with `--quick`).
+    pub btc_flows_per_s: f64,
+    /// Flows the measured run completed.
+    pub btc_flows: u64,
+    /// Wall seconds for 30 simulated days of the default network with the bridge active (3
+    /// users, a deposit and a withdrawal each per day; `null` with `--quick`).
+    pub sim_30d_bridge_wall_s: Option<f64>,
+}
+
+/// The bridge's traffic in a bench scenario: `users` users, each depositing 0.1 BTC every
+/// `every` seconds (from 10 minutes on) and withdrawing 0.05 BTC half a period later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BridgeLoad {
+    /// Users.
+    pub users: u32,
+    /// Seconds between one user's deposits.
+    pub every: u64,
+}
+
+/// The default network for `days` days, with the bridge carrying `load`.
+pub fn bridge_network(days: u64, load: BridgeLoad) -> Scenario {
+    use std::fmt::Write as _;
+    let duration = days * 86_400;
+    let mut text = format!(
+        "name = \"bench-bridge\"\nseed = 1\nduration = \"{days}d\"\n[network]\nwitnesses = 11\nsons = 15\n\
+         [plugin_params]\n\"bitcoin.min_confirmations\" = 1\n\
+         [bitcoin]\nblock_interval = \"5m\"\nusers = {}\nreserve_sat = 1000000\n",
+        load.users
+    );
+    let mut t = 600;
+    while t + load.every / 2 < duration {
+        for u in 0..load.users {
+            let at = t + u64::from(u);
+            let _ = write!(
+                text,
+                "[[bitcoin.deposits]]\nat = {at}\nuser = {u}\nsat = 10000000\n\
+                 [[bitcoin.withdrawals]]\nat = {}\nuser = {u}\nsat = 5000000\n",
+                at + load.every / 2
+            );
+        }
+        t += load.every;
+    }
+    Scenario::from_toml(&text, "<bench>").expect("valid")
 }
 
 /// The default network with no events, for `days` days.
@@ -95,10 +144,14 @@ pub fn bench_sim(
     days: u64,
     data_dir: Option<std::path::PathBuf>,
     verify_replicas: bool,
+    bridge: Option<BridgeLoad>,
     out: &mut dyn Write,
 ) -> i32 {
-    let scenario = default_network(days);
-    let Ok(registry) = crate::cli::registry() else { return EXIT_FAILURE };
+    let scenario = match bridge {
+        Some(load) => bridge_network(days, load),
+        None => default_network(days),
+    };
+    let Ok(registry) = crate::cli::registry_for(&scenario) else { return EXIT_FAILURE };
     let options = Options {
         data_dir: data_dir.clone(),
         fsync_every: crate::cli::DEFAULT_FSYNC_EVERY,
@@ -113,11 +166,17 @@ pub fn bench_sim(
     };
     let started = Instant::now();
     let Ok(finished) = rt.block_on(sim.run(&mut Silent)) else { return EXIT_FAILURE };
+    let flows = finished.report.bitcoin.as_ref().map(|b| {
+        let credited = b.deposits.iter().filter(|d| d.credited.is_some()).count();
+        let paid = b.withdrawals.iter().filter(|w| w.sent_sat.is_some()).count();
+        (credited + paid) as u64
+    });
     let figures = SimFigures {
         days,
         blocks: finished.report.blocks,
         wall_s: started.elapsed().as_secs_f64(),
         peak_rss_mib: peak_rss_mib(),
+        flows,
     };
     let _ = writeln!(out, "{}", serde_json::to_string(&figures).unwrap_or_default());
     EXIT_OK
@@ -128,8 +187,25 @@ fn run_child(
     data_dir: Option<&std::path::Path>,
     replicas: bool,
 ) -> Result<SimFigures, String> {
+    run_child_with(days, data_dir, replicas, None)
+}
+
+fn run_child_with(
+    days: u64,
+    data_dir: Option<&std::path::Path>,
+    replicas: bool,
+    bridge: Option<BridgeLoad>,
+) -> Result<SimFigures, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
     let mut args = vec!["bench-sim".to_owned(), "--days".to_owned(), days.to_string()];
+    if let Some(load) = bridge {
+        args.extend([
+            "--bridge-users".to_owned(),
+            load.users.to_string(),
+            "--bridge-every".to_owned(),
+            load.every.to_string(),
+        ]);
+    }
     if let Some(d) = data_dir {
         args.extend(["--data-dir".to_owned(), d.display().to_string()]);
     }
@@ -205,7 +281,20 @@ pub fn bench(json: bool, quick: bool, out: &mut dyn Write, err: &mut dyn Write) 
             return EXIT_FAILURE;
         }
     };
+    step(err, "Bitcoin deposits and withdrawals through the whole flow");
+    // --quick: 2 hours, as a fraction of a day the child cannot take; so a whole day of fewer
+    // users there is not comparable. Both runs are the same network and load.
+    let dense = BridgeLoad { users: 10, every: 1_800 };
+    let flows = match run_child_with(1, None, false, Some(dense)) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = writeln!(err, "sonprop: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let btc_flows = flows.flows.unwrap_or(0);
     let (mut d10, mut d30, mut d30_disk, mut day_replicas) = (None, None, None, None);
+    let mut d30_bridge = None;
     if !quick {
         step(err, "1 simulated day with a replica per node (--verify-replicas)");
         day_replicas = run_child(1, None, true).ok();
@@ -218,7 +307,15 @@ pub fn bench(json: bool, quick: bool, out: &mut dyn Write, err: &mut dyn Write) 
         let _ = std::fs::remove_dir_all(&dir);
         d30_disk = run_child(30, Some(&dir), false).ok();
         let _ = std::fs::remove_dir_all(&dir);
-        if d10.is_none() || d30.is_none() || d30_disk.is_none() || day_replicas.is_none() {
+        step(err, "30 simulated days with the bridge active");
+        d30_bridge =
+            run_child_with(30, None, false, Some(BridgeLoad { users: 3, every: 86_400 })).ok();
+        if d10.is_none()
+            || d30.is_none()
+            || d30_disk.is_none()
+            || day_replicas.is_none()
+            || d30_bridge.is_none()
+        {
             let _ = writeln!(err, "sonprop: a long simulation child failed");
             return EXIT_FAILURE;
         }
@@ -246,6 +343,9 @@ pub fn bench(json: bool, quick: bool, out: &mut dyn Write, err: &mut dyn Write) 
         commit_fsync_every_1000_ns: commit_1000,
         sim_30d_data_dir_wall_s: d30_disk.as_ref().map(|f| f.wall_s),
         data_dir_vs_memory: d30_disk.as_ref().zip(d30.as_ref()).map(|(a, b)| a.wall_s / b.wall_s),
+        btc_flows_per_s: btc_flows as f64 / flows.wall_s,
+        btc_flows,
+        sim_30d_bridge_wall_s: d30_bridge.as_ref().map(|f| f.wall_s),
     };
     if json {
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&report).unwrap_or_default());
@@ -328,6 +428,18 @@ fn print_table(r: &BenchReport, out: &mut dyn Write) {
     );
     if let (Some(w), Some(x)) = (r.sim_30d_data_dir_wall_s, r.data_dir_vs_memory) {
         let _ = writeln!(out, "30 simulated days with --data-dir (fsync every 1 000 blocks): {w:.1} s wall, {x:.2}x in memory");
+    }
+    let _ = writeln!(
+        out,
+        "bitcoin bridge: {:.0} deposits and withdrawals per wall second through the whole flow ({} in 1 simulated day, 10 users)",
+        r.btc_flows_per_s, r.btc_flows
+    );
+    if let (Some(b), Some(w)) = (r.sim_30d_bridge_wall_s, r.sim_30d_wall_s) {
+        let _ = writeln!(
+            out,
+            "30 simulated days with the bridge active: {b:.1} s wall ({:.2}x without)",
+            b / w
+        );
     }
 
     let _ = writeln!(out, "\ntargets");
