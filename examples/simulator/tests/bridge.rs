@@ -138,3 +138,35 @@ fn bitcoin_tables_with_mistakes_are_refused_naming_the_field() {
     assert!(e.message.contains("sulks"), "{e}");
     assert!(e.span.is_some(), "the parser's span points at it");
 }
+
+/// The scenario files the docs show are valid scenarios.
+#[test]
+fn every_scenario_in_the_docs_is_valid() {
+    let docs = [
+        ("docs/simulator.md", include_str!("../../../docs/simulator.md")),
+        ("docs/bitcoin.md", include_str!("../../../docs/bitcoin.md")),
+    ];
+    let mut checked = 0;
+    for (name, text) in docs {
+        let mut block: Option<String> = None;
+        for line in text.lines() {
+            match (&mut block, line.trim_start()) {
+                (None, l) if l.starts_with("```toml") => block = Some(String::new()),
+                (Some(b), l) if l.starts_with("```") => {
+                    if b.contains("name = ") {
+                        let s = Scenario::from_toml(b, name);
+                        assert!(s.is_ok(), "{name}: a scenario block does not parse: {s:?}\n{b}");
+                        checked += 1;
+                    }
+                    block = None;
+                }
+                (Some(b), _) => {
+                    b.push_str(line);
+                    b.push('\n');
+                }
+                (None, _) => {}
+            }
+        }
+    }
+    assert!(checked >= 2, "the docs show at least the reference scenario and the bridge's");
+}

@@ -1,6 +1,7 @@
 //! The Bitcoin sidechain: Peerplays' SON primary wallet (a weighted P2WSH multisig), rebuilt
 //! when the elected SON set changes, with the old wallet's outputs swept to the new one by a
-//! transaction the old SONs sign on chain.
+//! transaction the old SONs sign on chain; and the bridge: deposits to users' deposit addresses
+//! credited as pBTC once swept into the wallet, withdrawals of pBTC paid from the wallet.
 //!
 //! - [`script`]: the wallet and deposit scripts and addresses, byte for byte as Peerplays builds
 //!   them (pure functions).
@@ -12,8 +13,17 @@
 //!   verified by the ledger), `bitcoin_tx_fail`, `bitcoin_tx_sent`, `bitcoin_tx_settle` (a SON
 //!   proposal, approved by SONs whose own view shows the confirmations), `bitcoin_wallet_utxo`
 //!   (a SON proposal). A transaction goes valid → complete → sent → settled, or fails.
-//! - [`node`]: the [`node::BitcoinNode`] service (each node's own view of Bitcoin and its key)
-//!   and the triggers and validators built from it.
+//! - [`flows`]: `bitcoin_deposit_key`, `bitcoin_deposit_report` (each SON's own report,
+//!   tallied by version), `bitcoin_deposit_process` (the deposit sweep, a SON proposal),
+//!   `bitcoin_withdraw` (pBTC to escrow), `bitcoin_withdraw_process` (the payment, a SON
+//!   proposal) and `bitcoin_withdraw_refund`; pBTC is issued or burnt when the sweep or payment
+//!   settles.
+//! - [`node`]: the [`node::BitcoinNode`] service (each node's own view of Bitcoin, a
+//!   [`node::BitcoinSource`], and its key) and the triggers and validators built from it.
+//! - [`sim`]: a simulated Bitcoin network (blocks, mempool, reorganisations, faulty views) for
+//!   tests and simulations.
+//! - `rpc` (feature `rpc`, on by default): a [`node::BitcoinSource`] over Bitcoin Core's
+//!   JSON-RPC.
 //!
 //! ```
 //! use sonprop_core::Registry;
@@ -33,6 +43,10 @@
 //!   BIP143 digest of that input; a forged or misplaced signature changes nothing.
 //! - A SON whose signature a transaction still needs is not deregistered (guard
 //!   `bitcoin-signer` on `son_deregister`) until the transaction completes or fails.
+//! - The conservation equation ([`state::conservation`]) holds after every block: the pBTC in
+//!   existence never exceeds the BTC the wallets hold (counting what unsettled transactions
+//!   spend); pBTC is issued only by a settled deposit sweep and burnt only by a settled
+//!   withdrawal payment.
 
 pub mod flows;
 pub mod node;
