@@ -97,6 +97,9 @@ pub enum Command {
         /// Seconds between one bridge user's deposits.
         #[arg(long, requires = "bridge_users")]
         bridge_every: Option<u64>,
+        /// With the bridge: simulate this many hours instead of `--days`.
+        #[arg(long, requires = "bridge_users", value_parser = clap::value_parser!(u64).range(1..))]
+        hours: Option<u64>,
     },
     /// Say why a proposal about a subject (a SON, a proposal, any named subject) was or was
     /// not raised at a point of a run, and why each node approved or abstained.
@@ -229,10 +232,17 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write, terminal: 
         Command::Operations => operations(out),
         Command::Inspect { dir, json } => inspect(&dir, json, out),
         Command::Bench { json, quick } => Ok(crate::bench::cli::bench(json, quick, out, err)),
-        Command::BenchSim { days, data_dir, verify_replicas, bridge_users, bridge_every } => {
+        Command::BenchSim {
+            days,
+            data_dir,
+            verify_replicas,
+            bridge_users,
+            bridge_every,
+            hours,
+        } => {
             let bridge = bridge_users
                 .zip(bridge_every)
-                .map(|(users, every)| crate::bench::cli::BridgeLoad { users, every });
+                .map(|(users, every)| (crate::bench::cli::BridgeLoad { users, every }, hours));
             Ok(crate::bench::cli::bench_sim(days, data_dir, verify_replicas, bridge, out))
         }
         Command::Explain(a) => {

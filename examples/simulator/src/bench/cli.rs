@@ -100,12 +100,12 @@ pub struct BridgeLoad {
     pub every: u64,
 }
 
-/// The default network for `days` days, with the bridge carrying `load`.
-pub fn bridge_network(days: u64, load: BridgeLoad) -> Scenario {
+/// The default network for `hours` hours, with the bridge carrying `load`.
+pub fn bridge_network(hours: u64, load: BridgeLoad) -> Scenario {
     use std::fmt::Write as _;
-    let duration = days * 86_400;
+    let duration = hours * 3_600;
     let mut text = format!(
-        "name = \"bench-bridge\"\nseed = 1\nduration = \"{days}d\"\n[network]\nwitnesses = 11\nsons = 15\n\
+        "name = \"bench-bridge\"\nseed = 1\nduration = \"{hours}h\"\n[network]\nwitnesses = 11\nsons = 15\n\
          [plugin_params]\n\"bitcoin.min_confirmations\" = 1\n\
          [bitcoin]\nblock_interval = \"5m\"\nusers = {}\nreserve_sat = 1000000\n",
         load.users
@@ -144,11 +144,11 @@ pub fn bench_sim(
     days: u64,
     data_dir: Option<std::path::PathBuf>,
     verify_replicas: bool,
-    bridge: Option<BridgeLoad>,
+    bridge: Option<(BridgeLoad, Option<u64>)>,
     out: &mut dyn Write,
 ) -> i32 {
     let scenario = match bridge {
-        Some(load) => bridge_network(days, load),
+        Some((load, hours)) => bridge_network(hours.unwrap_or(days * 24), load),
         None => default_network(days),
     };
     let Ok(registry) = crate::cli::registry_for(&scenario) else { return EXIT_FAILURE };
@@ -194,17 +194,20 @@ fn run_child_with(
     days: u64,
     data_dir: Option<&std::path::Path>,
     replicas: bool,
-    bridge: Option<BridgeLoad>,
+    bridge: Option<(BridgeLoad, Option<u64>)>,
 ) -> Result<SimFigures, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
     let mut args = vec!["bench-sim".to_owned(), "--days".to_owned(), days.to_string()];
-    if let Some(load) = bridge {
+    if let Some((load, hours)) = bridge {
         args.extend([
             "--bridge-users".to_owned(),
             load.users.to_string(),
             "--bridge-every".to_owned(),
             load.every.to_string(),
         ]);
+        if let Some(h) = hours {
+            args.extend(["--hours".to_owned(), h.to_string()]);
+        }
     }
     if let Some(d) = data_dir {
         args.extend(["--data-dir".to_owned(), d.display().to_string()]);
@@ -282,10 +285,10 @@ pub fn bench(json: bool, quick: bool, out: &mut dyn Write, err: &mut dyn Write) 
         }
     };
     step(err, "Bitcoin deposits and withdrawals through the whole flow");
-    // --quick: 2 hours, as a fraction of a day the child cannot take; so a whole day of fewer
-    // users there is not comparable. Both runs are the same network and load.
+    // The same network and load either way; --quick runs 2 simulated hours instead of a day.
     let dense = BridgeLoad { users: 10, every: 1_800 };
-    let flows = match run_child_with(1, None, false, Some(dense)) {
+    let hours = quick.then_some(2);
+    let flows = match run_child_with(1, None, false, Some((dense, hours))) {
         Ok(f) => f,
         Err(e) => {
             let _ = writeln!(err, "sonprop: {e}");
@@ -309,7 +312,8 @@ pub fn bench(json: bool, quick: bool, out: &mut dyn Write, err: &mut dyn Write) 
         let _ = std::fs::remove_dir_all(&dir);
         step(err, "30 simulated days with the bridge active");
         d30_bridge =
-            run_child_with(30, None, false, Some(BridgeLoad { users: 3, every: 86_400 })).ok();
+            run_child_with(30, None, false, Some((BridgeLoad { users: 3, every: 86_400 }, None)))
+                .ok();
         if d10.is_none()
             || d30.is_none()
             || d30_disk.is_none()
@@ -431,8 +435,10 @@ fn print_table(r: &BenchReport, out: &mut dyn Write) {
     }
     let _ = writeln!(
         out,
-        "bitcoin bridge: {:.0} deposits and withdrawals per wall second through the whole flow ({} in 1 simulated day, 10 users)",
-        r.btc_flows_per_s, r.btc_flows
+        "bitcoin bridge: {:.0} deposits and withdrawals per wall second through the whole flow ({} in {}, 10 users)",
+        r.btc_flows_per_s,
+        r.btc_flows,
+        if r.quick { "2 simulated hours" } else { "1 simulated day" }
     );
     if let (Some(b), Some(w)) = (r.sim_30d_bridge_wall_s, r.sim_30d_wall_s) {
         let _ = writeln!(
