@@ -32,14 +32,7 @@ const USER_TX_LIFETIME: u64 = 60;
 
 /// The pBTC asset a bridge scenario's genesis holds (issued by the SON account, none yet).
 pub fn pbtc_asset() -> Asset {
-    Asset {
-        id: PBTC,
-        symbol: "PBTC".into(),
-        precision: 8,
-        issuer: AccountId::SON_CONSENSUS,
-        max_supply: 21_000_000 * 100_000_000,
-        supply: 0,
-    }
+    sonprop_bitcoin::state::pbtc_genesis_asset(PBTC)
 }
 
 /// A user's Bitcoin key (its deposit key; its P2WPKH address receives its withdrawals).

@@ -10,8 +10,7 @@ use bitcoin::{Address, CompressedPublicKey, Network, PublicKey, ScriptBuf};
 use sonprop_core::node::scheduler::SchedulerConfig;
 use sonprop_core::testkit::{NetworkBuilder, TestNetwork};
 use sonprop_core::{
-    AccountId, Asset, AssetId, ChainParameters, LedgerEvent, OperationError, Registry, Services,
-    SonId, State,
+    AccountId, AssetId, ChainParameters, LedgerEvent, OperationError, Services, SonId, State,
 };
 
 use crate::flows::{
@@ -25,23 +24,11 @@ use crate::state::{
     conservation, current_wallet, utxo_key, wallet_utxos, DepositStatus, Deposits, Transactions,
     TxStatus, Withdrawal, WithdrawalStatus, Withdrawals,
 };
+use crate::test_support::{registry, FLAGS};
 
 const PBTC: AssetId = AssetId(1);
-/// Bitcoin Core's script flags: P2SH | DERSIG | NULLDUMMY | CHECKLOCKTIMEVERIFY |
-/// CHECKSEQUENCEVERIFY | WITNESS.
-const FLAGS: u32 = (1 << 0) | (1 << 2) | (1 << 4) | (1 << 9) | (1 << 10) | (1 << 11);
 /// A Bitcoin block every this many chain blocks.
 const BTC_EVERY: u64 = 10;
-
-fn registry() -> Arc<Registry> {
-    Registry::builder()
-        .with(&sonprop_report_down::PLUGIN)
-        .with(&sonprop_deregister_son::PLUGIN)
-        .with(&crate::PLUGIN)
-        .build()
-        .expect("unique")
-        .into_arc()
-}
 
 fn builder(min_confirmations: u32) -> NetworkBuilder {
     let params = ChainParameters {
@@ -56,14 +43,7 @@ fn builder(min_confirmations: u32) -> NetworkBuilder {
         .standby_sons(1)
         .users(2)
         .params(params)
-        .asset(Asset {
-            id: PBTC,
-            symbol: "PBTC".into(),
-            precision: 8,
-            issuer: AccountId::SON_CONSENSUS,
-            max_supply: 21_000_000 * 100_000_000,
-            supply: 0,
-        })
+        .asset(crate::state::pbtc_genesis_asset(PBTC))
         .plugin_param("bitcoin.min_confirmations", serde_json::json!(min_confirmations))
 }
 

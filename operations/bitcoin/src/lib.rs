@@ -92,4 +92,6 @@ mod flow_tests;
 #[cfg(all(test, feature = "rpc"))]
 mod rpc_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;

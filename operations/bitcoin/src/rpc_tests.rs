@@ -13,7 +13,7 @@ use bitcoin::{ScriptBuf, Txid};
 use serde_json::{json, Value};
 use sonprop_core::node::scheduler::{PluginStatus, SchedulerConfig};
 use sonprop_core::testkit::TestNetwork;
-use sonprop_core::{ChainParameters, Registry, Services};
+use sonprop_core::{ChainParameters, Services};
 
 use crate::node::{BitcoinNode, BitcoinSource, SourceError};
 use crate::rpc::{RpcAuth, RpcConfig, RpcSource};
@@ -343,13 +343,7 @@ fn cookie_authentication_reads_the_cookie_again_after_a_restart() {
 async fn a_hanging_bitcoind_fails_the_bitcoin_parts_and_blocks_go_on() {
     let server = serve(|_, _, _| Reply::Hang(Duration::from_secs(10)));
     let rpc = RpcConfig { timeout: Duration::from_millis(300), retries: 0, ..config(&server) };
-    let registry = Registry::builder()
-        .with(&sonprop_report_down::PLUGIN)
-        .with(&sonprop_deregister_son::PLUGIN)
-        .with(&crate::PLUGIN)
-        .build()
-        .expect("unique")
-        .into_arc();
+    let registry = crate::test_support::registry();
     let params = ChainParameters { maximum_son_count: 6, ..ChainParameters::default() };
     let b = TestNetwork::builder().witnesses(3).sons(6).params(params);
     let mut net = b.clone().build(registry);

@@ -448,6 +448,20 @@ param!(
     AssetId, AssetId(1), |_| Ok(())
 );
 
+/// The pBTC asset a bridge's genesis needs, with id `id` (the `bitcoin.asset` parameter):
+/// issued by the SON account, 8 decimals (one unit is one satoshi), at most 21 million BTC, none
+/// in existence yet.
+pub fn pbtc_genesis_asset(id: AssetId) -> sonprop_core::Asset {
+    sonprop_core::Asset {
+        id,
+        symbol: "PBTC".into(),
+        precision: 8,
+        issuer: AccountId::SON_CONSENSUS,
+        max_supply: 21_000_000 * 100_000_000,
+        supply: 0,
+    }
+}
+
 /// A user's deposit key: the user's deposit address is the one-or-weighted script of this key
 /// over the current wallet's SONs, so it changes when the wallet does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@ use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, Txid};
 use sonprop_core::node::scheduler::SchedulerConfig;
 use sonprop_core::testkit::{NetworkBuilder, TestNetwork};
 use sonprop_core::{
-    ChainParameters, LedgerEvent, OperationError, Registry, Services, SonId, SonStatus, State,
+    ChainParameters, LedgerEvent, OperationError, Services, SonId, SonStatus, State,
 };
 
 use crate::node::{BitcoinNode, BitcoinSource, SeenOutput, SourceError};
@@ -18,6 +18,7 @@ use crate::ops::{BitcoinError, SignTx, TxComplete, WalletCreated, WalletUpdate};
 use crate::state::{
     current_wallet, wallet_utxos, SidechainTx, Transactions, TxStatus, Wallet, Wallets,
 };
+use crate::test_support::{registry, FLAGS};
 use crate::tx;
 
 /// A Bitcoin every node sees alike: outputs by script, one fee rate, and a broadcast that
@@ -80,10 +81,6 @@ impl FakeBitcoin {
     }
 }
 
-/// Bitcoin Core's script flags: P2SH | DERSIG | NULLDUMMY | CHECKLOCKTIMEVERIFY |
-/// CHECKSEQUENCEVERIFY | WITNESS (every pre-taproot rule).
-const FLAGS: u32 = (1 << 0) | (1 << 2) | (1 << 4) | (1 << 9) | (1 << 10) | (1 << 11);
-
 impl FakeBitcoin {
     fn pay(&self, wallet: &Wallet, tag: u8, amount_sat: u64) -> OutPoint {
         let outpoint = OutPoint { txid: Txid::from_byte_array([tag; 32]), vout: u32::from(tag) };
@@ -104,16 +101,6 @@ fn builder() -> NetworkBuilder {
         ..ChainParameters::default()
     };
     TestNetwork::builder().witnesses(3).sons(6).standby_sons(1).params(params)
-}
-
-fn registry() -> Arc<Registry> {
-    Registry::builder()
-        .with(&sonprop_report_down::PLUGIN)
-        .with(&sonprop_deregister_son::PLUGIN)
-        .with(&crate::PLUGIN)
-        .build()
-        .expect("unique")
-        .into_arc()
 }
 
 /// A network whose SON nodes each hold their own Bitcoin key and share one fake Bitcoin.
