@@ -389,6 +389,19 @@ async fn a_withdrawal_the_wallet_cannot_pay_is_refunded_and_bad_requests_are_ref
     let e = refused(&mut run, dust);
     let r = e.operation_error().and_then(OperationError::rule_source::<BitcoinError>);
     assert!(matches!(r, Some(BitcoinError::CannotCover(_))), "{e}");
+    // Another user's deposit key: its deposit address would credit either of them.
+    let thief = run.net.users[1].clone();
+    let steal = RegisterDepositKey {
+        account: thief.account,
+        public_key: run.user_key(0).to_string(),
+        withdraw_address: None,
+    };
+    let e = run.net.ledger.check_transaction(&run.net.sign(&thief, steal)).expect_err("taken");
+    let r = e.operation_error().and_then(OperationError::rule_source::<BitcoinError>);
+    assert!(
+        matches!(r, Some(BitcoinError::KeyTaken { owner, .. }) if *owner == user.account),
+        "{e}"
+    );
     assert_eq!(run.net.ledger.state_hash(), before);
 
     // 600 sat is above the dust limit but cannot pay its own fee (about 230 vB at 4 sat/vB):
@@ -408,4 +421,22 @@ async fn a_withdrawal_the_wallet_cannot_pay_is_refunded_and_bad_requests_are_ref
     let e = run.events.iter().find_map(|e| e.decode::<WithdrawalRefunded>()).expect("event");
     assert_eq!(e.amount_sat, 600);
     assert_eq!(run.btc.accepted().len(), 1, "only the deposit sweep reached Bitcoin");
+}
+
+/// A chain without the pBTC asset takes no deposit keys, so no deposit can start that could
+/// not be credited.
+#[test]
+fn without_a_pbtc_asset_no_deposit_key_is_taken() {
+    let mut net = TestNetwork::builder().witnesses(3).sons(6).users(1).build(registry());
+    let user = net.users[0].clone();
+    let key = TestNetwork::builder().sidechain_key(&user.name, "bitcoin-user");
+    let public = PublicKey::new(key.secret_key().public_key(&Secp256k1::signing_only()));
+    let op = RegisterDepositKey {
+        account: user.account,
+        public_key: public.to_string(),
+        withdraw_address: None,
+    };
+    let e = net.ledger.check_transaction(&net.sign(&user, op)).expect_err("no pBTC");
+    let r = e.operation_error().and_then(OperationError::rule_source::<BitcoinError>);
+    assert!(matches!(r, Some(BitcoinError::NoAsset(a)) if *a == PBTC), "{e}");
 }

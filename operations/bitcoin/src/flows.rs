@@ -85,7 +85,13 @@ pub struct RegisterDepositKey {
 }
 
 fn check_key(state: &State, op: &RegisterDepositKey) -> Result<(), BitcoinError> {
+    pbtc(state)?;
     let key = script::parse_key(&op.public_key).map_err(|e| BitcoinError::BadKey(e.to_string()))?;
+    // One account per key: a key shared would make one deposit address credit either.
+    let by_key = state.rows_by(&crate::state::DEPOSIT_KEYS_BY_KEY, &op.public_key);
+    if let Some((owner, _)) = by_key.into_iter().find(|(a, _)| *a != op.account) {
+        return Err(BitcoinError::KeyTaken { key: op.public_key.clone(), owner });
+    }
     if state.account(op.account).is_none() {
         return Err(BitcoinError::BadKey(format!("account {} does not exist", op.account)));
     }
@@ -390,6 +396,7 @@ pub fn expected_deposit_sweep(
     fee_rate: u64,
 ) -> Result<ProcessDeposit, BitcoinError> {
     fee_in_bounds(state, fee_rate)?;
+    pbtc(state)?;
     let o = parse_outpoint(deposit)?;
     let d = state
         .row::<Deposits>(&utxo_key(&o))

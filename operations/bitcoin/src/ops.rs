@@ -159,6 +159,14 @@ pub enum BitcoinError {
     /// The account registered no deposit key.
     #[error("account {0} has no deposit key")]
     NoDepositKey(AccountId),
+    /// Another account registered that deposit key (its deposit address would be both's).
+    #[error("deposit key {key} is account {owner}'s")]
+    KeyTaken {
+        /// The key.
+        key: String,
+        /// Its account.
+        owner: AccountId,
+    },
     /// A key that cannot serve as a deposit key.
     #[error("bad deposit key: {0}")]
     BadKey(String),

@@ -472,12 +472,17 @@ pub struct DepositKey {
     pub withdraw_address: Option<String>,
 }
 
-/// Each user's deposit key, by account.
+/// Each user's deposit key, by account; indexed by key (a key serves one account only).
 pub struct DepositKeys;
+/// [`DepositKeys`] by public key.
+pub const DEPOSIT_KEYS_BY_KEY: Index<DepositKeys, String> = Index::new("by_key");
 impl TableSchema for DepositKeys {
     const NAME: &'static str = "bitcoin.deposit_keys";
     type Key = AccountId;
     type Value = DepositKey;
+    fn index(row: &DepositKey, out: &mut IndexEntries) {
+        DEPOSIT_KEYS_BY_KEY.add(&row.public_key, out);
+    }
 }
 
 /// Where a deposit stands.
