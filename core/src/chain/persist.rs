@@ -5,12 +5,16 @@
 //! key as JSON, value: the row as canonical JSON), one per operation crate's table, named
 //! `plugin:<table>` (key: the row's encoded key, value: the row as canonical JSON), `undo` (key:
 //! block height, big-endian; value: a SHA-256 checksum over the height and the record, then the
-//! block's undo record as JSON), `meta` (format version,
+//! block's undo record as JSON: each touched row's value before the block, and of the globals only
+//! the fields the block changed, with their values before it), `meta` (format version,
 //! chain id, globals, and the state hash as of the last durable commit), and `local` (node-local
 //! values, opaque to the ledger).
 //!
-//! Format 1 (before operation crates had typed tables) is refused as an unknown format: replay
-//! the chain into a new store.
+//! Format 3 differs from format 2 only in the undo records: format 2 kept the whole globals as
+//! they were before each block; format 3 keeps the fields the block changed. Both are read (each
+//! record says which it holds); a format-2 store opened by this build is format 3 from its next
+//! commit, its older records read as they were written. Format 1 (before operation crates had
+//! typed tables) is refused as an unknown format: replay the chain into a new store.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -37,7 +41,10 @@ use crate::chain::table::{Table, TableIndex};
 use crate::chain::time::Timestamp;
 
 /// The store format this build reads and writes.
-pub const STORE_FORMAT: u32 = 2;
+pub const STORE_FORMAT: u32 = 3;
+
+/// The older formats this build still reads.
+const READABLE_FORMATS: [u32; 2] = [2, 3];
 
 const META: &str = "meta";
 const UNDO: &str = "undo";
@@ -50,10 +57,123 @@ struct StoredHash {
     hash: Digest,
 }
 
-/// A block's undo record as stored: each touched row's value before the block.
+/// The globals before a block, as the fields the block changed, each with its value before it
+/// (a block changes a few: the head, sometimes the schedule or a counter). Applied to the globals
+/// after the block, it gives those before.
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+struct GlobalsDelta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    chain_id: Option<Digest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    genesis_time: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    params: Option<crate::chain::params::ChainParameters>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    plugin_params: Option<BTreeMap<String, serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    head_height: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    head_time: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    head_id: Option<Digest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    active_witnesses: Option<Vec<WitnessId>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    elected_sons: Option<std::collections::BTreeSet<SonId>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    schedule_round: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    schedule: Option<Vec<WitnessId>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    next_proposal: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    next_son_proposal: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    next_vesting: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    next_maintenance_time: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_maintenance_time: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    maintenance_sons: Option<std::collections::BTreeSet<SonId>>,
+}
+
+/// Lists every field of the globals once: `between` and `apply` are written from it, so the two
+/// cannot disagree about which fields exist.
+macro_rules! globals_fields {
+    ($m:ident) => {
+        $m!(
+            chain_id,
+            genesis_time,
+            params,
+            plugin_params,
+            head_height,
+            head_time,
+            head_id,
+            active_witnesses,
+            elected_sons,
+            schedule_round,
+            schedule,
+            next_proposal,
+            next_son_proposal,
+            next_vesting,
+            next_maintenance_time,
+            last_maintenance_time,
+            maintenance_sons
+        )
+    };
+}
+
+/// Names every field of the globals, without `..`: a field added to `Globals` and not to
+/// `globals_fields!` (hence not to the delta) fails to compile here.
+#[allow(dead_code)]
+fn every_globals_field_is_in_the_delta(g: &Globals) {
+    macro_rules! all {
+        ($($f:ident),*) => {
+            let Globals { $($f: _),* } = g;
+        };
+    }
+    globals_fields!(all);
+}
+
+impl GlobalsDelta {
+    /// The fields `before` and `after` differ in, with `before`'s values.
+    fn between(before: &Globals, after: &Globals) -> GlobalsDelta {
+        let mut d = GlobalsDelta::default();
+        macro_rules! diff {
+            ($($f:ident),*) => {
+                $(if before.$f != after.$f {
+                    d.$f = Some(before.$f.clone());
+                })*
+            };
+        }
+        globals_fields!(diff);
+        d
+    }
+
+    /// The globals before the block, from those after it.
+    fn apply(&self, after: &Globals) -> Globals {
+        let mut g = after.clone();
+        macro_rules! set {
+            ($($f:ident),*) => {
+                $(if let Some(v) = &self.$f {
+                    g.$f = v.clone();
+                })*
+            };
+        }
+        globals_fields!(set);
+        g
+    }
+}
+
+/// A block's undo record as stored: each touched row's value before the block, and the globals
+/// before it, as the fields it changed (format 3) or whole (format 2).
 #[derive(Serialize, Deserialize)]
 struct UndoRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     globals: Option<Globals>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    globals_changed: Option<GlobalsDelta>,
     accounts: Vec<(AccountId, Option<Account>)>,
     witnesses: Vec<(WitnessId, Option<Witness>)>,
     sons: Vec<(SonId, Option<Son>)>,
@@ -72,9 +192,11 @@ fn pairs<K: Clone, V: Clone>(m: &BTreeMap<K, Option<V>>) -> Vec<(K, Option<V>)> 
 }
 
 impl UndoRecord {
-    fn of(s: &Session) -> UndoRecord {
+    /// The record of session `s`, whose block left the globals `after`.
+    fn of(s: &Session, after: &Globals) -> UndoRecord {
         UndoRecord {
-            globals: s.globals.as_deref().cloned(),
+            globals: None,
+            globals_changed: s.globals.as_deref().map(|b| GlobalsDelta::between(b, after)),
             accounts: pairs(&s.accounts),
             witnesses: pairs(&s.witnesses),
             sons: pairs(&s.sons),
@@ -96,7 +218,8 @@ impl UndoRecord {
         }
     }
 
-    fn into_session(self, registry: &ChainRegistry) -> Result<Session, String> {
+    /// The session, given the globals its block left (`after`).
+    fn into_session(self, registry: &ChainRegistry, after: &Globals) -> Result<Session, String> {
         let mut plugin = BTreeMap::new();
         for (table, key, row) in self.plugin {
             let decl = registry.table(&table).ok_or_else(|| {
@@ -111,8 +234,13 @@ impl UndoRecord {
                 .transpose()?;
             plugin.insert((decl.name, key), row);
         }
+        let globals = match (self.globals, self.globals_changed) {
+            (Some(whole), _) => Some(whole),
+            (None, Some(delta)) => Some(delta.apply(after)),
+            (None, None) => None,
+        };
         Ok(Session {
-            globals: self.globals.map(Arc::new),
+            globals: globals.map(Arc::new),
             accounts: self.accounts.into_iter().collect(),
             witnesses: self.witnesses.into_iter().collect(),
             sons: self.sons.into_iter().collect(),
@@ -346,11 +474,16 @@ impl Ledger {
         let mut batch = Batch::default();
         let head = self.state.head_height();
         let n = p.unwritten.min(self.history.len());
-        for (i, session) in self.history.iter().skip(self.history.len() - n).enumerate() {
+        // Newest first: each block's "after" globals are the next block's "before" ones.
+        let mut after: &Globals = &self.state.globals;
+        for (i, session) in self.history.iter().rev().take(n).enumerate() {
             put_session_rows(&self.state, session, &mut batch);
-            let height = head + 1 - n as u64 + i as u64;
-            let record = json(&UndoRecord::of(session));
+            let height = head - i as u64;
+            let record = json(&UndoRecord::of(session, after));
             batch.put(UNDO, height.to_be_bytes().to_vec(), sealed_undo(height, record));
+            if let Some(before) = session.globals.as_deref() {
+                after = before;
+            }
         }
         let keep_from = head + 1 - self.history.len() as u64;
         for h in p.stored_undo_from..keep_from {
@@ -412,7 +545,7 @@ impl Ledger {
 fn stored_chain_id(contents: &Contents, location: &str) -> Result<Digest, StoreError> {
     let d = Decoder { contents, location: location.to_owned() };
     let format: u32 = d.meta("format")?.ok_or_else(|| d.corrupt("no format version".into()))?;
-    if format != STORE_FORMAT {
+    if !READABLE_FORMATS.contains(&format) {
         return Err(StoreError::UnknownFormat {
             path: location.to_owned(),
             found: format,
@@ -458,7 +591,7 @@ fn decode(
     }
 
     let head = state.head_height();
-    let mut history = VecDeque::new();
+    let mut records = Vec::new();
     let mut expect = None;
     for (k, v) in contents.get(UNDO).into_iter().flatten() {
         let height = u64::from_be_bytes(
@@ -475,12 +608,23 @@ fn decode(
             d.corrupt(format!("{what} fails its checksum: it was damaged or altered"))
         })?;
         let record: UndoRecord = d.decode(&what, body)?;
-        let session =
-            record.into_session(&registry).map_err(|e| d.corrupt(format!("{what}: {e}")))?;
-        history.push_back(session);
+        records.push((what, record));
     }
     if expect.is_some_and(|e| e != head + 1) {
         return Err(d.corrupt(format!("undo records end before the head block {head}")));
+    }
+    // Newest first, from the head's globals: each block's "before" globals are the previous
+    // block's "after" ones.
+    let mut history = VecDeque::new();
+    let mut after = state.globals.as_ref().clone();
+    for (what, record) in records.into_iter().rev() {
+        let session = record
+            .into_session(&registry, &after)
+            .map_err(|e| d.corrupt(format!("{what}: {e}")))?;
+        if let Some(before) = session.globals.as_deref() {
+            after = before.clone();
+        }
+        history.push_front(session);
     }
     if let Some(h) = d.meta::<StoredHash>("state_hash")? {
         if h.height == head && h.hash != state.hash() {

@@ -381,7 +381,7 @@ fn unknown_formats_and_undecodable_or_inconsistent_contents_are_refused() {
     tamper(&store, "meta", b"format", b"1");
     assert!(matches!(
         open(&genesis, store, 1),
-        Err(LedgerError::Store(StoreError::UnknownFormat { found: 1, supported: 2, .. }))
+        Err(LedgerError::Store(StoreError::UnknownFormat { found: 1, supported: 3, .. }))
     ));
 
     let store = fresh();
@@ -521,4 +521,79 @@ fn an_altered_undo_record_is_refused_on_open_not_restored_by_a_later_pop() {
     let mut reopened = open(&genesis, store, 1).expect("intact");
     reopened.pop_block().expect("pop");
     assert_eq!(reopened.state().head_height(), 4);
+}
+
+/// A block's undo record keeps, of the globals, only the fields the block changed, and gives the
+/// whole globals back.
+#[test]
+fn the_globals_delta_keeps_only_what_changed_and_gives_the_globals_back() {
+    let net = builder().build(registry());
+    let before = net.ledger.state().globals().clone();
+    let mut after = before.clone();
+    let same = GlobalsDelta::between(&before, &after);
+    assert_eq!(serde_json::to_string(&same).expect("json"), "{}", "nothing changed");
+    after.head_height += 1;
+    after.head_time = after.head_time.plus(3);
+    after.next_proposal += 2;
+    after.schedule.reverse();
+    after.elected_sons.insert(crate::SonId(77));
+    let d = GlobalsDelta::between(&before, &after);
+    assert_eq!(d.apply(&after), before);
+    let json = serde_json::to_value(&d).expect("json");
+    let mut keys: Vec<_> = json.as_object().expect("object").keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["elected_sons", "head_height", "head_time", "next_proposal", "schedule"]);
+    // The record of a block that changed the globals holds the delta, not the whole globals.
+    let session = Session { globals: Some(Arc::new(before.clone())), ..Session::default() };
+    let record = serde_json::to_value(UndoRecord::of(&session, &after)).expect("json");
+    assert!(record.get("globals").is_none() && record.get("globals_changed").is_some());
+}
+
+/// Format 3 stores each block's globals delta against the globals the block left; a format-2
+/// store (its undo records hold the whole globals before each block) opens, pops to the same
+/// states, and is format 3 from its next commit.
+#[test]
+fn a_format_2_store_is_read_and_its_blocks_still_pop() {
+    let (genesis, blocks, hashes) = reference(12);
+    let store = MemoryStore::new();
+    let mut ledger = open(&genesis, store.clone(), 1).expect("new store");
+    let mut befores = Vec::new();
+    // Committed four blocks at a time, so each commit writes deltas against globals other than
+    // the head's.
+    for (i, b) in blocks.iter().enumerate() {
+        befores.push(ledger.state().globals().clone());
+        ledger.apply_block(b).expect("apply");
+        if i % 4 == 3 {
+            ledger.commit(vec![]).expect("commit");
+        }
+    }
+    befores.push(ledger.state().globals().clone());
+    drop(ledger);
+    // Rewrite it as format 2 wrote it.
+    let contents = store.read_all().expect("read");
+    for (k, v) in &contents[UNDO] {
+        let height = u64::from_be_bytes(k.as_slice().try_into().expect("height"));
+        let body = open_undo(height, v).expect("sealed");
+        let mut record: serde_json::Value = serde_json::from_slice(body).expect("json");
+        let obj = record.as_object_mut().expect("object");
+        // Format 3 wrote what this block changed: its globals before, against those after it.
+        let (before, after) = (&befores[height as usize - 1], &befores[height as usize]);
+        let want = GlobalsDelta::between(before, after);
+        let delta = obj.remove("globals_changed").expect("format 3 wrote a delta");
+        assert_eq!(delta, serde_json::to_value(&want).expect("json"), "block {height}");
+        let whole = serde_json::to_value(before).expect("json");
+        obj.insert("globals".into(), whole);
+        let resealed = sealed_undo(height, serde_json::to_vec(&record).expect("json"));
+        tamper(&store, UNDO, k, &resealed);
+    }
+    tamper(&store, META, b"format", b"2");
+    let mut ledger = open(&genesis, store.clone(), 1).expect("format 2 opens");
+    assert_eq!(ledger.state_hash(), hashes[11]);
+    for i in (0..6).rev() {
+        ledger.pop_block().expect("pop");
+        assert_eq!(ledger.state_hash(), hashes[i + 5], "after popping to block {}", i + 6);
+    }
+    ledger.commit(vec![]).expect("commit");
+    let format = &store.read_all().expect("read")[META][b"format".as_slice()];
+    assert_eq!(format.as_slice(), b"3");
 }
