@@ -195,7 +195,14 @@ fn malformed_scenario_files_exit_2_naming_the_problem() {
 fn operations_lists_the_registered_kinds() {
     let (code, out, _) = run_cli(&["operations"]);
     assert_eq!(code, EXIT_OK);
-    for kind in ["son_deregister", "son_report_down", "son_heartbeat", "proposal_create"] {
+    for kind in [
+        "son_deregister",
+        "son_report_down",
+        "son_heartbeat",
+        "proposal_create",
+        "bitcoin_deposit_process",
+        "bitcoin_withdraw",
+    ] {
         assert!(out.lines().any(|l| l.starts_with(kind)), "{kind}: {out}");
     }
 }

@@ -473,7 +473,13 @@ fn inspect(dir: &std::path::Path, json: bool, out: &mut dyn Write) -> Result<i32
 }
 
 fn operations(out: &mut dyn Write) -> Result<i32, Failure> {
-    let reg = registry().map_err(|e| fail(EXIT_FAILURE, e))?;
+    // Every kind a scenario can run, the Bitcoin crate's included.
+    let reg = Registry::builder()
+        .with(&sonprop_report_down::PLUGIN)
+        .with(&sonprop_deregister_son::PLUGIN)
+        .with(&sonprop_bitcoin::PLUGIN)
+        .build()
+        .map_err(|e| fail(EXIT_FAILURE, e.to_string()))?;
     let width = reg.operations().map(|d| d.name.len()).max().unwrap_or(0);
     for d in reg.operations() {
         let tag =

@@ -69,7 +69,7 @@ const OPERATIONS: [OperationDescriptor; 12] = [
     OperationDescriptor {
         name: SETTLE,
         description:
-            "the SONs saw a sent sidechain transaction confirmed; its outputs are the wallet's",
+            "the SONs saw a sent sidechain transaction confirmed: its outputs join the wallet; pBTC is issued (deposit) or burnt (withdrawal)",
         proposal: Some(SON_PROPOSAL),
         example: || Box::new(SettleTx { tx: 0 }),
     },
