@@ -126,6 +126,15 @@ pub trait Trigger: Send + Sync {
         state: &State,
         node: &NodeIdentity,
     ) -> Result<TriggerOutput, PluginError>;
+
+    /// Whether the chain holds anything this trigger could act on now: when `false`, the
+    /// scheduler does not call [`Trigger::drafts`] this block (no call, no thread hand-off, no
+    /// outcome). It runs on the scheduler's own thread before every call, so it must read the
+    /// snapshot only, cheaply (an index range, a row), and never a node-local source. The
+    /// default, `true`, always calls.
+    fn wake(&self, _state: &State, _node: &NodeIdentity) -> bool {
+        true
+    }
 }
 
 /// Decides whether this node approves a live proposal of its kind.

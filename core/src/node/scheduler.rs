@@ -603,7 +603,7 @@ impl Scheduler {
                 Watch::ElectedSons => *on_duty.get_or_insert_with(|| self.is_son_on_duty(&state)),
                 Watch::EachElectedSon => self.is_elected_son(&state),
             };
-            if runs {
+            if runs && t.wake(&state, &self.node) {
                 due.push((i, *kind, Arc::clone(t)));
             }
         }
@@ -1287,6 +1287,51 @@ mod tests {
                 "the synchronous one ran without a task: {seen:?}"
             );
             assert!(seen.contains(&(true, true)), "the awaiting one was spawned: {seen:?}");
+        });
+    }
+
+    /// Counts its calls; wakes only when told.
+    struct Sleepy {
+        awake: Arc<AtomicBool>,
+        calls: Arc<std::sync::atomic::AtomicUsize>,
+    }
+    #[async_trait]
+    impl Trigger for Sleepy {
+        async fn drafts(&self, _: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Ok(TriggerOutput::default())
+        }
+        fn wake(&self, _: &State, _: &NodeIdentity) -> bool {
+            self.awake.load(Ordering::SeqCst)
+        }
+    }
+
+    static SLEEPY: std::sync::OnceLock<(Arc<AtomicBool>, Arc<std::sync::atomic::AtomicUsize>)> =
+        std::sync::OnceLock::new();
+
+    /// A trigger that says it has nothing to act on is not called, and has no outcome; once it
+    /// wakes, it is.
+    #[test]
+    fn a_trigger_that_does_not_wake_is_not_called() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("rt");
+        rt.block_on(async {
+            let (awake, calls) = SLEEPY.get_or_init(Default::default).clone();
+            let (d, parts) = with_trigger("t_sleepy", |_| {
+                let (awake, calls) = SLEEPY.get().cloned().expect("set");
+                Ok(Box::new(Sleepy { awake, calls }))
+            });
+            let mut net = TestNetwork::builder()
+                .witnesses(1)
+                .sons(6)
+                .build(registry(vec![(d, parts)]).into_arc());
+            net.start_schedulers(config());
+            let step = net.step().await;
+            assert_eq!(status_of(&step, "t_sleepy"), None, "not called, so no outcome");
+            assert_eq!(calls.load(Ordering::SeqCst), 0);
+            awake.store(true, Ordering::SeqCst);
+            let step = net.step().await;
+            assert_eq!(status_of(&step, "t_sleepy"), Some(PluginStatus::Drafts(0)));
+            assert_eq!(calls.load(Ordering::SeqCst), 1);
         });
     }
 

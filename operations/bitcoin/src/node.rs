@@ -119,6 +119,9 @@ impl Trigger for Inert {
     async fn drafts(&self, _: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
         Ok(TriggerOutput::default())
     }
+    fn wake(&self, _: &State, _: &NodeIdentity) -> bool {
+        false
+    }
 }
 
 #[async_trait]
@@ -231,6 +234,10 @@ pub struct SignTrigger(pub BitcoinNode);
 
 #[async_trait]
 impl Trigger for SignTrigger {
+    fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
+        pending(state).next().is_some()
+    }
+
     async fn drafts(
         &self,
         state: &State,
@@ -359,6 +366,10 @@ pub struct BroadcastTrigger(pub BitcoinNode);
 
 #[async_trait]
 impl Trigger for BroadcastTrigger {
+    fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
+        with_status(state, &TxStatus::Complete).next().is_some()
+    }
+
     async fn drafts(
         &self,
         state: &State,
@@ -405,6 +416,10 @@ pub struct SettleTrigger(pub BitcoinNode);
 
 #[async_trait]
 impl Trigger for SettleTrigger {
+    fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
+        with_status(state, &TxStatus::Sent { txid: String::new() }).next().is_some()
+    }
+
     async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
         let mut out = TriggerOutput::default();
         for t in with_status(state, &TxStatus::Sent { txid: String::new() }) {
@@ -460,6 +475,10 @@ impl DepositReportTrigger {
 
 #[async_trait]
 impl Trigger for DepositReportTrigger {
+    fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
+        state.rows::<DepositKeys>().next().is_some() && current_wallet(state).is_some()
+    }
+
     async fn drafts(
         &self,
         state: &State,
@@ -537,6 +556,10 @@ pub struct DepositTrigger(pub BitcoinNode);
 
 #[async_trait]
 impl Trigger for DepositTrigger {
+    fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
+        confirmed_deposits(state).next().is_some()
+    }
+
     async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
         let mut out = TriggerOutput::default();
         let deposits: Vec<String> = confirmed_deposits(state).map(|d| d.outpoint.clone()).collect();
@@ -621,6 +644,11 @@ impl Validator for DepositValidator {
 /// Proposes the payment of each pending withdrawal the wallet can pay, at this node's rate.
 pub struct WithdrawTrigger(pub BitcoinNode);
 
+fn any_pending_withdrawal(state: &State) -> bool {
+    let p = WithdrawalStatus::Pending.code();
+    state.rows_by_range(&crate::state::WITHDRAWALS_BY_STATUS, &(p, 0), &(p + 1, 0)).next().is_some()
+}
+
 fn pending_withdrawals(state: &State) -> Vec<u64> {
     let p = WithdrawalStatus::Pending.code();
     state
@@ -631,6 +659,10 @@ fn pending_withdrawals(state: &State) -> Vec<u64> {
 
 #[async_trait]
 impl Trigger for WithdrawTrigger {
+    fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
+        any_pending_withdrawal(state)
+    }
+
     async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
         let mut out = TriggerOutput::default();
         let pending = pending_withdrawals(state);
@@ -672,6 +704,10 @@ pub struct RefundTrigger(pub BitcoinNode);
 
 #[async_trait]
 impl Trigger for RefundTrigger {
+    fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
+        any_pending_withdrawal(state)
+    }
+
     async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
         let mut out = TriggerOutput::default();
         for id in pending_withdrawals(state) {
