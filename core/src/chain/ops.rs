@@ -387,8 +387,9 @@ fn positive(amount: u64) -> Result<(), OperationError> {
     Ok(())
 }
 
-/// `account` holds at least `amount` of a known `asset`.
-fn spendable(
+/// `account` holds at least `amount` of a known `asset` (the check of every operation that spends
+/// a balance: transfers, reserves, an operation crate's own).
+pub fn spendable(
     state: &State,
     account: AccountId,
     asset: AssetId,

@@ -363,7 +363,7 @@ impl Bridge {
                     Some(DepositStatus::Credited { credited, .. }) => {
                         ("credited".to_owned(), Some(*credited))
                     }
-                    Some(s) => (format!("{:?}", s).to_lowercase(), None),
+                    Some(s) => (s.to_string(), None),
                 };
                 let user = name(self.users[d.user as usize].account);
                 checked += 1;
@@ -383,8 +383,7 @@ impl Bridge {
             .map(|(_, w)| {
                 let (status, sent_sat) = match &w.status {
                     WithdrawalStatus::Paid { sent_sat, .. } => ("paid".to_owned(), Some(*sent_sat)),
-                    WithdrawalStatus::Refunded { reason } => (format!("refunded: {reason}"), None),
-                    s => (format!("{:?}", s).to_lowercase(), None),
+                    s => (s.to_string(), None),
                 };
                 let user = name(w.account);
                 checked += 1;

@@ -296,20 +296,21 @@ pub fn format_elapsed(secs: u64) -> String {
 /// explicitly (a node composes what it can serve: a kind whose parts need node services this
 /// simulator does not provide is not run here just because it is linked).
 pub fn registry() -> Result<Registry, String> {
-    Registry::builder()
-        .with(&sonprop_report_down::PLUGIN)
-        .with(&sonprop_deregister_son::PLUGIN)
-        .build()
-        .map_err(|e| e.to_string())
+    registry_with_bitcoin(false)
 }
 
 /// The registry a scenario runs: [`registry`], plus the Bitcoin crate when the scenario has a
 /// `[bitcoin]` table (its SON nodes then get their views of the simulated Bitcoin network).
 pub fn registry_for(scenario: &Scenario) -> Result<Registry, String> {
+    registry_with_bitcoin(scenario.bitcoin.is_some())
+}
+
+/// The SON-management crates, and the Bitcoin crate if `bitcoin`.
+fn registry_with_bitcoin(bitcoin: bool) -> Result<Registry, String> {
     let mut b = Registry::builder()
         .with(&sonprop_report_down::PLUGIN)
         .with(&sonprop_deregister_son::PLUGIN);
-    if scenario.bitcoin.is_some() {
+    if bitcoin {
         b = b.with(&sonprop_bitcoin::PLUGIN);
     }
     b.build().map_err(|e| e.to_string())
@@ -377,13 +378,7 @@ pub fn inspection(dir: &std::path::Path) -> Result<Inspection, String> {
     // A bridge scenario's store holds the Bitcoin crate's tables too: try without, then with.
     let load = |with_bitcoin: bool| -> Result<sonprop_core::Ledger, String> {
         let store = sonprop_core::RedbStore::open(&path).map_err(|e| e.to_string())?;
-        let mut b = Registry::builder()
-            .with(&sonprop_report_down::PLUGIN)
-            .with(&sonprop_deregister_son::PLUGIN);
-        if with_bitcoin {
-            b = b.with(&sonprop_bitcoin::PLUGIN);
-        }
-        let registry = b.build().map_err(|e| e.to_string())?.into_arc();
+        let registry = registry_with_bitcoin(with_bitcoin)?.into_arc();
         sonprop_core::Ledger::load(
             registry.chain(),
             Box::new(store),
@@ -474,12 +469,7 @@ fn inspect(dir: &std::path::Path, json: bool, out: &mut dyn Write) -> Result<i32
 
 fn operations(out: &mut dyn Write) -> Result<i32, Failure> {
     // Every kind a scenario can run, the Bitcoin crate's included.
-    let reg = Registry::builder()
-        .with(&sonprop_report_down::PLUGIN)
-        .with(&sonprop_deregister_son::PLUGIN)
-        .with(&sonprop_bitcoin::PLUGIN)
-        .build()
-        .map_err(|e| fail(EXIT_FAILURE, e.to_string()))?;
+    let reg = registry_with_bitcoin(true).map_err(|e| fail(EXIT_FAILURE, e))?;
     let width = reg.operations().map(|d| d.name.len()).max().unwrap_or(0);
     for d in reg.operations() {
         let tag =

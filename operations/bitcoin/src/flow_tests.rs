@@ -440,3 +440,28 @@ fn without_a_pbtc_asset_no_deposit_key_is_taken() {
     let r = e.operation_error().and_then(OperationError::rule_source::<BitcoinError>);
     assert!(matches!(r, Some(BitcoinError::NoAsset(a)) if *a == PBTC), "{e}");
 }
+
+/// A wallet holding only deposits (no SON reserve) does not move: the sweep's fee would leave
+/// pBTC unbacked, so the update is refused until the SONs fund their reserve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_sweep_waits_for_a_reserve_to_pay_its_fee() {
+    let mut run = unfunded(judged(), 1, |_| Fault::Honest).await;
+    let o = run.deposit(0, 20_000_000);
+    run.until(1800, |st| matches!(deposit_status(st, &o), Some(DepositStatus::Credited { .. })))
+        .await;
+    // SON 5 goes silent: deregistered, and the standby takes its seat at maintenance.
+    run.net.set_son_up(5, false);
+    run.until(3 * 3600, |st| st.is_elected(SonId(6))).await;
+    run.run_for(600).await;
+    let st = run.state();
+    assert_eq!(current_wallet(st).map(|w| w.id), Some(0), "the wallet did not move");
+    let update = crate::ops::expected_update(st, 4).expect("builds").expect("an update is due");
+    let e = crate::ops::check_update(st, &update).expect_err("no reserve");
+    assert!(matches!(e, BitcoinError::ReserveShort { reserve: 0, .. }), "{e}");
+    // The SONs fund their reserve: the wallet moves, and pBTC stays backed.
+    let w = current_wallet(st).expect("wallet").clone();
+    run.btc.pay(&ScriptBuf::new_p2wsh(&w.script().wscript_hash()), 50_000);
+    run.until(1800, |st| current_wallet(st).is_some_and(|w| w.id == 1)).await;
+    run.until(1800, |st| wallet_utxos(st, 0).is_empty() && !wallet_utxos(st, 1).is_empty()).await;
+    assert!(run.btc.rejected().is_empty(), "{:?}", run.btc.rejected());
+}

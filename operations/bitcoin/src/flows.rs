@@ -12,7 +12,7 @@ use sonprop_core::{
     AccountId, ApplyContext, ChainEvent, Operation, OperationError, SonId, State, Subject,
 };
 
-use crate::ops::{elected_owner, fee_in_bounds, BitcoinError};
+use crate::ops::{elected_owner, fee_in_bounds, rule, BitcoinError};
 use crate::script::{self};
 use crate::state::{
     books, current_wallet, deposit_script, unsettled, utxo_key, wallet_utxos, AssetParam, Books,
@@ -24,10 +24,6 @@ use crate::tx::{self, Spend};
 use crate::{
     DEPOSIT_KEY, DEPOSIT_PROCESS, DEPOSIT_REPORT, WITHDRAW, WITHDRAW_PROCESS, WITHDRAW_REFUND,
 };
-
-fn rule(kind: &'static str) -> impl Fn(BitcoinError) -> OperationError {
-    move |e| OperationError::rule(kind, e)
-}
 
 /// Satoshis as BTC with eight decimals, e.g. `0.50000000 BTC`.
 pub fn btc(sat: u64) -> String {
@@ -193,7 +189,7 @@ fn check_report(state: &State, op: &ReportDeposit) -> Result<Report, BitcoinErro
             if !matches!(d.status, DepositStatus::Reported) {
                 return Err(BitcoinError::DepositStatus {
                     deposit: o.to_string(),
-                    status: format!("{:?}", d.status).to_lowercase(),
+                    status: d.status.to_string(),
                     needed: "reported",
                 });
             }
@@ -404,7 +400,7 @@ pub fn expected_deposit_sweep(
     if d.status != DepositStatus::Confirmed {
         return Err(BitcoinError::DepositStatus {
             deposit: deposit.to_owned(),
-            status: format!("{:?}", d.status).to_lowercase(),
+            status: d.status.to_string(),
             needed: "confirmed",
         });
     }
@@ -498,8 +494,8 @@ impl Operation for ProcessDeposit {
         check_process_deposit(state, self).map_err(rule(DEPOSIT_PROCESS))
     }
     fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+        // The ledger ran `check` (which rebuilt the sweep) right before this.
         let fail = rule(DEPOSIT_PROCESS);
-        check_process_deposit(ctx, self).map_err(&fail)?;
         let o = parse_outpoint(&self.deposit).map_err(&fail)?;
         let mut d = ctx
             .row::<Deposits>(&utxo_key(&o))
@@ -617,16 +613,7 @@ impl Operation for Withdraw {
     fn check(&self, state: &State) -> Result<(), OperationError> {
         check_withdraw(state, self).map_err(rule(WITHDRAW))?;
         let asset = state.param::<AssetParam>();
-        let balance = state.balance(self.account, asset);
-        if balance < self.amount_sat {
-            return Err(OperationError::InsufficientBalance {
-                account: self.account,
-                asset,
-                balance,
-                amount: self.amount_sat,
-            });
-        }
-        Ok(())
+        sonprop_core::chain::ops::spendable(state, self.account, asset, self.amount_sat)
     }
     fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
         let address = check_withdraw(ctx, self).map_err(rule(WITHDRAW))?;
@@ -667,10 +654,7 @@ pub struct ProcessWithdrawal {
 fn pending_withdrawal(state: &State, id: u64) -> Result<&Withdrawal, BitcoinError> {
     let w = state.row::<Withdrawals>(&id).ok_or(BitcoinError::UnknownWithdrawal(id))?;
     if w.status != WithdrawalStatus::Pending {
-        return Err(BitcoinError::WithdrawalNotPending {
-            id,
-            status: format!("{:?}", w.status).to_lowercase(),
-        });
+        return Err(BitcoinError::WithdrawalNotPending { id, status: w.status.to_string() });
     }
     Ok(w)
 }
@@ -755,8 +739,8 @@ impl Operation for ProcessWithdrawal {
         check_process_withdrawal(state, self).map_err(rule(WITHDRAW_PROCESS))
     }
     fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+        // The ledger ran `check` (which rebuilt the payment) right before this.
         let fail = rule(WITHDRAW_PROCESS);
-        check_process_withdrawal(ctx, self).map_err(&fail)?;
         let wallet = settled_wallet(ctx).map_err(&fail)?.clone();
         let unsigned = tx::from_hex(&self.unsigned_tx)
             .ok_or_else(|| fail(BitcoinError::Hex(self.unsigned_tx.clone())))?;

@@ -644,34 +644,29 @@ impl Validator for DepositValidator {
 /// Proposes the payment of each pending withdrawal the wallet can pay, at this node's rate.
 pub struct WithdrawTrigger(pub BitcoinNode);
 
-fn any_pending_withdrawal(state: &State) -> bool {
-    let p = WithdrawalStatus::Pending.code();
-    state.rows_by_range(&crate::state::WITHDRAWALS_BY_STATUS, &(p, 0), &(p + 1, 0)).next().is_some()
-}
-
-fn pending_withdrawals(state: &State) -> Vec<u64> {
+/// The pending withdrawals' numbers, in order.
+fn pending_withdrawals(state: &State) -> impl Iterator<Item = u64> + '_ {
     let p = WithdrawalStatus::Pending.code();
     state
         .rows_by_range(&crate::state::WITHDRAWALS_BY_STATUS, &(p, 0), &(p + 1, 0))
         .map(|(id, _)| id)
-        .collect()
 }
 
 #[async_trait]
 impl Trigger for WithdrawTrigger {
     fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
-        any_pending_withdrawal(state)
+        pending_withdrawals(state).next().is_some()
     }
 
     async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
         let mut out = TriggerOutput::default();
-        let pending = pending_withdrawals(state);
-        if pending.is_empty() {
+        let mut pending = pending_withdrawals(state).peekable();
+        if pending.peek().is_none() {
             return Ok(out);
         }
         let rate = estimate(&self.0)?;
         // One at a time: each payment takes outputs the next one's selection must not see.
-        if let Some(op) = pending.iter().find_map(|id| expected_withdrawal(state, *id, rate).ok()) {
+        if let Some(op) = pending.find_map(|id| expected_withdrawal(state, id, rate).ok()) {
             out.drafts.push(ProposalDraft::new(op));
         }
         Ok(out)
@@ -705,7 +700,7 @@ pub struct RefundTrigger(pub BitcoinNode);
 #[async_trait]
 impl Trigger for RefundTrigger {
     fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
-        any_pending_withdrawal(state)
+        pending_withdrawals(state).next().is_some()
     }
 
     async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {

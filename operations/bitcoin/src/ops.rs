@@ -232,7 +232,8 @@ pub enum BitcoinError {
     Inconsistent(String),
 }
 
-fn rule<E: std::error::Error + Send + Sync + 'static>(
+/// Turns a rule's error into the operation error of `kind`.
+pub(crate) fn rule<E: std::error::Error + Send + Sync + 'static>(
     kind: &'static str,
 ) -> impl Fn(E) -> OperationError {
     move |e| OperationError::rule(kind, e)

@@ -507,6 +507,19 @@ pub enum DepositStatus {
     },
 }
 
+impl fmt::Display for DepositStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DepositStatus::Reported => f.write_str("reported"),
+            DepositStatus::Confirmed => f.write_str("confirmed"),
+            DepositStatus::Sweeping { tx } => write!(f, "sweeping (sidechain tx {tx})"),
+            DepositStatus::Credited { tx, credited } => {
+                write!(f, "credited {credited} pBTC (sidechain tx {tx})")
+            }
+        }
+    }
+}
+
 impl DepositStatus {
     /// A small code for the status index.
     pub fn code(&self) -> u8 {
@@ -597,6 +610,19 @@ pub enum WithdrawalStatus {
         /// Why.
         reason: String,
     },
+}
+
+impl fmt::Display for WithdrawalStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WithdrawalStatus::Pending => f.write_str("pending"),
+            WithdrawalStatus::Paying { tx } => write!(f, "paying (sidechain tx {tx})"),
+            WithdrawalStatus::Paid { tx, sent_sat } => {
+                write!(f, "paid {sent_sat} sat (sidechain tx {tx})")
+            }
+            WithdrawalStatus::Refunded { reason } => write!(f, "refunded: {reason}"),
+        }
+    }
 }
 
 impl WithdrawalStatus {
