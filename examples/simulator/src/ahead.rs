@@ -1,12 +1,14 @@
-//! Heartbeats signed and verified ahead, on a second core.
+//! Heartbeats signed and verified ahead, on the other cores.
 //!
 //! A simulated SON's heartbeat is a pure function of its keys, its SON id and the slot (signing
-//! is deterministic, RFC 6979), so a worker thread can sign the heartbeats of coming slots and
-//! verify them while the simulation's thread produces blocks. When a node's heartbeat is due,
-//! the simulation takes the prepared transaction, byte for byte what it would have signed itself,
-//! with its proof of verification for the ledger, which then does not verify it again. If the
-//! worker has fallen behind, the simulation signs inline and the worker skips ahead: results
-//! never depend on the worker's timing, only the speed does.
+//! is deterministic, RFC 6979), so worker threads can sign the heartbeats of coming slots and
+//! verify them while the simulation's thread produces blocks. Workers claim slots one at a time
+//! from a shared counter, so no slot is prepared twice and the work spreads over every core.
+//! When a node's heartbeat is due, the simulation takes the prepared transaction, byte for byte
+//! what it would have signed itself, with its proof of verification for the ledger, which then
+//! does not verify it again; if the slot is being prepared, it waits for it. Only when no worker
+//! is left does the simulation sign itself: results never depend on the workers' timing, only
+//! the speed does.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,18 +19,16 @@ use sonprop_core::chain::ops::SonHeartbeat;
 use sonprop_core::chain::verify::{verify_detached, Verified};
 use sonprop_core::{Digest, NodeIdentity, SignedTransaction, Timestamp, Transaction};
 
-/// How many heartbeats the worker may hold ready (a few hundred blocks of the default network).
-const READY: usize = 64;
+/// How many slots the workers may hold ready (about 64 heartbeats of the default network).
+const READY: usize = 256;
 
-/// One prepared heartbeat.
-struct Prepared {
+/// The heartbeats of one slot, as one worker prepared them (possibly none).
+struct Batch {
     slot: u64,
-    node: usize,
-    tx: SignedTransaction,
-    proof: Option<Verified>,
+    beats: Vec<(usize, SignedTransaction, Option<Verified>)>,
 }
 
-/// What the worker needs to sign a heartbeat.
+/// What a worker needs to sign a heartbeat.
 #[derive(Clone)]
 pub struct Beater {
     /// Index of the node in the simulation.
@@ -39,12 +39,15 @@ pub struct Beater {
     pub identity: NodeIdentity,
 }
 
-/// The worker's handle, held by the simulation.
+/// The workers' handle, held by the simulation.
 pub struct Ahead {
-    ready: Receiver<Prepared>,
-    buffer: BTreeMap<(u64, usize), (SignedTransaction, Option<Verified>)>,
-    /// The slot the simulation is at: the worker never prepares slots before it.
-    now: Arc<AtomicU64>,
+    ready: Receiver<Batch>,
+    /// Slots received and not yet taken.
+    buffer: BTreeMap<u64, Vec<(usize, SignedTransaction, Option<Verified>)>>,
+    /// The next slot a worker will claim.
+    next: Arc<AtomicU64>,
+    /// The latest slot asked for: earlier slots are never waited for.
+    asked: u64,
 }
 
 impl std::fmt::Debug for Ahead {
@@ -64,65 +67,85 @@ pub fn heartbeat_tx(
     Some(Transaction::single(at.plus(lifetime), op).sign(chain_id, &[&id.keys]))
 }
 
+/// Where heartbeats fall: the chain's clock and the beaters' schedule.
+#[derive(Clone, Copy)]
+pub struct Schedule {
+    /// The chain's genesis time.
+    pub genesis: Timestamp,
+    /// Seconds per slot.
+    pub interval: u64,
+    /// Slots between one SON's heartbeats.
+    pub period: u64,
+    /// Seconds a heartbeat transaction stays valid.
+    pub lifetime: u64,
+}
+
 impl Ahead {
-    /// Starts the worker from slot `from`; `None` if the thread cannot start (the simulation
+    /// Starts `workers` threads from slot `from`; `None` if none can start (the simulation
     /// then signs everything itself).
     pub fn start(
         chain_id: Digest,
-        genesis: Timestamp,
-        interval: u64,
-        period: u64,
-        lifetime: u64,
+        schedule: Schedule,
         beaters: Vec<Beater>,
         from: u64,
+        workers: usize,
     ) -> Option<Ahead> {
-        let (tx, ready) = sync_channel::<Prepared>(READY);
-        let now = Arc::new(AtomicU64::new(from));
-        let seen = Arc::clone(&now);
-        std::thread::Builder::new()
-            .name("heartbeats-ahead".into())
-            .spawn(move || {
-                let mut slot = from;
-                loop {
-                    // Behind the simulation: skip to where it is.
-                    slot = slot.max(seen.load(Ordering::Acquire) + 1);
-                    for b in &beaters {
-                        if !(slot + b.stagger).is_multiple_of(period.max(1)) {
-                            continue;
-                        }
-                        let at = genesis.plus(slot * interval);
-                        let Some(signed) = heartbeat_tx(&chain_id, &b.identity, at, lifetime)
-                        else {
-                            continue;
-                        };
-                        let proof = verify_detached(&chain_id, &signed);
-                        let item = Prepared { slot, node: b.node, tx: signed, proof };
-                        // Waits while READY heartbeats are unclaimed; ends with the simulation.
-                        if tx.send(item).is_err() {
-                            return;
-                        }
+        let (tx, ready) = sync_channel::<Batch>(READY);
+        let next = Arc::new(AtomicU64::new(from));
+        let beaters = Arc::new(beaters);
+        let mut started = 0;
+        for i in 0..workers.max(1) {
+            let (tx, next, beaters) = (tx.clone(), Arc::clone(&next), Arc::clone(&beaters));
+            let spawned =
+                std::thread::Builder::new().name(format!("heartbeats-{i}")).spawn(move || loop {
+                    let slot = next.fetch_add(1, Ordering::AcqRel);
+                    let at = schedule.genesis.plus(slot * schedule.interval);
+                    let beats = beaters
+                        .iter()
+                        .filter(|b| (slot + b.stagger).is_multiple_of(schedule.period.max(1)))
+                        .filter_map(|b| {
+                            let signed =
+                                heartbeat_tx(&chain_id, &b.identity, at, schedule.lifetime)?;
+                            let proof = verify_detached(&chain_id, &signed);
+                            Some((b.node, signed, proof))
+                        })
+                        .collect();
+                    // Waits while READY slots are unclaimed; ends with the simulation.
+                    if tx.send(Batch { slot, beats }).is_err() {
+                        return;
                     }
-                    slot += 1;
-                }
-            })
-            .ok()?;
-        Some(Ahead { ready, buffer: BTreeMap::new(), now })
+                });
+            started += usize::from(spawned.is_ok());
+        }
+        (started > 0).then(|| Ahead { ready, buffer: BTreeMap::new(), next, asked: from })
     }
 
-    /// The prepared heartbeat of `node` at `slot`, with its proof, if the worker has it.
+    /// The prepared heartbeat of `node` at `slot`, with its proof. Waits while a worker is
+    /// preparing that slot; `None` for a slot already passed, or when no worker is left.
     pub fn take(
         &mut self,
         slot: u64,
         node: usize,
     ) -> Option<(SignedTransaction, Option<Verified>)> {
-        self.now.store(slot, Ordering::Release);
-        while let Ok(p) = self.ready.try_recv() {
-            if p.slot >= slot {
-                self.buffer.insert((p.slot, p.node), (p.tx, p.proof));
+        if slot < self.asked {
+            return None;
+        }
+        if slot > self.asked {
+            self.asked = slot;
+            // Anything before this slot is stale; workers left behind skip to it.
+            self.buffer = self.buffer.split_off(&slot);
+            self.next.fetch_max(slot, Ordering::AcqRel);
+        }
+        while !self.buffer.contains_key(&slot) {
+            // Every slot from here on is claimed by a worker that will send it.
+            let batch = self.ready.recv().ok()?;
+            if batch.slot >= slot {
+                self.buffer.insert(batch.slot, batch.beats);
             }
         }
-        // Anything before this slot is stale.
-        self.buffer = self.buffer.split_off(&(slot, 0));
-        self.buffer.remove(&(slot, node))
+        let beats = self.buffer.get_mut(&slot)?;
+        let i = beats.iter().position(|(n, _, _)| *n == node)?;
+        let (_, tx, proof) = beats.swap_remove(i);
+        Some((tx, proof))
     }
 }

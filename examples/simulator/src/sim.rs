@@ -237,7 +237,7 @@ pub struct Simulation {
     /// due at the block before is marked on the timeline as newly due.
     due: BTreeMap<String, u64>,
     heartbeat_period: u64,
-    /// Heartbeats signed and verified ahead on another core (none with replicas, whose nodes
+    /// Heartbeats signed and verified ahead on the other cores (none with replicas, whose nodes
     /// each verify for themselves).
     ahead: Option<crate::ahead::Ahead>,
     /// With a data directory: commit every this many blocks.
@@ -402,15 +402,15 @@ impl Simulation {
         if !options.verify_replicas {
             let st = sim.chain.state();
             let from = st.slot_at(st.next_slot_time()).unwrap_or(0);
-            sim.ahead = crate::ahead::Ahead::start(
-                st.chain_id(),
-                scenario.genesis_time,
-                p.block_interval,
-                heartbeat_period,
-                HEARTBEAT_TX_LIFETIME,
-                beaters,
-                from,
-            );
+            let schedule = crate::ahead::Schedule {
+                genesis: scenario.genesis_time,
+                interval: p.block_interval,
+                period: heartbeat_period,
+                lifetime: HEARTBEAT_TX_LIFETIME,
+            };
+            // One worker per core: the simulation's own thread mostly waits on them.
+            let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+            sim.ahead = crate::ahead::Ahead::start(st.chain_id(), schedule, beaters, from, workers);
         }
         if let Some(dir) = &options.data_dir {
             sim.resume(dir)?;
