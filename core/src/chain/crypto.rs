@@ -80,8 +80,13 @@ impl fmt::Display for Digest {
 }
 
 impl Serialize for Digest {
+    /// Lower-case hex in JSON; the 32 bytes in the binary encoding the state hash covers.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_hex())
+        } else {
+            s.serialize_bytes(&self.0)
+        }
     }
 }
 

@@ -57,8 +57,14 @@ macro_rules! object_id {
         }
 
         impl Serialize for $name {
+            /// The dotted form in JSON; the instance number in the binary encoding the state
+            /// hash covers (the type already says which space).
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
+                if s.is_human_readable() {
+                    s.collect_str(self)
+                } else {
+                    s.serialize_u64(self.0)
+                }
             }
         }
 

@@ -8,6 +8,7 @@
 //! `ops`, `registration` (the core operations), `tx` → `ledger`, `persist`.
 
 pub mod apply;
+pub mod canon;
 pub mod crypto;
 pub mod error;
 pub mod event;

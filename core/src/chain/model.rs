@@ -40,7 +40,7 @@ pub struct Globals {
     pub params: ChainParameters,
     /// Operation crates' parameters, by name, as JSON (validated against their declarations
     /// when the ledger is created).
-    #[serde(default)]
+    #[serde(default, serialize_with = "crate::chain::canon::json_values")]
     pub plugin_params: BTreeMap<String, serde_json::Value>,
     /// Height of the head block (0 = genesis).
     pub head_height: u64,

@@ -10,11 +10,15 @@
 //! chain id, globals, and the state hash as of the last durable commit), and `local` (node-local
 //! values, opaque to the ledger).
 //!
-//! Format 3 differs from format 2 only in the undo records: format 2 kept the whole globals as
-//! they were before each block; format 3 keeps the fields the block changed. Both are read (each
-//! record says which it holds); a format-2 store opened by this build is format 3 from its next
-//! commit, its older records read as they were written. Format 1 (before operation crates had
-//! typed tables) is refused as an unknown format: replay the chain into a new store.
+//! Format 4 differs from format 3 only in the state hash it records: the digest of the state's
+//! canonical binary encoding ([`State::hash`]), where format 3 recorded the digest of its JSON
+//! encoding. Format 3 differs from format 2 only in the undo records: format 2 kept the whole
+//! globals as they were before each block; format 3 keeps the fields the block changed. All
+//! three are read (each undo record says which globals it holds, and an older store's recorded
+//! hash is checked the way it was computed); an older store opened by this build is format 4
+//! from its next commit, its older records read as they were written. Format 1 (before
+//! operation crates had typed tables) is refused as an unknown format: replay the chain into a
+//! new store.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -41,10 +45,10 @@ use crate::chain::table::{Table, TableIndex};
 use crate::chain::time::Timestamp;
 
 /// The store format this build reads and writes.
-pub const STORE_FORMAT: u32 = 3;
+pub const STORE_FORMAT: u32 = 4;
 
-/// The older formats this build still reads.
-const READABLE_FORMATS: [u32; 2] = [2, 3];
+/// The formats this build reads.
+const READABLE_FORMATS: [u32; 3] = [2, 3, 4];
 
 const META: &str = "meta";
 const UNDO: &str = "undo";
@@ -627,7 +631,10 @@ fn decode(
         history.push_front(session);
     }
     if let Some(h) = d.meta::<StoredHash>("state_hash")? {
-        if h.height == head && h.hash != state.hash() {
+        // Formats 2 and 3 recorded the digest of the state's JSON encoding.
+        let format: u32 = d.meta("format")?.unwrap_or(STORE_FORMAT);
+        let hash = if format < 4 { state.legacy_json_hash() } else { state.hash() };
+        if h.height == head && h.hash != hash {
             return Err(
                 d.corrupt(format!("the state does not hash to what block {head} committed"))
             );

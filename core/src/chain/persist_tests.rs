@@ -381,7 +381,7 @@ fn unknown_formats_and_undecodable_or_inconsistent_contents_are_refused() {
     tamper(&store, "meta", b"format", b"1");
     assert!(matches!(
         open(&genesis, store, 1),
-        Err(LedgerError::Store(StoreError::UnknownFormat { found: 1, supported: 3, .. }))
+        Err(LedgerError::Store(StoreError::UnknownFormat { found: 1, supported: 4, .. }))
     ));
 
     let store = fresh();
@@ -550,8 +550,8 @@ fn the_globals_delta_keeps_only_what_changed_and_gives_the_globals_back() {
 }
 
 /// Format 3 stores each block's globals delta against the globals the block left; a format-2
-/// store (its undo records hold the whole globals before each block) opens, pops to the same
-/// states, and is format 3 from its next commit.
+/// store (its undo records hold the whole globals before each block, its state hash is the
+/// JSON one) opens, pops to the same states, and is format 4 from its next commit.
 #[test]
 fn a_format_2_store_is_read_and_its_blocks_still_pop() {
     let (genesis, blocks, hashes) = reference(12);
@@ -568,6 +568,8 @@ fn a_format_2_store_is_read_and_its_blocks_still_pop() {
         }
     }
     befores.push(ledger.state().globals().clone());
+    let legacy = StoredHash { height: 12, hash: ledger.state().legacy_json_hash() };
+    assert_ne!(legacy.hash, ledger.state_hash(), "two different encodings");
     drop(ledger);
     // Rewrite it as format 2 wrote it.
     let contents = store.read_all().expect("read");
@@ -586,6 +588,10 @@ fn a_format_2_store_is_read_and_its_blocks_still_pop() {
         let resealed = sealed_undo(height, serde_json::to_vec(&record).expect("json"));
         tamper(&store, UNDO, k, &resealed);
     }
+    tamper(&store, META, b"state_hash", &json(&legacy));
+    // A format-4 store must record the binary encoding's hash: the JSON one is refused.
+    let e = open(&genesis, store.clone(), 1).expect_err("the JSON hash in a format-4 store");
+    assert!(e.to_string().contains("does not hash to what block 12 committed"), "{e}");
     tamper(&store, META, b"format", b"2");
     let mut ledger = open(&genesis, store.clone(), 1).expect("format 2 opens");
     assert_eq!(ledger.state_hash(), hashes[11]);
@@ -595,5 +601,54 @@ fn a_format_2_store_is_read_and_its_blocks_still_pop() {
     }
     ledger.commit(vec![]).expect("commit");
     let format = &store.read_all().expect("read")[META][b"format".as_slice()];
-    assert_eq!(format.as_slice(), b"3");
+    assert_eq!(format.as_slice(), b"4");
+    drop(ledger);
+    let reopened = open(&genesis, store, 1).expect("format 4 reopens");
+    assert_eq!(reopened.state_hash(), hashes[5]);
+}
+
+/// The reference chain of 30 blocks, built once for the property below.
+fn shared_reference() -> &'static (Genesis, Vec<Block>, Vec<crate::Digest>) {
+    static REFERENCE: std::sync::OnceLock<(Genesis, Vec<Block>, Vec<crate::Digest>)> =
+        std::sync::OnceLock::new();
+    REFERENCE.get_or_init(|| reference(30))
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Same state, same hash, however it was reached: applied block by block on a replica,
+    /// applied further and popped back, committed in any rhythm, or read back from the store,
+    /// with the ledger's table-digest cache warm or the hash computed from scratch, it equals
+    /// the hash the producing node had at that height.
+    #[test]
+    fn the_state_hash_depends_on_the_state_not_on_how_it_was_reached(
+        n in 1usize..=30,
+        pop in 0usize..8,
+        every in 1usize..6,
+    ) {
+        let (genesis, blocks, hashes) = shared_reference();
+        let pop = pop.min(n);
+        let store = MemoryStore::new();
+        let mut ledger = open(genesis, store.clone(), 1).expect("new store");
+        let at_genesis = ledger.state_hash();
+        for (i, b) in blocks[..n].iter().enumerate() {
+            ledger.apply_block(b).expect("apply");
+            // Hash along the way, so the cache holds digests of states later undone.
+            let _ = ledger.state_hash();
+            if (i + 1) % every == 0 {
+                ledger.commit(vec![]).expect("commit");
+            }
+        }
+        for _ in 0..pop {
+            ledger.pop_block().expect("pop");
+        }
+        let want = if n == pop { at_genesis } else { hashes[n - pop - 1] };
+        proptest::prop_assert_eq!(ledger.state_hash(), want, "cached");
+        proptest::prop_assert_eq!(ledger.state().hash(), want, "from scratch");
+        ledger.commit(vec![]).expect("commit");
+        drop(ledger);
+        let reopened = open(genesis, store, 1).expect("reopen");
+        proptest::prop_assert_eq!(reopened.state_hash(), want, "read back from the store");
+    }
 }

@@ -181,8 +181,10 @@ impl<T: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'stati
 pub trait StoredRow: Any + Send + Sync + fmt::Debug {
     /// For downcasting.
     fn as_any(&self) -> &dyn Any;
-    /// The canonical JSON encoding (what the store keeps and the state hash covers).
+    /// The JSON encoding (what the store keeps).
     fn to_json(&self) -> Vec<u8>;
+    /// Appends the canonical binary encoding (what the state hash covers).
+    fn canon(&self, out: &mut Vec<u8>) -> Result<(), crate::chain::canon::CanonError>;
 }
 
 impl<T: Row> StoredRow for T {
@@ -192,6 +194,9 @@ impl<T: Row> StoredRow for T {
     fn to_json(&self) -> Vec<u8> {
         // A `Row` is plain data (derived `Serialize`, ordered maps): encoding cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
+    }
+    fn canon(&self, out: &mut Vec<u8>) -> Result<(), crate::chain::canon::CanonError> {
+        crate::chain::canon::encode_into(self, out)
     }
 }
 

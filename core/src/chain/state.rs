@@ -603,40 +603,39 @@ impl State {
     }
 
     /// A deterministic digest of the whole state: globals, every core table and every operation
-    /// crate's table, in key order, in a canonical JSON encoding. Indexes are derived and not
-    /// hashed; neither is the registry.
+    /// crate's table, in the canonical binary encoding ([`crate::chain::canon`]). Each table is
+    /// digested on its own (SHA-256 of its rows in key order), and the state digest is SHA-256
+    /// over a version tag, the globals' encoding, and each table's name and digest. Indexes are
+    /// derived and not hashed; neither is the registry.
     pub fn hash(&self) -> Digest {
         self.hash_with(&mut HashCache::default())
     }
 
-    /// [`State::hash`], reusing from `cache` the encodings of tables unchanged since it last
-    /// saw them (by [`Table::generation`]): the same digest, without re-encoding the tables a
-    /// block did not touch.
+    /// [`State::hash`], reusing from `cache` the digests of tables unchanged since it last saw
+    /// them (by [`Table::generation`]): the same digest, with only the tables a block wrote
+    /// encoded and hashed again.
     pub fn hash_with(&self, cache: &mut HashCache) -> Digest {
-        use std::io::Write;
-        let mut w = DigestWriter::new();
-        let mut part =
-            |name: &str, f: &mut dyn FnMut(&mut DigestWriter) -> serde_json::Result<()>| {
-                let _ = write!(w, "\n{name}:");
-                f(&mut w).expect("state serialises");
-            };
-        // Each table's encoding, refreshed in the cache when its generation moved.
-        fn refresh<T: serde::Serialize + ?Sized>(
-            cache: &mut HashCache,
-            name: &'static str,
-            generation: u64,
-            value: impl FnOnce() -> Box<T>,
-        ) {
-            if cache.parts.get(name).is_some_and(|(g, _)| *g == generation) {
-                return;
+        use crate::chain::canon;
+        let HashCache { core, plugin, scratch } = cache;
+        // One table's digest, from the cache while its generation has not moved.
+        let mut digest = |cached: Option<&(u64, Digest)>,
+                          generation: u64,
+                          encode: &mut dyn FnMut(&mut Vec<u8>) -> Result<(), canon::CanonError>|
+         -> (u64, Digest) {
+            if let Some(hit) = cached.filter(|(g, _)| *g == generation) {
+                return *hit;
             }
-            let bytes = serde_json::to_vec(&*value()).expect("state serialises");
-            cache.parts.insert(name, (generation, bytes));
-        }
+            scratch.clear();
+            encode(scratch).expect("state encodes");
+            (generation, Digest::of(scratch))
+        };
         macro_rules! table {
-            ($name:literal, $t:expr) => {
-                refresh(cache, $name, $t.generation(), || Box::new($t.rows()))
-            };
+            ($name:literal, $t:expr) => {{
+                let d = digest(core.get($name), $t.generation(), &mut |out| {
+                    canon::encode_into($t.rows(), out)
+                });
+                core.insert($name, d);
+            }};
         }
         table!("accounts", self.accounts);
         table!("witnesses", self.witnesses);
@@ -646,26 +645,73 @@ impl State {
         table!("vesting", self.vesting);
         table!("transactions", self.transactions);
         table!("assets", self.assets);
-        refresh(cache, "balances", self.balances.generation(), || {
-            Box::new(balance_rows(&self.balances))
-        });
-        part("globals", &mut |w| serde_json::to_writer(w, &*self.globals));
-        for name in TABLE_ORDER {
-            let bytes = &cache.parts[name].1;
-            part(name, &mut |w| {
-                let _ = w.write_all(bytes);
-                Ok(())
-            });
-        }
-        for (name, table) in &self.plugin {
-            part(&format!("plugin.{name}"), &mut |w| {
-                for (k, row) in table.iter() {
-                    let _ = write!(w, "{}=", crate::chain::crypto::hex(k));
-                    let _ = w.write_all(&row.to_json());
-                    let _ = w.write_all(b";");
+        table!("balances", self.balances);
+        for (name, t) in &self.plugin {
+            let d = digest(plugin.get(name), t.generation(), &mut |out| {
+                canon::put_len(out, t.len() as u64);
+                for (k, row) in t.iter() {
+                    canon::put_len(out, k.len() as u64);
+                    out.extend_from_slice(k);
+                    row.canon(out)?;
                 }
                 Ok(())
             });
+            plugin.insert(name, d);
+        }
+        // Tables no longer in the state leave the cache.
+        plugin.retain(|name, _| self.plugin.contains_key(name));
+
+        let mut w = DigestWriter::new();
+        let mut section = |name: &str, body: &[u8]| {
+            let mut head = Vec::with_capacity(name.len() + 2);
+            canon::put_len(&mut head, name.len() as u64);
+            head.extend_from_slice(name.as_bytes());
+            canon::put_len(&mut head, body.len() as u64);
+            w.update(&head);
+            w.update(body);
+        };
+        section("sonprop-state", b"v2");
+        scratch.clear();
+        canon::encode_into(&*self.globals, scratch).expect("state encodes");
+        section("globals", scratch);
+        for name in TABLE_ORDER {
+            section(name, &core[name].1 .0);
+        }
+        for (name, (_, d)) in plugin.iter() {
+            section(&format!("plugin.{name}"), &d.0);
+        }
+        w.finish()
+    }
+}
+
+impl State {
+    /// The state digest as store formats 2 and 3 recorded it: SHA-256 over the globals and
+    /// every table in canonical JSON, one after the other. Only for checking such a store when
+    /// it is opened; [`State::hash`] replaced it.
+    pub(crate) fn legacy_json_hash(&self) -> Digest {
+        use std::io::Write;
+        fn j<T: serde::Serialize + ?Sized>(w: &mut DigestWriter, name: &str, v: &T) {
+            let _ = write!(w, "\n{name}:");
+            serde_json::to_writer(w, v).expect("state serialises");
+        }
+        let mut w = DigestWriter::new();
+        j(&mut w, "globals", &*self.globals);
+        j(&mut w, "accounts", self.accounts.rows());
+        j(&mut w, "witnesses", self.witnesses.rows());
+        j(&mut w, "sons", self.sons.rows());
+        j(&mut w, "proposals", self.proposals.rows());
+        j(&mut w, "son_proposals", self.son_proposals.rows());
+        j(&mut w, "vesting", self.vesting.rows());
+        j(&mut w, "transactions", self.transactions.rows());
+        j(&mut w, "assets", self.assets.rows());
+        j(&mut w, "balances", &balance_rows(&self.balances));
+        for (name, table) in &self.plugin {
+            let _ = write!(w, "\nplugin.{name}:");
+            for (k, row) in table.iter() {
+                let _ = write!(w, "{}=", crate::chain::crypto::hex(k));
+                let _ = w.write_all(&row.to_json());
+                let _ = w.write_all(b";");
+            }
         }
         w.finish()
     }
@@ -685,11 +731,14 @@ const TABLE_ORDER: [&str; 9] = [
     "balances",
 ];
 
-/// Encodings of state tables as of their generations, for [`State::hash_with`]. Node-local: it
+/// Digests of state tables as of their generations, for [`State::hash_with`]. Node-local: it
 /// only spares work; the digest is the same with or without it.
 #[derive(Debug, Default, Clone)]
 pub struct HashCache {
-    parts: BTreeMap<&'static str, (u64, Vec<u8>)>,
+    core: BTreeMap<&'static str, (u64, Digest)>,
+    plugin: BTreeMap<&'static str, (u64, Digest)>,
+    /// Reused for each encoding.
+    scratch: Vec<u8>,
 }
 
 /// The production order of one round: a Fisher–Yates shuffle driven by SHA-256 of
