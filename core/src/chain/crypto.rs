@@ -31,19 +31,24 @@ impl Digest {
     /// Canonical because every type hashed here serialises its fields in declaration order and
     /// its maps as ordered maps; no hash map reaches this encoder.
     pub fn of_json<T: Serialize + ?Sized>(domain: &[u8], value: &T) -> Digest {
-        Digest::of_json_counted(domain, value).0
-    }
-
-    /// [`Digest::of_json`], and the length of the JSON encoding (not counting `domain`): the
-    /// size of what was hashed, without encoding it a second time.
-    pub fn of_json_counted<T: Serialize + ?Sized>(domain: &[u8], value: &T) -> (Digest, u64) {
         let mut w = DigestWriter::new();
         w.update(domain);
-        let mut counted = ByteCount { inner: &mut w, count: 0 };
-        serde_json::to_writer(&mut counted, value)
-            .expect("serialising to a hash writer cannot fail");
-        let count = counted.count;
-        (w.finish(), count)
+        serde_json::to_writer(&mut w, value).expect("serialising to a hash writer cannot fail");
+        w.finish()
+    }
+
+    /// SHA-256 of `domain` followed by the canonical binary encoding of `value`
+    /// ([`crate::chain::canon`]), and the length of that encoding (not counting `domain`).
+    ///
+    /// Panics if `value`'s `Serialize` fails, which plain data never does; callers that hash
+    /// operation crates' values catch it and refuse the value with a typed error.
+    pub fn of_canon_counted<T: Serialize + ?Sized>(domain: &[u8], value: &T) -> (Digest, u64) {
+        let mut bytes = Vec::with_capacity(256);
+        crate::chain::canon::encode_into(value, &mut bytes).expect("a canonical encoding");
+        let mut w = DigestWriter::new();
+        w.update(domain);
+        w.update(&bytes);
+        (w.finish(), bytes.len() as u64)
     }
 
     /// Lower-case hex.
@@ -97,25 +102,6 @@ impl<'de> Deserialize<'de> for Digest {
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
             .map(Digest)
             .ok_or_else(|| serde::de::Error::custom("a digest is 64 lower-case hex characters"))
-    }
-}
-
-/// Counts the bytes written through it (to an inner writer, or to nothing).
-pub struct ByteCount<W> {
-    /// Where the bytes go.
-    pub inner: W,
-    /// How many went.
-    pub count: u64,
-}
-
-impl<W: io::Write> io::Write for ByteCount<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
 

@@ -1475,7 +1475,7 @@ fn the_size_counted_while_hashing_is_the_length_of_the_encoding() {
     for tx in [net.heartbeat(1), create_tx(&net, &w, many, 60), two_sigs] {
         let (digest, len) = tx.transaction.digest_and_len(&chain);
         assert_eq!(digest, tx.transaction.digest(&chain));
-        let encoded = serde_json::to_vec(&tx).expect("json").len() as u64;
+        let encoded = crate::chain::canon::to_vec(&tx).expect("encodes").len() as u64;
         assert_eq!(tx.encoded_len(len), encoded);
     }
 }
@@ -1483,25 +1483,25 @@ fn the_size_counted_while_hashing_is_the_length_of_the_encoding() {
 #[test]
 fn transactions_and_blocks_over_their_size_limits_are_refused_and_left_out() {
     let params = ChainParameters {
-        maximum_transaction_size: 1024,
-        maximum_block_size: 1024,
+        maximum_transaction_size: 512,
+        maximum_block_size: 512,
         ..ChainParameters::default()
     };
     let mut net = small_with(params);
     let beats: Vec<_> = (0..6).map(|i| net.heartbeat(i)).collect();
-    let one = serde_json::to_vec(&beats[0]).expect("json").len() as u64;
-    assert!(one < 1024 && 3 * one > 1024, "a heartbeat is {one} bytes");
+    let one = crate::chain::canon::to_vec(&beats[0]).expect("encodes").len() as u64;
+    assert!(one < 512 && 3 * one > 512, "a heartbeat is {one} bytes");
     // All six in one block: too large for a replica to accept.
     let before = net.ledger.state_hash();
     let e = apply_block_with(&mut net, beats.clone()).expect_err("too large");
-    assert!(matches!(e, LedgerError::BlockTooLarge { max: 1024, .. }), "{e}");
+    assert!(matches!(e, LedgerError::BlockTooLarge { max: 512, .. }), "{e}");
     assert_eq!(net.ledger.state_hash(), before);
     // A producer includes what fits and leaves out the rest, for later blocks.
     for tx in beats {
         net.submit(tx);
     }
     let (outcome, rejected) = net.produce_block();
-    assert_eq!(outcome.transactions as u64, 1024 / one);
+    assert_eq!(outcome.transactions as u64, 512 / one);
     assert!(rejected.iter().all(|r| matches!(r.error, LedgerError::BlockTooLarge { .. })));
     assert_eq!(outcome.transactions + rejected.len(), 6);
     // A transaction over the per-transaction limit never fits.
@@ -1513,9 +1513,9 @@ fn transactions_and_blocks_over_their_size_limits_are_refused_and_left_out() {
         })
         .collect();
     let big = create_tx(&net, &w, ops, 60);
-    assert!(serde_json::to_vec(&big).expect("json").len() > 1024);
+    assert!(crate::chain::canon::to_vec(&big).expect("encodes").len() > 512);
     let e = net.ledger.check_transaction(&big).expect_err("too large");
-    assert!(matches!(e, LedgerError::TransactionTooLarge { max: 1024, .. }), "{e}");
+    assert!(matches!(e, LedgerError::TransactionTooLarge { max: 512, .. }), "{e}");
 }
 
 // ----- as strict as Graphene -----

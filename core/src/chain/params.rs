@@ -55,9 +55,11 @@ pub struct ChainParameters {
     pub threshold_policy: ThresholdPolicy,
     /// Seconds between maintenance intervals, when standby SONs fill freed seats (1 day).
     pub maintenance_interval: u64,
-    /// The largest transaction, in bytes of its JSON encoding (64 KiB).
+    /// The largest transaction, in bytes of its canonical binary encoding
+    /// ([`crate::chain::canon`]; 64 KiB).
     pub maximum_transaction_size: u64,
-    /// The most a block's transactions may take together, in bytes of their JSON (2 MiB).
+    /// The most a block's transactions may take together, in bytes of their canonical binary
+    /// encoding (2 MiB).
     pub maximum_block_size: u64,
 }
 

@@ -26,14 +26,15 @@ impl Transaction {
         Transaction { expiration, operations: vec![Box::new(op)] }
     }
 
-    /// The digest signatures commit to: SHA-256 over the chain id and the canonical encoding.
+    /// The digest signatures commit to, which is also the transaction's id: SHA-256 over the
+    /// chain id and the transaction's canonical binary encoding ([`crate::chain::canon`]).
     pub fn digest(&self, chain_id: &Digest) -> Digest {
-        Digest::of_json(&chain_id.0, self)
+        self.digest_and_len(chain_id).0
     }
 
     /// [`Transaction::digest`], and the length of the encoding it hashed.
     pub fn digest_and_len(&self, chain_id: &Digest) -> (Digest, u64) {
-        Digest::of_json_counted(&chain_id.0, self)
+        Digest::of_canon_counted(&chain_id.0, self)
     }
 
     /// The accounts whose authority must sign, in id order.
@@ -60,16 +61,14 @@ pub struct SignedTransaction {
 }
 
 impl SignedTransaction {
-    /// The length of this transaction's JSON encoding, given the length of its inner
-    /// transaction's (as [`Transaction::digest_and_len`] measures it): only the signatures are
-    /// encoded again, into a counter.
+    /// The length of this transaction's canonical binary encoding, what the size limits count,
+    /// given the length of its inner transaction's (as [`Transaction::digest_and_len`] measures
+    /// it): only the signatures are encoded again.
     pub fn encoded_len(&self, transaction_len: u64) -> u64 {
-        use crate::chain::crypto::ByteCount;
-        let mut sigs = ByteCount { inner: std::io::sink(), count: 0 };
-        let _ = serde_json::to_writer(&mut sigs, &self.signatures);
-        // `{"transaction":` … `,"signatures":` … `}`
-        const ENVELOPE: u64 = 15 + 14 + 1;
-        ENVELOPE + transaction_len + sigs.count
+        let sigs = crate::chain::canon::to_vec(&self.signatures).map_or(0, |b| b.len() as u64);
+        // Two fields, each named: `transaction` (11 bytes) and `signatures` (10).
+        const ENVELOPE: u64 = 1 + (1 + 11) + (1 + 10);
+        ENVELOPE + transaction_len + sigs
     }
 
     /// Decodes a transaction from JSON: malformed JSON and unknown operation kinds are typed
