@@ -20,7 +20,7 @@
 //! operation crates had typed tables) is refused as an unknown format: replay the chain into a
 //! new store.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -171,12 +171,13 @@ impl GlobalsDelta {
 }
 
 /// A block's undo record as stored: each touched row's value before the block, and the globals
-/// before it, as the fields it changed (format 3) or whole (format 2).
-#[derive(Serialize, Deserialize)]
+/// before it, as the fields it changed (format 3) or whole (format 2). Written as
+/// [`UndoRecordOut`].
+#[derive(Deserialize)]
 struct UndoRecord {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     globals: Option<Globals>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     globals_changed: Option<GlobalsDelta>,
     accounts: Vec<(AccountId, Option<Account>)>,
     witnesses: Vec<(WitnessId, Option<Witness>)>,
@@ -191,32 +192,62 @@ struct UndoRecord {
     plugin: Vec<(String, String, Option<String>)>,
 }
 
-fn pairs<K: Clone, V: Clone>(m: &BTreeMap<K, Option<V>>) -> Vec<(K, Option<V>)> {
-    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+/// A block's undo record as written: the same JSON as [`UndoRecord`] with no globals, read
+/// from the session without copying its rows.
+#[derive(Serialize)]
+struct UndoRecordOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    globals_changed: Option<GlobalsDelta>,
+    #[serde(serialize_with = "as_pairs")]
+    accounts: &'a BTreeMap<AccountId, Option<Account>>,
+    #[serde(serialize_with = "as_pairs")]
+    witnesses: &'a BTreeMap<WitnessId, Option<Witness>>,
+    #[serde(serialize_with = "as_pairs")]
+    sons: &'a BTreeMap<SonId, Option<Son>>,
+    #[serde(serialize_with = "as_pairs")]
+    proposals: &'a BTreeMap<ProposalId, Option<Proposal>>,
+    #[serde(serialize_with = "as_pairs")]
+    son_proposals: &'a BTreeMap<SonProposalId, Option<SonProposalRecord>>,
+    #[serde(serialize_with = "as_pairs")]
+    vesting: &'a BTreeMap<VestingId, Option<VestingBalance>>,
+    #[serde(serialize_with = "as_pairs")]
+    transactions: &'a BTreeMap<Digest, Option<Timestamp>>,
+    #[serde(serialize_with = "as_pairs")]
+    assets: &'a BTreeMap<AssetId, Option<Asset>>,
+    #[serde(serialize_with = "as_pairs")]
+    balances: &'a BTreeMap<(AccountId, AssetId), Option<u64>>,
+    plugin: Vec<(&'static str, String, Option<String>)>,
+}
+
+/// A map as the list of its `[key, value]` pairs (what [`UndoRecord`] reads back).
+fn as_pairs<K: Serialize, V: Serialize, S: serde::Serializer>(
+    m: &&BTreeMap<K, V>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(m.iter())
 }
 
 impl UndoRecord {
     /// The record of session `s`, whose block left the globals `after`.
-    fn of(s: &Session, after: &Globals) -> UndoRecord {
-        UndoRecord {
-            globals: None,
+    fn of<'a>(s: &'a Session, after: &Globals) -> UndoRecordOut<'a> {
+        UndoRecordOut {
             globals_changed: s.globals.as_deref().map(|b| GlobalsDelta::between(b, after)),
-            accounts: pairs(&s.accounts),
-            witnesses: pairs(&s.witnesses),
-            sons: pairs(&s.sons),
-            proposals: pairs(&s.proposals),
-            son_proposals: pairs(&s.son_proposals),
-            vesting: pairs(&s.vesting),
-            transactions: pairs(&s.transactions),
-            assets: pairs(&s.assets),
-            balances: pairs(&s.balances),
+            accounts: &s.accounts,
+            witnesses: &s.witnesses,
+            sons: &s.sons,
+            proposals: &s.proposals,
+            son_proposals: &s.son_proposals,
+            vesting: &s.vesting,
+            transactions: &s.transactions,
+            assets: &s.assets,
+            balances: &s.balances,
             plugin: s
                 .plugin
                 .iter()
                 .map(|((t, k), row)| {
                     let text =
                         row.as_ref().map(|r| String::from_utf8_lossy(&r.to_json()).into_owned());
-                    ((*t).to_owned(), crate::chain::crypto::hex(k), text)
+                    (*t, crate::chain::crypto::hex(k), text)
                 })
                 .collect(),
         }
@@ -282,18 +313,27 @@ fn put_rows<'a, K, V, I>(
     }
 }
 
-/// Writes the current value of every row `s` touched.
-fn put_session_rows(state: &State, s: &Session, batch: &mut Batch) {
-    put_rows("accounts", &state.accounts, s.accounts.keys(), batch);
-    put_rows("witnesses", &state.witnesses, s.witnesses.keys(), batch);
-    put_rows("sons", &state.sons, s.sons.keys(), batch);
-    put_rows("proposals", &state.proposals, s.proposals.keys(), batch);
-    put_rows("son_proposals", &state.son_proposals, s.son_proposals.keys(), batch);
-    put_rows("vesting", &state.vesting, s.vesting.keys(), batch);
-    put_rows("transactions", &state.transactions, s.transactions.keys(), batch);
-    put_rows("assets", &state.assets, s.assets.keys(), batch);
-    put_rows("balances", &state.balances, s.balances.keys(), batch);
-    for (table, key) in s.plugin.keys() {
+/// Writes the current value of every row the sessions touched, once per row however many of
+/// them touched it.
+fn put_session_rows<'a>(
+    state: &State,
+    sessions: impl Iterator<Item = &'a Session> + Clone,
+    batch: &mut Batch,
+) {
+    fn touched<'a, K: Ord + 'a, V: 'a>(
+        maps: impl Iterator<Item = &'a BTreeMap<K, V>>,
+    ) -> BTreeSet<&'a K> {
+        maps.flat_map(|m| m.keys()).collect()
+    }
+    macro_rules! rows {
+        ($($name:ident),*) => {$(
+            let keys = touched(sessions.clone().map(|s| &s.$name));
+            put_rows(stringify!($name), &state.$name, keys.into_iter(), batch);
+        )*};
+    }
+    rows!(accounts, witnesses, sons, proposals, son_proposals, vesting, transactions, assets);
+    rows!(balances);
+    for (table, key) in touched(sessions.map(|s| &s.plugin)) {
         put_plugin_row(state, table, key, batch);
     }
 }
@@ -480,8 +520,8 @@ impl Ledger {
         let n = p.unwritten.min(self.history.len());
         // Newest first: each block's "after" globals are the next block's "before" ones.
         let mut after: &Globals = &self.state.globals;
+        put_session_rows(&self.state, self.history.iter().rev().take(n), &mut batch);
         for (i, session) in self.history.iter().rev().take(n).enumerate() {
-            put_session_rows(&self.state, session, &mut batch);
             let height = head - i as u64;
             let record = json(&UndoRecord::of(session, after));
             batch.put(UNDO, height.to_be_bytes().to_vec(), sealed_undo(height, record));
@@ -534,7 +574,7 @@ impl Ledger {
             return Ok(());
         }
         let mut batch = Batch { durable: true, ..Batch::default() };
-        put_session_rows(&self.state, popped, &mut batch);
+        put_session_rows(&self.state, std::iter::once(popped), &mut batch);
         let popped_height = self.state.head_height() + 1;
         batch.delete(UNDO, popped_height.to_be_bytes().to_vec());
         put_meta(&self.state, true, &mut batch);
