@@ -14,7 +14,7 @@ use crate::chain::objects::SonStatus;
 use crate::chain::store::Store;
 use crate::chain::time::Timestamp;
 use crate::chain::tx::{block_id, Block, SignedTransaction};
-use crate::chain::verify::{precheck, precheck_all, Prechecked};
+use crate::chain::verify::{precheck, with_prechecks, Prechecked};
 
 /// How many blocks `pop_block` can undo by default.
 pub const DEFAULT_UNDO_DEPTH: usize = 1000;
@@ -175,28 +175,33 @@ impl Ledger {
     pub fn apply_block(&mut self, block: &Block) -> Result<BlockOutcome, LedgerError> {
         self.check_header(block)?;
         self.refuse_if_window_full()?;
-        // Signatures are verified across cores first; the apply below stays sequential.
-        let pre = precheck_all(&self.state.chain_id(), &block.transactions, &self.verified);
+        // Signatures are verified across cores while the apply, sequential, takes them in order.
+        let chain_id = self.state.chain_id();
         let mut ctx = ApplyContext::new(&mut self.state);
         begin_block(&mut ctx, block.height, block.timestamp);
         let mut ids = Vec::with_capacity(block.transactions.len());
         let (mut size, max) = (0u64, ctx.params().maximum_block_size);
-        for (index, (tx, pre)) in block.transactions.iter().zip(pre).enumerate() {
-            match apply_transaction(&mut ctx, tx, pre) {
-                Ok((id, bytes)) => {
-                    ids.push(id);
-                    size = size.saturating_add(bytes);
-                    if size > max {
-                        ctx.rollback();
-                        return Err(LedgerError::BlockTooLarge { size, max });
+        let applied = with_prechecks(&chain_id, &block.transactions, &self.verified, |pre| {
+            for (index, tx) in block.transactions.iter().enumerate() {
+                match apply_transaction(&mut ctx, tx, pre.get(index)) {
+                    Ok((id, bytes)) => {
+                        ids.push(id);
+                        size = size.saturating_add(bytes);
+                        if size > max {
+                            return Err(LedgerError::BlockTooLarge { size, max });
+                        }
+                    }
+                    Err(e) => {
+                        let source = Box::new(e);
+                        return Err(LedgerError::InBlock { height: block.height, index, source });
                     }
                 }
-                Err(e) => {
-                    ctx.rollback();
-                    let source = Box::new(e);
-                    return Err(LedgerError::InBlock { height: block.height, index, source });
-                }
             }
+            Ok(())
+        });
+        if let Err(e) = applied {
+            ctx.rollback();
+            return Err(e);
         }
         let id = block_id(block.height, block.timestamp, &block.previous, block.producer, &ids);
         let key = ctx.witness(block.producer).map(|w| w.signing_key);
@@ -263,33 +268,44 @@ impl Ledger {
         }
         self.refuse_if_window_full()?;
         let previous = self.state.globals.head_id;
-        let pre = precheck_all(&self.state.chain_id(), &candidates, &self.verified);
+        let chain_id = self.state.chain_id();
         let mut ctx = ApplyContext::new(&mut self.state);
         begin_block(&mut ctx, height, timestamp);
-        let mut included = Vec::with_capacity(candidates.len());
         let mut ids = Vec::with_capacity(candidates.len());
-        let mut rejected = Vec::new();
         let (mut size, max) = (0u64, ctx.params().maximum_block_size);
-        for (tx, pre) in candidates.into_iter().zip(pre) {
-            ctx.begin();
-            match apply_transaction(&mut ctx, &tx, pre) {
-                Ok((_, bytes)) if size.saturating_add(bytes) > max => {
-                    // Full: left out, for a later block.
-                    ctx.rollback();
-                    let error =
-                        LedgerError::BlockTooLarge { size: size.saturating_add(bytes), max };
-                    rejected.push(Rejected { transaction: tx, error });
+        // Each candidate's fate, in order: included, or left out with its error.
+        let fates: Vec<Option<LedgerError>> =
+            with_prechecks(&chain_id, &candidates, &self.verified, |pre| {
+                let mut fates = Vec::with_capacity(candidates.len());
+                for (index, tx) in candidates.iter().enumerate() {
+                    ctx.begin();
+                    fates.push(match apply_transaction(&mut ctx, tx, pre.get(index)) {
+                        Ok((_, bytes)) if size.saturating_add(bytes) > max => {
+                            // Full: left out, for a later block.
+                            ctx.rollback();
+                            let size = size.saturating_add(bytes);
+                            Some(LedgerError::BlockTooLarge { size, max })
+                        }
+                        Ok((id, bytes)) => {
+                            ctx.commit();
+                            size += bytes;
+                            ids.push(id);
+                            None
+                        }
+                        Err(error) => {
+                            ctx.rollback();
+                            Some(error)
+                        }
+                    });
                 }
-                Ok((id, bytes)) => {
-                    ctx.commit();
-                    size += bytes;
-                    included.push(tx);
-                    ids.push(id);
-                }
-                Err(error) => {
-                    ctx.rollback();
-                    rejected.push(Rejected { transaction: tx, error });
-                }
+                fates
+            });
+        let mut included = Vec::with_capacity(candidates.len());
+        let mut rejected = Vec::new();
+        for (tx, fate) in candidates.into_iter().zip(fates) {
+            match fate {
+                None => included.push(tx),
+                Some(error) => rejected.push(Rejected { transaction: tx, error }),
             }
         }
         let id = block_id(height, timestamp, &previous, producer, &ids);

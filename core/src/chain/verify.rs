@@ -10,6 +10,8 @@
 //! it.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use crate::chain::crypto::Digest;
 use crate::chain::time::Timestamp;
@@ -126,34 +128,82 @@ fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
-/// Pre-checks every transaction, spread over the machine's cores when there are at least
-/// [`PARALLEL_FROM`]; results in the transactions' order.
-pub fn precheck_all(
+/// The pre-checks of a block's transactions, handed to the sequential apply in order as they
+/// become ready (see [`with_prechecks`]).
+pub struct Prechecks<'a> {
+    chain_id: &'a Digest,
+    txs: &'a [SignedTransaction],
+    cache: &'a VerifiedCache,
+    /// Shared with helper threads; `None` when everything is checked on the calling thread.
+    shared: Option<&'a Shared>,
+}
+
+/// What the calling thread and its helpers share: the next transaction nobody has claimed, and
+/// each transaction's result once it is known.
+struct Shared {
+    next: AtomicUsize,
+    results: Vec<OnceLock<Option<Prechecked>>>,
+}
+
+impl Shared {
+    /// Claims the next unchecked transaction and checks it; `false` once none is left.
+    fn check_next(&self, p: &Prechecks<'_>) -> bool {
+        let i = self.next.fetch_add(1, Ordering::AcqRel);
+        let Some(slot) = self.results.get(i) else { return false };
+        let _ = slot.set(precheck(p.chain_id, &p.txs[i], p.cache));
+        true
+    }
+}
+
+impl Prechecks<'_> {
+    /// The pre-check of transaction `i` (`None` if encoding it panicked). While it is not ready,
+    /// the calling thread checks the next unclaimed transactions itself, then waits for the
+    /// helper that claimed `i`.
+    pub fn get(&self, i: usize) -> Option<Prechecked> {
+        let Some(shared) = self.shared else {
+            return precheck(self.chain_id, self.txs.get(i)?, self.cache);
+        };
+        let slot = shared.results.get(i)?;
+        loop {
+            if let Some(done) = slot.get() {
+                return *done;
+            }
+            if !shared.check_next(self) {
+                // Every transaction is claimed: `i` is being checked by a helper, which cannot
+                // panic (each pre-check catches its own).
+                return *slot.wait();
+            }
+        }
+    }
+}
+
+/// Runs `apply` with the pre-checks of `txs`. From [`PARALLEL_FROM`] transactions on a machine
+/// with several cores, helper threads (one per other core) check the transactions in order
+/// while `apply` consumes them, so the sequential apply of the first transactions overlaps the
+/// verification of the later ones; results are those of checking each transaction alone.
+pub fn with_prechecks<R>(
     chain_id: &Digest,
     txs: &[SignedTransaction],
     cache: &VerifiedCache,
-) -> Vec<Option<Prechecked>> {
-    if txs.len() < PARALLEL_FROM || cores() < 2 {
-        return txs.iter().map(|tx| precheck(chain_id, tx, cache)).collect();
-    }
+    apply: impl FnOnce(&Prechecks<'_>) -> R,
+) -> R {
     let cores = cores();
-    let chunk = txs.len().div_ceil(cores);
+    if txs.len() < PARALLEL_FROM || cores < 2 {
+        return apply(&Prechecks { chain_id, txs, cache, shared: None });
+    }
+    let shared = Shared {
+        next: AtomicUsize::new(0),
+        results: (0..txs.len()).map(|_| OnceLock::new()).collect(),
+    };
+    let p = Prechecks { chain_id, txs, cache, shared: Some(&shared) };
     std::thread::scope(|scope| {
-        let workers: Vec<_> = txs
-            .chunks(chunk)
-            .map(|part| {
-                let handle = scope.spawn(move || {
-                    part.iter().map(|tx| precheck(chain_id, tx, cache)).collect::<Vec<_>>()
-                });
-                (part.len(), handle)
-            })
-            .collect();
-        // A worker cannot panic (each pre-check catches its own); if one did, its
-        // transactions are simply checked in the sequential apply.
-        workers
-            .into_iter()
-            .flat_map(|(len, h)| h.join().unwrap_or_else(|_| vec![None; len]))
-            .collect()
+        for _ in 1..cores.min(txs.len()) {
+            scope.spawn(|| while shared.check_next(&p) {});
+        }
+        let out = apply(&p);
+        // A block refused half way: the helpers stop claiming.
+        shared.next.fetch_max(txs.len(), Ordering::AcqRel);
+        out
     })
 }
 
@@ -181,7 +231,22 @@ mod tests {
         }
         let cache = VerifiedCache::default();
         let one_by_one: Vec<_> = txs.iter().map(|t| precheck(&chain, t, &cache)).collect();
-        assert_eq!(precheck_all(&chain, &txs, &cache), one_by_one);
+        let in_order = with_prechecks(&chain, &txs, &cache, |p| {
+            (0..txs.len()).map(|i| p.get(i)).collect::<Vec<_>>()
+        });
+        assert_eq!(in_order, one_by_one);
+        // A slow apply lets the helpers run ahead; asking again gives the same answer.
+        let slow = with_prechecks(&chain, &txs, &cache, |p| {
+            (0..txs.len())
+                .map(|i| {
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                    assert_eq!(p.get(i), p.get(i));
+                    p.get(i)
+                })
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(slow, one_by_one);
+        assert_eq!(with_prechecks(&chain, &txs, &cache, |p| p.get(txs.len())), None);
         let invalid: Vec<_> = one_by_one
             .iter()
             .enumerate()
