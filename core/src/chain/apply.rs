@@ -176,10 +176,11 @@ impl<'a> ApplyContext<'a> {
     pub fn set_elected(&mut self, son: SonId, elected: bool) {
         if self.state.is_elected(son) != elected {
             let g = self.globals_mut();
+            let elected_sons = std::sync::Arc::make_mut(&mut g.elected_sons);
             if elected {
-                g.elected_sons.insert(son);
+                elected_sons.insert(son);
             } else {
-                g.elected_sons.remove(&son);
+                elected_sons.remove(&son);
             }
         }
     }

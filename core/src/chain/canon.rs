@@ -55,10 +55,12 @@ pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CanonError> {
 /// in JSON, and as their JSON text in the binary encoding. A `serde_json::Value` is not
 /// self-describing there (`null` writes nothing, and every number eight bytes), so two
 /// different values could encode alike; their canonical JSON text cannot.
-pub fn json_values<S: ser::Serializer>(
-    values: &std::collections::BTreeMap<String, serde_json::Value>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
+pub fn json_values<M, S>(values: &M, s: S) -> Result<S::Ok, S::Error>
+where
+    M: std::ops::Deref<Target = std::collections::BTreeMap<String, serde_json::Value>>,
+    S: ser::Serializer,
+{
+    let values: &std::collections::BTreeMap<String, serde_json::Value> = values;
     if s.is_human_readable() {
         return values.serialize(s);
     }
@@ -466,14 +468,16 @@ mod tests {
     #[derive(Serialize)]
     struct Params {
         #[serde(serialize_with = "json_values")]
-        values: BTreeMap<String, serde_json::Value>,
+        values: std::sync::Arc<BTreeMap<String, serde_json::Value>>,
     }
 
     /// JSON values are written as their text: `[null, true]` and `[true, null]` would
     /// otherwise both be two elements and the byte 1.
     #[test]
     fn json_values_are_written_as_their_text() {
-        let p = |v: serde_json::Value| Params { values: [("p".to_owned(), v)].into() };
+        let p = |v: serde_json::Value| Params {
+            values: std::sync::Arc::new([("p".to_owned(), v)].into()),
+        };
         let a = to_vec(&p(serde_json::json!([null, true]))).expect("encodes");
         let b = to_vec(&p(serde_json::json!([true, null]))).expect("encodes");
         assert_ne!(a, b);

@@ -95,20 +95,20 @@ impl Ledger {
             chain_id,
             genesis_time: genesis.genesis_time,
             params: genesis.params.clone(),
-            plugin_params,
+            plugin_params: Arc::new(plugin_params),
             head_height: 0,
             head_time: genesis.genesis_time,
             head_id: chain_id,
-            active_witnesses: active.clone(),
-            elected_sons: genesis.elected_sons.iter().copied().collect(),
+            schedule: Arc::new(crate::chain::state::round_order(&active, &chain_id, 0)),
+            active_witnesses: Arc::new(active),
+            elected_sons: Arc::new(genesis.elected_sons.iter().copied().collect()),
             schedule_round: 0,
-            schedule: crate::chain::state::round_order(&active, &chain_id, 0),
             next_proposal: 0,
             next_son_proposal: 0,
             next_vesting: 0,
             next_maintenance_time: genesis.genesis_time.plus(genesis.params.maintenance_interval),
             last_maintenance_time: genesis.genesis_time,
-            maintenance_sons: genesis.elected_sons.iter().copied().collect(),
+            maintenance_sons: Arc::new(genesis.elected_sons.iter().copied().collect()),
         };
         let mut state = State::empty(registry, globals);
         for a in &genesis.accounts {
@@ -472,7 +472,8 @@ fn begin_block(ctx: &mut ApplyContext<'_>, height: u64, timestamp: Timestamp) {
     g.head_height = height;
     g.head_time = timestamp;
     if let Some(round) = new_round {
-        g.schedule = crate::chain::state::round_order(&g.active_witnesses, &g.chain_id, round);
+        g.schedule =
+            Arc::new(crate::chain::state::round_order(&g.active_witnesses, &g.chain_id, round));
         g.schedule_round = round;
     }
 }

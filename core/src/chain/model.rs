@@ -30,6 +30,11 @@ use crate::chain::time::Timestamp;
 
 /// Chain-wide values: head block, parameters, the active witness and elected SON sets, and id
 /// counters.
+///
+/// The collections are shared (`Arc`): every block's undo session keeps the globals as they
+/// were, so the ledger copies the globals once per block, and a copy should not duplicate
+/// sets and maps that change once a round or once a maintenance interval. Change one with
+/// `Arc::make_mut`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Globals {
     /// Digest of the genesis: binds signatures to this chain.
@@ -41,7 +46,7 @@ pub struct Globals {
     /// Operation crates' parameters, by name, as JSON (validated against their declarations
     /// when the ledger is created).
     #[serde(default, serialize_with = "crate::chain::canon::json_values")]
-    pub plugin_params: BTreeMap<String, serde_json::Value>,
+    pub plugin_params: Arc<BTreeMap<String, serde_json::Value>>,
     /// Height of the head block (0 = genesis).
     pub head_height: u64,
     /// Timestamp of the head block (during block application: the block being applied).
@@ -49,13 +54,13 @@ pub struct Globals {
     /// Id of the head block (the chain id at genesis).
     pub head_id: Digest,
     /// The active witnesses, in id order; the per-round production order is a shuffle of these.
-    pub active_witnesses: Vec<WitnessId>,
+    pub active_witnesses: Arc<Vec<WitnessId>>,
     /// The elected SONs.
-    pub elected_sons: BTreeSet<SonId>,
+    pub elected_sons: Arc<BTreeSet<SonId>>,
     /// The round the cached production order is for.
     pub schedule_round: u64,
     /// The production order of `schedule_round` (a cache: recomputed once per round).
-    pub schedule: Vec<WitnessId>,
+    pub schedule: Arc<Vec<WitnessId>>,
     /// The next proposal instance number.
     pub next_proposal: u64,
     /// The next son proposal record instance number.
@@ -70,7 +75,7 @@ pub struct Globals {
     /// first): the set sidechain wallets serve until the next one, as Peerplays' active SON
     /// set. A SON deregistered in between leaves the consensus authority at once, but stays in
     /// this set until the next maintenance replaces it.
-    pub maintenance_sons: BTreeSet<SonId>,
+    pub maintenance_sons: Arc<BTreeSet<SonId>>,
 }
 
 /// A row of an operation crate's table, as the state holds it.

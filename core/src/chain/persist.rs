@@ -73,7 +73,7 @@ struct GlobalsDelta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     params: Option<crate::chain::params::ChainParameters>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    plugin_params: Option<BTreeMap<String, serde_json::Value>>,
+    plugin_params: Option<Arc<BTreeMap<String, serde_json::Value>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     head_height: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,13 +81,13 @@ struct GlobalsDelta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     head_id: Option<Digest>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    active_witnesses: Option<Vec<WitnessId>>,
+    active_witnesses: Option<Arc<Vec<WitnessId>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    elected_sons: Option<std::collections::BTreeSet<SonId>>,
+    elected_sons: Option<Arc<BTreeSet<SonId>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     schedule_round: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    schedule: Option<Vec<WitnessId>>,
+    schedule: Option<Arc<Vec<WitnessId>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     next_proposal: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,7 +99,7 @@ struct GlobalsDelta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_maintenance_time: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    maintenance_sons: Option<std::collections::BTreeSet<SonId>>,
+    maintenance_sons: Option<Arc<BTreeSet<SonId>>>,
 }
 
 /// Lists every field of the globals once: `between` and `apply` are written from it, so the two

@@ -535,8 +535,8 @@ fn the_globals_delta_keeps_only_what_changed_and_gives_the_globals_back() {
     after.head_height += 1;
     after.head_time = after.head_time.plus(3);
     after.next_proposal += 2;
-    after.schedule.reverse();
-    after.elected_sons.insert(crate::SonId(77));
+    Arc::make_mut(&mut after.schedule).reverse();
+    Arc::make_mut(&mut after.elected_sons).insert(crate::SonId(77));
     let d = GlobalsDelta::between(&before, &after);
     assert_eq!(d.apply(&after), before);
     let json = serde_json::to_value(&d).expect("json");

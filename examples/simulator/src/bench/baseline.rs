@@ -35,7 +35,7 @@ pub fn report_down(state: &State, node: &NodeIdentity) -> Vec<(SonId, Timestamp)
     let head = state.head_time();
     let down_time = state.params().son_down_time;
     let mut out = Vec::new();
-    for id in &state.globals().elected_sons {
+    for id in state.globals().elected_sons.iter() {
         if node.son == Some(*id) || reported.contains(id) {
             continue;
         }
