@@ -51,8 +51,11 @@ pub(crate) struct Persistence {
     pub unwritten: usize,
     /// Blocks committed since the last durable commit.
     pub since_durable: u64,
-    /// The lowest height whose undo record is in the store.
-    pub stored_undo_from: u64,
+    /// The undo chunks in the store: first height → last height.
+    pub undo_chunks: BTreeMap<u64, u64>,
+    /// The store keeps one undo record per key (formats 2 to 4): the next commit rewrites
+    /// them as one chunk.
+    pub legacy_undo: bool,
     /// Node-local values as loaded or last committed.
     pub local: BTreeMap<String, Vec<u8>>,
 }

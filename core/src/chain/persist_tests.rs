@@ -358,6 +358,13 @@ fn a_store_of_another_chain_is_refused() {
     }
 }
 
+fn delete(store: &MemoryStore, table: &'static str, key: &[u8]) {
+    let mut s = store.clone();
+    let mut b = Batch { durable: true, ..Batch::default() };
+    b.delete(table, key.to_vec());
+    s.commit(b).expect("delete");
+}
+
 fn tamper(store: &MemoryStore, table: &'static str, key: &[u8], value: &[u8]) {
     let mut s = store.clone();
     let mut b = Batch { durable: true, ..Batch::default() };
@@ -381,7 +388,7 @@ fn unknown_formats_and_undecodable_or_inconsistent_contents_are_refused() {
     tamper(&store, "meta", b"format", b"1");
     assert!(matches!(
         open(&genesis, store, 1),
-        Err(LedgerError::Store(StoreError::UnknownFormat { found: 1, supported: 4, .. }))
+        Err(LedgerError::Store(StoreError::UnknownFormat { found: 1, supported: 5, .. }))
     ));
 
     let store = fresh();
@@ -507,11 +514,15 @@ fn an_altered_undo_record_is_refused_on_open_not_restored_by_a_later_pop() {
     drop(ledger);
     let key = 4u64.to_be_bytes();
     let stored = store.read_all().expect("read")["undo"][key.as_slice()].clone();
+    // Committed block by block: a chunk of one record.
+    let records = split_chunk(&stored).expect("a chunk");
+    assert_eq!(records.len(), 1);
+    let sealed = records[0];
     // Valid JSON, other content: the checksum no longer holds.
-    let body = String::from_utf8(stored[32..].to_vec()).expect("utf-8");
+    let body = String::from_utf8(sealed[32..].to_vec()).expect("utf-8");
     let altered = body.replacen("\"head_height\":3", "\"head_height\":2", 1);
     assert_ne!(altered, body, "the record names the head height it restores");
-    let mut forged = stored[..32].to_vec();
+    let mut forged = stored[..8 + 32].to_vec();
     forged.extend_from_slice(altered.as_bytes());
     tamper(&store, "undo", &key, &forged);
     let e = open(&genesis, store.clone(), 1).expect_err("altered undo record");
@@ -571,9 +582,19 @@ fn a_format_2_store_is_read_and_its_blocks_still_pop() {
     let legacy = StoredHash { height: 12, hash: ledger.state().legacy_json_hash() };
     assert_ne!(legacy.hash, ledger.state_hash(), "two different encodings");
     drop(ledger);
-    // Rewrite it as format 2 wrote it.
+    // Rewrite it as format 2 wrote it: one record per key, not chunks of four.
     let contents = store.read_all().expect("read");
+    let mut one_per_key = Vec::new();
     for (k, v) in &contents[UNDO] {
+        let first = u64::from_be_bytes(k.as_slice().try_into().expect("height"));
+        let records = split_chunk(v).expect("a chunk");
+        assert_eq!(records.len(), 4, "committed four blocks at a time");
+        delete(&store, UNDO, k);
+        for (height, sealed) in (first..).zip(records) {
+            one_per_key.push((height.to_be_bytes().to_vec(), sealed.to_vec()));
+        }
+    }
+    for (k, v) in &one_per_key {
         let height = u64::from_be_bytes(k.as_slice().try_into().expect("height"));
         let body = open_undo(height, v).expect("sealed");
         let mut record: serde_json::Value = serde_json::from_slice(body).expect("json");
@@ -590,6 +611,7 @@ fn a_format_2_store_is_read_and_its_blocks_still_pop() {
     }
     tamper(&store, META, b"state_hash", &json(&legacy));
     // A format-4 store must record the binary encoding's hash: the JSON one is refused.
+    tamper(&store, META, b"format", b"4");
     let e = open(&genesis, store.clone(), 1).expect_err("the JSON hash in a format-4 store");
     assert!(e.to_string().contains("does not hash to what block 12 committed"), "{e}");
     tamper(&store, META, b"format", b"2");
@@ -601,7 +623,10 @@ fn a_format_2_store_is_read_and_its_blocks_still_pop() {
     }
     ledger.commit(vec![]).expect("commit");
     let format = &store.read_all().expect("read")[META][b"format".as_slice()];
-    assert_eq!(format.as_slice(), b"4");
+    assert_eq!(format.as_slice(), b"5");
+    let undo = &store.read_all().expect("read")[UNDO];
+    assert_eq!(undo.len(), 1, "the records left after the pops, as one chunk");
+    assert_eq!(split_chunk(&undo[1u64.to_be_bytes().as_slice()]).expect("chunk").len(), 6);
     drop(ledger);
     let reopened = open(&genesis, store, 1).expect("format 4 reopens");
     assert_eq!(reopened.state_hash(), hashes[5]);
@@ -615,24 +640,31 @@ fn shared_reference() -> &'static (Genesis, Vec<Block>, Vec<crate::Digest>) {
 }
 
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
 
     /// Same state, same hash, however it was reached: applied block by block on a replica,
-    /// applied further and popped back, committed in any rhythm, or read back from the store,
-    /// with the ledger's table-digest cache warm or the hash computed from scratch, it equals
-    /// the hash the producing node had at that height.
+    /// applied further and popped back, committed in any rhythm (so undo chunks of any size),
+    /// read back from the store and popped again across chunks, with the ledger's table-digest
+    /// cache warm or the hash computed from scratch, it equals the hash the producing node had
+    /// at that height. No stored undo chunk lies wholly below the undo window.
     #[test]
     fn the_state_hash_depends_on_the_state_not_on_how_it_was_reached(
         n in 1usize..=30,
         pop in 0usize..8,
         every in 1usize..6,
+        depth in proptest::prop_oneof![proptest::prelude::Just(4usize), proptest::prelude::Just(1_000)],
+        more in 0usize..6,
     ) {
         let (genesis, blocks, hashes) = shared_reference();
-        let pop = pop.min(n);
+        let want_at = |height: usize| if height == 0 { None } else { Some(hashes[height - 1]) };
         let store = MemoryStore::new();
-        let mut ledger = open(genesis, store.clone(), 1).expect("new store");
+        let mut ledger = open(genesis, store.clone(), 1).expect("new store").with_undo_depth(depth);
         let at_genesis = ledger.state_hash();
+        let want = |height: usize| want_at(height).unwrap_or(at_genesis);
         for (i, b) in blocks[..n].iter().enumerate() {
+            if ledger.commit_required() {
+                ledger.commit(vec![]).expect("commit");
+            }
             ledger.apply_block(b).expect("apply");
             // Hash along the way, so the cache holds digests of states later undone.
             let _ = ledger.state_hash();
@@ -640,15 +672,32 @@ proptest::proptest! {
                 ledger.commit(vec![]).expect("commit");
             }
         }
+        let pop = pop.min(ledger.undo_available());
         for _ in 0..pop {
             ledger.pop_block().expect("pop");
         }
-        let want = if n == pop { at_genesis } else { hashes[n - pop - 1] };
-        proptest::prop_assert_eq!(ledger.state_hash(), want, "cached");
-        proptest::prop_assert_eq!(ledger.state().hash(), want, "from scratch");
+        let height = n - pop;
+        proptest::prop_assert_eq!(ledger.state_hash(), want(height), "cached");
+        proptest::prop_assert_eq!(ledger.state().hash(), want(height), "from scratch");
         ledger.commit(vec![]).expect("commit");
+        let window_from = height as u64 + 1 - ledger.undo_available() as u64;
         drop(ledger);
-        let reopened = open(genesis, store, 1).expect("reopen");
-        proptest::prop_assert_eq!(reopened.state_hash(), want, "read back from the store");
+        for (k, v) in store.read_all().expect("read").get(UNDO).into_iter().flatten() {
+            let first = u64::from_be_bytes(k.as_slice().try_into().expect("a height"));
+            let records = split_chunk(v).expect("a chunk").len() as u64;
+            proptest::prop_assert!(records > 0, "no empty chunk");
+            proptest::prop_assert!(first + records > window_from, "chunk {first} is below the window");
+        }
+        let mut reopened = open(genesis, store.clone(), 1).expect("reopen");
+        proptest::prop_assert_eq!(reopened.state_hash(), want(height), "read back from the store");
+        let more = more.min(reopened.undo_available());
+        for _ in 0..more {
+            reopened.pop_block().expect("pop after a restart");
+        }
+        let height = height - more;
+        proptest::prop_assert_eq!(reopened.state_hash(), want(height), "popped after a restart");
+        drop(reopened);
+        let again = open(genesis, store, 1).expect("reopen after the pops");
+        proptest::prop_assert_eq!(again.state_hash(), want(height), "the pops were written");
     }
 }
