@@ -1,18 +1,19 @@
 //! Heartbeats signed and verified ahead, on the other cores.
 //!
 //! A simulated SON's heartbeat is a pure function of its keys, its SON id and the slot (signing
-//! is deterministic, RFC 6979), so worker threads can sign the heartbeats of coming slots and
-//! verify them while the simulation's thread produces blocks. Workers claim slots one at a time
-//! from a shared counter, so no slot is prepared twice and the work spreads over every core.
-//! When a node's heartbeat is due, the simulation takes the prepared transaction, byte for byte
-//! what it would have signed itself, with its proof of verification for the ledger, which then
-//! does not verify it again; if the slot is being prepared, it waits for it. Only when no worker
-//! is left does the simulation sign itself: results never depend on the workers' timing, only
-//! the speed does.
+//! is deterministic, RFC 6979), so worker threads (one per other core) can sign the heartbeats
+//! of coming slots and verify them while the simulation's thread produces blocks. Slots are
+//! claimed one at a time from a shared counter, so none is prepared twice. When a node's
+//! heartbeat is due, the simulation takes the prepared transaction, byte for byte what it would
+//! have signed itself, with its proof of verification for the ledger, which then does not
+//! verify it again. If a worker is still on that slot, the simulation prepares the next
+//! unclaimed slots itself while it waits, and if no worker has claimed it, it claims and
+//! prepares it: both threads stay busy, and results never depend on their timing, only the
+//! speed does.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
 use std::sync::Arc;
 
 use sonprop_core::chain::ops::SonHeartbeat;
@@ -42,6 +43,8 @@ pub struct Beater {
 /// The workers' handle, held by the simulation.
 pub struct Ahead {
     ready: Receiver<Batch>,
+    /// What a slot's heartbeats are made of, for the slots the simulation prepares itself.
+    work: Arc<Work>,
     /// Slots received and not yet taken.
     buffer: BTreeMap<u64, Vec<(usize, SignedTransaction, Option<Verified>)>>,
     /// The next slot a worker will claim.
@@ -65,6 +68,31 @@ pub fn heartbeat_tx(
 ) -> Option<SignedTransaction> {
     let op = SonHeartbeat { son: id.son?, owner: id.account, timestamp: at };
     Some(Transaction::single(at.plus(lifetime), op).sign(chain_id, &[&id.keys]))
+}
+
+/// Everything needed to prepare a slot's heartbeats.
+struct Work {
+    chain_id: Digest,
+    schedule: Schedule,
+    beaters: Vec<Beater>,
+}
+
+impl Work {
+    /// The heartbeats of `slot`, signed and verified.
+    fn prepare(&self, slot: u64) -> Batch {
+        let at = self.schedule.genesis.plus(slot * self.schedule.interval);
+        let beats = self
+            .beaters
+            .iter()
+            .filter(|b| (slot + b.stagger).is_multiple_of(self.schedule.period.max(1)))
+            .filter_map(|b| {
+                let signed = heartbeat_tx(&self.chain_id, &b.identity, at, self.schedule.lifetime)?;
+                let proof = verify_detached(&self.chain_id, &signed);
+                Some((b.node, signed, proof))
+            })
+            .collect();
+        Batch { slot, beats }
+    }
 }
 
 /// Where heartbeats fall: the chain's clock and the beaters' schedule.
@@ -92,36 +120,26 @@ impl Ahead {
     ) -> Option<Ahead> {
         let (tx, ready) = sync_channel::<Batch>(READY);
         let next = Arc::new(AtomicU64::new(from));
-        let beaters = Arc::new(beaters);
+        let work = Arc::new(Work { chain_id, schedule, beaters });
         let mut started = 0;
         for i in 0..workers.max(1) {
-            let (tx, next, beaters) = (tx.clone(), Arc::clone(&next), Arc::clone(&beaters));
+            let (tx, next, work) = (tx.clone(), Arc::clone(&next), Arc::clone(&work));
             let spawned =
                 std::thread::Builder::new().name(format!("heartbeats-{i}")).spawn(move || loop {
                     let slot = next.fetch_add(1, Ordering::AcqRel);
-                    let at = schedule.genesis.plus(slot * schedule.interval);
-                    let beats = beaters
-                        .iter()
-                        .filter(|b| (slot + b.stagger).is_multiple_of(schedule.period.max(1)))
-                        .filter_map(|b| {
-                            let signed =
-                                heartbeat_tx(&chain_id, &b.identity, at, schedule.lifetime)?;
-                            let proof = verify_detached(&chain_id, &signed);
-                            Some((b.node, signed, proof))
-                        })
-                        .collect();
                     // Waits while READY slots are unclaimed; ends with the simulation.
-                    if tx.send(Batch { slot, beats }).is_err() {
+                    if tx.send(work.prepare(slot)).is_err() {
                         return;
                     }
                 });
             started += usize::from(spawned.is_ok());
         }
-        (started > 0).then(|| Ahead { ready, buffer: BTreeMap::new(), next, asked: from })
+        (started > 0).then(|| Ahead { ready, work, buffer: BTreeMap::new(), next, asked: from })
     }
 
-    /// The prepared heartbeat of `node` at `slot`, with its proof. Waits while a worker is
-    /// preparing that slot; `None` for a slot already passed, or when no worker is left.
+    /// The prepared heartbeat of `node` at `slot`, with its proof: taken from the workers,
+    /// waited for while a worker is preparing it, or prepared here if no worker has claimed
+    /// the slot yet. `None` for a slot already passed, or when no worker is left.
     pub fn take(
         &mut self,
         slot: u64,
@@ -132,14 +150,41 @@ impl Ahead {
         }
         if slot > self.asked {
             self.asked = slot;
-            // Anything before this slot is stale; workers left behind skip to it.
+            // Anything before this slot is stale.
             self.buffer = self.buffer.split_off(&slot);
-            self.next.fetch_max(slot, Ordering::AcqRel);
         }
         while !self.buffer.contains_key(&slot) {
-            // Every slot from here on is claimed by a worker that will send it.
-            let batch = self.ready.recv().ok()?;
-            if batch.slot >= slot {
+            let workers_gone = loop {
+                match self.ready.try_recv() {
+                    Ok(batch) if batch.slot >= slot => {
+                        self.buffer.insert(batch.slot, batch.beats);
+                    }
+                    Ok(_) => {}
+                    Err(TryRecvError::Empty) => break false,
+                    Err(TryRecvError::Disconnected) => break true,
+                }
+            };
+            if self.buffer.contains_key(&slot) {
+                break;
+            }
+            // Unclaimed (the workers are behind): claim it, skipping the passed slots before
+            // it, and prepare it here. Claimed: a worker is on it and will send it; meanwhile
+            // prepare the next unclaimed slot here rather than wait.
+            let claimed = self.next.load(Ordering::Acquire);
+            if workers_gone && claimed > slot {
+                // Claimed by a worker that is gone: the caller signs it.
+                return None;
+            }
+            let mine = if claimed <= slot {
+                self.next
+                    .compare_exchange(claimed, slot + 1, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                    .then_some(slot)
+            } else {
+                Some(self.next.fetch_add(1, Ordering::AcqRel))
+            };
+            if let Some(mine) = mine {
+                let batch = self.work.prepare(mine);
                 self.buffer.insert(batch.slot, batch.beats);
             }
         }

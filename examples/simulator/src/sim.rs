@@ -408,8 +408,10 @@ impl Simulation {
                 period: heartbeat_period,
                 lifetime: HEARTBEAT_TX_LIFETIME,
             };
-            // One worker per core: the simulation's own thread mostly waits on them.
-            let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+            // One worker per other core; the simulation's thread prepares the slots they have
+            // not reached when it needs them.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+            let workers = cores.saturating_sub(1).max(1);
             sim.ahead = crate::ahead::Ahead::start(st.chain_id(), schedule, beaters, from, workers);
         }
         if let Some(dir) = &options.data_dir {
