@@ -184,44 +184,60 @@ struct UndoRecord {
     globals: Option<Globals>,
     #[serde(default)]
     globals_changed: Option<GlobalsDelta>,
+    #[serde(default)]
     accounts: Vec<(AccountId, Option<Account>)>,
+    #[serde(default)]
     witnesses: Vec<(WitnessId, Option<Witness>)>,
+    #[serde(default)]
     sons: Vec<(SonId, Option<Son>)>,
+    #[serde(default)]
     proposals: Vec<(ProposalId, Option<Proposal>)>,
+    #[serde(default)]
     son_proposals: Vec<(SonProposalId, Option<SonProposalRecord>)>,
+    #[serde(default)]
     vesting: Vec<(VestingId, Option<VestingBalance>)>,
+    #[serde(default)]
     transactions: Vec<(Digest, Option<Timestamp>)>,
+    #[serde(default)]
     assets: Vec<(AssetId, Option<Asset>)>,
+    #[serde(default)]
     balances: Vec<((AccountId, AssetId), Option<u64>)>,
     /// Operation crates' rows: `(table, key as hex, row as JSON text)`.
+    #[serde(default)]
     plugin: Vec<(String, String, Option<String>)>,
 }
 
-/// A block's undo record as written: the same JSON as [`UndoRecord`] with no globals, read
-/// from the session without copying its rows.
+/// A block's undo record as written: what [`UndoRecord`] reads, with no whole globals and no
+/// empty tables, read from the session without copying its rows.
 #[derive(Serialize)]
 struct UndoRecordOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     globals_changed: Option<GlobalsDelta>,
-    #[serde(serialize_with = "as_pairs")]
+    #[serde(serialize_with = "as_pairs", skip_serializing_if = "no_rows")]
     accounts: &'a BTreeMap<AccountId, Option<Account>>,
-    #[serde(serialize_with = "as_pairs")]
+    #[serde(serialize_with = "as_pairs", skip_serializing_if = "no_rows")]
     witnesses: &'a BTreeMap<WitnessId, Option<Witness>>,
-    #[serde(serialize_with = "as_pairs")]
+    #[serde(serialize_with = "as_pairs", skip_serializing_if = "no_rows")]
     sons: &'a BTreeMap<SonId, Option<Son>>,
-    #[serde(serialize_with = "as_pairs")]
+    #[serde(serialize_with = "as_pairs", skip_serializing_if = "no_rows")]
     proposals: &'a BTreeMap<ProposalId, Option<Proposal>>,
-    #[serde(serialize_with = "as_pairs")]
+    #[serde(serialize_with = "as_pairs", skip_serializing_if = "no_rows")]
     son_proposals: &'a BTreeMap<SonProposalId, Option<SonProposalRecord>>,
-    #[serde(serialize_with = "as_pairs")]
+    #[serde(serialize_with = "as_pairs", skip_serializing_if = "no_rows")]
     vesting: &'a BTreeMap<VestingId, Option<VestingBalance>>,
-    #[serde(serialize_with = "as_pairs")]
+    #[serde(serialize_with = "as_pairs", skip_serializing_if = "no_rows")]
     transactions: &'a BTreeMap<Digest, Option<Timestamp>>,
-    #[serde(serialize_with = "as_pairs")]
+    #[serde(serialize_with = "as_pairs", skip_serializing_if = "no_rows")]
     assets: &'a BTreeMap<AssetId, Option<Asset>>,
-    #[serde(serialize_with = "as_pairs")]
+    #[serde(serialize_with = "as_pairs", skip_serializing_if = "no_rows")]
     balances: &'a BTreeMap<(AccountId, AssetId), Option<u64>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     plugin: Vec<(&'static str, String, Option<String>)>,
+}
+
+/// Whether a block touched no row of a table (the record then leaves the table out).
+fn no_rows<K, V>(m: &&BTreeMap<K, V>) -> bool {
+    m.is_empty()
 }
 
 /// A map as the list of its `[key, value]` pairs (what [`UndoRecord`] reads back).
