@@ -73,7 +73,7 @@ impl Session {
         restore(&mut state.assets, self.assets);
         restore(&mut state.balances, self.balances);
         for ((name, key), old) in self.plugin {
-            if let Some(t) = state.plugin.get_mut(name) {
+            if let Some(t) = Arc::make_mut(&mut state.plugin).get_mut(name) {
                 t.set(key, old);
             }
         }
@@ -217,8 +217,7 @@ impl<'a> ApplyContext<'a> {
         value: Option<T::Value>,
     ) -> Result<(), OperationError> {
         let Self { state, sessions, .. } = self;
-        let table = state
-            .plugin
+        let table = Arc::make_mut(&mut state.plugin)
             .get_mut(T::NAME)
             .ok_or(OperationError::UndeclaredTable { table: T::NAME })?;
         let row = value.map(|v| Arc::new(v) as Arc<dyn StoredRow>);

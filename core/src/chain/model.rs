@@ -99,8 +99,9 @@ pub struct State {
     pub(crate) transactions: Table<Digest, Timestamp, TxIndex>,
     pub(crate) assets: Table<AssetId, Asset>,
     pub(crate) balances: Table<(AccountId, AssetId), u64>,
-    /// Operation crates' tables, by name: one for every table the registry declares.
-    pub(crate) plugin: BTreeMap<&'static str, PluginTable>,
+    /// Operation crates' tables, by name: one for every table the registry declares. Shared,
+    /// so a snapshot does not copy the map (a write copies it if a snapshot still holds it).
+    pub(crate) plugin: Arc<BTreeMap<&'static str, PluginTable>>,
 }
 
 impl fmt::Debug for State {

@@ -692,7 +692,9 @@ fn decode(
         let decl = registry.table(table).ok_or_else(|| {
             d.corrupt(format!("table `{table}` is not declared by any registered operation crate"))
         })?;
-        let target = state.plugin.get_mut(decl.name).ok_or_else(|| d.corrupt(table.into()))?;
+        let target = Arc::make_mut(&mut state.plugin)
+            .get_mut(decl.name)
+            .ok_or_else(|| d.corrupt(table.into()))?;
         for (k, v) in rows {
             let row =
                 (decl.decode)(v).map_err(|e| d.corrupt(format!("a row of `{table}`: {e}")))?;

@@ -29,10 +29,12 @@ impl State {
     /// A state with these globals, no rows, and an empty table for every plugin table the
     /// registry declares.
     pub(crate) fn empty(registry: Arc<ChainRegistry>, globals: Globals) -> State {
-        let plugin = registry
-            .tables()
-            .map(|d| (d.name, PluginTable::with_index(RowIndex::new(d.index))))
-            .collect();
+        let plugin = Arc::new(
+            registry
+                .tables()
+                .map(|d| (d.name, PluginTable::with_index(RowIndex::new(d.index))))
+                .collect(),
+        );
         State {
             registry,
             globals: Arc::new(globals),
@@ -646,7 +648,7 @@ impl State {
         table!("transactions", self.transactions);
         table!("assets", self.assets);
         table!("balances", self.balances);
-        for (name, t) in &self.plugin {
+        for (name, t) in self.plugin.iter() {
             let d = digest(plugin.get(name), t.generation(), &mut |out| {
                 canon::put_len(out, t.len() as u64);
                 for (k, row) in t.iter() {
@@ -705,7 +707,7 @@ impl State {
         j(&mut w, "transactions", self.transactions.rows());
         j(&mut w, "assets", self.assets.rows());
         j(&mut w, "balances", &balance_rows(&self.balances));
-        for (name, table) in &self.plugin {
+        for (name, table) in self.plugin.iter() {
             let _ = write!(w, "\nplugin.{name}:");
             for (k, row) in table.iter() {
                 let _ = write!(w, "{}=", crate::chain::crypto::hex(k));
