@@ -248,4 +248,33 @@ mod tests {
             assert!(ahead.take(3, 1).is_none(), "a slot already passed");
         }
     }
+
+    /// With its workers gone, the simulation prepares the slots nobody claimed itself, and a
+    /// slot a gone worker had claimed comes back as `None` (the caller signs it) instead of
+    /// being waited for forever.
+    #[test]
+    fn without_workers_nothing_is_waited_for() {
+        let chain = Digest::of(b"chain");
+        let schedule = Schedule { genesis: Timestamp(1_000), interval: 3, period: 1, lifetime: 60 };
+        let work = Arc::new(Work { chain_id: chain, schedule, beaters: vec![beater(0)] });
+        let (tx, ready) = sync_channel::<Batch>(1);
+        drop(tx);
+        let next = Arc::new(AtomicU64::new(0));
+        let mut ahead =
+            Ahead { ready, work, buffer: BTreeMap::new(), next: Arc::clone(&next), asked: 0 };
+        let (got, proof) = ahead.take(2, 0).expect("unclaimed: prepared here");
+        let inline = heartbeat_tx(&chain, &beater(0).identity, Timestamp(1_006), 60);
+        assert_eq!(
+            serde_json::to_string(&got).expect("json"),
+            serde_json::to_string(&inline).expect("json")
+        );
+        assert!(proof.is_some());
+        // A worker claimed slots up to 9, then went. Asked on a thread of its own, so a
+        // regression fails here instead of hanging the test run.
+        next.store(10, Ordering::Release);
+        let (done, answer) = std::sync::mpsc::channel();
+        std::thread::spawn(move || done.send(ahead.take(5, 0).is_none()));
+        let answer = answer.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(answer, Ok(true), "claimed by a worker that is gone: None, at once");
+    }
 }
