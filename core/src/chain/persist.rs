@@ -21,7 +21,8 @@
 //! the whole globals as they were before each block; format 3 keeps the fields the block
 //! changed. All four are read (each undo record says which globals it holds, and an older
 //! store's recorded hash is checked the way it was computed); an older store opened by this
-//! build is format 5 from its next commit or pop, which rewrites its undo records as one chunk.
+//! build is format 5 from its next commit or pop, which rewrites its undo records as one chunk
+//! and is durable (so the new format number and the state hash it computes are written together).
 //! Format 1 (before operation crates had typed tables) is refused as an unknown format: replay
 //! the chain into a new store.
 
@@ -542,9 +543,11 @@ impl Ledger {
         let head = self.state.head_height();
         let n = p.unwritten.min(self.history.len());
         put_session_rows(&self.state, self.history.iter().rev().take(n), &mut batch);
-        // The blocks' undo records, as one chunk; a store of one record per key is rewritten
-        // whole, once.
-        let records = if p.legacy_undo {
+        // The blocks' undo records, as one chunk; a store of an older format (one record per
+        // key) is rewritten whole, once, durably: the commit that writes the new format number
+        // must also write the state hash as the new format computes it.
+        let upgrade = p.legacy_undo;
+        let records = if upgrade {
             for first in std::mem::take(&mut p.undo_chunks).into_keys() {
                 batch.delete(UNDO, first.to_be_bytes().to_vec());
             }
@@ -577,7 +580,7 @@ impl Ledger {
             }
         }
         p.since_durable += n as u64;
-        let durable = force_durable || p.since_durable >= p.options.fsync_every;
+        let durable = force_durable || upgrade || p.since_durable >= p.options.fsync_every;
         batch.durable = durable;
         put_meta(&self.state, durable, &mut batch);
         p.store.commit(batch)?;

@@ -615,6 +615,20 @@ fn a_format_2_store_is_read_and_its_blocks_still_pop() {
     let e = open(&genesis, store.clone(), 1).expect_err("the JSON hash in a format-4 store");
     assert!(e.to_string().contains("does not hash to what block 12 committed"), "{e}");
     tamper(&store, META, b"format", b"2");
+    // A copy committed at once: its records, one per key, become one chunk.
+    let copy = copy_of(&store);
+    let mut committed = open(&genesis, copy.clone(), 1).expect("format 2 opens");
+    committed.commit(vec![]).expect("commit");
+    drop(committed);
+    let undo = &copy.read_all().expect("read")[UNDO];
+    assert_eq!(undo.len(), 1, "one chunk, the per-block keys deleted");
+    assert_eq!(split_chunk(&undo[1u64.to_be_bytes().as_slice()]).expect("chunk").len(), 12);
+    let mut committed = open(&genesis, copy, 1).expect("format 5 reopens");
+    assert_eq!(committed.state_hash(), hashes[11]);
+    for i in (0..3).rev() {
+        committed.pop_block().expect("pop");
+        assert_eq!(committed.state_hash(), hashes[i + 8], "after popping to block {}", i + 9);
+    }
     let mut ledger = open(&genesis, store.clone(), 1).expect("format 2 opens");
     assert_eq!(ledger.state_hash(), hashes[11]);
     for i in (0..6).rev() {
@@ -628,8 +642,21 @@ fn a_format_2_store_is_read_and_its_blocks_still_pop() {
     assert_eq!(undo.len(), 1, "the records left after the pops, as one chunk");
     assert_eq!(split_chunk(&undo[1u64.to_be_bytes().as_slice()]).expect("chunk").len(), 6);
     drop(ledger);
-    let reopened = open(&genesis, store, 1).expect("format 4 reopens");
+    let reopened = open(&genesis, store, 1).expect("format 5 reopens");
     assert_eq!(reopened.state_hash(), hashes[5]);
+}
+
+/// An independent store with the same contents.
+fn copy_of(store: &MemoryStore) -> MemoryStore {
+    let mut b = Batch { durable: true, ..Batch::default() };
+    for (table, rows) in store.read_all().expect("read") {
+        for (k, v) in rows {
+            b.put_owned(table.clone(), k, v);
+        }
+    }
+    let mut copy = MemoryStore::new();
+    copy.commit(b).expect("copy");
+    copy
 }
 
 /// The reference chain of 30 blocks, built once for the property below.
