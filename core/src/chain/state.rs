@@ -664,8 +664,9 @@ impl State {
         plugin.retain(|name, _| self.plugin.contains_key(name));
 
         let mut w = DigestWriter::new();
+        let mut head = Vec::with_capacity(64);
         let mut section = |name: &str, body: &[u8]| {
-            let mut head = Vec::with_capacity(name.len() + 2);
+            head.clear();
             canon::put_len(&mut head, name.len() as u64);
             head.extend_from_slice(name.as_bytes());
             canon::put_len(&mut head, body.len() as u64);

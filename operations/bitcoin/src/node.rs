@@ -452,10 +452,7 @@ impl Validator for SettleValidator {
         else {
             return Ok(Verdict::Abstain("not sent".into()));
         };
-        Ok(match confirmed(&self.0, state, &txid)? {
-            Ok(_) => Verdict::Approve,
-            Err(why) => Verdict::Abstain(why),
-        })
+        Ok(Verdict::from_rule(confirmed(&self.0, state, &txid)?.map(|_| ())))
     }
 }
 
@@ -728,9 +725,6 @@ impl Validator for RefundValidator {
     ) -> Result<Verdict, PluginError> {
         let op =
             proposal.only::<RefundWithdrawal>().ok_or_else(|| PluginError::msg("not a refund"))?;
-        Ok(match check_refund(state, op) {
-            Ok(_) => Verdict::Approve,
-            Err(e) => Verdict::Abstain(e.to_string()),
-        })
+        Ok(Verdict::from_rule(check_refund(state, op).map(|_| ())))
     }
 }
