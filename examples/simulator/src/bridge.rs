@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 use sonprop_bitcoin::flows::{
-    btc, deposit_address, DepositConfirmed, DepositCredited, DepositSeen, DepositSweeping,
-    RegisterDepositKey, Withdraw, WithdrawalPaid, WithdrawalPaying, WithdrawalRefunded,
-    WithdrawalRequested,
+    btc, deposit_address, prove_deposit_key, DepositConfirmed, DepositCredited, DepositSeen,
+    DepositSweeping, RegisterDepositKey, Withdraw, WithdrawalPaid, WithdrawalPaying,
+    WithdrawalRefunded, WithdrawalRequested,
 };
 use sonprop_bitcoin::node::BitcoinNode;
 use sonprop_bitcoin::sim::{Fault, ScriptCheck, SimBitcoin, SimExport};
@@ -76,6 +76,7 @@ pub struct Bridge {
     btc: SimBitcoin,
     users: Vec<NodeIdentity>,
     user_keys: Vec<bitcoin::PublicKey>,
+    user_secrets: Vec<bitcoin::secp256k1::SecretKey>,
     local: BridgeLocal,
 }
 
@@ -88,6 +89,7 @@ impl Bridge {
         check: Option<std::sync::Arc<ScriptCheck>>,
     ) -> Self {
         let user_keys = users.iter().map(|u| user_public(builder, &u.name)).collect();
+        let user_secrets = users.iter().map(|u| user_key(builder, &u.name).secret_key()).collect();
         let btc = SimBitcoin::new(spec.fee_rate);
         Bridge {
             btc: match check {
@@ -97,6 +99,7 @@ impl Bridge {
             spec: spec.clone(),
             users,
             user_keys,
+            user_secrets,
             local: BridgeLocal { next_block_at: spec.block_interval, ..BridgeLocal::default() },
         }
     }
@@ -189,6 +192,7 @@ impl Bridge {
                     account: u.account,
                     public_key: self.user_keys[i].to_string(),
                     withdraw_address: Some(self.user_address(i)),
+                    proof: prove_deposit_key(&st.chain_id(), u.account, &self.user_secrets[i]),
                 };
                 mempool.push(self.sign(st, i, op));
             }

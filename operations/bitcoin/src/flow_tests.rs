@@ -14,8 +14,8 @@ use sonprop_core::{
 };
 
 use crate::flows::{
-    deposit_address, DepositConfirmed, DepositCredited, RegisterDepositKey, ReportDeposit,
-    Withdraw, WithdrawalPaid, WithdrawalRefunded,
+    deposit_address, prove_deposit_key, DepositConfirmed, DepositCredited, RegisterDepositKey,
+    ReportDeposit, Withdraw, WithdrawalPaid, WithdrawalRefunded,
 };
 use crate::node::{BitcoinNode, BitcoinSource};
 use crate::ops::BitcoinError;
@@ -144,12 +144,17 @@ impl Run {
         Address::p2wpkh(&key, Network::Regtest)
     }
 
+    fn user_secret(&self, i: usize) -> bitcoin::secp256k1::SecretKey {
+        TestNetwork::builder().sidechain_key(&self.net.users[i].name, "bitcoin-user").secret_key()
+    }
+
     fn register(&mut self, i: usize) {
         let user = self.net.users[i].clone();
         let op = RegisterDepositKey {
             account: user.account,
             public_key: self.user_key(i).to_string(),
             withdraw_address: Some(self.user_address(i).to_string()),
+            proof: prove_deposit_key(&self.state().chain_id(), user.account, &self.user_secret(i)),
         };
         let tx = self.net.sign(&user, op);
         self.net.submit(tx);
@@ -389,19 +394,6 @@ async fn a_withdrawal_the_wallet_cannot_pay_is_refunded_and_bad_requests_are_ref
     let e = refused(&mut run, dust);
     let r = e.operation_error().and_then(OperationError::rule_source::<BitcoinError>);
     assert!(matches!(r, Some(BitcoinError::CannotCover(_))), "{e}");
-    // Another user's deposit key: its deposit address would credit either of them.
-    let thief = run.net.users[1].clone();
-    let steal = RegisterDepositKey {
-        account: thief.account,
-        public_key: run.user_key(0).to_string(),
-        withdraw_address: None,
-    };
-    let e = run.net.ledger.check_transaction(&run.net.sign(&thief, steal)).expect_err("taken");
-    let r = e.operation_error().and_then(OperationError::rule_source::<BitcoinError>);
-    assert!(
-        matches!(r, Some(BitcoinError::KeyTaken { owner, .. }) if *owner == user.account),
-        "{e}"
-    );
     assert_eq!(run.net.ledger.state_hash(), before);
 
     // 600 sat is above the dust limit but cannot pay its own fee (about 230 vB at 4 sat/vB):
@@ -435,6 +427,7 @@ fn without_a_pbtc_asset_no_deposit_key_is_taken() {
         account: user.account,
         public_key: public.to_string(),
         withdraw_address: None,
+        proof: prove_deposit_key(&net.ledger.state().chain_id(), user.account, &key.secret_key()),
     };
     let e = net.ledger.check_transaction(&net.sign(&user, op)).expect_err("no pBTC");
     let r = e.operation_error().and_then(OperationError::rule_source::<BitcoinError>);
@@ -464,4 +457,83 @@ async fn a_wallet_sweep_waits_for_a_reserve_to_pay_its_fee() {
     run.until(1800, |st| current_wallet(st).is_some_and(|w| w.id == 1)).await;
     run.until(1800, |st| wallet_utxos(st, 0).is_empty() && !wallet_utxos(st, 1).is_empty()).await;
     assert!(run.btc.rejected().is_empty(), "{:?}", run.btc.rejected());
+}
+
+/// The rule a registration is refused by, if any.
+fn key_refusal(net: &mut TestNetwork, who: usize, op: RegisterDepositKey) -> Option<BitcoinError> {
+    let tx = net.sign(&net.users[who], op);
+    let e = net.ledger.check_transaction(&tx).err()?;
+    let r = e.operation_error().and_then(OperationError::rule_source::<BitcoinError>);
+    Some(r.cloned().unwrap_or_else(|| panic!("not a bitcoin rule: {e}")))
+}
+
+/// A deposit key is claimed only by whoever holds it: a thief who registers the victim's
+/// public key (with no proof, a proof of its own key, or the victim's proof for the victim's
+/// account or another chain) is refused, and the victim's own registration then succeeds. A
+/// holder cannot register one key for two accounts, and a key has one spelling.
+#[test]
+fn a_deposit_key_is_registered_only_by_its_holder() {
+    let mut net = TestNetwork::builder()
+        .witnesses(3)
+        .sons(6)
+        .users(3)
+        .asset(crate::state::pbtc_genesis_asset(PBTC))
+        .build(registry());
+    let chain = net.ledger.state().chain_id();
+    let (victim, thief) = (net.users[0].clone(), net.users[1].clone());
+    let secrets: Vec<_> = (0..3)
+        .map(|i| TestNetwork::builder().sidechain_key(&net.users[i].name, "bitcoin-user"))
+        .map(|k| k.secret_key())
+        .collect();
+    let secret = |i: usize| secrets[i];
+    let public = |i: usize| PublicKey::new(secret(i).public_key(&Secp256k1::signing_only()));
+    let claim = |account: AccountId, key: PublicKey, proof: String| RegisterDepositKey {
+        account,
+        public_key: key.to_string(),
+        withdraw_address: None,
+        proof,
+    };
+    let before = net.ledger.state_hash();
+    let attempts = [
+        ("no proof", String::new()),
+        ("garbage", "ab".repeat(64)),
+        ("the thief's own key signing", prove_deposit_key(&chain, thief.account, &secret(1))),
+        (
+            "the victim's proof for the victim",
+            prove_deposit_key(&chain, victim.account, &secret(0)),
+        ),
+        ("a proof for another chain", {
+            let other = sonprop_core::Digest::of(b"another chain");
+            prove_deposit_key(&other, thief.account, &secret(0))
+        }),
+    ];
+    for (what, proof) in attempts {
+        let r = key_refusal(&mut net, 1, claim(thief.account, public(0), proof));
+        assert!(matches!(r, Some(BitcoinError::BadProof(_))), "{what}: {r:?}");
+    }
+    // Upper-case hex parses as the same key, but a key has one spelling.
+    let mut upper =
+        claim(victim.account, public(0), prove_deposit_key(&chain, victim.account, &secret(0)));
+    upper.public_key = upper.public_key.to_uppercase();
+    assert!(matches!(key_refusal(&mut net, 0, upper), Some(BitcoinError::BadKey(_))));
+    assert_eq!(net.ledger.state_hash(), before, "nothing changed");
+
+    // The victim registers its own key.
+    let own =
+        claim(victim.account, public(0), prove_deposit_key(&chain, victim.account, &secret(0)));
+    assert_eq!(key_refusal(&mut net, 0, own.clone()), None);
+    net.submit(net.sign(&victim, own));
+    let (_, rejected) = net.produce_block();
+    assert!(rejected.is_empty(), "{rejected:?}");
+    let row = net.ledger.state().row::<crate::state::DepositKeys>(&victim.account).expect("row");
+    assert_eq!(row.public_key, public(0).to_string());
+    // Its holder proving it for a second account is refused too: one key, one account.
+    let second = net.users[2].clone();
+    let again =
+        claim(second.account, public(0), prove_deposit_key(&chain, second.account, &secret(0)));
+    let r = key_refusal(&mut net, 2, again);
+    assert!(
+        matches!(r, Some(BitcoinError::KeyTaken { owner, .. }) if owner == victim.account),
+        "{r:?}"
+    );
 }

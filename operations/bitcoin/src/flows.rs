@@ -69,20 +69,87 @@ fn put_books(ctx: &mut ApplyContext<'_>, f: impl FnOnce(&mut Books)) -> Result<(
 
 /// Registers (or replaces) a user's deposit key and default withdrawal address. The user's
 /// deposit address is the one-or-weighted script of the key over the current wallet.
+///
+/// The key must be proven: `proof` is a signature by the deposit key itself over
+/// [`deposit_key_digest`] (this chain, this account, this key), so nobody can claim a key
+/// another person holds and have that person's deposits credited to them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterDepositKey {
     /// The user (who signs).
     pub account: AccountId,
-    /// A compressed public key, hex.
+    /// A compressed public key, lower-case hex (its one spelling).
     pub public_key: String,
     /// Where withdrawals go unless a withdrawal names another address.
     pub withdraw_address: Option<String>,
+    /// The deposit key's signature over [`deposit_key_digest`]: a compact ECDSA signature
+    /// (64 bytes, low S), lower-case hex.
+    pub proof: String,
+}
+
+/// The digest a deposit key signs to prove its holder registers it: SHA-256 of a domain tag,
+/// the chain id, the account (8 bytes, big-endian) and the 33-byte key. Bound to the chain
+/// and the account, so a proof can be replayed neither on another chain nor for another
+/// account.
+pub fn deposit_key_digest(
+    chain_id: &sonprop_core::Digest,
+    account: AccountId,
+    key: &bitcoin::PublicKey,
+) -> sonprop_core::Digest {
+    let mut w = sonprop_core::chain::crypto::DigestWriter::new();
+    w.update(b"sonprop/bitcoin_deposit_key/v1");
+    w.update(&chain_id.0);
+    w.update(&account.0.to_be_bytes());
+    w.update(&key.inner.serialize());
+    w.finish()
+}
+
+/// The proof for [`RegisterDepositKey::proof`]: `secret` (the deposit key's secret half) signs
+/// [`deposit_key_digest`] for `chain_id` and `account`.
+pub fn prove_deposit_key(
+    chain_id: &sonprop_core::Digest,
+    account: AccountId,
+    secret: &bitcoin::secp256k1::SecretKey,
+) -> String {
+    let secp = bitcoin::secp256k1::Secp256k1::signing_only();
+    let key = bitcoin::PublicKey::new(secret.public_key(&secp));
+    let digest = deposit_key_digest(chain_id, account, &key);
+    let msg = bitcoin::secp256k1::Message::from_digest(digest.0);
+    sonprop_core::chain::crypto::hex(&secp.sign_ecdsa(&msg, secret).serialize_compact())
+}
+
+/// The deposit-key rule's first half: the key is written in its one spelling and `proof` is
+/// its holder's signature for `account` on this chain.
+fn proven_key(
+    state: &State,
+    account: AccountId,
+    public_key: &str,
+    proof: &str,
+) -> Result<bitcoin::PublicKey, BitcoinError> {
+    let key = script::parse_key(public_key).map_err(|e| BitcoinError::BadKey(e.to_string()))?;
+    // Parsing accepts upper case; scripts, indexes and the one-account-per-key rule compare
+    // the text, so one key has one spelling.
+    if key.to_string() != public_key {
+        return Err(BitcoinError::BadKey(format!(
+            "`{public_key}` is not written as lower-case hex (write `{key}`)"
+        )));
+    }
+    let bad = |why: &str| BitcoinError::BadProof(why.to_owned());
+    let bytes =
+        sonprop_core::chain::crypto::from_hex(proof).ok_or_else(|| bad("not lower-case hex"))?;
+    let sig = bitcoin::secp256k1::ecdsa::Signature::from_compact(&bytes)
+        .map_err(|_| bad("not a 64-byte compact signature"))?;
+    let digest = deposit_key_digest(&state.chain_id(), account, &key);
+    let msg = bitcoin::secp256k1::Message::from_digest(digest.0);
+    bitcoin::secp256k1::Secp256k1::verification_only()
+        .verify_ecdsa(&msg, &sig, &key.inner)
+        .map_err(|_| bad("it is not this key's signature for this account on this chain"))?;
+    Ok(key)
 }
 
 fn check_key(state: &State, op: &RegisterDepositKey) -> Result<(), BitcoinError> {
     pbtc(state)?;
-    let key = script::parse_key(&op.public_key).map_err(|e| BitcoinError::BadKey(e.to_string()))?;
+    let key = proven_key(state, op.account, &op.public_key, &op.proof)?;
     // One account per key: a key shared would make one deposit address credit either.
     let by_key = state.rows_by(&crate::state::DEPOSIT_KEYS_BY_KEY, &op.public_key);
     if let Some((owner, _)) = by_key.into_iter().find(|(a, _)| *a != op.account) {

@@ -170,6 +170,9 @@ pub enum BitcoinError {
     /// A key that cannot serve as a deposit key.
     #[error("bad deposit key: {0}")]
     BadKey(String),
+    /// The deposit key's proof of possession does not verify.
+    #[error("the deposit key's proof is refused: {0}")]
+    BadProof(String),
     /// An address that is not one of the chain's network.
     #[error("`{address}` is not a usable address: {reason}")]
     BadAddress {

@@ -96,6 +96,7 @@ const OPERATIONS: [OperationDescriptor; 12] = [
                 public_key: "0368dc31b2b547c74f52abfc67c7fc768c68115d8ab96430d9bb4996fa660121cd"
                     .into(),
                 withdraw_address: None,
+                proof: "5c".repeat(64),
             })
         },
     },
