@@ -537,3 +537,42 @@ fn a_deposit_key_is_registered_only_by_its_holder() {
         "{r:?}"
     );
 }
+
+/// One SON that reports a deposit first, naming the previous wallet (whose deposit address
+/// was not paid), backs a version of its own: the honest SONs' reports naming the current
+/// wallet still confirm it, and the user is credited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_son_naming_the_previous_wallet_first_cannot_stall_a_deposit() {
+    let mut run = ready(judged(), 1, |_| Fault::Honest).await;
+    // SON 5 goes silent: the standby takes its seat and the wallet moves to wallet 1.
+    run.net.set_son_up(5, false);
+    run.until(3 * 3600, |st| current_wallet(st).is_some_and(|w| w.id == 1)).await;
+    run.until(1800, |st| wallet_utxos(st, 0).is_empty() && !wallet_utxos(st, 1).is_empty()).await;
+    let o = run.deposit(0, 30_000_000);
+    // SON 0 (in both wallets) reports it at once, before anyone sees a confirmation, naming
+    // wallet 0.
+    let son0 = run.net.sons[0].clone();
+    let first = ReportDeposit {
+        son: SonId(0),
+        owner: son0.account,
+        account: run.net.users[0].account,
+        wallet: 0,
+        txid: o.txid.to_string(),
+        vout: o.vout,
+        amount_sat: 30_000_000,
+    };
+    let tx = run.net.sign(&son0, first);
+    run.net.submit(tx);
+    run.step_without_mining().await;
+    let d = run.state().row::<Deposits>(&utxo_key(&o)).expect("reported first").clone();
+    assert_eq!(d.claims.len(), 1);
+    assert_eq!(d.claims[0].wallet, 0);
+    run.until(1800, |st| matches!(deposit_status(st, &o), Some(DepositStatus::Credited { .. })))
+        .await;
+    let d = run.state().row::<Deposits>(&utxo_key(&o)).expect("deposit").clone();
+    let accepted = d.accepted().expect("accepted");
+    assert_eq!((accepted.wallet, accepted.amount_sat), (1, 30_000_000));
+    assert!(d.claims.iter().any(|c| c.wallet == 0 && c.reporters == vec![SonId(0)]));
+    assert!(run.balance(0) > 29_990_000, "credited");
+    assert!(run.btc.rejected().is_empty(), "{:?}", run.btc.rejected());
+}

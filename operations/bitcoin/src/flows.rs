@@ -229,9 +229,9 @@ impl ReportDeposit {
     }
 }
 
-/// What a report does: the wallet it counts in, the SON's weight there, the claim it backs.
+/// What a report does: the wallet it counts in, the SON's weight and that wallet's total, and
+/// the user's key.
 struct Report {
-    wallet: u64,
     weight: u16,
     total: u32,
     user_key: String,
@@ -245,42 +245,34 @@ fn check_report(state: &State, op: &ReportDeposit) -> Result<Report, BitcoinErro
     let o = op.outpoint()?;
     let key =
         state.row::<DepositKeys>(&op.account).ok_or(BitcoinError::NoDepositKey(op.account))?;
-    let wallet = match state.row::<Deposits>(&utxo_key(&o)) {
-        Some(d) => {
-            if d.wallet != op.wallet {
-                return Err(BitcoinError::NotCurrent(op.wallet));
-            }
-            if d.claims.iter().any(|c| c.reporters.contains(&op.son)) {
-                return Err(BitcoinError::AlreadyReported { son: op.son, deposit: o.to_string() });
-            }
-            if !matches!(d.status, DepositStatus::Reported) {
-                return Err(BitcoinError::DepositStatus {
-                    deposit: o.to_string(),
-                    status: d.status.to_string(),
-                    needed: "reported",
-                });
-            }
-            state
-                .row::<Wallets>(&d.wallet)
-                .ok_or_else(|| BitcoinError::Inconsistent(format!("wallet {}", d.wallet)))?
+    if let Some(d) = state.row::<Deposits>(&utxo_key(&o)) {
+        if d.reported_by(op.son) {
+            return Err(BitcoinError::AlreadyReported { son: op.son, deposit: o.to_string() });
         }
-        None => {
-            let current = current_wallet(state).ok_or(BitcoinError::NoWallet)?;
-            if op.wallet != current.id && op.wallet + 1 != current.id {
-                return Err(BitcoinError::NotCurrent(op.wallet));
-            }
-            if state.row::<Utxos>(&utxo_key(&o)).is_some() {
-                return Err(BitcoinError::KnownOutput(o.to_string()));
-            }
-            state
-                .row::<Wallets>(&op.wallet)
-                .ok_or_else(|| BitcoinError::Inconsistent(format!("wallet {}", op.wallet)))?
+        if !matches!(d.status, DepositStatus::Reported) {
+            return Err(BitcoinError::DepositStatus {
+                deposit: o.to_string(),
+                status: d.status.to_string(),
+                needed: "reported",
+            });
         }
-    };
+    } else if state.row::<Utxos>(&utxo_key(&o)).is_some() {
+        return Err(BitcoinError::KnownOutput(o.to_string()));
+    }
+    // The current wallet's deposit addresses, or the previous one's (a payment made just
+    // before a wallet update is still the user's). The wallet is part of the version the
+    // report backs: a report naming another wallet backs another version.
+    let current = current_wallet(state).ok_or(BitcoinError::NoWallet)?;
+    if op.wallet != current.id && op.wallet + 1 != current.id {
+        return Err(BitcoinError::NotCurrent(op.wallet));
+    }
+    let wallet = state
+        .row::<Wallets>(&op.wallet)
+        .ok_or_else(|| BitcoinError::Inconsistent(format!("wallet {}", op.wallet)))?;
     let me =
         wallet.signers.iter().find(|s| s.son == op.son).ok_or(BitcoinError::NotElected(op.son))?;
     let total = wallet.signers.iter().map(|s| u32::from(s.weight)).sum();
-    Ok(Report { wallet: wallet.id, weight: me.weight, total, user_key: key.public_key.clone() })
+    Ok(Report { weight: me.weight, total, user_key: key.public_key.clone() })
 }
 
 /// A deposit was reported for the first time.
@@ -381,8 +373,6 @@ impl Operation for ReportDeposit {
                 });
                 Deposit {
                     outpoint: o.to_string(),
-                    wallet: r.wallet,
-                    total_weight: r.total,
                     claims: Vec::new(),
                     status: DepositStatus::Reported,
                     first_reported: ctx.now(),
@@ -390,7 +380,10 @@ impl Operation for ReportDeposit {
             }
         };
         let same = |c: &Claim| {
-            c.account == self.account && c.amount_sat == self.amount_sat && c.user_key == r.user_key
+            c.account == self.account
+                && c.amount_sat == self.amount_sat
+                && c.user_key == r.user_key
+                && c.wallet == self.wallet
         };
         let i = match d.claims.iter().position(same) {
             Some(i) => i,
@@ -399,6 +392,8 @@ impl Operation for ReportDeposit {
                     account: self.account,
                     amount_sat: self.amount_sat,
                     user_key: r.user_key.clone(),
+                    wallet: self.wallet,
+                    total_weight: r.total,
                     reporters: Vec::new(),
                     weight: 0,
                 });
@@ -408,12 +403,12 @@ impl Operation for ReportDeposit {
         let claim = &mut d.claims[i];
         claim.reporters.push(self.son);
         claim.weight += u32::from(r.weight);
-        if u64::from(claim.weight) * 3 > u64::from(d.total_weight) * 2 {
+        if claim.passes() {
             let (reporters, account, amount_sat) =
                 (claim.reporters.len(), claim.account, claim.amount_sat);
             let dissenting = d.claims.iter().map(|c| c.reporters.len()).sum::<usize>() - reporters;
             d.status = DepositStatus::Confirmed;
-            let of = ctx.row::<Wallets>(&d.wallet).map_or(0, |w| w.signers.len());
+            let of = ctx.row::<Wallets>(&self.wallet).map_or(0, |w| w.signers.len());
             ctx.emit_event(&DepositConfirmed {
                 deposit: d.outpoint.clone(),
                 account,
@@ -474,8 +469,8 @@ pub fn expected_deposit_sweep(
     let claim = d.accepted().ok_or_else(|| BitcoinError::Inconsistent("no claim".into()))?;
     let to = settled_wallet(state)?;
     let signing = state
-        .row::<Wallets>(&d.wallet)
-        .ok_or_else(|| BitcoinError::Inconsistent(format!("wallet {}", d.wallet)))?;
+        .row::<Wallets>(&claim.wallet)
+        .ok_or_else(|| BitcoinError::Inconsistent(format!("wallet {}", claim.wallet)))?;
     let script = deposit_script(&claim.user_key, signing)
         .map_err(|e| BitcoinError::BadKey(e.to_string()))?;
     let spk = ScriptBuf::new_p2wsh(&to.script().wscript_hash());
@@ -572,10 +567,9 @@ impl Operation for ProcessDeposit {
             .accepted()
             .cloned()
             .ok_or_else(|| fail(BitcoinError::Inconsistent("claim".into())))?;
-        let signing = ctx
-            .row::<Wallets>(&d.wallet)
-            .cloned()
-            .ok_or_else(|| fail(BitcoinError::Inconsistent(format!("wallet {}", d.wallet))))?;
+        let signing = ctx.row::<Wallets>(&claim.wallet).cloned().ok_or_else(|| {
+            fail(BitcoinError::Inconsistent(format!("wallet {}", claim.wallet)))
+        })?;
         let to = settled_wallet(ctx).map_err(&fail)?.id;
         let purpose = Purpose::Deposit {
             deposit: self.deposit.clone(),

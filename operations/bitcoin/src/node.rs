@@ -498,7 +498,7 @@ impl Trigger for DepositReportTrigger {
                 for o in seen_confirmed(&self.node, state, &spk)? {
                     let reported = state
                         .row::<Deposits>(&utxo_key(&o.outpoint))
-                        .is_some_and(|d| d.claims.iter().any(|c| c.reporters.contains(&son)));
+                        .is_some_and(|d| d.reported_by(son));
                     if reported {
                         continue;
                     }
@@ -610,7 +610,10 @@ impl Validator for DepositValidator {
         let Some(d) = state.row::<Deposits>(&utxo_key(&outpoint)) else {
             return Ok(Verdict::Abstain("unknown deposit".into()));
         };
-        let (Some(claim), Some(wallet)) = (d.accepted(), state.row::<Wallets>(&d.wallet)) else {
+        let Some(claim) = d.accepted() else {
+            return Ok(Verdict::Abstain("no accepted claim".into()));
+        };
+        let Some(wallet) = state.row::<Wallets>(&claim.wallet) else {
             return Ok(Verdict::Abstain("no accepted claim".into()));
         };
         let Ok(script) = deposit_script(&claim.user_key, wallet) else {

@@ -302,9 +302,11 @@ param!(
     24 * 3600, at_least_one
 );
 param!(
-    /// Confirmations a wallet output needs before the chain records it.
+    /// Confirmations a Bitcoin transaction needs before the chain acts on it (records an output,
+/// credits a deposit, settles a transaction): 6 by default, the Peerplays design's N; lower
+/// only by parameter. A reorganisation deeper than this is what reconciliation is for.
     MinConfirmations, "bitcoin.min_confirmations",
-    "confirmations an output needs before the chain records it", u32, 1,
+    "confirmations an output needs before the chain records it", u32, 6,
     |v| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) }
 );
 
@@ -532,9 +534,11 @@ impl DepositStatus {
     }
 }
 
-/// One version of a deposit the SONs reported: who it credits and how much. SONs whose views
-/// differ back different claims; a claim backed by more than two thirds of the wallet's weight
-/// confirms the deposit, so SONs below a third cannot stall an honest majority.
+/// One version of a deposit the SONs reported: who it credits, how much, and the wallet whose
+/// deposit address it paid. SONs whose views differ back different claims; a claim backed by
+/// more than two thirds of its wallet's weight confirms the deposit. The wallet is part of the
+/// version, not taken from whoever reported first: SONs below a third can neither confirm a
+/// version of their own nor stall the honest one by describing the deposit first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claim {
     /// The user it credits.
@@ -543,10 +547,21 @@ pub struct Claim {
     pub amount_sat: u64,
     /// The user's deposit key when it was reported (the script's refund branch), hex.
     pub user_key: String,
+    /// The wallet whose SONs the deposit address names (who report, and sign its sweep).
+    pub wallet: u64,
+    /// That wallet's total weight.
+    pub total_weight: u32,
     /// The SONs that reported it.
     pub reporters: Vec<SonId>,
     /// Their weight in the wallet.
     pub weight: u32,
+}
+
+impl Claim {
+    /// Whether it is backed by more than two thirds of its wallet's weight.
+    pub fn passes(&self) -> bool {
+        u64::from(self.weight) * 3 > u64::from(self.total_weight) * 2
+    }
 }
 
 /// A payment to a user's deposit address, as the SONs reported it.
@@ -554,10 +569,6 @@ pub struct Claim {
 pub struct Deposit {
     /// The output, `txid:vout`.
     pub outpoint: String,
-    /// The wallet whose SONs the deposit address names (who report and sign).
-    pub wallet: u64,
-    /// The wallet's total weight.
-    pub total_weight: u32,
     /// The versions reported.
     pub claims: Vec<Claim>,
     /// Where it stands.
@@ -568,9 +579,14 @@ pub struct Deposit {
 }
 
 impl Deposit {
-    /// The claim backed by more than two thirds of the weight, if any.
+    /// The claim backed by more than two thirds of its wallet's weight, if any.
     pub fn accepted(&self) -> Option<&Claim> {
-        self.claims.iter().find(|c| u64::from(c.weight) * 3 > u64::from(self.total_weight) * 2)
+        self.claims.iter().find(|c| c.passes())
+    }
+
+    /// Whether `son` reported it (any version).
+    pub fn reported_by(&self, son: SonId) -> bool {
+        self.claims.iter().any(|c| c.reporters.contains(&son))
     }
 }
 

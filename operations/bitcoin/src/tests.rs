@@ -100,7 +100,12 @@ fn builder() -> NetworkBuilder {
         maximum_son_count: 6,
         ..ChainParameters::default()
     };
-    TestNetwork::builder().witnesses(3).sons(6).standby_sons(1).params(params)
+    TestNetwork::builder()
+        .witnesses(3)
+        .sons(6)
+        .standby_sons(1)
+        .params(params)
+        .plugin_param("bitcoin.min_confirmations", serde_json::json!(1))
 }
 
 /// A network whose SON nodes each hold their own Bitcoin key and share one fake Bitcoin.
@@ -322,6 +327,7 @@ async fn a_son_whose_signature_is_needed_is_deregistered_only_once_the_sweep_fai
         .standby_sons(1)
         .son_votes(vec![1, 1, 3, 1, 1, 1, 1, 1])
         .params(params)
+        .plugin_param("bitcoin.min_confirmations", serde_json::json!(1))
         .plugin_param("bitcoin.sign_timeout", serde_json::json!(1800));
     let mut net = network_with_keys(b, &bitcoin, |n| (n == "son-2").then_some("son-6"));
     run_until(&mut net, 60, |st| current_wallet(st).is_some()).await;
