@@ -58,6 +58,7 @@ fn the_bridge_scenario_credits_every_deposit_and_pays_every_withdrawal_bitcoin_c
     assert_eq!(b.withdrawals.iter().filter(|w| w.sent_sat.is_some()).count(), 4);
     let c = b.conservation.as_ref().expect("conservation held");
     assert_eq!(c.utxos_sat + c.in_flight_sat, c.pbtc_supply + c.books.reserve_sat());
+    assert!(c.books.carried_sat > 0, "deposits pre-paid their later sweep");
     assert_eq!(b.conservation_checks, finished.report.blocks, "checked after every block");
     // Every sidechain transaction reached Bitcoin, judged by Bitcoin Core's interpreter: five
     // deposit sweeps, four payments, one wallet sweep.
@@ -67,11 +68,12 @@ fn the_bridge_scenario_credits_every_deposit_and_pays_every_withdrawal_bitcoin_c
     let has = |needle: &str| text.iter().any(|t| t.contains(needle));
     assert!(has("user-0 pays 0.50000000 BTC to its deposit address bcrt1q"), "{text:#?}");
     assert!(has("deposit 0.50000000 BTC from user-0 (1.2.28) seen by 11/15 SONs; confirmed on chain (1 SON reported another amount or user)"));
-    assert!(has("settled, 0.49998398 pBTC issued to user-0 (1.2.28)"));
+    // 0.5 BTC less the sweep's fee (1 602 sat) and its carry into the reserve (9 420 sat).
+    assert!(has("settled, 0.49988978 pBTC issued to user-0 (1.2.28)"));
     assert!(has("Bitcoin reorganises its last 1 block(s): 1 transaction(s) vanish"));
     assert!(has("son 1.33.3: in_maintenance -> deregistered"));
     assert!(has("son 1.33.15: inactive -> active"));
-    assert!(has("sweep of the previous wallet is sidechain tx"));
+    assert!(has("sweeps 4 output(s) of wallet 0"));
     assert!(has("withdrawal 3 settled: "));
 }
 

@@ -91,7 +91,18 @@ impl Run {
     async fn until(&mut self, limit: u64, pred: impl Fn(&State) -> bool) {
         let end = self.net.now().plus(limit);
         while !pred(self.net.ledger.state()) {
-            assert!(self.net.now() < end, "not reached within {limit} s");
+            if self.net.now() >= end {
+                let st = self.state();
+                let deposits: Vec<_> = st.rows::<Deposits>().map(|(_, d)| d.clone()).collect();
+                let txs: Vec<_> = st
+                    .rows::<Transactions>()
+                    .map(|(_, t)| (t.id, t.purpose.clone(), t.status.clone()))
+                    .collect();
+                panic!(
+                    "not reached within {limit} s; deposits {deposits:?}; txs {txs:?}; alarms {:?}",
+                    crate::reconcile::alarms(st)
+                );
+            }
             self.step().await;
         }
     }
@@ -188,7 +199,12 @@ async fn ready(btc: SimBitcoin, min_conf: u32, faults: impl Fn(usize) -> Fault) 
 
 /// A network with its first wallet and both users registered.
 async fn unfunded(btc: SimBitcoin, min_conf: u32, faults: impl Fn(usize) -> Fault) -> Run {
-    let net = network(builder(min_conf), &btc, faults);
+    unfunded_with(builder(min_conf), btc, faults).await
+}
+
+/// [`unfunded`] over the network `b` describes.
+async fn unfunded_with(b: NetworkBuilder, btc: SimBitcoin, faults: impl Fn(usize) -> Fault) -> Run {
+    let net = network(b, &btc, faults);
     let mut run = Run { net, btc, steps: 0, events: Vec::new() };
     run.until(60, |st| current_wallet(st).is_some()).await;
     run.register(0);
@@ -350,7 +366,11 @@ async fn a_reorganised_deposit_is_never_credited_and_a_sweep_settles_only_with_i
     assert_eq!(run.btc.reorg(2), 0, "nothing vanishes: the sweep is back in the mempool");
     run.hold(600).await;
     let st = run.state();
-    assert!(matches!(st.row::<Transactions>(&sent.id).expect("tx").status, TxStatus::Sent { .. }));
+    assert!(
+        matches!(st.row::<Transactions>(&sent.id).expect("tx").status, TxStatus::Sent { .. }),
+        "{:?}",
+        st.row::<Transactions>(&sent.id)
+    );
     assert!(matches!(deposit_status(st, &o), Some(DepositStatus::Sweeping { .. })));
     assert_eq!(run.balance(1), 0, "not credited without its confirmations");
     run.btc.mine_n(3);
@@ -434,29 +454,53 @@ fn without_a_pbtc_asset_no_deposit_key_is_taken() {
     assert!(matches!(r, Some(BitcoinError::NoAsset(a)) if *a == PBTC), "{e}");
 }
 
-/// A wallet holding only deposits (no SON reserve) does not move: the sweep's fee would leave
-/// pBTC unbacked, so the update is refused until the SONs fund their reserve.
+/// A wallet holding only deposits moves, its sweep paid by what the deposits pre-paid into the
+/// reserve (their carry). Without carries (`bitcoin.carry_fee_rate` 0) and without a SON
+/// reserve, the sweep's fee would leave pBTC unbacked: it waits, with an alarm saying why,
+/// until the SONs pay into the wallet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wallet_sweep_waits_for_a_reserve_to_pay_its_fee() {
-    let mut run = unfunded(judged(), 1, |_| Fault::Honest).await;
-    let o = run.deposit(0, 20_000_000);
-    run.until(1800, |st| matches!(deposit_status(st, &o), Some(DepositStatus::Credited { .. })))
+async fn a_wallet_sweep_is_paid_by_the_deposits_carry_or_waits_loudly_for_a_reserve() {
+    for carry in [20u64, 0] {
+        let b = builder(1).plugin_param("bitcoin.carry_fee_rate", serde_json::json!(carry));
+        let mut run = unfunded_with(b, judged(), |_| Fault::Honest).await;
+        let o = run.deposit(0, 20_000_000);
+        run.until(1800, |st| {
+            matches!(deposit_status(st, &o), Some(DepositStatus::Credited { .. }))
+        })
         .await;
-    // SON 5 goes silent: deregistered, and the standby takes its seat at maintenance.
-    run.net.set_son_up(5, false);
-    run.until(3 * 3600, |st| st.is_elected(SonId(6))).await;
-    run.run_for(600).await;
-    let st = run.state();
-    assert_eq!(current_wallet(st).map(|w| w.id), Some(0), "the wallet did not move");
-    let update = crate::ops::expected_update(st, 4).expect("builds").expect("an update is due");
-    let e = crate::ops::check_update(st, &update).expect_err("no reserve");
-    assert!(matches!(e, BitcoinError::ReserveShort { reserve: 0, .. }), "{e}");
-    // The SONs fund their reserve: the wallet moves, and pBTC stays backed.
-    let w = current_wallet(st).expect("wallet").clone();
-    run.btc.pay(&ScriptBuf::new_p2wsh(&w.script().wscript_hash()), 50_000);
-    run.until(1800, |st| current_wallet(st).is_some_and(|w| w.id == 1)).await;
-    run.until(1800, |st| wallet_utxos(st, 0).is_empty() && !wallet_utxos(st, 1).is_empty()).await;
-    assert!(run.btc.rejected().is_empty(), "{:?}", run.btc.rejected());
+        let carried = crate::state::books(run.state()).carried_sat;
+        assert_eq!(carried > 0, carry > 0, "carry {carry}: {carried} sat carried");
+        assert_eq!(
+            run.balance(0) + carried,
+            run.state()
+                .row::<crate::state::Utxos>(&utxo_key(&wallet_utxos(run.state(), 0)[0].0))
+                .expect("output")
+                .amount_sat
+        );
+        // SON 5 goes silent: deregistered, and the standby takes its seat at maintenance.
+        run.net.set_son_up(5, false);
+        run.until(3 * 3600, |st| current_wallet(st).is_some_and(|w| w.id == 1)).await;
+        run.run_for(600).await;
+        let st = run.state();
+        if carry > 0 {
+            assert!(wallet_utxos(st, 0).is_empty(), "the carry paid the sweep");
+            assert!(crate::reconcile::alarms(st).is_empty(), "{:?}", crate::reconcile::alarms(st));
+            continue;
+        }
+        assert_eq!(wallet_utxos(st, 0).len(), 1, "the old wallet's output did not move");
+        let sweep = crate::ops::expected_sweep(st, 4).expect("builds").expect("a sweep is due");
+        let e = crate::ops::check_sweep(st, &sweep).expect_err("no reserve");
+        assert!(matches!(e, BitcoinError::ReserveShort { reserve: 0, .. }), "{e}");
+        let alarms = crate::reconcile::alarms(st);
+        assert!(alarms.iter().any(|a| a.contains("reserve is short")), "{alarms:?}");
+        // The SONs fund their reserve: the wallet moves, and pBTC stays backed.
+        let w = current_wallet(st).expect("wallet").clone();
+        run.btc.pay(&ScriptBuf::new_p2wsh(&w.script().wscript_hash()), 50_000);
+        run.until(1800, |st| wallet_utxos(st, 0).is_empty() && wallet_utxos(st, 1).len() == 2)
+            .await;
+        assert!(crate::reconcile::alarms(run.state()).is_empty());
+        assert!(run.btc.rejected().is_empty(), "{:?}", run.btc.rejected());
+    }
 }
 
 /// The rule a registration is refused by, if any.

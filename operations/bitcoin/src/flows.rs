@@ -2,7 +2,6 @@
 //! sweep, the withdrawal request, its payment or refund. Settlement (pBTC issued or burnt) is
 //! in [`crate::ops::SettleTx`].
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -12,13 +11,13 @@ use sonprop_core::{
     AccountId, ApplyContext, ChainEvent, Operation, OperationError, SonId, State, Subject,
 };
 
-use crate::ops::{elected_owner, fee_in_bounds, rule, BitcoinError};
+use crate::ops::{elected_owner, fee_in_bounds, new_tx, rule, take_inputs, BitcoinError};
 use crate::script::{self};
 use crate::state::{
-    books, current_wallet, deposit_script, unsettled, utxo_key, wallet_utxos, AssetParam, Books,
-    BooksTable, Claim, Deposit, DepositKey, DepositKeys, DepositStatus, Deposits, NetworkParam,
-    Purpose, SidechainTx, SignTimeout, Transactions, TxInput, TxStatus, Utxos, Wallet, Wallets,
-    Withdrawal, WithdrawalStatus, Withdrawals, DEPOSITS_BY_STATUS,
+    books, current_wallet, deposit_script, utxo_key, wallet_utxos, AssetParam, Books, BooksTable,
+    Claim, Deposit, DepositKey, DepositKeys, DepositStatus, Deposits, NetworkParam, Purpose,
+    SidechainTx, Transactions, TxInput, Utxos, Wallet, Wallets, Withdrawal, WithdrawalStatus,
+    Withdrawals, DEPOSITS_BY_STATUS,
 };
 use crate::tx::{self, Spend};
 use crate::{
@@ -404,6 +403,7 @@ impl Operation for ReportDeposit {
         claim.reporters.push(self.son);
         claim.weight += u32::from(r.weight);
         if claim.passes() {
+            let claim = claim.clone();
             let (reporters, account, amount_sat) =
                 (claim.reporters.len(), claim.account, claim.amount_sat);
             let dissenting = d.claims.iter().map(|c| c.reporters.len()).sum::<usize>() - reporters;
@@ -417,8 +417,82 @@ impl Operation for ReportDeposit {
                 of,
                 dissenting,
             });
+            if let Some(reason) = too_small(ctx, &claim) {
+                ctx.emit_event(&DepositTooSmall {
+                    deposit: d.outpoint.clone(),
+                    account,
+                    amount_sat,
+                    reason: reason.clone(),
+                });
+                d.status = DepositStatus::TooSmall { reason };
+            }
         }
         ctx.put_row::<Deposits>(&key, Some(d))
+    }
+}
+
+/// What a deposit sweep into `to` pre-pays into the SONs' reserve: the cost of spending its
+/// output in a later wallet sweep at `bitcoin.carry_fee_rate`.
+pub fn carry_sat(state: &State, to: &Wallet) -> u64 {
+    let vsize = tx::input_vsize(to.signers.len(), to.script().len());
+    vsize.saturating_mul(state.param::<crate::state::CarryFeeRate>())
+}
+
+/// Why a confirmed deposit cannot be credited, if it cannot: below `bitcoin.min_deposit_sat`,
+/// or its sweep at the lowest fee rate and its carry would leave less than the dust limit.
+/// Such a deposit is recorded as too small and never blocks anything else.
+pub fn too_small(state: &State, claim: &Claim) -> Option<String> {
+    let min = state.param::<crate::state::MinDepositSat>();
+    if claim.amount_sat < min {
+        return Some(format!(
+            "{} sat is below bitcoin.min_deposit_sat ({min} sat)",
+            claim.amount_sat
+        ));
+    }
+    let signing = state.row::<Wallets>(&claim.wallet)?;
+    let to = current_wallet(state)?;
+    let script_len = deposit_script(&claim.user_key, signing).ok()?.len();
+    let rate = state.param::<crate::state::MinFeeRate>();
+    let fee =
+        tx::estimate_vsize(1, 1, signing.signers.len(), script_len, true).saturating_mul(rate);
+    let carry = carry_sat(state, to);
+    let keep = fee.saturating_add(carry).saturating_add(tx::P2WSH_DUST_SAT);
+    (claim.amount_sat < keep).then(|| {
+        format!(
+            "{} sat cannot pay its sweep ({fee} sat at {rate} sat/vB) and its later sweep's \
+             carry ({carry} sat) and leave {} sat",
+            claim.amount_sat,
+            tx::P2WSH_DUST_SAT
+        )
+    })
+}
+
+/// A confirmed deposit too small to credit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositTooSmall {
+    /// `txid:vout`.
+    pub deposit: String,
+    /// The user.
+    pub account: AccountId,
+    /// Satoshis.
+    pub amount_sat: u64,
+    /// Why.
+    pub reason: String,
+}
+impl ChainEvent for DepositTooSmall {
+    const KIND: &'static str = DEPOSIT_REPORT;
+    const NAME: &'static str = "too_small";
+}
+impl fmt::Display for DepositTooSmall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "deposit {} of {} to {} is not credited: {}",
+            self.deposit,
+            btc(self.amount_sat),
+            self.account,
+            self.reason
+        )
     }
 }
 
@@ -481,6 +555,15 @@ pub fn expected_deposit_sweep(
         signing.signers.len(),
         script.len(),
     )?;
+    let out = t.output.first().map_or(0, |o| o.value.to_sat());
+    let carry = carry_sat(state, to);
+    if out < carry.saturating_add(tx::P2WSH_DUST_SAT) {
+        return Err(BitcoinError::Build(tx::BuildError::TooSmall {
+            total: claim.amount_sat,
+            fee: claim.amount_sat - out + carry,
+            dust: tx::P2WSH_DUST_SAT,
+        }));
+    }
     Ok(ProcessDeposit { deposit: deposit.to_owned(), fee_rate, unsigned_tx: tx::to_hex(&t) })
 }
 
@@ -491,34 +574,6 @@ pub fn check_process_deposit(state: &State, op: &ProcessDeposit) -> Result<(), B
         return Err(BitcoinError::TxMismatch);
     }
     Ok(())
-}
-
-/// A sidechain transaction row for `unsigned`, collecting signatures from `signing`'s SONs.
-fn new_tx(
-    ctx: &ApplyContext<'_>,
-    purpose: Purpose,
-    signing: &Wallet,
-    unsigned_hex: &str,
-    inputs: Vec<TxInput>,
-) -> SidechainTx {
-    let id = ctx.last_row::<Transactions>().map_or(0, |(k, _)| k + 1);
-    let now = ctx.now();
-    SidechainTx {
-        id,
-        bitcoin_txid: tx::from_hex(unsigned_hex)
-            .map(|t| tx::txid(&t).to_string())
-            .unwrap_or_default(),
-        purpose,
-        signing_wallet: signing.id,
-        unsigned_tx: unsigned_hex.to_owned(),
-        inputs,
-        signatures: BTreeMap::new(),
-        signed_weight: 0,
-        threshold: signing.threshold(),
-        status: TxStatus::Valid,
-        created: now,
-        deadline: now.plus(ctx.param::<SignTimeout>()),
-    }
 }
 
 /// A deposit's sweep was created.
@@ -567,17 +622,19 @@ impl Operation for ProcessDeposit {
             .accepted()
             .cloned()
             .ok_or_else(|| fail(BitcoinError::Inconsistent("claim".into())))?;
-        let signing = ctx.row::<Wallets>(&claim.wallet).cloned().ok_or_else(|| {
-            fail(BitcoinError::Inconsistent(format!("wallet {}", claim.wallet)))
-        })?;
-        let to = settled_wallet(ctx).map_err(&fail)?.id;
+        let signing = ctx
+            .row::<Wallets>(&claim.wallet)
+            .cloned()
+            .ok_or_else(|| fail(BitcoinError::Inconsistent(format!("wallet {}", claim.wallet))))?;
+        let to = settled_wallet(ctx).map_err(&fail)?;
         let purpose = Purpose::Deposit {
             deposit: self.deposit.clone(),
             user_key: claim.user_key.clone(),
-            to,
+            to: to.id,
+            carry_sat: carry_sat(ctx, to),
         };
         let inputs = vec![TxInput { outpoint: self.deposit.clone(), amount_sat: claim.amount_sat }];
-        let row = new_tx(ctx, purpose, &signing, &self.unsigned_tx, inputs);
+        let row = new_tx(ctx, purpose, &signing, &self.unsigned_tx, self.fee_rate, inputs);
         let unsigned = tx::from_hex(&self.unsigned_tx)
             .ok_or_else(|| fail(BitcoinError::Hex(self.unsigned_tx.clone())))?;
         ctx.emit_event(&DepositSweeping {
@@ -735,7 +792,8 @@ pub fn expected_withdrawal(
         .map(|(outpoint, amount_sat)| Spend { outpoint, amount_sat })
         .collect();
     let have: u64 = utxos.iter().map(|s| s.amount_sat).sum();
-    let coins = tx::select_coins(&utxos, w.amount_sat).ok_or(BitcoinError::CannotCover(
+    let max = tx::max_inputs(2, wallet.signers.len(), wallet.script().len());
+    let coins = tx::select_coins(&utxos, w.amount_sat, max).ok_or(BitcoinError::CannotCover(
         tx::BuildError::Insufficient { have, need: w.amount_sat },
     ))?;
     let spk = ScriptBuf::new_p2wsh(&wallet.script().wscript_hash());
@@ -805,20 +863,9 @@ impl Operation for ProcessWithdrawal {
         let wallet = settled_wallet(ctx).map_err(&fail)?.clone();
         let unsigned = tx::from_hex(&self.unsigned_tx)
             .ok_or_else(|| fail(BitcoinError::Hex(self.unsigned_tx.clone())))?;
-        let mut inputs = Vec::new();
-        for i in &unsigned.input {
-            let key = utxo_key(&i.previous_output);
-            let u = ctx.row::<Utxos>(&key).cloned().ok_or_else(|| {
-                fail(BitcoinError::Inconsistent(format!("input {} unknown", i.previous_output)))
-            })?;
-            inputs.push(TxInput {
-                outpoint: i.previous_output.to_string(),
-                amount_sat: u.amount_sat,
-            });
-            ctx.put_row::<Utxos>(&key, None)?;
-        }
+        let inputs = take_inputs(ctx, &unsigned, WITHDRAW_PROCESS)?;
         let purpose = Purpose::Withdrawal { withdrawal: self.withdrawal, wallet: wallet.id };
-        let row = new_tx(ctx, purpose, &wallet, &self.unsigned_tx, inputs);
+        let row = new_tx(ctx, purpose, &wallet, &self.unsigned_tx, self.fee_rate, inputs);
         ctx.emit_event(&WithdrawalPaying {
             withdrawal: self.withdrawal,
             tx: row.id,
@@ -834,10 +881,11 @@ impl Operation for ProcessWithdrawal {
     }
 }
 
-/// Returns a withdrawal's pBTC when the wallet cannot pay it: a SON proposal, accepted only
-/// when nothing is in flight that could change that (no unsettled transaction, no confirmed
-/// deposit waiting for its sweep, no wallet update due) and the payment cannot be built even
-/// at the lowest fee rate.
+/// Returns a withdrawal's pBTC when it can never be paid: its amount cannot pay the fee of the
+/// cheapest payment (one input of the current wallet, the user's output and change) at the
+/// lowest fee rate and leave the dust limit. A SON proposal. The rule reads the withdrawal
+/// alone (and the chain's parameters and current wallet): no other flow, in flight or stuck,
+/// can hold a refund back. A withdrawal the wallet cannot pay *yet* waits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RefundWithdrawal {
@@ -847,18 +895,23 @@ pub struct RefundWithdrawal {
 
 /// Why the withdrawal must be refunded (the refund rule); an error when it must not.
 pub fn check_refund(state: &State, op: &RefundWithdrawal) -> Result<String, BitcoinError> {
-    pending_withdrawal(state, op.withdrawal)?;
-    if let Some(t) = unsettled(state).next() {
-        return Err(BitcoinError::RefundNotDue(format!("sidechain tx {} is in flight", t.id)));
-    }
-    if let Some(d) = confirmed_deposits(state).next() {
-        return Err(BitcoinError::RefundNotDue(format!("deposit {} awaits its sweep", d.outpoint)));
-    }
-    let min = state.param::<crate::state::MinFeeRate>();
-    match expected_withdrawal(state, op.withdrawal, min) {
-        Ok(_) => Err(BitcoinError::RefundNotDue("the wallet can pay it".into())),
-        Err(BitcoinError::CannotCover(e)) => Ok(e.to_string()),
-        Err(other) => Err(BitcoinError::RefundNotDue(other.to_string())),
+    let w = pending_withdrawal(state, op.withdrawal)?;
+    let wallet = current_wallet(state).ok_or(BitcoinError::NoWallet)?;
+    let rate = state.param::<crate::state::MinFeeRate>();
+    let vsize = tx::estimate_vsize(1, 2, wallet.signers.len(), wallet.script().len(), false);
+    let fee = vsize.saturating_mul(rate);
+    match w.amount_sat.checked_sub(fee).filter(|paid| *paid >= tx::USER_DUST_SAT) {
+        Some(_) => Err(BitcoinError::RefundNotDue(format!(
+            "{} sat can pay its fee ({fee} sat at {rate} sat/vB) and leave {} sat: it waits for the wallet",
+            w.amount_sat,
+            tx::USER_DUST_SAT
+        ))),
+        None => Ok(tx::BuildError::TooSmall {
+            total: w.amount_sat,
+            fee,
+            dust: tx::USER_DUST_SAT,
+        }
+        .to_string()),
     }
 }
 
@@ -1005,8 +1058,11 @@ pub(crate) fn settle_effects(
             let fee = inputs.saturating_sub(outputs);
             put_books(ctx, |b| b.sweep_fees_sat += fee)
         }
-        Purpose::Deposit { deposit, to, .. } => {
-            let credited = add_output(ctx, 0, *to)?;
+        Purpose::Deposit { deposit, to, carry_sat, .. } => {
+            let reached = add_output(ctx, 0, *to)?;
+            let credited = reached.saturating_sub(*carry_sat);
+            let carried = reached - credited;
+            put_books(ctx, |b| b.carried_sat += carried)?;
             let o = parse_outpoint(deposit).map_err(&fail)?;
             let mut d = ctx
                 .row::<Deposits>(&utxo_key(&o))
@@ -1047,18 +1103,28 @@ pub(crate) fn settle_effects(
     }
 }
 
-/// What failing `t` at its deadline does: wallet inputs go back to their wallet, the deposit
-/// or withdrawal waits to be processed again.
+/// What failing `t` does: its wallet inputs go back to their wallet — except those in
+/// `vanished`, gone from Bitcoin, which are recorded as lost — and the deposit or withdrawal
+/// waits to be processed again (a deposit whose own output vanished is marked so).
 pub(crate) fn fail_effects(
     ctx: &mut ApplyContext<'_>,
     t: &SidechainTx,
+    vanished: &[OutPoint],
 ) -> Result<(), OperationError> {
     let fail = rule(crate::TX_FAIL);
     if t.purpose.spends_wallet() {
+        let mut lost = 0u64;
         for i in &t.inputs {
             let o = parse_outpoint(&i.outpoint).map_err(&fail)?;
+            if vanished.contains(&o) {
+                lost = lost.saturating_add(i.amount_sat);
+                continue;
+            }
             let row = crate::state::Utxo { wallet: t.signing_wallet, amount_sat: i.amount_sat };
             ctx.put_row::<Utxos>(&utxo_key(&o), Some(row))?;
+        }
+        if lost > 0 {
+            put_books(ctx, |b| b.lost_sat += lost)?;
         }
     }
     match &t.purpose {
@@ -1066,7 +1132,11 @@ pub(crate) fn fail_effects(
         Purpose::Deposit { deposit, .. } => {
             let o = parse_outpoint(deposit).map_err(&fail)?;
             if let Some(mut d) = ctx.row::<Deposits>(&utxo_key(&o)).cloned() {
-                d.status = DepositStatus::Confirmed;
+                d.status = if vanished.contains(&o) {
+                    DepositStatus::Vanished
+                } else {
+                    DepositStatus::Confirmed
+                };
                 ctx.put_row::<Deposits>(&utxo_key(&o), Some(d))?;
             }
             Ok(())

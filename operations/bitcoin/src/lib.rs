@@ -51,6 +51,7 @@
 pub mod flows;
 pub mod node;
 pub mod ops;
+pub mod reconcile;
 mod registration;
 #[cfg(feature = "rpc")]
 pub mod rpc;
@@ -63,6 +64,16 @@ pub use registration::PLUGIN;
 
 /// Kind: record a new primary wallet (and sweep the old one).
 pub const WALLET_UPDATE: &str = "bitcoin_wallet_update";
+/// Kind: move a batch of wallet outputs into the current wallet (after a wallet update, or to
+/// consolidate).
+pub const WALLET_SWEEP: &str = "bitcoin_wallet_sweep";
+/// Kind: replace a complete transaction that did not settle in time by the same transaction at
+/// a higher fee rate.
+pub const TX_BUMP: &str = "bitcoin_tx_bump";
+/// Kind: record what vanished from Bitcoin (reconciliation).
+pub const RECONCILE: &str = "bitcoin_reconcile";
+/// Kind: the SONs carry on despite a deficit (lift the circuit breaker).
+pub const RESUME: &str = "bitcoin_resume";
 /// Kind: a SON's signatures of a sidechain transaction.
 pub const SIGN: &str = "bitcoin_tx_sign";
 /// Kind: fail a sidechain transaction past its deadline.

@@ -1,13 +1,14 @@
 //! The node-local half: the node's view of Bitcoin (a service), and the triggers and validators
 //! built from it.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
 use bitcoin::{OutPoint, PublicKey, ScriptBuf, Transaction, Txid};
 use sonprop_core::{
-    async_trait, NodeContext, NodeIdentity, PluginError, Proposal, ProposalDraft, ServiceError,
-    State, Trigger, TriggerOutput, Validator, Verdict,
+    async_trait, Deferral, NodeContext, NodeIdentity, PluginError, Proposal, ProposalDraft,
+    ServiceError, State, Subject, Trigger, TriggerOutput, Validator, Verdict,
 };
 
 use crate::flows::{
@@ -16,11 +17,16 @@ use crate::flows::{
     RefundWithdrawal, ReportDeposit,
 };
 use crate::ops::{
-    check_settle, check_update, check_utxo, expected_update, signed_transaction, spent_script,
-    FailTx, SentTx, SettleTx, SignTx, WalletUpdate, WalletUtxo,
+    check_bump, check_settle, check_sweep, check_update, check_utxo, expected_sweep,
+    expected_update, rebuilt, signed_transaction, spent_script, BumpTx, FailTx, SentTx, SettleTx,
+    SignTx, WalletSweep, WalletUpdate, WalletUtxo,
 };
-use crate::state::{current_wallet, pending, with_status, MinConfirmations, TxStatus, Wallets};
-use crate::state::{deposit_script, utxo_key, DepositKeys, Deposits, WithdrawalStatus};
+use crate::reconcile::{check_reconcile, Gone, Reconcile};
+use crate::state::{
+    current_wallet, deposit_script, paused, pending, unsettled, utxo_key, with_status,
+    ConfirmTimeout, DepositKeys, Deposits, MinConfirmations, SidechainTx, TxStatus, Wallet,
+    Wallets, WithdrawalStatus, UTXOS_BY_WALLET,
+};
 use crate::tx;
 
 /// An output paying a watched script, as one node's Bitcoin view shows it.
@@ -42,8 +48,17 @@ pub struct SeenOutput {
 pub trait BitcoinSource: Send + Sync {
     /// The fee rate this node would pay now, sat/vB.
     fn fee_rate(&self) -> Result<u64, SourceError>;
-    /// The outputs paying `script_pubkey` that this node sees.
+    /// The outputs paying `script_pubkey` that this node sees (confirmed or in its mempool).
     fn outputs_to(&self, script_pubkey: &ScriptBuf) -> Result<Vec<SeenOutput>, SourceError>;
+    /// The outputs paying each of `scripts`, asked at once: a source that scans the whole UTXO
+    /// set (Bitcoin Core's `scantxoutset`) scans once for all of them. By default, one
+    /// [`BitcoinSource::outputs_to`] per script.
+    fn outputs_to_many(
+        &self,
+        scripts: &[ScriptBuf],
+    ) -> Result<BTreeMap<ScriptBuf, Vec<SeenOutput>>, SourceError> {
+        scripts.iter().map(|s| Ok((s.clone(), self.outputs_to(s)?))).collect()
+    }
     /// A transaction's confirmations as this node sees them (`Some(0)`: in its mempool;
     /// `None`: unknown to it).
     fn confirmations(&self, txid: &Txid) -> Result<Option<u32>, SourceError>;
@@ -156,12 +171,18 @@ macro_rules! ctor {
 
 ctor!(wallet_trigger, Trigger, WalletTrigger);
 ctor!(wallet_validator, Validator, WalletValidator);
+ctor!(sweep_trigger, Trigger, SweepTrigger);
+ctor!(sweep_validator, Validator, SweepValidator);
 ctor!(sign_trigger, Trigger, SignTrigger);
 ctor!(utxo_trigger, Trigger, UtxoTrigger);
 ctor!(utxo_validator, Validator, UtxoValidator);
 ctor!(broadcast_trigger, Trigger, BroadcastTrigger);
+ctor!(bump_trigger, Trigger, BumpTrigger);
+ctor!(bump_validator, Validator, BumpValidator);
 ctor!(settle_trigger, Trigger, SettleTrigger);
 ctor!(settle_validator, Validator, SettleValidator);
+ctor!(reconcile_trigger, Trigger, ReconcileTrigger);
+ctor!(reconcile_validator, Validator, ReconcileValidator);
 ctor!(deposit_report_trigger, Trigger, DepositReportTrigger::new);
 ctor!(deposit_trigger, Trigger, DepositTrigger);
 ctor!(deposit_validator, Validator, DepositValidator);
@@ -174,15 +195,35 @@ fn estimate(node: &BitcoinNode) -> Result<u64, PluginError> {
     node.source.fee_rate().map_err(|e| PluginError::msg(format!("fee estimate: {e}")))
 }
 
-/// Proposes the wallet the elected SONs should hold, when it differs from the current one.
+/// Whether `rate` is within `band_percent` of `own`.
+pub fn within_band(rate: u64, own: u64, band_percent: u64) -> bool {
+    let diff = u128::from(rate.abs_diff(own)) * 100;
+    diff <= u128::from(own) * u128::from(band_percent)
+}
+
+fn fee_verdict(node: &BitcoinNode, rate: u64) -> Result<Option<Verdict>, PluginError> {
+    let own = estimate(node)?;
+    Ok((!within_band(rate, own, node.fee_band_percent)).then(|| {
+        Verdict::Abstain(format!(
+            "fee rate {rate} sat/vB is more than {}% from my estimate of {own}",
+            node.fee_band_percent
+        ))
+    }))
+}
+
+fn on_duty(state: &State, node: &NodeIdentity) -> bool {
+    node.son.is_some() && state.son_on_duty(state.head_height() + 1) == node.son
+}
+
+/// Proposes the wallet the SONs of the last maintenance should hold, when it differs from the
+/// current one.
 pub struct WalletTrigger(pub BitcoinNode);
 
 #[async_trait]
 impl Trigger for WalletTrigger {
     async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
-        let rate = estimate(&self.0)?;
         let mut out = TriggerOutput::default();
-        if let Ok(Some(op)) = expected_update(state, rate) {
+        if let Ok(Some(op)) = expected_update(state) {
             if check_update(state, &op).is_ok() {
                 out.drafts.push(ProposalDraft::new(op));
             }
@@ -191,15 +232,9 @@ impl Trigger for WalletTrigger {
     }
 }
 
-/// Approves a wallet update that the chain's rule accepts (the same signers, the same
-/// transaction rebuilt from this node's state) with a fee rate within this node's band.
+/// Approves a wallet update that the chain's rule accepts (the same signers, from this node's
+/// own state).
 pub struct WalletValidator(pub BitcoinNode);
-
-/// Whether `rate` is within `band_percent` of `own`.
-pub fn within_band(rate: u64, own: u64, band_percent: u64) -> bool {
-    let diff = u128::from(rate.abs_diff(own)) * 100;
-    diff <= u128::from(own) * u128::from(band_percent)
-}
 
 #[async_trait]
 impl Validator for WalletValidator {
@@ -212,24 +247,54 @@ impl Validator for WalletValidator {
         let op = proposal
             .only::<WalletUpdate>()
             .ok_or_else(|| PluginError::msg("not a wallet update"))?;
-        if let Err(e) = check_update(state, op) {
-            return Ok(Verdict::Abstain(e.to_string()));
-        }
-        if let Some(sweep) = &op.sweep {
-            let own = estimate(&self.0)?;
-            if !within_band(sweep.fee_rate, own, self.0.fee_band_percent) {
-                return Ok(Verdict::Abstain(format!(
-                    "fee rate {} sat/vB is more than {}% from my estimate of {own}",
-                    sweep.fee_rate, self.0.fee_band_percent
-                )));
-            }
-        }
-        Ok(Verdict::Approve)
+        Ok(Verdict::from_rule(check_update(state, op)))
     }
 }
 
-/// Signs every transaction this SON signs for and has not signed; fails, when on duty, the
-/// ones past their deadline.
+/// Proposes the next batch of an old wallet's outputs to sweep, or a consolidation, at this
+/// node's fee estimate.
+pub struct SweepTrigger(pub BitcoinNode);
+
+#[async_trait]
+impl Trigger for SweepTrigger {
+    fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
+        crate::ops::sweep_batch(state).is_some()
+    }
+
+    async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
+        let mut out = TriggerOutput::default();
+        let rate = estimate(&self.0)?;
+        if let Ok(Some(op)) = expected_sweep(state, rate) {
+            if check_sweep(state, &op).is_ok() {
+                out.drafts.push(ProposalDraft::new(op));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Approves a sweep the chain's rule accepts at a fee rate within this node's band.
+pub struct SweepValidator(pub BitcoinNode);
+
+#[async_trait]
+impl Validator for SweepValidator {
+    async fn review(
+        &self,
+        state: &State,
+        proposal: &Proposal,
+        _: &NodeIdentity,
+    ) -> Result<Verdict, PluginError> {
+        let op =
+            proposal.only::<WalletSweep>().ok_or_else(|| PluginError::msg("not a wallet sweep"))?;
+        if let Err(e) = check_sweep(state, op) {
+            return Ok(Verdict::Abstain(e.to_string()));
+        }
+        Ok(fee_verdict(&self.0, op.fee_rate)?.unwrap_or(Verdict::Approve))
+    }
+}
+
+/// Signs every transaction this SON signs for and has not signed; ends, when on duty, the
+/// signing of the ones past their deadline.
 pub struct SignTrigger(pub BitcoinNode);
 
 #[async_trait]
@@ -246,10 +311,10 @@ impl Trigger for SignTrigger {
         let mut out = TriggerOutput::default();
         let Some(son) = node.son else { return Ok(out) };
         let now = state.head_time();
-        let on_duty = state.son_on_duty(state.head_height() + 1) == Some(son);
+        let duty = on_duty(state, node);
         for t in pending(state) {
             if t.deadline <= now {
-                if on_duty {
+                if duty {
                     out.operations.push(Box::new(FailTx { tx: t.id, son, owner: node.account }));
                 }
                 continue;
@@ -360,14 +425,27 @@ impl Validator for UtxoValidator {
     }
 }
 
-/// On the SON on duty: assembles each complete transaction from the signatures on chain,
-/// broadcasts it through this node's source, and reports it sent.
+/// The unsettled transactions with a fully signed version to broadcast, in id order: complete
+/// or sent, or collecting signatures for a fee bump while an earlier version stands.
+fn broadcastable(state: &State) -> impl Iterator<Item = &SidechainTx> + '_ {
+    unsettled(state).filter(|t| t.broadcastable().is_some())
+}
+
+/// Every block before a SON's rebroadcast of a transaction its view does not hold, unless it
+/// is on duty (the SON on duty tries every block; the others take turns, by SON id).
+pub const REBROADCAST_EVERY: u64 = 10;
+
+/// Broadcasting is every SON's duty, and idempotent: each SON whose own view holds no version
+/// of a signed, unsettled transaction broadcasts its newest signed version — the SON on duty
+/// at once, the others every [`REBROADCAST_EVERY`] blocks in turn — until it settles. So one
+/// SON that reports a transaction sent and never broadcasts it, or whose source drops it,
+/// delays it by a block, not for ever. The SON on duty reports a complete one sent.
 pub struct BroadcastTrigger(pub BitcoinNode);
 
 #[async_trait]
 impl Trigger for BroadcastTrigger {
     fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
-        with_status(state, &TxStatus::Complete).next().is_some()
+        broadcastable(state).next().is_some()
     }
 
     async fn drafts(
@@ -377,19 +455,128 @@ impl Trigger for BroadcastTrigger {
     ) -> Result<TriggerOutput, PluginError> {
         let mut out = TriggerOutput::default();
         let Some(son) = node.son else { return Ok(out) };
-        if state.son_on_duty(state.head_height() + 1) != Some(son) {
-            return Ok(out);
-        }
-        for t in with_status(state, &TxStatus::Complete) {
+        let duty = on_duty(state, node);
+        let turn = (state.head_height() + son.0).is_multiple_of(REBROADCAST_EVERY);
+        let mut failures = Vec::new();
+        for t in broadcastable(state) {
+            let Some(v) = t.broadcastable() else { continue };
             let Some(wallet) = state.row::<Wallets>(&t.signing_wallet) else { continue };
-            let signed = signed_transaction(t, wallet).map_err(PluginError::msg)?;
-            self.0.source.broadcast(&signed).map_err(|e| {
-                PluginError::msg(format!("broadcasting sidechain tx {}: {e}", t.id))
-            })?;
-            let txid = signed.compute_txid().to_string();
-            out.operations.push(Box::new(SentTx { tx: t.id, txid, son, owner: node.account }));
+            let mut known = false;
+            for txid in t.txids().filter_map(|id| id.parse::<Txid>().ok()) {
+                if let Some(c) = self.0.source.confirmations(&txid).map_err(PluginError::msg)? {
+                    // A version Bitcoin has mined settles; one in the mempool is being relayed.
+                    known |= c > 0 || txid.to_string() == v.txid;
+                }
+            }
+            if !known && (duty || turn) {
+                let signed = signed_transaction(t, v, wallet).map_err(PluginError::msg)?;
+                match self.0.source.broadcast(&signed) {
+                    Ok(()) => known = true,
+                    Err(e) => failures.push(format!("broadcasting sidechain tx {}: {e}", t.id)),
+                }
+            }
+            if known && duty && t.status == TxStatus::Complete {
+                let txid = v.txid.to_owned();
+                out.operations.push(Box::new(SentTx { tx: t.id, txid, son, owner: node.account }));
+            }
+        }
+        match failures.first() {
+            Some(first) if out.operations.is_empty() => Err(PluginError::msg(first)),
+            _ => Ok(out),
+        }
+    }
+}
+
+/// How a node's view stands on a transaction's versions: the most confirmations any has, and
+/// which.
+fn best_version(node: &BitcoinNode, t: &SidechainTx) -> Result<Option<(String, u32)>, PluginError> {
+    let mut best: Option<(String, u32)> = None;
+    for txid in t.txids() {
+        let Ok(id) = txid.parse::<Txid>() else { continue };
+        if let Some(c) = node.source.confirmations(&id).map_err(PluginError::msg)? {
+            if best.as_ref().is_none_or(|(_, b)| c > *b) {
+                best = Some((txid.to_owned(), c));
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// The rate a fee bump of a transaction at `current` sat/vB should carry given this node's
+/// estimate: the estimate, or a quarter above the current rate if that is more (a
+/// transaction that did not confirm needs more than it has), within the chain's bound.
+pub fn bump_rate(state: &State, current: u64, estimate: u64) -> u64 {
+    let step = current.saturating_add((current / 4).max(1));
+    estimate.max(step).min(state.param::<crate::state::MaxFeeRate>())
+}
+
+/// The complete transactions past `bitcoin.confirm_timeout` since they completed.
+fn overdue(state: &State) -> impl Iterator<Item = &SidechainTx> + '_ {
+    let now = state.head_time();
+    let timeout = state.param::<ConfirmTimeout>();
+    with_status(state, &TxStatus::Complete)
+        .chain(with_status(state, &TxStatus::Sent { txid: String::new() }))
+        .filter(move |t| t.completed.unwrap_or(t.created).plus(timeout) <= now)
+}
+
+/// Proposes a fee bump of each complete transaction that did not settle within
+/// `bitcoin.confirm_timeout` and that this node's view does not show mined.
+pub struct BumpTrigger(pub BitcoinNode);
+
+#[async_trait]
+impl Trigger for BumpTrigger {
+    fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
+        overdue(state).next().is_some()
+    }
+
+    async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
+        let mut out = TriggerOutput::default();
+        let own = estimate(&self.0)?;
+        for t in overdue(state) {
+            if best_version(&self.0, t)?.is_some_and(|(_, c)| c > 0) {
+                continue;
+            }
+            let rate = bump_rate(state, t.fee_rate, own);
+            let Ok(unsigned_tx) = rebuilt(state, t, rate) else { continue };
+            let op = BumpTx { tx: t.id, fee_rate: rate, unsigned_tx };
+            if check_bump(state, &op).is_ok() {
+                out.drafts.push(ProposalDraft::new(op));
+            }
         }
         Ok(out)
+    }
+}
+
+/// Approves a fee bump the chain's rule accepts, of a transaction this node's view does not
+/// show mined, at a rate within this node's band of the bump it would propose itself.
+pub struct BumpValidator(pub BitcoinNode);
+
+#[async_trait]
+impl Validator for BumpValidator {
+    async fn review(
+        &self,
+        state: &State,
+        proposal: &Proposal,
+        _: &NodeIdentity,
+    ) -> Result<Verdict, PluginError> {
+        let op = proposal.only::<BumpTx>().ok_or_else(|| PluginError::msg("not a fee bump"))?;
+        if let Err(e) = check_bump(state, op) {
+            return Ok(Verdict::Abstain(e.to_string()));
+        }
+        let Some(t) = state.row::<crate::state::Transactions>(&op.tx) else {
+            return Ok(Verdict::Abstain("unknown transaction".into()));
+        };
+        if let Some((txid, c)) = best_version(&self.0, t)?.filter(|(_, c)| *c > 0) {
+            return Ok(Verdict::Abstain(format!("I see {txid} mined ({c} confirmations)")));
+        }
+        let mine = bump_rate(state, t.fee_rate, estimate(&self.0)?);
+        if !within_band(op.fee_rate, mine, self.0.fee_band_percent) {
+            return Ok(Verdict::Abstain(format!(
+                "fee rate {} sat/vB is more than {}% from the bump I would propose ({mine})",
+                op.fee_rate, self.0.fee_band_percent
+            )));
+        }
+        Ok(Verdict::Approve)
     }
 }
 
@@ -411,28 +598,32 @@ fn confirmed(
     Ok(Ok(have))
 }
 
-/// Proposes settling each sent transaction this node sees confirmed.
+/// Proposes settling each unsettled transaction one of whose signed versions this node sees
+/// confirmed.
 pub struct SettleTrigger(pub BitcoinNode);
 
 #[async_trait]
 impl Trigger for SettleTrigger {
     fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
-        with_status(state, &TxStatus::Sent { txid: String::new() }).next().is_some()
+        broadcastable(state).next().is_some()
     }
 
     async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
         let mut out = TriggerOutput::default();
-        for t in with_status(state, &TxStatus::Sent { txid: String::new() }) {
-            let TxStatus::Sent { txid } = &t.status else { continue };
-            if confirmed(&self.0, state, txid)?.is_ok() {
-                out.drafts.push(ProposalDraft::new(SettleTx { tx: t.id }));
+        for t in broadcastable(state) {
+            let signed: Vec<String> = t.signed_versions().map(|v| v.txid.to_owned()).collect();
+            for txid in signed {
+                if confirmed(&self.0, state, &txid)?.is_ok() {
+                    out.drafts.push(ProposalDraft::new(SettleTx { tx: t.id, txid }));
+                    break;
+                }
             }
         }
         Ok(out)
     }
 }
 
-/// Approves a settlement when this node's own view shows the confirmations.
+/// Approves a settlement when this node's own view shows that version's confirmations.
 pub struct SettleValidator(pub BitcoinNode);
 
 #[async_trait]
@@ -447,17 +638,162 @@ impl Validator for SettleValidator {
         if let Err(e) = check_settle(state, op) {
             return Ok(Verdict::Abstain(e.to_string()));
         }
-        let Some(TxStatus::Sent { txid }) =
-            state.row::<crate::state::Transactions>(&op.tx).map(|t| t.status.clone())
-        else {
-            return Ok(Verdict::Abstain("not sent".into()));
+        Ok(Verdict::from_rule(confirmed(&self.0, state, &op.txid)?.map(|_| ())))
+    }
+}
+
+/// Every how many blocks the SON on duty compares the chain's records with its view of
+/// Bitcoin (a whole pass over what the chain expects Bitcoin to hold).
+pub const RECONCILE_EVERY: u64 = 20;
+
+/// The output scripts an outpoint the chain records may pay (a deposit's versions may name
+/// different deposit addresses), and the sidechain transaction spending it, if any: a version
+/// of it that Bitcoin holds is what took the output, which is then not gone.
+#[derive(Clone)]
+struct Expected {
+    spks: Vec<ScriptBuf>,
+    spender: Option<u64>,
+}
+
+/// What the chain expects Bitcoin to hold, by outpoint, with the script each pays.
+fn expected_on_bitcoin(state: &State) -> BTreeMap<OutPoint, Expected> {
+    let mut out = BTreeMap::new();
+    let spk = |w: &Wallet| ScriptBuf::new_p2wsh(&w.script().wscript_hash());
+    for (id, w) in state.rows::<Wallets>() {
+        let wallet_spk = spk(w);
+        for (k, _) in state.rows_by(&UTXOS_BY_WALLET, &id) {
+            let o = crate::state::outpoint(&k);
+            out.insert(o, Expected { spks: vec![wallet_spk.clone()], spender: None });
+        }
+    }
+    for t in unsettled(state) {
+        let Some(wallet) = state.row::<Wallets>(&t.signing_wallet) else { continue };
+        let Ok(script) = spent_script(t, wallet) else { continue };
+        let script_spk = ScriptBuf::new_p2wsh(&script.wscript_hash());
+        for i in &t.inputs {
+            let Ok(o) = i.outpoint.parse::<OutPoint>() else { continue };
+            out.insert(o, Expected { spks: vec![script_spk.clone()], spender: Some(t.id) });
+        }
+    }
+    // A confirmed deposit pays the deposit address of its accepted version. (A deposit only
+    // reported is not reconciled: its versions may name addresses nobody paid, and one liar's
+    // version must not make the honest one look gone.)
+    for d in confirmed_deposits(state) {
+        let (Ok(o), Some(c)) = (d.outpoint.parse::<OutPoint>(), d.accepted()) else { continue };
+        let Some(w) = state.row::<Wallets>(&c.wallet) else { continue };
+        let Ok(script) = deposit_script(&c.user_key, w) else { continue };
+        let spks = vec![ScriptBuf::new_p2wsh(&script.wscript_hash())];
+        out.insert(o, Expected { spks, spender: None });
+    }
+    out
+}
+
+/// Of `wanted` (outpoints the chain expects Bitcoin to hold), those this node's view does not
+/// hold: not unspent (confirmed or in its mempool), and not spent by any version of the
+/// sidechain transaction that spends it.
+fn gone_in_view(
+    node: &BitcoinNode,
+    state: &State,
+    wanted: &BTreeMap<OutPoint, Expected>,
+) -> Result<Vec<OutPoint>, PluginError> {
+    let scripts: Vec<ScriptBuf> = wanted
+        .values()
+        .flat_map(|e| e.spks.iter().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let seen = node.source.outputs_to_many(&scripts).map_err(PluginError::msg)?;
+    let unspent: BTreeSet<OutPoint> = seen.values().flatten().map(|o| o.outpoint).collect();
+    let mut held_by_bitcoin = BTreeMap::new();
+    let mut gone = Vec::new();
+    for (o, e) in wanted {
+        if unspent.contains(o) {
+            continue;
+        }
+        if let Some(tx) = e.spender {
+            let known = match held_by_bitcoin.get(&tx) {
+                Some(k) => *k,
+                None => {
+                    let t = state.row::<crate::state::Transactions>(&tx);
+                    let k = match t {
+                        Some(t) => best_version(node, t)?.is_some(),
+                        None => false,
+                    };
+                    held_by_bitcoin.insert(tx, k);
+                    k
+                }
+            };
+            if known {
+                continue;
+            }
+        }
+        gone.push(*o);
+    }
+    Ok(gone)
+}
+
+/// On the SON on duty, every [`RECONCILE_EVERY`] blocks: proposes reconciling what the chain
+/// records and this node's view of Bitcoin no longer holds.
+pub struct ReconcileTrigger(pub BitcoinNode);
+
+#[async_trait]
+impl Trigger for ReconcileTrigger {
+    fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
+        state.head_height().is_multiple_of(RECONCILE_EVERY)
+            && (state.rows::<crate::state::Utxos>().next().is_some()
+                || unsettled(state).next().is_some()
+                || confirmed_deposits(state).next().is_some())
+    }
+
+    async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
+        let mut out = TriggerOutput::default();
+        let wanted = expected_on_bitcoin(state);
+        let mut gone = gone_in_view(&self.0, state, &wanted)?;
+        gone.truncate(crate::reconcile::MAX_RECONCILED);
+        if !gone.is_empty() {
+            let op = Reconcile { gone: gone.iter().map(ToString::to_string).collect() };
+            if check_reconcile(state, &op).is_ok() {
+                out.drafts.push(ProposalDraft::new(op));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Approves a reconciliation only if this node's own view shows every outpoint it names gone.
+pub struct ReconcileValidator(pub BitcoinNode);
+
+#[async_trait]
+impl Validator for ReconcileValidator {
+    async fn review(
+        &self,
+        state: &State,
+        proposal: &Proposal,
+        _: &NodeIdentity,
+    ) -> Result<Verdict, PluginError> {
+        let op =
+            proposal.only::<Reconcile>().ok_or_else(|| PluginError::msg("not a reconciliation"))?;
+        let named = match check_reconcile(state, op) {
+            Ok(g) => g,
+            Err(e) => return Ok(Verdict::Abstain(e.to_string())),
         };
-        Ok(Verdict::from_rule(confirmed(&self.0, state, &txid)?.map(|_| ())))
+        let all = expected_on_bitcoin(state);
+        let wanted: BTreeMap<OutPoint, Expected> = named
+            .iter()
+            .map(Gone::outpoint)
+            .filter_map(|o| all.get(&o).map(|e| (o, e.clone())))
+            .collect();
+        let gone: BTreeSet<OutPoint> = gone_in_view(&self.0, state, &wanted)?.into_iter().collect();
+        match named.iter().map(Gone::outpoint).find(|o| !gone.contains(o)) {
+            Some(o) => Ok(Verdict::Abstain(format!("I still see {o} on Bitcoin"))),
+            None => Ok(Verdict::Approve),
+        }
     }
 }
 
 /// Reports, for this SON, each confirmed payment to a user's deposit address (over the current
-/// or the previous wallet) that its own view shows and it has not reported.
+/// or the previous wallet) that its own view shows and it has not reported. All the deposit
+/// addresses are asked of the source at once.
 pub struct DepositReportTrigger {
     node: BitcoinNode,
     scripts: ScriptCache,
@@ -487,33 +823,39 @@ impl Trigger for DepositReportTrigger {
         // The current wallet's deposit addresses, and the previous wallet's (a payment made
         // just before a wallet update is still the user's).
         let previous = current.id.checked_sub(1).and_then(|id| state.row::<Wallets>(&id));
+        let mut watched = Vec::new();
         for wallet in std::iter::once(current).chain(previous) {
             if !wallet.signers.iter().any(|s| s.son == son) {
                 continue;
             }
             for (account, key) in state.rows::<DepositKeys>() {
-                let Ok(spk) = self.scripts.script_pubkey(wallet, &key.public_key) else {
+                if let Ok(spk) = self.scripts.script_pubkey(wallet, &key.public_key) {
+                    watched.push((wallet.id, account, spk));
+                }
+            }
+        }
+        let scripts: Vec<ScriptBuf> = watched.iter().map(|(_, _, s)| s.clone()).collect();
+        let seen = self.node.source.outputs_to_many(&scripts).map_err(PluginError::msg)?;
+        let need = state.param::<MinConfirmations>();
+        for (wallet, account, spk) in watched {
+            for o in seen.get(&spk).into_iter().flatten().filter(|o| o.confirmations >= need) {
+                let reported = state
+                    .row::<Deposits>(&utxo_key(&o.outpoint))
+                    .is_some_and(|d| d.reported_by(son));
+                if reported {
                     continue;
+                }
+                let op = ReportDeposit {
+                    son,
+                    owner: node.account,
+                    account,
+                    wallet,
+                    txid: o.outpoint.txid.to_string(),
+                    vout: o.outpoint.vout,
+                    amount_sat: o.amount_sat,
                 };
-                for o in seen_confirmed(&self.node, state, &spk)? {
-                    let reported = state
-                        .row::<Deposits>(&utxo_key(&o.outpoint))
-                        .is_some_and(|d| d.reported_by(son));
-                    if reported {
-                        continue;
-                    }
-                    let op = ReportDeposit {
-                        son,
-                        owner: node.account,
-                        account,
-                        wallet: wallet.id,
-                        txid: o.outpoint.txid.to_string(),
-                        vout: o.outpoint.vout,
-                        amount_sat: o.amount_sat,
-                    };
-                    if sonprop_core::Operation::check(&op, state).is_ok() {
-                        out.operations.push(Box::new(op));
-                    }
+                if sonprop_core::Operation::check(&op, state).is_ok() {
+                    out.operations.push(Box::new(op));
                 }
             }
         }
@@ -523,17 +865,13 @@ impl Trigger for DepositReportTrigger {
 
 /// Deposit addresses' output scripts by wallet and user key: built once, not on every block.
 #[derive(Default)]
-pub struct ScriptCache(
-    std::sync::Mutex<
-        std::collections::BTreeMap<u64, std::collections::BTreeMap<String, ScriptBuf>>,
-    >,
-);
+pub struct ScriptCache(std::sync::Mutex<BTreeMap<u64, BTreeMap<String, ScriptBuf>>>);
 
 impl ScriptCache {
     /// The P2WSH output script of `user_key`'s deposit address over `wallet`.
     fn script_pubkey(
         &self,
-        wallet: &crate::state::Wallet,
+        wallet: &Wallet,
         user_key: &str,
     ) -> Result<ScriptBuf, crate::script::ScriptError> {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -548,6 +886,14 @@ impl ScriptCache {
     }
 }
 
+/// The subjects the circuit breaker holds back, reported instead of drafted.
+fn held_back(state: &State, subjects: impl Iterator<Item = String>) -> Option<TriggerOutput> {
+    let reason = paused(state)?;
+    let deferred =
+        subjects.map(|s| Deferral { subject: Subject::Named(s), reason: reason.clone() }).collect();
+    Some(TriggerOutput { deferred, ..TriggerOutput::default() })
+}
+
 /// Proposes the sweep of each confirmed deposit, at this node's fee estimate.
 pub struct DepositTrigger(pub BitcoinNode);
 
@@ -558,8 +904,12 @@ impl Trigger for DepositTrigger {
     }
 
     async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
-        let mut out = TriggerOutput::default();
         let deposits: Vec<String> = confirmed_deposits(state).map(|d| d.outpoint.clone()).collect();
+        let subjects = deposits.iter().map(|d| format!("bitcoin:deposit:{d}"));
+        if let Some(out) = held_back(state, subjects) {
+            return Ok(out);
+        }
+        let mut out = TriggerOutput::default();
         if deposits.is_empty() {
             return Ok(out);
         }
@@ -571,16 +921,6 @@ impl Trigger for DepositTrigger {
         }
         Ok(out)
     }
-}
-
-fn fee_verdict(node: &BitcoinNode, rate: u64) -> Result<Option<Verdict>, PluginError> {
-    let own = estimate(node)?;
-    Ok((!within_band(rate, own, node.fee_band_percent)).then(|| {
-        Verdict::Abstain(format!(
-            "fee rate {rate} sat/vB is more than {}% from my estimate of {own}",
-            node.fee_band_percent
-        ))
-    }))
 }
 
 /// Approves a deposit sweep the chain's rule accepts, at a fee rate within this node's band,
@@ -659,6 +999,10 @@ impl Trigger for WithdrawTrigger {
     }
 
     async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
+        let subjects = pending_withdrawals(state).map(|id| format!("bitcoin:withdrawal:{id}"));
+        if let Some(out) = held_back(state, subjects) {
+            return Ok(out);
+        }
         let mut out = TriggerOutput::default();
         let mut pending = pending_withdrawals(state).peekable();
         if pending.peek().is_none() {
@@ -694,7 +1038,7 @@ impl Validator for WithdrawValidator {
     }
 }
 
-/// Proposes refunding each pending withdrawal the wallet cannot pay.
+/// Proposes refunding each pending withdrawal that can never be paid.
 pub struct RefundTrigger(pub BitcoinNode);
 
 #[async_trait]

@@ -13,11 +13,12 @@ use sonprop_core::{
 use crate::script::{self, p2wsh_address};
 use crate::state::{
     books, current_wallet, expected_signers, script_signers, unsettled, utxo_key, wallet_utxos,
-    BooksTable, MaxFeeRate, MinFeeRate, NetworkParam, Purpose, SidechainTx, SignTimeout,
-    Transactions, TxInput, TxStatus, Utxo, Utxos, Wallet, WalletSigner, Wallets,
+    BooksTable, ConfirmTimeout, ConsolidateAbove, MaxFeeRate, MinFeeRate, NetworkParam, Purpose,
+    SidechainTx, SignTimeout, Transactions, TxInput, TxStatus, Utxo, Utxos, Wallet, WalletSigner,
+    Wallets,
 };
 use crate::tx::{self, Spend};
-use crate::{SENT, SETTLE, SIGN, TX_FAIL, UTXO, WALLET_UPDATE};
+use crate::{SENT, SETTLE, SIGN, TX_BUMP, TX_FAIL, UTXO, WALLET_SWEEP, WALLET_UPDATE};
 
 /// Why a Bitcoin operation is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,17 +41,15 @@ pub enum BitcoinError {
         /// The one proposed.
         given: u64,
     },
-    /// A sweep is not settled yet.
+    /// A sidechain transaction is not settled yet.
     #[error("sidechain tx {0} is not settled yet")]
     SweepPending(u64),
-    /// A sweep was needed and not proposed, or proposed with nothing to sweep.
-    #[error("the old wallet holds {utxos} outputs: a sweep is {need}")]
-    SweepMismatch {
-        /// Outputs the old wallet holds.
-        utxos: usize,
-        /// "required" or "not expected".
-        need: &'static str,
-    },
+    /// An older wallet still holds outputs: they are swept before the wallet changes again.
+    #[error("wallet {0} still holds outputs to sweep")]
+    OldWalletNotEmpty(u64),
+    /// No wallet needs sweeping or consolidating.
+    #[error("no wallet outputs need moving")]
+    NothingToSweep,
     /// A fee rate outside the chain's bounds.
     #[error("fee rate {rate} sat/vB is outside the chain's bounds {min}..={max}")]
     FeeRate {
@@ -84,6 +83,22 @@ pub enum BitcoinError {
     /// Its deadline has not passed.
     #[error("sidechain tx {0} has not reached its deadline")]
     BeforeDeadline(u64),
+    /// A fee bump before the transaction had its time to confirm.
+    #[error("sidechain tx {tx} may be fee-bumped from {at}, not before")]
+    BumpNotDue {
+        /// The transaction.
+        tx: u64,
+        /// When it may.
+        at: sonprop_core::Timestamp,
+    },
+    /// A fee bump that does not raise the rate.
+    #[error("a fee bump to {rate} sat/vB does not raise the current rate of {current} sat/vB")]
+    BumpTooLow {
+        /// Proposed.
+        rate: u64,
+        /// The current version's.
+        current: u64,
+    },
     /// The SON does not sign for that transaction.
     #[error("son {son} is not a signer of sidechain tx {tx}")]
     NotASigner {
@@ -230,6 +245,9 @@ pub enum BitcoinError {
         /// The reserve.
         reserve: u64,
     },
+    /// A reconciliation (or resume) that does not hold.
+    #[error("reconciliation: {0}")]
+    Reconcile(String),
     /// State the chain should hold is missing (a bug, reported rather than panicking).
     #[error("inconsistent bitcoin state: {0}")]
     Inconsistent(String),
@@ -246,19 +264,8 @@ fn hex_bytes(h: &str) -> Result<Vec<u8>, BitcoinError> {
     sonprop_core::chain::crypto::from_hex(h).ok_or_else(|| BitcoinError::Hex(h.to_owned()))
 }
 
-/// What a wallet update's sweep carries: the fee rate and the unsigned transaction the
-/// proposer built, which every node rebuilds from its own state and compares byte for byte.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SweepProposal {
-    /// The fee rate, sat/vB.
-    pub fee_rate: u64,
-    /// The unsigned transaction, hex.
-    pub unsigned_tx: String,
-}
-
-/// Records a new primary wallet for the elected SONs and, if the current one holds outputs,
-/// the sweep that moves them there (signed by the current wallet's SONs, with its weights).
+/// Records a new primary wallet for the SONs of the last maintenance interval. The old
+/// wallets' outputs move to it afterwards, in bounded batches ([`WalletSweep`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WalletUpdate {
@@ -266,14 +273,12 @@ pub struct WalletUpdate {
     pub wallet: u64,
     /// Its SONs, keys and weights.
     pub signers: Vec<WalletSigner>,
-    /// The sweep of the current wallet, if it holds outputs.
-    pub sweep: Option<SweepProposal>,
 }
 
-/// The wallet update the chain expects now, built from state alone with `fee_rate` for the
-/// sweep: what a trigger proposes and what every check compares against. `Ok(None)` when the
-/// elected SONs hold the current wallet already.
-pub fn expected_update(state: &State, fee_rate: u64) -> Result<Option<WalletUpdate>, BitcoinError> {
+/// The wallet update the chain expects now, built from state alone: what a trigger proposes
+/// and what every check compares against. `Ok(None)` when the SONs hold the current wallet
+/// already.
+pub fn expected_update(state: &State) -> Result<Option<WalletUpdate>, BitcoinError> {
     let current = current_wallet(state);
     // The usual case, without parsing a key: the current wallet has the expected signers.
     if current.is_some_and(|w| Ok(&w.signers) == crate::state::unchecked_signers(state).as_ref()) {
@@ -288,29 +293,7 @@ pub fn expected_update(state: &State, fee_rate: u64) -> Result<Option<WalletUpda
         return Ok(None);
     }
     let wallet = current.map_or(0, |w| w.id + 1);
-    let sweep = match current {
-        Some(old) => sweep_of(state, old, &script, fee_rate)?,
-        None => None,
-    };
-    Ok(Some(WalletUpdate { wallet, signers, sweep }))
-}
-
-/// The sweep of `old`'s outputs to a wallet of script `to_script`, if it holds any.
-fn sweep_of(
-    state: &State,
-    old: &Wallet,
-    to_script: &ScriptBuf,
-    fee_rate: u64,
-) -> Result<Option<SweepProposal>, BitcoinError> {
-    let utxos = wallet_utxos(state, old.id);
-    if utxos.is_empty() {
-        return Ok(None);
-    }
-    let spends: Vec<Spend> =
-        utxos.iter().map(|(o, a)| Spend { outpoint: *o, amount_sat: *a }).collect();
-    let to = ScriptBuf::new_p2wsh(&to_script.wscript_hash());
-    let t = tx::build_sweep(&spends, &to, fee_rate, old.signers.len(), old.script().len())?;
-    Ok(Some(SweepProposal { fee_rate, unsigned_tx: tx::to_hex(&t) }))
+    Ok(Some(WalletUpdate { wallet, signers }))
 }
 
 /// A fee rate within the chain's bounds.
@@ -322,47 +305,32 @@ pub(crate) fn fee_in_bounds(state: &State, rate: u64) -> Result<(), BitcoinError
     Ok(())
 }
 
-/// The wallet-update rule, shared by the check, the trigger and the validator.
+/// The oldest wallet other than the current one that still holds outputs.
+pub fn wallet_to_empty(state: &State) -> Option<&Wallet> {
+    let current = current_wallet(state)?.id;
+    state
+        .rows::<Wallets>()
+        .map(|(_, w)| w)
+        .take_while(|w| w.id != current)
+        .find(|w| !wallet_utxos(state, w.id).is_empty())
+}
+
+/// The wallet-update rule, shared by the check, the trigger and the validator. A wallet
+/// changes only when nothing is in flight and every older wallet has been emptied, so funds
+/// sit in at most two wallets, and each is signed by a SON set that is still mostly elected.
 pub fn check_update(state: &State, op: &WalletUpdate) -> Result<(), BitcoinError> {
     if let Some(t) = unsettled(state).next() {
         return Err(BitcoinError::SweepPending(t.id));
     }
-    let rate = op.sweep.as_ref().map_or(state.param::<MinFeeRate>(), |s| s.fee_rate);
-    fee_in_bounds(state, rate)?;
-    let expected = expected_update(state, rate)?.ok_or(BitcoinError::NoChange)?;
+    if let Some(old) = wallet_to_empty(state) {
+        return Err(BitcoinError::OldWalletNotEmpty(old.id));
+    }
+    let expected = expected_update(state)?.ok_or(BitcoinError::NoChange)?;
     if op.wallet != expected.wallet {
         return Err(BitcoinError::WrongWalletId { expected: expected.wallet, given: op.wallet });
     }
     if op.signers != expected.signers {
         return Err(BitcoinError::WrongSigners);
-    }
-    match (&op.sweep, &expected.sweep) {
-        (None, None) => Ok(()),
-        (Some(got), Some(want)) if got == want => sweep_fee_covered(state, got),
-        (Some(_), Some(_)) => Err(BitcoinError::TxMismatch),
-        (got, _) => {
-            let utxos = current_wallet(state).map_or(0, |w| wallet_utxos(state, w.id).len());
-            let need = if got.is_some() { "not expected" } else { "required" };
-            Err(BitcoinError::SweepMismatch { utxos, need })
-        }
-    }
-}
-
-/// The sweep's fee comes out of the SONs' reserve, never out of what backs pBTC.
-fn sweep_fee_covered(state: &State, sweep: &SweepProposal) -> Result<(), BitcoinError> {
-    let t = tx::from_hex(&sweep.unsigned_tx)
-        .ok_or_else(|| BitcoinError::Hex(sweep.unsigned_tx.clone()))?;
-    let inputs: u64 = t
-        .input
-        .iter()
-        .filter_map(|i| state.row::<Utxos>(&utxo_key(&i.previous_output)))
-        .map(|u| u.amount_sat)
-        .sum();
-    let outputs: u64 = t.output.iter().map(|o| o.value.to_sat()).sum();
-    let fee = inputs.saturating_sub(outputs);
-    let reserve = books(state).reserve_sat();
-    if fee > reserve {
-        return Err(BitcoinError::ReserveShort { fee, reserve });
     }
     Ok(())
 }
@@ -374,22 +342,16 @@ pub struct WalletCreated {
     pub wallet: u64,
     /// Its address.
     pub address: String,
-    /// How many SONs hold it.
+    /// Its SONs.
     pub signers: usize,
-    /// The sweep that empties the previous wallet, if any.
-    pub sweep: Option<u64>,
 }
 impl ChainEvent for WalletCreated {
     const KIND: &'static str = WALLET_UPDATE;
-    const NAME: &'static str = "wallet_created";
+    const NAME: &'static str = "created";
 }
 impl fmt::Display for WalletCreated {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "primary wallet {} at {} ({} SONs)", self.wallet, self.address, self.signers)?;
-        if let Some(t) = self.sweep {
-            write!(f, "; sweep of the previous wallet is sidechain tx {t}")?;
-        }
-        Ok(())
+        write!(f, "primary wallet {} ({} SONs): {}", self.wallet, self.signers, self.address)
     }
 }
 
@@ -416,42 +378,7 @@ impl Operation for WalletUpdate {
             script::weighted_script(&signers).map_err(|e| fail(BitcoinError::Wallet(e.into())))?;
         let network = ctx.param::<NetworkParam>();
         let address = p2wsh_address(&script, network).to_string();
-        let old = current_wallet(ctx).cloned();
-        let mut sweep_id = None;
-        if let (Some(old), Some(sweep)) = (&old, &self.sweep) {
-            let id = ctx.last_row::<Transactions>().map_or(0, |(k, _)| k + 1);
-            let t = tx::from_hex(&sweep.unsigned_tx)
-                .ok_or_else(|| fail(BitcoinError::Hex(sweep.unsigned_tx.clone())))?;
-            let mut inputs = Vec::new();
-            for i in &t.input {
-                let key = utxo_key(&i.previous_output);
-                let u = ctx.row::<Utxos>(&key).cloned().ok_or_else(|| {
-                    fail(BitcoinError::Inconsistent(format!("input {} unknown", i.previous_output)))
-                })?;
-                inputs.push(TxInput {
-                    outpoint: i.previous_output.to_string(),
-                    amount_sat: u.amount_sat,
-                });
-                ctx.put_row::<Utxos>(&key, None)?;
-            }
-            let row = SidechainTx {
-                id,
-                bitcoin_txid: tx::txid(&t).to_string(),
-                purpose: Purpose::Sweep { from: old.id, to: self.wallet },
-                signing_wallet: old.id,
-                unsigned_tx: sweep.unsigned_tx.clone(),
-                inputs,
-                signatures: BTreeMap::new(),
-                signed_weight: 0,
-                threshold: old.threshold(),
-                status: TxStatus::Valid,
-                created: now,
-                deadline: now.plus(ctx.param::<SignTimeout>()),
-            };
-            ctx.put_row::<Transactions>(&id, Some(row))?;
-            sweep_id = Some(id);
-        }
-        if let Some(mut old) = old {
+        if let Some(mut old) = current_wallet(ctx).cloned() {
             old.expires = Some(now);
             ctx.put_row::<Wallets>(&old.id.clone(), Some(old))?;
         }
@@ -459,7 +386,6 @@ impl Operation for WalletUpdate {
             wallet: self.wallet,
             address: address.clone(),
             signers: self.signers.len(),
-            sweep: sweep_id,
         });
         let wallet = Wallet {
             id: self.wallet,
@@ -470,6 +396,225 @@ impl Operation for WalletUpdate {
             expires: None,
         };
         ctx.put_row::<Wallets>(&self.wallet, Some(wallet))
+    }
+}
+
+/// Moves a batch of a wallet's outputs to the current wallet, signed by the SONs of the wallet
+/// it empties: the outputs of an older wallet after a wallet update (largest first), or, when
+/// the current wallet holds more than `bitcoin.consolidate_above` outputs, its smallest ones
+/// merged into one. A batch is at most what keeps the transaction standard
+/// ([`tx::max_inputs`]); its fee comes out of the SONs' reserve. Every node rebuilds it from
+/// its own state and the proposal's fee rate and compares bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalletSweep {
+    /// The wallet whose outputs it spends (whose SONs sign).
+    pub from: u64,
+    /// The wallet it pays: the current one.
+    pub to: u64,
+    /// The fee rate, sat/vB.
+    pub fee_rate: u64,
+    /// The unsigned transaction, hex.
+    pub unsigned_tx: String,
+}
+
+/// Which outputs a sweep takes now: an older wallet's, largest first, or the current wallet's
+/// smallest when it holds more than `bitcoin.consolidate_above`; at most a standard
+/// transaction's worth. `None` when nothing needs moving.
+pub fn sweep_batch(state: &State) -> Option<(&Wallet, &Wallet, Vec<Spend>)> {
+    let current = current_wallet(state)?;
+    let (from, mut utxos, largest_first) = match wallet_to_empty(state) {
+        Some(old) => (old, wallet_utxos(state, old.id), true),
+        None => {
+            let utxos = wallet_utxos(state, current.id);
+            let above = state.param::<ConsolidateAbove>();
+            if (utxos.len() as u64) <= above {
+                return None;
+            }
+            (current, utxos, false)
+        }
+    };
+    if largest_first {
+        utxos.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    } else {
+        utxos.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    }
+    let max = tx::max_inputs(1, from.signers.len(), from.script().len());
+    let batch = utxos
+        .into_iter()
+        .take(max)
+        .map(|(outpoint, amount_sat)| Spend { outpoint, amount_sat })
+        .collect();
+    Some((from, current, batch))
+}
+
+/// The sweep the chain expects now at `fee_rate`, from state alone; `Ok(None)` when nothing
+/// needs moving.
+pub fn expected_sweep(state: &State, fee_rate: u64) -> Result<Option<WalletSweep>, BitcoinError> {
+    fee_in_bounds(state, fee_rate)?;
+    if let Some(t) = unsettled(state).find(|t| matches!(t.purpose, Purpose::Sweep { .. })) {
+        return Err(BitcoinError::SweepPending(t.id));
+    }
+    let Some((from, to, batch)) = sweep_batch(state) else { return Ok(None) };
+    let spk = ScriptBuf::new_p2wsh(&to.script().wscript_hash());
+    let t = tx::build_sweep(&batch, &spk, fee_rate, from.signers.len(), from.script().len())?;
+    Ok(Some(WalletSweep { from: from.id, to: to.id, fee_rate, unsigned_tx: tx::to_hex(&t) }))
+}
+
+/// What a transaction pays Bitcoin's miners: its inputs' amounts less its outputs.
+fn fee_of(inputs: &[Spend], t: &bitcoin::Transaction) -> u64 {
+    let inputs: u64 = inputs.iter().map(|s| s.amount_sat).sum();
+    inputs.saturating_sub(t.output.iter().map(|o| o.value.to_sat()).sum())
+}
+
+/// The sweep rule: the proposal is the sweep the chain builds, and the reserve can pay its
+/// fee (a sweep's fee comes out of the SONs' reserve, never out of what backs pBTC).
+pub fn check_sweep(state: &State, op: &WalletSweep) -> Result<(), BitcoinError> {
+    let want = expected_sweep(state, op.fee_rate)?.ok_or(BitcoinError::NothingToSweep)?;
+    if want != *op {
+        return Err(BitcoinError::TxMismatch);
+    }
+    let t =
+        tx::from_hex(&op.unsigned_tx).ok_or_else(|| BitcoinError::Hex(op.unsigned_tx.clone()))?;
+    let spends = spends_of(state, &t)?;
+    reserve_covers(state, fee_of(&spends, &t))
+}
+
+/// The reserve can pay `fee` (a sweep's, or a sweep's fee bump).
+pub(crate) fn reserve_covers(state: &State, fee: u64) -> Result<(), BitcoinError> {
+    let reserve = books(state).reserve_sat();
+    if fee > reserve {
+        return Err(BitcoinError::ReserveShort { fee, reserve });
+    }
+    Ok(())
+}
+
+/// The recorded wallet outputs `t` spends, with their amounts.
+fn spends_of(state: &State, t: &bitcoin::Transaction) -> Result<Vec<Spend>, BitcoinError> {
+    t.input
+        .iter()
+        .map(|i| {
+            let u = state.row::<Utxos>(&utxo_key(&i.previous_output)).ok_or_else(|| {
+                BitcoinError::Inconsistent(format!("input {} unknown", i.previous_output))
+            })?;
+            Ok(Spend { outpoint: i.previous_output, amount_sat: u.amount_sat })
+        })
+        .collect()
+}
+
+/// Takes `t`'s inputs out of the wallets' outputs (they are in flight until it settles or
+/// fails) and returns them as the transaction's recorded inputs.
+pub(crate) fn take_inputs(
+    ctx: &mut ApplyContext<'_>,
+    t: &bitcoin::Transaction,
+    kind: &'static str,
+) -> Result<Vec<TxInput>, OperationError> {
+    let spends = spends_of(ctx, t).map_err(rule(kind))?;
+    let mut inputs = Vec::with_capacity(spends.len());
+    for s in spends {
+        ctx.put_row::<Utxos>(&utxo_key(&s.outpoint), None)?;
+        inputs.push(TxInput { outpoint: s.outpoint.to_string(), amount_sat: s.amount_sat });
+    }
+    Ok(inputs)
+}
+
+/// A sidechain transaction row for `unsigned_hex` built at `fee_rate`, collecting signatures
+/// from `signing`'s SONs.
+pub(crate) fn new_tx(
+    ctx: &ApplyContext<'_>,
+    purpose: Purpose,
+    signing: &Wallet,
+    unsigned_hex: &str,
+    fee_rate: u64,
+    inputs: Vec<TxInput>,
+) -> SidechainTx {
+    let id = ctx.last_row::<Transactions>().map_or(0, |(k, _)| k + 1);
+    let now = ctx.now();
+    SidechainTx {
+        id,
+        bitcoin_txid: tx::from_hex(unsigned_hex)
+            .map(|t| tx::txid(&t).to_string())
+            .unwrap_or_default(),
+        purpose,
+        signing_wallet: signing.id,
+        unsigned_tx: unsigned_hex.to_owned(),
+        inputs,
+        signatures: BTreeMap::new(),
+        signed_weight: 0,
+        threshold: signing.threshold(),
+        status: TxStatus::Valid,
+        created: now,
+        deadline: now.plus(ctx.param::<SignTimeout>()),
+        fee_rate,
+        completed: None,
+        replaced: Vec::new(),
+    }
+}
+
+/// A wallet sweep was created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepCreated {
+    /// The sidechain transaction.
+    pub tx: u64,
+    /// The wallet it empties.
+    pub from: u64,
+    /// The wallet it pays.
+    pub to: u64,
+    /// Outputs it moves.
+    pub inputs: usize,
+    /// Satoshis they hold.
+    pub amount_sat: u64,
+}
+impl ChainEvent for SweepCreated {
+    const KIND: &'static str = WALLET_SWEEP;
+    const NAME: &'static str = "created";
+}
+impl fmt::Display for SweepCreated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.from == self.to { "consolidates" } else { "sweeps" };
+        write!(
+            f,
+            "sidechain tx {} {what} {} output(s) of wallet {} ({} sat) into wallet {}",
+            self.tx, self.inputs, self.from, self.amount_sat, self.to
+        )
+    }
+}
+
+#[typetag::serde(name = "bitcoin_wallet_sweep")]
+impl Operation for WalletSweep {
+    fn kind(&self) -> &'static str {
+        WALLET_SWEEP
+    }
+    fn subject(&self) -> Option<Subject> {
+        Some(Subject::Named("bitcoin:sweep".into()))
+    }
+    fn required_authorities(&self) -> Vec<AccountId> {
+        vec![AccountId::SON_CONSENSUS]
+    }
+    fn check(&self, state: &State) -> Result<(), OperationError> {
+        check_sweep(state, self).map_err(rule(WALLET_SWEEP))
+    }
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+        // The ledger ran `check` (which rebuilt the sweep) right before this.
+        let fail = rule(WALLET_SWEEP);
+        let t = tx::from_hex(&self.unsigned_tx)
+            .ok_or_else(|| fail(BitcoinError::Hex(self.unsigned_tx.clone())))?;
+        let from = ctx
+            .row::<Wallets>(&self.from)
+            .cloned()
+            .ok_or_else(|| fail(BitcoinError::Inconsistent(format!("wallet {}", self.from))))?;
+        let inputs = take_inputs(ctx, &t, WALLET_SWEEP)?;
+        let amount_sat = inputs.iter().map(|i| i.amount_sat).sum();
+        let purpose = Purpose::Sweep { from: self.from, to: self.to };
+        let row = new_tx(ctx, purpose, &from, &self.unsigned_tx, self.fee_rate, inputs);
+        ctx.emit_event(&SweepCreated {
+            tx: row.id,
+            from: self.from,
+            to: self.to,
+            inputs: row.inputs.len(),
+            amount_sat,
+        });
+        ctx.put_row::<Transactions>(&row.id.clone(), Some(row))
     }
 }
 
@@ -606,6 +751,7 @@ impl Operation for SignTx {
         t.signed_weight += u32::from(weight);
         if t.signed_weight >= t.threshold {
             t.status = TxStatus::Complete;
+            t.completed = Some(ctx.now());
             let unsigned = tx::from_hex(&t.unsigned_tx)
                 .ok_or_else(|| rule(SIGN)(BitcoinError::Hex(t.unsigned_tx.clone())))?;
             let txid = tx::txid(&unsigned).to_string();
@@ -615,8 +761,10 @@ impl Operation for SignTx {
     }
 }
 
-/// Fails a sidechain transaction that passed its deadline unsigned: its inputs go back to the
-/// wallet they belong to. Submitted by any elected SON.
+/// Ends the signing of a sidechain transaction that passed its deadline short of its threshold:
+/// a fee bump whose earlier version was fully signed goes back to that version (which Bitcoin
+/// may still confirm, so its inputs stay committed); otherwise the transaction fails and its
+/// inputs go back to the wallet they belong to. Submitted by any elected SON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FailTx {
@@ -669,7 +817,19 @@ impl Operation for FailTx {
             .row::<Transactions>(&self.tx)
             .cloned()
             .ok_or_else(|| rule(TX_FAIL)(BitcoinError::UnknownTx(self.tx)))?;
-        crate::flows::fail_effects(ctx, &t)?;
+        if let Some(v) = t.replaced.pop() {
+            // The bump was not signed in time: the last signed version stands.
+            t.bitcoin_txid = v.txid;
+            t.unsigned_tx = v.unsigned_tx;
+            t.fee_rate = v.fee_rate;
+            t.signatures = v.signatures;
+            t.signed_weight = v.signed_weight;
+            t.status = TxStatus::Complete;
+            t.completed = Some(ctx.now());
+            ctx.emit_event(&BumpAbandoned { tx: t.id, txid: t.bitcoin_txid.clone() });
+            return ctx.put_row::<Transactions>(&self.tx, Some(t));
+        }
+        crate::flows::fail_effects(ctx, &t, &[])?;
         t.status =
             TxStatus::Failed { reason: "not signed by the threshold before its deadline".into() };
         ctx.put_row::<Transactions>(&self.tx, Some(t))
@@ -833,13 +993,15 @@ impl fmt::Display for TxSent {
     }
 }
 
-/// The SONs saw a sent sidechain transaction confirmed: it settles, and its outputs become the
-/// destination wallet's.
+/// The SONs saw a version of a sidechain transaction confirmed: it settles, and that
+/// version's outputs become the destination wallet's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettleTx {
     /// The sidechain transaction.
     pub tx: u64,
+    /// The txid of the version Bitcoin confirmed (a fee bump leaves several, each signed).
+    pub txid: String,
 }
 
 /// A sidechain transaction settled.
@@ -862,15 +1024,27 @@ impl fmt::Display for TxSettled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "sidechain tx {} settled ({}): {} sat now held by wallet {}",
-            self.tx, self.txid, self.amount_sat, self.wallet
+            "sidechain tx {} settled ({}): its outputs to wallet {} hold {} sat",
+            self.tx, self.txid, self.wallet, self.amount_sat
         )
     }
 }
 
-/// The rule for settling: the transaction was sent.
-pub fn check_settle(state: &State, op: &SettleTx) -> Result<(), BitcoinError> {
-    tx_in_status(state, op.tx, &TxStatus::Sent { txid: String::new() }).map(|_| ())
+/// The rule for settling: the transaction is unsettled and `txid` is one of its fully signed
+/// versions. Its unsigned bytes.
+pub fn check_settle<'a>(state: &'a State, op: &SettleTx) -> Result<&'a SidechainTx, BitcoinError> {
+    let t = state.row::<Transactions>(&op.tx).ok_or(BitcoinError::UnknownTx(op.tx))?;
+    if !t.is_unsettled() {
+        return Err(BitcoinError::NotValid { id: op.tx, status: t.status.to_string() });
+    }
+    if !t.signed_versions().any(|v| v.txid == op.txid) {
+        return Err(BitcoinError::WrongTxid {
+            tx: op.tx,
+            expected: t.signed_versions().map(|v| v.txid).collect::<Vec<_>>().join(" or "),
+            given: op.txid.clone(),
+        });
+    }
+    Ok(t)
 }
 
 #[typetag::serde(name = "bitcoin_tx_settle")]
@@ -885,19 +1059,17 @@ impl Operation for SettleTx {
         vec![AccountId::SON_CONSENSUS]
     }
     fn check(&self, state: &State) -> Result<(), OperationError> {
-        check_settle(state, self).map_err(rule(SETTLE))
+        check_settle(state, self).map(|_| ()).map_err(rule(SETTLE))
     }
     fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
         let fail = rule(SETTLE);
-        let mut t = ctx
-            .row::<Transactions>(&self.tx)
-            .cloned()
-            .ok_or_else(|| fail(BitcoinError::UnknownTx(self.tx)))?;
-        let TxStatus::Sent { txid } = t.status.clone() else {
-            return Err(fail(BitcoinError::NotValid { id: self.tx, status: t.status.to_string() }));
-        };
-        let unsigned = tx::from_hex(&t.unsigned_tx)
-            .ok_or_else(|| fail(BitcoinError::Hex(t.unsigned_tx.clone())))?;
+        let mut t = check_settle(ctx, self).map_err(&fail)?.clone();
+        let hex = t
+            .signed_versions()
+            .find(|v| v.txid == self.txid)
+            .map(|v| v.unsigned_tx.to_owned())
+            .ok_or_else(|| fail(BitcoinError::Inconsistent("version".into())))?;
+        let unsigned = tx::from_hex(&hex).ok_or_else(|| fail(BitcoinError::Hex(hex.clone())))?;
         let (wallet, joined) = match &t.purpose {
             Purpose::Sweep { to, .. } => (*to, unsigned.output.iter().collect::<Vec<_>>()),
             Purpose::Deposit { to, .. } => (*to, unsigned.output.iter().take(1).collect()),
@@ -907,26 +1079,223 @@ impl Operation for SettleTx {
         };
         let total = joined.iter().map(|o| o.value.to_sat()).sum();
         crate::flows::settle_effects(ctx, &t, &unsigned)?;
-        ctx.emit_event(&TxSettled { tx: t.id, txid: txid.clone(), wallet, amount_sat: total });
-        t.status = TxStatus::Settled { txid };
+        ctx.emit_event(&TxSettled { tx: t.id, txid: self.txid.clone(), wallet, amount_sat: total });
+        t.status = TxStatus::Settled { txid: self.txid.clone() };
         ctx.put_row::<Transactions>(&self.tx, Some(t))
     }
 }
 
-/// The signed transaction Bitcoin receives: each input's witness from the signatures the chain
-/// collected, in the signing wallet's order (empty slots for SONs that did not sign).
+/// Replaces a complete sidechain transaction that did not settle within
+/// `bitcoin.confirm_timeout` by the same transaction (same inputs, same destinations) at a
+/// higher fee rate: its sequences signal replace-by-fee, so Bitcoin takes the new version in
+/// place of the old. The SONs sign the new version on chain; until they have, the old one
+/// stands (and may still confirm). A SON proposal; the fee comes from where the first
+/// version's did (the deposit, the withdrawal, or for a sweep the SONs' reserve).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BumpTx {
+    /// The sidechain transaction.
+    pub tx: u64,
+    /// The new fee rate, sat/vB: above the current version's.
+    pub fee_rate: u64,
+    /// The new version, unsigned, hex.
+    pub unsigned_tx: String,
+}
+
+/// The transaction `t` rebuilt at `fee_rate`: the same inputs and destinations, only the fee
+/// (and so the amount the first output carries) differs.
+pub fn rebuilt(state: &State, t: &SidechainTx, fee_rate: u64) -> Result<String, BitcoinError> {
+    let current =
+        tx::from_hex(&t.unsigned_tx).ok_or_else(|| BitcoinError::Hex(t.unsigned_tx.clone()))?;
+    let spends = t
+        .inputs
+        .iter()
+        .map(|i| {
+            let outpoint = i
+                .outpoint
+                .parse()
+                .map_err(|_| BitcoinError::Inconsistent(format!("outpoint {}", i.outpoint)))?;
+            Ok(Spend { outpoint, amount_sat: i.amount_sat })
+        })
+        .collect::<Result<Vec<_>, BitcoinError>>()?;
+    let wallet = state
+        .row::<Wallets>(&t.signing_wallet)
+        .ok_or_else(|| BitcoinError::Inconsistent(format!("wallet {}", t.signing_wallet)))?;
+    let script_len = spent_script(t, wallet)?.len();
+    let signers = wallet.signers.len();
+    let out = |i: usize| {
+        current
+            .output
+            .get(i)
+            .map(|o| o.script_pubkey.clone())
+            .ok_or_else(|| BitcoinError::Inconsistent(format!("output {i}")))
+    };
+    let built = match &t.purpose {
+        Purpose::Sweep { .. } => tx::build_sweep(&spends, &out(0)?, fee_rate, signers, script_len)?,
+        Purpose::Deposit { .. } => {
+            let deposit = spends.first().copied().ok_or(tx::BuildError::NoInputs)?;
+            tx::build_deposit_sweep(deposit, &out(0)?, fee_rate, signers, script_len)?
+        }
+        Purpose::Withdrawal { withdrawal, .. } => {
+            let w = state
+                .row::<crate::state::Withdrawals>(withdrawal)
+                .ok_or(BitcoinError::UnknownWithdrawal(*withdrawal))?;
+            let change = match current.output.get(1) {
+                Some(o) => o.script_pubkey.clone(),
+                None => ScriptBuf::new_p2wsh(&wallet.script().wscript_hash()),
+            };
+            tx::build_withdrawal(
+                &spends,
+                &out(0)?,
+                w.amount_sat,
+                &change,
+                fee_rate,
+                signers,
+                script_len,
+            )?
+        }
+    };
+    Ok(tx::to_hex(&built))
+}
+
+/// The fee-bump rule: the current version is complete, unsettled for `bitcoin.confirm_timeout`
+/// since it completed, the new rate is higher and within the chain's bounds, the new version
+/// is the one the chain rebuilds, and for a sweep the reserve pays the higher fee.
+pub fn check_bump(state: &State, op: &BumpTx) -> Result<(), BitcoinError> {
+    let t = state.row::<Transactions>(&op.tx).ok_or(BitcoinError::UnknownTx(op.tx))?;
+    if !matches!(t.status, TxStatus::Complete | TxStatus::Sent { .. }) {
+        return Err(BitcoinError::NotValid { id: op.tx, status: t.status.to_string() });
+    }
+    let since = t.completed.unwrap_or(t.created);
+    let due = since.plus(state.param::<ConfirmTimeout>());
+    if state.head_time() < due {
+        return Err(BitcoinError::BumpNotDue { tx: op.tx, at: due });
+    }
+    if op.fee_rate <= t.fee_rate {
+        return Err(BitcoinError::BumpTooLow { rate: op.fee_rate, current: t.fee_rate });
+    }
+    fee_in_bounds(state, op.fee_rate)?;
+    if rebuilt(state, t, op.fee_rate)? != op.unsigned_tx {
+        return Err(BitcoinError::TxMismatch);
+    }
+    if matches!(t.purpose, Purpose::Sweep { .. }) {
+        let spends: Vec<Spend> = t
+            .inputs
+            .iter()
+            .filter_map(|i| {
+                Some(Spend { outpoint: i.outpoint.parse().ok()?, amount_sat: i.amount_sat })
+            })
+            .collect();
+        let new = tx::from_hex(&op.unsigned_tx)
+            .ok_or_else(|| BitcoinError::Hex(op.unsigned_tx.clone()))?;
+        reserve_covers(state, fee_of(&spends, &new))?;
+    }
+    Ok(())
+}
+
+/// A sidechain transaction was replaced by a higher fee rate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxBumped {
+    /// It.
+    pub tx: u64,
+    /// The version replaced.
+    pub old_txid: String,
+    /// The new version (to be signed).
+    pub txid: String,
+    /// The new fee rate, sat/vB.
+    pub fee_rate: u64,
+}
+impl ChainEvent for TxBumped {
+    const KIND: &'static str = TX_BUMP;
+    const NAME: &'static str = "bumped";
+}
+impl fmt::Display for TxBumped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "sidechain tx {} did not confirm in time: {} replaced at {} sat/vB by {} (to be signed)",
+            self.tx, self.old_txid, self.fee_rate, self.txid
+        )
+    }
+}
+
+/// A fee bump was not signed in time: the earlier signed version stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BumpAbandoned {
+    /// It.
+    pub tx: u64,
+    /// The version that stands.
+    pub txid: String,
+}
+impl ChainEvent for BumpAbandoned {
+    const KIND: &'static str = TX_FAIL;
+    const NAME: &'static str = "bump_abandoned";
+}
+impl fmt::Display for BumpAbandoned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "sidechain tx {}: the fee bump was not signed in time; {} stands",
+            self.tx, self.txid
+        )
+    }
+}
+
+#[typetag::serde(name = "bitcoin_tx_bump")]
+impl Operation for BumpTx {
+    fn kind(&self) -> &'static str {
+        TX_BUMP
+    }
+    fn subject(&self) -> Option<Subject> {
+        Some(Subject::Named(format!("bitcoin:bump:{}", self.tx)))
+    }
+    fn required_authorities(&self) -> Vec<AccountId> {
+        vec![AccountId::SON_CONSENSUS]
+    }
+    fn check(&self, state: &State) -> Result<(), OperationError> {
+        check_bump(state, self).map_err(rule(TX_BUMP))
+    }
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<(), OperationError> {
+        let fail = rule(TX_BUMP);
+        let mut t = ctx
+            .row::<Transactions>(&self.tx)
+            .cloned()
+            .ok_or_else(|| fail(BitcoinError::UnknownTx(self.tx)))?;
+        let new = tx::from_hex(&self.unsigned_tx)
+            .ok_or_else(|| fail(BitcoinError::Hex(self.unsigned_tx.clone())))?;
+        let txid = tx::txid(&new).to_string();
+        let old_txid = std::mem::replace(&mut t.bitcoin_txid, txid.clone());
+        t.replaced.push(crate::state::SignedVersion {
+            txid: old_txid.clone(),
+            unsigned_tx: std::mem::replace(&mut t.unsigned_tx, self.unsigned_tx.clone()),
+            fee_rate: std::mem::replace(&mut t.fee_rate, self.fee_rate),
+            signatures: std::mem::take(&mut t.signatures),
+            signed_weight: std::mem::take(&mut t.signed_weight),
+        });
+        t.status = TxStatus::Valid;
+        t.completed = None;
+        t.deadline = ctx.now().plus(ctx.param::<SignTimeout>());
+        ctx.emit_event(&TxBumped { tx: t.id, old_txid, txid, fee_rate: self.fee_rate });
+        ctx.put_row::<Transactions>(&self.tx, Some(t))
+    }
+}
+
+/// The signed transaction Bitcoin receives for `version` of `t`: each input's witness from the
+/// signatures the chain collected, in the signing wallet's order (empty slots for SONs that
+/// did not sign).
 pub fn signed_transaction(
     t: &SidechainTx,
+    version: crate::state::Version<'_>,
     wallet: &Wallet,
 ) -> Result<bitcoin::Transaction, BitcoinError> {
-    let mut signed =
-        tx::from_hex(&t.unsigned_tx).ok_or_else(|| BitcoinError::Hex(t.unsigned_tx.clone()))?;
+    let mut signed = tx::from_hex(version.unsigned_tx)
+        .ok_or_else(|| BitcoinError::Hex(version.unsigned_tx.to_owned()))?;
     let script = spent_script(t, wallet)?;
     let user_slot = matches!(t.purpose, Purpose::Deposit { .. });
     for (i, input) in signed.input.iter_mut().enumerate() {
         let mut sigs = BTreeMap::new();
         for (slot, signer) in wallet.signers.iter().enumerate() {
-            if let Some(hex) = t.signatures.get(&signer.son).and_then(|v| v.get(i)) {
+            if let Some(hex) = version.signatures.get(&signer.son).and_then(|v| v.get(i)) {
                 sigs.insert(slot, hex_bytes(hex)?);
             }
         }

@@ -11,14 +11,16 @@ use crate::flows::{
     Withdraw,
 };
 use crate::node;
-use crate::ops::{FailTx, SentTx, SettleTx, SignTx, WalletUpdate, WalletUtxo};
+use crate::ops::{BumpTx, FailTx, SentTx, SettleTx, SignTx, WalletSweep, WalletUpdate, WalletUtxo};
+use crate::reconcile::{breaker, Reconcile, Resume};
 use crate::state::{
-    signature_needed, AssetParam, BooksTable, DepositKeys, Deposits, MaxFeeRate, MinConfirmations,
-    MinFeeRate, NetworkParam, SignTimeout, Transactions, Utxos, Wallets, Withdrawals,
+    signature_needed, AssetParam, BooksTable, CarryFeeRate, ConfirmTimeout, ConsolidateAbove,
+    DepositKeys, Deposits, MaxFeeRate, MinConfirmations, MinDepositSat, MinFeeRate, NetworkParam,
+    SignTimeout, Transactions, Utxos, Wallets, Withdrawals,
 };
 use crate::{
-    DEPOSIT_KEY, DEPOSIT_PROCESS, DEPOSIT_REPORT, SENT, SETTLE, SIGN, TX_FAIL, UTXO, WALLET_UPDATE,
-    WITHDRAW, WITHDRAW_PROCESS, WITHDRAW_REFUND,
+    DEPOSIT_KEY, DEPOSIT_PROCESS, DEPOSIT_REPORT, RECONCILE, RESUME, SENT, SETTLE, SIGN, TX_BUMP,
+    TX_FAIL, UTXO, WALLET_SWEEP, WALLET_UPDATE, WITHDRAW, WITHDRAW_PROCESS, WITHDRAW_REFUND,
 };
 
 fn lifetime(state: &State) -> u64 {
@@ -32,12 +34,47 @@ const SON_PROPOSAL: ProposalPolicy = ProposalPolicy {
     readiness: None,
 };
 
-const OPERATIONS: [OperationDescriptor; 12] = [
+const OPERATIONS: [OperationDescriptor; 16] = [
     OperationDescriptor {
         name: WALLET_UPDATE,
         description: "record the elected SONs' new primary wallet and the sweep of the old one",
         proposal: Some(SON_PROPOSAL),
-        example: || Box::new(WalletUpdate { wallet: 1, signers: Vec::new(), sweep: None }),
+        example: || Box::new(WalletUpdate { wallet: 1, signers: Vec::new() }),
+    },
+    OperationDescriptor {
+        name: WALLET_SWEEP,
+        description:
+            "move a batch of wallet outputs into the current wallet (after a wallet update, or to consolidate)",
+        proposal: Some(SON_PROPOSAL),
+        example: || {
+            Box::new(WalletSweep { from: 0, to: 1, fee_rate: 2, unsigned_tx: String::new() })
+        },
+    },
+    OperationDescriptor {
+        name: TX_BUMP,
+        description:
+            "replace a complete sidechain transaction that did not settle in time by the same one at a higher fee rate",
+        proposal: Some(SON_PROPOSAL),
+        example: || Box::new(BumpTx { tx: 0, fee_rate: 5, unsigned_tx: String::new() }),
+    },
+    OperationDescriptor {
+        name: RECONCILE,
+        description:
+            "record outputs the chain counts that vanished from Bitcoin; fail what spent them",
+        proposal: Some(SON_PROPOSAL),
+        example: || {
+            Box::new(Reconcile {
+                gone: vec![
+                    "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b:0".into()
+                ],
+            })
+        },
+    },
+    OperationDescriptor {
+        name: RESUME,
+        description: "the SONs accept a deficit: deposits and withdrawals resume",
+        proposal: Some(SON_PROPOSAL),
+        example: || Box::new(Resume { deficit_sat: 10_000 }),
     },
     OperationDescriptor {
         name: SIGN,
@@ -71,7 +108,12 @@ const OPERATIONS: [OperationDescriptor; 12] = [
         description:
             "the SONs saw a sent sidechain transaction confirmed: its outputs join the wallet; pBTC is issued (deposit) or burnt (withdrawal)",
         proposal: Some(SON_PROPOSAL),
-        example: || Box::new(SettleTx { tx: 0 }),
+        example: || {
+            Box::new(SettleTx {
+                tx: 0,
+                txid: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".into(),
+            })
+        },
     },
     OperationDescriptor {
         name: UTXO,
@@ -177,14 +219,43 @@ pub const PLUGIN: Plugin = Plugin {
         ParamDecl::of::<SignTimeout>(),
         ParamDecl::of::<MinConfirmations>(),
         ParamDecl::of::<AssetParam>(),
+        ParamDecl::of::<ConfirmTimeout>(),
+        ParamDecl::of::<CarryFeeRate>(),
+        ParamDecl::of::<MinDepositSat>(),
+        ParamDecl::of::<ConsolidateAbove>(),
     ],
-    guards: &[Guard { name: "bitcoin-signer", kind: "son_deregister", defer: defer_needed_signer }],
+    guards: &[
+        Guard { name: "bitcoin-signer", kind: "son_deregister", defer: defer_needed_signer },
+        Guard { name: "bitcoin-breaker", kind: DEPOSIT_PROCESS, defer: breaker },
+        Guard { name: "bitcoin-breaker", kind: WITHDRAW_PROCESS, defer: breaker },
+    ],
     node: &[
         NodeParts {
             kind: WALLET_UPDATE,
             watch: Watch::ElectedSons,
             trigger: Some(node::wallet_trigger),
             validator: Some(node::wallet_validator),
+            isolation: Isolation::Thread,
+        },
+        NodeParts {
+            kind: WALLET_SWEEP,
+            watch: Watch::ElectedSons,
+            trigger: Some(node::sweep_trigger),
+            validator: Some(node::sweep_validator),
+            isolation: Isolation::Thread,
+        },
+        NodeParts {
+            kind: TX_BUMP,
+            watch: Watch::ElectedSons,
+            trigger: Some(node::bump_trigger),
+            validator: Some(node::bump_validator),
+            isolation: Isolation::Thread,
+        },
+        NodeParts {
+            kind: RECONCILE,
+            watch: Watch::ElectedSons,
+            trigger: Some(node::reconcile_trigger),
+            validator: Some(node::reconcile_validator),
             isolation: Isolation::Thread,
         },
         NodeParts {

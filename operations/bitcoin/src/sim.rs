@@ -16,12 +16,73 @@ use crate::node::{BitcoinSource, SeenOutput, SourceError};
 /// Checks input `index` of `tx`, which spends `spent` (a script interpreter).
 pub type ScriptCheck = dyn Fn(&Transaction, usize, &TxOut) -> Result<(), String> + Send + Sync;
 
-/// One transaction the network holds, with the outputs its inputs spend.
+/// One transaction the network holds.
 #[derive(Debug, Clone)]
 struct Held {
     tx: Transaction,
     /// A payment from outside (a user's wallet): its inputs are not tracked.
     external: bool,
+    /// What it pays miners, in satoshis (0 for outside payments).
+    fee: u64,
+}
+
+impl Held {
+    fn new(tx: Transaction, external: bool) -> Held {
+        Held { tx, external, fee: 0 }
+    }
+
+    /// Its fee rate, sat/vB (outside payments always qualify).
+    fn fee_rate(&self) -> u64 {
+        if self.external {
+            return u64::MAX;
+        }
+        self.fee / self.tx.vsize().max(1) as u64
+    }
+
+    /// Whether it signals replace-by-fee (BIP125).
+    fn replaceable(&self) -> bool {
+        self.tx.input.iter().any(|i| i.sequence.is_rbf())
+    }
+}
+
+/// Why Bitcoin Core's mempool policy refuses a transaction (it is valid, but not relayed).
+pub fn standardness(tx: &Transaction) -> Result<(), String> {
+    let weight = tx.weight().to_wu();
+    if weight > crate::tx::MAX_STANDARD_WEIGHT {
+        return Err(format!(
+            "non-standard: weight {weight} > {} (tx-size)",
+            crate::tx::MAX_STANDARD_WEIGHT
+        ));
+    }
+    for (i, o) in tx.output.iter().enumerate() {
+        let dust = o.script_pubkey.minimal_non_dust();
+        if o.value < dust {
+            return Err(format!(
+                "non-standard: output {i} of {} sat is below its dust limit of {} sat",
+                o.value.to_sat(),
+                dust.to_sat()
+            ));
+        }
+    }
+    for (i, input) in tx.input.iter().enumerate() {
+        // Bitcoin Core's IsWitnessStandard for P2WSH: the script at most 3 600 bytes, at most
+        // 100 other stack items, each at most 80 bytes.
+        let items: Vec<&[u8]> = input.witness.iter().collect();
+        let Some((script, stack)) = items.split_last() else { continue };
+        if script.len() > 3600 {
+            return Err(format!(
+                "non-standard: input {i}'s witness script is {} bytes",
+                script.len()
+            ));
+        }
+        if stack.len() > 100 {
+            return Err(format!("non-standard: input {i} has {} witness stack items", stack.len()));
+        }
+        if let Some(big) = stack.iter().find(|e| e.len() > 80) {
+            return Err(format!("non-standard: input {i} has a {}-byte stack item", big.len()));
+        }
+    }
+    Ok(())
 }
 
 /// An unspent output: what it pays, and the height of the block holding it (`None`: mempool).
@@ -34,6 +95,8 @@ struct Chain {
     blocks: Vec<Vec<Held>>,
     mempool: Vec<Held>,
     fee_rate: u64,
+    /// Miners take only transactions paying at least this (sat/vB); 0: everything.
+    mining_floor: u64,
     payments: u64,
     rejected: Vec<String>,
     utxos: BTreeMap<OutPoint, Unspent>,
@@ -43,8 +106,17 @@ struct Chain {
 }
 
 impl Chain {
-    fn admit(&mut self, held: Held, height: Option<usize>) {
+    fn admit(&mut self, mut held: Held, height: Option<usize>) {
         if !held.external {
+            let spent: u64 = held
+                .tx
+                .input
+                .iter()
+                .filter_map(|i| self.utxos.get(&i.previous_output))
+                .map(|(o, _)| o.value.to_sat())
+                .sum();
+            let paid: u64 = held.tx.output.iter().map(|o| o.value.to_sat()).sum();
+            held.fee = spent.saturating_sub(paid);
             for i in &held.tx.input {
                 if let Some((out, _)) = self.utxos.remove(&i.previous_output) {
                     if let Some(set) = self.by_script.get_mut(&out.script_pubkey) {
@@ -69,7 +141,25 @@ impl Chain {
     fn mine(&mut self) {
         let h = self.blocks.len();
         self.blocks.push(Vec::new());
-        let block = std::mem::take(&mut self.mempool);
+        // Miners take what pays at least their floor, and what spends only what is mined or
+        // taken with it; the rest waits.
+        let mut block = Vec::new();
+        let mut waiting = Vec::new();
+        let mut taken = BTreeSet::new();
+        for held in std::mem::take(&mut self.mempool) {
+            let parents_ok = held.external
+                || held.tx.input.iter().all(|i| {
+                    let parent = i.previous_output.txid;
+                    taken.contains(&parent) || !matches!(self.located.get(&parent), Some(None))
+                });
+            if parents_ok && held.fee_rate() >= self.mining_floor {
+                taken.insert(held.tx.compute_txid());
+                block.push(held);
+            } else {
+                waiting.push(held);
+            }
+        }
+        self.mempool = waiting;
         for held in &block {
             let txid = held.tx.compute_txid();
             self.located.insert(txid, Some(h));
@@ -99,6 +189,74 @@ impl Chain {
         dropped
     }
 
+    /// The mempool transactions spending any of `tx`'s inputs.
+    fn conflicts(&self, tx: &Transaction) -> Vec<usize> {
+        let inputs: BTreeSet<OutPoint> = tx.input.iter().map(|i| i.previous_output).collect();
+        (0..self.mempool.len())
+            .filter(|&k| {
+                let m = &self.mempool[k];
+                !m.external && m.tx.input.iter().any(|i| inputs.contains(&i.previous_output))
+            })
+            .collect()
+    }
+
+    /// This network without the mempool transactions at `drop` (nor what spends them).
+    fn without(&self, drop: &[usize]) -> Chain {
+        let mut c = Chain {
+            fee_rate: self.fee_rate,
+            mining_floor: self.mining_floor,
+            payments: self.payments,
+            rejected: self.rejected.clone(),
+            ..Chain::default()
+        };
+        for (h, block) in self.blocks.iter().enumerate() {
+            c.blocks.push(Vec::new());
+            for held in block {
+                c.admit(held.clone(), Some(h));
+            }
+        }
+        for (k, held) in self.mempool.iter().enumerate() {
+            if !drop.contains(&k) && (held.external || c.validate(&held.tx, None).is_ok()) {
+                c.admit(held.clone(), None);
+            }
+        }
+        c
+    }
+
+    /// What `tx` pays miners, its inputs being unspent here.
+    fn fee_of(&self, tx: &Transaction) -> u64 {
+        let spent: u64 = tx
+            .input
+            .iter()
+            .filter_map(|i| self.utxos.get(&i.previous_output))
+            .map(|(o, _)| o.value.to_sat())
+            .sum();
+        spent.saturating_sub(tx.output.iter().map(|o| o.value.to_sat()).sum())
+    }
+
+    /// Replace-by-fee as Bitcoin Core does it (BIP125): `tx`, paying `fee`, may replace the
+    /// mempool transactions at `conflicts` if each signals replaceability and it pays more than
+    /// all of them together, by at least 1 sat per virtual byte of its own, and more per
+    /// virtual byte than any of them.
+    fn check_rbf(&self, conflicts: &[usize], tx: &Transaction, fee: u64) -> Result<(), String> {
+        if let Some(k) = conflicts.iter().find(|k| !self.mempool[**k].replaceable()) {
+            return Err(format!(
+                "conflicts with {}, which does not signal replace-by-fee",
+                self.mempool[*k].tx.compute_txid()
+            ));
+        }
+        let old_fee: u64 = conflicts.iter().map(|k| self.mempool[*k].fee).sum();
+        let old_rate = conflicts.iter().map(|k| self.mempool[*k].fee_rate()).max().unwrap_or(0);
+        let vsize = (tx.vsize() as u64).max(1);
+        if fee < old_fee.saturating_add(vsize) || fee / vsize <= old_rate {
+            return Err(format!(
+                "replacement pays {fee} sat ({} sat/vB), not enough over {old_fee} sat ({old_rate} sat/vB)",
+                fee / vsize
+            ));
+        }
+        Ok(())
+    }
+
     fn validate(&self, tx: &Transaction, check: Option<&ScriptCheck>) -> Result<(), String> {
         let mut seen = BTreeSet::new();
         let mut total_in = 0u64;
@@ -125,9 +283,12 @@ impl Chain {
         self.blocks.len()
     }
 
+    /// `Some(0)` in the mempool, `None` unknown.
     fn confirmations(&self, txid: &Txid) -> Option<u32> {
-        let h = (*self.located.get(txid)?)?;
-        Some((self.height() - h) as u32)
+        match *self.located.get(txid)? {
+            Some(h) => Some((self.height() - h) as u32),
+            None => Some(0),
+        }
     }
 
     fn knows(&self, txid: &Txid) -> bool {
@@ -196,7 +357,7 @@ impl SimBitcoin {
             }],
         };
         let outpoint = OutPoint { txid: tx.compute_txid(), vout: 0 };
-        c.admit(Held { tx, external: true }, None);
+        c.admit(Held::new(tx, true), None);
         outpoint
     }
 
@@ -243,6 +404,17 @@ impl SimBitcoin {
         self.lock().fee_rate = rate;
     }
 
+    /// Miners take only transactions paying at least `rate` sat/vB from now on (0: all): a fee
+    /// spike, during which cheaper transactions wait in the mempool.
+    pub fn set_mining_floor(&self, rate: u64) {
+        self.lock().mining_floor = rate;
+    }
+
+    /// Whether `txid` waits in the mempool.
+    pub fn in_mempool(&self, txid: &Txid) -> bool {
+        matches!(self.lock().located.get(txid), Some(None))
+    }
+
     /// Every transaction broadcast by the nodes and accepted (in blocks or the mempool).
     pub fn accepted(&self) -> Vec<Transaction> {
         let c = self.lock();
@@ -270,18 +442,31 @@ impl SimBitcoin {
         self.lock().paying(script_pubkey).map(|(_, (o, _))| o.value.to_sat()).sum()
     }
 
-    /// Validates and accepts `tx` into the mempool (again is not an error).
+    /// Validates and accepts `tx` into the mempool (again is not an error), as a Bitcoin Core
+    /// node would: standard ([`standardness`]), every input's script passing the script check,
+    /// and replacing the mempool transactions it conflicts with only by BIP125's rules.
     pub fn broadcast(&self, tx: &Transaction) -> Result<(), String> {
         let mut c = self.lock();
         let txid = tx.compute_txid();
         if c.knows(&txid) {
             return Ok(());
         }
-        if let Err(e) = c.validate(tx, self.check.as_deref()) {
+        let verdict = standardness(tx).and_then(|()| {
+            let conflicts = c.conflicts(tx);
+            if conflicts.is_empty() {
+                return c.validate(tx, self.check.as_deref());
+            }
+            let trial = c.without(&conflicts);
+            trial.validate(tx, self.check.as_deref())?;
+            c.check_rbf(&conflicts, tx, trial.fee_of(tx))?;
+            *c = trial;
+            Ok(())
+        });
+        if let Err(e) = verdict {
             c.rejected.push(format!("{txid}: {e}"));
             return Err(e);
         }
-        c.admit(Held { tx: tx.clone(), external: false }, None);
+        c.admit(Held::new(tx.clone(), false), None);
         Ok(())
     }
 
@@ -295,6 +480,7 @@ impl SimBitcoin {
             fee_rate: c.fee_rate,
             payments: c.payments,
             rejected: c.rejected.clone(),
+            mining_floor: c.mining_floor,
         }
     }
 
@@ -302,10 +488,15 @@ impl SimBitcoin {
     pub fn restore(&self, e: &SimExport) -> Result<(), String> {
         let dec = |(hex, external): &(String, bool)| {
             crate::tx::from_hex(hex)
-                .map(|tx| Held { tx, external: *external })
+                .map(|tx| Held::new(tx, *external))
                 .ok_or_else(|| format!("an undecodable transaction: {hex}"))
         };
-        let mut c = Chain { fee_rate: e.fee_rate, payments: e.payments, ..Chain::default() };
+        let mut c = Chain {
+            fee_rate: e.fee_rate,
+            payments: e.payments,
+            mining_floor: e.mining_floor,
+            ..Chain::default()
+        };
         c.rejected = e.rejected.clone();
         for (h, block) in e.blocks.iter().enumerate() {
             c.blocks.push(Vec::new());
@@ -339,6 +530,9 @@ pub struct SimExport {
     pub payments: u64,
     /// Broadcasts refused.
     pub rejected: Vec<String>,
+    /// The miners' fee floor, sat/vB.
+    #[serde(default)]
+    pub mining_floor: u64,
 }
 
 /// How a node's view of Bitcoin departs from the network.
@@ -468,9 +662,12 @@ mod tests {
         net.broadcast(&spend(o, &spk(2), 900)).expect("valid");
         net.broadcast(&spend(o, &spk(2), 900)).expect("the same one again is fine");
         let err = net.broadcast(&spend(o, &spk(3), 800)).expect_err("double spend");
+        assert!(err.contains("does not signal replace-by-fee"), "{err}");
+        net.mine();
+        let err = net.broadcast(&spend(o, &spk(3), 800)).expect_err("double spend");
         assert!(err.contains("missing or spent"), "{err}");
         assert_eq!(net.balance(&spk(2)), 900);
-        assert_eq!(net.rejected().len(), 3);
+        assert_eq!(net.rejected().len(), 4);
     }
 
     #[test]

@@ -112,6 +112,10 @@ pub enum Purpose {
         user_key: String,
         /// The wallet it pays.
         to: u64,
+        /// What the deposit pre-pays into the SONs' reserve for its output's later sweep,
+        /// satoshis: the user is credited the output less this.
+        #[serde(default)]
+        carry_sat: u64,
     },
     /// Pays a withdrawal from the primary wallet's outputs, change back to the wallet; the
     /// escrowed pBTC is burnt when it settles.
@@ -149,7 +153,8 @@ pub enum TxStatus {
         /// Its Bitcoin txid.
         txid: String,
     },
-    /// Not signed by the threshold before its deadline; its inputs went back to their wallet.
+    /// Given up: not signed by the threshold before its deadline, or an input vanished from
+    /// Bitcoin (reconciliation); the inputs that remain went back to their wallet.
     Failed {
         /// Why.
         reason: String,
@@ -219,8 +224,91 @@ pub struct SidechainTx {
     pub status: TxStatus,
     /// When it was created.
     pub created: Timestamp,
-    /// It fails if not complete by then.
+    /// The current version fails (or, if an earlier version was signed, gives way to it) if
+    /// not complete by then.
     pub deadline: Timestamp,
+    /// The fee rate the current version was built at, sat/vB.
+    #[serde(default)]
+    pub fee_rate: u64,
+    /// When the current version reached its threshold. Not settled `bitcoin.confirm_timeout`
+    /// later, it may be replaced by the same transaction at a higher fee rate.
+    #[serde(default)]
+    pub completed: Option<Timestamp>,
+    /// Earlier versions, each fully signed, replaced by a higher fee rate (oldest first). Any
+    /// of them may be the one Bitcoin confirms: they spend the same inputs.
+    #[serde(default)]
+    pub replaced: Vec<SignedVersion>,
+}
+
+/// A fully signed version of a sidechain transaction that a higher fee rate replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedVersion {
+    /// Its Bitcoin txid.
+    pub txid: String,
+    /// The unsigned transaction, hex.
+    pub unsigned_tx: String,
+    /// Its fee rate, sat/vB.
+    pub fee_rate: u64,
+    /// Each signing SON's signatures, one per input, hex.
+    pub signatures: BTreeMap<SonId, Vec<String>>,
+    /// The weight that signed it.
+    pub signed_weight: u32,
+}
+
+/// One version of a sidechain transaction: its txid, its unsigned bytes and the signatures
+/// collected for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version<'a> {
+    /// Its Bitcoin txid.
+    pub txid: &'a str,
+    /// The unsigned transaction, hex.
+    pub unsigned_tx: &'a str,
+    /// The signatures collected for it.
+    pub signatures: &'a BTreeMap<SonId, Vec<String>>,
+}
+
+impl SidechainTx {
+    /// Whether it is still in play: collecting signatures, complete, or sent.
+    pub fn is_unsettled(&self) -> bool {
+        matches!(self.status, TxStatus::Valid | TxStatus::Complete | TxStatus::Sent { .. })
+    }
+
+    /// The current version, signed or not.
+    pub fn current(&self) -> Version<'_> {
+        Version {
+            txid: &self.bitcoin_txid,
+            unsigned_tx: &self.unsigned_tx,
+            signatures: &self.signatures,
+        }
+    }
+
+    /// Every version Bitcoin may hold, fully signed: the replaced ones, and the current one
+    /// once it is complete.
+    pub fn signed_versions(&self) -> impl Iterator<Item = Version<'_>> + '_ {
+        let current = matches!(self.status, TxStatus::Complete | TxStatus::Sent { .. })
+            .then(|| self.current());
+        self.replaced
+            .iter()
+            .map(|v| Version {
+                txid: &v.txid,
+                unsigned_tx: &v.unsigned_tx,
+                signatures: &v.signatures,
+            })
+            .chain(current)
+    }
+
+    /// The version to broadcast while it is unsettled: the newest fully signed one.
+    pub fn broadcastable(&self) -> Option<Version<'_>> {
+        if !self.is_unsettled() {
+            return None;
+        }
+        self.signed_versions().last()
+    }
+
+    /// Every txid it has had (the current version's last).
+    pub fn txids(&self) -> impl Iterator<Item = &str> + '_ {
+        self.replaced.iter().map(|v| v.txid.as_str()).chain(std::iter::once(&*self.bitcoin_txid))
+    }
 }
 
 /// The sidechain transactions, by number; indexed by status, by txid and by the outputs they
@@ -238,8 +326,10 @@ impl TableSchema for Transactions {
     type Value = SidechainTx;
     fn index(row: &SidechainTx, out: &mut IndexEntries) {
         TXS_BY_STATUS.add(&(row.status.code(), row.id), out);
-        if let Ok(txid) = row.bitcoin_txid.parse::<Txid>() {
-            TXS_BY_TXID.add(&txid.to_byte_array(), out);
+        for txid in row.txids() {
+            if let Ok(txid) = txid.parse::<Txid>() {
+                TXS_BY_TXID.add(&txid.to_byte_array(), out);
+            }
         }
         for i in &row.inputs {
             if let Ok(o) = i.outpoint.parse::<OutPoint>() {
@@ -308,6 +398,38 @@ param!(
     MinConfirmations, "bitcoin.min_confirmations",
     "confirmations an output needs before the chain records it", u32, 6,
     |v| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) }
+);
+
+param!(
+    /// How long a complete transaction may wait to settle before it may be replaced by the
+    /// same transaction at a higher fee rate (replace-by-fee), seconds.
+    ConfirmTimeout, "bitcoin.confirm_timeout",
+    "seconds a complete transaction may wait to settle before it may be fee-bumped", u64,
+    3 * 3600, at_least_one
+);
+param!(
+    /// The fee rate at which each deposit pre-pays, into the SONs' reserve, the cost of spending
+    /// its output in a later wallet sweep, sat/vB: so the reserve can pay every sweep and
+    /// consolidation at rates up to this one however many deposits arrive.
+    CarryFeeRate, "bitcoin.carry_fee_rate",
+    "sat/vB at which each deposit pre-pays its output's later sweep into the reserve", u64, 20,
+    |_| Ok(())
+);
+param!(
+    /// The smallest deposit credited, satoshis. A deposit below it (or one whose sweep cannot
+    /// leave anything to credit at the lowest fee rate) is recorded as too small, with the
+    /// reason, and never swept by the SONs; the user can take it back through the deposit
+    /// script's own branch.
+    MinDepositSat, "bitcoin.min_deposit_sat", "the smallest deposit credited, satoshis", u64,
+    20_000, |_| Ok(())
+);
+param!(
+    /// When the current wallet holds more outputs than this, the SONs consolidate the
+    /// smallest of them into one (a sweep of the wallet to itself), so payments never need
+    /// more inputs than a standard transaction holds.
+    ConsolidateAbove, "bitcoin.consolidate_above",
+    "outputs the current wallet may hold before the smallest are consolidated", u64, 50,
+    at_least_one
 );
 
 /// Scales votes to script weights: at most 65 535, at least 1, proportional when the largest
@@ -409,8 +531,7 @@ pub fn with_status<'a>(
     state.rows_by_range(&TXS_BY_STATUS, &(c, 0), &(c + 1, 0)).map(|(_, t)| t)
 }
 
-/// The transactions not settled or failed yet (collecting signatures, complete, or sent):
-/// while one is, the wallet does not change again.
+/// The transactions not settled or failed yet (collecting signatures, complete, or sent).
 pub fn unsettled(state: &State) -> impl Iterator<Item = &SidechainTx> + '_ {
     state.rows_by_range(&TXS_BY_STATUS, &(0, 0), &(3, 0)).map(|(_, t)| t)
 }
@@ -504,9 +625,20 @@ pub enum DepositStatus {
     Credited {
         /// The sweep.
         tx: u64,
-        /// pBTC issued (the amount that reached the wallet).
+        /// pBTC issued (the amount that reached the wallet, less what it pre-paid into the
+        /// reserve for its later sweep).
         credited: u64,
     },
+    /// Confirmed, but too small to credit: below `bitcoin.min_deposit_sat`, or its sweep
+    /// could not leave anything at the lowest fee rate. The SONs never sweep it; the user can
+    /// take it back through the deposit script's own branch.
+    TooSmall {
+        /// Why.
+        reason: String,
+    },
+    /// Gone from Bitcoin (a reorganisation or a double spend), as SONs above two thirds saw
+    /// it: never credited.
+    Vanished,
 }
 
 impl fmt::Display for DepositStatus {
@@ -518,6 +650,8 @@ impl fmt::Display for DepositStatus {
             DepositStatus::Credited { tx, credited } => {
                 write!(f, "credited {credited} pBTC (sidechain tx {tx})")
             }
+            DepositStatus::TooSmall { reason } => write!(f, "too small to credit: {reason}"),
+            DepositStatus::Vanished => f.write_str("vanished from Bitcoin"),
         }
     }
 }
@@ -530,6 +664,8 @@ impl DepositStatus {
             DepositStatus::Confirmed => 1,
             DepositStatus::Sweeping { .. } => 2,
             DepositStatus::Credited { .. } => 3,
+            DepositStatus::TooSmall { .. } => 4,
+            DepositStatus::Vanished => 5,
         }
     }
 }
@@ -698,12 +834,35 @@ pub struct Books {
     pub issued: u64,
     /// pBTC burnt for settled withdrawals.
     pub burnt: u64,
+    /// What settled deposits pre-paid into the reserve for their outputs' later sweeps.
+    #[serde(default)]
+    pub carried_sat: u64,
+    /// Satoshis of recorded outputs that vanished from Bitcoin (reconciliation).
+    #[serde(default)]
+    pub lost_sat: u64,
+    /// The deficit the SONs decided to carry on with (`bitcoin_resume`): deposits and
+    /// withdrawals pause only while the deficit exceeds it.
+    #[serde(default)]
+    pub lifted_sat: u64,
 }
 
 impl Books {
-    /// The reserve left: funding less the sweep fees paid.
+    /// The reserve: funding and carries, less sweep fees and losses; negative when losses ate
+    /// more than the reserve held (that much pBTC is unbacked).
+    pub fn reserve(&self) -> i128 {
+        i128::from(self.funded_sat) + i128::from(self.carried_sat)
+            - i128::from(self.sweep_fees_sat)
+            - i128::from(self.lost_sat)
+    }
+
+    /// The reserve left, or 0 when there is a deficit.
     pub fn reserve_sat(&self) -> u64 {
-        self.funded_sat.saturating_sub(self.sweep_fees_sat)
+        u64::try_from(self.reserve().max(0)).unwrap_or(u64::MAX)
+    }
+
+    /// The pBTC no Bitcoin backs: what losses took beyond the reserve.
+    pub fn deficit_sat(&self) -> u64 {
+        u64::try_from((-self.reserve()).max(0)).unwrap_or(u64::MAX)
     }
 }
 
@@ -772,28 +931,107 @@ pub struct Conservation {
     pub pbtc_supply: u64,
     /// pBTC in escrow for withdrawals not paid yet.
     pub escrow: u64,
+    /// pBTC issued by credited deposits (the sum over their rows).
+    pub credited: u64,
+    /// pBTC of paid withdrawals (the sum over their rows).
+    pub paid: u64,
+    /// pBTC the SON account holds.
+    pub held: u64,
+    /// The pBTC no Bitcoin backs, as reconciliation recorded it (0 when all is backed).
+    pub deficit_sat: u64,
     /// The books.
     pub books: Books,
 }
 
-/// A broken conservation rule: a bug, never a user error.
+/// A broken conservation rule — a bug, never a user error — naming the term that disagrees.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("conservation broken: {0}")]
-pub struct ConservationError(pub String);
+#[non_exhaustive]
+pub enum ConservationError {
+    /// The BTC the chain holds does not match what it owes plus the reserve.
+    #[error(
+        "conservation broken: wallet outputs {utxos} + in flight {in_flight} + sweep fees \
+         {sweep_fees} + lost {lost} != pBTC supply {supply} + funded {funded} + carried {carried}"
+    )]
+    Backing {
+        /// `utxos_sat`.
+        utxos: u64,
+        /// `in_flight_sat`.
+        in_flight: u64,
+        /// `sweep_fees_sat`.
+        sweep_fees: u64,
+        /// `lost_sat`.
+        lost: u64,
+        /// The pBTC supply.
+        supply: u64,
+        /// `funded_sat`.
+        funded: u64,
+        /// `carried_sat`.
+        carried: u64,
+    },
+    /// Sweep fees were paid beyond what the SONs funded and deposits carried.
+    #[error(
+        "conservation broken: sweep fees {sweep_fees} exceed the reserve funded {funded} + carried {carried}"
+    )]
+    Reserve {
+        /// `sweep_fees_sat`.
+        sweep_fees: u64,
+        /// `funded_sat`.
+        funded: u64,
+        /// `carried_sat`.
+        carried: u64,
+    },
+    /// The supply is not what was issued less what was burnt.
+    #[error("conservation broken: pBTC supply {supply} != issued {issued} - burnt {burnt}")]
+    Supply {
+        /// The pBTC supply.
+        supply: u64,
+        /// `issued`.
+        issued: u64,
+        /// `burnt`.
+        burnt: u64,
+    },
+    /// The books' issued total is not the credited deposits' sum.
+    #[error("conservation broken: issued {issued} but deposits credited {credited}")]
+    Issued {
+        /// `issued`.
+        issued: u64,
+        /// The credited deposits' sum.
+        credited: u64,
+    },
+    /// The books' burnt total is not the paid withdrawals' sum.
+    #[error("conservation broken: burnt {burnt} but withdrawals paid {paid}")]
+    Burnt {
+        /// `burnt`.
+        burnt: u64,
+        /// The paid withdrawals' sum.
+        paid: u64,
+    },
+    /// The SON account holds less pBTC than the withdrawals escrow.
+    #[error("conservation broken: the SON account holds {held} pBTC, withdrawals escrow {escrow}")]
+    Escrow {
+        /// What the SON account holds.
+        held: u64,
+        /// What pending and paying withdrawals escrow.
+        escrow: u64,
+    },
+}
 
 /// Checks the bridge's conservation equation on `state`:
 ///
 /// ```text
-/// utxos + in_flight = pbtc_supply + funded - sweep_fees      (reserve = funded - sweep_fees >= 0)
-/// pbtc_supply       = issued - burnt
-/// escrow            = sum of pending and paying withdrawals <= the SON account's pBTC
-/// issued            = sum of credited deposits;  burnt = sum of paid withdrawals
+/// utxos + in_flight + sweep_fees + lost = pbtc_supply + funded + carried
+///                                          (reserve = funded + carried - sweep_fees - lost)
+/// sweep_fees  <= funded + carried          (only a loss takes the reserve below zero)
+/// pbtc_supply  = issued - burnt
+/// issued       = sum of credited deposits;  burnt = sum of paid withdrawals
+/// escrow       = sum of pending and paying withdrawals <= the SON account's pBTC
 /// ```
 ///
-/// So the pBTC supply never exceeds the BTC the wallets hold, counting wallet outputs that
-/// unsettled transactions spend.
+/// So the pBTC supply never exceeds the BTC the wallets hold (counting wallet outputs that
+/// unsettled transactions spend) by more than the losses reconciliation recorded: a negative
+/// reserve is the deficit, reported in [`Conservation::deficit_sat`], and it pauses the bridge
+/// ([`paused`]).
 pub fn conservation(state: &State) -> Result<Conservation, ConservationError> {
-    let err = |m: String| Err(ConservationError(m));
     let b = books(state);
     let asset = state.param::<AssetParam>();
     let supply = state.asset(asset).map_or(0, |a| a.supply);
@@ -821,41 +1059,70 @@ pub fn conservation(state: &State) -> Result<Conservation, ConservationError> {
         .filter(|(_, w)| matches!(w.status, WithdrawalStatus::Paid { .. }))
         .map(|(_, w)| w.amount_sat)
         .sum();
+    // pBTC sent to the SON account by plain transfer is held there too (and stays backed).
+    let held = state.balance(AccountId::SON_CONSENSUS, asset);
     let c = Conservation {
         utxos_sat: utxos,
         in_flight_sat: in_flight,
         pbtc_supply: supply,
         escrow,
+        credited,
+        paid,
+        held,
+        deficit_sat: b.deficit_sat(),
         books: b.clone(),
     };
-    if b.sweep_fees_sat > b.funded_sat {
-        return err(format!(
-            "sweep fees {} exceed the reserve funded {}",
-            b.sweep_fees_sat, b.funded_sat
-        ));
+    let w = u128::from;
+    if w(b.sweep_fees_sat) > w(b.funded_sat) + w(b.carried_sat) {
+        return Err(ConservationError::Reserve {
+            sweep_fees: b.sweep_fees_sat,
+            funded: b.funded_sat,
+            carried: b.carried_sat,
+        });
     }
-    if u128::from(utxos) + u128::from(in_flight) != u128::from(supply) + u128::from(b.reserve_sat())
+    if w(utxos) + w(in_flight) + w(b.sweep_fees_sat) + w(b.lost_sat)
+        != w(supply) + w(b.funded_sat) + w(b.carried_sat)
     {
-        return err(format!(
-            "wallet outputs {utxos} + in flight {in_flight} != pBTC supply {supply} + reserve {}",
-            b.reserve_sat()
-        ));
+        return Err(ConservationError::Backing {
+            utxos,
+            in_flight,
+            sweep_fees: b.sweep_fees_sat,
+            lost: b.lost_sat,
+            supply,
+            funded: b.funded_sat,
+            carried: b.carried_sat,
+        });
     }
-    if u128::from(supply) + u128::from(b.burnt) != u128::from(b.issued) {
-        return err(format!("pBTC supply {supply} != issued {} - burnt {}", b.issued, b.burnt));
+    if w(supply) + w(b.burnt) != w(b.issued) {
+        return Err(ConservationError::Supply { supply, issued: b.issued, burnt: b.burnt });
     }
     if b.issued != credited {
-        return err(format!("issued {} but deposits credited {credited}", b.issued));
+        return Err(ConservationError::Issued { issued: b.issued, credited });
     }
     if b.burnt != paid {
-        return err(format!("burnt {} but withdrawals paid {paid}", b.burnt));
+        return Err(ConservationError::Burnt { burnt: b.burnt, paid });
     }
-    // pBTC sent to the SON account by plain transfer is held there too (and stays backed).
-    let held = state.balance(AccountId::SON_CONSENSUS, asset);
     if held < escrow {
-        return err(format!("the SON account holds {held} pBTC, withdrawals escrow {escrow}"));
+        return Err(ConservationError::Escrow { held, escrow });
     }
     Ok(c)
+}
+
+/// Why deposits and withdrawals are paused, if they are: the circuit breaker. Outputs the
+/// chain recorded vanished from Bitcoin (reconciliation) and left more pBTC unbacked than the
+/// SONs decided to carry on with (`bitcoin_resume`). It lifts by itself when the SONs make the
+/// deficit good by paying into the wallet (recorded as reserve funding).
+pub fn paused(state: &State) -> Option<String> {
+    let b = books(state);
+    let deficit = b.deficit_sat();
+    (deficit > b.lifted_sat).then(|| {
+        format!(
+            "deposits and withdrawals are paused: {deficit} sat of pBTC are unbacked after \
+             {} sat of recorded outputs vanished from Bitcoin; paid into the wallet by the \
+             SONs, or accepted by them (bitcoin_resume), they resume",
+            b.lost_sat
+        )
+    })
 }
 
 #[cfg(test)]

@@ -210,8 +210,8 @@ async fn a_replaced_son_moves_the_wallet_and_the_old_set_signs_a_sweep_bitcoin_a
     assert!(w0.address.starts_with("bcrt1q"), "{}", w0.address);
     // The same SONs with the same weights give the same script: no update is due or accepted.
     let st = net.ledger.state();
-    assert_eq!(crate::ops::expected_update(st, 5), Ok(None));
-    let again = WalletUpdate { wallet: 1, signers: w0.signers.clone(), sweep: None };
+    assert_eq!(crate::ops::expected_update(st), Ok(None));
+    let again = WalletUpdate { wallet: 1, signers: w0.signers.clone() };
     assert_eq!(crate::ops::check_update(st, &again), Err(BitcoinError::NoChange));
 
     // Bitcoin pays it twice; the SONs record both outputs.
@@ -220,10 +220,11 @@ async fn a_replaced_son_moves_the_wallet_and_the_old_set_signs_a_sweep_bitcoin_a
     run_until(&mut net, 60, |st| wallet_utxos(st, 0).len() == 2).await;
 
     // SON 5 goes silent: reported down, deregistered; at the next maintenance the standby SON
-    // takes its seat, and the SON on duty proposes the new wallet with the sweep.
+    // takes its seat, and the SON on duty proposes the new wallet, then the sweep of the old.
     net.set_son_up(5, false);
-    let events =
+    let mut events =
         run_until(&mut net, 3 * 3600, |st| current_wallet(st).is_some_and(|w| w.id == 1)).await;
+    events.extend(run_until(&mut net, 60, |st| st.rows::<Transactions>().next().is_some()).await);
     let st = net.ledger.state();
     assert_eq!(st.son(SonId(5)).expect("son").status, SonStatus::Deregistered);
     assert!(st.is_elected(SonId(6)), "the standby took the seat");
@@ -262,7 +263,7 @@ async fn a_replaced_son_moves_the_wallet_and_the_old_set_signs_a_sweep_bitcoin_a
     );
     // Settled: it cannot be sent or settled again.
     let st = net.ledger.state();
-    let again = crate::ops::SettleTx { tx: id };
+    let again = crate::ops::SettleTx { tx: id, txid: sweep(st).bitcoin_txid.clone() };
     let r = crate::ops::check_settle(st, &again);
     assert!(matches!(r, Err(BitcoinError::NotValid { .. })), "{r:?}");
     let st = net.ledger.state();
@@ -464,15 +465,13 @@ async fn forged_misplaced_or_outsider_signatures_and_altered_transactions_are_re
 }
 
 #[test]
-fn wallet_updates_with_a_wrong_number_signers_sweep_or_fee_rate_are_refused() {
+fn wallet_updates_with_a_wrong_number_or_signers_are_refused() {
     let bitcoin = Arc::new(FakeBitcoin::default());
     let b = builder();
     let net = network(b, &bitcoin);
     let st = net.ledger.state();
-    // No wallet yet: the first has no sweep.
-    let good = crate::ops::expected_update(st, 5)
-        .expect("elected SONs make a wallet")
-        .expect("one is due");
+    let good =
+        crate::ops::expected_update(st).expect("elected SONs make a wallet").expect("one is due");
     crate::ops::check_update(st, &good).expect("the expected update passes");
     let mut wrong_id = good.clone();
     wrong_id.wallet = 7;
@@ -483,21 +482,9 @@ fn wallet_updates_with_a_wrong_number_signers_sweep_or_fee_rate_are_refused() {
     let mut weights = good.clone();
     weights.signers[0].weight = 2;
     assert_eq!(crate::ops::check_update(st, &weights), Err(BitcoinError::WrongSigners));
-    let mut dropped = good.clone();
+    let mut dropped = good;
     dropped.signers.pop();
     assert_eq!(crate::ops::check_update(st, &dropped), Err(BitcoinError::WrongSigners));
-    let mut sweep = good.clone();
-    sweep.sweep = Some(crate::ops::SweepProposal { fee_rate: 5, unsigned_tx: "00".into() });
-    assert!(matches!(
-        crate::ops::check_update(st, &sweep),
-        Err(BitcoinError::SweepMismatch { need: "not expected", .. })
-    ));
-    let mut fee = good;
-    fee.sweep = Some(crate::ops::SweepProposal { fee_rate: 100_000, unsigned_tx: String::new() });
-    assert!(matches!(
-        crate::ops::check_update(st, &fee),
-        Err(BitcoinError::FeeRate { rate: 100_000, .. })
-    ));
     assert!(crate::node::within_band(110, 100, 10));
     assert!(!crate::node::within_band(111, 100, 10));
     assert!(!crate::node::within_band(89, 100, 10));
@@ -510,28 +497,35 @@ async fn a_sweep_differing_by_one_byte_or_built_at_another_rate_is_refused() {
     let mut net = network(builder(), &bitcoin);
     run_until(&mut net, 60, |st| current_wallet(st).is_some()).await;
     let w0 = wallet(net.ledger.state(), 0);
+    let st = net.ledger.state();
+    assert_eq!(crate::ops::expected_sweep(st, 5), Ok(None), "nothing to move yet");
+    let none = crate::ops::WalletSweep { from: 0, to: 0, fee_rate: 5, unsigned_tx: String::new() };
+    assert_eq!(crate::ops::check_sweep(st, &none), Err(BitcoinError::NothingToSweep));
     bitcoin.pay(&w0, 1, 70_000);
     run_until(&mut net, 60, |st| wallet_utxos(st, 0).len() == 1).await;
-    // SON 5 leaves; stop in the block whose maintenance elects its successor, before the SON on
-    // duty proposes the new wallet, and check variants of that proposal.
+    // SON 5 leaves; stop in the block that records the new wallet, before the SON on duty
+    // proposes the sweep, and check variants of that proposal.
     net.set_son_up(5, false);
-    run_until(&mut net, 3 * 3600, |st| st.is_elected(SonId(6))).await;
+    run_until(&mut net, 3 * 3600, |st| current_wallet(st).is_some_and(|w| w.id == 1)).await;
     let st = net.ledger.state();
-    let good = crate::ops::expected_update(st, 5)
-        .expect("wallet")
-        .expect("the update is due: SON 6 was elected in this very block");
-    let sweep = good.sweep.clone().expect("the old wallet holds an output");
-    let mut bytes = sweep.unsigned_tx.clone();
+    let good =
+        crate::ops::expected_sweep(st, 5).expect("builds").expect("wallet 0 holds an output");
+    assert_eq!((good.from, good.to), (0, 1));
+    crate::ops::check_sweep(st, &good).expect("the expected sweep passes");
+    let mut bytes = good.unsigned_tx.clone();
     // Flip the last hex digit of the locktime.
     let last = bytes.pop().expect("hex");
     bytes.push(if last == '0' { '1' } else { '0' });
-    let altered = WalletUpdate {
-        sweep: Some(crate::ops::SweepProposal { unsigned_tx: bytes, ..sweep.clone() }),
-        ..good.clone()
-    };
-    assert_eq!(crate::ops::check_update(st, &altered), Err(BitcoinError::TxMismatch));
+    let altered = crate::ops::WalletSweep { unsigned_tx: bytes, ..good.clone() };
+    assert_eq!(crate::ops::check_sweep(st, &altered), Err(BitcoinError::TxMismatch));
     // Another fee rate rebuilds another transaction: the rate the proposal names is the one used.
-    let other_rate =
-        WalletUpdate { sweep: Some(crate::ops::SweepProposal { fee_rate: 6, ..sweep }), ..good };
-    assert_eq!(crate::ops::check_update(st, &other_rate), Err(BitcoinError::TxMismatch));
+    let other_rate = crate::ops::WalletSweep { fee_rate: 6, ..good.clone() };
+    assert_eq!(crate::ops::check_sweep(st, &other_rate), Err(BitcoinError::TxMismatch));
+    let wrong_to = crate::ops::WalletSweep { to: 0, ..good.clone() };
+    assert_eq!(crate::ops::check_sweep(st, &wrong_to), Err(BitcoinError::TxMismatch));
+    let too_high = crate::ops::WalletSweep { fee_rate: 100_000, ..good };
+    assert!(matches!(
+        crate::ops::check_sweep(st, &too_high),
+        Err(BitcoinError::FeeRate { rate: 100_000, .. })
+    ));
 }

@@ -60,6 +60,23 @@ pub enum BuildError {
 /// The smallest P2WSH output Bitcoin Core relays (its dust limit at the default dust fee rate).
 pub const P2WSH_DUST_SAT: u64 = 330;
 
+/// The heaviest transaction Bitcoin Core relays (`MAX_STANDARD_TX_WEIGHT`).
+pub const MAX_STANDARD_WEIGHT: u64 = 400_000;
+
+/// The heaviest transaction the bridge builds: a tenth below [`MAX_STANDARD_WEIGHT`], since
+/// the weight is an estimate (an upper bound, but a margin costs nothing).
+pub const TARGET_WEIGHT: u64 = 360_000;
+
+/// The most inputs a transaction the bridge builds spends, whatever their weight: it bounds
+/// the signatures each SON submits for it on chain (one per input) and the work of every node
+/// that checks them.
+pub const MAX_TX_INPUTS: usize = 100;
+
+/// The sequence of every input the bridge builds: non-final and below `0xfffffffe`, so the
+/// transaction signals replace-by-fee (BIP125) and a stuck one can be replaced by the same
+/// transaction at a higher fee rate.
+pub const RBF_SEQUENCE: Sequence = Sequence::ENABLE_RBF_NO_LOCKTIME;
+
 /// The virtual size of a transaction spending `inputs` weighted-script outputs (with `signers`
 /// signature slots and a witness script of `script_len` bytes each, plus one empty user slot
 /// when `user_slot`) to `outputs` P2WSH outputs. An upper bound: every signature is counted at
@@ -71,31 +88,73 @@ pub fn estimate_vsize(
     script_len: usize,
     user_slot: bool,
 ) -> u64 {
-    fn varint(n: usize) -> u64 {
-        match n {
-            0..=0xfc => 1,
-            0xfd..=0xffff => 3,
-            _ => 5,
-        }
+    estimate_weight(inputs, outputs, signers, script_len, user_slot).div_ceil(4)
+}
+
+fn varint(n: usize) -> u64 {
+    match n {
+        0..=0xfc => 1,
+        0xfd..=0xffff => 3,
+        _ => 5,
     }
-    let (i, o) = (inputs as u64, outputs as u64);
-    // version, locktime, counts; each input: outpoint 36, empty scriptSig 1, sequence 4; each
-    // P2WSH output: value 8, script length 1, script 34.
-    let base = 8 + varint(inputs) + varint(outputs) + i * 41 + o * 43;
+}
+
+/// The witness bytes of one weighted-script input, counting every signature at its largest.
+fn input_witness(signers: usize, script_len: usize, user_slot: bool) -> u64 {
     let items = signers + usize::from(user_slot) + 1;
-    let per_input = varint(items)
+    varint(items)
         + signers as u64 * (1 + 73)
         + u64::from(user_slot)
         + varint(script_len)
-        + script_len as u64;
+        + script_len as u64
+}
+
+/// The weight (BIP141) of the transaction [`estimate_vsize`] describes: an upper bound.
+pub fn estimate_weight(
+    inputs: usize,
+    outputs: usize,
+    signers: usize,
+    script_len: usize,
+    user_slot: bool,
+) -> u64 {
+    let (i, o) = (inputs as u64, outputs as u64);
+    // version, locktime, counts; each input: outpoint 36, empty scriptSig 1, sequence 4; each
+    // output at most 43 bytes (value 8, script length 1, a P2WSH or P2TR script 34).
+    let base = 8 + varint(inputs) + varint(outputs) + i * 41 + o * 43;
     // Segwit marker and flag, then each input's witness.
-    let witness = 2 + i * per_input;
-    (base * 4 + witness).div_ceil(4)
+    let witness = 2 + i * input_witness(signers, script_len, user_slot);
+    base * 4 + witness
+}
+
+/// What one more weighted-script input adds to a transaction, in virtual bytes (rounded up):
+/// what a wallet output will cost to spend in a later sweep.
+pub fn input_vsize(signers: usize, script_len: usize) -> u64 {
+    (41 * 4 + input_witness(signers, script_len, false)).div_ceil(4)
+}
+
+/// The most weighted-script inputs a transaction with `outputs` outputs may spend and stay
+/// within [`TARGET_WEIGHT`] and [`MAX_TX_INPUTS`] (at least 1).
+pub fn max_inputs(outputs: usize, signers: usize, script_len: usize) -> usize {
+    let fits = |n: usize| estimate_weight(n, outputs, signers, script_len, false) <= TARGET_WEIGHT;
+    let (mut lo, mut hi) = (1, MAX_TX_INPUTS);
+    if fits(hi) {
+        return hi;
+    }
+    while lo + 1 < hi {
+        let mid = (lo + hi) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// A transaction moving every `input` to one output paying `to`, minus the fee at
 /// `fee_rate_sat_vb` for [`estimate_vsize`]. Inputs in outpoint order, version 2, locktime 0,
-/// final sequences: the same inputs, destination and rate give the same bytes on every node.
+/// sequences signalling replace-by-fee ([`RBF_SEQUENCE`]): the same inputs, destination and
+/// rate give the same bytes on every node.
 pub fn build_sweep(
     inputs: &[Spend],
     to: &ScriptBuf,
@@ -161,7 +220,7 @@ fn assemble(sorted: &[Spend], output: Vec<TxOut>) -> Transaction {
             .map(|s| TxIn {
                 previous_output: s.outpoint,
                 script_sig: ScriptBuf::new(),
-                sequence: Sequence::MAX,
+                sequence: RBF_SEQUENCE,
                 witness: Witness::new(),
             })
             .collect(),
@@ -175,13 +234,13 @@ pub const USER_DUST_SAT: u64 = 546;
 
 /// Deterministic coin selection for a withdrawal of `amount_sat`: the largest outputs first
 /// (ties in outpoint order) until they cover it exactly or leave change of at least the
-/// P2WSH dust limit. `None` if the outputs cannot.
-pub fn select_coins(utxos: &[Spend], amount_sat: u64) -> Option<Vec<Spend>> {
+/// P2WSH dust limit, taking at most `max_inputs`. `None` if the outputs cannot.
+pub fn select_coins(utxos: &[Spend], amount_sat: u64, max_inputs: usize) -> Option<Vec<Spend>> {
     let mut by_size = utxos.to_vec();
     by_size.sort_by(|a, b| b.amount_sat.cmp(&a.amount_sat).then(a.outpoint.cmp(&b.outpoint)));
     let mut chosen = Vec::new();
     let mut total = 0u64;
-    for s in by_size {
+    for s in by_size.into_iter().take(max_inputs) {
         total = total.checked_add(s.amount_sat)?;
         chosen.push(s);
         if total == amount_sat || total >= amount_sat.checked_add(P2WSH_DUST_SAT)? {
