@@ -65,7 +65,7 @@ pub use chain::ids::{
 };
 pub use chain::ledger::Ledger;
 pub use chain::model::{
-    ApplyContext, ChainRegistry, Eligibility, Guard, KindExplanation, Operation,
+    ApplyContext, ChainRegistry, Eligibility, GenesisCheck, Guard, KindExplanation, Operation,
     OperationDescriptor, Proposal, ProposalPolicy, Readiness, State,
 };
 pub use chain::objects::{

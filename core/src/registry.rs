@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::chain::model::{ChainRegistry, Eligibility, Guard, OperationDescriptor};
+use crate::chain::model::{ChainRegistry, Eligibility, GenesisCheck, Guard, OperationDescriptor};
 use crate::chain::schema::{ParamDecl, TableDecl};
 use crate::node::parts::{NodeParts, NodeRegistry, Watch};
 
@@ -26,12 +26,26 @@ pub struct Plugin {
     pub guards: &'static [Guard],
     /// Its kinds' node-local parts.
     pub node: &'static [NodeParts],
+    /// A check of the genesis state beyond its parameters' own validation: what the crate
+    /// cannot run with (say, more SONs than its scripts can hold). [`Ledger::new`] refuses a
+    /// genesis it fails, naming the crate and the reason.
+    ///
+    /// [`Ledger::new`]: crate::Ledger::new
+    pub genesis_check: Option<GenesisCheck>,
 }
 
 impl Plugin {
     /// A plugin that registers nothing yet.
     pub const fn new(name: &'static str) -> Plugin {
-        Plugin { name, operations: &[], tables: &[], params: &[], guards: &[], node: &[] }
+        Plugin {
+            name,
+            operations: &[],
+            tables: &[],
+            params: &[],
+            guards: &[],
+            node: &[],
+            genesis_check: None,
+        }
     }
 }
 
@@ -149,6 +163,7 @@ pub struct RegistryBuilder {
     params: Vec<ParamDecl>,
     guards: Vec<Guard>,
     node: Vec<NodeParts>,
+    genesis_checks: Vec<(&'static str, GenesisCheck)>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -165,6 +180,9 @@ impl RegistryBuilder {
         self.params.extend_from_slice(plugin.params);
         self.guards.extend_from_slice(plugin.guards);
         self.node.extend_from_slice(plugin.node);
+        if let Some(check) = plugin.genesis_check {
+            self.genesis_checks.push((plugin.name, check));
+        }
         self
     }
 
@@ -204,6 +222,8 @@ impl RegistryBuilder {
         self.guards.sort_by_key(|g| (g.kind, g.name));
         self.node.sort_by_key(|p| p.kind);
         let mut chain = ChainRegistry::default();
+        self.genesis_checks.sort_by_key(|(name, _)| *name);
+        chain.genesis_checks = self.genesis_checks;
         for d in self.operations {
             if chain.operations.insert(d.name, d).is_some() {
                 return Err(RegistryError::DuplicateOperation(d.name));

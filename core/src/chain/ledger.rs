@@ -132,6 +132,9 @@ impl Ledger {
                 state.balances.set((*account, *asset), Some(*amount));
             }
         }
+        for (name, check) in &state.registry.genesis_checks {
+            check(&state).map_err(|reason| LedgerError::Genesis(format!("{name}: {reason}")))?;
+        }
         Ok(Ledger {
             state,
             history: VecDeque::new(),

@@ -404,8 +404,12 @@ pub struct Guard {
     pub defer: fn(&State, &Subject) -> Option<String>,
 }
 
+/// A crate's check of a genesis state: `Err(reason)` if the crate cannot run on it.
+pub type GenesisCheck = fn(&State) -> Result<(), String>;
+
 /// The on-chain half of the registry: every kind's description, the plugin tables and
-/// parameters, and the guards, sorted by name. The state holds it; it holds nothing node-local.
+/// parameters, the guards and the genesis checks, sorted by name. The state holds it; it holds
+/// nothing node-local.
 #[derive(Debug, Default)]
 pub struct ChainRegistry {
     pub(crate) operations: BTreeMap<&'static str, OperationDescriptor>,
@@ -413,6 +417,8 @@ pub struct ChainRegistry {
     pub(crate) params: BTreeMap<&'static str, ParamDecl>,
     /// By guarded kind, then guard name.
     pub(crate) guards: BTreeMap<&'static str, BTreeMap<&'static str, Guard>>,
+    /// Each crate's genesis check, by crate name.
+    pub(crate) genesis_checks: Vec<(&'static str, GenesisCheck)>,
 }
 
 impl ChainRegistry {

@@ -315,6 +315,7 @@ pub const PLUGIN: Plugin = Plugin {
             isolation: Isolation::Thread,
         },
     ],
+    genesis_check: Some(crate::state::check_genesis),
     ..Plugin::new("sonprop-bitcoin")
 };
 

@@ -62,6 +62,19 @@ pub enum ScriptError {
         /// Its position in the wallet.
         index: usize,
     },
+    /// More signers than Bitcoin lets the script execute (its opcode limit).
+    #[error(
+        "{signers} signers make a script of {ops} counted opcodes, above Bitcoin's limit of 201: \
+         it could never be spent (at most {max} signers)"
+    )]
+    TooManySigners {
+        /// Signers given.
+        signers: usize,
+        /// Counted opcodes they make.
+        ops: usize,
+        /// The most allowed.
+        max: usize,
+    },
     /// A key or weight given as text that does not parse.
     #[error("`{input}` is not a valid {what}: {reason}")]
     Parse {
@@ -73,6 +86,28 @@ pub enum ScriptError {
         reason: String,
     },
 }
+
+/// Bitcoin's limit on the non-push opcodes a script executes (`MAX_OPS_PER_SCRIPT`): opcodes
+/// above `OP_16` count, in branches taken or not.
+pub const MAX_OPS_PER_SCRIPT: usize = 201;
+
+/// The non-push opcodes the weighted script of `signers` holds: `OP_SWAP OP_CHECKSIG OP_IF
+/// OP_ADD OP_ENDIF` per signer and the final `OP_GREATERTHANOREQUAL` (the weights and `OP_0`
+/// are pushes); the deposit script adds the user's `OP_CHECKSIG OP_IF OP_ELSE OP_ENDIF`, and the
+/// time lock `OP_CHECKSEQUENCEVERIFY OP_DROP`.
+pub fn counted_ops(signers: usize, deposit: bool, csv: bool) -> usize {
+    5 * signers + 1 + if deposit { 4 } else { 0 } + if csv { 2 } else { 0 }
+}
+
+/// The most signers a script can hold and still be spent: 40 for a wallet, 39 for a deposit
+/// address, 38 for a time-locked one ([`counted_ops`] at most [`MAX_OPS_PER_SCRIPT`]).
+pub fn max_signers(deposit: bool, csv: bool) -> usize {
+    (0..).take_while(|n| counted_ops(*n, deposit, csv) <= MAX_OPS_PER_SCRIPT).last().unwrap_or(0)
+}
+
+/// The most SONs a wallet of this crate may have: every wallet also makes deposit addresses,
+/// whose script costs four opcodes more ([`max_signers`]).
+pub const MAX_WALLET_SIGNERS: usize = 39;
 
 /// The sum of the weights.
 pub fn total_weight(signers: &[Signer]) -> u32 {
@@ -90,9 +125,14 @@ pub fn legacy_threshold(total: u32) -> u32 {
     2 * total / 3
 }
 
-fn check(signers: &[Signer]) -> Result<(), ScriptError> {
+fn check(signers: &[Signer], deposit: bool, csv: bool) -> Result<(), ScriptError> {
     if signers.is_empty() {
         return Err(ScriptError::NoSigners);
+    }
+    let ops = counted_ops(signers.len(), deposit, csv);
+    if ops > MAX_OPS_PER_SCRIPT {
+        let max = max_signers(deposit, csv);
+        return Err(ScriptError::TooManySigners { signers: signers.len(), ops, max });
     }
     let mut seen = BTreeSet::new();
     for (index, s) in signers.iter().enumerate() {
@@ -134,7 +174,7 @@ pub fn weighted_script_with_threshold(
     signers: &[Signer],
     threshold: u32,
 ) -> Result<ScriptBuf, ScriptError> {
-    check(signers)?;
+    check(signers, false, false)?;
     Ok(push_weighted(Builder::new(), signers, threshold).into_script())
 }
 
@@ -156,7 +196,7 @@ pub fn one_or_weighted_script_with_threshold(
     csv: Option<u16>,
     threshold: u32,
 ) -> Result<ScriptBuf, ScriptError> {
-    check(signers)?;
+    check(signers, true, csv.is_some())?;
     if !user.compressed {
         return Err(ScriptError::Uncompressed { index: usize::MAX });
     }
@@ -281,6 +321,28 @@ pub mod vectors {
     /// The user key.
     pub const PEERPLAYS_USER_KEY: &str =
         "0368dc31b2b547c74f52abfc67c7fc768c68115d8ab96430d9bb4996fa660121cd";
+}
+
+/// Scripts built past the crate's limits, for tests that show Bitcoin refuses them.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    /// The weighted script without the crate's checks.
+    pub fn raw_weighted(signers: &[Signer], threshold: u32) -> ScriptBuf {
+        push_weighted(Builder::new(), signers, threshold).into_script()
+    }
+
+    /// The one-or-weighted script without the crate's checks.
+    pub fn raw_one_or_weighted(user: &PublicKey, signers: &[Signer], threshold: u32) -> ScriptBuf {
+        let b = Builder::new()
+            .push_key(user)
+            .push_opcode(OP_CHECKSIG)
+            .push_opcode(OP_IF)
+            .push_int(1)
+            .push_opcode(OP_ELSE);
+        push_weighted(b, signers, threshold).push_opcode(OP_ENDIF).into_script()
+    }
 }
 
 #[cfg(test)]

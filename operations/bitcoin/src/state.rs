@@ -467,6 +467,30 @@ pub enum WalletError {
     /// The key set makes no script.
     #[error(transparent)]
     Script(#[from] script::ScriptError),
+    /// More SONs than a wallet's deposit scripts can hold.
+    #[error(
+        "{sons} SONs: a wallet holds at most {} (Bitcoin's opcode limit on the deposit script)",
+        script::MAX_WALLET_SIGNERS
+    )]
+    TooManySons {
+        /// How many.
+        sons: usize,
+    },
+}
+
+/// The crate's genesis check: the chain must not elect more SONs than a wallet can hold
+/// (`maximum_son_count` at most [`script::MAX_WALLET_SIGNERS`]), or a wallet would be made
+/// whose scripts Bitcoin never lets anyone spend.
+pub fn check_genesis(state: &State) -> Result<(), String> {
+    let max = state.params().maximum_son_count;
+    if max as usize > script::MAX_WALLET_SIGNERS {
+        return Err(format!(
+            "maximum_son_count {max} is above {}: a wallet of that many SONs makes deposit \
+             scripts of more than Bitcoin's 201 counted opcodes, which can never be spent",
+            script::MAX_WALLET_SIGNERS
+        ));
+    }
+    Ok(())
 }
 
 /// The wallet the SONs should hold now: each SON of the last maintenance interval's set (in
@@ -490,6 +514,9 @@ pub fn unchecked_signers(state: &State) -> Result<Vec<WalletSigner>, WalletError
     let sons: Vec<_> = set.iter().filter_map(|id| state.son(*id)).collect();
     if sons.is_empty() {
         return Err(WalletError::NoSons);
+    }
+    if sons.len() > script::MAX_WALLET_SIGNERS {
+        return Err(WalletError::TooManySons { sons: sons.len() });
     }
     let w = weights(&sons.iter().map(|s| s.votes).collect::<Vec<_>>());
     sons.iter()

@@ -529,3 +529,109 @@ async fn a_sweep_differing_by_one_byte_or_built_at_another_rate_is_refused() {
         Err(BitcoinError::FeeRate { rate: 100_000, .. })
     ));
 }
+
+/// A weighted spend of a wallet of `n` keys (weight 1 each), signed by the threshold, judged
+/// by Bitcoin Core's interpreter; the script is built by `build` (the crate's builder, or a
+/// raw one that skips its limits).
+fn spend_verdict(
+    n: u8,
+    deposit: bool,
+    build: impl Fn(&[crate::script::Signer], &bitcoin::PublicKey) -> ScriptBuf,
+) -> Result<(), String> {
+    use bitcoin::secp256k1::{Secp256k1, SecretKey};
+    let secp = Secp256k1::new();
+    let keys: Vec<SecretKey> =
+        (1..=n).map(|i| SecretKey::from_slice(&[i; 32]).expect("key")).collect();
+    let signers: Vec<crate::script::Signer> = keys
+        .iter()
+        .map(|k| crate::script::Signer {
+            key: bitcoin::PublicKey::new(k.public_key(&secp)),
+            weight: 1,
+        })
+        .collect();
+    let user =
+        bitcoin::PublicKey::new(SecretKey::from_slice(&[250; 32]).expect("key").public_key(&secp));
+    let script = build(&signers, &user);
+    let spk = ScriptBuf::new_p2wsh(&script.wscript_hash());
+    let outpoint = OutPoint { txid: Txid::from_byte_array([7; 32]), vout: 0 };
+    let spend = tx::Spend { outpoint, amount_sat: 1_000_000 };
+    let to = ScriptBuf::new_p2wsh(&script.wscript_hash());
+    let mut t = tx::build_sweep(&[spend], &to, 1, signers.len(), script.len()).expect("tx");
+    let threshold = crate::script::threshold(u32::from(n)) as usize;
+    let sigs: BTreeMap<usize, Vec<u8>> = (0..threshold)
+        .map(|i| (i, tx::sign_input(&t, 0, &script, 1_000_000, &keys[i]).expect("sig")))
+        .collect();
+    t.input[0].witness = tx::weighted_witness(signers.len(), &sigs, &script, deposit);
+    bitcoin::consensus::verify_script_with_flags(
+        &spk,
+        0,
+        Amount::from_sat(1_000_000),
+        &serialize(&t),
+        FLAGS,
+    )
+    .map_err(|e| format!("{e:?}"))
+}
+
+/// Bitcoin executes at most 201 counted opcodes per script: a wallet of 40 SONs and a deposit
+/// address over 39 can be spent (Bitcoin Core's interpreter agrees), one more cannot — so the
+/// crate refuses to build them, and refuses a genesis that could elect that many.
+#[test]
+fn scripts_past_bitcoins_opcode_limit_are_refused_at_the_boundary() {
+    use crate::script::{
+        counted_ops, max_signers, one_or_weighted_script, threshold, total_weight, weighted_script,
+        ScriptError, MAX_WALLET_SIGNERS,
+    };
+    assert_eq!((max_signers(false, false), max_signers(true, false)), (40, 39));
+    assert_eq!(max_signers(true, true), 38);
+    assert_eq!(MAX_WALLET_SIGNERS, max_signers(true, false));
+    let wallet = |s: &[crate::script::Signer], _: &bitcoin::PublicKey| {
+        weighted_script(s).expect("within the limit")
+    };
+    let deposit = |s: &[crate::script::Signer], u: &bitcoin::PublicKey| {
+        one_or_weighted_script(u, s, None).expect("within the limit")
+    };
+    spend_verdict(40, false, wallet).expect("a 40-signer wallet is spendable");
+    spend_verdict(39, true, deposit).expect("a deposit address over 39 signers is spendable");
+    // One more, built past the crate's limit by hand: Bitcoin refuses to run it.
+    let raw_wallet = |s: &[crate::script::Signer], _: &bitcoin::PublicKey| {
+        crate::script::tests_support::raw_weighted(s, threshold(total_weight(s)))
+    };
+    let e = spend_verdict(41, false, raw_wallet).expect_err("41 signers");
+    assert!(e.contains("ERR_SCRIPT"), "{e}");
+    let raw_deposit = |s: &[crate::script::Signer], u: &bitcoin::PublicKey| {
+        crate::script::tests_support::raw_one_or_weighted(u, s, threshold(total_weight(s)))
+    };
+    assert!(spend_verdict(40, true, raw_deposit).is_err(), "a deposit script over 40 signers");
+    // The crate's builders refuse them, naming the limit.
+    let sk = |i: u8| bitcoin::secp256k1::SecretKey::from_slice(&[i; 32]).expect("key");
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let signers: Vec<crate::script::Signer> = (1..=41)
+        .map(|i| crate::script::Signer {
+            key: bitcoin::PublicKey::new(sk(i).public_key(&secp)),
+            weight: 1,
+        })
+        .collect();
+    assert_eq!(
+        weighted_script(&signers),
+        Err(ScriptError::TooManySigners {
+            signers: 41,
+            ops: counted_ops(41, false, false),
+            max: 40
+        })
+    );
+    let user = bitcoin::PublicKey::new(sk(250).public_key(&secp));
+    assert!(matches!(
+        one_or_weighted_script(&user, &signers[..40], None),
+        Err(ScriptError::TooManySigners { signers: 40, max: 39, .. })
+    ));
+    // A chain that could elect 40 SONs is refused at genesis; 39 is accepted.
+    for (max, ok) in [(39u32, true), (40, false)] {
+        let params = ChainParameters { maximum_son_count: max, ..ChainParameters::default() };
+        let (genesis, ..) = TestNetwork::builder().witnesses(3).sons(6).params(params).genesis();
+        let r = sonprop_core::Ledger::new(&genesis, registry().chain());
+        assert_eq!(r.is_ok(), ok, "maximum_son_count {max}: {:?}", r.err());
+        if let Err(e) = r {
+            assert!(e.to_string().contains("sonprop-bitcoin: maximum_son_count 40"), "{e}");
+        }
+    }
+}
