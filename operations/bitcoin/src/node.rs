@@ -107,6 +107,17 @@ pub enum SourceError {
     /// The source is misconfigured (an unreadable cookie file, a bad URL, …).
     #[error("Bitcoin source configuration: {0}")]
     Config(String),
+    /// The Bitcoin node is on another chain than the one configured.
+    #[error("the Bitcoin node is on chain `{got}`, not `{expected}`: refusing to use it")]
+    WrongNetwork {
+        /// The chain configured (as `getblockchaininfo` names it).
+        expected: String,
+        /// The chain the node named.
+        got: String,
+    },
+    /// An answer larger than the source reads.
+    #[error("the Bitcoin node's answer is larger than the configured limit; refused unread")]
+    TooLarge,
 }
 
 /// The node service the Bitcoin crate's parts are built from.

@@ -1,8 +1,10 @@
 //! A [`BitcoinSource`] over Bitcoin Core's JSON-RPC (node-local): `estimatesmartfee` for the fee
 //! rate, `scantxoutset` for the outputs paying the watched scripts (one scan of every watched
-//! script per new Bitcoin block), `getrawtransaction` for confirmations (`-txindex` needed for
-//! transactions that are neither in the mempool nor the node's wallet) and
-//! `sendrawtransaction` to broadcast.
+//! script per new Bitcoin block, however many scripts are asked at once), `getrawtransaction`
+//! for confirmations (`-txindex` needed for transactions that are neither in the mempool nor
+//! the node's wallet) and `sendrawtransaction` to broadcast. Before the first request, and
+//! after the node could not be reached, `getblockchaininfo` must name the configured network;
+//! answers are read up to a size cap.
 //!
 //! Authentication is a user and password (`rpcuser`/`rpcpassword`, or an `rpcauth` line) or
 //! the cookie file bitcoind writes (read again after a 401, since bitcoind writes a new one
@@ -33,6 +35,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::node::{BitcoinSource, SeenOutput, SourceError};
+use crate::script::BitcoinNetwork;
 
 /// How the source authenticates.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +70,13 @@ pub struct RpcConfig {
     /// How long a block count read from bitcoind is trusted before asking again (the outputs
     /// of watched scripts are scanned again when it changes).
     pub tip_refresh: Duration,
+    /// The network the node must be on: `getblockchaininfo` is asked before the first request
+    /// and after the node could not be reached, and a node on another chain is refused
+    /// ([`SourceError::WrongNetwork`]).
+    pub network: BitcoinNetwork,
+    /// The largest answer read, in bytes; a larger one is refused ([`SourceError::TooLarge`])
+    /// without being read whole.
+    pub max_answer_bytes: usize,
 }
 
 impl Default for RpcConfig {
@@ -79,6 +89,8 @@ impl Default for RpcConfig {
             retry_pause: Duration::from_millis(200),
             fee_target_blocks: 6,
             tip_refresh: Duration::from_secs(1),
+            network: BitcoinNetwork::Regtest,
+            max_answer_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -108,6 +120,67 @@ pub struct RpcSource {
     config: RpcConfig,
     client: Mutex<jsonrpc::Client>,
     watched: Mutex<Watched>,
+    /// Whether the node's chain was checked since it was last unreachable.
+    network_checked: Mutex<bool>,
+}
+
+/// What `getblockchaininfo`'s `chain` names each network (`main`, `test`, `signet`, `regtest`;
+/// `testnet4` is Bitcoin Core 28's fourth testnet, which this crate's testnet does not mean).
+pub fn chain_name(network: BitcoinNetwork) -> &'static str {
+    match network {
+        BitcoinNetwork::Bitcoin => "main",
+        BitcoinNetwork::Testnet => "test",
+        BitcoinNetwork::Signet => "signet",
+        BitcoinNetwork::Regtest => "regtest",
+    }
+}
+
+/// jsonrpc's HTTP transport over `bitreq`, with a cap on the answer's size: an answer past
+/// `max_body` bytes is refused as it arrives, not read whole into memory.
+struct Transport {
+    url: String,
+    timeout: Duration,
+    authorization: Option<String>,
+    max_body: usize,
+}
+
+impl Transport {
+    fn post<R: DeserializeOwned>(&self, body: &impl serde::Serialize) -> Result<R, jsonrpc::Error> {
+        use jsonrpc::http::bitreq_http::{Error as HttpError, HttpError as Status};
+        let mut req = bitreq::Request::new(bitreq::Method::Post, self.url.as_str())
+            .with_timeout(self.timeout)
+            .with_max_headers_size(64 * 1024)
+            .with_max_body_size(self.max_body);
+        if let Some(auth) = &self.authorization {
+            req = req.with_header("Authorization", auth.as_str());
+        }
+        let req = req.with_json(body).map_err(HttpError::Bitreq)?;
+        let resp = req.send().map_err(HttpError::Bitreq)?;
+        match resp.json() {
+            Ok(json) => Ok(json),
+            Err(_) if resp.status_code != 200 => Err(HttpError::Http(Status {
+                status_code: resp.status_code,
+                body: resp.as_str().unwrap_or("").to_owned(),
+            })
+            .into()),
+            Err(e) => Err(HttpError::Bitreq(e).into()),
+        }
+    }
+}
+
+impl jsonrpc::Transport for Transport {
+    fn send_request(&self, req: jsonrpc::Request) -> Result<jsonrpc::Response, jsonrpc::Error> {
+        self.post(&req)
+    }
+    fn send_batch(
+        &self,
+        reqs: &[jsonrpc::Request],
+    ) -> Result<Vec<jsonrpc::Response>, jsonrpc::Error> {
+        self.post(&reqs)
+    }
+    fn fmt_target(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
 }
 
 impl std::fmt::Debug for RpcSource {
@@ -121,12 +194,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn client(config: &RpcConfig) -> Result<jsonrpc::Client, SourceError> {
-    let b = jsonrpc::http::bitreq_http::Builder::new()
-        .url(&config.url)
-        .map_err(|e| SourceError::Config(format!("url {}: {e}", config.url)))?
-        .timeout(config.timeout);
-    let b = match &config.auth {
-        RpcAuth::UserPass { user, password } => b.basic_auth(user.clone(), Some(password.clone())),
+    use jsonrpc::base64::Engine;
+    let basic = |credentials: &str| {
+        format!("Basic {}", jsonrpc::base64::engine::general_purpose::STANDARD.encode(credentials))
+    };
+    let authorization = match &config.auth {
+        RpcAuth::UserPass { user, password } => basic(&format!("{user}:{password}")),
         RpcAuth::CookieFile(path) => {
             let cookie = std::fs::read_to_string(path)
                 .map_err(|e| SourceError::Config(format!("cookie file {}: {e}", path.display())))?;
@@ -137,10 +210,21 @@ fn client(config: &RpcConfig) -> Result<jsonrpc::Client, SourceError> {
                     path.display()
                 )));
             }
-            b.cookie_auth(cookie)
+            basic(cookie)
         }
     };
-    Ok(jsonrpc::Client::with_transport(b.build()))
+    if !config.url.starts_with("http://") {
+        return Err(SourceError::Config(format!(
+            "url {}: only http:// is spoken (Bitcoin Core's RPC has no TLS)",
+            config.url
+        )));
+    }
+    Ok(jsonrpc::Client::with_transport(Transport {
+        url: config.url.clone(),
+        timeout: config.timeout,
+        authorization: Some(authorization),
+        max_body: config.max_answer_bytes,
+    }))
 }
 
 /// What went wrong, typed; and whether trying again may help.
@@ -174,6 +258,8 @@ fn classify(e: jsonrpc::Error, timeout: Duration) -> (SourceError, bool) {
                 Http::Bitreq(bitreq::Error::SerdeJsonError(e)) => {
                     (SourceError::Malformed(e.to_string()), false)
                 }
+                Http::Bitreq(bitreq::Error::BodyOverflow) => (SourceError::TooLarge, false),
+                Http::Bitreq(bitreq::Error::HeadersOverflow) => (SourceError::TooLarge, false),
                 Http::Bitreq(other) => (SourceError::Malformed(other.to_string()), false),
                 other => (SourceError::Unreachable(other.to_string()), true),
             },
@@ -221,16 +307,61 @@ struct RawTx {
     confirmations: Option<u32>,
 }
 
+#[derive(Deserialize)]
+struct ChainInfo {
+    chain: String,
+}
+
 impl RpcSource {
     /// A source for `config`; reads the cookie file now (a typed error if it cannot).
     pub fn new(config: RpcConfig) -> Result<Self, SourceError> {
         let c = client(&config)?;
-        Ok(RpcSource { client: Mutex::new(c), config, watched: Mutex::new(Watched::default()) })
+        Ok(RpcSource {
+            client: Mutex::new(c),
+            config,
+            watched: Mutex::new(Watched::default()),
+            network_checked: Mutex::new(false),
+        })
     }
 
-    /// Calls `method`, retrying what may pass on a second try; after a 401 with cookie
-    /// authentication, reads the cookie file again once (bitcoind restarted).
+    /// Calls `method` on a node whose chain is the configured network (checked with
+    /// `getblockchaininfo` before the first call and after the node was unreachable),
+    /// retrying what may pass on a second try; after a 401 with cookie authentication, reads
+    /// the cookie file again once (bitcoind restarted).
     pub fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: &[Value],
+    ) -> Result<T, SourceError> {
+        let checked = *lock(&self.network_checked);
+        if !checked {
+            let info: ChainInfo = self.call_unchecked("getblockchaininfo", &[])?;
+            let want = chain_name(self.config.network);
+            if info.chain != want {
+                return Err(SourceError::WrongNetwork {
+                    expected: want.to_owned(),
+                    got: info.chain,
+                });
+            }
+            *lock(&self.network_checked) = true;
+        }
+        self.call_unchecked(method, args)
+    }
+
+    fn call_unchecked<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: &[Value],
+    ) -> Result<T, SourceError> {
+        let result = self.call_retrying(method, args);
+        if matches!(result, Err(SourceError::Unreachable(_) | SourceError::Timeout(_))) {
+            // The node may come back as another: check its chain again first.
+            *lock(&self.network_checked) = false;
+        }
+        result
+    }
+
+    fn call_retrying<T: DeserializeOwned>(
         &self,
         method: &str,
         args: &[Value],
@@ -301,9 +432,21 @@ impl BitcoinSource for RpcSource {
     }
 
     fn outputs_to(&self, script_pubkey: &ScriptBuf) -> Result<Vec<SeenOutput>, SourceError> {
+        let mut all = self.outputs_to_many(std::slice::from_ref(script_pubkey))?;
+        Ok(all.remove(script_pubkey).unwrap_or_default())
+    }
+
+    /// Every script asked is watched from now on; the watched scripts are scanned in one
+    /// `scantxoutset` when one is new or the tip moved, and not again until then.
+    fn outputs_to_many(
+        &self,
+        scripts: &[ScriptBuf],
+    ) -> Result<BTreeMap<ScriptBuf, Vec<SeenOutput>>, SourceError> {
         let mut w = lock(&self.watched);
-        if w.scripts.insert(script_pubkey.clone()) {
-            w.scanned_at = None;
+        for s in scripts {
+            if w.scripts.insert(s.clone()) {
+                w.scanned_at = None;
+            }
         }
         let count = match w.tip {
             Some((count, at)) if at.elapsed() < self.config.tip_refresh => count,
@@ -316,7 +459,10 @@ impl BitcoinSource for RpcSource {
         if w.scanned_at != Some(count) {
             self.rescan(&mut w, count)?;
         }
-        Ok(w.found.get(script_pubkey).cloned().unwrap_or_default())
+        Ok(scripts
+            .iter()
+            .map(|s| (s.clone(), w.found.get(s).cloned().unwrap_or_default()))
+            .collect())
     }
 
     fn confirmations(&self, txid: &Txid) -> Result<Option<u32>, SourceError> {

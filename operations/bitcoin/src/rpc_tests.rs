@@ -4,7 +4,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,7 +38,6 @@ struct Server {
     addr: SocketAddr,
     /// Each request's method.
     methods: Arc<Mutex<Vec<String>>>,
-    connections: Arc<AtomicUsize>,
 }
 
 impl Server {
@@ -50,25 +48,40 @@ impl Server {
     fn methods(&self) -> Vec<String> {
         self.methods.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
+
+    /// How many requests for `method` arrived.
+    fn calls(&self, method: &str) -> usize {
+        self.methods().iter().filter(|m| *m == method).count()
+    }
 }
 
-/// A server on 127.0.0.1 (loopback only), one thread per connection.
+/// A server on 127.0.0.1 (loopback only), one thread per connection, that names its chain
+/// `regtest` and answers every other method with `handler`.
 fn serve(handler: impl Fn(&str, &Value, Option<&str>) -> Reply + Send + Sync + 'static) -> Server {
+    serve_raw(move |method, params, auth| match method {
+        "getblockchaininfo" => Reply::Result(json!({"chain": "regtest", "blocks": 200})),
+        _ => handler(method, params, auth),
+    })
+}
+
+/// A server on 127.0.0.1 (loopback only), one thread per connection, answering every method
+/// (`getblockchaininfo` included) with `handler`.
+fn serve_raw(
+    handler: impl Fn(&str, &Value, Option<&str>) -> Reply + Send + Sync + 'static,
+) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let addr = listener.local_addr().expect("addr");
     let handler: Arc<Handler> = Arc::new(handler);
     let methods = Arc::new(Mutex::new(Vec::new()));
-    let connections = Arc::new(AtomicUsize::new(0));
-    let (m, c) = (methods.clone(), connections.clone());
+    let m = methods.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
-            c.fetch_add(1, Ordering::SeqCst);
             let (handler, m) = (handler.clone(), m.clone());
             std::thread::spawn(move || answer(stream, &*handler, &m));
         }
     });
-    Server { addr, methods, connections }
+    Server { addr, methods }
 }
 
 fn answer(stream: TcpStream, handler: &Handler, methods: &Mutex<Vec<String>>) {
@@ -157,6 +170,7 @@ fn core_like(method: &str, params: &Value, auth: Option<&str>) -> Reply {
         return Reply::Raw(401, "");
     }
     match method {
+        "getblockchaininfo" => Reply::Result(json!({"chain": "regtest", "blocks": 200})),
         "estimatesmartfee" => Reply::Result(json!({"feerate": 0.00012345, "blocks": params[0]})),
         "getblockcount" => Reply::Result(json!(200)),
         "scantxoutset" => {
@@ -211,6 +225,8 @@ fn answers_are_read_as_bitcoin_core_documents_them() {
     assert_eq!(scans, 3, "one scan per newly watched script, none for the same tip");
     source.outputs_to(&spk(1)).expect("outputs");
     assert_eq!(server.methods().iter().filter(|m| *m == "scantxoutset").count(), 3);
+    let checks = server.methods().iter().filter(|m| *m == "getblockchaininfo").count();
+    assert_eq!(checks, 1, "the chain is checked once, before the first request");
 
     assert_eq!(source.confirmations(&txid(7)), Ok(Some(4)));
     assert_eq!(source.confirmations(&txid(8)), Ok(Some(0)), "in the mempool: no field");
@@ -242,7 +258,7 @@ fn failures_are_typed_and_only_transient_ones_retried() {
     };
     let source = RpcSource::new(wrong).expect("source");
     assert_eq!(source.fee_rate(), Err(SourceError::Unauthorized));
-    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+    assert_eq!(server.calls("estimatesmartfee"), 1, "not retried");
 
     // An RPC error code, in the HTTP 200 style of JSON-RPC 2.0 answers.
     let server = serve(|_, _, _| Reply::Error(-8, "Invalid conf_target", 200));
@@ -262,7 +278,7 @@ fn failures_are_typed_and_only_transient_ones_retried() {
     let server = serve(|_, _, _| Reply::Raw(200, "{\"result\": {\"feerate\": 0.0001,"));
     let source = RpcSource::new(config(&server)).expect("source");
     assert!(matches!(source.fee_rate(), Err(SourceError::Malformed(_))));
-    assert_eq!(server.connections.load(Ordering::SeqCst), 1, "not retried");
+    assert_eq!(server.calls("estimatesmartfee"), 1, "not retried");
     let server = serve(|_, _, _| Reply::Result(json!({"feerate": "lots"})));
     let source = RpcSource::new(config(&server)).expect("source");
     assert!(matches!(source.fee_rate(), Err(SourceError::Malformed(_))));
@@ -272,14 +288,14 @@ fn failures_are_typed_and_only_transient_ones_retried() {
     let source = RpcSource::new(config(&server)).expect("source");
     let e = source.fee_rate().expect_err("busy");
     assert!(matches!(&e, SourceError::Http { status: 503, .. }), "{e}");
-    assert_eq!(server.connections.load(Ordering::SeqCst), 3, "1 try + 2 retries");
+    assert_eq!(server.calls("estimatesmartfee"), 3, "1 try + 2 retries");
 
     // A connection closed without an answer: retried, then unreachable.
     let server = serve(|_, _, _| Reply::Drop);
     let source = RpcSource::new(config(&server)).expect("source");
     let e = source.fee_rate().expect_err("dropped");
     assert!(matches!(e, SourceError::Unreachable(_)), "{e}");
-    assert_eq!(server.connections.load(Ordering::SeqCst), 3);
+    assert_eq!(server.calls("estimatesmartfee"), 3);
 
     // A hang: the request times out, once (a hung node would hang again).
     let server = serve(|_, _, _| Reply::Hang(Duration::from_secs(3)));
@@ -288,7 +304,7 @@ fn failures_are_typed_and_only_transient_ones_retried() {
     let e = source.fee_rate().expect_err("hangs");
     assert_eq!(e, SourceError::Timeout(Duration::from_millis(500)));
     assert!(started.elapsed() < Duration::from_millis(2500), "{:?}", started.elapsed());
-    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+    assert_eq!(server.calls("estimatesmartfee"), 1);
 
     // Nothing listens.
     let closed = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
@@ -376,4 +392,78 @@ async fn a_hanging_bitcoind_fails_the_bitcoin_parts_and_blocks_go_on() {
     );
     // What needs only the chain goes on: the first wallet is made from chain state alone.
     assert!(crate::state::current_wallet(net.ledger.state()).is_some());
+}
+
+/// A node on another chain is refused before any other request, and checked again after it
+/// could not be reached (it may come back as another node).
+#[test]
+fn a_node_on_another_chain_is_refused_and_checked_again_after_a_reconnect() {
+    let chain = Arc::new(Mutex::new("main"));
+    let down = Arc::new(Mutex::new(false));
+    let (c, d) = (chain.clone(), down.clone());
+    let server = serve_raw(move |method, params, auth| {
+        if *d.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Reply::Drop;
+        }
+        match method {
+            "getblockchaininfo" => {
+                let name = *c.lock().unwrap_or_else(|p| p.into_inner());
+                Reply::Result(json!({"chain": name, "blocks": 200}))
+            }
+            _ => core_like(method, params, auth),
+        }
+    });
+    let source = RpcSource::new(config(&server)).expect("source");
+    let e = source.fee_rate().expect_err("mainnet");
+    assert_eq!(e, SourceError::WrongNetwork { expected: "regtest".into(), got: "main".into() });
+    assert_eq!(server.calls("estimatesmartfee"), 0, "nothing asked of the wrong chain");
+    *chain.lock().expect("lock") = "regtest";
+    assert_eq!(source.fee_rate(), Ok(13));
+    assert_eq!(source.fee_rate(), Ok(13));
+    assert_eq!(server.calls("getblockchaininfo"), 2, "checked until it matched, then not");
+    // The node goes away and comes back on another chain.
+    *down.lock().expect("lock") = true;
+    assert!(matches!(source.fee_rate(), Err(SourceError::Unreachable(_))));
+    *down.lock().expect("lock") = false;
+    *chain.lock().expect("lock") = "test";
+    let e = source.fee_rate().expect_err("testnet now");
+    assert!(matches!(e, SourceError::WrongNetwork { ref got, .. } if got == "test"), "{e}");
+    // Each network by Bitcoin Core's name for it.
+    let mainnet = RpcConfig { network: crate::script::BitcoinNetwork::Bitcoin, ..config(&server) };
+    *chain.lock().expect("lock") = "main";
+    assert_eq!(RpcSource::new(mainnet).expect("source").fee_rate(), Ok(13));
+}
+
+/// An answer past the size cap is refused with a typed error, not read whole into memory.
+#[test]
+fn an_answer_larger_than_the_cap_is_refused() {
+    let big: &'static str = Box::leak(
+        format!("{{\"result\": \"{}\", \"error\": null, \"id\": 1}}", "a".repeat(300_000))
+            .into_boxed_str(),
+    );
+    let server = serve(move |_, _, _| Reply::Raw(200, big));
+    let capped = RpcConfig { max_answer_bytes: 100_000, ..config(&server) };
+    let e = RpcSource::new(capped).expect("source").fee_rate().expect_err("too large");
+    assert_eq!(e, SourceError::TooLarge);
+    // Under the cap the same answer is read (and is then the wrong shape for a fee estimate).
+    let roomy = RpcConfig { max_answer_bytes: 1_000_000, ..config(&server) };
+    let e = RpcSource::new(roomy).expect("source").fee_rate().expect_err("wrong shape");
+    assert!(matches!(e, SourceError::Malformed(_)), "{e}");
+}
+
+/// Fifty new deposit scripts asked at once cost one scan of the UTXO set, not fifty; asked
+/// again at the same tip, none.
+#[test]
+fn many_scripts_asked_at_once_are_scanned_in_one_call() {
+    let server = serve(core_like);
+    let source = RpcSource::new(config(&server)).expect("source");
+    let scripts: Vec<ScriptBuf> = (10..60).map(spk).chain([spk(1)]).collect();
+    let seen = source.outputs_to_many(&scripts).expect("outputs");
+    assert_eq!(seen.len(), 51);
+    assert_eq!(seen[&spk(1)].len(), 2);
+    assert!(seen[&spk(10)].is_empty());
+    assert_eq!(server.calls("scantxoutset"), 1);
+    source.outputs_to_many(&scripts).expect("outputs");
+    source.outputs_to(&spk(33)).expect("outputs");
+    assert_eq!(server.calls("scantxoutset"), 1, "the same tip, nothing new");
 }
