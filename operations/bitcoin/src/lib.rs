@@ -99,6 +99,8 @@ pub const WITHDRAW_PROCESS: &str = "bitcoin_withdraw_process";
 pub const WITHDRAW_REFUND: &str = "bitcoin_withdraw_refund";
 
 #[cfg(test)]
+mod adversary_tests;
+#[cfg(test)]
 mod flow_tests;
 #[cfg(all(test, feature = "rpc"))]
 mod rpc_tests;

@@ -97,6 +97,9 @@ struct Chain {
     fee_rate: u64,
     /// Miners take only transactions paying at least this (sat/vB); 0: everything.
     mining_floor: u64,
+    /// Broadcasts are lost (answered as accepted, never relayed), like a node cut off from
+    /// its peers.
+    lost_broadcasts: bool,
     payments: u64,
     rejected: Vec<String>,
     utxos: BTreeMap<OutPoint, Unspent>,
@@ -410,6 +413,12 @@ impl SimBitcoin {
         self.lock().mining_floor = rate;
     }
 
+    /// From now on broadcasts are lost (`true`): answered as accepted and never relayed, as by
+    /// a node cut off from its peers; or relayed again (`false`).
+    pub fn lose_broadcasts(&self, lost: bool) {
+        self.lock().lost_broadcasts = lost;
+    }
+
     /// Whether `txid` waits in the mempool.
     pub fn in_mempool(&self, txid: &Txid) -> bool {
         matches!(self.lock().located.get(txid), Some(None))
@@ -448,7 +457,7 @@ impl SimBitcoin {
     pub fn broadcast(&self, tx: &Transaction) -> Result<(), String> {
         let mut c = self.lock();
         let txid = tx.compute_txid();
-        if c.knows(&txid) {
+        if c.knows(&txid) || c.lost_broadcasts {
             return Ok(());
         }
         let verdict = standardness(tx).and_then(|()| {
@@ -547,6 +556,9 @@ pub enum Fault {
     Lags(u32),
     /// It sees nothing and cannot broadcast.
     Offline,
+    /// It sees the network as it is, but its broadcasts never leave the node (answered as
+    /// accepted): a SON that reports transactions sent without sending them.
+    DropsBroadcasts,
 }
 
 /// One node's view of a [`SimBitcoin`].
@@ -610,6 +622,9 @@ impl BitcoinSource for SimView {
 
     fn broadcast(&self, tx: &Transaction) -> Result<(), SourceError> {
         self.online()?;
+        if self.fault == Fault::DropsBroadcasts {
+            return Ok(());
+        }
         self.net.broadcast(tx).map_err(SourceError::Rejected)
     }
 }

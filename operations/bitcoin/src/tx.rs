@@ -455,6 +455,48 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_of_max_inputs_stays_under_the_target_weight_and_one_more_would_not() {
+        for signers in 1..=39u8 {
+            let (_, script) = wallet(signers);
+            let n = usize::from(signers);
+            for outputs in [1, 2] {
+                let max = max_inputs(outputs, n, script.len());
+                let weight = |i| estimate_weight(i, outputs, n, script.len(), false);
+                assert!(weight(max) <= TARGET_WEIGHT, "{signers} signers: {max} inputs");
+                assert!(max <= MAX_TX_INPUTS);
+                assert!(max == MAX_TX_INPUTS || weight(max + 1) > TARGET_WEIGHT, "{signers}");
+            }
+        }
+        // A 39-signer wallet: fewer than the cap fit the weight.
+        let (_, script) = wallet(39);
+        assert!(max_inputs(1, 39, script.len()) < MAX_TX_INPUTS);
+        // The estimate bounds a real transaction's weight: a 39-signer sweep of that many
+        // inputs, every signature slot filled at its largest, is standard.
+        let n = max_inputs(1, 39, script.len());
+        let inputs: Vec<Spend> = (0..n).map(|i| spend(i as u8, 0, 100_000)).collect();
+        let to = ScriptBuf::new_p2wsh(&script.wscript_hash());
+        let mut t = build_sweep(&inputs, &to, 1, 39, script.len()).expect("tx");
+        let sigs: BTreeMap<usize, Vec<u8>> = (0..39).map(|i| (i, vec![0x30; 73])).collect();
+        for input in &mut t.input {
+            input.witness = weighted_witness(39, &sigs, &script, false);
+        }
+        assert!(t.weight().to_wu() <= estimate_weight(n, 1, 39, script.len(), false));
+        assert!(t.weight().to_wu() <= MAX_STANDARD_WEIGHT);
+    }
+
+    #[test]
+    fn every_input_signals_replace_by_fee() {
+        let (_, script) = wallet(3);
+        let to = ScriptBuf::new_p2wsh(&script.wscript_hash());
+        let t = build_sweep(&[spend(1, 0, 50_000), spend(2, 0, 60_000)], &to, 2, 3, script.len())
+            .expect("tx");
+        assert!(t.input.iter().all(|i| i.sequence.is_rbf() && i.sequence == RBF_SEQUENCE));
+        let w = build_withdrawal(&[spend(1, 0, 50_000)], &to, 20_000, &to, 2, 3, script.len())
+            .expect("tx");
+        assert!(w.input.iter().all(|i| i.sequence.is_rbf()));
+    }
+
+    #[test]
     fn too_small_or_empty_sweeps_are_typed_errors() {
         let (_, script) = wallet(3);
         let to = ScriptBuf::new_p2wsh(&script.wscript_hash());
