@@ -2,10 +2,12 @@
 //! its own (possibly faulty) view, the users who deposit and withdraw, the timeline lines for
 //! the bridge's events, the conservation check after every block, and the report's section.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use sonprop_bitcoin::flows::{
     btc, deposit_address, prove_deposit_key, DepositConfirmed, DepositCredited, DepositSeen,
-    DepositSweeping, RegisterDepositKey, Withdraw, WithdrawalPaid, WithdrawalPaying,
+    DepositSweeping, RegisterDepositKey, ReportDeposit, Withdraw, WithdrawalPaid, WithdrawalPaying,
     WithdrawalRefunded, WithdrawalRequested,
 };
 use sonprop_bitcoin::node::BitcoinNode;
@@ -20,7 +22,9 @@ use sonprop_core::{
     AccountId, Asset, AssetId, LedgerEvent, NodeIdentity, SignedTransaction, State, Transaction,
 };
 
-use crate::scenario::BitcoinScenario;
+use sonprop_bitcoin::reconcile::alarms;
+
+use crate::scenario::{BitcoinScenario, Byzantine, Hostile};
 use crate::sim::Entry;
 
 /// The wrapped asset's id in a bridge scenario's genesis.
@@ -29,6 +33,26 @@ pub const PBTC: AssetId = AssetId(1);
 const FEE_BAND_PERCENT: u64 = 25;
 /// Lifetime of the users' transactions, chain seconds.
 const USER_TX_LIFETIME: u64 = 60;
+
+/// Bitcoin Core's script flags for what the bridge spends: P2SH | DERSIG | NULLDUMMY |
+/// CHECKLOCKTIMEVERIFY | CHECKSEQUENCEVERIFY | WITNESS.
+pub const SCRIPT_FLAGS: u32 = (1 << 0) | (1 << 2) | (1 << 4) | (1 << 9) | (1 << 10) | (1 << 11);
+
+/// Bitcoin Core's own script interpreter (its consensus library) as the simulated network's
+/// judge of every input of every broadcast: what `sonprop simulate` runs with, so a run's "0
+/// broadcasts refused" means Bitcoin Core would have accepted each one.
+pub fn consensus_check() -> std::sync::Arc<ScriptCheck> {
+    std::sync::Arc::new(|tx, i, spent| {
+        bitcoin::consensus::verify_script_with_flags(
+            &spent.script_pubkey,
+            i,
+            spent.value,
+            &bitcoin::consensus::encode::serialize(tx),
+            SCRIPT_FLAGS,
+        )
+        .map_err(|e| format!("input {i} refused by Bitcoin Core's script interpreter: {e:?}"))
+    })
+}
 
 /// The pBTC asset a bridge scenario's genesis holds (issued by the SON account, none yet).
 pub fn pbtc_asset() -> Asset {
@@ -57,6 +81,25 @@ pub struct BridgeLocal {
     next_block_at: u64,
     deposits: Vec<MadeDeposit>,
     checks: u64,
+    /// Per hostile action, how many of its deposits were paid (or 1 once a key theft was
+    /// tried).
+    #[serde(default)]
+    hostile_done: Vec<u32>,
+    /// Deposits the Byzantine SONs reported naming the wrong wallet.
+    #[serde(default)]
+    misreported: usize,
+    /// Deposits each Byzantine SON invented.
+    #[serde(default)]
+    invented: BTreeMap<u32, u64>,
+    /// The alarms as the last block left them.
+    #[serde(default)]
+    alarms: Vec<String>,
+    /// Every alarm raised during the run, once each, in order.
+    #[serde(default)]
+    alarms_raised: Vec<String>,
+    /// Key thefts tried, with why the chain refused each.
+    #[serde(default)]
+    thefts: Vec<String>,
 }
 
 /// A deposit the simulation made on Bitcoin.
@@ -68,6 +111,10 @@ pub struct MadeDeposit {
     pub user: u32,
     /// Satoshis.
     pub sat: u64,
+    /// Made by a hostile user (dust, fragmentation): it must be recorded, credited or refused
+    /// with a reason, but it is not one of the honest flows that must settle.
+    #[serde(default)]
+    pub hostile: bool,
 }
 
 /// The bridge of a running simulation.
@@ -77,15 +124,17 @@ pub struct Bridge {
     users: Vec<NodeIdentity>,
     user_keys: Vec<bitcoin::PublicKey>,
     user_secrets: Vec<bitcoin::secp256k1::SecretKey>,
+    sons: Vec<NodeIdentity>,
     local: BridgeLocal,
 }
 
 impl Bridge {
-    /// The bridge of `spec` for a network of `users`, with keys from `builder`.
+    /// The bridge of `spec` for a network of `users` and `sons`, with keys from `builder`.
     pub fn new(
         spec: &BitcoinScenario,
         builder: &NetworkBuilder,
         users: Vec<NodeIdentity>,
+        sons: Vec<NodeIdentity>,
         check: Option<std::sync::Arc<ScriptCheck>>,
     ) -> Self {
         let user_keys = users.iter().map(|u| user_public(builder, &u.name)).collect();
@@ -100,7 +149,12 @@ impl Bridge {
             users,
             user_keys,
             user_secrets,
-            local: BridgeLocal { next_block_at: spec.block_interval, ..BridgeLocal::default() },
+            sons,
+            local: BridgeLocal {
+                next_block_at: spec.block_interval,
+                hostile_done: vec![0; spec.hostile.len()],
+                ..BridgeLocal::default()
+            },
         }
     }
 
@@ -112,13 +166,18 @@ impl Bridge {
         builder: &NetworkBuilder,
     ) -> Option<BitcoinNode> {
         let son = identity.son?;
-        let fault = u32::try_from(son.0)
-            .ok()
-            .and_then(|i| self.spec.faults.get(&i).copied())
-            .unwrap_or(Fault::Honest);
+        let index = u32::try_from(son.0).ok()?;
+        let mut fault = self.spec.faults.get(&index).copied().unwrap_or(Fault::Honest);
+        let mut key_name = identity.name.clone();
+        match self.spec.byzantine.get(&index) {
+            Some(Byzantine::SentWithoutBroadcast) => fault = Fault::DropsBroadcasts,
+            // A node holding another key than its SON's signs nothing the chain accepts.
+            Some(Byzantine::WithholdSignatures) => key_name = format!("{key_name}-withheld"),
+            _ => {}
+        }
         Some(BitcoinNode {
             source: self.btc.view(fault),
-            key: builder.sidechain_key(&identity.name, "bitcoin").secret_key(),
+            key: builder.sidechain_key(&key_name, "bitcoin").secret_key(),
             fee_band_percent: FEE_BAND_PERCENT,
         })
     }
@@ -229,9 +288,12 @@ impl Bridge {
                 outpoint: o.to_string(),
                 user: d.user,
                 sat: d.sat,
+                hostile: false,
             });
             self.local.next_deposit += 1;
         }
+        self.hostile_users(st, elapsed, mempool, &mut say);
+        self.byzantine_sons(st, elapsed, mempool, &mut say);
         while let Some(w) =
             self.spec.withdrawals.get(self.local.next_withdrawal).filter(|w| w.at <= elapsed)
         {
@@ -256,10 +318,173 @@ impl Bridge {
         }
     }
 
-    /// After a block: the conservation equation must hold.
-    pub fn after_block(&mut self, st: &State) -> Result<(), String> {
+    /// What the hostile users do before this block.
+    fn hostile_users(
+        &mut self,
+        st: &State,
+        elapsed: u64,
+        mempool: &mut Vec<SignedTransaction>,
+        say: &mut dyn FnMut(u64, String),
+    ) {
+        for (k, h) in self.spec.hostile.clone().iter().enumerate() {
+            let i = h.user as usize;
+            match h.act {
+                Hostile::StealKey { victim } => {
+                    if h.at > elapsed || self.local.hostile_done[k] > 0 {
+                        continue;
+                    }
+                    self.local.hostile_done[k] = 1;
+                    // It has the victim's public key, not its secret: it proves with its own.
+                    let op = RegisterDepositKey {
+                        account: self.users[i].account,
+                        public_key: self.user_keys[victim as usize].to_string(),
+                        withdraw_address: None,
+                        proof: prove_deposit_key(
+                            &st.chain_id(),
+                            self.users[i].account,
+                            &self.user_secrets[i],
+                        ),
+                    };
+                    let verdict = match sonprop_core::Operation::check(&op, st) {
+                        Ok(()) => "ACCEPTED".to_owned(),
+                        Err(e) => format!("refused: {e}"),
+                    };
+                    say(
+                        elapsed,
+                        format!(
+                            "{} (hostile) registers {}'s deposit key as its own: {verdict}",
+                            self.users[i].name, self.users[victim as usize].name
+                        ),
+                    );
+                    self.local.thefts.push(verdict);
+                    mempool.push(self.sign(st, i, op));
+                }
+                Hostile::Deposits { count, sat, every } => {
+                    let done = self.local.hostile_done[k];
+                    if done >= count || h.at + u64::from(done) * every > elapsed {
+                        continue;
+                    }
+                    let Some(address) = deposit_address(st, self.users[i].account) else {
+                        continue;
+                    };
+                    let o = self.btc.pay(&address.script_pubkey(), sat);
+                    if done == 0 {
+                        say(
+                            elapsed,
+                            format!(
+                                "{} (hostile) starts paying {count} deposits of {} to {address}, one every {every} s",
+                                self.users[i].name,
+                                btc(sat)
+                            ),
+                        );
+                    }
+                    self.local.hostile_done[k] = done + 1;
+                    self.local.deposits.push(MadeDeposit {
+                        outpoint: o.to_string(),
+                        user: h.user,
+                        sat,
+                        hostile: true,
+                    });
+                }
+            }
+        }
+    }
+
+    /// What the Byzantine SONs send before this block, beyond what their nodes do.
+    fn byzantine_sons(
+        &mut self,
+        st: &State,
+        elapsed: u64,
+        mempool: &mut Vec<SignedTransaction>,
+        say: &mut dyn FnMut(u64, String),
+    ) {
+        let lie = |son: &NodeIdentity, op: ReportDeposit| {
+            Transaction::single(st.head_time().plus(USER_TX_LIFETIME), op)
+                .sign(&st.chain_id(), &[&son.keys])
+        };
+        for (&index, act) in &self.spec.byzantine {
+            let Some(son) = self.sons.get(index as usize) else { continue };
+            let Some(id) = son.son else { continue };
+            match act {
+                Byzantine::ReportPreviousWallet => {
+                    let Some(previous) = current_wallet(st).and_then(|w| w.id.checked_sub(1))
+                    else {
+                        continue;
+                    };
+                    for d in &self.local.deposits
+                        [self.local.misreported.min(self.local.deposits.len())..]
+                    {
+                        let Ok(o) = d.outpoint.parse::<bitcoin::OutPoint>() else { continue };
+                        let op = ReportDeposit {
+                            son: id,
+                            owner: son.account,
+                            account: self.users[d.user as usize].account,
+                            wallet: previous,
+                            txid: o.txid.to_string(),
+                            vout: o.vout,
+                            amount_sat: d.sat,
+                        };
+                        mempool.push(lie(son, op));
+                    }
+                    self.local.misreported = self.local.deposits.len();
+                }
+                Byzantine::InventDeposits => {
+                    let n = self.local.invented.get(&index).copied().unwrap_or(0);
+                    if elapsed < 3600 * (n + 1) {
+                        continue;
+                    }
+                    self.local.invented.insert(index, n + 1);
+                    let Some(w) = current_wallet(st) else { continue };
+                    let seed = format!("invented by son {index}, {n}");
+                    let txid = sonprop_core::Digest::of(seed.as_bytes()).to_hex();
+                    let user = (n % self.users.len() as u64) as usize;
+                    let op = ReportDeposit {
+                        son: id,
+                        owner: son.account,
+                        account: self.users[user].account,
+                        wallet: w.id,
+                        txid: txid.clone(),
+                        vout: 0,
+                        amount_sat: 1_000_000_000,
+                    };
+                    say(
+                        elapsed,
+                        format!(
+                            "son {id} (Byzantine) reports a deposit of 10 BTC to {} that never happened ({txid}:0)",
+                            self.users[user].name
+                        ),
+                    );
+                    mempool.push(lie(son, op));
+                }
+                Byzantine::SentWithoutBroadcast | Byzantine::WithholdSignatures => {}
+            }
+        }
+    }
+
+    /// After a block: the conservation equation must hold; a change in the bridge's alarms
+    /// (the circuit breaker, a reserve too short for the next sweep) goes on the timeline.
+    pub fn after_block(
+        &mut self,
+        st: &State,
+        elapsed: u64,
+        height: u64,
+        timeline: &mut dyn FnMut(Entry),
+    ) -> Result<(), String> {
         conservation(st).map_err(|e| e.to_string())?;
         self.local.checks += 1;
+        let now = alarms(st);
+        if now != self.local.alarms {
+            for a in now.iter().filter(|a| !self.local.alarms.contains(a)) {
+                timeline(Entry { height, elapsed, text: format!("ALARM: {a}") });
+                if !self.local.alarms_raised.contains(a) {
+                    self.local.alarms_raised.push(a.clone());
+                }
+            }
+            if now.is_empty() {
+                timeline(Entry { height, elapsed, text: "the bridge's alarms are clear".into() });
+            }
+            self.local.alarms = now;
+        }
         Ok(())
     }
 
@@ -361,6 +586,7 @@ impl Bridge {
                             sat: d.sat,
                             status,
                             credited: None,
+                            hostile: d.hostile,
                         };
                     }
                     None => ("unreported".to_owned(), None),
@@ -371,10 +597,21 @@ impl Bridge {
                 };
                 let user = name(self.users[d.user as usize].account);
                 checked += 1;
-                if credited.is_none() {
+                // An honest deposit must be credited; a hostile one must at least be decided
+                // (credited, or refused with its reason), never left hanging.
+                let decided = credited.is_some()
+                    || matches!(row.map(|r| &r.status), Some(DepositStatus::TooSmall { .. }));
+                if (!d.hostile && credited.is_none()) || (d.hostile && !decided) {
                     failures.push(format!("deposit {} from {user} is {status}", d.outpoint));
                 }
-                DepositEntry { outpoint: d.outpoint.clone(), user, sat: d.sat, status, credited }
+                DepositEntry {
+                    outpoint: d.outpoint.clone(),
+                    user,
+                    sat: d.sat,
+                    status,
+                    credited,
+                    hostile: d.hostile,
+                }
             })
             .collect();
         for d in &self.spec.deposits[self.local.next_deposit.min(self.spec.deposits.len())..] {
@@ -411,13 +648,21 @@ impl Bridge {
             let user = name(self.users[w.user as usize].account);
             failures.push(format!("the withdrawal of {} by {user} was never asked", btc(w.sat)));
         }
+        let transactions = st
+            .rows::<sonprop_bitcoin::state::Transactions>()
+            .map(|(_, t)| TxEntry::of(st, t))
+            .collect();
         let report = BridgeReport {
             bitcoin_blocks: self.btc.height() as u64,
             deposits,
             withdrawals,
+            transactions,
             conservation: conservation(st).map_err(|e| e.to_string()),
             conservation_checks: self.local.checks,
             rejected_broadcasts: self.btc.rejected(),
+            alarms: self.local.alarms.clone(),
+            alarms_raised: self.local.alarms_raised.clone(),
+            key_thefts: self.local.thefts.clone(),
         };
         if !self.spec.expect_all_settled {
             failures.clear();
@@ -438,8 +683,83 @@ pub struct DepositEntry {
     pub sat: u64,
     /// Where it stands.
     pub status: String,
-    /// pBTC issued (the amount less the sweep's fee), once credited.
+    /// pBTC issued (the amount less the sweep's fee and its carry), once credited.
     pub credited: Option<u64>,
+    /// Paid by a hostile user (dust, fragmentation).
+    pub hostile: bool,
+}
+
+/// A sidechain transaction in the report: what the chain built and the SONs signed, for an
+/// operator (or an independent tool) to audit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TxEntry {
+    /// Its number on chain.
+    pub id: u64,
+    /// Its Bitcoin txid (the current version's).
+    pub txid: String,
+    /// `wallet_sweep`, `consolidation`, `deposit_sweep` or `payment`.
+    pub kind: &'static str,
+    /// Where it stands.
+    pub status: String,
+    /// Its weight as broadcast once signed (BIP141 weight units), or the estimate it was
+    /// built to while signatures are missing.
+    pub weight: u64,
+    /// What it pays Bitcoin's miners, satoshis.
+    pub fee_sat: u64,
+    /// Its fee rate, sat/vB.
+    pub fee_rate: u64,
+    /// Earlier versions replaced by a higher fee rate.
+    pub replaced: Vec<String>,
+    /// The signed transaction, hex, once complete.
+    pub hex: Option<String>,
+}
+
+impl TxEntry {
+    fn of(st: &State, t: &sonprop_bitcoin::state::SidechainTx) -> TxEntry {
+        use sonprop_bitcoin::state::Purpose;
+        let kind = match t.purpose {
+            Purpose::Sweep { from, to } if from == to => "consolidation",
+            Purpose::Sweep { .. } => "wallet_sweep",
+            Purpose::Deposit { .. } => "deposit_sweep",
+            Purpose::Withdrawal { .. } => "payment",
+        };
+        let unsigned = sonprop_bitcoin::tx::from_hex(&t.unsigned_tx);
+        let spent: u64 = t.inputs.iter().map(|i| i.amount_sat).sum();
+        let paid: u64 =
+            unsigned.iter().flat_map(|u| u.output.iter()).map(|o| o.value.to_sat()).sum();
+        let wallet = st.row::<sonprop_bitcoin::state::Wallets>(&t.signing_wallet);
+        let signed = match (&t.status, wallet) {
+            (
+                sonprop_bitcoin::state::TxStatus::Valid
+                | sonprop_bitcoin::state::TxStatus::Failed { .. },
+                _,
+            )
+            | (_, None) => None,
+            (_, Some(w)) => sonprop_bitcoin::ops::signed_transaction(t, t.current(), w).ok(),
+        };
+        let weight = match (&signed, &unsigned, wallet) {
+            (Some(s), _, _) => s.weight().to_wu(),
+            (None, Some(u), Some(w)) => sonprop_bitcoin::tx::estimate_weight(
+                u.input.len(),
+                u.output.len(),
+                w.signers.len(),
+                sonprop_bitcoin::ops::spent_script(t, w).map_or(0, |s| s.len()),
+                matches!(t.purpose, Purpose::Deposit { .. }),
+            ),
+            _ => 0,
+        };
+        TxEntry {
+            id: t.id,
+            txid: t.bitcoin_txid.clone(),
+            kind,
+            status: t.status.to_string(),
+            weight,
+            fee_sat: spent.saturating_sub(paid),
+            fee_rate: t.fee_rate,
+            replaced: t.replaced.iter().map(|v| v.txid.clone()).collect(),
+            hex: signed.map(|s| sonprop_bitcoin::tx::to_hex(&s)),
+        }
+    }
 }
 
 /// A withdrawal in the report.
@@ -474,4 +794,13 @@ pub struct BridgeReport {
     pub conservation_checks: u64,
     /// Broadcasts the simulated network refused.
     pub rejected_broadcasts: Vec<String>,
+    /// Every sidechain transaction the chain built, in order.
+    pub transactions: Vec<TxEntry>,
+    /// The bridge's alarms at the end (the circuit breaker, a reserve too short).
+    pub alarms: Vec<String>,
+    /// Every alarm raised during the run, once each.
+    pub alarms_raised: Vec<String>,
+    /// Hostile users' attempts to register another user's deposit key, with the chain's
+    /// verdict on each.
+    pub key_thefts: Vec<String>,
 }

@@ -572,7 +572,7 @@ fn simulate(
         fsync_every: a.fsync_every,
         services: None,
         force: a.force,
-        bitcoin_script_check: None,
+        bitcoin_script_check: Some(crate::bridge::consensus_check()),
     };
     let mut sim = Simulation::new(&scenario, registry, &options).map_err(|e| match e {
         SimError::DataDir { .. } | SimError::LongerThanScenario { .. } => fail(EXIT_USAGE, e),
@@ -677,7 +677,7 @@ fn simulate(
             b.rejected_broadcasts.len()
         );
         match &b.conservation {
-            Ok(c) => {
+            Ok(c) if c.deficit_sat == 0 => {
                 let _ = writeln!(
                     out,
                     "  conservation held after all {} blocks: wallets {} + in flight {} = pBTC {} + SON reserve {}",
@@ -688,9 +688,42 @@ fn simulate(
                     c.books.reserve_sat()
                 );
             }
+            Ok(c) => {
+                let _ = writeln!(
+                    out,
+                    "  conservation held after all {} blocks, with a DEFICIT: wallets {} + in flight {} = pBTC {} - {} sat lost beyond the SONs' reserve",
+                    b.conservation_checks,
+                    c.utxos_sat,
+                    c.in_flight_sat,
+                    c.pbtc_supply,
+                    c.deficit_sat
+                );
+            }
             Err(e) => {
                 let _ = writeln!(out, "  conservation BROKEN: {e}");
             }
+        }
+        let kinds = |k: &str| b.transactions.iter().filter(|t| t.kind == k).count();
+        let _ = writeln!(
+            out,
+            "  sidechain transactions: {} deposit sweeps, {} payments, {} wallet sweeps, {} consolidations; heaviest {} WU",
+            kinds("deposit_sweep"),
+            kinds("payment"),
+            kinds("wallet_sweep"),
+            kinds("consolidation"),
+            b.transactions.iter().map(|t| t.weight).max().unwrap_or(0)
+        );
+        let hostile = b.deposits.iter().filter(|d| d.hostile).count();
+        if hostile > 0 {
+            let refused = b.deposits.iter().filter(|d| d.hostile && d.credited.is_none()).count();
+            let _ = writeln!(
+                out,
+                "  hostile deposits: {hostile} ({} credited, {refused} refused as too small)",
+                hostile - refused
+            );
+        }
+        for a in &b.alarms_raised {
+            let _ = writeln!(out, "  alarm raised: {a}");
         }
     }
     let _ = writeln!(out, "  state hash: {}", r.state_hash);

@@ -59,6 +59,9 @@ pub struct Explanation {
     pub kinds: Vec<KindStory>,
     /// Every proposal about the subject so far, in id order.
     pub proposals: Vec<ProposalStory>,
+    /// The Bitcoin bridge's alarms at that block (the circuit breaker pausing deposits and
+    /// withdrawals, a reserve too short for the next sweep), when the scenario has a bridge.
+    pub bridge_alarms: Vec<String>,
 }
 
 /// What the chain holds about a SON.
@@ -190,6 +193,7 @@ pub fn explain(a: &ExplainArgs, out: &mut dyn Write) -> Result<(), (i32, String)
     }
     let registry = crate::cli::registry_for(&scenario).map_err(|e| (EXIT_FAILURE, e))?.into_arc();
     let options = Options {
+        bitcoin_script_check: Some(crate::bridge::consensus_check()),
         data_dir: a.data_dir.clone(),
         fsync_every: crate::cli::DEFAULT_FSYNC_EVERY,
         force: true,
@@ -302,6 +306,10 @@ pub fn explanation(sim: &Simulation, scenario: &Scenario, subject: &str) -> Expl
             abstained: p.abstentions.clone(),
         })
         .collect();
+    let bridge_alarms = match scenario.bitcoin {
+        Some(_) => sonprop_bitcoin::reconcile::alarms(st),
+        None => Vec::new(),
+    };
     Explanation {
         subject: subject_text,
         height: st.head_height(),
@@ -309,6 +317,7 @@ pub fn explanation(sim: &Simulation, scenario: &Scenario, subject: &str) -> Expl
         son,
         kinds,
         proposals,
+        bridge_alarms,
     }
 }
 
@@ -323,6 +332,9 @@ fn span(secs: u64) -> String {
 
 fn print(e: &Explanation, out: &mut dyn Write) {
     let _ = writeln!(out, "{} at block {}, {} ({})", e.subject, e.height, e.at.time, e.at.offset);
+    for a in &e.bridge_alarms {
+        let _ = writeln!(out, "  bridge ALARM: {a}");
+    }
     if let Some(s) = &e.son {
         let mut line = format!(
             "  son: {}{}, last heartbeat {}",

@@ -71,6 +71,85 @@ struct BitcoinSpec {
     reorgs: Vec<ReorgSpec>,
     #[serde(default)]
     faults: Vec<FaultSpec>,
+    #[serde(default)]
+    byzantine: Vec<ByzantineSpec>,
+    #[serde(default)]
+    hostile: Vec<HostileSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ByzantineSpec {
+    son: u32,
+    #[serde(rename = "do")]
+    act: Byzantine,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostileSpec {
+    user: u32,
+    #[serde(rename = "do")]
+    act: HostileKind,
+    at: Duration,
+    victim: Option<u32>,
+    count: Option<u32>,
+    sat: Option<u64>,
+    every: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum HostileKind {
+    StealKey,
+    Dust,
+    Fragment,
+}
+
+/// What a Byzantine SON of a bridge scenario does (`[[bitcoin.byzantine]]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Byzantine {
+    /// Reports the transactions it should broadcast as sent, and never broadcasts anything.
+    SentWithoutBroadcast,
+    /// Reports every deposit at once, before anyone sees it confirmed, naming the previous
+    /// wallet (whose deposit address was not paid).
+    ReportPreviousWallet,
+    /// Never signs a sidechain transaction (its node holds another key than its SON's).
+    WithholdSignatures,
+    /// Reports, every hour, a deposit that never happened.
+    InventDeposits,
+}
+
+/// What a hostile user of a bridge scenario does (`[[bitcoin.hostile]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hostile {
+    /// Registers another user's deposit key as its own (it cannot sign the proof).
+    StealKey {
+        /// The victim's user index.
+        victim: u32,
+    },
+    /// Pays `count` deposits of `sat` satoshis, one every `every` seconds: dust below the
+    /// minimum, or many small deposits that fragment the wallet.
+    Deposits {
+        /// How many.
+        count: u32,
+        /// Satoshis each.
+        sat: u64,
+        /// Seconds between them.
+        every: u64,
+    },
+}
+
+/// A hostile user's action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostileAct {
+    /// Seconds after genesis.
+    pub at: u64,
+    /// The user index.
+    pub user: u32,
+    /// What it does.
+    pub act: Hostile,
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,6 +227,10 @@ pub struct BitcoinScenario {
     pub reorgs: Vec<Reorg>,
     /// SON index -> its faulty view.
     pub faults: BTreeMap<u32, sonprop_bitcoin::sim::Fault>,
+    /// SON index -> what it does against the others.
+    pub byzantine: BTreeMap<u32, Byzantine>,
+    /// Hostile users' actions, in time order.
+    pub hostile: Vec<HostileAct>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -502,6 +585,58 @@ impl Scenario {
                         ));
                     }
                 }
+                let mut byzantine = BTreeMap::new();
+                for (i, x) in b.byzantine.iter().enumerate() {
+                    let field = format!("bitcoin.byzantine[{i}].son");
+                    check_son(field.clone(), x.son)?;
+                    if faults.contains_key(&x.son) || byzantine.insert(x.son, x.act).is_some() {
+                        return Err(err(&field, format!("SON {} misbehaves already", x.son)));
+                    }
+                }
+                let mut hostile = Vec::new();
+                for (i, h) in b.hostile.iter().enumerate() {
+                    let field = |k: &str| format!("bitcoin.hostile[{i}].{k}");
+                    let user_ok = |field: String, u: u32| {
+                        check(
+                            field,
+                            u < users,
+                            format!(
+                                "user {u} does not exist: there are {users} (0..{})",
+                                users - 1
+                            ),
+                        )
+                    };
+                    user_ok(field("user"), h.user)?;
+                    check(
+                        field("at"),
+                        h.at.0 <= f.duration.0,
+                        format!("{} is after the end of the run ({})", h.at, f.duration),
+                    )?;
+                    let act = match (h.act, h.victim, h.count, h.sat, h.every) {
+                        (HostileKind::StealKey, Some(victim), None, None, None) => {
+                            user_ok(field("victim"), victim)?;
+                            check(
+                                field("victim"),
+                                victim != h.user,
+                                "a user cannot steal its own key".into(),
+                            )?;
+                            Hostile::StealKey { victim }
+                        }
+                        (HostileKind::Dust | HostileKind::Fragment, None, Some(count), Some(sat), every)
+                            if count > 0 && sat > 0 =>
+                        {
+                            Hostile::Deposits { count, sat, every: every.map_or(60, |d| d.0.max(1)) }
+                        }
+                        _ => {
+                            return Err(err(
+                                &format!("bitcoin.hostile[{i}]"),
+                                "give do = \"steal_key\" with victim, or do = \"dust\" / \"fragment\" with count > 0 and sat > 0 (and optionally every)".into(),
+                            ))
+                        }
+                    };
+                    hostile.push(HostileAct { at: h.at.0, user: h.user, act });
+                }
+                hostile.sort_by_key(|h| h.at);
                 Some(BitcoinScenario {
                     block_interval,
                     fee_rate,
@@ -512,6 +647,8 @@ impl Scenario {
                     withdrawals,
                     reorgs,
                     faults,
+                    byzantine,
+                    hostile,
                 })
             }
         };

@@ -288,6 +288,7 @@ impl Simulation {
                 b,
                 &builder,
                 users.clone(),
+                sons.clone(),
                 options.bitcoin_script_check.clone(),
             )
         });
@@ -652,8 +653,10 @@ impl Simulation {
         }
 
         if let Some(bridge) = self.bridge.as_mut() {
+            let now = elapsed(&self.scenario, t);
+            let mut say = |e: Entry| timeline.entry(e);
             bridge
-                .after_block(self.chain.state())
+                .after_block(self.chain.state(), now, height, &mut say)
                 .map_err(|message| SimError::Conservation { height, message })?;
         }
 

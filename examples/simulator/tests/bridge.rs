@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use bitcoin::consensus::encode::serialize;
 use sonprop_simulator::bridge::BridgeReport;
 use sonprop_simulator::cli::registry_for;
 use sonprop_simulator::scenario::{Scenario, BRIDGE};
@@ -12,22 +11,10 @@ use sonprop_simulator::sim::Entry;
 use sonprop_simulator::sim::{Finished, Options, Simulation};
 
 const SMALL: &str = include_str!("scenarios/bridge-small.toml");
-
-/// Bitcoin Core's script flags: P2SH | DERSIG | NULLDUMMY | CHECKLOCKTIMEVERIFY |
-/// CHECKSEQUENCEVERIFY | WITNESS.
-const FLAGS: u32 = (1 << 0) | (1 << 2) | (1 << 4) | (1 << 9) | (1 << 10) | (1 << 11);
+const ADVERSARIES: &str = include_str!("../scenarios/bitcoin-adversaries.toml");
 
 fn judge() -> Arc<sonprop_bitcoin::sim::ScriptCheck> {
-    Arc::new(|tx, i, spent| {
-        bitcoin::consensus::verify_script_with_flags(
-            &spent.script_pubkey,
-            i,
-            spent.value,
-            &serialize(tx),
-            FLAGS,
-        )
-        .map_err(|e| format!("input {i}: {e}"))
-    })
+    sonprop_simulator::bridge::consensus_check()
 }
 
 fn run(scenario: &Scenario, options: &Options) -> (Finished, Vec<Entry>, usize) {
@@ -139,6 +126,64 @@ fn bitcoin_tables_with_mistakes_are_refused_naming_the_field() {
     let e = error("[bitcoin]\n[[bitcoin.faults]]\nson = 1\nview = \"sulks\"\n");
     assert!(e.message.contains("sulks"), "{e}");
     assert!(e.span.is_some(), "the parser's span points at it");
+    // Byzantine SONs and hostile users.
+    let e = error("[bitcoin]\n[[bitcoin.byzantine]]\nson = 9\ndo = \"invent_deposits\"\n");
+    assert_eq!(e.field, "bitcoin.byzantine[0].son");
+    let e = error("[bitcoin]\n[[bitcoin.byzantine]]\nson = 1\ndo = \"sulk\"\n");
+    assert!(e.message.contains("sulk"), "{e}");
+    let twice = "[[bitcoin.faults]]\nson = 1\nview = \"offline\"\n[[bitcoin.byzantine]]\nson = 1\ndo = \"withhold_signatures\"\n";
+    let e = error(&format!("[bitcoin]\n{twice}"));
+    assert_eq!(e.field, "bitcoin.byzantine[0].son");
+    assert!(e.message.contains("misbehaves already"), "{e}");
+    let e = error("[bitcoin]\n[[bitcoin.hostile]]\nuser = 0\ndo = \"steal_key\"\nat = \"1h\"\n");
+    assert_eq!(e.field, "bitcoin.hostile[0]", "steal_key needs a victim");
+    let e = error(
+        "[bitcoin]\n[[bitcoin.hostile]]\nuser = 0\ndo = \"steal_key\"\nvictim = 0\nat = \"1h\"\n",
+    );
+    assert_eq!(e.field, "bitcoin.hostile[0].victim");
+    let e = error("[bitcoin]\n[[bitcoin.hostile]]\nuser = 7\ndo = \"dust\"\nat = \"1h\"\ncount = 2\nsat = 5\n");
+    assert_eq!(e.field, "bitcoin.hostile[0].user");
+    let e = error("[bitcoin]\n[[bitcoin.hostile]]\nuser = 0\ndo = \"fragment\"\nat = \"1h\"\ncount = 0\nsat = 5\n");
+    assert_eq!(e.field, "bitcoin.hostile[0]");
+}
+
+/// The shipped adversaries scenario: four Byzantine SONs (below a third) and a hostile user
+/// with 320 small deposits, a SON replaced mid-way. Every honest flow settles, every hostile
+/// deposit is decided, every broadcast is valid by Bitcoin Core's interpreter and standard,
+/// the reserve is never short, and the report lists every transaction the SONs signed.
+#[test]
+fn the_adversaries_scenario_settles_every_honest_flow() {
+    let scenario = Scenario::from_toml(ADVERSARIES, "bitcoin-adversaries.toml").expect("valid");
+    let options = Options { bitcoin_script_check: Some(judge()), ..Options::default() };
+    let (finished, timeline, _) = run(&scenario, &options);
+    assert_eq!(finished.failures, Vec::<String>::new());
+    let b = bridge(&finished);
+    assert!(b.rejected_broadcasts.is_empty(), "{:?}", b.rejected_broadcasts);
+    assert!(b.alarms_raised.is_empty(), "the reserve was never short: {:?}", b.alarms_raised);
+    let honest = b.deposits.iter().filter(|d| !d.hostile);
+    assert!(honest.clone().count() == 3 && honest.clone().all(|d| d.credited.is_some()));
+    let too_small = b.deposits.iter().filter(|d| d.hostile && d.status.contains("too small"));
+    assert_eq!(too_small.count(), 20, "the dust is recorded as such");
+    assert_eq!(b.withdrawals.iter().filter(|w| w.sent_sat.is_some()).count(), 3);
+    assert_eq!(b.key_thefts.len(), 1);
+    assert!(b.key_thefts[0].contains("proof is refused"), "{:?}", b.key_thefts);
+    // Every transaction the chain built is standard; each signed one is in the report as
+    // hex, whose txid and weight are the entry's.
+    assert!(b.transactions.iter().any(|t| t.kind == "consolidation"));
+    assert!(b.transactions.iter().any(|t| t.kind == "wallet_sweep"));
+    for t in &b.transactions {
+        assert!(t.weight <= 400_000, "{t:?}");
+        let hex = t.hex.as_deref().expect("every transaction settled, so signed");
+        let tx = sonprop_bitcoin::tx::from_hex(hex).expect("decodes");
+        assert_eq!(tx.compute_txid().to_string(), t.txid);
+        assert_eq!(tx.weight().to_wu(), t.weight);
+    }
+    let text: Vec<&str> = timeline.iter().map(|e| e.text.as_str()).collect();
+    let has = |needle: &str| text.iter().any(|t| t.contains(needle));
+    assert!(has("broadcast by son 1.33.6"), "the Byzantine SON claimed broadcasts");
+    assert!(has("(Byzantine) reports a deposit of 10 BTC"));
+    assert!(has("1 SON reported another amount or user"), "the previous-wallet reports");
+    assert!(has("is not credited: 1000 sat is below bitcoin.min_deposit_sat"));
 }
 
 /// The scenario files the docs show are valid scenarios.
