@@ -71,6 +71,10 @@ pub struct SchedulerConfig {
     /// it inline and saves a hand-off between threads per call; one whose service waits on a
     /// socket keeps it on a thread. Kinds not named keep their declared isolation.
     pub isolation: BTreeMap<&'static str, Isolation>,
+    /// Kinds this node does not run at all, an operator's choice (a node that approves but
+    /// never signs, say): their trigger and validator are not built, so the services they
+    /// would need are not asked for.
+    pub disabled: BTreeSet<&'static str>,
 }
 
 impl Default for SchedulerConfig {
@@ -80,6 +84,7 @@ impl Default for SchedulerConfig {
             tx_lifetime: 30,
             max_drafts_per_kind: 100,
             isolation: BTreeMap::new(),
+            disabled: BTreeSet::new(),
         }
     }
 }
@@ -464,7 +469,7 @@ impl Scheduler {
     ) -> Result<Self, SchedulerError> {
         let mut triggers = Vec::new();
         let mut validators = BTreeMap::new();
-        for p in registry.iter() {
+        for p in registry.iter().filter(|p| !config.disabled.contains(p.kind)) {
             let ctx = NodeContext { kind: p.kind, node: &node, services };
             let isolation = config.isolation.get(p.kind).copied().unwrap_or(p.isolation);
             if let Some(make) = p.trigger {
@@ -936,6 +941,32 @@ mod tests {
             .state()
             .live_proposal(probe::SON_PROBE, &Subject::Son(SonId(1)))
             .is_some());
+    }
+
+    /// A kind a node disables is not built there: the service it would ask for is not needed,
+    /// and it never runs; the others still do.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_disabled_kind_is_not_built_nor_run() {
+        let needs_service: TriggerCtor = |ctx| {
+            let _: u32 = ctx.service::<u32>()?;
+            Ok(Box::new(Good))
+        };
+        let mut net = network(vec![
+            with_trigger("t_good", |_| Ok(Box::new(Good))),
+            with_trigger("t_needs", needs_service),
+        ]);
+        let node = net.witnesses[0].clone();
+        let registry = net.registry.clone();
+        let e = Scheduler::new(registry.node(), node.clone(), &Services::new(), config());
+        assert!(matches!(e, Err(SchedulerError::Service(ServiceError::Missing { .. }))), "{e:?}");
+        let disabled = SchedulerConfig { disabled: BTreeSet::from(["t_needs"]), ..config() };
+        Scheduler::new(registry.node(), node, &Services::new(), disabled.clone())
+            .expect("the kind that needs the service is not built");
+        net.start_schedulers(disabled);
+        let step = net.step().await;
+        let kinds: Vec<_> =
+            step.reports.iter().flat_map(|(_, r)| &r.outcomes).map(|o| o.kind).collect();
+        assert!(kinds.contains(&"t_good") && !kinds.contains(&"t_needs"), "{kinds:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -115,7 +115,7 @@ pub enum Byzantine {
     /// Reports every deposit at once, before anyone sees it confirmed, naming the previous
     /// wallet (whose deposit address was not paid).
     ReportPreviousWallet,
-    /// Never signs a sidechain transaction (its node holds another key than its SON's).
+    /// Never signs a sidechain transaction (its node does not run the signing kind).
     WithholdSignatures,
     /// Reports, every hour, a deposit that never happened.
     InventDeposits,

@@ -362,8 +362,12 @@ impl Simulation {
             if let Some(node) = bridge.as_ref().and_then(|b| b.service(&identity, &builder)) {
                 services.insert(node);
             }
+            let mut node_config = config.clone();
+            if let Some(b) = &bridge {
+                node_config.disabled.extend(b.disabled_kinds(&identity));
+            }
             let scheduler =
-                Scheduler::new(registry.node(), identity.clone(), &services, config.clone())
+                Scheduler::new(registry.node(), identity.clone(), &services, node_config)
                     .map_err(|e| SimError::Setup(e.to_string()))?;
             nodes.push(Node { identity, scheduler, replica });
         }

@@ -50,14 +50,11 @@ pub trait BitcoinSource: Send + Sync {
     fn fee_rate(&self) -> Result<u64, SourceError>;
     /// The outputs paying `script_pubkey` that this node sees (confirmed or in its mempool).
     fn outputs_to(&self, script_pubkey: &ScriptBuf) -> Result<Vec<SeenOutput>, SourceError>;
-    /// The outputs paying each of `scripts`, asked at once: a source that scans the whole UTXO
-    /// set (Bitcoin Core's `scantxoutset`) scans once for all of them. By default, one
-    /// [`BitcoinSource::outputs_to`] per script.
-    fn outputs_to_many(
-        &self,
-        scripts: &[ScriptBuf],
-    ) -> Result<BTreeMap<ScriptBuf, Vec<SeenOutput>>, SourceError> {
-        scripts.iter().map(|s| Ok((s.clone(), self.outputs_to(s)?))).collect()
+    /// The outputs paying each of `scripts`, asked at once (one list per script, in order): a
+    /// source that scans the whole UTXO set (Bitcoin Core's `scantxoutset`) scans once for all
+    /// of them. By default, one [`BitcoinSource::outputs_to`] per script.
+    fn outputs_to_many(&self, scripts: &[ScriptBuf]) -> Result<Vec<Vec<SeenOutput>>, SourceError> {
+        scripts.iter().map(|s| self.outputs_to(s)).collect()
     }
     /// A transaction's confirmations as this node sees them (`Some(0)`: in its mempool;
     /// `None`: unknown to it).
@@ -714,7 +711,7 @@ fn gone_in_view(
         .into_iter()
         .collect();
     let seen = node.source.outputs_to_many(&scripts).map_err(PluginError::msg)?;
-    let unspent: BTreeSet<OutPoint> = seen.values().flatten().map(|o| o.outpoint).collect();
+    let unspent: BTreeSet<OutPoint> = seen.iter().flatten().map(|o| o.outpoint).collect();
     let mut held_by_bitcoin = BTreeMap::new();
     let mut gone = Vec::new();
     for (o, e) in wanted {
@@ -834,22 +831,22 @@ impl Trigger for DepositReportTrigger {
         // The current wallet's deposit addresses, and the previous wallet's (a payment made
         // just before a wallet update is still the user's).
         let previous = current.id.checked_sub(1).and_then(|id| state.row::<Wallets>(&id));
-        let mut watched = Vec::new();
+        let (mut watched, mut scripts) = (Vec::new(), Vec::new());
         for wallet in std::iter::once(current).chain(previous) {
             if !wallet.signers.iter().any(|s| s.son == son) {
                 continue;
             }
             for (account, key) in state.rows::<DepositKeys>() {
                 if let Ok(spk) = self.scripts.script_pubkey(wallet, &key.public_key) {
-                    watched.push((wallet.id, account, spk));
+                    watched.push((wallet.id, account));
+                    scripts.push(spk);
                 }
             }
         }
-        let scripts: Vec<ScriptBuf> = watched.iter().map(|(_, _, s)| s.clone()).collect();
         let seen = self.node.source.outputs_to_many(&scripts).map_err(PluginError::msg)?;
         let need = state.param::<MinConfirmations>();
-        for (wallet, account, spk) in watched {
-            for o in seen.get(&spk).into_iter().flatten().filter(|o| o.confirmations >= need) {
+        for ((wallet, account), outputs) in watched.into_iter().zip(seen) {
+            for o in outputs.into_iter().filter(|o| o.confirmations >= need) {
                 let reported = state
                     .row::<Deposits>(&utxo_key(&o.outpoint))
                     .is_some_and(|d| d.reported_by(son));

@@ -312,7 +312,7 @@ pub fn wallet_to_empty(state: &State) -> Option<&Wallet> {
         .rows::<Wallets>()
         .map(|(_, w)| w)
         .take_while(|w| w.id != current)
-        .find(|w| !wallet_utxos(state, w.id).is_empty())
+        .find(|w| state.rows_by(&crate::state::UTXOS_BY_WALLET, &w.id).next().is_some())
 }
 
 /// The wallet-update rule, shared by the check, the trigger and the validator. A wallet
@@ -426,12 +426,11 @@ pub fn sweep_batch(state: &State) -> Option<(&Wallet, &Wallet, Vec<Spend>)> {
     let (from, mut utxos, largest_first) = match wallet_to_empty(state) {
         Some(old) => (old, wallet_utxos(state, old.id), true),
         None => {
-            let utxos = wallet_utxos(state, current.id);
-            let above = state.param::<ConsolidateAbove>();
-            if (utxos.len() as u64) <= above {
+            let held = state.rows_by(&crate::state::UTXOS_BY_WALLET, &current.id).count();
+            if (held as u64) <= state.param::<ConsolidateAbove>() {
                 return None;
             }
-            (current, utxos, false)
+            (current, wallet_utxos(state, current.id), false)
         }
     };
     if largest_first {

@@ -432,16 +432,13 @@ impl BitcoinSource for RpcSource {
     }
 
     fn outputs_to(&self, script_pubkey: &ScriptBuf) -> Result<Vec<SeenOutput>, SourceError> {
-        let mut all = self.outputs_to_many(std::slice::from_ref(script_pubkey))?;
-        Ok(all.remove(script_pubkey).unwrap_or_default())
+        let all = self.outputs_to_many(std::slice::from_ref(script_pubkey))?;
+        Ok(all.into_iter().next().unwrap_or_default())
     }
 
     /// Every script asked is watched from now on; the watched scripts are scanned in one
     /// `scantxoutset` when one is new or the tip moved, and not again until then.
-    fn outputs_to_many(
-        &self,
-        scripts: &[ScriptBuf],
-    ) -> Result<BTreeMap<ScriptBuf, Vec<SeenOutput>>, SourceError> {
+    fn outputs_to_many(&self, scripts: &[ScriptBuf]) -> Result<Vec<Vec<SeenOutput>>, SourceError> {
         let mut w = lock(&self.watched);
         for s in scripts {
             if w.scripts.insert(s.clone()) {
@@ -459,10 +456,7 @@ impl BitcoinSource for RpcSource {
         if w.scanned_at != Some(count) {
             self.rescan(&mut w, count)?;
         }
-        Ok(scripts
-            .iter()
-            .map(|s| (s.clone(), w.found.get(s).cloned().unwrap_or_default()))
-            .collect())
+        Ok(scripts.iter().map(|s| w.found.get(s).cloned().unwrap_or_default()).collect())
     }
 
     fn confirmations(&self, txid: &Txid) -> Result<Option<u32>, SourceError> {

@@ -568,6 +568,30 @@ pub struct SimView {
 }
 
 impl SimView {
+    /// The outputs paying `script_pubkey` that this view shows of `c`.
+    fn seen(&self, c: &Chain, script_pubkey: &ScriptBuf) -> Vec<SeenOutput> {
+        let height = c.height();
+        let lie = match self.fault {
+            Fault::Lies(d) => d,
+            _ => 0,
+        };
+        c.paying(script_pubkey)
+            .filter_map(|(outpoint, (o, h))| {
+                let confirmations = h.map_or(0, |h| (height - h) as u32);
+                // A lagging node has not seen the newest blocks (nor the mempool).
+                let lagged = confirmations.checked_sub(self.lag())?;
+                if self.lag() > 0 && h.is_none() {
+                    return None;
+                }
+                Some(SeenOutput {
+                    outpoint,
+                    amount_sat: o.value.to_sat().saturating_add(lie),
+                    confirmations: lagged,
+                })
+            })
+            .collect()
+    }
+
     fn online(&self) -> Result<(), SourceError> {
         if self.fault == Fault::Offline {
             return Err(SourceError::Unavailable("this node's Bitcoin view is offline".into()));
@@ -591,27 +615,13 @@ impl BitcoinSource for SimView {
 
     fn outputs_to(&self, script_pubkey: &ScriptBuf) -> Result<Vec<SeenOutput>, SourceError> {
         self.online()?;
+        Ok(self.seen(&self.net.lock(), script_pubkey))
+    }
+
+    fn outputs_to_many(&self, scripts: &[ScriptBuf]) -> Result<Vec<Vec<SeenOutput>>, SourceError> {
+        self.online()?;
         let c = self.net.lock();
-        let height = c.height();
-        let lie = match self.fault {
-            Fault::Lies(d) => d,
-            _ => 0,
-        };
-        Ok(c.paying(script_pubkey)
-            .filter_map(|(outpoint, (o, h))| {
-                let confirmations = h.map_or(0, |h| (height - h) as u32);
-                // A lagging node has not seen the newest blocks (nor the mempool).
-                let lagged = confirmations.checked_sub(self.lag())?;
-                if self.lag() > 0 && h.is_none() {
-                    return None;
-                }
-                Some(SeenOutput {
-                    outpoint,
-                    amount_sat: o.value.to_sat().saturating_add(lie),
-                    confirmations: lagged,
-                })
-            })
-            .collect())
+        Ok(scripts.iter().map(|s| self.seen(&c, s)).collect())
     }
 
     fn confirmations(&self, txid: &Txid) -> Result<Option<u32>, SourceError> {
