@@ -263,6 +263,15 @@ async fn a_reorganisation_deeper_than_the_confirmations_is_reconciled_and_pauses
     let proposal = crate::flows::expected_deposit_sweep(st, &o.to_string(), 4).expect("builds");
     let deferred = st.deferral(crate::DEPOSIT_PROCESS, &proposal.subject().expect("subject"));
     assert!(deferred.is_some_and(|(g, _)| g == "bitcoin-breaker"));
+    // A withdrawal too small to pay its fee is refunded all the same: a refund depends on its
+    // own withdrawal only, not on the deposit waiting for its sweep.
+    run.withdraw(0, 600, None);
+    run.until(600, |st| {
+        st.row::<Withdrawals>(&1)
+            .is_some_and(|w| matches!(w.status, WithdrawalStatus::Refunded { .. }))
+    })
+    .await;
+    assert_eq!(deposit_status(run.state(), &o), Some(DepositStatus::Confirmed), "still waiting");
 
     // The SONs make it good: they pay the deficit into the wallet, it is recorded as reserve,
     // and the bridge resumes by itself.

@@ -105,6 +105,8 @@ mod flow_tests;
 #[cfg(all(test, feature = "rpc"))]
 mod rpc_tests;
 #[cfg(test)]
+mod rule_tests;
+#[cfg(test)]
 mod test_support;
 #[cfg(test)]
 mod tests;

@@ -1097,42 +1097,54 @@ pub fn conservation(state: &State) -> Result<Conservation, ConservationError> {
         paid,
         held,
         deficit_sat: b.deficit_sat(),
-        books: b.clone(),
+        books: b,
     };
-    let w = u128::from;
-    if w(b.sweep_fees_sat) > w(b.funded_sat) + w(b.carried_sat) {
-        return Err(ConservationError::Reserve {
-            sweep_fees: b.sweep_fees_sat,
-            funded: b.funded_sat,
-            carried: b.carried_sat,
-        });
-    }
-    if w(utxos) + w(in_flight) + w(b.sweep_fees_sat) + w(b.lost_sat)
-        != w(supply) + w(b.funded_sat) + w(b.carried_sat)
-    {
-        return Err(ConservationError::Backing {
-            utxos,
-            in_flight,
-            sweep_fees: b.sweep_fees_sat,
-            lost: b.lost_sat,
-            supply,
-            funded: b.funded_sat,
-            carried: b.carried_sat,
-        });
-    }
-    if w(supply) + w(b.burnt) != w(b.issued) {
-        return Err(ConservationError::Supply { supply, issued: b.issued, burnt: b.burnt });
-    }
-    if b.issued != credited {
-        return Err(ConservationError::Issued { issued: b.issued, credited });
-    }
-    if b.burnt != paid {
-        return Err(ConservationError::Burnt { burnt: b.burnt, paid });
-    }
-    if held < escrow {
-        return Err(ConservationError::Escrow { held, escrow });
-    }
+    c.check()?;
     Ok(c)
+}
+
+impl Conservation {
+    /// The equation's rules over these terms ([`conservation`] gathers them from a state): the
+    /// first that fails, as the error naming it.
+    pub fn check(&self) -> Result<(), ConservationError> {
+        let b = &self.books;
+        let (utxos, in_flight, supply) = (self.utxos_sat, self.in_flight_sat, self.pbtc_supply);
+        let (escrow, credited, paid, held) = (self.escrow, self.credited, self.paid, self.held);
+        let w = u128::from;
+        if w(b.sweep_fees_sat) > w(b.funded_sat) + w(b.carried_sat) {
+            return Err(ConservationError::Reserve {
+                sweep_fees: b.sweep_fees_sat,
+                funded: b.funded_sat,
+                carried: b.carried_sat,
+            });
+        }
+        if w(utxos) + w(in_flight) + w(b.sweep_fees_sat) + w(b.lost_sat)
+            != w(supply) + w(b.funded_sat) + w(b.carried_sat)
+        {
+            return Err(ConservationError::Backing {
+                utxos,
+                in_flight,
+                sweep_fees: b.sweep_fees_sat,
+                lost: b.lost_sat,
+                supply,
+                funded: b.funded_sat,
+                carried: b.carried_sat,
+            });
+        }
+        if w(supply) + w(b.burnt) != w(b.issued) {
+            return Err(ConservationError::Supply { supply, issued: b.issued, burnt: b.burnt });
+        }
+        if b.issued != credited {
+            return Err(ConservationError::Issued { issued: b.issued, credited });
+        }
+        if b.burnt != paid {
+            return Err(ConservationError::Burnt { burnt: b.burnt, paid });
+        }
+        if held < escrow {
+            return Err(ConservationError::Escrow { held, escrow });
+        }
+        Ok(())
+    }
 }
 
 /// Why deposits and withdrawals are paused, if they are: the circuit breaker. Outputs the
@@ -1201,6 +1213,131 @@ mod tests {
         };
         assert!(deposit_script("04ab", &wallet).is_err());
         assert!(deposit_script(&format!("04{}", "11".repeat(32)), &wallet).is_err());
+    }
+
+    /// Balanced terms: a reserve of 100 000 funded and 5 000 carried, less 2 000 of sweep
+    /// fees and 1 000 lost; 10 M pBTC issued, 3 M burnt; 500 000 in escrow.
+    fn balanced() -> Conservation {
+        let books = Books {
+            funded_sat: 100_000,
+            sweep_fees_sat: 2_000,
+            issued: 10_000_000,
+            burnt: 3_000_000,
+            carried_sat: 5_000,
+            lost_sat: 1_000,
+            lifted_sat: 0,
+        };
+        Conservation {
+            utxos_sat: 6_902_000,
+            in_flight_sat: 200_000,
+            pbtc_supply: 7_000_000,
+            escrow: 500_000,
+            credited: 10_000_000,
+            paid: 3_000_000,
+            held: 500_000,
+            deficit_sat: 0,
+            books,
+        }
+    }
+
+    /// The equation holds for balanced terms, and each term off by one (either way) breaks it
+    /// with the error that names it.
+    #[test]
+    fn each_term_of_the_conservation_equation_off_by_one_is_named() {
+        use ConservationError as E;
+        assert_eq!(balanced().check(), Ok(()));
+        type Change = fn(&mut Conservation, bool);
+        type Named = fn(&ConservationError) -> bool;
+        let cases: [(&str, Change, Named); 12] = [
+            (
+                "utxos",
+                |c, up| c.utxos_sat = bump(c.utxos_sat, up),
+                |e| matches!(e, E::Backing { .. }),
+            ),
+            (
+                "in flight",
+                |c, up| c.in_flight_sat = bump(c.in_flight_sat, up),
+                |e| matches!(e, E::Backing { .. }),
+            ),
+            (
+                "supply",
+                |c, up| c.pbtc_supply = bump(c.pbtc_supply, up),
+                |e| matches!(e, E::Backing { .. }),
+            ),
+            (
+                "funded",
+                |c, up| c.books.funded_sat = bump(c.books.funded_sat, up),
+                |e| matches!(e, E::Backing { .. }),
+            ),
+            (
+                "carried",
+                |c, up| c.books.carried_sat = bump(c.books.carried_sat, up),
+                |e| matches!(e, E::Backing { .. }),
+            ),
+            (
+                "sweep fees",
+                |c, up| c.books.sweep_fees_sat = bump(c.books.sweep_fees_sat, up),
+                |e| matches!(e, E::Backing { .. }),
+            ),
+            (
+                "lost",
+                |c, up| c.books.lost_sat = bump(c.books.lost_sat, up),
+                |e| matches!(e, E::Backing { .. }),
+            ),
+            (
+                "issued",
+                |c, up| c.books.issued = bump(c.books.issued, up),
+                |e| matches!(e, E::Supply { .. }),
+            ),
+            (
+                "burnt",
+                |c, up| c.books.burnt = bump(c.books.burnt, up),
+                |e| matches!(e, E::Supply { .. }),
+            ),
+            (
+                "credited",
+                |c, up| c.credited = bump(c.credited, up),
+                |e| matches!(e, E::Issued { .. }),
+            ),
+            ("paid", |c, up| c.paid = bump(c.paid, up), |e| matches!(e, E::Burnt { .. })),
+            (
+                "escrow",
+                |c, _| c.escrow += 1,
+                |e| matches!(e, E::Escrow { held: 500_000, escrow: 500_001 }),
+            ),
+        ];
+        for (term, change, named) in cases {
+            for up in [true, false] {
+                let mut c = balanced();
+                change(&mut c, up);
+                let e = c.check().expect_err(term);
+                assert!(named(&e), "{term} {}: {e}", if up { "+1" } else { "-1" });
+            }
+        }
+        // Sweep fees beyond what was funded and carried are named as such.
+        let mut c = balanced();
+        c.books.sweep_fees_sat = 105_001;
+        c.books.lost_sat = 0;
+        c.utxos_sat -= 102_001;
+        assert!(
+            matches!(c.check(), Err(E::Reserve { sweep_fees: 105_001, .. })),
+            "{:?}",
+            c.check()
+        );
+        // The SON account may hold more than the escrow (a plain transfer to it), not less.
+        let mut c = balanced();
+        c.held += 1;
+        assert_eq!(c.check(), Ok(()));
+        c.held -= 2;
+        assert!(matches!(c.check(), Err(E::Escrow { .. })));
+    }
+
+    fn bump(v: u64, up: bool) -> u64 {
+        if up {
+            v + 1
+        } else {
+            v - 1
+        }
     }
 
     #[test]

@@ -484,6 +484,80 @@ mod tests {
         assert!(t.weight().to_wu() <= MAX_STANDARD_WEIGHT);
     }
 
+    /// `n - s` for secp256k1's order `n`: the other, high, S of the same signature.
+    fn negate_s(s: &[u8; 32]) -> [u8; 32] {
+        const N: [u8; 32] = [
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xfe, 0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c,
+            0xd0, 0x36, 0x41, 0x41,
+        ];
+        let mut out = [0u8; 32];
+        let mut borrow = 0i16;
+        for i in (0..32).rev() {
+            let d = i16::from(N[i]) - i16::from(s[i]) - borrow;
+            borrow = i16::from(d < 0);
+            out[i] = (d + 256 * borrow) as u8;
+        }
+        out
+    }
+
+    /// The same signature with its S flipped to the high half verifies mathematically but is
+    /// malleable and not standard: refused as high-S (before any curve arithmetic).
+    #[test]
+    fn a_high_s_signature_is_refused_as_such() {
+        let (keys, script) = wallet(3);
+        let to = ScriptBuf::new_p2wsh(&script.wscript_hash());
+        let t = build_sweep(&[spend(1, 0, 50_000)], &to, 2, 3, script.len()).expect("tx");
+        let pk = PublicKey::new(keys[0].public_key(&Secp256k1::new()));
+        let low = sign_input(&t, 0, &script, 50_000, &keys[0]).expect("sig");
+        verify_input(&t, 0, &script, 50_000, &pk, &low).expect("low S verifies");
+        let parsed = EcdsaSig::from_slice(&low).expect("parses");
+        let mut compact = parsed.signature.serialize_compact();
+        let high_s = negate_s(compact[32..].try_into().expect("32 bytes"));
+        compact[32..].copy_from_slice(&high_s);
+        let flipped = bitcoin::secp256k1::ecdsa::Signature::from_compact(&compact).expect("sig");
+        let mut normal = flipped;
+        normal.normalize_s();
+        assert_eq!(normal, parsed.signature, "the same signature, S negated");
+        let high = EcdsaSig { signature: flipped, sighash_type: EcdsaSighashType::All }.to_vec();
+        assert_eq!(verify_input(&t, 0, &script, 50_000, &pk, &high), Err(SignatureError::HighS));
+    }
+
+    /// Change is either none or at least the P2WSH dust limit: 1 to 329 satoshis of change
+    /// would be an output no node relays, so the payment is not built.
+    #[test]
+    fn change_below_the_dust_limit_is_refused_and_zero_or_330_are_not() {
+        let (_, script) = wallet(3);
+        let pay = ScriptBuf::new_p2wsh(&bitcoin::WScriptHash::from_byte_array([9; 32]));
+        let to = ScriptBuf::new_p2wsh(&script.wscript_hash());
+        let build = |change: u64| {
+            build_withdrawal(
+                &[spend(1, 0, 100_000 + change)],
+                &pay,
+                100_000,
+                &to,
+                1,
+                3,
+                script.len(),
+            )
+        };
+        assert_eq!(build(0).expect("exact").output.len(), 1, "no change output");
+        for change in [1, 2, 200, 329] {
+            assert!(
+                matches!(build(change), Err(BuildError::Insufficient { need: 100_330, .. })),
+                "{change} sat of change"
+            );
+        }
+        let t = build(330).expect("change at the dust limit");
+        assert_eq!(t.output[1].value.to_sat(), 330);
+        // Coin selection never picks a set that leaves dust change.
+        let utxos = [spend(1, 0, 100_100), spend(2, 0, 50_000)];
+        let chosen = select_coins(&utxos, 100_000, 100).expect("covers");
+        let total: u64 = chosen.iter().map(|s| s.amount_sat).sum();
+        assert!(total == 100_000 || total >= 100_330, "{total}");
+        assert_eq!(select_coins(&utxos, 100_000, 1), None, "one input cannot cover it cleanly");
+    }
+
     #[test]
     fn every_input_signals_replace_by_fee() {
         let (_, script) = wallet(3);

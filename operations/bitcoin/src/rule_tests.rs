@@ -1,0 +1,301 @@
+//! Rules of the bridge tested at the rule, each against the state that reaches it, and at its
+//! boundary: a deposit swept or credited cannot be swept again, a SON cannot report a deposit
+//! twice, the confirmations each SON requires (exactly `min_confirmations`, not one fewer), the
+//! signing deadline, the fee bounds, and the wallets a report may name.
+
+use std::sync::Arc;
+
+use bitcoin::{OutPoint, ScriptBuf, Transaction, Txid};
+use sonprop_core::testkit::TestNetwork;
+use sonprop_core::{
+    NodeIdentity, OperationError, Proposal, ProposalId, SonId, State, Subject, Trigger, Validator,
+    Verdict,
+};
+
+use crate::flows::{check_process_deposit, ProcessDeposit, ReportDeposit};
+use crate::node::{
+    BitcoinNode, BitcoinSource, DepositReportTrigger, DepositValidator, SeenOutput,
+    SettleValidator, SourceError,
+};
+use crate::ops::{BitcoinError, SettleTx};
+use crate::sim::{Fault, SimView};
+use crate::state::{
+    current_wallet, utxo_key, wallet_utxos, DepositStatus, Deposits, Purpose, Transactions,
+    TxStatus,
+};
+use crate::test_support::*;
+
+/// An honest view whose every confirmation count reads `shown` (what a node that sees the
+/// chain `shown` blocks deep would say).
+struct Shows {
+    inner: Arc<SimView>,
+    shown: u32,
+}
+
+impl BitcoinSource for Shows {
+    fn fee_rate(&self) -> Result<u64, SourceError> {
+        self.inner.fee_rate()
+    }
+    fn outputs_to(&self, spk: &ScriptBuf) -> Result<Vec<SeenOutput>, SourceError> {
+        let mut seen = self.inner.outputs_to(spk)?;
+        for o in &mut seen {
+            o.confirmations = self.shown;
+        }
+        Ok(seen)
+    }
+    fn confirmations(&self, txid: &Txid) -> Result<Option<u32>, SourceError> {
+        Ok(self.inner.confirmations(txid)?.map(|_| self.shown))
+    }
+    fn broadcast(&self, tx: &Transaction) -> Result<(), SourceError> {
+        self.inner.broadcast(tx)
+    }
+}
+
+fn node_showing(run: &Run, son: usize, shown: u32) -> BitcoinNode {
+    BitcoinNode {
+        source: Arc::new(Shows { inner: run.btc.view(Fault::Honest), shown }),
+        key: TestNetwork::builder().sidechain_key(&run.net.sons[son].name, "bitcoin").secret_key(),
+        fee_band_percent: 25,
+    }
+}
+
+fn proposal(st: &State, kind: &str, subject: &str) -> Option<Proposal> {
+    let id: ProposalId = st.live_proposal(kind, &Subject::Named(subject.into()))?;
+    st.proposal(id).cloned()
+}
+
+fn sweep_of(st: &State, o: &OutPoint) -> Option<crate::state::SidechainTx> {
+    let d = o.to_string();
+    st.rows::<Transactions>()
+        .map(|(_, t)| t.clone())
+        .find(|t| matches!(&t.purpose, Purpose::Deposit { deposit, .. } if *deposit == d))
+}
+
+/// A deposit being swept, and one credited, cannot be processed again: the proposal the chain
+/// would accept for a confirmed deposit (the same bytes at the same rate) is refused for them,
+/// or the deposit would be credited twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposit_swept_or_credited_cannot_be_processed_again() {
+    let mut run = ready(judged(), 1, |_| Fault::Honest).await;
+    let o = run.deposit(0, 10_000_000);
+    run.until(1800, |st| sweep_of(st, &o).is_some()).await;
+    let t = sweep_of(run.state(), &o).expect("sweep");
+    let again =
+        ProcessDeposit { deposit: o.to_string(), fee_rate: t.fee_rate, unsigned_tx: t.unsigned_tx };
+    for needed in ["sweeping", "credited"] {
+        if needed == "credited" {
+            run.until(1800, |st| {
+                matches!(deposit_status(st, &o), Some(DepositStatus::Credited { .. }))
+            })
+            .await;
+        }
+        let e = check_process_deposit(run.state(), &again).expect_err(needed);
+        assert!(
+            matches!(&e, BitcoinError::DepositStatus { status, needed: "confirmed", .. } if status.starts_with(needed)),
+            "{e}"
+        );
+        // Proposed by an elected SON, the ledger refuses it too.
+        let son = run.net.sons[0].clone();
+        let st = run.state();
+        let create = sonprop_core::chain::ops::ProposalCreate {
+            proposer: son.account,
+            expiration_time: st.head_time().plus(st.witness_cycles_lifetime(3)),
+            review_period_seconds: None,
+            operations: vec![Box::new(again.clone())],
+        };
+        let tx = run.net.sign(&son, create);
+        let e = run.net.ledger.check_transaction(&tx).expect_err("refused");
+        assert!(e.to_string().contains("not confirmed"), "{e}");
+    }
+    assert_eq!(run.state().rows::<Transactions>().count(), 1, "one sweep");
+}
+
+/// A SON reports a deposit once: the same report again, or another version of it, is refused,
+/// and its weight counts once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_son_reports_a_deposit_once() {
+    let mut run = ready(judged(), 1, |_| Fault::Honest).await;
+    let o = run.deposit(0, 10_000_000);
+    run.until(1800, |st| {
+        st.row::<Deposits>(&utxo_key(&o)).is_some_and(|d| d.reported_by(SonId(0)))
+    })
+    .await;
+    let st = run.state();
+    let weight = st.row::<Deposits>(&utxo_key(&o)).map(|d| d.claims[0].weight).expect("row");
+    let son = run.net.sons[0].clone();
+    let report = |amount_sat| ReportDeposit {
+        son: SonId(0),
+        owner: son.account,
+        account: run.net.users[0].account,
+        wallet: 0,
+        txid: o.txid.to_string(),
+        vout: o.vout,
+        amount_sat,
+    };
+    for amount in [10_000_000, 10_000_001] {
+        let tx = run.net.sign(&son, report(amount));
+        let e = run.net.ledger.check_transaction(&tx).expect_err("twice");
+        let r = e.operation_error().and_then(OperationError::rule_source::<BitcoinError>);
+        assert!(matches!(r, Some(BitcoinError::AlreadyReported { son: SonId(0), .. })), "{e}");
+    }
+    let d = run.state().row::<Deposits>(&utxo_key(&o)).expect("row").clone();
+    assert_eq!(d.claims.iter().map(|c| c.weight).max(), Some(weight.max(d.claims[0].weight)));
+    assert!(d.claims.iter().all(|c| c.reporters.iter().filter(|s| **s == SonId(0)).count() <= 1));
+}
+
+/// Each SON acts on exactly `bitcoin.min_confirmations` (3 here), never one fewer: it reports a
+/// deposit, approves its sweep and approves a settlement only when its own view shows that many.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_son_requires_exactly_the_minimum_confirmations() {
+    let mut run = ready(judged(), 3, |_| Fault::Honest).await;
+    let o = run.deposit(0, 10_000_000);
+    run.btc.mine();
+    run.hold(3).await;
+    // The report trigger of a SON whose view shows 2, then 3 confirmations.
+    let son = run.net.sons[1].clone();
+    for (shown, reports) in [(2, 0), (3, 1)] {
+        let trigger = DepositReportTrigger::new(node_showing(&run, 1, shown));
+        let out = trigger.drafts(run.state(), &son).await.expect("drafts");
+        assert_eq!(out.operations.len(), reports, "{shown} confirmations");
+    }
+    // The sweep proposal: a validator seeing 2 abstains, seeing 3 approves.
+    let subject = format!("bitcoin:deposit:{o}");
+    run.btc.mine_n(2);
+    run.until(1800, |st| proposal(st, crate::DEPOSIT_PROCESS, &subject).is_some()).await;
+    let p = proposal(run.state(), crate::DEPOSIT_PROCESS, &subject).expect("live");
+    let review = |shown| {
+        let v = DepositValidator(node_showing(&run, 2, shown));
+        let (st, p, me) = (run.state().clone(), p.clone(), run.net.sons[2].clone());
+        async move { v.review(&st, &p, &me).await.expect("review") }
+    };
+    assert!(matches!(review(2).await, Verdict::Abstain(ref w) if w.contains("confirmations")));
+    assert_eq!(review(3).await, Verdict::Approve);
+    // The settlement: the same.
+    run.until(1800, |st| {
+        sweep_of(st, &o).is_some_and(|t| matches!(t.status, TxStatus::Sent { .. }))
+    })
+    .await;
+    let t = sweep_of(run.state(), &o).expect("sweep");
+    let settle = SettleTx { tx: t.id, txid: t.bitcoin_txid.clone() };
+    let p = Proposal {
+        operations: vec![Box::new(settle)],
+        ..run.state().proposals().iter().next().map(|(_, p)| p.clone()).unwrap_or_else(|| p.clone())
+    };
+    run.btc.mine();
+    for (shown, approves) in [(2, false), (3, true)] {
+        let v = SettleValidator(node_showing(&run, 2, shown));
+        let verdict = v.review(run.state(), &p, &run.net.sons[2].clone()).await.expect("review");
+        assert_eq!(verdict == Verdict::Approve, approves, "{shown}: {verdict:?}");
+    }
+    let _: &NodeIdentity = &son;
+}
+
+/// A SON signs only before the transaction's deadline: one block before it, accepted; at it,
+/// refused. (All SON nodes here hold other keys, so the test signs by hand.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_is_refused_from_the_deadline_on() {
+    use sonprop_core::node::scheduler::SchedulerConfig;
+    use sonprop_core::Services;
+    let btc = judged();
+    let b = builder(1).plugin_param("bitcoin.sign_timeout", serde_json::json!(300));
+    let mut net = b.clone().build(registry());
+    let view = btc.clone();
+    net.start_schedulers_with(SchedulerConfig::for_tests(), move |node| match node.son {
+        Some(_) => Services::new().with(BitcoinNode {
+            source: view.view(Fault::Honest),
+            key: b.sidechain_key("not-a-son", "bitcoin").secret_key(),
+            fee_band_percent: 25,
+        }),
+        None => Services::new(),
+    })
+    .expect("services");
+    let mut run = Run { net, btc, steps: 0, events: Vec::new() };
+    run.until(60, |st| current_wallet(st).is_some()).await;
+    run.register(0);
+    let w = current_wallet(run.state()).expect("wallet").clone();
+    run.btc.pay(&ScriptBuf::new_p2wsh(&w.script().wscript_hash()), 100_000);
+    run.until(600, |st| wallet_utxos(st, 0).len() == 1).await;
+    let o = run.deposit(0, 10_000_000);
+    run.until(1800, |st| sweep_of(st, &o).is_some()).await;
+    let t = sweep_of(run.state(), &o).expect("sweep");
+    let son = run.net.sons[1].clone();
+    let key = TestNetwork::builder().sidechain_key("son-1", "bitcoin").secret_key();
+    let unsigned = crate::tx::from_hex(&t.unsigned_tx).expect("tx");
+    let script = crate::ops::spent_script(&t, &w).expect("script");
+    let sig =
+        crate::tx::sign_input(&unsigned, 0, &script, t.inputs[0].amount_sat, &key).expect("sig");
+    let sign = crate::ops::SignTx {
+        tx: t.id,
+        son: SonId(1),
+        owner: son.account,
+        signatures: vec![sonprop_core::chain::crypto::hex(&sig)],
+    };
+    run.hold(t.deadline.since(run.net.now()) - 6).await;
+    let now = run.net.now();
+    assert_eq!(now.plus(6), t.deadline, "the next block is the last before the deadline");
+    // Checked as the next block: one before the deadline.
+    run.net.ledger.check_transaction(&run.net.sign(&son, sign.clone())).expect("in time");
+    run.step_without_mining().await;
+    // Now the next block is at the deadline.
+    let e = run.net.ledger.check_transaction(&run.net.sign(&son, sign)).expect_err("too late");
+    let r = e.operation_error().and_then(OperationError::rule_source::<BitcoinError>);
+    assert!(matches!(r, Some(BitcoinError::PastDeadline(_))), "{e}");
+}
+
+/// Fee rates are bounded on chain, both ends included: `bitcoin.min_fee_rate` and
+/// `bitcoin.max_fee_rate` are proposable, one below and one above are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fee_rates_are_bounded_at_both_ends() {
+    let mut run = ready(judged(), 1, |_| Fault::Honest).await;
+    let o = run.deposit(0, 90_000_000);
+    run.until(1800, |st| matches!(deposit_status(st, &o), Some(DepositStatus::Confirmed))).await;
+    let st = run.state();
+    let built = |rate| crate::flows::expected_deposit_sweep(st, &o.to_string(), rate);
+    for rate in [1, 500] {
+        assert!(built(rate).is_ok(), "{rate} sat/vB is within the bounds");
+    }
+    for rate in [0, 501] {
+        assert!(matches!(built(rate), Err(BitcoinError::FeeRate { .. })), "{rate} sat/vB");
+    }
+}
+
+/// A report may name the current wallet or the previous one; an older, expired wallet or one
+/// that does not exist yet is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_naming_an_expired_wallet_is_refused() {
+    let mut run = ready(judged(), 1, |_| Fault::Honest).await;
+    // Two SONs leave in turn: the standby takes the first seat (wallet 1), then the set shrinks
+    // (wallet 2).
+    run.net.set_son_up(5, false);
+    run.until(3 * 3600, |st| {
+        wallet_utxos(st, 0).is_empty() && current_wallet(st).is_some_and(|w| w.id == 1)
+    })
+    .await;
+    run.net.set_son_up(4, false);
+    run.until(3 * 3600, |st| current_wallet(st).is_some_and(|w| w.id == 2)).await;
+    let o = run.deposit(0, 10_000_000);
+    let son = run.net.sons[0].clone();
+    let user = run.net.users[0].account;
+    let report = |wallet| ReportDeposit {
+        son: SonId(0),
+        owner: son.account,
+        account: user,
+        wallet,
+        txid: o.txid.to_string(),
+        vout: o.vout,
+        amount_sat: 10_000_000,
+    };
+    let verdict = |run: &mut Run, wallet| {
+        let tx = run.net.sign(&son, report(wallet));
+        run.net.ledger.check_transaction(&tx).map_err(|e| {
+            e.operation_error()
+                .and_then(OperationError::rule_source::<BitcoinError>)
+                .cloned()
+                .unwrap_or_else(|| panic!("{e}"))
+        })
+    };
+    assert_eq!(verdict(&mut run, 0), Err(BitcoinError::NotCurrent(0)), "expired twice over");
+    assert_eq!(verdict(&mut run, 3), Err(BitcoinError::NotCurrent(3)), "not made yet");
+    assert_eq!(verdict(&mut run, 1), Ok(()), "the previous wallet's address is honoured");
+    assert_eq!(verdict(&mut run, 2), Ok(()), "the current one");
+}
