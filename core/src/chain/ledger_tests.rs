@@ -1699,3 +1699,110 @@ fn the_cached_state_hash_equals_the_hash_from_scratch() {
         check(&net, &format!("popped {i}"));
     }
 }
+
+// ----- boundaries that whole blocks would hide -----
+
+/// Past genesis (where another check refuses first), a block stamped at the head's own time —
+/// a second block in the head's slot — is refused, and so is one before it; the next slot is
+/// accepted.
+#[test]
+fn a_second_block_in_the_heads_own_slot_is_refused_past_genesis() {
+    let mut net = small();
+    for _ in 0..5 {
+        net.produce_block();
+    }
+    let head = net.ledger.state().head_time();
+    let at = |net: &TestNetwork, t: crate::Timestamp| {
+        let st = net.ledger.state();
+        let producer = st.scheduled_producer(t).expect("a slot");
+        net.block(st.head_height() + 1, t, st.globals().head_id, producer, Vec::new())
+    };
+    let before = net.ledger.state_hash();
+    for t in [head, head.minus(3)] {
+        let block = at(&net, t);
+        let e = net.ledger.apply_block(&block).expect_err("not after the head");
+        assert!(matches!(e, LedgerError::BadTimestamp { .. }), "{e}");
+    }
+    assert_eq!(net.ledger.state_hash(), before);
+    let next = at(&net, head.plus(3));
+    net.ledger.apply_block(&next).expect("the next slot");
+}
+
+/// The size limit counts the canonical encoding: a transaction of exactly
+/// `maximum_transaction_size` bytes is accepted, one byte over is refused.
+#[test]
+fn a_transaction_of_exactly_the_size_limit_passes_and_one_byte_over_does_not() {
+    // The limit is a chain parameter, so the chain id (and with it the signature, whose DER
+    // length varies by a byte) depends on it: find a limit equal to the size it yields.
+    let build = |max: u64| {
+        let params =
+            ChainParameters { maximum_transaction_size: max, ..ChainParameters::default() };
+        let net = small_with(params);
+        let w = net.witnesses[0].clone();
+        let ops: Vec<Box<dyn Operation>> = (0..4)
+            .map(|i| Box::new(PlainProbe { account: w.account, amount: i, fail_after: None }) as _)
+            .collect();
+        let tx = create_tx(&net, &w, ops, 60);
+        let size = crate::chain::canon::to_vec(&tx).expect("encodes").len() as u64;
+        (net, tx, size)
+    };
+    let (_, _, size) = build(65_536);
+    // A limit equal to the transaction it yields.
+    let limit = |net: &TestNetwork| net.ledger.state().params().maximum_transaction_size;
+    let exact = (size - 20..size + 20).map(build).find(|(net, _, s)| *s == limit(net));
+    let (mut net, tx, size) = exact.expect("a limit equal to its transaction");
+    net.ledger.check_transaction(&tx).expect("exactly the limit");
+    // On that chain, the same transaction expiring a little later is signed over another
+    // digest; some such signature is a byte longer in DER.
+    let w = net.witnesses[0].clone();
+    let longer = (61..200).find_map(|lifetime| {
+        let ops: Vec<Box<dyn Operation>> = (0..4)
+            .map(|i| Box::new(PlainProbe { account: w.account, amount: i, fail_after: None }) as _)
+            .collect();
+        let tx = create_tx(&net, &w, ops, lifetime);
+        let s = crate::chain::canon::to_vec(&tx).expect("encodes").len() as u64;
+        (s == size + 1).then_some(tx)
+    });
+    let e = net.ledger.check_transaction(&longer.expect("a byte longer")).expect_err("over");
+    assert!(matches!(e, LedgerError::TransactionTooLarge { size: s, max: m } if s == m + 1), "{e}");
+}
+
+/// A SON silent for exactly `son_down_time` no longer counts as live; one second less, it does
+/// (a heartbeat stamped off the 3-second block grid gives that second).
+#[test]
+fn a_son_silent_for_exactly_son_down_time_is_no_longer_live() {
+    let mut net = small();
+    net.produce_block();
+    let st = net.ledger.state();
+    let slot = st.next_slot_time();
+    // SON 1 beats at the slot, SON 2 one second after it (within the heartbeat window).
+    for (i, t) in [(1, slot), (2, slot.plus(1))] {
+        let n = net.sons[i].clone();
+        let op = SonHeartbeat { son: n.son.expect("son"), owner: n.account, timestamp: t };
+        net.submit(net.sign(&n, op));
+    }
+    let (_, rejected) = net.produce_block();
+    assert!(rejected.is_empty(), "{rejected:?}");
+    let down_time = net.ledger.state().params().son_down_time;
+    while net.now() < slot.plus(down_time) {
+        net.produce_block();
+    }
+    let st = net.ledger.state();
+    assert_eq!(st.head_time(), slot.plus(down_time));
+    let son = |i: u64| st.son(SonId(i)).expect("son");
+    assert!(!st.is_live(son(1)), "silent exactly son_down_time");
+    assert!(st.is_live(son(2)), "silent son_down_time - 1 s");
+}
+
+/// The node's clock bound: a block stamped 15 s after the node's clock is taken, 16 s is not.
+#[test]
+fn the_clock_bound_admits_fifteen_seconds_ahead_and_not_sixteen() {
+    use crate::node::clock::{check_not_ahead, DEFAULT_MAX_AHEAD};
+    let net = small();
+    let block = block_at(&net, net.ledger.state().next_slot_time().secs());
+    let t = block.timestamp;
+    assert_eq!(DEFAULT_MAX_AHEAD, 15);
+    check_not_ahead(&block, t.minus(15), DEFAULT_MAX_AHEAD).expect("15 s ahead");
+    let e = check_not_ahead(&block, t.minus(16), DEFAULT_MAX_AHEAD).expect_err("16 s ahead");
+    assert_eq!((e.timestamp, e.now, e.max_ahead), (t, t.minus(16), 15));
+}

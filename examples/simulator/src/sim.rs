@@ -49,6 +49,9 @@ pub enum SimError {
     /// The network could not be set up.
     #[error("cannot build the network: {0}")]
     Setup(String),
+    /// The nodes refused a block stamped too far ahead of their clocks.
+    #[error(transparent)]
+    AheadOfClock(#[from] sonprop_core::node::clock::AheadOfClock),
     /// The data directory cannot be used: another scenario's, or a damaged store.
     #[error("data directory {dir}: {detail}")]
     DataDir {
@@ -624,6 +627,10 @@ impl Simulation {
                     (i, n.identity.name.as_str(), n.replica.as_mut().expect("verify mode"))
                 })
                 .collect();
+            // Each node checks a block from the network against its own clock first (the
+            // simulated nodes' clocks read the slot's time: an honest producer is never ahead).
+            use sonprop_core::node::clock::{check_not_ahead, DEFAULT_MAX_AHEAD};
+            check_not_ahead(&block, t, DEFAULT_MAX_AHEAD)?;
             let apply = |part: &mut [(usize, &str, &mut Ledger)]| -> Vec<Result<Digest, SimError>> {
                 part.iter_mut()
                     .map(|(i, name, own)| {

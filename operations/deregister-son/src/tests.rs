@@ -253,3 +253,30 @@ async fn readiness_gives_the_time_it_becomes_due_and_the_guard_that_defers_it() 
     let e = net.ledger.state().explain(KIND, &Subject::Son(SonId(1))).expect("kind");
     assert!(matches!(e.readiness, Some(Readiness::NotDue { .. })), "{e:?}");
 }
+
+/// The boundary to the second: a SON whose last heartbeat, hence its down time, was one second
+/// after a slot is not due at a block `son_deregister_time - 1` seconds after it (whole blocks
+/// would hide that second), and is at the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deregistration_is_not_due_a_second_early_off_the_block_grid() {
+    use sonprop_core::chain::ops::SonHeartbeat;
+    let mut net = network_with(&[]);
+    net.produce_block();
+    let beat = net.ledger.state().next_slot_time().plus(1);
+    let n = net.sons[2].clone();
+    net.submit(net.sign(&n, SonHeartbeat { son: SonId(2), owner: n.account, timestamp: beat }));
+    let (_, rejected) = net.produce_block();
+    assert!(rejected.is_empty(), "{rejected:?}");
+    let down = son_2_in_maintenance(&mut net).await;
+    assert_eq!(down, beat, "down as of its last heartbeat, off the grid");
+    while net.now() < down.plus(DEREGISTER_TIME - 1) {
+        net.produce_block();
+    }
+    assert_eq!(net.now(), down.plus(DEREGISTER_TIME - 1));
+    let e = check_deregister(net.ledger.state(), SonId(2)).expect_err("a second early");
+    assert!(matches!(e, DeregisterError::TooEarly { down: 1199, .. }), "{e}");
+    assert_eq!(crate::rule::due(net.ledger.state()).count(), 0);
+    net.produce_block();
+    check_deregister(net.ledger.state(), SonId(2)).expect("due");
+    assert_eq!(crate::rule::due(net.ledger.state()).collect::<Vec<_>>(), vec![SonId(2)]);
+}

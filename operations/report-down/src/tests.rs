@@ -127,3 +127,34 @@ fn readiness_gives_the_time_a_silent_son_becomes_due() {
     let e = net.ledger.state().explain(crate::KIND, &standby).expect("kind");
     assert!(matches!(e.readiness, Some(Readiness::NotDue { .. })), "{e:?}");
 }
+
+/// The boundary to the second, where whole 3-second blocks would hide a slip: at a head on the
+/// block grid, a down time one second after genesis (silent `son_down_time - 1`) is refused and
+/// genesis itself is not; and `due` lists a SON whose last heartbeat was at a slot, not one whose
+/// heartbeat was one second after it.
+#[test]
+fn the_boundary_holds_to_the_second_off_the_block_grid() {
+    use sonprop_core::chain::ops::SonHeartbeat;
+    let mut net = network();
+    let g = net.genesis.genesis_time;
+    produce_to(&mut net, g.plus(360));
+    let e = check_report(net.ledger.state(), SonId(2), g.plus(1)).expect_err("359 s silent");
+    assert!(matches!(e, ReportDownError::NotDownLongEnough { silent: 359, .. }), "{e}");
+    check_report(net.ledger.state(), SonId(2), g).expect("360 s silent");
+
+    let slot = net.ledger.state().next_slot_time();
+    for (i, t) in [(0, slot), (1, slot.plus(1))] {
+        let n = net.sons[i].clone();
+        let op = SonHeartbeat { son: SonId(i as u64), owner: n.account, timestamp: t };
+        net.submit(net.sign(&n, op));
+    }
+    let (_, rejected) = net.produce_block();
+    assert!(rejected.is_empty(), "{rejected:?}");
+    for i in 2..6 {
+        net.submit(net.heartbeat(i));
+    }
+    net.produce_block();
+    produce_to(&mut net, slot.plus(360));
+    let due: Vec<SonId> = crate::rule::due(net.ledger.state()).map(|(s, _)| s).collect();
+    assert_eq!(due, vec![SonId(0)], "SON 1 is a second short");
+}
