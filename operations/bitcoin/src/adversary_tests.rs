@@ -137,13 +137,11 @@ async fn a_son_bundling_its_completing_signature_with_a_false_sent_cannot_freeze
     assert!(run.btc.rejected().is_empty(), "{:?}", run.btc.rejected());
 }
 
-/// Fees spike after a sweep is broadcast at 4 sat/vB: miners take nothing below 30. Once
-/// `bitcoin.confirm_timeout` passed, the SONs replace it by the same transaction at their new
-/// estimate (replace-by-fee: its sequences signal it), sign that on chain, broadcast it, and
-/// it settles — the user credited what the new version brought in.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stuck_transaction_is_fee_bumped_by_replace_by_fee_and_settles() {
-    let b = builder(1).plugin_param("bitcoin.confirm_timeout", serde_json::json!(600));
+/// A deposit's sweep sent at 4 sat/vB while miners take nothing below 30: the run, the
+/// deposit and the sweep as first sent.
+async fn a_sweep_stuck_below_the_miners_floor(
+    b: NetworkBuilder,
+) -> (Run, bitcoin::OutPoint, SidechainTx) {
     let mut run = unfunded_with(b, judged(), |_| Fault::Honest).await;
     run.btc.set_mining_floor(30);
     let o = run.deposit(0, 10_000_000);
@@ -152,6 +150,17 @@ async fn a_stuck_transaction_is_fee_bumped_by_replace_by_fee_and_settles() {
     })
     .await;
     let first = deposit_sweep(&run, &o).expect("the sweep");
+    (run, o, first)
+}
+
+/// Fees spike after a sweep is broadcast at 4 sat/vB: miners take nothing below 30. Once
+/// `bitcoin.confirm_timeout` passed, the SONs replace it by the same transaction at their new
+/// estimate (replace-by-fee: its sequences signal it), sign that on chain, broadcast it, and
+/// it settles — the user credited what the new version brought in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_transaction_is_fee_bumped_by_replace_by_fee_and_settles() {
+    let b = builder(1).plugin_param("bitcoin.confirm_timeout", serde_json::json!(600));
+    let (mut run, o, first) = a_sweep_stuck_below_the_miners_floor(b).await;
     assert_eq!(first.fee_rate, 4);
     let old: bitcoin::Txid = first.bitcoin_txid.parse().expect("txid");
     assert!(run.btc.in_mempool(&old), "waiting below the miners' floor");
@@ -185,14 +194,7 @@ async fn a_fee_bump_not_signed_in_time_gives_way_to_the_signed_version() {
     let b = builder(1)
         .plugin_param("bitcoin.confirm_timeout", serde_json::json!(600))
         .plugin_param("bitcoin.sign_timeout", serde_json::json!(300));
-    let mut run = unfunded_with(b, judged(), |_| Fault::Honest).await;
-    run.btc.set_mining_floor(30);
-    let o = run.deposit(0, 10_000_000);
-    run.until(1800, |st| {
-        st.rows::<Transactions>().any(|(_, t)| matches!(t.status, TxStatus::Sent { .. }))
-    })
-    .await;
-    let first = deposit_sweep(&run, &o).expect("the sweep");
+    let (mut run, o, first) = a_sweep_stuck_below_the_miners_floor(b).await;
     run.btc.set_fee_rate(40);
     // Stop every SON once the bump is proposed and approved, before anyone signs it.
     let subject = Subject::Named(format!("bitcoin:bump:{}", first.id));
