@@ -66,11 +66,11 @@ pub use chain::ids::{
 pub use chain::ledger::Ledger;
 pub use chain::model::{
     ApplyContext, ChainRegistry, Eligibility, GenesisCheck, Guard, KindExplanation, Operation,
-    OperationDescriptor, Proposal, ProposalPolicy, Readiness, State,
+    OperationDescriptor, Proposal, ProposalPolicy, Readiness, SonCheck, State,
 };
 pub use chain::objects::{
-    Account, Asset, Authority, Son, SonProposalRecord, SonStatistics, SonStatus, VestingBalance,
-    Witness,
+    Account, Asset, Authority, Election, Son, SonPay, SonProposalRecord, SonStatistics, SonStatus,
+    VestingBalance, Witness,
 };
 pub use chain::params::{ChainParameters, ParamError, ThresholdPolicy};
 pub use chain::persist::StoreOptions;

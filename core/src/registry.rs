@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::chain::model::{ChainRegistry, Eligibility, GenesisCheck, Guard, OperationDescriptor};
+use crate::chain::model::{
+    ChainRegistry, Eligibility, GenesisCheck, Guard, OperationDescriptor, SonCheck,
+};
 use crate::chain::schema::{ParamDecl, TableDecl};
 use crate::node::parts::{NodeParts, NodeRegistry, Watch};
 
@@ -32,6 +34,11 @@ pub struct Plugin {
     ///
     /// [`Ledger::new`]: crate::Ledger::new
     pub genesis_check: Option<GenesisCheck>,
+    /// A check of a SON's sidechain keys: whether the crate's sidechain can use them (say, a
+    /// valid Bitcoin key no other SON registered). Run when a SON is created or changes its
+    /// keys (refused if it fails) and when SONs are elected (a SON that fails it is passed
+    /// over).
+    pub son_check: Option<SonCheck>,
 }
 
 impl Plugin {
@@ -45,6 +52,7 @@ impl Plugin {
             guards: &[],
             node: &[],
             genesis_check: None,
+            son_check: None,
         }
     }
 }
@@ -164,6 +172,7 @@ pub struct RegistryBuilder {
     guards: Vec<Guard>,
     node: Vec<NodeParts>,
     genesis_checks: Vec<(&'static str, GenesisCheck)>,
+    son_checks: Vec<(&'static str, SonCheck)>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -182,6 +191,9 @@ impl RegistryBuilder {
         self.node.extend_from_slice(plugin.node);
         if let Some(check) = plugin.genesis_check {
             self.genesis_checks.push((plugin.name, check));
+        }
+        if let Some(check) = plugin.son_check {
+            self.son_checks.push((plugin.name, check));
         }
         self
     }
@@ -224,6 +236,8 @@ impl RegistryBuilder {
         let mut chain = ChainRegistry::default();
         self.genesis_checks.sort_by_key(|(name, _)| *name);
         chain.genesis_checks = self.genesis_checks;
+        self.son_checks.sort_by_key(|(name, _)| *name);
+        chain.son_checks = self.son_checks;
         for d in self.operations {
             if chain.operations.insert(d.name, d).is_some() {
                 return Err(RegistryError::DuplicateOperation(d.name));
@@ -262,7 +276,7 @@ impl RegistryBuilder {
             };
             // A trigger watched by every SON sends operations of its own; the others draft
             // proposals, which need a proposable kind its watchers may propose.
-            if p.trigger.is_some() && p.watch != Watch::EachElectedSon {
+            if p.trigger.is_some() && !p.watch.sends_operations() {
                 let policy = d.proposal.ok_or(RegistryError::TriggerForUnproposable(p.kind))?;
                 let can = match (p.watch, policy.eligible) {
                     (Watch::ScheduledWitness, Eligibility::ElectedSon) => false,

@@ -106,7 +106,8 @@ impl NetworkBuilder {
         self.plugin_params.insert(name.to_owned(), value);
         self
     }
-    /// The votes of SONs `0..votes.len()` (the rest have none).
+    /// The votes of SONs `0..votes.len()`; the rest have one each (a SON needs a vote to be
+    /// elected at a maintenance interval).
     pub fn son_votes(mut self, votes: Vec<u64>) -> Self {
         self.son_votes = votes;
         self
@@ -144,6 +145,7 @@ impl NetworkBuilder {
                 id,
                 name: name.clone(),
                 active: Authority::single_key(keys.public()),
+                son_votes: Default::default(),
             });
             NodeIdentity { name, account: id, keys, witness, son }
         };
@@ -179,7 +181,10 @@ impl NetworkBuilder {
                         self.sidechain_key(&n.name, "bitcoin").public().to_string(),
                     )]),
                     deposit: 50_000_000,
-                    votes: self.son_votes.get(i).copied().unwrap_or(0),
+                    url: String::new(),
+                    next_sidechain_public_keys: None,
+                    pay_vesting: None,
+                    votes: self.son_votes.get(i).copied().unwrap_or(1),
                     status: if i < self.sons { SonStatus::Active } else { SonStatus::Inactive },
                     statistics: SonStatistics {
                         last_active_timestamp: self.genesis_time,

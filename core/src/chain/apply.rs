@@ -157,8 +157,13 @@ impl<'a> ApplyContext<'a> {
 
     /// Writes a SON row. A deregistered SON's status never changes again; a status change is
     /// reported as [`LedgerEvent::SonStatusChanged`].
-    pub fn put_son(&mut self, son: Son) -> Result<(), OperationError> {
+    pub fn put_son(&mut self, mut son: Son) -> Result<(), OperationError> {
         let old_status = self.state.son(son.id).map(|s| s.status);
+        if son.status == SonStatus::Deregistered {
+            // Votes for a deregistered SON stop counting (its voters' stakes no longer move
+            // them, and an account may not vote for it again).
+            son.votes = 0;
+        }
         if old_status == Some(SonStatus::Deregistered) && son.status != SonStatus::Deregistered {
             return Err(OperationError::Deregistered(son.id));
         }
@@ -185,7 +190,9 @@ impl<'a> ApplyContext<'a> {
         }
     }
 
-    /// Creates a vesting balance and reports it.
+    /// Creates a vesting balance of the core asset and reports it. The amount is held in it:
+    /// it comes from wherever the caller took it (a SON's deposit, the SON budget), and goes to
+    /// the owner's balance when withdrawn.
     pub fn create_vesting(
         &mut self,
         owner: AccountId,
@@ -196,16 +203,62 @@ impl<'a> ApplyContext<'a> {
         let g = self.globals_mut();
         let id = VestingId(g.next_vesting);
         g.next_vesting += 1;
-        let row = VestingBalance { id, owner, amount, reason, cliff };
-        let Self { state, sessions, .. } = self;
-        write(
-            &mut state.vesting,
-            &mut sessions.last_mut().expect("session").vesting,
-            id,
-            Some(row),
-        );
+        let asset = self.params().core_asset;
+        let row = VestingBalance { id, owner, asset, amount, reason, cliff };
+        self.put_vesting(id, Some(row));
         self.emit(LedgerEvent::VestingCreated { vesting: id, owner, amount, cliff });
         id
+    }
+
+    pub(crate) fn put_vesting(&mut self, id: VestingId, row: Option<VestingBalance>) {
+        let Self { state, sessions, .. } = self;
+        write(&mut state.vesting, &mut sessions.last_mut().expect("session").vesting, id, row);
+    }
+
+    /// Takes `amount` of the core asset out of `account`'s balance into something the chain
+    /// holds for it (a SON's deposit, a vesting balance): the supply is unchanged, and the
+    /// account's votes lose that much stake.
+    pub(crate) fn hold(&mut self, account: AccountId, amount: u64) -> Result<(), OperationError> {
+        let asset = self.params().core_asset;
+        self.known_asset(asset)?;
+        self.debit(account, asset, amount)
+    }
+
+    /// Gives back to `account`'s balance `amount` of `asset` the chain held for it.
+    pub(crate) fn release(
+        &mut self,
+        account: AccountId,
+        asset: AssetId,
+        amount: u64,
+    ) -> Result<(), OperationError> {
+        self.known_asset(asset)?;
+        self.credit(account, asset, amount)
+    }
+
+    /// Moves `delta` votes onto (`up`) or off each SON `account` votes for: its stake changed,
+    /// or it voted otherwise. The tally is kept as votes and balances change, so a maintenance
+    /// reads it instead of summing every account's stake.
+    pub(crate) fn shift_votes(
+        &mut self,
+        sons: &std::collections::BTreeSet<crate::chain::ids::SonId>,
+        delta: u64,
+        up: bool,
+    ) {
+        if delta == 0 {
+            return;
+        }
+        for id in sons {
+            // A deregistered SON's votes stopped counting when it left.
+            let Some(mut son) =
+                self.state.son(*id).filter(|s| s.status != SonStatus::Deregistered).cloned()
+            else {
+                continue;
+            };
+            son.votes =
+                if up { son.votes.saturating_add(delta) } else { son.votes.saturating_sub(delta) };
+            let Self { state, sessions, .. } = self;
+            write(&mut state.sons, &mut sessions.last_mut().expect("session").sons, *id, Some(son));
+        }
     }
 
     /// Writes row `value` of table `T` at `key` (replacing any), or removes it with `None`.
@@ -247,9 +300,29 @@ impl<'a> ApplyContext<'a> {
     }
 
     fn put_balance(&mut self, account: AccountId, asset: AssetId, amount: u64) {
+        let before = self.state.balance(account, asset);
         let Self { state, sessions, .. } = self;
         let log = &mut sessions.last_mut().expect("session").balances;
         write(&mut state.balances, log, (account, asset), (amount > 0).then_some(amount));
+        // A voter's core-asset balance is its stake behind the SONs it votes for.
+        if asset == self.params().core_asset && amount != before {
+            let votes = self.state.account(account).map(|a| a.son_votes.clone());
+            if let Some(votes) = votes.filter(|v| !v.is_empty()) {
+                self.shift_votes(&votes, amount.abs_diff(before), amount > before);
+            }
+        }
+    }
+
+    /// Writes an account row.
+    pub(crate) fn put_account(&mut self, account: crate::chain::objects::Account) {
+        let id = account.id;
+        let Self { state, sessions, .. } = self;
+        write(
+            &mut state.accounts,
+            &mut sessions.last_mut().expect("session").accounts,
+            id,
+            Some(account),
+        );
     }
 
     fn put_asset(&mut self, asset: Asset) {
@@ -342,7 +415,7 @@ impl<'a> ApplyContext<'a> {
     ) -> Result<(), OperationError> {
         let mut a = self.known_asset(asset)?;
         self.debit(from, asset, amount)?;
-        // Supply is the sum of balances, so it covers any balance.
+        // Supply is the sum of balances and what the chain holds, so it covers any balance.
         a.supply = a.supply.saturating_sub(amount);
         self.put_asset(a);
         self.emit(LedgerEvent::Reserved { asset, from, amount });

@@ -2,7 +2,7 @@
 //! transactions ([`LedgerError`]).
 
 use crate::chain::crypto::{Digest, PublicKey};
-use crate::chain::ids::{AccountId, AssetId, ProposalId, SonId, Subject, WitnessId};
+use crate::chain::ids::{AccountId, AssetId, ProposalId, SonId, Subject, VestingId, WitnessId};
 use crate::chain::objects::SonStatus;
 use crate::chain::time::Timestamp;
 
@@ -238,6 +238,9 @@ pub enum OperationError {
         /// The account.
         account: AccountId,
     },
+    /// A rule of the SON lifecycle (registering, updating, voting, withdrawing).
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
     /// A rule of an operation crate, with that crate's own typed error as the source.
     #[error("{kind}: {source}")]
     Rule {
@@ -265,6 +268,91 @@ impl OperationError {
             _ => None,
         }
     }
+}
+
+/// Why a lifecycle operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LifecycleError {
+    /// A SON deposit below `son_vesting_amount`.
+    #[error("a SON deposit of {deposit} is below the minimum of {min} (son_vesting_amount)")]
+    DepositTooSmall {
+        /// The deposit offered.
+        deposit: u64,
+        /// `son_vesting_amount`.
+        min: u64,
+    },
+    /// The account already registered a SON (one per account, ever, as in Peerplays).
+    #[error("account {owner} already registered son {son}; an account registers one SON")]
+    AlreadyOwnsSon {
+        /// The account.
+        owner: AccountId,
+        /// Its SON.
+        son: SonId,
+    },
+    /// A URL longer than [`MAX_SON_URL_LEN`](crate::chain::objects::MAX_SON_URL_LEN).
+    #[error("a SON URL of {len} bytes is longer than {max}")]
+    UrlTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A `son_update` that changes nothing.
+    #[error("son_update changes nothing: give a new URL, signing key or sidechain keys")]
+    NothingToUpdate,
+    /// A registered sidechain crate cannot use the keys.
+    #[error("son {son}'s sidechain keys are refused by {reason}")]
+    BadKeys {
+        /// The SON.
+        son: SonId,
+        /// The crate and its reason.
+        reason: String,
+    },
+    /// More SONs voted for than there are seats.
+    #[error("{votes} SON votes: an account votes for at most maximum_son_count ({max})")]
+    TooManyVotes {
+        /// How many.
+        votes: usize,
+        /// `maximum_son_count`.
+        max: u32,
+    },
+    /// A vote for a deregistered SON.
+    #[error("son {0} is deregistered: it cannot be voted for")]
+    VoteForDeregistered(SonId),
+    /// No such vesting balance (never created, or withdrawn in full).
+    #[error("vesting balance {0} does not exist (it may have been withdrawn in full)")]
+    UnknownVesting(VestingId),
+    /// A withdrawal by someone other than the balance's owner.
+    #[error("vesting balance {vesting} belongs to {owner}, not {given}")]
+    NotVestingOwner {
+        /// The balance.
+        vesting: VestingId,
+        /// Its owner.
+        owner: AccountId,
+        /// Who tried.
+        given: AccountId,
+    },
+    /// A withdrawal before the cliff.
+    #[error("vesting balance {vesting} can be withdrawn from {cliff}; it is {now}")]
+    BeforeCliff {
+        /// The balance.
+        vesting: VestingId,
+        /// Its cliff.
+        cliff: Timestamp,
+        /// Head time.
+        now: Timestamp,
+    },
+    /// A withdrawal of more than the balance holds.
+    #[error("vesting balance {vesting} holds {available}, less than {amount}")]
+    ExceedsVesting {
+        /// The balance.
+        vesting: VestingId,
+        /// What was asked for.
+        amount: u64,
+        /// What it holds.
+        available: u64,
+    },
 }
 
 /// Why a block, a transaction or a ledger request was refused. The ledger is unchanged.

@@ -21,10 +21,75 @@ pub enum LedgerEvent {
         /// The new status.
         to: SonStatus,
     },
-    /// A standby SON took a freed seat at a maintenance interval.
+    /// A SON not in the elected set was elected at a maintenance interval.
     SonElected {
         /// The SON.
         son: SonId,
+    },
+    /// An elected SON was not elected again at a maintenance interval.
+    SonNotReelected {
+        /// The SON.
+        son: SonId,
+    },
+    /// An account registered a SON.
+    SonCreated {
+        /// The new SON.
+        son: SonId,
+        /// Its owner.
+        owner: AccountId,
+        /// The deposit held from the owner's balance.
+        deposit: u64,
+    },
+    /// A SON's owner changed its URL, signing key or sidechain keys.
+    SonUpdated {
+        /// The SON.
+        son: SonId,
+        /// What changed: `url`, `signing_key`, `sidechain_keys` (in force from the next
+        /// maintenance).
+        changed: Vec<String>,
+    },
+    /// A SON's new sidechain keys took force at a maintenance interval.
+    SonKeysChanged {
+        /// The SON.
+        son: SonId,
+    },
+    /// An account changed the SONs it votes for.
+    Voted {
+        /// The account.
+        account: AccountId,
+        /// The SONs it now votes for.
+        sons: Vec<SonId>,
+        /// Its stake: its core-asset balance, now behind each of them.
+        stake: u64,
+    },
+    /// A maintenance interval elected the SONs.
+    Election {
+        /// How many were elected.
+        elected: u32,
+        /// The seats.
+        seats: u32,
+        /// The votes of the last SON elected, when every seat was filled.
+        cutoff: Option<u64>,
+    },
+    /// A SON was paid for the sidechain transactions it signed in the pay period.
+    SonPaid {
+        /// The SON.
+        son: SonId,
+        /// What it got.
+        amount: u64,
+        /// The transactions it signed.
+        signed: u64,
+        /// The transactions all paid SONs signed.
+        signed_by_all: u64,
+    },
+    /// A vested amount was withdrawn to its owner's balance.
+    VestingWithdrawn {
+        /// The balance.
+        vesting: VestingId,
+        /// Its owner.
+        owner: AccountId,
+        /// The amount.
+        amount: u64,
     },
     /// A proposal was created.
     ProposalCreated {

@@ -136,10 +136,30 @@ impl Genesis {
         if let Some(s) = elected.iter().find(|s| !sids.contains(s)) {
             return Err(format!("elected son {s} does not exist"));
         }
+        for a in &self.accounts {
+            if a.son_votes.len() > self.params.maximum_son_count as usize {
+                return Err(format!(
+                    "account {} votes for {} sons, more than maximum_son_count ({})",
+                    a.id,
+                    a.son_votes.len(),
+                    self.params.maximum_son_count
+                ));
+            }
+            for v in &a.son_votes {
+                match self.sons.iter().find(|s| s.id == *v) {
+                    None => return Err(format!("account {} votes for unknown son {v}", a.id)),
+                    Some(s) if s.status == SonStatus::Deregistered => {
+                        return Err(format!("account {} votes for deregistered son {v}", a.id))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
         self.supplies(&ids).map(|_| ())
     }
 
-    /// Each asset's supply: the sum of its genesis balances, checked.
+    /// Each asset's supply: the sum of its genesis balances (and, for the core asset, of the
+    /// SONs' deposits), checked.
     pub(crate) fn supplies(
         &self,
         accounts: &BTreeSet<AccountId>,
@@ -174,6 +194,14 @@ impl Genesis {
             *total = total
                 .checked_add(*amount)
                 .ok_or_else(|| format!("balances of asset {asset} overflow"))?;
+        }
+        // The SONs' deposits are core asset the chain holds: part of its supply.
+        if let Some(total) = supply.get_mut(&self.params.core_asset) {
+            for s in &self.sons {
+                *total = total
+                    .checked_add(s.deposit)
+                    .ok_or("son deposits overflow the core asset's supply")?;
+            }
         }
         for a in &self.assets {
             if supply[&a.id] > a.max_supply {

@@ -21,6 +21,18 @@ pub struct SonIndex {
     pub(crate) by_active: [BTreeSet<(Timestamp, SonId)>; SonStatus::ALL.len()],
     pub(crate) by_down: [BTreeSet<(Timestamp, SonId)>; SonStatus::ALL.len()],
     pub(crate) by_owner: BTreeMap<AccountId, SonId>,
+    /// SONs that can be elected (not deregistered), most votes first, then lowest id: a
+    /// maintenance reads the top of it instead of sorting every SON.
+    pub(crate) by_votes: BTreeSet<(std::cmp::Reverse<u64>, SonId)>,
+    /// SONs with something to settle at the next payout: transactions signed or downtime in
+    /// the period. A payout visits these, not every SON.
+    pub(crate) unpaid: BTreeSet<SonId>,
+    /// SONs whose new sidechain keys take force at the next maintenance.
+    pub(crate) pending_keys: BTreeSet<SonId>,
+}
+
+fn unpaid(s: &Son) -> bool {
+    s.statistics.txs_signed > 0 || s.statistics.current_interval_downtime > 0
 }
 
 impl TableIndex<SonId, Son> for SonIndex {
@@ -29,6 +41,15 @@ impl TableIndex<SonId, Son> for SonIndex {
         self.by_active[p].insert((s.statistics.last_active_timestamp, *id));
         self.by_down[p].insert((s.statistics.last_down_timestamp, *id));
         self.by_owner.insert(s.owner, *id);
+        if s.status != SonStatus::Deregistered {
+            self.by_votes.insert((std::cmp::Reverse(s.votes), *id));
+        }
+        if unpaid(s) {
+            self.unpaid.insert(*id);
+        }
+        if s.next_sidechain_public_keys.is_some() {
+            self.pending_keys.insert(*id);
+        }
     }
     fn remove(&mut self, id: &SonId, s: &Son) {
         let p = s.status.index();
@@ -37,6 +58,9 @@ impl TableIndex<SonId, Son> for SonIndex {
         if self.by_owner.get(&s.owner) == Some(id) {
             self.by_owner.remove(&s.owner);
         }
+        self.by_votes.remove(&(std::cmp::Reverse(s.votes), *id));
+        self.unpaid.remove(id);
+        self.pending_keys.remove(id);
     }
 }
 

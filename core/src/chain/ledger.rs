@@ -7,10 +7,11 @@ use crate::chain::crypto::{Digest, KeyPair};
 use crate::chain::error::LedgerError;
 use crate::chain::event::{BlockOutcome, LedgerEvent};
 use crate::chain::genesis::Genesis;
-use crate::chain::ids::{ProposalId, WitnessId};
+use crate::chain::ids::{ProposalId, SonId, WitnessId};
+use crate::chain::lifecycle;
 use crate::chain::model::{ApplyContext, Session};
 use crate::chain::model::{ChainRegistry, Globals, State};
-use crate::chain::objects::SonStatus;
+use crate::chain::objects::{Election, SonStatus};
 use crate::chain::store::Store;
 use crate::chain::time::Timestamp;
 use crate::chain::tx::{block_id, Block, SignedTransaction};
@@ -112,6 +113,8 @@ impl Ledger {
             next_maintenance_time: genesis.genesis_time.plus(genesis.params.maintenance_interval),
             last_maintenance_time: genesis.genesis_time,
             maintenance_sons: Arc::new(genesis.elected_sons.iter().copied().collect()),
+            next_son_pay_time: genesis.genesis_time.plus(genesis.params.son_pay_time),
+            last_election: None,
         };
         let mut state = State::empty(registry, globals);
         for a in &genesis.accounts {
@@ -120,9 +123,44 @@ impl Ledger {
         for w in &genesis.witnesses {
             state.witnesses.set(w.id, Some(w.clone()));
         }
-        for s in &genesis.sons {
-            state.sons.set(s.id, Some(s.clone()));
+        // Each SON's votes: the genesis' count (stake the genesis does not model as accounts)
+        // plus the core-asset balance of every account voting for it.
+        let core = genesis.params.core_asset;
+        let mut stakes: BTreeMap<SonId, u64> = BTreeMap::new();
+        for a in genesis.accounts.iter().filter(|a| !a.son_votes.is_empty()) {
+            let stake = genesis
+                .balances
+                .iter()
+                .find(|(acc, asset, _)| *acc == a.id && *asset == core)
+                .map_or(0, |(_, _, amount)| *amount);
+            for son in &a.son_votes {
+                let v = stakes.entry(*son).or_default();
+                *v = v.saturating_add(stake);
+            }
         }
+        for s in &genesis.sons {
+            let mut s = s.clone();
+            s.votes = match s.status {
+                SonStatus::Deregistered => 0,
+                _ => s.votes.saturating_add(stakes.get(&s.id).copied().unwrap_or(0)),
+            };
+            state.sons.set(s.id, Some(s));
+        }
+        // The genesis' SON set stands as the first election: wallets weigh its SONs by the
+        // votes they start with.
+        let mut elected: Vec<(SonId, u64)> = genesis
+            .elected_sons
+            .iter()
+            .map(|id| (*id, state.sons.get(id).map_or(0, |s| s.votes)))
+            .collect();
+        elected.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        Arc::make_mut(&mut state.globals).last_election = Some(Election {
+            at: genesis.genesis_time,
+            seats: genesis.params.maximum_son_count,
+            cutoff: None,
+            skipped: Vec::new(),
+            elected,
+        });
         for a in &genesis.assets {
             let supply = supplies.get(&a.id).copied().unwrap_or(0);
             state.assets.set(a.id, Some(crate::chain::objects::Asset { supply, ..a.clone() }));
@@ -504,43 +542,37 @@ fn end_block(ctx: &mut ApplyContext<'_>, block_id: Digest) {
     for txid in ctx.transactions_expiring_by(now) {
         ctx.forget_transaction(txid);
     }
+    // The SONs are paid for the period before a maintenance that falls at the same time
+    // re-elects them.
+    if now >= ctx.globals().next_son_pay_time {
+        payout(ctx);
+    }
     if now >= ctx.globals().next_maintenance_time {
         maintenance(ctx);
     }
     ctx.globals_mut().head_id = block_id;
 }
 
-/// The maintenance interval: standby SONs (registered, `inactive`) fill the seats freed since
-/// the last one, most votes first (then lowest id), up to `maximum_son_count`; they become
-/// `active`. Then the next maintenance time is set.
+/// The maintenance interval: the SONs' part ([`lifecycle::maintain_sons`]: requested
+/// maintenance, new keys, the election), then the next maintenance time.
 fn maintenance(ctx: &mut ApplyContext<'_>) {
-    let max = ctx.params().maximum_son_count as usize;
-    let seats = max.saturating_sub(ctx.globals().elected_sons.len());
-    if seats > 0 {
-        let mut standby: Vec<(u64, crate::SonId)> = ctx
-            .sons()
-            .iter()
-            .filter(|(id, s)| s.status == SonStatus::Inactive && !ctx.is_elected(**id))
-            .map(|(id, s)| (s.votes, *id))
-            .collect();
-        standby.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let now = ctx.now();
-        for (_, id) in standby.into_iter().take(seats) {
-            let Some(mut son) = ctx.son(id).cloned() else { continue };
-            son.status = SonStatus::Active;
-            // Elected now: its silence counts from here, not from before it was elected.
-            son.statistics.last_active_timestamp = son.statistics.last_active_timestamp.max(now);
-            ctx.set_elected(id, true);
-            let _ = ctx.put_son(son);
-            ctx.emit(LedgerEvent::SonElected { son: id });
-        }
-    }
+    lifecycle::maintain_sons(ctx);
     let iv = ctx.params().maintenance_interval.max(1);
     let g = ctx.globals_mut();
     g.last_maintenance_time = g.head_time;
     g.maintenance_sons = g.elected_sons.clone();
     while g.next_maintenance_time <= g.head_time {
         g.next_maintenance_time = g.next_maintenance_time.plus(iv);
+    }
+}
+
+/// The SONs' payout ([`lifecycle::pay_sons`]), then the next payout time.
+fn payout(ctx: &mut ApplyContext<'_>) {
+    lifecycle::pay_sons(ctx);
+    let every = ctx.params().son_pay_time.max(1);
+    let g = ctx.globals_mut();
+    while g.next_son_pay_time <= g.head_time {
+        g.next_son_pay_time = g.next_son_pay_time.plus(every);
     }
 }
 

@@ -5,7 +5,7 @@
 //! `ids`, `time`, `params`, `crypto`, `panic`, `table`, `store` → `objects`, `schema` → `error`,
 //! `event`, `indexes`, `genesis` → `model` (the types that refer to each other: state,
 //! operation, proposal, kind descriptions) → `state` (queries, hash), `apply` (writes, undo) →
-//! `ops`, `registration` (the core operations), `tx` → `ledger`, `persist`.
+//! `ops`, `lifecycle`, `registration` (the core operations), `tx` → `ledger`, `persist`.
 
 pub mod apply;
 pub mod canon;
@@ -16,6 +16,7 @@ pub mod genesis;
 pub mod ids;
 pub mod indexes;
 pub mod ledger;
+pub mod lifecycle;
 pub mod model;
 pub mod objects;
 pub mod ops;

@@ -76,6 +76,12 @@ pub struct Globals {
     /// set. A SON deregistered in between leaves the consensus authority at once, but stays in
     /// this set until the next maintenance replaces it.
     pub maintenance_sons: Arc<BTreeSet<SonId>>,
+    /// When the elected SONs are next paid.
+    #[serde(default)]
+    pub next_son_pay_time: Timestamp,
+    /// How the last maintenance interval elected its SONs (none before the first).
+    #[serde(default)]
+    pub last_election: Option<crate::chain::objects::Election>,
 }
 
 /// A row of an operation crate's table, as the state holds it.
@@ -407,6 +413,10 @@ pub struct Guard {
 /// A crate's check of a genesis state: `Err(reason)` if the crate cannot run on it.
 pub type GenesisCheck = fn(&State) -> Result<(), String>;
 
+/// A crate's check of SON `son`'s sidechain keys `keys` (those it registers, or would have
+/// from the next maintenance): `Err(reason)` if the crate's sidechain cannot use them.
+pub type SonCheck = fn(&State, SonId, &BTreeMap<String, String>) -> Result<(), String>;
+
 /// The on-chain half of the registry: every kind's description, the plugin tables and
 /// parameters, the guards and the genesis checks, sorted by name. The state holds it; it holds
 /// nothing node-local.
@@ -419,6 +429,8 @@ pub struct ChainRegistry {
     pub(crate) guards: BTreeMap<&'static str, BTreeMap<&'static str, Guard>>,
     /// Each crate's genesis check, by crate name.
     pub(crate) genesis_checks: Vec<(&'static str, GenesisCheck)>,
+    /// Each crate's SON key check, by crate name.
+    pub(crate) son_checks: Vec<(&'static str, SonCheck)>,
 }
 
 impl ChainRegistry {
@@ -445,6 +457,17 @@ impl ChainRegistry {
     /// All guards, sorted by guarded kind, then name.
     pub fn guards(&self) -> impl Iterator<Item = &Guard> + '_ {
         self.guards.values().flat_map(|g| g.values())
+    }
+    /// The first crate's (by name) objection to SON `son` having `keys`, as `crate: reason`.
+    pub fn son_objection(
+        &self,
+        state: &State,
+        son: SonId,
+        keys: &BTreeMap<String, String>,
+    ) -> Option<String> {
+        self.son_checks
+            .iter()
+            .find_map(|(name, check)| check(state, son, keys).err().map(|r| format!("{name}: {r}")))
     }
     /// The first guard (by name) on `kind` that defers `subject`, with its reason.
     pub fn deferral(

@@ -1,7 +1,7 @@
 //! The chain objects SON proposals act on: accounts and their authorities, witnesses, SONs and
 //! their statistics, vesting balances.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -51,6 +51,10 @@ pub struct Account {
     pub name: String,
     /// The authority that signs its transactions and approvals.
     pub active: Authority,
+    /// The SONs it votes for: each gets the account's core-asset balance as votes
+    /// (`account_vote`).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub son_votes: BTreeSet<SonId>,
 }
 
 /// A block producer.
@@ -122,9 +126,30 @@ pub struct SonStatistics {
     pub current_interval_downtime: u64,
     /// When it was deregistered.
     pub deregistered_timestamp: Option<Timestamp>,
-    /// Sidechain transactions it signed.
+    /// Sidechain transactions it signed since it was last paid.
     pub txs_signed: u64,
+    /// Its last pay, when it was elected at a payout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_pay: Option<SonPay>,
 }
+
+/// What a SON was paid at a payout, and why that much.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SonPay {
+    /// When.
+    pub at: Timestamp,
+    /// What it got, in the core asset's smallest unit.
+    pub amount: u64,
+    /// The sidechain transactions it signed in the period.
+    pub signed: u64,
+    /// The sidechain transactions all elected SONs signed in the period.
+    pub signed_by_all: u64,
+    /// What was paid out to all of them.
+    pub budget: u64,
+}
+
+/// The longest SON URL, in bytes.
+pub const MAX_SON_URL_LEN: usize = 256;
 
 /// A Sidechain Operator Node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +164,16 @@ pub struct Son {
     pub sidechain_public_keys: BTreeMap<String, String>,
     /// Its deposit, in the core asset's smallest unit; vests when it is deregistered.
     pub deposit: u64,
+    /// Where its operator publishes what the SON is.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub url: String,
+    /// Sidechain keys set by `son_update`, in force from the next maintenance interval (the
+    /// sidechain wallets follow the SON set of the last one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_sidechain_public_keys: Option<BTreeMap<String, String>>,
+    /// The vesting balance its pay accumulates in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pay_vesting: Option<VestingId>,
     /// The votes for it: standby SONs with more votes take freed seats first, and sidechain
     /// wallets weigh a SON's signature by them.
     #[serde(default)]
@@ -149,6 +184,33 @@ pub struct Son {
     pub statistics: SonStatistics,
 }
 
+/// How a maintenance interval elected the SONs: the top `seats` by votes among those that can
+/// be elected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Election {
+    /// When.
+    pub at: Timestamp,
+    /// The seats (`maximum_son_count`).
+    pub seats: u32,
+    /// The votes of the last SON elected: a SON with fewer (or as many and a higher id) was
+    /// not; `None` when fewer SONs could be elected than there are seats.
+    pub cutoff: Option<u64>,
+    /// SONs passed over though their votes would have elected them: their configuration is
+    /// not valid (a sidechain key missing or unusable), with why.
+    pub skipped: Vec<(SonId, String)>,
+    /// The SONs elected, with their votes then, most votes first. Sidechain wallets weigh the
+    /// SONs by these votes: the live tally moves with every balance, a wallet only at
+    /// maintenance.
+    pub elected: Vec<(SonId, u64)>,
+}
+
+impl Election {
+    /// The votes `son` was elected with, if it was.
+    pub fn votes_of(&self, son: SonId) -> Option<u64> {
+        self.elected.iter().find(|(id, _)| *id == son).map(|(_, v)| *v)
+    }
+}
+
 /// A balance that becomes withdrawable at `cliff`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VestingBalance {
@@ -156,12 +218,19 @@ pub struct VestingBalance {
     pub id: VestingId,
     /// Who may withdraw it.
     pub owner: AccountId,
+    /// The asset it holds (the core asset for SON deposits and pay).
+    #[serde(default, skip_serializing_if = "is_core_asset_default")]
+    pub asset: AssetId,
     /// The amount.
     pub amount: u64,
     /// Why it exists, e.g. `son_deposit:1.33.3`.
     pub reason: String,
     /// Not withdrawable before this time.
     pub cliff: Timestamp,
+}
+
+fn is_core_asset_default(a: &AssetId) -> bool {
+    *a == AssetId(0)
 }
 
 /// The son proposal record: one per live proposal of a registered SON kind, so a node can ask

@@ -1,4 +1,6 @@
-//! The core operations: the SON heartbeat and the proposal lifecycle (create, update, delete).
+//! The core operations: the SON heartbeat, the proposal lifecycle (create, update, delete) and
+//! assets; the SON lifecycle's are in the `lifecycle` module (their kind names are here, with
+//! the others).
 
 use std::collections::BTreeSet;
 
@@ -30,6 +32,16 @@ pub mod kinds {
     pub const ASSET_ISSUE: &str = "asset_issue";
     /// [`super::AssetReserve`].
     pub const ASSET_RESERVE: &str = "asset_reserve";
+    /// The SON lifecycle's `SonCreate`.
+    pub const SON_CREATE: &str = "son_create";
+    /// The SON lifecycle's `SonUpdate`.
+    pub const SON_UPDATE: &str = "son_update";
+    /// The SON lifecycle's `SonMaintenance`.
+    pub const SON_MAINTENANCE: &str = "son_maintenance";
+    /// The SON lifecycle's `AccountVote`.
+    pub const ACCOUNT_VOTE: &str = "account_vote";
+    /// The SON lifecycle's `VestingBalanceWithdraw`.
+    pub const VESTING_BALANCE_WITHDRAW: &str = "vesting_balance_withdraw";
 }
 
 /// How far (in block intervals) a heartbeat's timestamp may be from head time.

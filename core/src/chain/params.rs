@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::chain::ids::{AccountId, AssetId};
+
 /// How the SON consensus authority counts its members.
 ///
 /// The authority always lists every elected SON (so any of them may add an approval); the
@@ -61,6 +63,18 @@ pub struct ChainParameters {
     /// The most a block's transactions may take together, in bytes of their canonical binary
     /// encoding (2 MiB).
     pub maximum_block_size: u64,
+    /// The core asset (Peerplays' PPY, `1.3.0`): SON deposits, SON pay and vote stakes are in it.
+    pub core_asset: AssetId,
+    /// The smallest deposit a new SON registers with, in the core asset's smallest unit
+    /// (Peerplays: 50 PPY, 5 000 000 at 5 decimals).
+    pub son_vesting_amount: u64,
+    /// How often the elected SONs are paid, seconds (Peerplays: 1 day).
+    pub son_pay_time: u64,
+    /// The most paid to all SONs together per pay period, in the core asset's smallest unit
+    /// (Peerplays: 200 PPY).
+    pub son_pay_max: u64,
+    /// The account SON pay comes out of; none: SONs are not paid.
+    pub son_budget_account: Option<AccountId>,
 }
 
 impl Default for ChainParameters {
@@ -79,6 +93,11 @@ impl Default for ChainParameters {
             maintenance_interval: 24 * 3600,
             maximum_transaction_size: 64 * 1024,
             maximum_block_size: 2 * 1024 * 1024,
+            core_asset: AssetId(0),
+            son_vesting_amount: 5_000_000,
+            son_pay_time: 24 * 3600,
+            son_pay_max: 20_000_000,
+            son_budget_account: None,
         }
     }
 }
@@ -159,6 +178,9 @@ impl ChainParameters {
         }
         if self.maintenance_interval < self.block_interval {
             return fail("maintenance_interval", "must be at least one block interval".into());
+        }
+        if self.son_pay_time < self.block_interval {
+            return fail("son_pay_time", "must be at least one block interval".into());
         }
         Ok(())
     }

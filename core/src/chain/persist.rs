@@ -106,6 +106,10 @@ struct GlobalsDelta {
     last_maintenance_time: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     maintenance_sons: Option<Arc<BTreeSet<SonId>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    next_son_pay_time: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_election: Option<Option<crate::chain::objects::Election>>,
 }
 
 /// Lists every field of the globals once: `between` and `apply` are written from it, so the two
@@ -129,7 +133,9 @@ macro_rules! globals_fields {
             next_vesting,
             next_maintenance_time,
             last_maintenance_time,
-            maintenance_sons
+            maintenance_sons,
+            next_son_pay_time,
+            last_election
         )
     };
 }

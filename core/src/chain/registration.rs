@@ -3,7 +3,11 @@
 
 use std::collections::BTreeSet;
 
+use crate::chain::crypto::KeyPair;
 use crate::chain::ids::{AccountId, AssetId, ProposalId, SonId};
+use crate::chain::lifecycle::{
+    AccountVote, MaintenanceRequest, SonCreate, SonMaintenance, SonUpdate, VestingBalanceWithdraw,
+};
 use crate::chain::model::Operation;
 use crate::chain::model::{Eligibility, OperationDescriptor, ProposalPolicy, State};
 use crate::chain::ops::{
@@ -11,13 +15,14 @@ use crate::chain::ops::{
     SonHeartbeat,
 };
 use crate::chain::time::Timestamp;
+use std::collections::BTreeMap;
 
 fn max_lifetime(state: &State) -> u64 {
     state.params().maximum_proposal_lifetime
 }
 
 /// The core operations.
-pub const OPERATIONS: [OperationDescriptor; 7] = [
+pub const OPERATIONS: [OperationDescriptor; 12] = [
     OperationDescriptor {
         name: kinds::SON_HEARTBEAT,
         description: "a SON's periodic proof of life, signed by its owner",
@@ -108,6 +113,75 @@ pub const OPERATIONS: [OperationDescriptor; 7] = [
         }),
         example: || {
             Box::new(AssetReserve { payer: AccountId(15), asset: AssetId(1), amount: 50_000 })
+        },
+    },
+    OperationDescriptor {
+        name: kinds::SON_CREATE,
+        description:
+            "register a SON, with a deposit of at least son_vesting_amount held from the owner",
+        proposal: None,
+        example: || {
+            Box::new(SonCreate {
+                owner: AccountId(20),
+                url: "https://son.example/1.33.7".into(),
+                signing_key: KeyPair::from_seed("son-7").public(),
+                sidechain_public_keys: BTreeMap::from([(
+                    "bitcoin".to_owned(),
+                    "02a1633cafcc01ebfb6d78e39f687a1f0995c62fc95f51ead10a02ee0be551b5dc".to_owned(),
+                )]),
+                deposit: 5_000_000,
+            })
+        },
+    },
+    OperationDescriptor {
+        name: kinds::SON_UPDATE,
+        description:
+            "change a SON's URL, signing key, or sidechain keys (from the next maintenance)",
+        proposal: None,
+        example: || {
+            Box::new(SonUpdate {
+                son: SonId(7),
+                owner: AccountId(20),
+                new_url: Some("https://son.example/new".into()),
+                new_signing_key: None,
+                new_sidechain_public_keys: None,
+            })
+        },
+    },
+    OperationDescriptor {
+        name: kinds::SON_MAINTENANCE,
+        description:
+            "ask to take an active SON down for maintenance at the next maintenance, or cancel",
+        proposal: None,
+        example: || {
+            Box::new(SonMaintenance {
+                son: SonId(7),
+                owner: AccountId(20),
+                request: MaintenanceRequest::Request,
+            })
+        },
+    },
+    OperationDescriptor {
+        name: kinds::ACCOUNT_VOTE,
+        description: "set the SONs an account votes for with its core-asset balance",
+        proposal: None,
+        example: || {
+            Box::new(AccountVote {
+                account: AccountId(15),
+                sons: std::collections::BTreeSet::from([SonId(3), SonId(7)]),
+            })
+        },
+    },
+    OperationDescriptor {
+        name: kinds::VESTING_BALANCE_WITHDRAW,
+        description: "withdraw a vested balance (a SON's deposit or pay) once its cliff has passed",
+        proposal: None,
+        example: || {
+            Box::new(VestingBalanceWithdraw {
+                vesting: crate::VestingId(0),
+                owner: AccountId(20),
+                amount: 5_000_000,
+            })
         },
     },
 ];

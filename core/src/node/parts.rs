@@ -19,6 +19,19 @@ pub enum Watch {
     /// Every elected SON's node, every block: for work each SON does for itself, such as
     /// signing a sidechain transaction (its trigger returns operations, not drafts).
     EachElectedSon,
+    /// Every registered SON's node (elected or not; not deregistered), every block: for work a
+    /// SON owes beyond its seat, such as a signature under a wallet it was one of the signers
+    /// of, which it still owes after an election left it out. Like [`Watch::EachElectedSon`],
+    /// its trigger returns operations.
+    EachSon,
+}
+
+impl Watch {
+    /// Whether triggers of this watch send operations of their own rather than draft
+    /// proposals.
+    pub fn sends_operations(self) -> bool {
+        matches!(self, Watch::EachElectedSon | Watch::EachSon)
+    }
 }
 
 impl fmt::Display for Watch {
@@ -27,6 +40,7 @@ impl fmt::Display for Watch {
             Watch::ScheduledWitness => "the scheduled witness",
             Watch::ElectedSons => "the elected SON on duty",
             Watch::EachElectedSon => "every elected SON",
+            Watch::EachSon => "every registered SON",
         })
     }
 }

@@ -523,6 +523,15 @@ impl Scheduler {
         self.node.son.is_some_and(|s| state.is_elected(s))
     }
 
+    /// Whether this node operates a SON that is not deregistered (the condition for running
+    /// the triggers of kinds watched by every SON).
+    pub fn is_registered_son(&self, state: &State) -> bool {
+        self.node
+            .son
+            .and_then(|s| state.son(s))
+            .is_some_and(|s| s.status != crate::chain::objects::SonStatus::Deregistered)
+    }
+
     /// Whether this node's SON is on duty for the next block (the condition for running the
     /// triggers of kinds watched by elected SONs).
     pub fn is_son_on_duty(&self, state: &State) -> bool {
@@ -588,6 +597,7 @@ impl Scheduler {
             }
             Watch::ElectedSons => self.node.son.is_some() && duty.son_on_duty == self.node.son,
             Watch::EachElectedSon => self.is_elected_son(state),
+            Watch::EachSon => self.is_registered_son(state),
         })
     }
 
@@ -607,6 +617,7 @@ impl Scheduler {
                 }
                 Watch::ElectedSons => *on_duty.get_or_insert_with(|| self.is_son_on_duty(&state)),
                 Watch::EachElectedSon => self.is_elected_son(&state),
+                Watch::EachSon => self.is_registered_son(&state),
             };
             if runs && t.wake(&state, &self.node) {
                 due.push((i, *kind, Arc::clone(t)));

@@ -79,6 +79,7 @@ fn short_of_signers(b: NetworkBuilder, btc: &SimBitcoin) -> TestNetwork {
                 source: btc.view(Fault::Honest) as Arc<dyn BitcoinSource>,
                 key: b.sidechain_key(name, "bitcoin").secret_key(),
                 fee_band_percent: 25,
+                retired_keys: Vec::new(),
             })
         }
         None => Services::new(),

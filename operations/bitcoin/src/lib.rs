@@ -102,6 +102,8 @@ pub const WITHDRAW_REFUND: &str = "bitcoin_withdraw_refund";
 mod adversary_tests;
 #[cfg(test)]
 mod flow_tests;
+#[cfg(test)]
+mod lifecycle_tests;
 #[cfg(all(test, feature = "rpc"))]
 mod rpc_tests;
 #[cfg(test)]

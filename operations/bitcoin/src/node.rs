@@ -126,11 +126,20 @@ pub struct BitcoinNode {
     pub key: SecretKey,
     /// How far (percent) a proposed fee rate may be from this node's own estimate.
     pub fee_band_percent: u64,
+    /// Bitcoin keys this SON registered before its current one: kept while a wallet that
+    /// holds one may still ask for a signature (after a `son_update` of the SON's keys, the
+    /// old wallet's transactions — the sweep to the new wallet first — are signed with the
+    /// old key).
+    pub retired_keys: Vec<SecretKey>,
 }
 
 impl BitcoinNode {
-    fn public_key(&self) -> PublicKey {
-        PublicKey::new(self.key.public_key(&Secp256k1::signing_only()))
+    /// The key of this node whose public half is `public` (the current one or a retired one).
+    fn key_for(&self, public: &str) -> Option<&SecretKey> {
+        let secp = Secp256k1::signing_only();
+        std::iter::once(&self.key)
+            .chain(&self.retired_keys)
+            .find(|k| PublicKey::new(k.public_key(&secp)).to_string() == public)
     }
 }
 
@@ -332,12 +341,13 @@ impl Trigger for SignTrigger {
             if t.signatures.contains_key(&son) {
                 continue;
             }
-            if me.public_key != self.0.public_key().to_string() {
+            let Some(key) = self.0.key_for(&me.public_key) else {
                 return Err(PluginError::msg(format!(
-                    "this node's bitcoin key is not the one wallet {} holds for son {son}",
+                    "this node holds no bitcoin key (current or retired) that wallet {} holds \
+                     for son {son}",
                     wallet.id
                 )));
-            }
+            };
             let unsigned = tx::from_hex(&t.unsigned_tx)
                 .ok_or_else(|| PluginError::msg("undecodable transaction on chain"))?;
             let script = spent_script(t, wallet).map_err(PluginError::msg)?;
@@ -346,7 +356,7 @@ impl Trigger for SignTrigger {
                 .iter()
                 .enumerate()
                 .map(|(i, input)| {
-                    tx::sign_input(&unsigned, i, &script, input.amount_sat, &self.0.key)
+                    tx::sign_input(&unsigned, i, &script, input.amount_sat, key)
                         .map(|s| sonprop_core::chain::crypto::hex(&s))
                         .ok_or_else(|| PluginError::msg(format!("cannot sign input {i}")))
                 })

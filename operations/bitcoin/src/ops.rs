@@ -748,6 +748,10 @@ impl Operation for SignTx {
         let mut t = t.clone();
         t.signatures.insert(self.son, self.signatures.clone());
         t.signed_weight += u32::from(weight);
+        // Counted for the SON's pay: the budget is split by signatures in the period.
+        let mut son = ctx.son(self.son).cloned().ok_or(OperationError::UnknownSon(self.son))?;
+        son.statistics.txs_signed += 1;
+        ctx.put_son(son)?;
         if t.signed_weight >= t.threshold {
             t.status = TxStatus::Complete;
             t.completed = Some(ctx.now());

@@ -226,6 +226,9 @@ pub const PLUGIN: Plugin = Plugin {
     ],
     guards: &[
         Guard { name: "bitcoin-signer", kind: "son_deregister", defer: defer_needed_signer },
+        // A SON's key change waits too: its node may drop the key a pending transaction still
+        // needs, and the wallet update the change brings would move funds it has not signed.
+        Guard { name: "bitcoin-signer", kind: "son_update", defer: defer_needed_signer },
         Guard { name: "bitcoin-breaker", kind: DEPOSIT_PROCESS, defer: breaker },
         Guard { name: "bitcoin-breaker", kind: WITHDRAW_PROCESS, defer: breaker },
     ],
@@ -260,7 +263,9 @@ pub const PLUGIN: Plugin = Plugin {
         },
         NodeParts {
             kind: SIGN,
-            watch: Watch::EachElectedSon,
+            // Every SON, not only the elected: a SON an election left out still owes its
+            // signature on its wallet's transactions (the sweep to the new wallet above all).
+            watch: Watch::EachSon,
             trigger: Some(node::sign_trigger),
             validator: None,
             isolation: Isolation::Thread,
@@ -316,6 +321,7 @@ pub const PLUGIN: Plugin = Plugin {
         },
     ],
     genesis_check: Some(crate::state::check_genesis),
+    son_check: Some(crate::state::check_son_keys),
     ..Plugin::new("sonprop-bitcoin")
 };
 

@@ -368,6 +368,7 @@ async fn a_hanging_bitcoind_fails_the_bitcoin_parts_and_blocks_go_on() {
             source: Arc::new(RpcSource::new(rpc.clone()).expect("source")),
             key: b.sidechain_key(&node.name, "bitcoin").secret_key(),
             fee_band_percent: 25,
+            retired_keys: Vec::new(),
         }),
         None => Services::new(),
     })

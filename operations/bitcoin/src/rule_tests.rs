@@ -56,6 +56,7 @@ fn node_showing(run: &Run, son: usize, shown: u32) -> BitcoinNode {
         source: Arc::new(Shows { inner: run.btc.view(Fault::Honest), shown }),
         key: TestNetwork::builder().sidechain_key(&run.net.sons[son].name, "bitcoin").secret_key(),
         fee_band_percent: 25,
+        retired_keys: Vec::new(),
     }
 }
 
@@ -205,6 +206,7 @@ async fn signing_is_refused_from_the_deadline_on() {
             source: view.view(Fault::Honest),
             key: b.sidechain_key("not-a-son", "bitcoin").secret_key(),
             fee_band_percent: 25,
+            retired_keys: Vec::new(),
         }),
         None => Services::new(),
     })

@@ -493,6 +493,33 @@ pub fn check_genesis(state: &State) -> Result<(), String> {
     Ok(())
 }
 
+/// The crate's check of a SON's keys: a `bitcoin` key, a compressed public key written as
+/// lower-case hex (its one spelling, so two SONs cannot register one key spelt two ways), that
+/// no other SON that is not deregistered registered or asked for. Two SONs with one key would
+/// give the holder of its secret both SONs' weight in every wallet.
+pub fn check_son_keys(
+    state: &State,
+    son: SonId,
+    keys: &std::collections::BTreeMap<String, String>,
+) -> Result<(), String> {
+    let key = keys.get("bitcoin").ok_or("no bitcoin key")?;
+    let parsed = script::parse_key(key).map_err(|e| e.to_string())?;
+    if *key != parsed.to_string() {
+        return Err(format!("`{key}` is not written as lower-case hex (write `{parsed}`)"));
+    }
+    let clash = state.sons().iter().find(|(id, s)| {
+        **id != son
+            && s.status != sonprop_core::SonStatus::Deregistered
+            && (s.sidechain_public_keys.get("bitcoin") == Some(key)
+                || s.next_sidechain_public_keys.as_ref().and_then(|k| k.get("bitcoin"))
+                    == Some(key))
+    });
+    match clash {
+        Some((id, _)) => Err(format!("son {id} registered the same bitcoin key")),
+        None => Ok(()),
+    }
+}
+
 /// The wallet the SONs should hold now: each SON of the last maintenance interval's set (in
 /// id order, as Peerplays' active SON set) with its registered Bitcoin key and its
 /// vote-derived weight. The set changes only at maintenance, so one replaced SON costs one
@@ -518,7 +545,12 @@ pub fn unchecked_signers(state: &State) -> Result<Vec<WalletSigner>, WalletError
     if sons.len() > script::MAX_WALLET_SIGNERS {
         return Err(WalletError::TooManySons { sons: sons.len() });
     }
-    let w = weights(&sons.iter().map(|s| s.votes).collect::<Vec<_>>());
+    // The votes they were elected with: the live tally moves with every balance, a wallet only
+    // at maintenance.
+    let election = state.globals().last_election.as_ref();
+    let votes: Vec<u64> =
+        sons.iter().map(|s| election.and_then(|e| e.votes_of(s.id)).unwrap_or(s.votes)).collect();
+    let w = weights(&votes);
     sons.iter()
         .zip(w)
         .map(|(s, weight)| {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use bitcoin::consensus::encode::serialize;
-use bitcoin::secp256k1::Secp256k1;
+use bitcoin::secp256k1::{Secp256k1, SecretKey};
 use bitcoin::{Address, CompressedPublicKey, Network, PublicKey, ScriptBuf};
 use sonprop_core::node::scheduler::SchedulerConfig;
 use sonprop_core::testkit::{NetworkBuilder, TestNetwork};
@@ -76,15 +76,36 @@ pub(crate) fn network(
     btc: &SimBitcoin,
     faults: impl Fn(usize) -> Fault,
 ) -> TestNetwork {
+    network_keyed(b, btc, faults, |_, genesis_key| (genesis_key, Vec::new()))
+}
+
+/// [`network`], SON `i`'s node holding the keys `keys(i, its genesis key)` gives: its current
+/// Bitcoin key and its retired ones.
+pub(crate) fn network_keyed(
+    b: NetworkBuilder,
+    btc: &SimBitcoin,
+    faults: impl Fn(usize) -> Fault,
+    keys: impl Fn(usize, SecretKey) -> (SecretKey, Vec<SecretKey>),
+) -> TestNetwork {
     let mut net = b.clone().build(registry());
     let views: Vec<Arc<dyn BitcoinSource>> =
         (0..7).map(|i| btc.view(faults(i)) as Arc<dyn BitcoinSource>).collect();
+    let keys: Vec<(SecretKey, Vec<SecretKey>)> = net
+        .sons
+        .iter()
+        .enumerate()
+        .map(|(i, n)| keys(i, b.sidechain_key(&n.name, "bitcoin").secret_key()))
+        .collect();
     net.start_schedulers_with(SchedulerConfig::for_tests(), move |node| match node.son {
-        Some(son) => Services::new().with(BitcoinNode {
-            source: views[son.0 as usize].clone(),
-            key: b.sidechain_key(&node.name, "bitcoin").secret_key(),
-            fee_band_percent: 25,
-        }),
+        Some(son) => {
+            let (key, retired_keys) = keys[son.0 as usize].clone();
+            Services::new().with(BitcoinNode {
+                source: views[son.0 as usize].clone(),
+                key,
+                fee_band_percent: 25,
+                retired_keys,
+            })
+        }
         None => Services::new(),
     })
     .expect("every SON node has its bitcoin service");
@@ -226,6 +247,11 @@ pub(crate) async fn unfunded_with(
     faults: impl Fn(usize) -> Fault,
 ) -> Run {
     let net = network(b, &btc, faults);
+    started(net, btc).await
+}
+
+/// A run over `net`, once its first wallet is made and both users are registered.
+pub(crate) async fn started(net: TestNetwork, btc: SimBitcoin) -> Run {
     let mut run = Run { net, btc, steps: 0, events: Vec::new() };
     run.until(60, |st| current_wallet(st).is_some()).await;
     run.register(0);

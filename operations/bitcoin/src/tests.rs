@@ -128,6 +128,7 @@ fn network_with_keys(
                 source: source.clone(),
                 key: b.sidechain_key(name, "bitcoin").secret_key(),
                 fee_band_percent: 25,
+                retired_keys: Vec::new(),
             })
         }
         None => Services::new(),

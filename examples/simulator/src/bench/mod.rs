@@ -113,6 +113,7 @@ impl BenchChain {
                 id: n.account,
                 name: n.name.clone(),
                 active: Authority::single_key(n.keys.public()),
+                son_votes: Default::default(),
             });
         }
         let mut son_rows = Vec::with_capacity(sons);
@@ -123,10 +124,15 @@ impl BenchChain {
                 signing_key: n.keys.public(),
                 sidechain_public_keys: BTreeMap::from([(
                     "bitcoin".to_owned(),
-                    sidechain_key.clone(),
+                    KeyPair::from_seed(&format!("bench/son-{i}-bitcoin")).public().to_string(),
                 )]),
                 deposit: 50_000_000,
-                votes: 0,
+                url: String::new(),
+                next_sidechain_public_keys: None,
+                pay_vesting: None,
+                // One vote each keeps them elected; the standbys have none, so a maintenance
+                // in a bench run re-elects the same set.
+                votes: 1,
                 status: SonStatus::Active,
                 statistics: SonStatistics {
                     last_active_timestamp: GENESIS,
@@ -142,6 +148,7 @@ impl BenchChain {
                 id: owner,
                 name: format!("son-{i}"),
                 active: Authority::single_key(standby_key.public()),
+                son_votes: Default::default(),
             });
             let mut stats = SonStatistics {
                 last_active_timestamp: GENESIS.minus(3600),
@@ -170,6 +177,9 @@ impl BenchChain {
                     sidechain_key.clone(),
                 )]),
                 deposit: 50_000_000,
+                url: String::new(),
+                next_sidechain_public_keys: None,
+                pay_vesting: None,
                 votes: 0,
                 status,
                 statistics: stats,
