@@ -202,6 +202,11 @@ fn operations_lists_the_registered_kinds() {
         "proposal_create",
         "bitcoin_deposit_process",
         "bitcoin_withdraw",
+        "son_create",
+        "son_update",
+        "son_maintenance",
+        "account_vote",
+        "vesting_balance_withdraw",
     ] {
         assert!(out.lines().any(|l| l.starts_with(kind)), "{kind}: {out}");
     }
@@ -446,4 +451,124 @@ fn the_readme_shows_the_built_in_run_as_it_is() {
             .collect()
     };
     assert_eq!(strip(block), strip(&out), "README.md's example differs from the run");
+}
+
+/// A short SON lifecycle without a bridge: a SON registered and voted in, one asking for
+/// maintenance (its node stopped once the maintenance starts), a key change, a SON deregistered whose owner withdraws
+/// its deposit.
+fn lifecycle(extra: &str) -> Scenario {
+    let text = format!(
+        "name = \"lifecycle\"\nseed = 4\nduration = \"4h\"\n[network]\nwitnesses = 4\nsons = 5\n\
+         [params]\nmaximum_son_count = 6\nmin_son_count = 3\nmaintenance_interval = \"30m\"\n\
+         son_deregister_time = \"30m\"\nson_vesting_period = \"1h\"\nson_pay_time = \"1h\"\n\
+         [lifecycle]\nmembers = 2\n\
+         [[events]]\nat = \"10m\"\ndo = \"create\"\nmember = 0\n\
+         [[events]]\nat = \"15m\"\ndo = \"vote\"\nmember = 1\nfor = [5, 0]\n\
+         [[events]]\nat = \"40m\"\ndo = \"request_maintenance\"\nson = 1\n\
+         [[events]]\nat = \"1h1m\"\ndo = \"stop\"\nson = 1\n\
+         [[events]]\nat = \"1h20m\"\ndo = \"start\"\nson = 1\n\
+         [[events]]\nat = \"50m\"\ndo = \"update_keys\"\nson = 5\n\
+         [[events]]\nat = \"1h\"\ndo = \"stop\"\nson = 4\n\
+         [[events]]\nat = \"3h\"\ndo = \"withdraw\"\nson = 4\n{extra}"
+    );
+    Scenario::from_toml(&text, "lifecycle.toml").expect("valid")
+}
+
+#[test]
+fn a_lifecycle_run_meets_its_expectations_on_every_replica_and_says_what_happened() {
+    let expect = "[[expect]]\nson = 5\nelected = true\n[[expect]]\nson = 5\nstatus = \"active\"\n\
+                  [[expect]]\nson = 1\nstatus = \"active\"\n\
+                  [[expect]]\nson = 4\ndeposit_withdrawn = true\n\
+                  [[expect]]\nson = 2\npaid = false\n";
+    let (verified, timeline) = run_to_end(&lifecycle(expect), true);
+    assert!(verified.failures.is_empty(), "{:?}", verified.failures);
+    assert_eq!(verified.expectations, 5);
+    let (shared, _) = run_to_end(&lifecycle(expect), false);
+    assert_eq!(verified.report.state_hash, shared.report.state_hash, "replicas agree");
+    let text: Vec<&str> = timeline.iter().map(|e| e.text.as_str()).collect();
+    for line in [
+        "member-0 registers son 1.33.5 with a deposit of 50.00000 PPY (scenario)",
+        "son 1.33.5 registered by member-0",
+        "member-1 votes for 1.33.0, 1.33.5 with its 1000.00000 PPY (scenario)",
+        "son 1.33.5 elected",
+        "son 1.33.1: request_maintenance -> in_maintenance",
+        "son 1.33.1: in_maintenance -> active",
+        "son 1.33.5's new sidechain keys take force",
+        "son 1.33.4: in_maintenance -> deregistered",
+        "son 1.33.4's owner withdraws 500.00000 PPY vested (scenario)",
+    ] {
+        assert!(text.iter().any(|t| t.starts_with(line)), "no `{line}` in {text:#?}");
+    }
+}
+
+#[test]
+fn a_failed_lifecycle_expectation_says_why() {
+    let expect = "[[expect]]\nson = 5\nelected = false\n[[expect]]\nson = 0\npaid = true\n\
+                  [[expect]]\nson = 3\ndeposit_withdrawn = true\n";
+    let (f, _) = run_to_end(&lifecycle(expect), false);
+    assert_eq!(f.failures.len(), 3, "{:?}", f.failures);
+    assert!(
+        f.failures[0].starts_with("son 1.33.5: expected not elected, it is elected: elected at"),
+        "{}",
+        f.failures[0]
+    );
+    assert!(f.failures[1].contains("expected paid: never paid"), "{}", f.failures[1]);
+    assert!(
+        f.failures[2].contains("expected its deposit withdrawn; it is active"),
+        "{}",
+        f.failures[2]
+    );
+}
+
+#[test]
+fn a_lifecycle_run_stopped_and_restarted_ends_as_an_uninterrupted_one() {
+    let scenario = lifecycle("");
+    let (uninterrupted, _) = run_to_end(&scenario, false);
+    let dir = temp_dir("lifecycle-restart");
+    let options = Options { data_dir: Some(dir.clone()), fsync_every: 50, ..Options::default() };
+    let registry = cli::registry().expect("registry").into_arc();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+    let mut timeline: Vec<Entry> = Vec::new();
+    // Before the SON exists, between its registration and its election, after both.
+    for stop_at in [150u64, 250, 700, 2500] {
+        let mut sim = Simulation::new(&scenario, registry.clone(), &options).expect("open");
+        while sim.ledger().state().head_height() < stop_at {
+            assert!(rt.block_on(sim.step(&mut timeline)).expect("step"));
+        }
+        sim.checkpoint().expect("clean stop");
+    }
+    let mut sim = Simulation::new(&scenario, registry, &options).expect("open");
+    let finished = rt.block_on(sim.run(&mut timeline)).expect("runs");
+    assert_eq!(finished.report, uninterrupted.report);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn malformed_lifecycle_events_are_named() {
+    const BASE: &str = "name = \"x\"\nduration = \"2h\"\n[network]\nwitnesses = 3\nsons = 5\n";
+    let err = |text: &str| Scenario::from_toml(text, "bad.toml").expect_err("invalid");
+    let e = err(&format!("{BASE}[[events]]\nat = \"5m\"\ndo = \"create\"\nmember = 0\n"));
+    assert_eq!(e.field, "events[0].do");
+    assert!(e.message.contains("[lifecycle]"), "{e}");
+    let with = format!("{BASE}[lifecycle]\nmembers = 2\n");
+    let e = err(&format!("{with}[[events]]\nat = \"5m\"\ndo = \"create\"\nmember = 2\n"));
+    assert_eq!(
+        (e.field.as_str(), e.message.as_str()),
+        ("events[0].member", "member 2 does not exist: there are 2 (0..1)")
+    );
+    let e = err(&format!("{with}[[events]]\nat = \"5m\"\ndo = \"create\"\nmember = 0\n[[events]]\nat = \"6m\"\ndo = \"create\"\nmember = 0\n"));
+    assert!(e.message.contains("one SON per account"), "{e}");
+    // SON 5 is registered at 10m: a vote for it at 5m names a SON that does not exist yet.
+    let e = err(&format!("{with}[[events]]\nat = \"10m\"\ndo = \"create\"\nmember = 0\n[[events]]\nat = \"5m\"\ndo = \"vote\"\nmember = 1\nfor = [5]\n"));
+    assert_eq!(e.field, "events[1].for");
+    assert!(e.message.contains("SON 5 does not exist"), "{e}");
+    let ok = Scenario::from_toml(&format!("{with}[[events]]\nat = \"10m\"\ndo = \"create\"\nmember = 0\n[[events]]\nat = \"15m\"\ndo = \"vote\"\nmember = 1\nfor = [5]\n[[expect]]\nson = 5\nelected = true\n"), "ok.toml").expect("valid");
+    assert_eq!(ok.all_sons(), 6);
+    let e =
+        err(&format!("{with}[[events]]\nat = \"5m\"\ndo = \"withdraw\"\nson = 1\nmember = 0\n"));
+    assert_eq!(e.field, "events[0].member");
+    let e = err(&format!("{with}[[events]]\nat = \"5m\"\ndo = \"vote\"\nmember = 0\n"));
+    assert_eq!(e.field, "events[0].for");
+    let e = err(&format!("{with}[[expect]]\nson = 1\nelected = true\npaid = true\n"));
+    assert_eq!(e.field, "expect[0]");
 }

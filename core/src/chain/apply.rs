@@ -204,9 +204,9 @@ impl<'a> ApplyContext<'a> {
         let id = VestingId(g.next_vesting);
         g.next_vesting += 1;
         let asset = self.params().core_asset;
-        let row = VestingBalance { id, owner, asset, amount, reason, cliff };
+        let row = VestingBalance { id, owner, asset, amount, reason: reason.clone(), cliff };
         self.put_vesting(id, Some(row));
-        self.emit(LedgerEvent::VestingCreated { vesting: id, owner, amount, cliff });
+        self.emit(LedgerEvent::VestingCreated { vesting: id, owner, amount, cliff, reason });
         id
     }
 

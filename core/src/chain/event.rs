@@ -159,6 +159,9 @@ pub enum LedgerEvent {
         amount: u64,
         /// When it can be withdrawn.
         cliff: Timestamp,
+        /// Why it exists: `son_deposit:1.33.3`, `son_pay:1.33.3`.
+        #[serde(default)]
+        reason: String,
     },
     /// An amount moved between accounts.
     Transferred {

@@ -29,7 +29,7 @@ pub struct Rejected {
     pub error: LedgerError,
 }
 
-/// How often commits are made durable./// How often commits are made durable.
+/// How often commits are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreOptions {
     /// Fsync every this many committed blocks (1: every block, the default for a node). Between
@@ -154,10 +154,12 @@ impl Ledger {
             .map(|id| (*id, state.sons.get(id).map_or(0, |s| s.votes)))
             .collect();
         elected.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let seats = genesis.params.maximum_son_count;
+        let full = elected.len() == seats as usize;
         Arc::make_mut(&mut state.globals).last_election = Some(Election {
             at: genesis.genesis_time,
-            seats: genesis.params.maximum_son_count,
-            cutoff: None,
+            seats,
+            cutoff: elected.last().map(|(_, v)| *v).filter(|_| full),
             skipped: Vec::new(),
             elected,
         });

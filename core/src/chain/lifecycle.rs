@@ -51,11 +51,7 @@ pub fn next_son_id(state: &State) -> SonId {
 }
 
 /// `owner` operates `son`, which is not deregistered.
-fn owned_son(
-    state: &State,
-    son: SonId,
-    owner: AccountId,
-) -> Result<&Son, OperationError> {
+fn owned_son(state: &State, son: SonId, owner: AccountId) -> Result<&Son, OperationError> {
     let s = state.son(son).ok_or(OperationError::UnknownSon(son))?;
     if s.owner != owner {
         return Err(OperationError::NotSonOwner { son, owner: s.owner, given: owner });
@@ -553,6 +549,93 @@ fn add_pay(ctx: &mut ApplyContext<'_>, son: &Son, amount: u64, now: Timestamp) -
         }
         None => ctx.create_vesting(son.owner, amount, format!("son_pay:{}", son.id), now),
     }
+}
+
+/// Why SON `son` was or was not elected at the last election, in words: its votes against the
+/// cut-off, a tie lost to a lower id, keys a sidechain crate refused, no votes at all. `when`
+/// writes a time.
+pub fn election_story(state: &State, son: SonId, when: &dyn Fn(Timestamp) -> String) -> String {
+    let Some(s) = state.son(son) else { return format!("son {son} does not exist") };
+    if s.status == SonStatus::Deregistered {
+        return "deregistered: never elected again, and its votes stopped counting".into();
+    }
+    let Some(e) = &state.globals().last_election else {
+        return "no election has been held".into();
+    };
+    let at = when(e.at);
+    // Votes are stake: written in the core asset when the chain has it.
+    let core = state.asset(state.params().core_asset);
+    let v =
+        |n: u64| core.map_or_else(|| format!("{n} votes"), |a| format!("{} of votes", a.format(n)));
+    if let Some(rank) = e.elected.iter().position(|(id, _)| *id == son) {
+        let votes = e.elected[rank].1;
+        let cutoff = match e.cutoff {
+            Some(c) => format!("the cut-off was {}", v(c)),
+            None => "fewer SONs could be elected than there are seats".into(),
+        };
+        return format!(
+            "elected at {at} with {}, {} of {} seats ({cutoff})",
+            v(votes),
+            rank + 1,
+            e.seats
+        );
+    }
+    if let Some((_, reason)) = e.skipped.iter().find(|(id, _)| *id == son) {
+        return format!("passed over at {at} though its votes would have elected it: {reason}");
+    }
+    // Not recorded with its votes then: its votes now against the cut-off then.
+    let votes = s.votes;
+    match e.cutoff {
+        _ if votes == 0 => format!(
+            "not elected at {at}: nobody votes for it (a SON needs at least one vote to be elected)"
+        ),
+        Some(c) if votes > c => format!(
+            "not elected at {at} (cut-off {}); it has {} now, enough at the next maintenance",
+            v(c),
+            v(votes)
+        ),
+        Some(c) if votes == c => format!(
+            "not elected at {at}: its {} tie the cut-off, and ties go to the lower id",
+            v(votes)
+        ),
+        Some(c) => format!("not elected at {at}: {}, below the cut-off of {}", v(votes), v(c)),
+        None => format!(
+            "not elected at {at}, when seats were free: it was registered or voted for since"
+        ),
+    }
+}
+
+/// Why SON `son` was paid what it was at its last pay, and where the current period stands, in
+/// words. `when` writes a time.
+pub fn pay_story(state: &State, son: SonId, when: &dyn Fn(Timestamp) -> String) -> String {
+    let Some(s) = state.son(son) else { return format!("son {son} does not exist") };
+    let core = state.params().core_asset;
+    let amount = |units: u64| {
+        state.asset(core).map_or_else(|| format!("{units} units"), |a| a.format(units))
+    };
+    let last = match &s.statistics.last_pay {
+        Some(p) => format!(
+            "paid {} at {}: it signed {} of the {} sidechain transactions signed in the period, \
+             that share of the {} budget",
+            amount(p.amount),
+            when(p.at),
+            p.signed,
+            p.signed_by_all,
+            amount(p.budget)
+        ),
+        None => "never paid: pay is split by sidechain transactions signed, and it signed none \
+                 in a paid period"
+            .into(),
+    };
+    let period = match state.params().son_budget_account {
+        None => "no SON budget account: SONs are not paid".to_owned(),
+        Some(_) => format!(
+            "{} signed so far this period; next pay at {}",
+            s.statistics.txs_signed,
+            when(state.globals().next_son_pay_time)
+        ),
+    };
+    format!("{last}; {period}")
 }
 
 #[cfg(test)]

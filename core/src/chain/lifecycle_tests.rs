@@ -1025,3 +1025,93 @@ fn the_lifecycle_replays_identically_on_a_replica_and_pops_back_block_by_block()
         assert_eq!(replica.state_hash(), hashes[i], "back to after block {i}");
     }
 }
+
+// ----- the stories `explain` tells -----
+
+#[test]
+fn the_election_story_says_why_a_son_was_or_was_not_elected() {
+    let mut net = net_with(ChainParameters { maximum_son_count: 6, ..params() }, true);
+    let (alice, bob, carol) = (user(&net, 0), user(&net, 1), user(&net, 2));
+    let t = |t: Timestamp| format!("@{}", t.since(crate::testkit::GENESIS_TIME));
+    let story = |net: &TestNetwork, id: u64| election_story(net.ledger.state(), SonId(id), &t);
+    assert_eq!(
+        story(&net, 0),
+        "elected at @0 with 0.00001 PPY of votes, 1 of 6 seats (the cut-off was 0.00001 PPY of votes)"
+    );
+    ok(&mut net, &alice, create(&alice, MIN));
+    assert_eq!(
+        story(&net, 6),
+        "not elected at @0: nobody votes for it (a SON needs at least one vote to be elected)"
+    );
+    ok(&mut net, &bob, create(&bob, MIN));
+    // SON 6 ties the cut-off (one unit), SON 7 passes it.
+    net.ledger.apply_with_for_tests(|ctx| {
+        let mut s = ctx.son(SonId(6)).cloned().expect("son");
+        s.votes = 1;
+        ctx.put_son(s).expect("put");
+    });
+    assert_eq!(
+        story(&net, 6),
+        "not elected at @0: its 0.00001 PPY of votes tie the cut-off, and ties go to the lower id"
+    );
+    ok(&mut net, &carol, vote(&carol, &[7]));
+    assert!(
+        story(&net, 7).contains("it has 30.00000 PPY of votes now, enough at the next maintenance"),
+        "{}",
+        story(&net, 7)
+    );
+    to_next_maintenance(&mut net);
+    assert!(story(&net, 7).starts_with("elected at @60 with 30.00000 PPY of votes, 1 of 6 seats (the cut-off was 0.00001 PPY of votes)"), "{}", story(&net, 7));
+    assert_eq!(
+        story(&net, 5),
+        "not elected at @60: its 0.00001 PPY of votes tie the cut-off, and ties go to the lower id"
+    );
+
+    net.ledger.apply_with_for_tests(|ctx| {
+        let mut s = ctx.son(SonId(1)).cloned().expect("son");
+        s.sidechain_public_keys.insert("bitcoin".into(), "bad".into());
+        ctx.put_son(s).expect("put");
+    });
+    to_next_maintenance(&mut net);
+    assert_eq!(
+        story(&net, 1),
+        "passed over at @120 though its votes would have elected it: keycheck: the bitcoin key is unusable"
+    );
+    deregister(&mut net, SonId(3));
+    assert_eq!(story(&net, 3), "deregistered: never elected again, and its votes stopped counting");
+    assert_eq!(story(&net, 99), "son 1.33.99 does not exist");
+
+    // Below the cut-off: bob's 70 PPY behind the six elected, carol's 30 behind a newcomer.
+    let mut net = net_with(ChainParameters { maximum_son_count: 6, ..params() }, true);
+    ok(&mut net, &bob, vote(&bob, &[0, 1, 2, 3, 4, 5]));
+    ok(&mut net, &alice, create(&alice, MIN));
+    ok(&mut net, &carol, vote(&carol, &[6]));
+    to_next_maintenance(&mut net);
+    assert_eq!(
+        story(&net, 6),
+        "not elected at @60: 30.00000 PPY of votes, below the cut-off of 70.00001 PPY of votes"
+    );
+}
+
+#[test]
+fn the_pay_story_says_what_a_son_was_paid_and_why() {
+    let mut net = net();
+    let t = |t: Timestamp| format!("@{}", t.since(crate::testkit::GENESIS_TIME));
+    let story = |net: &TestNetwork, id: u64| pay_story(net.ledger.state(), SonId(id), &t);
+    assert_eq!(
+        story(&net, 0),
+        "never paid: pay is split by sidechain transactions signed, and it signed none in a paid \
+         period; 0 signed so far this period; next pay at @60"
+    );
+    set_signed(&mut net, &[(0, 1), (1, 3)]);
+    to_next_payout(&mut net);
+    set_signed(&mut net, &[(0, 2)]);
+    assert_eq!(
+        story(&net, 0),
+        "paid 50.00000 PPY at @60: it signed 1 of the 4 sidechain transactions signed in the \
+         period, that share of the 200.00000 PPY budget; 2 signed so far this period; next pay at @120"
+    );
+    let bare = TestNetwork::builder().witnesses(3).sons(6).params(params()).build(registry());
+    let s = pay_story(bare.ledger.state(), SonId(0), &t);
+    assert!(s.ends_with("; no SON budget account: SONs are not paid"), "{s}");
+}

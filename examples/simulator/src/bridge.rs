@@ -177,10 +177,13 @@ impl Bridge {
 
     /// The services of node `identity`: a SON gets its Bitcoin key and its view of the
     /// simulated network (faulty if the scenario says so).
+    /// `key_changes`: how many new Bitcoin keys the scenario gives the SON; its node holds them
+    /// all, the last as its current key.
     pub fn service(
         &self,
         identity: &NodeIdentity,
         builder: &NetworkBuilder,
+        key_changes: u32,
     ) -> Option<BitcoinNode> {
         let son = identity.son?;
         let index = u32::try_from(son.0).ok()?;
@@ -190,8 +193,11 @@ impl Bridge {
         }
         Some(BitcoinNode {
             source: self.btc.view(fault),
-            key: builder.sidechain_key(&identity.name, "bitcoin").secret_key(),
+            key: crate::members::bitcoin_key(builder, &identity.name, key_changes),
             fee_band_percent: FEE_BAND_PERCENT,
+            retired_keys: (0..key_changes)
+                .map(|n| crate::members::bitcoin_key(builder, &identity.name, n))
+                .collect(),
         })
     }
 

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use serde::Serialize;
+use sonprop_core::chain::lifecycle;
 use sonprop_core::{ProposalId, Readiness, Subject, Timestamp};
 
 use crate::cli::format_elapsed;
@@ -77,6 +78,12 @@ pub struct SonFacts {
     pub down_since: Option<When>,
     /// When it was deregistered.
     pub deregistered: Option<When>,
+    /// Its votes now.
+    pub votes: u64,
+    /// Why it was or was not elected at the last maintenance: its votes against the cut-off.
+    pub election: String,
+    /// Why it was paid what it was, and where the current pay period stands.
+    pub pay: String,
 }
 
 /// Where a kind stands for the subject.
@@ -252,6 +259,9 @@ pub fn explanation(sim: &Simulation, scenario: &Scenario, subject: &str) -> Expl
             last_heartbeat: when(s.statistics.last_active_timestamp),
             down_since: (down > Timestamp(0)).then(|| when(down)),
             deregistered: s.statistics.deregistered_timestamp.map(when),
+            votes: s.votes,
+            election: lifecycle::election_story(st, s.id, &|t| format_elapsed(t.since(genesis))),
+            pay: lifecycle::pay_story(st, s.id, &|t| format_elapsed(t.since(genesis))),
         }
     });
     let head = st.head_time();
@@ -349,6 +359,8 @@ fn print(e: &Explanation, out: &mut dyn Write) {
             line += &format!(", deregistered at {}", d.offset);
         }
         let _ = writeln!(out, "{line}");
+        let _ = writeln!(out, "  election: {}", s.election);
+        let _ = writeln!(out, "  pay: {}", s.pay);
     }
     for k in &e.kinds {
         let at = k.due_at.as_ref().map(|w| w.offset.as_str()).unwrap_or("?");

@@ -51,6 +51,32 @@ struct File {
     #[serde(default)]
     expect: Vec<ExpectSpec>,
     bitcoin: Option<BitcoinSpec>,
+    lifecycle: Option<LifecycleSpec>,
+}
+
+/// The `[lifecycle]` table: the core asset (PPY), member accounts that can register SONs and
+/// vote, and the SON budget account.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LifecycleSpec {
+    members: u32,
+    member_ppy: Option<u64>,
+    budget_ppy: Option<u64>,
+}
+
+/// PPY's smallest units per PPY (precision 5, as Peerplays).
+pub const PPY_UNIT: u64 = 100_000;
+
+/// A scenario's `[lifecycle]`: the core asset PPY, `members` accounts (`member-0` …) holding
+/// `member_ppy` each, and the SON budget account (`son-budget`) holding `budget_ppy`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleScenario {
+    /// Member accounts.
+    pub members: u32,
+    /// Each member's PPY, in whole PPY.
+    pub member_ppy: u64,
+    /// The budget account's PPY, in whole PPY.
+    pub budget_ppy: u64,
 }
 
 /// The `[bitcoin]` table: a simulated Bitcoin network and the bridge's traffic.
@@ -259,25 +285,69 @@ struct ParamsSpec {
     maintenance_interval: Option<Duration>,
     maximum_transaction_size: Option<u64>,
     maximum_block_size: Option<u64>,
+    son_vesting_amount: Option<u64>,
+    son_pay_time: Option<Duration>,
+    son_pay_max: Option<u64>,
 }
 
-/// What a SON node does at an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Goes offline: no heartbeats, no proposals, no approvals.
+enum ActionKind {
     Stop,
-    /// Comes back online.
     Start,
+    Create,
+    Vote,
+    UpdateKeys,
+    RequestMaintenance,
+    CancelMaintenance,
+    Withdraw,
+}
+
+/// What happens at an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// The SON's node goes offline: no heartbeats, no proposals, no approvals.
+    Stop,
+    /// The SON's node comes back online.
+    Start,
+    /// A member registers a SON (the next SON index), with a deposit in PPY's smallest units;
+    /// its node starts with it.
+    Create {
+        /// The member index (`member-N`).
+        member: u32,
+        /// The deposit.
+        deposit: u64,
+    },
+    /// A member votes for these SONs (replacing its earlier votes; none withdraws them).
+    Vote {
+        /// The member index.
+        member: u32,
+        /// The SON indexes.
+        sons: Vec<u32>,
+    },
+    /// The SON's owner gives it a new Bitcoin key (in force at the next maintenance; its node
+    /// keeps the old one for what the old wallet still needs signed).
+    UpdateKeys,
+    /// The SON's owner asks for maintenance.
+    RequestMaintenance,
+    /// The SON's owner withdraws its request.
+    CancelMaintenance,
+    /// The SON's owner withdraws whatever of its vesting balances has vested (its deposit
+    /// after deregistration, its pay).
+    Withdraw,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EventSpec {
     at: Duration,
-    son: u32,
+    son: Option<u32>,
+    member: Option<u32>,
+    #[serde(rename = "for")]
+    votes: Option<Vec<u32>>,
+    deposit: Option<u64>,
     #[serde(rename = "do")]
-    action: Action,
+    action: ActionKind,
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,15 +357,18 @@ struct ExpectSpec {
     status: Option<SonStatus>,
     kind: Option<String>,
     executed: Option<u32>,
+    elected: Option<bool>,
+    paid: Option<bool>,
+    deposit_withdrawn: Option<bool>,
 }
 
-/// A scheduled change to a SON node.
+/// A scheduled event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// Seconds after genesis.
     pub at: u64,
-    /// The SON index (`1.33.N`).
-    pub son: u32,
+    /// The SON it is about (`1.33.N`): the one a `create` registers; none for a vote.
+    pub son: Option<u32>,
     /// What happens.
     pub action: Action,
 }
@@ -318,6 +391,27 @@ pub enum Expectation {
         kind: String,
         /// How many.
         count: u32,
+    },
+    /// The SON is (or is not) in the elected set.
+    Elected {
+        /// The SON index.
+        son: u32,
+        /// Elected or not.
+        elected: bool,
+    },
+    /// The SON was (or was not) paid at a payout.
+    Paid {
+        /// The SON index.
+        son: u32,
+        /// Paid or not.
+        paid: bool,
+    },
+    /// The SON is deregistered and its owner withdrew its whole deposit (or not).
+    DepositWithdrawn {
+        /// The SON index.
+        son: u32,
+        /// Withdrawn or not.
+        withdrawn: bool,
     },
 }
 
@@ -351,6 +445,22 @@ pub struct Scenario {
     pub expect: Vec<Expectation>,
     /// The Bitcoin bridge, when the scenario has a `[bitcoin]` table.
     pub bitcoin: Option<BitcoinScenario>,
+    /// The SON lifecycle's accounts, when the scenario has a `[lifecycle]` table.
+    pub lifecycle: Option<LifecycleScenario>,
+}
+
+impl Scenario {
+    /// How many SONs the run knows in all: the genesis' and those its events register.
+    pub fn all_sons(&self) -> u32 {
+        let created = self.events.iter().filter(|e| matches!(e.action, Action::Create { .. }));
+        self.sons + self.standby_sons + created.count() as u32
+    }
+
+    /// How many times the events give SON `son` a new Bitcoin key.
+    pub fn key_changes(&self, son: u32) -> u32 {
+        let changes = self.events.iter().filter(|e| e.son == Some(son));
+        changes.filter(|e| e.action == Action::UpdateKeys).count() as u32
+    }
 }
 
 impl Scenario {
@@ -436,6 +546,9 @@ impl Scenario {
         params.maximum_transaction_size =
             p.maximum_transaction_size.unwrap_or(params.maximum_transaction_size);
         params.maximum_block_size = p.maximum_block_size.unwrap_or(params.maximum_block_size);
+        params.son_vesting_amount = p.son_vesting_amount.unwrap_or(params.son_vesting_amount);
+        params.son_pay_time = secs(p.son_pay_time, params.son_pay_time);
+        params.son_pay_max = p.son_pay_max.unwrap_or(params.son_pay_max);
         params.validate().map_err(|e| err(&format!("params.{}", e.name), e.reason))?;
         if f.network.sons > params.maximum_son_count {
             return Err(err(
@@ -463,36 +576,163 @@ impl Scenario {
                 Ok(())
             }
         };
+        let lifecycle = match &f.lifecycle {
+            None => None,
+            Some(l) => {
+                if l.members == 0 {
+                    return Err(err("lifecycle.members", "there must be at least 1 member".into()));
+                }
+                Some(LifecycleScenario {
+                    members: l.members,
+                    member_ppy: l.member_ppy.unwrap_or(1_000),
+                    budget_ppy: l.budget_ppy.unwrap_or(1_000),
+                })
+            }
+        };
+        // Events in time order (stable: events at one time keep the file's order); a `create`
+        // registers the next SON index, which later events may name.
+        let mut specs: Vec<(usize, &EventSpec)> = f.events.iter().enumerate().collect();
+        specs.sort_by_key(|(_, e)| e.at.0);
+        let mut known = total;
+        let mut creators = BTreeMap::new();
         let mut events = Vec::new();
-        for (i, e) in f.events.iter().enumerate() {
-            check_son(format!("events[{i}].son"), e.son)?;
+        for (i, e) in specs {
+            let field = |k: &str| format!("events[{i}].{k}");
             if e.at.0 > f.duration.0 {
                 return Err(err(
-                    &format!("events[{i}].at"),
+                    &field("at"),
                     format!("{} is after the end of the run ({})", e.at, f.duration),
                 ));
             }
-            events.push(Event { at: e.at.0, son: e.son, action: e.action });
+            let son_ok = |son: u32, k: &str| {
+                if son < known {
+                    Ok(())
+                } else if known > total {
+                    Err(err(
+                        &field(k),
+                        format!(
+                            "SON {son} does not exist at {}: the genesis has SONs 0..{} and the events before it register up to {}",
+                            e.at,
+                            total.saturating_sub(1),
+                            known - 1
+                        ),
+                    ))
+                } else {
+                    check_son(field(k), son)
+                }
+            };
+            let kind = e.action;
+            let is_lifecycle = !matches!(kind, ActionKind::Stop | ActionKind::Start);
+            if is_lifecycle && lifecycle.is_none() {
+                return Err(err(
+                    &field("do"),
+                    "SON lifecycle events need a [lifecycle] table (its members and PPY)".into(),
+                ));
+            }
+            let member_ok = |m: Option<u32>| -> Result<u32, ScenarioError> {
+                let m =
+                    m.ok_or_else(|| err(&field("member"), "give the member who acts".into()))?;
+                let members = lifecycle.as_ref().map_or(0, |l| l.members);
+                if m >= members {
+                    return Err(err(
+                        &field("member"),
+                        format!(
+                            "member {m} does not exist: there are {members} (0..{})",
+                            members.saturating_sub(1)
+                        ),
+                    ));
+                }
+                Ok(m)
+            };
+            let extra = |what: &str, present: bool| {
+                if present {
+                    Err(err(&field(what), format!("`{what}` does not go with do = {kind:?}")))
+                } else {
+                    Ok(())
+                }
+            };
+            let (son, action) = match kind {
+                ActionKind::Create => {
+                    extra("son", e.son.is_some())?;
+                    extra("for", e.votes.is_some())?;
+                    let member = member_ok(e.member)?;
+                    if let Some(first) = creators.insert(member, i) {
+                        return Err(err(
+                            &field("member"),
+                            format!("member {member} registers a SON at events[{first}] already: one SON per account"),
+                        ));
+                    }
+                    let deposit = e
+                        .deposit
+                        .map_or(params.son_vesting_amount, |ppy| ppy.saturating_mul(PPY_UNIT));
+                    known += 1;
+                    (Some(known - 1), Action::Create { member, deposit })
+                }
+                ActionKind::Vote => {
+                    extra("son", e.son.is_some())?;
+                    extra("deposit", e.deposit.is_some())?;
+                    let member = member_ok(e.member)?;
+                    let sons = e.votes.clone().ok_or_else(|| {
+                        err(
+                            &field("for"),
+                            "give the SONs voted for (`for = []` withdraws the votes)".into(),
+                        )
+                    })?;
+                    for s in &sons {
+                        son_ok(*s, "for")?;
+                    }
+                    (None, Action::Vote { member, sons })
+                }
+                _ => {
+                    extra("member", e.member.is_some())?;
+                    extra("for", e.votes.is_some())?;
+                    extra("deposit", e.deposit.is_some())?;
+                    let son = e.son.ok_or_else(|| err(&field("son"), "give the SON".into()))?;
+                    son_ok(son, "son")?;
+                    let action = match kind {
+                        ActionKind::Stop => Action::Stop,
+                        ActionKind::Start => Action::Start,
+                        ActionKind::UpdateKeys => Action::UpdateKeys,
+                        ActionKind::RequestMaintenance => Action::RequestMaintenance,
+                        ActionKind::CancelMaintenance => Action::CancelMaintenance,
+                        _ => Action::Withdraw,
+                    };
+                    (Some(son), action)
+                }
+            };
+            events.push(Event { at: e.at.0, son, action });
         }
-        events.sort_by_key(|e| e.at);
 
         let mut expect = Vec::new();
         for (i, x) in f.expect.iter().enumerate() {
-            check_son(format!("expect[{i}].son"), x.son)?;
-            match (x.status, &x.kind, x.executed) {
-                (Some(status), None, None) => {
-                    expect.push(Expectation::Status { son: x.son, status })
+            if x.son >= known {
+                check_son(format!("expect[{i}].son"), x.son)?;
+            }
+            let one = |e: Expectation| Ok::<_, ScenarioError>(e);
+            let e = match (x.status, &x.kind, x.executed, x.elected, x.paid, x.deposit_withdrawn) {
+                (Some(status), None, None, None, None, None) => {
+                    one(Expectation::Status { son: x.son, status })?
                 }
-                (None, Some(kind), Some(count)) => {
-                    expect.push(Expectation::Executed { son: x.son, kind: kind.clone(), count })
+                (None, Some(kind), Some(count), None, None, None) => {
+                    one(Expectation::Executed { son: x.son, kind: kind.clone(), count })?
+                }
+                (None, None, None, Some(elected), None, None) => {
+                    one(Expectation::Elected { son: x.son, elected })?
+                }
+                (None, None, None, None, Some(paid), None) => {
+                    one(Expectation::Paid { son: x.son, paid })?
+                }
+                (None, None, None, None, None, Some(withdrawn)) => {
+                    one(Expectation::DepositWithdrawn { son: x.son, withdrawn })?
                 }
                 _ => {
                     return Err(err(
                         &format!("expect[{i}]"),
-                        "give either `status`, or both `kind` and `executed`".into(),
+                        "give one of `status`, `kind` with `executed`, `elected`, `paid` or `deposit_withdrawn`".into(),
                     ))
                 }
-            }
+            };
+            expect.push(e);
         }
 
         let bitcoin = match &f.bitcoin {
@@ -667,6 +907,7 @@ impl Scenario {
             events,
             expect,
             bitcoin,
+            lifecycle,
         })
     }
 }
@@ -752,7 +993,7 @@ mod tests {
     fn the_built_in_scenario_is_the_issue_default() {
         let s = Scenario::built_in();
         assert_eq!((s.witnesses, s.sons, s.duration), (11, 15, 14 * 3600));
-        assert_eq!(s.events, vec![Event { at: 3600, son: 3, action: Action::Stop }]);
+        assert_eq!(s.events, vec![Event { at: 3600, son: Some(3), action: Action::Stop }]);
         assert_eq!(s.params.son_deregister_time, 43_200);
     }
 

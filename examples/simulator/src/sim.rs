@@ -149,8 +149,14 @@ struct SimLocal {
 /// What identifies a scenario's network and history (not its duration or expectations, so a
 /// run can be extended).
 fn fingerprint(s: &Scenario) -> String {
-    let events: Vec<String> =
-        s.events.iter().map(|e| format!("{}:{}:{:?}", e.at, e.son, e.action)).collect();
+    let events: Vec<String> = s
+        .events
+        .iter()
+        .map(|e| {
+            let son = e.son.map_or_else(|| "-".to_owned(), |s| s.to_string());
+            format!("{}:{son}:{:?}", e.at, e.action)
+        })
+        .collect();
     let mut f = format!(
         "{}|seed {}|genesis {}|{}w {}s {}sb|{}|{}",
         s.name,
@@ -166,6 +172,9 @@ fn fingerprint(s: &Scenario) -> String {
     if let Some(b) = &s.bitcoin {
         let b = crate::scenario::BitcoinScenario { expect_all_settled: false, ..b.clone() };
         f.push_str(&format!("|bitcoin {b:?}"));
+    }
+    if let Some(l) = &s.lifecycle {
+        f.push_str(&format!("|lifecycle {l:?}"));
     }
     f
 }
@@ -250,6 +259,13 @@ pub struct Simulation {
     pub resumed_at: u64,
     /// The Bitcoin bridge, when the scenario has one.
     bridge: Option<crate::bridge::Bridge>,
+    /// The SON lifecycle's accounts, when the scenario has a `[lifecycle]` table.
+    members: Option<crate::members::Members>,
+    /// The network's builder (it derives every node's sidechain keys).
+    builder: NetworkBuilder,
+    /// Transactions the scenario's events sent, by id, with what they were: a refusal is put
+    /// on the timeline with its reason.
+    sent: BTreeMap<Digest, String>,
 }
 
 impl std::fmt::Debug for Simulation {
@@ -269,23 +285,48 @@ impl Simulation {
         registry: Arc<Registry>,
         options: &Options,
     ) -> Result<Simulation, SimError> {
+        let bitcoin_users = scenario.bitcoin.as_ref().map_or(0, |b| b.users as usize);
+        let lifecycle_users = scenario.lifecycle.as_ref().map_or(0, |l| l.members as usize + 1);
         let builder = NetworkBuilder::default()
             .witnesses(scenario.witnesses as usize)
             .sons(scenario.sons as usize)
             .standby_sons(scenario.standby_sons as usize)
-            .users(0)
+            .users(bitcoin_users + lifecycle_users)
             .params(scenario.params.clone())
             .genesis_time(scenario.genesis_time)
             .seed(scenario.seed);
         let builder = match &scenario.bitcoin {
-            Some(b) => builder.users(b.users as usize).asset(crate::bridge::pbtc_asset()),
+            Some(_) => builder.asset(crate::bridge::pbtc_asset()),
             None => builder,
         };
         let builder = scenario
             .plugin_params
             .iter()
             .fold(builder, |b, (name, value)| b.plugin_param(name, value.clone()));
+        // The lifecycle's accounts are users after the bridge's; the genesis funds them.
+        let members = scenario.lifecycle.as_ref().map(|l| {
+            let users = builder.genesis().3;
+            crate::members::Members::from_users(&users, bitcoin_users, l)
+        });
+        let builder = match (&members, &scenario.lifecycle) {
+            (Some(m), Some(l)) => m.genesis(builder, &scenario.params, l),
+            _ => builder,
+        };
         let (genesis, witnesses, sons, users) = builder.genesis();
+        let users: Vec<NodeIdentity> = users.into_iter().take(bitcoin_users).collect();
+        // A SON an event registers runs a node from the start, offline until it exists.
+        let created: Vec<NodeIdentity> = match &members {
+            Some(m) => scenario
+                .events
+                .iter()
+                .filter_map(|e| match (&e.action, e.son) {
+                    (Action::Create { member, .. }, Some(son)) => Some(m.son_node(*member, son)),
+                    _ => None,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let sons: Vec<NodeIdentity> = sons.into_iter().chain(created).collect();
         let bridge = scenario.bitcoin.as_ref().map(|b| {
             crate::bridge::Bridge::new(
                 b,
@@ -348,6 +389,11 @@ impl Simulation {
         for u in &users {
             names.insert(u.account, u.name.clone());
         }
+        if let Some(m) = &members {
+            for u in m.members.iter().chain([&m.budget]) {
+                names.insert(u.account, u.name.clone());
+            }
+        }
         if bridge.is_some() {
             names.insert(AccountId::SON_CONSENSUS, "son-account".to_owned());
         }
@@ -362,7 +408,13 @@ impl Simulation {
             let replica = if options.verify_replicas { Some(ledger()?) } else { None };
             // A kind needing a service this node was not given fails here, by name.
             let mut services = options.services.as_ref().map(|f| f(&identity)).unwrap_or_default();
-            if let Some(node) = bridge.as_ref().and_then(|b| b.service(&identity, &builder)) {
+            let changes = identity
+                .son
+                .and_then(|s| u32::try_from(s.0).ok())
+                .map_or(0, |s| scenario.key_changes(s));
+            if let Some(node) =
+                bridge.as_ref().and_then(|b| b.service(&identity, &builder, changes))
+            {
                 services.insert(node);
             }
             let mut node_config = config.clone();
@@ -386,10 +438,14 @@ impl Simulation {
                 identity: nodes[node].identity.clone(),
             })
             .collect();
+        // The SONs events register are offline until they exist.
+        let genesis_nodes =
+            nodes.len() - (scenario.all_sons() - scenario.sons - scenario.standby_sons) as usize;
+        let online = (0..nodes.len()).map(|i| i < genesis_nodes).collect();
         let mut sim = Simulation {
             scenario: scenario.clone(),
             chain,
-            online: vec![true; nodes.len()],
+            online,
             nodes,
             witness_nodes,
             son_nodes,
@@ -406,6 +462,9 @@ impl Simulation {
             since_commit: 0,
             resumed_at: 0,
             bridge,
+            members,
+            builder,
+            sent: BTreeMap::new(),
         };
         if !options.verify_replicas {
             let st = sim.chain.state();
@@ -609,6 +668,17 @@ impl Simulation {
             }
         };
         self.rejected += rejected.len() as u64;
+        if !self.sent.is_empty() {
+            let chain_id = self.chain.state().chain_id();
+            for r in &rejected {
+                if let Some(what) = self.sent.remove(&r.transaction.transaction.digest(&chain_id)) {
+                    let text = format!("refused: {what}: {}", r.error);
+                    timeline.entry(Entry { height, elapsed: elapsed(&self.scenario, t), text });
+                }
+            }
+            // What was not refused was included (or expired): forgotten after a block.
+            self.sent.clear();
+        }
         self.included += outcome.transactions as u64;
         if let Some(block) = block {
             self.chain.apply_block(&block).map_err(|source| SimError::Refused {
@@ -674,7 +744,14 @@ impl Simulation {
         // Approvals are summarised per proposal per block, at the place of the first one.
         let mut lines: Vec<Result<String, ProposalId>> = Vec::new();
         let mut approvals: BTreeMap<ProposalId, u32> = BTreeMap::new();
+        // An election is worth a line when it changed the set.
+        let set_changed = outcome.events.iter().any(|e| {
+            matches!(e, LedgerEvent::SonElected { .. } | LedgerEvent::SonNotReelected { .. })
+        });
         for event in &outcome.events {
+            if matches!(event, LedgerEvent::Election { .. }) && !set_changed {
+                continue;
+            }
             self.log.record(t.secs(), event);
             if let LedgerEvent::ProposalApproved { proposal, .. } = event {
                 let n = approvals.entry(*proposal).or_insert(0);
@@ -710,29 +787,74 @@ impl Simulation {
     }
 
     fn apply_scenario_events(&mut self, t: Timestamp, height: u64, timeline: &mut dyn Observer) {
-        while let Some(e) = self.scenario.events.get(self.next_event) {
+        while let Some(e) = self.scenario.events.get(self.next_event).cloned() {
             if e.at > elapsed(&self.scenario, t) {
                 break;
             }
-            let node = self.son_nodes[e.son as usize];
-            let up = e.action == Action::Start;
-            let was = std::mem::replace(&mut self.online[node], up);
-            let son = SonId(u64::from(e.son));
-            let text = match (up, was) {
-                (false, true) => format!("son {son} goes offline (scenario)"),
-                (true, false) => format!("son {son} comes back online (scenario)"),
-                (false, false) => format!("son {son} is already offline (scenario)"),
-                (true, true) => format!("son {son} is already online (scenario)"),
+            let node = e.son.map(|s| self.son_nodes[s as usize]);
+            let text = match (&e.action, node) {
+                (Action::Stop | Action::Start, Some(node)) => {
+                    let up = e.action == Action::Start;
+                    let was = std::mem::replace(&mut self.online[node], up);
+                    let son = SonId(u64::from(e.son.unwrap_or(0)));
+                    if up && !was {
+                        // A node coming back announces itself at once.
+                        if let Some(tx) = self.heartbeat(node, self.chain.state().head_time()) {
+                            self.mempool.push(tx);
+                        }
+                    }
+                    match (up, was) {
+                        (false, true) => format!("son {son} goes offline (scenario)"),
+                        (true, false) => format!("son {son} comes back online (scenario)"),
+                        (false, false) => format!("son {son} is already offline (scenario)"),
+                        (true, true) => format!("son {son} is already online (scenario)"),
+                    }
+                }
+                _ => self.lifecycle_event(&e, node, t),
             };
             timeline.entry(Entry { height, elapsed: e.at, text });
-            if up && !was {
-                // A node coming back announces itself at once.
-                if let Some(tx) = self.heartbeat(node, self.chain.state().head_time()) {
-                    self.mempool.push(tx);
-                }
-            }
             self.next_event += 1;
         }
+    }
+
+    /// Sends the transaction of a lifecycle event, signed by whoever acts; the line for the
+    /// timeline.
+    fn lifecycle_event(
+        &mut self,
+        e: &crate::scenario::Event,
+        node: Option<usize>,
+        t: Timestamp,
+    ) -> String {
+        let Some(members) = &self.members else {
+            return "a lifecycle event without a [lifecycle] table (refused at load)".into();
+        };
+        let by = match (&e.action, node) {
+            (Action::Vote { member, .. }, _) => members.members[*member as usize].clone(),
+            (_, Some(node)) => self.nodes[node].identity.clone(),
+            _ => return "an event about no SON".into(),
+        };
+        // Key changes before this one: the next key is the one after them.
+        let changes = self.scenario.events[..self.next_event]
+            .iter()
+            .filter(|x| x.son == e.son && x.action == Action::UpdateKeys)
+            .count() as u32;
+        let st = self.chain.state();
+        let Some((ops, text)) =
+            crate::members::operations(st, &self.builder, &e.action, e.son, &by, changes, t)
+        else {
+            return "nothing to send".into();
+        };
+        if let (Action::Create { .. }, Some(node)) = (&e.action, node) {
+            self.online[node] = true;
+        }
+        if ops.is_empty() {
+            return format!("{text} (scenario)");
+        }
+        let tx = sonprop_core::Transaction { expiration: t.plus(60), operations: ops };
+        let chain_id = st.chain_id();
+        self.sent.insert(tx.digest(&chain_id), text.clone());
+        self.mempool.push(tx.sign(&chain_id, &[&by.keys]));
+        format!("{text} (scenario)")
     }
 
     fn heartbeat(&mut self, node: usize, at: Timestamp) -> Option<SignedTransaction> {
@@ -776,7 +898,13 @@ impl Simulation {
         let shared = self.nodes[0].replica.is_none().then(|| self.chain.snapshot());
         // Who has work is computed once per block; nodes without any are not run.
         let duty = BlockDuty::of(self.chain.state());
-        for (i, node) in self.nodes.iter_mut().enumerate() {
+        // The nodes take turns at sending first (a block's transactions keep the order they
+        // were sent in): with a fixed order the same SONs' signatures would always complete a
+        // sidechain transaction, and the later ones' would always arrive too late to count.
+        let n = self.nodes.len();
+        for k in 0..n {
+            let i = (k + height as usize) % n;
+            let node = &mut self.nodes[i];
             if !self.online[i] || !node.scheduler.has_work(&duty, self.chain.state()) {
                 continue;
             }
@@ -855,24 +983,59 @@ impl Simulation {
             LedgerEvent::ProposalDeleted { proposal, by } => {
                 format!("proposal {proposal} deleted by {}", self.name(*by))
             }
-            LedgerEvent::VestingCreated { owner, amount, cliff, .. } => {
+            LedgerEvent::VestingCreated { owner, amount, cliff, reason, .. } => {
                 let days = cliff.since(self.chain.state().head_time()) as f64 / 86_400.0;
-                // The SON deposit is in the core asset's smallest unit (Peerplays' PPY has
-                // precision 5).
-                let son = self
-                    .nodes
-                    .iter()
-                    .find(|n| n.identity.account == *owner)
-                    .and_then(|n| n.identity.son)
-                    .map(|s| format!("son {s}'s owner "))
-                    .unwrap_or_default();
+                let what = match reason.split_once(':') {
+                    Some(("son_pay", son)) => format!("pay of son {son}"),
+                    Some(("son_deposit", son)) => format!("deposit of son {son}"),
+                    _ => "balance".to_owned(),
+                };
+                // Without the core asset in the genesis, amounts are PPY's smallest unit
+                // (precision 5).
+                let amount = match self.chain.state().asset(crate::members::PPY) {
+                    Some(a) => a.format(*amount),
+                    None => format!("{}.{:05} PPY", amount / 100_000, amount % 100_000),
+                };
                 format!(
-                    "deposit of {}.{:05} PPY vesting for {son}{} (cliff in {days:.1} days)",
-                    amount / 100_000,
-                    amount % 100_000,
+                    "{amount} vesting for {} ({what}; cliff in {days:.1} days)",
                     self.name(*owner)
                 )
             }
+            LedgerEvent::VestingWithdrawn { owner, amount, .. } => format!(
+                "{} withdrawn by {} from its vesting balance",
+                self.amount(crate::members::PPY, *amount),
+                self.name(*owner)
+            ),
+            LedgerEvent::SonCreated { son, owner, deposit } => format!(
+                "son {son} registered by {}, {} held as its deposit; inactive until elected",
+                self.name(*owner),
+                self.amount(crate::members::PPY, *deposit)
+            ),
+            LedgerEvent::SonUpdated { son, changed } => {
+                format!("son {son} updated: {}", changed.join(", "))
+            }
+            LedgerEvent::SonKeysChanged { son } => {
+                format!("son {son}'s new sidechain keys take force")
+            }
+            LedgerEvent::Voted { account, sons, stake } => {
+                let list: Vec<String> = sons.iter().map(ToString::to_string).collect();
+                format!(
+                    "{} now votes for [{}] with {}",
+                    self.name(*account),
+                    list.join(", "),
+                    self.amount(crate::members::PPY, *stake)
+                )
+            }
+            LedgerEvent::Election { elected, seats, cutoff } => match cutoff {
+                Some(c) => format!("maintenance: {elected} SONs elected to {seats} seats, cut-off {c} votes"),
+                None => format!("maintenance: {elected} SONs elected to {seats} seats (fewer candidates with votes than seats)"),
+            },
+            LedgerEvent::SonElected { son } => format!("son {son} elected"),
+            LedgerEvent::SonNotReelected { son } => format!("son {son} not re-elected"),
+            LedgerEvent::SonPaid { son, amount, signed, signed_by_all } => format!(
+                "son {son} paid {}: it signed {signed} of {signed_by_all} sidechain transactions this period",
+                self.amount(crate::members::PPY, *amount)
+            ),
             LedgerEvent::Plugin { kind, text, .. } => {
                 let name = |a: AccountId| self.name(a);
                 crate::bridge::Bridge::describe(event, &name)
@@ -962,6 +1125,50 @@ impl Simulation {
 
 fn check_expectation(report: &Report, st: &sonprop_core::State, x: &Expectation) -> Option<String> {
     match x {
+        Expectation::Elected { son, elected } => {
+            let id = SonId(u64::from(*son));
+            let got = st.is_elected(id);
+            (got != *elected).then(|| {
+                let why =
+                    sonprop_core::chain::lifecycle::election_story(st, id, &|t| t.to_string());
+                format!(
+                    "son {id}: expected {}elected, it is {}: {why}",
+                    if *elected { "" } else { "not " },
+                    if got { "elected" } else { "not" }
+                )
+            })
+        }
+        Expectation::Paid { son, paid } => {
+            let id = SonId(u64::from(*son));
+            let got = st
+                .son(id)
+                .and_then(|s| s.statistics.last_pay.as_ref())
+                .is_some_and(|p| p.amount > 0);
+            (got != *paid).then(|| {
+                let why = sonprop_core::chain::lifecycle::pay_story(st, id, &|t| t.to_string());
+                format!("son {id}: expected {}paid: {why}", if *paid { "" } else { "not " })
+            })
+        }
+        Expectation::DepositWithdrawn { son, withdrawn } => {
+            let id = SonId(u64::from(*son));
+            let s = st.son(id)?;
+            let reason = format!("son_deposit:{id}");
+            let vesting = st
+                .vesting_balances()
+                .iter()
+                .find(|(_, v)| v.reason == reason)
+                .map(|(_, v)| v.amount);
+            let got = s.status == SonStatus::Deregistered && s.deposit == 0 && vesting.is_none();
+            (got != *withdrawn).then(|| {
+                format!(
+                    "son {id}: expected its deposit {}withdrawn; it is {}, {} on the SON, {} vesting",
+                    if *withdrawn { "" } else { "not " },
+                    s.status,
+                    s.deposit,
+                    vesting.unwrap_or(0)
+                )
+            })
+        }
         Expectation::Status { son, status } => {
             let id = SonId(u64::from(*son));
             let got = st.son(id).map(|s| s.status)?;
