@@ -104,6 +104,8 @@ mod adversary_tests;
 mod flow_tests;
 #[cfg(test)]
 mod lifecycle_tests;
+#[cfg(test)]
+mod refusal_tests;
 #[cfg(all(test, feature = "rpc"))]
 mod rpc_tests;
 #[cfg(test)]
