@@ -7,6 +7,7 @@ use sonprop_deregister_son as _;
 use sonprop_example_custom_operation as _;
 use sonprop_report_down as _;
 
+mod authorities;
 mod bench_baseline;
 mod core_layout;
 mod decoders;

@@ -284,3 +284,80 @@ async fn a_deposit_sweep_must_leave_the_carry_and_the_dust_limit_to_the_satoshi(
         }))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconciliation_names_between_one_and_500_outpoints_in_order_each_one_the_chain_holds() {
+    use crate::reconcile::{check_reconcile, classify, Gone, Reconcile, MAX_RECONCILED};
+    use bitcoin::hashes::Hash;
+    let mut run = ready(judged(), 1, |_| Fault::Honest).await;
+    let st = run.state();
+    let (held, amount) = crate::state::wallet_utxos(st, 0)[0];
+    let nothing = |vout: u32| bitcoin::OutPoint { txid: held.txid, vout: held.vout + 1 + vout };
+    let rec = |gone: Vec<bitcoin::OutPoint>| Reconcile {
+        gone: gone.iter().map(ToString::to_string).collect(),
+    };
+    let reason = |r: Result<Vec<Gone>, BitcoinError>| match r {
+        Err(BitcoinError::Reconcile(why)) => why,
+        other => panic!("not refused: {other:?}"),
+    };
+    assert_eq!(check_reconcile(st, &rec(vec![held])), Ok(vec![Gone::WalletOutput(held, amount)]));
+    assert!(reason(check_reconcile(st, &rec(Vec::new()))).starts_with("0 outpoints"));
+    // 500 pass the count (and are refused for what they are); 501 do not.
+    let many: Vec<_> = (0..MAX_RECONCILED as u32).map(nothing).collect();
+    assert!(reason(check_reconcile(st, &rec(many.clone())))
+        .ends_with("nothing the chain expects Bitcoin to hold"));
+    let too_many: Vec<_> = (0..=MAX_RECONCILED as u32).map(nothing).collect();
+    assert!(reason(check_reconcile(st, &rec(too_many))).starts_with("501 outpoints"));
+    assert!(
+        reason(check_reconcile(st, &rec(vec![held, held]))).ends_with("out of order or repeated")
+    );
+    let lower = bitcoin::OutPoint { txid: bitcoin::Txid::from_byte_array([0; 32]), vout: 0 };
+    assert!(
+        reason(check_reconcile(st, &rec(vec![held, lower]))).ends_with("out of order or repeated")
+    );
+    assert!(reason(check_reconcile(st, &rec(vec![held, nothing(0)])))
+        .ends_with("nothing the chain expects Bitcoin to hold"));
+    // A confirmed deposit not swept yet is the chain's to lose; a credited one is not.
+    let o = run.deposit(0, 1_000_000);
+    let confirmed = |st: &State| {
+        matches!(
+            crate::test_support::deposit_status(st, &o),
+            Some(crate::state::DepositStatus::Confirmed)
+        )
+    };
+    run.until(1200, confirmed).await;
+    assert_eq!(classify(run.state(), &o), Some(Gone::Deposit(o)));
+    run.until(1800, |st| {
+        matches!(
+            crate::test_support::deposit_status(st, &o),
+            Some(crate::state::DepositStatus::Credited { .. })
+        )
+    })
+    .await;
+    assert_eq!(classify(run.state(), &o), None);
+}
+
+#[test]
+fn a_reconciliation_says_what_it_lost_and_whether_the_bridge_pauses() {
+    use crate::reconcile::Reconciled;
+    let r = Reconciled {
+        outputs: 2,
+        lost_sat: 700,
+        failed_txs: vec![4],
+        deposits: 1,
+        deficit_sat: 0,
+        paused: false,
+    };
+    let head = "reconciled with Bitcoin: 2 recorded output(s) and 700 sat gone, 1 transaction(s) failed, 1 deposit(s) vanished";
+    assert_eq!(r.to_string(), format!("{head}; the reserve absorbs the loss"));
+    let paused = Reconciled { deficit_sat: 300, paused: true, ..r.clone() };
+    assert_eq!(
+        paused.to_string(),
+        format!("{head}; 300 sat of pBTC unbacked: deposits and withdrawals pause")
+    );
+    let accepted = Reconciled { deficit_sat: 300, paused: false, ..r };
+    assert_eq!(
+        accepted.to_string(),
+        format!("{head}; 300 sat of pBTC unbacked (accepted by the SONs)")
+    );
+}
