@@ -249,7 +249,15 @@ async fn a_reorganisation_deeper_than_the_confirmations_is_reconciled_and_pauses
     assert!(why.contains("unbacked"), "{why}");
     assert!(alarms(st).iter().any(|a| a.contains("paused")), "{:?}", alarms(st));
     let r = run.events.iter().find_map(|e| e.decode::<Reconciled>()).expect("event");
-    assert!(r.paused && r.deficit_sat == c.deficit_sat, "{r:?}");
+    let expected = Reconciled {
+        outputs: 1,
+        lost_sat: lost,
+        failed_txs: Vec::new(),
+        deposits: 0,
+        deficit_sat: c.deficit_sat,
+        paused: true,
+    };
+    assert_eq!(r, expected, "the sweep's output, recorded in the wallet, is what vanished");
     // What the chain counts in the wallet is what Bitcoin holds there.
     let w = current_wallet(st).expect("wallet");
     let on_chain: u64 = wallet_utxos(st, w.id).iter().map(|(_, a)| a).sum();
@@ -474,4 +482,85 @@ async fn many_small_deposits_are_consolidated_and_moved_in_standard_batches() {
         assert!(t.weight().to_wu() <= tx::MAX_STANDARD_WEIGHT, "{}", t.weight());
         assert!(t.input.len() <= tx::MAX_TX_INPUTS);
     }
+}
+
+/// A deposit whose payment vanishes (the payer double-spent it in a reorganisation deeper than
+/// `bitcoin.min_confirmations`) while its sweep waits in the mempool: the SONs reconcile, the
+/// sweep fails, the deposit is marked vanished and credits nobody; the wallet lost nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposit_vanishing_under_its_sweep_fails_the_sweep_and_credits_nobody() {
+    let mut run = ready(judged(), 1, |_| Fault::Honest).await;
+    run.btc.set_mining_floor(30);
+    let o = run.deposit(0, 10_000_000);
+    run.until(1800, |st| {
+        deposit_sweep_in(st, &o).is_some_and(|t| matches!(t.status, TxStatus::Sent { .. }))
+    })
+    .await;
+    let sweep = deposit_sweep(&run, &o).expect("the sweep");
+    let depth = confirmations(&run, &o.txid) as usize;
+    assert!(run.btc.reorg(depth) >= 1, "the payment vanishes");
+    run.btc.set_mining_floor(0);
+    run.until(1800, |st| matches!(deposit_status(st, &o), Some(DepositStatus::Vanished))).await;
+    let st = run.state();
+    let failed = st.row::<Transactions>(&sweep.id).expect("tx");
+    assert!(matches!(&failed.status, TxStatus::Failed { reason } if reason.contains("vanished")));
+    let r = run.events.iter().find_map(|e| e.decode::<Reconciled>()).expect("event");
+    let expected = Reconciled {
+        outputs: 0,
+        lost_sat: 0,
+        failed_txs: vec![sweep.id],
+        deposits: 1,
+        deficit_sat: 0,
+        paused: false,
+    };
+    assert_eq!(r, expected);
+    assert_eq!(run.balance(0), 0, "credited nothing");
+    assert!(paused(st).is_none());
+}
+
+/// A confirmed deposit nobody has swept yet (no SON runs the deposit-sweep kind here) vanishes
+/// in a reorganisation: the SONs reconcile it as a vanished deposit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_deposit_vanishing_before_its_sweep_is_recorded_vanished() {
+    let btc = judged();
+    let b = builder(1);
+    let mut net = b.clone().build(crate::test_support::registry());
+    let views: Vec<_> = (0..7).map(|_| btc.view(Fault::Honest)).collect();
+    let config = sonprop_core::node::scheduler::SchedulerConfig {
+        disabled: [crate::DEPOSIT_PROCESS].into(),
+        ..sonprop_core::node::scheduler::SchedulerConfig::for_tests()
+    };
+    net.start_schedulers_with(config, move |node| match node.son {
+        Some(son) => sonprop_core::Services::new().with(crate::node::BitcoinNode {
+            source: views[son.0 as usize].clone(),
+            key: b.sidechain_key(&node.name, "bitcoin").secret_key(),
+            fee_band_percent: 25,
+            retired_keys: Vec::new(),
+        }),
+        None => sonprop_core::Services::new(),
+    })
+    .expect("services");
+    let mut run = crate::test_support::started(net, btc).await;
+    let o = run.deposit(0, 10_000_000);
+    run.until(1800, |st| matches!(deposit_status(st, &o), Some(DepositStatus::Confirmed))).await;
+    let depth = confirmations(&run, &o.txid) as usize;
+    assert!(run.btc.reorg(depth) >= 1, "the payment vanishes");
+    run.until(1800, |st| matches!(deposit_status(st, &o), Some(DepositStatus::Vanished))).await;
+    let r = run.events.iter().find_map(|e| e.decode::<Reconciled>()).expect("event");
+    let expected = Reconciled {
+        outputs: 0,
+        lost_sat: 0,
+        failed_txs: Vec::new(),
+        deposits: 1,
+        deficit_sat: 0,
+        paused: false,
+    };
+    assert_eq!(r, expected);
+}
+
+fn deposit_sweep_in(st: &sonprop_core::State, o: &bitcoin::OutPoint) -> Option<SidechainTx> {
+    let outpoint = o.to_string();
+    st.rows::<Transactions>()
+        .map(|(_, t)| t.clone())
+        .find(|t| matches!(&t.purpose, Purpose::Deposit { deposit, .. } if *deposit == outpoint))
 }
