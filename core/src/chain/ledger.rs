@@ -251,7 +251,10 @@ impl Ledger {
         }
         let id = block_id(block.height, block.timestamp, &block.previous, block.producer, &ids);
         let key = ctx.witness(block.producer).map(|w| w.signing_key);
-        if key != Some(block.signature.key) || !block.signature.verify(&id) {
+        let shared = self.verified.shared.as_deref();
+        if key != Some(block.signature.key)
+            || !crate::chain::verify::verify_signature(shared, &block.signature, &id)
+        {
             ctx.rollback();
             return Err(LedgerError::BadBlockSignature {
                 height: block.height,
@@ -402,6 +405,14 @@ impl Ledger {
         let (digest, _) = result?;
         self.verified.insert(&digest, tx, head);
         Ok(())
+    }
+
+    /// Verifies signatures through `cache`, which other ledgers of this process may share: a
+    /// signature (key, digest, signature) one of them verified is not verified again. The
+    /// simulator's replicas share one; its reference ledger verifies everything itself.
+    pub fn share_signatures(mut self, cache: Arc<crate::chain::verify::SignatureCache>) -> Self {
+        self.verified.shared = Some(cache);
+        self
     }
 
     /// Remembers that a transaction's signatures verified (a proof made by

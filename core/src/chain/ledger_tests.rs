@@ -243,6 +243,65 @@ fn a_replica_applying_produced_blocks_reaches_the_same_state_hash() {
     assert_eq!(head, producer.ledger.state().globals().head_id);
 }
 
+/// Replicas sharing one signature cache: a signature one verified is not verified again by
+/// the other, but a different signature over the same digest is — and refused when it does not
+/// verify, for a transaction and for a block alike.
+#[test]
+fn a_replica_sharing_a_warm_signature_cache_still_refuses_another_signature_over_the_same_digest() {
+    use crate::chain::verify::SignatureCache;
+    let cache = SignatureCache::shared();
+    let mut producer = small();
+    let mut first = small();
+    first.ledger = std::mem::replace(
+        &mut first.ledger,
+        Ledger::new(&first.genesis, registry().chain()).expect("genesis"),
+    )
+    .share_signatures(cache.clone());
+    let mut second = small();
+    second.ledger = std::mem::replace(
+        &mut second.ledger,
+        Ledger::new(&second.genesis, registry().chain()).expect("genesis"),
+    )
+    .share_signatures(cache.clone());
+    let t = producer.ledger.state().next_slot_time();
+    let key = producer.producer_keys(t).clone();
+    let beat = producer.heartbeat(0);
+    let (block, _, _) =
+        producer.ledger.produce_block(t, vec![beat.clone()], &key).expect("produce");
+    first.ledger.apply_block(&block).expect("the first replica verifies and caches");
+    assert_eq!(cache.len(), 2, "the transaction's signature and the block's");
+
+    // The same transaction (same digest), its signature made by another key but claimed as the
+    // SON owner's: the second replica verifies it, though the cache holds the real one.
+    let mut forged = beat.clone();
+    let digest = forged.transaction.digest(&second.ledger.state().chain_id());
+    forged.signatures[0].sig = KeyPair::from_seed("not the owner").sign(&digest).sig;
+    let bad = second.block(block.height, t, block.previous, block.producer, vec![forged]);
+    let before = second.ledger.state_hash();
+    let e = second.ledger.apply_block(&bad).expect_err("refused");
+    match e {
+        LedgerError::InBlock { source, .. } => {
+            assert!(matches!(*source, LedgerError::InvalidSignature { .. }), "{source}")
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(second.ledger.state_hash(), before);
+    // The block's own signature likewise: the right block, signed over its id by a key that is
+    // not the producer's but claimed as it.
+    let mut forged_block = block.clone();
+    forged_block.signature.sig = KeyPair::from_seed("not the producer")
+        .sign(&block.id(&second.ledger.state().chain_id()))
+        .sig;
+    assert!(matches!(
+        second.ledger.apply_block(&forged_block),
+        Err(LedgerError::BadBlockSignature { .. })
+    ));
+    // The genuine block applies, from the cache.
+    second.ledger.apply_block(&block).expect("the genuine block");
+    assert_eq!(second.ledger.state_hash(), first.ledger.state_hash());
+    assert_eq!(cache.len(), 2, "nothing that failed was remembered");
+}
+
 // ----- transactions and signatures -----
 
 #[test]

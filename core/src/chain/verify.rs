@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use crate::chain::crypto::Digest;
+use crate::chain::crypto::{Digest, Signature};
 use crate::chain::time::Timestamp;
 use crate::chain::tx::SignedTransaction;
 
@@ -43,11 +43,86 @@ fn sealed(digest: &Digest, tx: &SignedTransaction) -> Digest {
     Digest::of(&bytes)
 }
 
-/// Transactions whose signatures this node has verified, until they expire. Node-local: it
-/// only spares work, never decides validity.
+/// Signatures verified once for every ledger of a process that holds this cache: a pure
+/// function of (key, digest, signature) needs computing once, as Bitcoin Core's signature
+/// cache serves every check in one node. Keyed by all three, so a different signature over the
+/// same digest, or the same signature over another digest, is verified afresh; only signatures
+/// that verified are remembered. Node-local: it spares work, never decides validity. Hand one
+/// to the replicas of a process ([`crate::Ledger::share_signatures`]).
+#[derive(Debug, Default)]
+pub struct SignatureCache {
+    seen: std::sync::Mutex<std::collections::HashSet<SignatureKey>>,
+}
+
+/// Key, digest and signature, as bytes: compared whole (no digest of them to trust).
+type SignatureKey = [u8; 33 + 32 + 64];
+
+/// Past this many entries the cache starts again (262 144 signatures: about 40 MiB).
+const SIGNATURE_CACHE_MAX: usize = 1 << 18;
+
+impl SignatureCache {
+    /// A cache to share.
+    pub fn shared() -> std::sync::Arc<SignatureCache> {
+        std::sync::Arc::new(SignatureCache::default())
+    }
+
+    fn key(sig: &Signature, digest: &Digest) -> SignatureKey {
+        let mut bytes = [0u8; 33 + 32 + 64];
+        bytes[..33].copy_from_slice(&sig.key.serialize());
+        bytes[33..65].copy_from_slice(&digest.0);
+        bytes[65..].copy_from_slice(&sig.sig.serialize_compact());
+        bytes
+    }
+
+    /// Whether `sig` verifies over `digest`: from the cache if this process verified it before,
+    /// else verified now (and remembered if it verifies).
+    pub fn verify(&self, sig: &Signature, digest: &Digest) -> bool {
+        let key = Self::key(sig, digest);
+        // A poisoned lock only loses what was cached.
+        if self.seen.lock().unwrap_or_else(|p| p.into_inner()).contains(&key) {
+            return true;
+        }
+        let ok = sig.verify(digest);
+        if ok {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.len() >= SIGNATURE_CACHE_MAX {
+                seen.clear();
+            }
+            seen.insert(key);
+        }
+        ok
+    }
+
+    /// How many signatures it holds.
+    pub fn len(&self) -> usize {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Verifies `sig` over `digest`, through `shared` when there is one.
+pub(crate) fn verify_signature(
+    shared: Option<&SignatureCache>,
+    sig: &Signature,
+    digest: &Digest,
+) -> bool {
+    match shared {
+        Some(c) => c.verify(sig, digest),
+        None => sig.verify(digest),
+    }
+}
+
+/// Transactions whose signatures this node has verified, until they expire, and the process's
+/// shared signature cache if the ledger was given one. Node-local: it only spares work, never
+/// decides validity.
 #[derive(Debug, Default, Clone)]
 pub struct VerifiedCache {
     entries: BTreeMap<Digest, Timestamp>,
+    pub(crate) shared: Option<std::sync::Arc<SignatureCache>>,
 }
 
 /// Past this many entries, expired ones are dropped on the next insert.
@@ -115,8 +190,9 @@ pub fn precheck(
 ) -> Option<Prechecked> {
     let run = std::panic::AssertUnwindSafe(|| {
         let (digest, transaction_len) = tx.transaction.digest_and_len(chain_id);
-        let signatures_valid =
-            cache.contains(&digest, tx) || tx.signatures.iter().all(|s| s.verify(&digest));
+        let shared = cache.shared.as_deref();
+        let signatures_valid = cache.contains(&digest, tx)
+            || tx.signatures.iter().all(|s| verify_signature(shared, s, &digest));
         Prechecked { digest, transaction_len, signatures_valid }
     });
     std::panic::catch_unwind(run).ok()

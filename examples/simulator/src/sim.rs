@@ -382,6 +382,7 @@ impl Simulation {
                 config.isolation.insert(parts.kind, sonprop_core::Isolation::Inline);
             }
         }
+        let signatures = sonprop_core::chain::verify::SignatureCache::shared();
         let mut nodes = Vec::new();
         let mut witness_nodes = BTreeMap::new();
         let mut son_nodes = Vec::new();
@@ -405,7 +406,13 @@ impl Simulation {
                 son_nodes.push(nodes.len());
             }
             names.insert(identity.account, identity.name.clone());
-            let replica = if options.verify_replicas { Some(ledger()?) } else { None };
+            // The replicas share one signature cache (a signature is verified once per process,
+            // as a node's signature cache serves all its checks); the reference chain verifies
+            // every signature itself.
+            let replica = match options.verify_replicas {
+                true => Some(ledger()?.share_signatures(signatures.clone())),
+                false => None,
+            };
             // A kind needing a service this node was not given fails here, by name.
             let mut services = options.services.as_ref().map(|f| f(&identity)).unwrap_or_default();
             let changes = identity

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::conditions::{measured, Conditions};
 use super::{
     measure_apply, measure_lifecycles, measure_triggers, peak_rss_mib, ApplyFigures, TriggerRow,
 };
@@ -88,6 +89,12 @@ pub struct BenchReport {
     /// Wall seconds for 30 simulated days of the default network with the bridge active (3
     /// users, a deposit and a withdrawal each per day; `null` with `--quick`).
     pub sim_30d_bridge_wall_s: Option<f64>,
+    /// What the machine was doing during each figure: wall and CPU time, the load average
+    /// before and after, and whether the load exceeded the cores.
+    pub conditions: Vec<Conditions>,
+    /// Some figure was measured while the load exceeded the machine's cores: the figures say as
+    /// much about the other processes as about this program.
+    pub disturbed: bool,
 }
 
 /// The bridge's traffic in a bench scenario: `users` users, each depositing 0.1 BTC every
@@ -238,23 +245,41 @@ pub fn bench(json: bool, quick: bool, out: &mut dyn Write, err: &mut dyn Write) 
     let step = |err: &mut dyn Write, what: &str| {
         let _ = writeln!(err, "bench: {what}…");
     };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut conditions = Vec::new();
+    // Runs `f` as figure `name`, keeping its conditions.
+    macro_rules! figure {
+        ($name:expr, $children:expr, $f:expr) => {{
+            let (value, c) = measured(&$name, cores, $children, $f);
+            conditions.push(c);
+            value
+        }};
+    }
     let (sizes, blocks): (&[usize], usize) =
         if quick { (&[100, 1_000], 60) } else { (&[100, 1_000, 10_000, 100_000], 200) };
     let mut triggers = Vec::new();
     for &n in sizes {
         step(err, &format!("triggers at {n} SONs"));
-        triggers.push(measure_triggers(n, blocks));
+        triggers
+            .push(figure!(format!("triggers at {n} SONs"), false, || measure_triggers(n, blocks)));
     }
     step(err, "a scheduler's round with nothing to do");
-    let scheduler_ns_per_empty_block =
-        super::measure_scheduler_empty(if quick { 200 } else { 2_000 });
+    let scheduler_ns_per_empty_block = figure!("scheduler round", false, || {
+        super::measure_scheduler_empty(if quick { 200 } else { 2_000 })
+    });
     step(err, "apply_block against signature verification");
-    let apply: ApplyFigures =
-        if quick { measure_apply(1_000, 100, 5) } else { measure_apply(10_000, 1_000, 7) };
+    let apply: ApplyFigures = figure!("apply_block", false, || {
+        if quick {
+            measure_apply(1_000, 100, 5)
+        } else {
+            measure_apply(10_000, 1_000, 7)
+        }
+    });
     step(err, "proposal lifecycles");
-    let lifecycle_per_s = measure_lifecycles(if quick { 50 } else { 400 });
+    let lifecycle_per_s =
+        figure!("proposal lifecycles", false, || measure_lifecycles(if quick { 50 } else { 400 }));
     step(err, "1 simulated day");
-    let day = match run_child(1, None, false) {
+    let day = match figure!("1 day", true, || run_child(1, None, false)) {
         Ok(f) => f,
         Err(e) => {
             let _ = writeln!(err, "sonprop: {e}");
@@ -264,7 +289,7 @@ pub fn bench(json: bool, quick: bool, out: &mut dyn Write, err: &mut dyn Write) 
     step(err, "1 simulated day with --data-dir");
     let dir = std::env::temp_dir().join(format!("sonprop-bench-day-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let day_durable = run_child(1, Some(&dir), false);
+    let day_durable = figure!("1 day --data-dir", true, || run_child(1, Some(&dir), false));
     let _ = std::fs::remove_dir_all(&dir);
     let day_durable = match day_durable {
         Ok(f) => f,
@@ -274,8 +299,10 @@ pub fn bench(json: bool, quick: bool, out: &mut dyn Write, err: &mut dyn Write) 
         }
     };
     step(err, "commits on redb, fsync every block and every 1 000 blocks");
-    let commits = super::measure_commit(1, if quick { 50 } else { 300 }).and_then(|a| {
-        super::measure_commit(1_000, if quick { 1_000 } else { 5_000 }).map(|b| (a, b))
+    let commits = figure!("redb commits", false, || {
+        super::measure_commit(1, if quick { 50 } else { 300 }).and_then(|a| {
+            super::measure_commit(1_000, if quick { 1_000 } else { 5_000 }).map(|b| (a, b))
+        })
     });
     let (commit_1, commit_1000) = match commits {
         Ok(c) => c,
@@ -288,7 +315,9 @@ pub fn bench(json: bool, quick: bool, out: &mut dyn Write, err: &mut dyn Write) 
     // The same network and load either way; --quick runs 2 simulated hours instead of a day.
     let dense = BridgeLoad { users: 10, every: 1_800 };
     let hours = quick.then_some(2);
-    let flows = match run_child_with(1, None, false, Some((dense, hours))) {
+    let flows = match figure!("bridge flows", true, || {
+        run_child_with(1, None, false, Some((dense, hours)))
+    }) {
         Ok(f) => f,
         Err(e) => {
             let _ = writeln!(err, "sonprop: {e}");
@@ -300,20 +329,21 @@ pub fn bench(json: bool, quick: bool, out: &mut dyn Write, err: &mut dyn Write) 
     let mut d30_bridge = None;
     if !quick {
         step(err, "1 simulated day with a replica per node (--verify-replicas)");
-        day_replicas = run_child(1, None, true).ok();
+        day_replicas = figure!("1 day, a replica per node", true, || run_child(1, None, true)).ok();
         step(err, "10 simulated days");
-        d10 = run_child(10, None, false).ok();
+        d10 = figure!("10 days", true, || run_child(10, None, false)).ok();
         step(err, "30 simulated days");
-        d30 = run_child(30, None, false).ok();
+        d30 = figure!("30 days", true, || run_child(30, None, false)).ok();
         step(err, "30 simulated days with --data-dir");
         let dir = std::env::temp_dir().join(format!("sonprop-bench-sim-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        d30_disk = run_child(30, Some(&dir), false).ok();
+        d30_disk = figure!("30 days --data-dir", true, || run_child(30, Some(&dir), false)).ok();
         let _ = std::fs::remove_dir_all(&dir);
         step(err, "30 simulated days with the bridge active");
-        d30_bridge =
+        d30_bridge = figure!("30 days, bridge active", true, || {
             run_child_with(30, None, false, Some((BridgeLoad { users: 3, every: 86_400 }, None)))
-                .ok();
+        })
+        .ok();
         if d10.is_none()
             || d30.is_none()
             || d30_disk.is_none()
@@ -324,9 +354,10 @@ pub fn bench(json: bool, quick: bool, out: &mut dyn Write, err: &mut dyn Write) 
             return EXIT_FAILURE;
         }
     }
+    let disturbed = conditions.iter().any(|c| c.disturbed);
     let report = BenchReport {
         quick,
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cores,
         triggers,
         apply_block_ns_per_tx: apply.apply_block_ns_per_tx,
         sig_verify_ns: apply.sig_verify_ns,
@@ -350,6 +381,8 @@ pub fn bench(json: bool, quick: bool, out: &mut dyn Write, err: &mut dyn Write) 
         btc_flows_per_s: btc_flows as f64 / flows.wall_s,
         btc_flows,
         sim_30d_bridge_wall_s: d30_bridge.as_ref().map(|f| f.wall_s),
+        conditions,
+        disturbed,
     };
     if json {
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&report).unwrap_or_default());
@@ -448,6 +481,32 @@ fn print_table(r: &BenchReport, out: &mut dyn Write) {
         );
     }
 
+    let _ = writeln!(
+        out,
+        "\nmachine conditions (1-minute load average before -> after; CPU time of the work)"
+    );
+    for c in &r.conditions {
+        let load = |l: Option<f64>| l.map_or_else(|| "?".to_owned(), |l| format!("{l:.2}"));
+        let cpu = c.cpu_s.map_or_else(|| "?".to_owned(), |s| format!("{s:.2}"));
+        let _ = writeln!(
+            out,
+            "  {:<28} {:>8.2} s wall {:>8} s CPU   load {} -> {}{}",
+            c.figure,
+            c.wall_s,
+            cpu,
+            load(c.load_before),
+            load(c.load_after),
+            if c.disturbed { "   DISTURBED" } else { "" }
+        );
+    }
+    if r.disturbed {
+        let _ = writeln!(
+            out,
+            "DISTURBED: the load exceeded the {} cores during the figures marked so; they say as much about the other processes as about sonprop. Measure again on a quiet machine.",
+            r.cores
+        );
+    }
+
     let _ = writeln!(out, "\ntargets");
     let row = |n: usize| r.triggers.iter().find(|t| t.sons == n);
     if let (Some(small), Some(big)) = (row(1_000), row(100_000)) {
@@ -508,5 +567,69 @@ fn print_table(r: &BenchReport, out: &mut dyn Write) {
     }
     if r.quick {
         let _ = writeln!(out, "  (--quick: the 100 000-SON and 30-day targets are not measured)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(disturbed: bool) -> BenchReport {
+        let c = Conditions {
+            figure: "1 day".into(),
+            wall_s: 0.5,
+            cpu_s: Some(0.4),
+            load_before: Some(if disturbed { 6.5 } else { 0.4 }),
+            load_after: Some(0.5),
+            disturbed,
+        };
+        BenchReport {
+            quick: true,
+            cores: 2,
+            triggers: Vec::new(),
+            apply_block_ns_per_tx: 1,
+            sig_verify_ns: 1,
+            apply_vs_verify: 1.0,
+            scheduler_ns_per_empty_block: 1,
+            apply_block_mempool_checked_ns_per_tx: 1,
+            apply_txs_per_block: 1,
+            lifecycle_per_s: 1.0,
+            sim_days_per_s: 1.0,
+            sim_1d_wall_s: 0.5,
+            sim_1d_durable_wall_s: 0.5,
+            sim_1d_replicas_wall_s: None,
+            sim_30d_wall_s: None,
+            sim_30d_peak_rss_mib: None,
+            sim_10d_peak_rss_mib: None,
+            sim_1d_peak_rss_mib: None,
+            commit_fsync_every_block_ns: 1,
+            commit_fsync_every_1000_ns: 1,
+            sim_30d_data_dir_wall_s: None,
+            data_dir_vs_memory: None,
+            btc_flows_per_s: 1.0,
+            btc_flows: 1,
+            sim_30d_bridge_wall_s: None,
+            conditions: vec![c],
+            disturbed,
+        }
+    }
+
+    #[test]
+    fn figures_taken_on_a_busy_machine_are_marked_in_the_text_and_the_json() {
+        let mut text = Vec::new();
+        print_table(&report(true), &mut text);
+        let text = String::from_utf8(text).expect("utf-8");
+        assert!(text.contains("load 6.50 -> 0.50   DISTURBED"), "{text}");
+        assert!(text.contains("DISTURBED: the load exceeded the 2 cores"), "{text}");
+        let json = serde_json::to_value(report(true)).expect("json");
+        assert_eq!(json["disturbed"], true);
+        assert_eq!(json["conditions"][0]["disturbed"], true);
+        assert_eq!(json["conditions"][0]["cpu_s"], 0.4);
+
+        let mut quiet = Vec::new();
+        print_table(&report(false), &mut quiet);
+        let quiet = String::from_utf8(quiet).expect("utf-8");
+        assert!(!quiet.contains("DISTURBED"), "{quiet}");
+        assert!(quiet.contains("1 day") && quiet.contains("0.40 s CPU"), "{quiet}");
     }
 }

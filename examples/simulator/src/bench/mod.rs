@@ -9,6 +9,7 @@
 
 pub mod baseline;
 pub mod cli;
+pub mod conditions;
 
 use std::collections::BTreeMap;
 use std::future::Future;
