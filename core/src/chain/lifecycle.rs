@@ -7,7 +7,7 @@
 //!
 //! The vote tally is kept, not computed: each SON's `votes` is the sum of its voters' stakes
 //! (their core-asset balances), moved by every vote and every balance change of a voter
-//! ([`ApplyContext::shift_votes`]); the SON index orders SONs by it. An election reads the top
+//! (`ApplyContext::shift_votes`); the SON index orders SONs by it. An election reads the top
 //! `maximum_son_count` entries of that order, so a maintenance costs O(seats), and a balance
 //! change O(the SONs its owner votes for) — never a scan of every account.
 
