@@ -591,13 +591,17 @@ impl Scheduler {
         if duty.proposals_live && !self.validators.is_empty() {
             return true;
         }
-        self.triggers.iter().any(|(_, watch, _, _)| match watch {
-            Watch::ScheduledWitness => {
-                self.node.witness.is_some() && duty.next_producer == self.node.witness
-            }
-            Watch::ElectedSons => self.node.son.is_some() && duty.son_on_duty == self.node.son,
-            Watch::EachElectedSon => self.is_elected_son(state),
-            Watch::EachSon => self.is_registered_son(state),
+        // A trigger its watch selects, awake: what `on_block` would run.
+        self.triggers.iter().any(|(_, watch, t, _)| {
+            let runs = match watch {
+                Watch::ScheduledWitness => {
+                    self.node.witness.is_some() && duty.next_producer == self.node.witness
+                }
+                Watch::ElectedSons => self.node.son.is_some() && duty.son_on_duty == self.node.son,
+                Watch::EachElectedSon => self.is_elected_son(state),
+                Watch::EachSon => self.is_registered_son(state),
+            };
+            runs && t.wake(state, &self.node)
         })
     }
 

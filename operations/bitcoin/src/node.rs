@@ -61,6 +61,12 @@ pub trait BitcoinSource: Send + Sync {
     fn confirmations(&self, txid: &Txid) -> Result<Option<u32>, SourceError>;
     /// Broadcasts a signed transaction. Sending one the node already has is not an error.
     fn broadcast(&self, tx: &Transaction) -> Result<(), SourceError>;
+    /// Names this node's view of the chain tip: it changes whenever a block is added or taken
+    /// away, so confirmations cannot have changed while it stays the same. `None` (the
+    /// default): the source cannot say, and callers ask again every time.
+    fn tip(&self) -> Result<Option<String>, SourceError> {
+        Ok(None)
+    }
 }
 
 /// Why a node's Bitcoin source could not answer.
@@ -191,7 +197,7 @@ ctor!(wallet_validator, Validator, WalletValidator);
 ctor!(sweep_trigger, Trigger, SweepTrigger);
 ctor!(sweep_validator, Validator, SweepValidator);
 ctor!(sign_trigger, Trigger, SignTrigger);
-ctor!(utxo_trigger, Trigger, UtxoTrigger);
+ctor!(utxo_trigger, Trigger, UtxoTrigger::new);
 ctor!(utxo_validator, Validator, UtxoValidator);
 ctor!(broadcast_trigger, Trigger, BroadcastTrigger);
 ctor!(bump_trigger, Trigger, BumpTrigger);
@@ -383,15 +389,39 @@ fn seen_confirmed(
 }
 
 /// Proposes recording confirmed outputs paying the current wallet that the chain does not know.
-pub struct UtxoTrigger(pub BitcoinNode);
+/// It scans again only when its view's tip, the wallets, the recorded outputs or the sidechain
+/// transactions moved.
+pub struct UtxoTrigger {
+    node: BitcoinNode,
+    scanned: ScanMemo,
+}
+
+impl UtxoTrigger {
+    /// The trigger of a SON node with this service.
+    pub fn new(node: BitcoinNode) -> Self {
+        UtxoTrigger { node, scanned: ScanMemo::default() }
+    }
+
+    fn scan_key(&self, state: &State) -> Option<ScanKey> {
+        use sonprop_core::TableSchema;
+        let tables = [Wallets::NAME, crate::state::Utxos::NAME, crate::state::Transactions::NAME];
+        ScanMemo::key(self.node.source.as_ref(), state, tables)
+    }
+}
 
 #[async_trait]
 impl Trigger for UtxoTrigger {
+    fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
+        current_wallet(state).is_some() && !self.scanned.unchanged(&self.scan_key(state))
+    }
+
     async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
         let mut out = TriggerOutput::default();
         let Some(w) = current_wallet(state) else { return Ok(out) };
         let spk = ScriptBuf::new_p2wsh(&w.script().wscript_hash());
-        for o in seen_confirmed(&self.0, state, &spk)? {
+        let key = self.scan_key(state);
+        let seen = seen_confirmed(&self.node, state, &spk)?;
+        for o in seen {
             // Most outputs the wallet holds are known: skip them before building anything.
             if crate::ops::known_output(state, &o.outpoint) {
                 continue;
@@ -406,6 +436,7 @@ impl Trigger for UtxoTrigger {
                 out.drafts.push(ProposalDraft::new(op));
             }
         }
+        self.scanned.after_scan(key, out.drafts.is_empty());
         Ok(out)
     }
 }
@@ -812,22 +843,67 @@ impl Validator for ReconcileValidator {
 /// Reports, for this SON, each confirmed payment to a user's deposit address (over the current
 /// or the previous wallet) that its own view shows and it has not reported. All the deposit
 /// addresses are asked of the source at once.
+///
+/// It asks again only when something it depends on moved: its view's chain tip (confirmations
+/// change with blocks only, and a report needs at least one), the deposit keys, the wallets or
+/// the deposits on chain (a report that landed, or one that did not). On an idle bridge that
+/// is once per Bitcoin block, not once per chain block on every SON.
 pub struct DepositReportTrigger {
     node: BitcoinNode,
     scripts: ScriptCache,
+    scanned: ScanMemo,
+}
+
+/// A scan's inputs: the view's tip and the generations of the tables it reads.
+type ScanKey = (String, [u64; 3]);
+
+/// What a trigger's last scan of Bitcoin read: while its view's tip and the chain tables it
+/// reads stay the same, a new scan would find nothing new (node-local memory).
+#[derive(Default)]
+struct ScanMemo(std::sync::Mutex<Option<ScanKey>>);
+
+impl ScanMemo {
+    /// The key of a scan now, over `tables`; `None` when the source cannot name its tip.
+    fn key(source: &dyn BitcoinSource, state: &State, tables: [&str; 3]) -> Option<ScanKey> {
+        let tip = source.tip().ok()??;
+        Some((tip, tables.map(|name| state.plugin_table(name).map_or(0, |t| t.generation()))))
+    }
+
+    /// Whether the last scan read exactly `key` (never for an unknown tip).
+    fn unchanged(&self, key: &Option<ScanKey>) -> bool {
+        key.is_some() && *self.0.lock().unwrap_or_else(|p| p.into_inner()) == *key
+    }
+
+    /// Records a scan that read `key`. Only a scan that found nothing to send is remembered:
+    /// one that sent something scans again on the next block, so a report or a proposal that
+    /// never landed is sent again without waiting for the next Bitcoin block.
+    fn after_scan(&self, key: Option<ScanKey>, found_nothing: bool) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = key.filter(|_| found_nothing);
+    }
 }
 
 impl DepositReportTrigger {
     /// The trigger of a SON node with this service.
     pub fn new(node: BitcoinNode) -> Self {
-        DepositReportTrigger { node, scripts: ScriptCache::default() }
+        DepositReportTrigger { node, scripts: ScriptCache::default(), scanned: ScanMemo::default() }
+    }
+
+    /// What a scan now would read.
+    fn scan_key(&self, state: &State) -> Option<ScanKey> {
+        use sonprop_core::TableSchema;
+        let tables = [DepositKeys::NAME, Wallets::NAME, Deposits::NAME];
+        ScanMemo::key(self.node.source.as_ref(), state, tables)
     }
 }
 
 #[async_trait]
 impl Trigger for DepositReportTrigger {
     fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
-        state.rows::<DepositKeys>().next().is_some() && current_wallet(state).is_some()
+        if state.rows::<DepositKeys>().next().is_none() || current_wallet(state).is_none() {
+            return false;
+        }
+        // Nothing it reads has moved since its last scan: nothing new to report.
+        !self.scanned.unchanged(&self.scan_key(state))
     }
 
     async fn drafts(
@@ -853,6 +929,7 @@ impl Trigger for DepositReportTrigger {
                 }
             }
         }
+        let key = self.scan_key(state);
         let seen = self.node.source.outputs_to_many(&scripts).map_err(PluginError::msg)?;
         let need = state.param::<MinConfirmations>();
         for ((wallet, account), outputs) in watched.into_iter().zip(seen) {
@@ -877,6 +954,7 @@ impl Trigger for DepositReportTrigger {
                 }
             }
         }
+        self.scanned.after_scan(key, out.operations.is_empty());
         Ok(out)
     }
 }

@@ -459,6 +459,21 @@ impl BitcoinSource for RpcSource {
         Ok(scripts.iter().map(|s| w.found.get(s).cloned().unwrap_or_default()).collect())
     }
 
+    /// The block count, refreshed as `outputs_to_many` refreshes it: the tip as the scans see
+    /// it.
+    fn tip(&self) -> Result<Option<String>, SourceError> {
+        let mut w = lock(&self.watched);
+        let count = match w.tip {
+            Some((count, at)) if at.elapsed() < self.config.tip_refresh => count,
+            _ => {
+                let count: u64 = self.call("getblockcount", &[])?;
+                w.tip = Some((count, std::time::Instant::now()));
+                count
+            }
+        };
+        Ok(Some(count.to_string()))
+    }
+
     fn confirmations(&self, txid: &Txid) -> Result<Option<u32>, SourceError> {
         match self.call::<RawTx>("getrawtransaction", &[json!(txid.to_string()), json!(true)]) {
             Ok(t) => Ok(Some(t.confirmations.unwrap_or(0))),

@@ -301,3 +301,88 @@ async fn a_report_naming_an_expired_wallet_is_refused() {
     assert_eq!(verdict(&mut run, 1), Ok(()), "the previous wallet's address is honoured");
     assert_eq!(verdict(&mut run, 2), Ok(()), "the current one");
 }
+
+/// An honest view that counts the scans of deposit addresses asked of it.
+struct Counting {
+    inner: Arc<SimView>,
+    scans: std::sync::atomic::AtomicUsize,
+}
+
+impl BitcoinSource for Counting {
+    fn fee_rate(&self) -> Result<u64, SourceError> {
+        self.inner.fee_rate()
+    }
+    fn outputs_to(&self, spk: &ScriptBuf) -> Result<Vec<SeenOutput>, SourceError> {
+        self.inner.outputs_to(spk)
+    }
+    fn outputs_to_many(&self, scripts: &[ScriptBuf]) -> Result<Vec<Vec<SeenOutput>>, SourceError> {
+        self.scans.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.outputs_to_many(scripts)
+    }
+    fn confirmations(&self, txid: &Txid) -> Result<Option<u32>, SourceError> {
+        self.inner.confirmations(txid)
+    }
+    fn broadcast(&self, tx: &Transaction) -> Result<(), SourceError> {
+        self.inner.broadcast(tx)
+    }
+    fn tip(&self) -> Result<Option<String>, SourceError> {
+        self.inner.tip()
+    }
+}
+
+/// The report trigger scans Bitcoin again only when something a scan reads has moved: its
+/// view's tip or the deposits on chain. While what it found has not landed it stays awake, so a
+/// report lost on the way is sent again on the next block, not a Bitcoin block later; and a
+/// view that cannot name its tip is scanned on every block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_trigger_scans_again_only_when_what_it_reads_moves() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let mut run = unfunded_with(builder(3).users(3), judged(), |_| Fault::Honest).await;
+    let source = Arc::new(Counting { inner: run.btc.view(Fault::Honest), scans: 0.into() });
+    let node = BitcoinNode { source: source.clone(), ..node_showing(&run, 1, 0) };
+    let trigger = DepositReportTrigger::new(node);
+    let son = run.net.sons[1].clone();
+    let scans = || source.scans.load(SeqCst);
+
+    // Nothing to report: one scan, then asleep while nothing moves, chain blocks or not.
+    assert!(trigger.wake(run.state(), &son), "never scanned");
+    assert!(trigger.drafts(run.state(), &son).await.expect("drafts").operations.is_empty());
+    assert_eq!(scans(), 1);
+    assert!(!trigger.wake(run.state(), &son), "nothing moved");
+    run.hold(3).await;
+    assert!(!trigger.wake(run.state(), &son), "chain blocks alone move nothing it reads");
+
+    // A new deposit key is a new address to watch, Bitcoin block or not.
+    run.register(2);
+    run.step_without_mining().await;
+    assert!(run.state().row::<crate::state::DepositKeys>(&run.net.users[2].account).is_some());
+    assert!(trigger.wake(run.state(), &son), "the deposit keys moved");
+    assert!(trigger.drafts(run.state(), &son).await.expect("drafts").operations.is_empty());
+    assert!(!trigger.wake(run.state(), &son), "scanned the new address");
+
+    // A Bitcoin block wakes it; with a deposit three deep it reports, and stays awake.
+    let o = run.deposit(0, 10_000_000);
+    run.btc.mine_n(3);
+    assert!(trigger.wake(run.state(), &son), "the tip moved");
+    for _ in 0..2 {
+        let out = trigger.drafts(run.state(), &son).await.expect("drafts");
+        assert_eq!(out.operations.len(), 1, "reported (again, while it has not landed)");
+        assert!(trigger.wake(run.state(), &son), "what it sent has not landed");
+    }
+    assert_eq!(scans(), 4);
+
+    // Once the SON's report landed (the network's own SON 1 sent it), nothing new: asleep.
+    let end = run.net.now().plus(60);
+    while !run.state().row::<Deposits>(&utxo_key(&o)).is_some_and(|d| d.reported_by(SonId(1))) {
+        assert!(run.net.now() < end, "SON 1's report did not land");
+        run.step_without_mining().await;
+    }
+    assert!(trigger.wake(run.state(), &son), "the deposits moved");
+    assert!(trigger.drafts(run.state(), &son).await.expect("drafts").operations.is_empty());
+    assert!(!trigger.wake(run.state(), &son), "reported, nothing moved since");
+
+    // A view that cannot name its tip: asked every time.
+    let blind = DepositReportTrigger::new(node_showing(&run, 1, 3));
+    assert!(blind.drafts(run.state(), &son).await.expect("drafts").operations.is_empty());
+    assert!(blind.wake(run.state(), &son), "no tip, no memory");
+}

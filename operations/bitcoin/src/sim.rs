@@ -106,6 +106,8 @@ struct Chain {
     by_script: BTreeMap<ScriptBuf, BTreeSet<OutPoint>>,
     /// Where each transaction is: its block height (`None`: mempool).
     located: BTreeMap<Txid, Option<usize>>,
+    /// Counts every change of the tip (a block mined, blocks taken away).
+    tip_changes: u64,
 }
 
 impl Chain {
@@ -142,6 +144,7 @@ impl Chain {
     }
 
     fn mine(&mut self) {
+        self.tip_changes += 1;
         let h = self.blocks.len();
         self.blocks.push(Vec::new());
         // Miners take what pays at least their floor, and what spends only what is mined or
@@ -177,6 +180,7 @@ impl Chain {
 
     /// Keeps the first `keep` blocks and nothing else; returns what was dropped, in order.
     fn truncate(&mut self, keep: usize) -> Vec<Held> {
+        self.tip_changes += 1;
         let mut dropped: Vec<Held> = self.blocks.drain(keep..).flatten().collect();
         dropped.append(&mut self.mempool);
         let blocks = std::mem::take(&mut self.blocks);
@@ -210,6 +214,7 @@ impl Chain {
             mining_floor: self.mining_floor,
             payments: self.payments,
             rejected: self.rejected.clone(),
+            tip_changes: self.tip_changes,
             ..Chain::default()
         };
         for (h, block) in self.blocks.iter().enumerate() {
@@ -504,6 +509,7 @@ impl SimBitcoin {
             fee_rate: e.fee_rate,
             payments: e.payments,
             mining_floor: e.mining_floor,
+            tip_changes: e.blocks.len() as u64,
             ..Chain::default()
         };
         c.rejected = e.rejected.clone();
@@ -628,6 +634,11 @@ impl BitcoinSource for SimView {
         self.online()?;
         let c = self.net.lock().confirmations(txid);
         Ok(c.and_then(|c| c.checked_sub(self.lag())))
+    }
+
+    fn tip(&self) -> Result<Option<String>, SourceError> {
+        self.online()?;
+        Ok(Some(self.net.lock().tip_changes.to_string()))
     }
 
     fn broadcast(&self, tx: &Transaction) -> Result<(), SourceError> {
