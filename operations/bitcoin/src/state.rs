@@ -1247,6 +1247,22 @@ mod tests {
         assert!(deposit_script(&format!("04{}", "11".repeat(32)), &wallet).is_err());
     }
 
+    /// The reserve is funding and carries less fees and losses, each term counted once with its
+    /// sign; losses beyond it are the deficit, and the reserve left is then 0.
+    #[test]
+    fn the_reserve_adds_funding_and_carries_and_takes_fees_and_losses() {
+        let b = Books {
+            funded_sat: 100_000,
+            carried_sat: 5_000,
+            sweep_fees_sat: 2_000,
+            lost_sat: 1_000,
+            ..Books::default()
+        };
+        assert_eq!((b.reserve(), b.reserve_sat(), b.deficit_sat()), (102_000, 102_000, 0));
+        let b = Books { lost_sat: 110_000, ..b };
+        assert_eq!((b.reserve(), b.reserve_sat(), b.deficit_sat()), (-7_000, 0, 7_000));
+    }
+
     /// Balanced terms: a reserve of 100 000 funded and 5 000 carried, less 2 000 of sweep
     /// fees and 1 000 lost; 10 M pBTC issued, 3 M burnt; 500 000 in escrow.
     fn balanced() -> Conservation {

@@ -484,6 +484,34 @@ mod tests {
         assert!(t.weight().to_wu() <= MAX_STANDARD_WEIGHT);
     }
 
+    /// The fee estimate is exact for a fully signed input: every signature slot filled at its
+    /// largest (73 bytes), with and without the user's slot, for wallets whose witness counts
+    /// and scripts need one-byte and three-byte length prefixes. Over-estimating overpays every
+    /// sweep; under-estimating makes the transaction pay less than the rate it claims.
+    #[test]
+    fn the_weight_estimate_is_exact_for_a_fully_signed_input() {
+        for signers in [1u8, 5, 15, 39] {
+            let (_, script) = wallet(signers);
+            let n = usize::from(signers);
+            for user_slot in [false, true] {
+                let inputs: Vec<Spend> = (0..3).map(|i| spend(i, 0, 1_000_000)).collect();
+                let to = ScriptBuf::new_p2wsh(&script.wscript_hash());
+                let mut t = build_sweep(&inputs, &to, 1, n, script.len()).expect("tx");
+                let sigs: BTreeMap<usize, Vec<u8>> = (0..n).map(|i| (i, vec![0x30; 73])).collect();
+                for input in &mut t.input {
+                    input.witness = weighted_witness(n, &sigs, &script, user_slot);
+                }
+                assert_eq!(
+                    t.weight().to_wu(),
+                    estimate_weight(3, 1, n, script.len(), user_slot),
+                    "{signers} signers, user slot {user_slot}, script {} bytes",
+                    script.len()
+                );
+            }
+        }
+        assert!(wallet(39).1.len() > 0xfc, "a three-byte script length is covered");
+    }
+
     /// `n - s` for secp256k1's order `n`: the other, high, S of the same signature.
     fn negate_s(s: &[u8; 32]) -> [u8; 32] {
         const N: [u8; 32] = [
