@@ -361,3 +361,24 @@ fn a_reconciliation_says_what_it_lost_and_whether_the_bridge_pauses() {
         format!("{head}; 300 sat of pBTC unbacked (accepted by the SONs)")
     );
 }
+
+/// A wallet of exactly the most signers a script may hold is made: the set's size is refused
+/// only beyond it.
+#[test]
+fn a_set_of_the_most_signers_a_wallet_holds_gets_its_wallet() {
+    use crate::script::MAX_WALLET_SIGNERS;
+    use crate::state::{expected_signers, unchecked_signers};
+    let n = MAX_WALLET_SIGNERS;
+    let params = sonprop_core::ChainParameters {
+        maximum_son_count: n as u32,
+        ..sonprop_core::ChainParameters::default()
+    };
+    let net = sonprop_core::testkit::TestNetwork::builder()
+        .sons(n)
+        .params(params)
+        .build(crate::test_support::registry());
+    let st = net.ledger.state();
+    assert_eq!(st.globals().maintenance_sons.len(), n);
+    assert_eq!(unchecked_signers(st).map(|s| s.len()), Ok(n));
+    assert_eq!(expected_signers(st).map(|s| s.len()), Ok(n));
+}
