@@ -196,13 +196,13 @@ ctor!(wallet_trigger, Trigger, WalletTrigger);
 ctor!(wallet_validator, Validator, WalletValidator);
 ctor!(sweep_trigger, Trigger, SweepTrigger);
 ctor!(sweep_validator, Validator, SweepValidator);
-ctor!(sign_trigger, Trigger, SignTrigger);
+ctor!(sign_trigger, Trigger, SignTrigger::new);
 ctor!(utxo_trigger, Trigger, UtxoTrigger::new);
 ctor!(utxo_validator, Validator, UtxoValidator);
-ctor!(broadcast_trigger, Trigger, BroadcastTrigger);
+ctor!(broadcast_trigger, Trigger, BroadcastTrigger::new);
 ctor!(bump_trigger, Trigger, BumpTrigger);
 ctor!(bump_validator, Validator, BumpValidator);
-ctor!(settle_trigger, Trigger, SettleTrigger);
+ctor!(settle_trigger, Trigger, SettleTrigger::new);
 ctor!(settle_validator, Validator, SettleValidator);
 ctor!(reconcile_trigger, Trigger, ReconcileTrigger);
 ctor!(reconcile_validator, Validator, ReconcileValidator);
@@ -318,12 +318,19 @@ impl Validator for SweepValidator {
 
 /// Signs every transaction this SON signs for and has not signed; ends, when on duty, the
 /// signing of the ones past their deadline.
-pub struct SignTrigger(pub BitcoinNode);
+pub struct SignTrigger(pub BitcoinNode, WakeMemo);
+
+impl SignTrigger {
+    /// The trigger of a SON node with this service.
+    pub fn new(node: BitcoinNode) -> Self {
+        SignTrigger(node, WakeMemo::default())
+    }
+}
 
 #[async_trait]
 impl Trigger for SignTrigger {
     fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
-        pending(state).next().is_some()
+        self.1.of::<crate::state::Transactions>(state, |state| pending(state).next().is_some())
     }
 
     async fn drafts(
@@ -489,12 +496,20 @@ pub const REBROADCAST_EVERY: u64 = 10;
 /// at once, the others every [`REBROADCAST_EVERY`] blocks in turn — until it settles. So one
 /// SON that reports a transaction sent and never broadcasts it, or whose source drops it,
 /// delays it by a block, not for ever. The SON on duty reports a complete one sent.
-pub struct BroadcastTrigger(pub BitcoinNode);
+pub struct BroadcastTrigger(pub BitcoinNode, WakeMemo);
+
+impl BroadcastTrigger {
+    /// The trigger of a SON node with this service.
+    pub fn new(node: BitcoinNode) -> Self {
+        BroadcastTrigger(node, WakeMemo::default())
+    }
+}
 
 #[async_trait]
 impl Trigger for BroadcastTrigger {
     fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
-        broadcastable(state).next().is_some()
+        self.1
+            .of::<crate::state::Transactions>(state, |state| broadcastable(state).next().is_some())
     }
 
     async fn drafts(
@@ -649,12 +664,20 @@ fn confirmed(
 
 /// Proposes settling each unsettled transaction one of whose signed versions this node sees
 /// confirmed.
-pub struct SettleTrigger(pub BitcoinNode);
+pub struct SettleTrigger(pub BitcoinNode, WakeMemo);
+
+impl SettleTrigger {
+    /// The trigger of a SON node with this service.
+    pub fn new(node: BitcoinNode) -> Self {
+        SettleTrigger(node, WakeMemo::default())
+    }
+}
 
 #[async_trait]
 impl Trigger for SettleTrigger {
     fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
-        broadcastable(state).next().is_some()
+        self.1
+            .of::<crate::state::Transactions>(state, |state| broadcastable(state).next().is_some())
     }
 
     async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
@@ -856,6 +879,32 @@ pub struct DepositReportTrigger {
 
 /// A scan's inputs: the view's tip and the generations of the tables it reads.
 type ScanKey = (String, [u64; 3]);
+
+/// A wake condition that reads one table only, remembered with that table's generation
+/// (equal generations mean equal rows): worked out again only after the table changed, not by
+/// every SON node on every block (node-local memory).
+#[derive(Default)]
+pub struct WakeMemo(std::sync::Mutex<Option<(u64, bool)>>);
+
+impl WakeMemo {
+    /// `awake(state)`, or what it was when table `T` last had this generation.
+    pub(crate) fn of<T: sonprop_core::TableSchema>(
+        &self,
+        state: &State,
+        awake: impl FnOnce(&State) -> bool,
+    ) -> bool {
+        let generation = state.plugin_table(T::NAME).map_or(0, |t| t.generation());
+        let mut memo = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match *memo {
+            Some((g, value)) if g == generation => value,
+            _ => {
+                let value = awake(state);
+                *memo = Some((generation, value));
+                value
+            }
+        }
+    }
+}
 
 /// What a trigger's last scan of Bitcoin read: while its view's tip and the chain tables it
 /// reads stay the same, a new scan would find nothing new (node-local memory).

@@ -460,7 +460,8 @@ impl BitcoinSource for RpcSource {
     }
 
     /// The block count, refreshed as `outputs_to_many` refreshes it: the tip as the scans see
-    /// it.
+    /// it. A reorganisation that replaces the tip with another block at the same height keeps
+    /// the count: what the new block pays is seen with the next block.
     fn tip(&self) -> Result<Option<String>, SourceError> {
         let mut w = lock(&self.watched);
         let count = match w.tip {

@@ -386,3 +386,26 @@ async fn the_report_trigger_scans_again_only_when_what_it_reads_moves() {
     assert!(blind.drafts(run.state(), &son).await.expect("drafts").operations.is_empty());
     assert!(blind.wake(run.state(), &son), "no tip, no memory");
 }
+
+/// A remembered wake condition is worked out once per generation of the table it reads, and
+/// again as soon as that table changes (a transaction to sign must wake the signers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_wake_condition_is_worked_out_again_when_its_table_changes() {
+    use std::cell::Cell;
+    let mut run = ready(judged(), 1, |_| Fault::Honest).await;
+    let memo = crate::node::WakeMemo::default();
+    let asked = Cell::new(0);
+    let pending_now = |st: &State| {
+        asked.set(asked.get() + 1);
+        crate::state::pending(st).next().is_some()
+    };
+    assert!(!memo.of::<Transactions>(run.state(), pending_now));
+    assert!(!memo.of::<Transactions>(run.state(), pending_now));
+    assert_eq!(asked.get(), 1, "the same table: remembered");
+    // A deposit's sweep is created, to be signed: the table changed, the answer with it.
+    let o = run.deposit(0, 10_000_000);
+    run.until(1800, |st| sweep_of(st, &o).is_some()).await;
+    assert!(crate::state::pending(run.state()).next().is_some(), "a sweep to sign");
+    assert!(memo.of::<Transactions>(run.state(), pending_now));
+    assert_eq!(asked.get(), 2);
+}
