@@ -61,10 +61,10 @@ pub trait BitcoinSource: Send + Sync {
     fn confirmations(&self, txid: &Txid) -> Result<Option<u32>, SourceError>;
     /// Broadcasts a signed transaction. Sending one the node already has is not an error.
     fn broadcast(&self, tx: &Transaction) -> Result<(), SourceError>;
-    /// Names this node's view of the chain tip: it changes whenever a block is added or taken
-    /// away, so confirmations cannot have changed while it stays the same. `None` (the
-    /// default): the source cannot say, and callers ask again every time.
-    fn tip(&self) -> Result<Option<String>, SourceError> {
+    /// A number naming this node's view of the chain tip: it changes whenever a block is added
+    /// or taken away, so confirmations cannot have changed while it stays the same. `None`
+    /// (the default): the source cannot say, and callers ask again every time.
+    fn tip(&self) -> Result<Option<u64>, SourceError> {
         Ok(None)
     }
 }
@@ -878,7 +878,7 @@ pub struct DepositReportTrigger {
 }
 
 /// A scan's inputs: the view's tip and the generations of the tables it reads.
-type ScanKey = (String, [u64; 3]);
+type ScanKey = (u64, [u64; 3]);
 
 /// A wake condition that reads one table only, remembered with that table's generation
 /// (equal generations mean equal rows): worked out again only after the table changed, not by
@@ -948,11 +948,10 @@ impl DepositReportTrigger {
 #[async_trait]
 impl Trigger for DepositReportTrigger {
     fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
-        if state.rows::<DepositKeys>().next().is_none() || current_wallet(state).is_none() {
-            return false;
-        }
         // Nothing it reads has moved since its last scan: nothing new to report.
         !self.scanned.unchanged(&self.scan_key(state))
+            && state.rows::<DepositKeys>().next().is_some()
+            && current_wallet(state).is_some()
     }
 
     async fn drafts(

@@ -462,7 +462,7 @@ impl BitcoinSource for RpcSource {
     /// The block count, refreshed as `outputs_to_many` refreshes it: the tip as the scans see
     /// it. A reorganisation that replaces the tip with another block at the same height keeps
     /// the count: what the new block pays is seen with the next block.
-    fn tip(&self) -> Result<Option<String>, SourceError> {
+    fn tip(&self) -> Result<Option<u64>, SourceError> {
         let mut w = lock(&self.watched);
         let count = match w.tip {
             Some((count, at)) if at.elapsed() < self.config.tip_refresh => count,
@@ -472,7 +472,7 @@ impl BitcoinSource for RpcSource {
                 count
             }
         };
-        Ok(Some(count.to_string()))
+        Ok(Some(count))
     }
 
     fn confirmations(&self, txid: &Txid) -> Result<Option<u32>, SourceError> {

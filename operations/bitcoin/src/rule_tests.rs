@@ -325,7 +325,7 @@ impl BitcoinSource for Counting {
     fn broadcast(&self, tx: &Transaction) -> Result<(), SourceError> {
         self.inner.broadcast(tx)
     }
-    fn tip(&self) -> Result<Option<String>, SourceError> {
+    fn tip(&self) -> Result<Option<u64>, SourceError> {
         self.inner.tip()
     }
 }

@@ -636,9 +636,9 @@ impl BitcoinSource for SimView {
         Ok(c.and_then(|c| c.checked_sub(self.lag())))
     }
 
-    fn tip(&self) -> Result<Option<String>, SourceError> {
+    fn tip(&self) -> Result<Option<u64>, SourceError> {
         self.online()?;
-        Ok(Some(self.net.lock().tip_changes.to_string()))
+        Ok(Some(self.net.lock().tip_changes))
     }
 
     fn broadcast(&self, tx: &Transaction) -> Result<(), SourceError> {
