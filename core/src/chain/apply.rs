@@ -374,17 +374,23 @@ impl<'a> ApplyContext<'a> {
         amount: u64,
     ) -> Result<(), OperationError> {
         self.known_asset(asset)?;
-        if self.state.account(to).is_none() && to != AccountId::SON_CONSENSUS {
-            return Err(OperationError::UnknownAccount(to));
-        }
+        self.known_recipient(to)?;
         self.debit(from, asset, amount)?;
         self.credit(to, asset, amount)?;
         self.emit(LedgerEvent::Transferred { from, to, asset, amount });
         Ok(())
     }
 
-    /// Creates `amount` of `asset` in `to`'s balance; the supply grows by as much and may not
-    /// pass `max_supply`. Authority is the caller's business (the issuer's, for the core
+    /// An account that may receive an amount: one that exists, or the SON consensus account.
+    fn known_recipient(&self, to: AccountId) -> Result<(), OperationError> {
+        if self.state.account(to).is_none() && to != AccountId::SON_CONSENSUS {
+            return Err(OperationError::UnknownAccount(to));
+        }
+        Ok(())
+    }
+
+    /// Creates `amount` of `asset` in `to`'s balance, which must exist (as for a transfer);
+    /// the supply grows by as much and may not pass `max_supply`. Authority is the caller's business (the issuer's, for the core
     /// `asset_issue` operation).
     pub fn issue(
         &mut self,
@@ -393,6 +399,7 @@ impl<'a> ApplyContext<'a> {
         amount: u64,
     ) -> Result<(), OperationError> {
         let mut a = self.known_asset(asset)?;
+        self.known_recipient(to)?;
         let supply = a
             .supply
             .checked_add(amount)

@@ -1268,6 +1268,28 @@ fn issuing_past_the_maximum_supply_is_refused() {
     assert_supply_matches(net.ledger.state());
 }
 
+/// Issuing to an account that does not exist is refused, as a transfer to it is: nothing is
+/// credited and the supply does not grow (money issued to nobody could never be spent, and
+/// the supply would count it for ever).
+#[test]
+fn issuing_to_an_account_that_does_not_exist_is_refused() {
+    let mut net = with_pbtc();
+    let user = net.users[0].account;
+    let nobody = AccountId(9_999);
+    assert!(net.ledger.state().account(nobody).is_none());
+    let supply = net.ledger.state().asset(PBTC).expect("a").supply;
+    net.ledger.apply_with_for_tests(|ctx| {
+        let e = ctx.issue(PBTC, nobody, 5).expect_err("no such account");
+        assert!(matches!(e, OperationError::UnknownAccount(a) if a == nobody), "{e}");
+        let e = ctx.transfer(user, nobody, PBTC, 5).expect_err("no such account");
+        assert!(matches!(e, OperationError::UnknownAccount(a) if a == nobody), "{e}");
+    });
+    let st = net.ledger.state();
+    assert_eq!((st.balance(nobody, PBTC), st.asset(PBTC).expect("a").supply), (0, supply));
+    assert!(st.balance(user, PBTC) > 0, "the transfer was refused for its recipient alone");
+    assert_supply_matches(net.ledger.state());
+}
+
 #[test]
 fn a_genesis_with_inconsistent_assets_is_refused_naming_the_problem() {
     let (mut g, ..) = TestNetwork::builder().witnesses(3).sons(6).users(1).genesis();
