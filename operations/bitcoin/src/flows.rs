@@ -11,7 +11,7 @@ use sonprop_core::{
     AccountId, ApplyContext, ChainEvent, Operation, OperationError, SonId, State, Subject,
 };
 
-use crate::ops::{elected_owner, fee_in_bounds, new_tx, rule, take_inputs, BitcoinError};
+use crate::rules::{elected_owner, fee_in_bounds, new_tx, rule, take_inputs, BitcoinError};
 use crate::script::{self};
 use crate::state::{
     books, current_wallet, deposit_script, utxo_key, wallet_utxos, AssetParam, Books, BooksTable,

@@ -55,6 +55,7 @@ pub mod reconcile;
 mod registration;
 #[cfg(feature = "rpc")]
 pub mod rpc;
+mod rules;
 pub mod script;
 pub mod sim;
 pub mod state;

@@ -754,3 +754,75 @@ fn the_time_locked_deposit_script_holds_its_user_branch_for_n_blocks() {
     let plain = one_or_weighted_script(&user, &sons, None).expect("script");
     assert_ne!(plain, script);
 }
+
+/// The crate's modules use one another without a circle (a test module aside): each module
+/// can be read, and changed, knowing only the ones below it. A `crate::name` in code (not in
+/// a comment) counts as a use.
+#[test]
+fn the_modules_use_one_another_without_a_circle() {
+    let sources: [(&str, &str); 12] = [
+        ("flows", include_str!("flows.rs")),
+        ("node", include_str!("node.rs")),
+        ("ops", include_str!("ops.rs")),
+        ("reconcile", include_str!("reconcile.rs")),
+        ("registration", include_str!("registration.rs")),
+        ("rpc", include_str!("rpc.rs")),
+        ("rules", include_str!("rules.rs")),
+        ("script", include_str!("script.rs")),
+        ("sim", include_str!("sim.rs")),
+        ("state", include_str!("state.rs")),
+        ("tx", include_str!("tx.rs")),
+        ("lib", include_str!("lib.rs")),
+    ];
+    let names: Vec<&str> = sources.iter().map(|(n, _)| *n).collect();
+    // What each module uses, read from its code before its tests.
+    let uses = |text: &str| -> Vec<usize> {
+        let code = text.split("#[cfg(test)]").next().unwrap_or(text);
+        let mut out: Vec<usize> = code
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .flat_map(|l| l.match_indices("crate::").map(move |(i, _)| &l[i + 7..]))
+            .filter_map(|rest| {
+                let name: String =
+                    rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                names.iter().position(|n| *n == name)
+            })
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    };
+    let graph: Vec<Vec<usize>> = sources.iter().map(|(_, text)| uses(text)).collect();
+    assert!(graph[0].contains(&6), "flows uses rules: the reading works");
+    // Depth-first, with the path on a stack: a module met again on its own path is a circle.
+    fn visit(at: usize, graph: &[Vec<usize>], state: &mut [u8], path: &mut Vec<usize>) -> bool {
+        match state[at] {
+            1 => {
+                return {
+                    path.push(at);
+                    true
+                }
+            }
+            2 => return false,
+            _ => {}
+        }
+        state[at] = 1;
+        path.push(at);
+        for &next in &graph[at] {
+            if visit(next, graph, state, path) {
+                return true;
+            }
+        }
+        path.pop();
+        state[at] = 2;
+        false
+    }
+    let mut state = vec![0u8; graph.len()];
+    for start in 0..graph.len() {
+        let mut path = Vec::new();
+        if visit(start, &graph, &mut state, &mut path) {
+            let circle: Vec<&str> = path.iter().map(|i| names[*i]).collect();
+            panic!("an import circle: {}", circle.join(" -> "));
+        }
+    }
+}
