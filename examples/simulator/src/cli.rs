@@ -30,14 +30,19 @@ pub const EXIT_USAGE: i32 = 2;
 /// The simulation failed.
 pub const EXIT_FAILURE: i32 = 3;
 
+/// The version `--version` prints: the crate's, and the commit it was built from.
+pub const VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("SONPROP_COMMIT"), ")");
+
 /// Simulate Peerplays-style SON proposals: a network of witness and SON nodes built from the
 /// sonprop framework, driven by a scenario file on simulated chain time.
 #[derive(Debug, Parser)]
 #[command(
     name = "sonprop",
-    version,
+    version = VERSION,
     propagate_version = true,
     arg_required_else_help = true,
+    disable_help_subcommand = true,
     after_help = "exit codes: 0 ok, 1 an [[expect]] failed, 2 bad usage or scenario, 3 simulation failed\n\
                   logs: RUST_LOG=<filter> (e.g. RUST_LOG=sonprop_core=debug) overrides -v/-q"
 )]
@@ -114,6 +119,11 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Print this message or the help of the given subcommand(s).
+    Help {
+        /// The subcommand whose help to print, with its own subcommands (`help bitcoin address`).
+        command: Vec<String>,
+    },
 }
 
 /// `sonprop bitcoin …`.
@@ -153,6 +163,20 @@ pub struct SimulateArgs {
 struct Failure {
     code: i32,
     report: miette::Report,
+}
+
+/// `sonprop help [COMMAND…]`: the long help of the named (sub)command, or of `sonprop`.
+fn help(names: &[String], out: &mut dyn Write) -> Result<i32, Failure> {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut at = &mut cmd;
+    for name in names {
+        at = at.find_subcommand_mut(name).ok_or_else(|| {
+            fail(EXIT_USAGE, format!("no such command `{name}` (see `sonprop --help`)"))
+        })?;
+    }
+    let _ = write!(out, "{}", at.render_help());
+    Ok(EXIT_OK)
 }
 
 fn fail(code: i32, message: impl std::fmt::Display) -> Failure {
@@ -252,9 +276,10 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write, terminal: 
             crate::bitcoin_cli::address(&a, out).map_err(|(code, m)| fail(code, m))
         }
         Command::Version => {
-            let _ = writeln!(out, "sonprop {}", env!("CARGO_PKG_VERSION"));
+            let _ = writeln!(out, "sonprop {VERSION}");
             Ok(EXIT_OK)
         }
+        Command::Help { command } => help(&command, out),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "sonprop", out);
             Ok(EXIT_OK)

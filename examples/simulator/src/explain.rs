@@ -224,12 +224,50 @@ pub fn explain(a: &ExplainArgs, out: &mut dyn Write) -> Result<(), (i32, String)
         })?;
     }
     let e = explanation(&sim, &scenario, &a.subject);
+    if !exists(&sim, &e) {
+        return Err((
+            EXIT_USAGE,
+            format!(
+                "no such subject `{}` at block {}: not a SON, an account, a proposal, a bridge \
+                 deposit or withdrawal, nor anything a proposal of this run named",
+                a.subject, e.height
+            ),
+        ));
+    }
     if a.json {
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&e).unwrap_or_default());
     } else {
         print(&e, out);
     }
     Ok(())
+}
+
+/// Whether the chain or the run knows the subject of `e`: a SON, an account, a proposal, a
+/// bridge deposit or withdrawal, something a proposal of the run named, or something a kind's
+/// rule speaks of (due, due later, deferred or proposed).
+fn exists(sim: &Simulation, e: &Explanation) -> bool {
+    use sonprop_bitcoin::state::{utxo_key, Deposits, Withdrawals};
+    let st = sim.ledger().state();
+    let subject = e.subject.as_str();
+    let said =
+        e.kinds.iter().any(|k| !matches!(k.verdict, KindVerdict::NotDue | KindVerdict::Unknown));
+    let account = subject.parse::<sonprop_core::AccountId>().ok().and_then(|id| st.account(id));
+    let proposal = subject.parse::<ProposalId>().ok().and_then(|id| st.proposal(id));
+    let deposit = subject
+        .strip_prefix("bitcoin:deposit:")
+        .and_then(|o| o.parse::<bitcoin::OutPoint>().ok())
+        .and_then(|o| st.row::<Deposits>(&utxo_key(&o)));
+    let withdrawal = subject
+        .strip_prefix("bitcoin:withdrawal:")
+        .and_then(|n| n.parse::<u64>().ok())
+        .and_then(|n| st.row::<Withdrawals>(&n));
+    e.son.is_some()
+        || !e.proposals.is_empty()
+        || said
+        || account.is_some()
+        || proposal.is_some()
+        || deposit.is_some()
+        || withdrawal.is_some()
 }
 
 /// The explanation of `subject` at the simulation's head block.

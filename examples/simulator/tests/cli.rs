@@ -62,6 +62,19 @@ fn help_is_there_for_every_command() {
         assert_eq!(o.code, Some(0), "{cmd:?}: {}", o.stderr);
         assert!(o.stdout.contains("Usage: sonprop"), "{cmd:?}: {}", o.stdout);
     }
+    // `help` is a command with its own help, and gives any command's help.
+    let o = run(&["help", "--help"]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(o.stdout.contains("Usage: sonprop help [OPTIONS] [COMMAND]..."), "{}", o.stdout);
+    for cmd in [&["simulate"][..], &["bitcoin", "address"]] {
+        let via_help = run(&[&["help"][..], cmd].concat());
+        let direct = run(&[cmd, &["-h"]].concat());
+        assert_eq!(via_help.code, Some(0), "{cmd:?}: {}", via_help.stderr);
+        assert_eq!(via_help.stdout, direct.stdout, "{cmd:?}");
+    }
+    let o = run(&["help", "simulat"]);
+    assert_eq!(o.code, Some(2));
+    assert!(o.stderr.contains("no such command `simulat`"), "{}", o.stderr);
     // No command at all: the help, on stderr, exit 2.
     let none = run(&[]);
     assert_eq!(none.code, Some(2));
@@ -69,11 +82,20 @@ fn help_is_there_for_every_command() {
 }
 
 #[test]
-fn version_prints_the_crate_version() {
+fn version_prints_the_crate_version_and_its_commit() {
+    // The commit as git names it here (the tests run in a checkout).
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
     for flag in ["-V", "--version", "version"] {
         let o = run(&[flag]);
         assert_eq!(o.code, Some(0));
-        assert_eq!(o.stdout.trim(), format!("sonprop {}", env!("CARGO_PKG_VERSION")));
+        let want = format!("sonprop {} (commit {head})", env!("CARGO_PKG_VERSION"));
+        assert_eq!(o.stdout.trim(), want);
     }
 }
 
@@ -220,6 +242,36 @@ fn explain_says_when_the_default_scenario_son_becomes_due_and_who_deregistered_i
     let bad = run(&["explain", "1.33.3", "--at", "T+99:00"]);
     assert_eq!(bad.code, Some(2));
     assert!(bad.stderr.contains("after the end of scenario"), "{}", bad.stderr);
+}
+
+/// Something the run never knew is an error naming it, not an empty explanation with exit 0;
+/// an account with nothing proposed about it is still explained.
+#[test]
+fn explain_of_something_that_does_not_exist_says_so_and_fails() {
+    for subject in ["foo", "1.10.99", "1.33.99"] {
+        let o = run(&["explain", subject]);
+        assert_eq!(o.code, Some(2), "{subject}: {}", o.stdout);
+        assert!(
+            o.stderr.contains(&format!("no such subject `{subject}` at block")),
+            "{}",
+            o.stderr
+        );
+        assert!(o.stdout.is_empty(), "{}", o.stdout);
+        let json = run(&["explain", subject, "--json"]);
+        assert_eq!(json.code, Some(2), "{subject} --json");
+    }
+    let account = run(&["explain", "1.2.5"]);
+    assert_eq!(account.code, Some(0), "{}", account.stderr);
+    assert!(account.stdout.starts_with("1.2.5 at block"), "{}", account.stdout);
+    // The bridge scenario's first deposit: unknown before its first report, known from the
+    // block that records it (before any proposal names it).
+    let deposit =
+        "bitcoin:deposit:d32d4f96148f797a3527ea1c523af8e108783ce3757566a1b8b23201514ba4b0:0";
+    let scenario = "scenarios/bitcoin-bridge.toml";
+    for (at, code) in [("T+00:30:00", 2), ("T+00:40:03", 0)] {
+        let o = run(&["explain", deposit, scenario, "--at", at]);
+        assert_eq!(o.code, Some(code), "{at}: {}{}", o.stdout, o.stderr);
+    }
 }
 
 #[test]
