@@ -582,6 +582,7 @@ fn simulate(
     let registry = registry_for(&scenario).map_err(|e| fail(EXIT_FAILURE, e))?.into_arc();
     scenario
         .check_plugin_params(&registry.chain())
+        .and_then(|()| scenario.check_expectation_kinds(&registry.chain()))
         .map_err(|e| scenario_failure(e, text.as_deref()))?;
     // Every output is checked before the run: a report that cannot be written fails now,
     // not after the simulation.

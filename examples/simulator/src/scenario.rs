@@ -483,6 +483,31 @@ impl Scenario {
         Ok(())
     }
 
+    /// Checks that every `[[expect]]` counting executed proposals names a kind proposals can
+    /// carry: an unknown kind (a typo would otherwise count 0 and hold) is an error naming the
+    /// expectation, with the nearest kind as a suggestion.
+    pub fn check_expectation_kinds(&self, chain: &ChainRegistry) -> Result<(), ScenarioError> {
+        for (i, e) in self.expect.iter().enumerate() {
+            let Expectation::Executed { kind, .. } = e else { continue };
+            let proposable: Vec<&str> =
+                chain.operations().filter(|d| d.proposal.is_some()).map(|d| d.name).collect();
+            if proposable.contains(&kind.as_str()) {
+                continue;
+            }
+            let hint = match nearest(kind, &proposable) {
+                Some(near) => format!("did you mean `{near}`?"),
+                None => format!("kinds proposals carry here: {}", proposable.join(", ")),
+            };
+            return Err(ScenarioError {
+                file: self.source.clone(),
+                field: format!("expect[{i}].kind"),
+                message: format!("no proposal kind `{kind}`; {hint}"),
+                span: None,
+            });
+        }
+        Ok(())
+    }
+
     /// The built-in scenario.
     pub fn built_in() -> Scenario {
         Scenario::from_toml(BUILT_IN, "<built-in>").expect("the built-in scenario is valid")
@@ -910,6 +935,31 @@ impl Scenario {
             lifecycle,
         })
     }
+}
+
+/// The name in `names` closest to `given` by edit distance, if it is close enough to be a
+/// typo of it (at most a third of its length, and at least 1, apart).
+fn nearest<'a>(given: &str, names: &[&'a str]) -> Option<&'a str> {
+    let distance = |a: &str, b: &str| {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut diagonal = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let above = row[j + 1];
+                row[j + 1] = (diagonal + usize::from(ca != *cb)).min(row[j] + 1).min(above + 1);
+                diagonal = above;
+            }
+        }
+        row[b.len()]
+    };
+    names
+        .iter()
+        .map(|n| (distance(given, n), *n))
+        .filter(|(d, n)| *d <= (n.chars().count() / 3).max(1))
+        .min()
+        .map(|(_, n)| n)
 }
 
 /// Where a field such as `duration`, `network.witnesses`, `events[2].son` or

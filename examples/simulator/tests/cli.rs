@@ -134,6 +134,32 @@ fn a_bad_scenario_shows_the_line_and_the_span() {
     std::fs::remove_dir_all(&d).ok();
 }
 
+/// An expectation counting a kind that does not exist is refused before the run, underlined,
+/// with the kind it was probably meant to be; one that is nothing like a kind lists them.
+#[test]
+fn an_expectation_of_an_unknown_kind_is_refused_with_a_suggestion() {
+    let d = temp("kind");
+    let expect = |kind: &str| {
+        format!(
+            "{}[[expect]]\nson = 1\nkind = \"{kind}\"\nexecuted = 0\n",
+            SHORT.replace("DUR", "10m")
+        )
+    };
+    let typo = scenario(&d, "typo.toml", &expect("son_reportdown"));
+    let o = run(&["simulate", &typo]);
+    assert_eq!(o.code, Some(2), "{}", o.stdout);
+    assert!(o.stdout.is_empty(), "refused before the run: {}", o.stdout);
+    insta::assert_snapshot!("unknown_kind", o.stderr.replace(&typo, "typo.toml"));
+    let far = scenario(&d, "far.toml", &expect("withdraw_everything"));
+    let o = run(&["simulate", &far]);
+    assert_eq!(o.code, Some(2));
+    assert!(o.stderr.contains("kinds proposals carry here: "), "{}", o.stderr);
+    assert!(o.stderr.contains("son_deregister, son_report_down"), "{}", o.stderr);
+    let right = scenario(&d, "right.toml", &expect("son_report_down"));
+    assert_eq!(run(&["simulate", "-q", &right]).code, Some(0));
+    std::fs::remove_dir_all(&d).ok();
+}
+
 #[test]
 fn an_unwritable_report_fails_before_the_run() {
     let o = run(&["simulate", "--report", "/nonexistent-dir/r.json"]);
