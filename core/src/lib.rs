@@ -72,7 +72,7 @@ pub use chain::objects::{
     Account, Asset, Authority, Election, Son, SonPay, SonProposalRecord, SonStatistics, SonStatus,
     VestingBalance, Witness,
 };
-pub use chain::params::{ChainParameters, ParamError, ThresholdPolicy};
+pub use chain::params::{ChainParameters, ParamError, SonQuorum, ThresholdPolicy};
 pub use chain::persist::StoreOptions;
 pub use chain::schema::{
     ChainEvent, Index, IndexEntries, ParamDecl, Parameter, TableDecl, TableKey, TableSchema,

@@ -562,6 +562,9 @@ fn consensus_threshold_is_two_thirds_plus_one_of_counted_sons() {
     let auth = net.ledger.state().son_consensus_authority();
     assert_eq!(auth.account_auths.len(), 6);
     assert_eq!(auth.weight_threshold, 5, "floor(2*6/3)+1");
+    let q = net.ledger.state().son_quorum();
+    assert_eq!((q.elected, q.counted, q.needed()), (6, 6, Some(5)));
+    assert_eq!(q.to_string(), "approvals needed: 5 of 6 live SONs");
     // Keep SONs 0..4 heartbeating, let 4 and 5 go silent past son_down_time.
     let until = net.now().plus(400);
     while net.now() < until {
@@ -575,6 +578,19 @@ fn consensus_threshold_is_two_thirds_plus_one_of_counted_sons() {
     let auth = net.ledger.state().son_consensus_authority();
     assert_eq!(auth.weight_threshold, u32::MAX, "4 live SONs are below min_son_count (5)");
     assert_eq!(auth.account_auths.values().filter(|w| **w == 1).count(), 4);
+    // Said in words, as a proposal that expired for it says it.
+    let q = net.ledger.state().son_quorum();
+    assert_eq!((q.elected, q.counted, q.min_son_count, q.needed()), (6, 4, 5, None));
+    assert_eq!(
+        q.to_string(),
+        "approvals needed: none suffice while live SONs 4 < min_son_count 5 (6 elected)"
+    );
+    // At exactly min_son_count live SONs the threshold is met by floor(2*5/3)+1.
+    let at_min = crate::SonQuorum { counted: 5, ..q };
+    assert_eq!(at_min.needed(), Some(4));
+    let elected = crate::SonQuorum { policy: ThresholdPolicy::Elected, counted: 2, ..q };
+    assert_eq!(elected.needed(), Some(2), "the elected policy has no minimum");
+    assert_eq!(elected.to_string(), "approvals needed: 2 of 2 elected SONs");
 }
 
 #[test]

@@ -22,6 +22,49 @@ pub enum ThresholdPolicy {
     Live,
 }
 
+/// The SON consensus authority's need at a block ([`crate::State::son_quorum`]): of the elected
+/// SONs, those the threshold policy counts, and how many of their approvals a SON proposal
+/// needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SonQuorum {
+    /// The policy deciding who counts.
+    pub policy: ThresholdPolicy,
+    /// Elected SONs.
+    pub elected: u32,
+    /// The elected SONs that count (all of them under `elected`, the live ones under `live`).
+    pub counted: u32,
+    /// `min_son_count`: under `live`, fewer counted SONs than this and nothing passes.
+    pub min_son_count: u32,
+}
+
+impl SonQuorum {
+    /// The approvals a SON proposal needs, `floor(2N/3) + 1` of the `N` counted; `None` when
+    /// no number of approvals suffices (fewer live SONs than `min_son_count`).
+    pub fn needed(&self) -> Option<u32> {
+        if self.policy == ThresholdPolicy::Live && self.counted < self.min_son_count {
+            return None;
+        }
+        Some(self.counted * 2 / 3 + 1)
+    }
+}
+
+impl std::fmt::Display for SonQuorum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let who = match self.policy {
+            ThresholdPolicy::Elected => "elected",
+            ThresholdPolicy::Live => "live",
+        };
+        match self.needed() {
+            Some(n) => write!(f, "approvals needed: {n} of {} {who} SONs", self.counted),
+            None => write!(
+                f,
+                "approvals needed: none suffice while live SONs {} < min_son_count {} ({} elected)",
+                self.counted, self.min_son_count, self.elected
+            ),
+        }
+    }
+}
+
 impl std::fmt::Display for ThresholdPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

@@ -17,7 +17,7 @@ use crate::chain::model::{
 use crate::chain::objects::{
     Account, Asset, Authority, Son, SonProposalRecord, SonStatus, VestingBalance, Witness,
 };
-use crate::chain::params::{ChainParameters, ThresholdPolicy};
+use crate::chain::params::{ChainParameters, SonQuorum, ThresholdPolicy};
 use crate::chain::schema::{Index, Parameter, TableKey, TableSchema};
 use crate::chain::table::Table;
 use crate::chain::time::Timestamp;
@@ -376,22 +376,35 @@ impl State {
     /// decides who carries weight. `floor(2N/3) + 1` of the `N` counted SONs must approve; under
     /// the `live` policy, with fewer than `min_son_count` live SONs the authority cannot be met.
     pub fn son_consensus_authority(&self) -> Authority {
-        let policy = self.params().threshold_policy;
+        self.son_consensus().0
+    }
+
+    /// How many approvals the SON consensus authority needs now, and of how many SONs: what
+    /// [`State::son_consensus_authority`] decides, for people (why a SON proposal expired).
+    pub fn son_quorum(&self) -> SonQuorum {
+        self.son_consensus().1
+    }
+
+    fn son_consensus(&self) -> (Authority, SonQuorum) {
+        let params = self.params();
+        let mut q = SonQuorum {
+            policy: params.threshold_policy,
+            elected: 0,
+            counted: 0,
+            min_son_count: params.min_son_count,
+        };
         let mut auth = Authority::default();
-        let mut counted: u32 = 0;
         for son in self.globals.elected_sons.iter().filter_map(|id| self.sons.get(id)) {
-            let counts = match policy {
+            let counts = match q.policy {
                 ThresholdPolicy::Elected => true,
                 ThresholdPolicy::Live => self.is_live(son),
             };
-            counted += u32::from(counts);
+            q.elected += 1;
+            q.counted += u32::from(counts);
             auth.account_auths.insert(son.owner, u16::from(counts));
         }
-        auth.weight_threshold = counted * 2 / 3 + 1;
-        if policy == ThresholdPolicy::Live && counted < self.params().min_son_count {
-            auth.weight_threshold = u32::MAX;
-        }
-        auth
+        auth.weight_threshold = q.needed().unwrap_or(u32::MAX);
+        (auth, q)
     }
 
     /// The active authority of an account (computed for the SON consensus account).

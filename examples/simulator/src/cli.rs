@@ -619,6 +619,9 @@ fn simulate(
             scenario.params.threshold_policy,
             if a.verify_replicas { ", verifying every replica" } else { "" },
         );
+        for w in scenario.warnings() {
+            let _ = writeln!(out, "warning: {w}");
+        }
     }
     let head = sim.ledger().state().head_height();
     let held = format_elapsed(sim.ledger().state().head_time().since(scenario.genesis_time));

@@ -142,6 +142,8 @@ pub struct ProposalStory {
     pub approved_by: Vec<String>,
     /// Validators that abstained, with their reasons.
     pub abstained: Vec<Abstention>,
+    /// If it expired unexecuted: what the SON consensus authority needed then.
+    pub expired_needing: Option<String>,
 }
 
 /// Reads `T+06:00`, `T+06:00:00`, `T+1d02:00:00` or a duration such as `6h`, in seconds.
@@ -352,6 +354,7 @@ pub fn explanation(sim: &Simulation, scenario: &Scenario, subject: &str) -> Expl
             ended: p.outcome_time.map(|t| when(Timestamp(t))),
             approved_by: p.approvers.iter().map(|a| name(a)).collect(),
             abstained: p.abstentions.clone(),
+            expired_needing: p.expired_needing.clone(),
         })
         .collect();
     let bridge_alarms = match scenario.bitcoin {
@@ -444,6 +447,9 @@ fn print(e: &Explanation, out: &mut dyn Write) {
         }
         for a in &p.abstained {
             let _ = writeln!(out, "    {} abstained: {}", a.node, a.reason);
+        }
+        if let Some(why) = &p.expired_needing {
+            let _ = writeln!(out, "    when it expired: {why}");
         }
     }
 }

@@ -51,6 +51,10 @@ pub struct ProposalEntry {
     pub outcome: Outcome,
     /// When it ended.
     pub outcome_time: Option<u64>,
+    /// For a SON proposal that expired unexecuted: what the SON consensus authority needed
+    /// when it did (e.g. no number of approvals, with fewer live SONs than `min_son_count`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired_needing: Option<String>,
     /// `created_time`, `expiration_time` and `outcome_time` for people (RFC 3339 and the offset
     /// from genesis), filled in the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -197,6 +201,7 @@ impl ProposalLog {
                         abstentions: Vec::new(),
                         outcome: Outcome::Live,
                         outcome_time: None,
+                        expired_needing: None,
                         created_at: None,
                         expiration_at: None,
                         outcome_at: None,
@@ -249,6 +254,13 @@ impl ProposalLog {
     /// A proposal's entry.
     pub fn get(&self, id: ProposalId) -> Option<&ProposalEntry> {
         self.entries.get(&id)
+    }
+
+    /// Notes what the SON consensus authority needed when SON proposal `id` expired.
+    pub fn expired_needing(&mut self, id: ProposalId, quorum: &sonprop_core::SonQuorum) {
+        if let Some(e) = self.entries.get_mut(&id).filter(|e| e.subject.is_some()) {
+            e.expired_needing = Some(quorum.to_string());
+        }
     }
 
     /// Every entry, in id order.

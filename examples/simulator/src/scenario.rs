@@ -508,6 +508,29 @@ impl Scenario {
         Ok(())
     }
 
+    /// What the scenario lets happen that its author may not expect, said before the run: a SON
+    /// count that leaves the SON consensus authority unable to pass anything (every SON
+    /// proposal then expires, however many SONs approve it).
+    pub fn warnings(&self) -> Vec<String> {
+        let p = &self.params;
+        let (sons, min) = (self.sons.min(p.maximum_son_count), p.min_son_count);
+        if p.threshold_policy != ThresholdPolicy::Live || sons > min {
+            return Vec::new();
+        }
+        vec![if sons < min {
+            format!(
+                "{sons} elected SONs < min_son_count {min}: no SON proposal can ever pass \
+                 (set params.min_son_count, or add SONs)"
+            )
+        } else {
+            format!(
+                "{sons} elected SONs = min_son_count {min}: while any SON is down, fewer are \
+                 live than min_son_count and no SON proposal passes, its own report-down \
+                 included (set params.min_son_count below {min}, or add SONs)"
+            )
+        }]
+    }
+
     /// The built-in scenario.
     pub fn built_in() -> Scenario {
         Scenario::from_toml(BUILT_IN, "<built-in>").expect("the built-in scenario is valid")

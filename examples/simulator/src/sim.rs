@@ -760,6 +760,9 @@ impl Simulation {
                 continue;
             }
             self.log.record(t.secs(), event);
+            if let LedgerEvent::ProposalExpired { proposal } = event {
+                self.log.expired_needing(*proposal, &self.chain.state().son_quorum());
+            }
             if let LedgerEvent::ProposalApproved { proposal, .. } = event {
                 let n = approvals.entry(*proposal).or_insert(0);
                 if *n == 0 {
@@ -981,8 +984,15 @@ impl Simulation {
                 format!("proposal {proposal} failed to execute (kept until expiry): {reason}")
             }
             LedgerEvent::ProposalExpired { proposal } => {
-                let n = self.log.get(*proposal).map_or(0, |e| e.approvals);
-                format!("proposal {proposal} expired unexecuted with {n} approvals")
+                let entry = self.log.get(*proposal);
+                let n = entry.map_or(0, |e| e.approvals);
+                let approvals = if n == 1 { "approval" } else { "approvals" };
+                match entry.and_then(|e| e.expired_needing.as_deref()) {
+                    Some(why) => format!(
+                        "proposal {proposal} expired unexecuted with {n} {approvals}; {why}"
+                    ),
+                    None => format!("proposal {proposal} expired unexecuted with {n} {approvals}"),
+                }
             }
             LedgerEvent::ProposalFailed { proposal, reason } => {
                 format!("proposal {proposal} failed at expiry: {reason}")

@@ -160,6 +160,53 @@ fn an_expectation_of_an_unknown_kind_is_refused_with_a_suggestion() {
     std::fs::remove_dir_all(&d).ok();
 }
 
+/// A proposal that can never pass says why: the scenario warns before the run, each expired
+/// report-down says what the authority needed, and the report carries it.
+#[test]
+fn a_proposal_that_cannot_pass_says_why() {
+    let d = temp("quorum");
+    let five = SHORT.replace("DUR", "20m") + "[[events]]\nat = \"2m\"\nson = 2\ndo = \"stop\"\n";
+    let path = scenario(&d, "five.toml", &five);
+    let report = d.join("r.json");
+    let o = run(&["simulate", &path, "--report", report.to_str().expect("utf-8")]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(
+        o.stdout.contains(
+            "warning: 5 elected SONs = min_son_count 5: while any SON is down, fewer are live"
+        ),
+        "{}",
+        o.stdout
+    );
+    let why = "approvals needed: none suffice while live SONs 4 < min_son_count 5 (5 elected)";
+    assert!(
+        o.stdout.contains(&format!("proposal 1.10.0 expired unexecuted with 4 approvals; {why}")),
+        "{}",
+        o.stdout
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
+    let first = &json["proposals"][0];
+    assert_eq!(
+        (first["outcome"].as_str(), first["expired_needing"].as_str()),
+        (Some("expired"), Some(why))
+    );
+    let three =
+        scenario(&d, "three.toml", &SHORT.replace("DUR", "1m").replace("sons = 5", "sons = 3"));
+    let o = run(&["simulate", &three]);
+    assert!(
+        o.stdout
+            .contains("warning: 3 elected SONs < min_son_count 5: no SON proposal can ever pass"),
+        "{}",
+        o.stdout
+    );
+    // Quiet: the summary alone. The built-in scenario (15 SONs) warns of nothing.
+    let o = run(&["simulate", "-q", &path]);
+    assert!(o.stdout.starts_with("summary:"), "{}", o.stdout);
+    let o = run(&["simulate"]);
+    assert!(!o.stdout.contains("warning"), "{}", o.stdout);
+    std::fs::remove_dir_all(&d).ok();
+}
+
 #[test]
 fn an_unwritable_report_fails_before_the_run() {
     let o = run(&["simulate", "--report", "/nonexistent-dir/r.json"]);
