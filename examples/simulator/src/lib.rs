@@ -26,6 +26,7 @@ pub mod bridge;
 pub mod cli;
 pub mod duration;
 pub mod explain;
+pub mod fold;
 pub mod members;
 pub mod report;
 pub mod scenario;

@@ -15,6 +15,7 @@ use sonprop_core::{
     StoreOptions, Timestamp, WitnessId,
 };
 
+use crate::fold::{Fold, Phase};
 use crate::report::{self, Outcome, ProposalLog, Report};
 use crate::scenario::{Action, Expectation, Scenario};
 
@@ -243,6 +244,8 @@ pub struct Simulation {
     mempool: Vec<SignedTransaction>,
     next_event: usize,
     log: ProposalLog,
+    /// Folds runs of proposals that keep expiring into one timeline line.
+    fold: Fold,
     rejected: u64,
     included: u64,
     /// `(kind, subject)` pairs triggers found due, with the last block they did: a pair not
@@ -460,6 +463,7 @@ impl Simulation {
             mempool: Vec::new(),
             next_event: 0,
             log: ProposalLog::default(),
+            fold: Fold::default(),
             rejected: 0,
             included: 0,
             due: BTreeMap::new(),
@@ -749,7 +753,7 @@ impl Simulation {
         }
 
         // Approvals are summarised per proposal per block, at the place of the first one.
-        let mut lines: Vec<Result<String, ProposalId>> = Vec::new();
+        let mut lines: Vec<(Option<(ProposalId, Phase)>, Result<String, ProposalId>)> = Vec::new();
         let mut approvals: BTreeMap<ProposalId, u32> = BTreeMap::new();
         // An election is worth a line when it changed the set.
         let set_changed = outcome.events.iter().any(|e| {
@@ -766,14 +770,14 @@ impl Simulation {
             if let LedgerEvent::ProposalApproved { proposal, .. } = event {
                 let n = approvals.entry(*proposal).or_insert(0);
                 if *n == 0 {
-                    lines.push(Err(*proposal));
+                    lines.push((Some((*proposal, Phase::Approved)), Err(*proposal)));
                 }
                 *n += 1;
             } else if let Some(text) = self.describe(event) {
-                lines.push(Ok(text));
+                lines.push((self.phase(event), Ok(text)));
             }
         }
-        for line in lines {
+        for (tag, line) in lines {
             let text = line.unwrap_or_else(|p| {
                 let total = self.log.get(p).map_or(0, |e| e.approvals);
                 let n = approvals[&p];
@@ -782,7 +786,8 @@ impl Simulation {
                     "proposal {p} approved by {n} {nodes} in this block ({total} approvals in all)"
                 )
             });
-            timeline.entry(Entry { height, elapsed: elapsed(&self.scenario, t), text });
+            let entry = Entry { height, elapsed: elapsed(&self.scenario, t), text };
+            self.fold.entry(tag, entry, timeline);
         }
 
         self.send_heartbeats(t);
@@ -961,6 +966,24 @@ impl Simulation {
         self.mempool.extend(sink.take());
     }
 
+    /// What a proposal event's line is to the timeline's folding.
+    fn phase(&self, event: &LedgerEvent) -> Option<(ProposalId, Phase)> {
+        Some(match event {
+            LedgerEvent::ProposalCreated { proposal, kinds, subject: Some(subject), .. } => {
+                (*proposal, Phase::Raised(format!("{} for {subject}", kinds.join("+"))))
+            }
+            LedgerEvent::ProposalExpired { proposal } => {
+                let entry = self.log.get(*proposal);
+                let needing = entry.and_then(|e| e.expired_needing.clone());
+                (*proposal, Phase::Expired(entry.map_or(0, |e| e.approvals), needing))
+            }
+            LedgerEvent::ProposalExecuted { proposal }
+            | LedgerEvent::ProposalFailed { proposal, .. }
+            | LedgerEvent::ProposalDeleted { proposal, .. } => (*proposal, Phase::Ended),
+            _ => return None,
+        })
+    }
+
     fn describe(&self, event: &LedgerEvent) -> Option<String> {
         Some(match event {
             LedgerEvent::SonStatusChanged { son, from, to } => format!("son {son}: {from} -> {to}"),
@@ -1085,6 +1108,9 @@ impl Simulation {
         while self.step(observer).await? {
             observer.progress(self.chain.state().head_height(), total);
         }
+        let st = self.chain.state();
+        let at = elapsed(&self.scenario, st.head_time());
+        self.fold.finish(st.head_height(), at, observer);
         if self.persist_every.is_some() && self.since_commit > 0 {
             self.persist()?;
         }

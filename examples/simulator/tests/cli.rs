@@ -183,6 +183,10 @@ fn a_proposal_that_cannot_pass_says_why() {
         "{}",
         o.stdout
     );
+    // The cycles after the first fold into one line, at the end of the run.
+    let folded = o.stdout.lines().filter(|l| l.contains("raised and expired unexecuted ×")).count();
+    assert_eq!(folded, 1, "{}", o.stdout);
+    assert!(o.stdout.lines().count() < 20, "{}", o.stdout);
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
     let first = &json["proposals"][0];
