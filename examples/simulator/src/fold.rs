@@ -28,6 +28,10 @@ pub enum Phase {
     Ended,
 }
 
+/// A timeline line's tag: the proposal it is about, and what it says of it (`None`: not a
+/// proposal's line).
+pub type Tag = Option<(ProposalId, Phase)>;
+
 /// Proposals expired unexecuted, one after another, of one kind about one subject.
 #[derive(Debug, Clone)]
 struct Run {

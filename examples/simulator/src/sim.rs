@@ -15,7 +15,7 @@ use sonprop_core::{
     StoreOptions, Timestamp, WitnessId,
 };
 
-use crate::fold::{Fold, Phase};
+use crate::fold::{Fold, Phase, Tag};
 use crate::report::{self, Outcome, ProposalLog, Report};
 use crate::scenario::{Action, Expectation, Scenario};
 
@@ -753,7 +753,7 @@ impl Simulation {
         }
 
         // Approvals are summarised per proposal per block, at the place of the first one.
-        let mut lines: Vec<(Option<(ProposalId, Phase)>, Result<String, ProposalId>)> = Vec::new();
+        let mut lines: Vec<(Tag, Result<String, ProposalId>)> = Vec::new();
         let mut approvals: BTreeMap<ProposalId, u32> = BTreeMap::new();
         // An election is worth a line when it changed the set.
         let set_changed = outcome.events.iter().any(|e| {
@@ -967,7 +967,7 @@ impl Simulation {
     }
 
     /// What a proposal event's line is to the timeline's folding.
-    fn phase(&self, event: &LedgerEvent) -> Option<(ProposalId, Phase)> {
+    fn phase(&self, event: &LedgerEvent) -> Tag {
         Some(match event {
             LedgerEvent::ProposalCreated { proposal, kinds, subject: Some(subject), .. } => {
                 (*proposal, Phase::Raised(format!("{} for {subject}", kinds.join("+"))))
