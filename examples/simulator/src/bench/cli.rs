@@ -565,6 +565,20 @@ fn print_table(r: &BenchReport, out: &mut dyn Write) {
             mark(x <= 1.25)
         );
     }
+    let _ = writeln!(
+        out,
+        "  [{}] bridge deposits and withdrawals >= 1 000 per wall second: {:.0}",
+        mark(r.btc_flows_per_s >= 1000.0),
+        r.btc_flows_per_s
+    );
+    if let (Some(b), Some(w)) = (r.sim_30d_bridge_wall_s, r.sim_30d_wall_s) {
+        let x = b / w;
+        let _ = writeln!(
+            out,
+            "  [{}] 30 simulated days with the bridge <= 1.5x without: {x:.2}x",
+            mark(x <= 1.5)
+        );
+    }
     if r.quick {
         let _ = writeln!(out, "  (--quick: the 100 000-SON and 30-day targets are not measured)");
     }
