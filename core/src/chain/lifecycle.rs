@@ -565,8 +565,10 @@ pub fn election_story(state: &State, son: SonId, when: &dyn Fn(Timestamp) -> Str
     let at = when(e.at);
     // Votes are stake: written in the core asset when the chain has it.
     let core = state.asset(state.params().core_asset);
-    let v =
-        |n: u64| core.map_or_else(|| format!("{n} votes"), |a| format!("{} of votes", a.format(n)));
+    let v = |n: u64| {
+        let plain = || if n == 1 { "1 vote".to_owned() } else { format!("{n} votes") };
+        core.map_or_else(plain, |a| format!("{} of votes", a.format(n)))
+    };
     if let Some(rank) = e.elected.iter().position(|(id, _)| *id == son) {
         let votes = e.elected[rank].1;
         let cutoff = match e.cutoff {

@@ -409,3 +409,27 @@ async fn a_remembered_wake_condition_is_worked_out_again_when_its_table_changes(
     assert!(memo.of::<Transactions>(run.state(), pending_now));
     assert_eq!(asked.get(), 2);
 }
+
+/// The wallet-output trigger likewise: once a scan found nothing new it sleeps until its view's
+/// tip moves, and what it found keeps it awake until it lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wallet_output_trigger_scans_again_only_when_what_it_reads_moves() {
+    let run = ready(judged(), 1, |_| Fault::Honest).await;
+    let node = BitcoinNode { source: run.btc.view(Fault::Honest), ..node_showing(&run, 1, 0) };
+    let trigger = crate::node::UtxoTrigger::new(node);
+    let son = run.net.sons[1].clone();
+    assert!(trigger.wake(run.state(), &son), "never scanned");
+    let out = trigger.drafts(run.state(), &son).await.expect("drafts");
+    assert!(out.drafts.is_empty(), "the reserve's output is recorded already");
+    assert!(!trigger.wake(run.state(), &son), "nothing moved");
+    // The SONs pay into the wallet; a Bitcoin block confirms it.
+    let w = current_wallet(run.state()).expect("wallet").clone();
+    run.btc.pay(&ScriptBuf::new_p2wsh(&w.script().wscript_hash()), 50_000);
+    run.btc.mine();
+    assert!(trigger.wake(run.state(), &son), "the tip moved");
+    for _ in 0..2 {
+        let out = trigger.drafts(run.state(), &son).await.expect("drafts");
+        assert_eq!(out.drafts.len(), 1, "the new output, proposed (again, until it lands)");
+        assert!(trigger.wake(run.state(), &son), "what it found has not landed");
+    }
+}
