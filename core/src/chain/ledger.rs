@@ -172,6 +172,18 @@ impl Ledger {
                 state.balances.set((*account, *asset), Some(*amount));
             }
         }
+        // Each parameter judged on the genesis state (an asset it names exists, say).
+        for decl in state.registry.params() {
+            let value = state
+                .globals
+                .plugin_params
+                .get(decl.name)
+                .cloned()
+                .unwrap_or_else(decl.default_json);
+            (decl.check_at_genesis)(&value, &state).map_err(|reason| {
+                LedgerError::Genesis(format!("invalid parameter `{}`: {reason}", decl.name))
+            })?;
+        }
         for (name, check) in &state.registry.genesis_checks {
             check(&state).map_err(|reason| LedgerError::Genesis(format!("{name}: {reason}")))?;
         }

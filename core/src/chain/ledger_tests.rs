@@ -1339,6 +1339,46 @@ fn an_unknown_or_invalid_plugin_parameter_at_genesis_is_refused_by_name() {
     assert!(e.to_string().contains("nobody.declares_this"), "{e}");
 }
 
+/// A parameter naming an account is judged on the genesis state: a genesis naming an account
+/// that does not exist is refused, naming the parameter and the account; its default too.
+#[test]
+fn a_parameter_naming_an_account_is_checked_against_the_genesis() {
+    use crate::chain::schema::{ParamDecl, Parameter};
+    struct Treasury;
+    impl Parameter for Treasury {
+        const NAME: &'static str = "test.treasury";
+        const DESCRIPTION: &'static str = "the account fees go to";
+        type Value = AccountId;
+        fn default_value() -> AccountId {
+            AccountId(9_999)
+        }
+        fn validate_at_genesis(v: &AccountId, genesis: &State) -> Result<(), String> {
+            match genesis.account(*v) {
+                Some(_) => Ok(()),
+                None => Err(format!("account {v} does not exist at genesis")),
+            }
+        }
+    }
+    const PLUGIN: crate::registry::Plugin = crate::registry::Plugin {
+        params: &[ParamDecl::of::<Treasury>()],
+        ..crate::registry::Plugin::new("test")
+    };
+    let reg = Registry::builder().with(&PLUGIN).build().expect("registry").into_arc();
+    let (mut g, ..) = TestNetwork::builder().witnesses(3).sons(6).users(1).genesis();
+    let user = g.accounts.last().expect("a user").id;
+    let e = Ledger::new(&g, reg.chain()).expect_err("the default names nobody");
+    assert_eq!(
+        e.to_string(),
+        "invalid genesis: invalid parameter `test.treasury`: account 1.2.9999 does not exist at genesis"
+    );
+    g.plugin_params.insert("test.treasury".into(), serde_json::json!(AccountId(7_777)));
+    let e = Ledger::new(&g, reg.chain()).expect_err("nobody");
+    assert!(e.to_string().contains("account 1.2.7777 does not exist"), "{e}");
+    g.plugin_params.insert("test.treasury".into(), serde_json::to_value(user).expect("json"));
+    let ledger = Ledger::new(&g, reg.chain()).expect("an account that exists");
+    assert_eq!(ledger.state().param::<Treasury>(), user);
+}
+
 #[test]
 fn the_son_on_duty_rotates_over_the_live_elected_sons_by_height() {
     let mut net = small();

@@ -332,6 +332,16 @@ pub trait Parameter: 'static {
     fn validate(_value: &Self::Value) -> Result<(), String> {
         Ok(())
     }
+    /// Whether a value works on this chain, judged on its genesis state (after
+    /// [`Parameter::validate`]): a parameter that names an asset, an account or a SON can
+    /// require that it exists there and is what the crate needs. Checked once, when a ledger is
+    /// built from the genesis; the message says why not.
+    fn validate_at_genesis(
+        _value: &Self::Value,
+        _genesis: &crate::chain::model::State,
+    ) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A parameter's declaration, as a plugin registers it (see [`ParamDecl::of`]).
@@ -345,6 +355,9 @@ pub struct ParamDecl {
     pub default_json: fn() -> serde_json::Value,
     /// Decodes and validates a JSON value.
     pub check_json: fn(&serde_json::Value) -> Result<(), String>,
+    /// Decodes a JSON value and judges it on the genesis state
+    /// ([`Parameter::validate_at_genesis`]).
+    pub check_at_genesis: fn(&serde_json::Value, &crate::chain::model::State) -> Result<(), String>,
 }
 
 impl fmt::Debug for ParamDecl {
@@ -362,6 +375,14 @@ fn check_json<P: Parameter>(v: &serde_json::Value) -> Result<(), String> {
     P::validate(&typed)
 }
 
+fn check_at_genesis<P: Parameter>(
+    v: &serde_json::Value,
+    genesis: &crate::chain::model::State,
+) -> Result<(), String> {
+    let typed = P::Value::deserialize(v).map_err(|e| format!("not a valid value: {e}"))?;
+    P::validate_at_genesis(&typed, genesis)
+}
+
 use serde::Deserialize as _;
 
 impl ParamDecl {
@@ -372,6 +393,7 @@ impl ParamDecl {
             description: P::DESCRIPTION,
             default_json: default_json::<P>,
             check_json: check_json::<P>,
+            check_at_genesis: check_at_genesis::<P>,
         }
     }
 }

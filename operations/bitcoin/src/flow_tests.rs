@@ -230,6 +230,34 @@ fn without_a_pbtc_asset_no_deposit_key_is_taken() {
     assert!(matches!(r, Some(BitcoinError::NoAsset(a)) if *a == PBTC), "{e}");
 }
 
+/// The pBTC asset a genesis holds is judged at genesis: issued by anyone but the SON consensus
+/// account, with other than 8 decimals, or with any in existence, the ledger is not built, and
+/// the error names the parameter and what is wrong.
+#[test]
+fn a_genesis_pbtc_asset_issued_by_another_with_other_decimals_or_a_supply_is_refused() {
+    let pbtc = crate::state::pbtc_genesis_asset(PBTC);
+    let user_issued = sonprop_core::Asset { issuer: AccountId(5), ..pbtc.clone() };
+    let two_decimals = sonprop_core::Asset { precision: 2, ..pbtc.clone() };
+    let cases = [
+        (user_issued, None, "is issued by 1.2.5, not by the SON consensus account"),
+        (two_decimals, None, "has 2 decimals; pBTC has 8"),
+        (pbtc.clone(), Some(1u64), "1 of asset"),
+    ];
+    for (asset, held, why) in cases {
+        let mut b = TestNetwork::builder().witnesses(3).sons(6).users(1).asset(asset);
+        if let Some(amount) = held {
+            b = b.balance(AccountId(5), PBTC, amount);
+        }
+        let (g, ..) = b.genesis();
+        let e = sonprop_core::Ledger::new(&g, registry().chain()).err().expect("refused");
+        let text = e.to_string();
+        assert!(text.contains("invalid parameter `bitcoin.asset`") && text.contains(why), "{text}");
+    }
+    // The right asset, or none (the wallet alone), builds.
+    let (g, ..) = TestNetwork::builder().witnesses(3).sons(6).users(1).asset(pbtc).genesis();
+    assert!(sonprop_core::Ledger::new(&g, registry().chain()).is_ok());
+}
+
 /// A wallet holding only deposits moves, its sweep paid by what the deposits pre-paid into the
 /// reserve (their carry). Without carries (`bitcoin.carry_fee_rate` 0) and without a SON
 /// reserve, the sweep's fee would leave pBTC unbacked: it waits, with an alarm saying why,

@@ -623,12 +623,45 @@ pub fn signature_needed(state: &State, son: SonId) -> Option<String> {
     })
 }
 
-param!(
-    /// The wrapped asset (pBTC) deposits issue and withdrawals burn. Its issuer must be the SON
-    /// consensus authority and its supply must start at zero.
-    AssetParam, "bitcoin.asset", "the wrapped BTC asset (pBTC) deposits issue and withdrawals burn",
-    AssetId, AssetId(1), |_| Ok(())
-);
+/// The wrapped asset (pBTC) deposits issue and withdrawals burn. A genesis that holds it must
+/// hold it right: issued by the SON consensus authority, with 8 decimals (one unit is one
+/// satoshi) and none in existence (pBTC nobody deposited would be backed by nothing). A genesis
+/// without it runs the wallet alone: deposit keys are refused (`NoAsset`).
+pub struct AssetParam;
+impl Parameter for AssetParam {
+    const NAME: &'static str = "bitcoin.asset";
+    const DESCRIPTION: &'static str =
+        "the wrapped BTC asset (pBTC) deposits issue and withdrawals burn";
+    type Value = AssetId;
+    fn default_value() -> AssetId {
+        AssetId(1)
+    }
+    fn validate_at_genesis(id: &AssetId, genesis: &State) -> Result<(), String> {
+        let Some(a) = genesis.asset(*id) else { return Ok(()) };
+        if a.issuer != AccountId::SON_CONSENSUS {
+            return Err(format!(
+                "asset {id} ({}) is issued by {}, not by the SON consensus account {}",
+                a.symbol,
+                a.issuer,
+                AccountId::SON_CONSENSUS
+            ));
+        }
+        if a.precision != 8 {
+            return Err(format!(
+                "asset {id} ({}) has {} decimals; pBTC has 8 (one unit is one satoshi)",
+                a.symbol, a.precision
+            ));
+        }
+        if a.supply != 0 {
+            return Err(format!(
+                "{} of asset {id} ({}) exist at genesis; pBTC starts at none, or it is backed by \
+                 nothing",
+                a.supply, a.symbol
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// The pBTC asset a bridge's genesis needs, with id `id` (the `bitcoin.asset` parameter):
 /// issued by the SON account, 8 decimals (one unit is one satoshi), at most 21 million BTC, none
