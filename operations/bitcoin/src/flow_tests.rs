@@ -249,7 +249,9 @@ fn a_genesis_pbtc_asset_issued_by_another_with_other_decimals_or_a_supply_is_ref
             b = b.balance(AccountId(5), PBTC, amount);
         }
         let (g, ..) = b.genesis();
-        let e = sonprop_core::Ledger::new(&g, registry().chain()).err().expect("refused");
+        let Err(e) = sonprop_core::Ledger::new(&g, registry().chain()) else {
+            panic!("{why}: built")
+        };
         let text = e.to_string();
         assert!(text.contains("invalid parameter `bitcoin.asset`") && text.contains(why), "{text}");
     }
