@@ -75,7 +75,8 @@ pub use chain::objects::{
 pub use chain::params::{ChainParameters, ParamError, SonQuorum, ThresholdPolicy};
 pub use chain::persist::StoreOptions;
 pub use chain::schema::{
-    ChainEvent, Index, IndexEntries, ParamDecl, Parameter, TableDecl, TableKey, TableSchema,
+    ChainEvent, GenesisView, Index, IndexEntries, ParamDecl, Parameter, TableDecl, TableKey,
+    TableSchema,
 };
 pub use chain::store::{MemoryStore, RedbStore, Store, StoreError};
 pub use chain::time::Timestamp;

@@ -1352,10 +1352,13 @@ fn a_parameter_naming_an_account_is_checked_against_the_genesis() {
         fn default_value() -> AccountId {
             AccountId(9_999)
         }
-        fn validate_at_genesis(v: &AccountId, genesis: &State) -> Result<(), String> {
-            match genesis.account(*v) {
-                Some(_) => Ok(()),
-                None => Err(format!("account {v} does not exist at genesis")),
+        fn validate_at_genesis(
+            v: &AccountId,
+            genesis: &dyn crate::GenesisView,
+        ) -> Result<(), String> {
+            match genesis.has_account(*v) {
+                true => Ok(()),
+                false => Err(format!("account {v} does not exist at genesis")),
             }
         }
     }

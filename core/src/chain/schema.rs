@@ -336,12 +336,20 @@ pub trait Parameter: 'static {
     /// [`Parameter::validate`]): a parameter that names an asset, an account or a SON can
     /// require that it exists there and is what the crate needs. Checked once, when a ledger is
     /// built from the genesis; the message says why not.
-    fn validate_at_genesis(
-        _value: &Self::Value,
-        _genesis: &crate::chain::model::State,
-    ) -> Result<(), String> {
+    fn validate_at_genesis(_value: &Self::Value, _genesis: &dyn GenesisView) -> Result<(), String> {
         Ok(())
     }
+}
+
+/// What a parameter may ask of the genesis state ([`Parameter::validate_at_genesis`]); the
+/// ledger's state answers.
+pub trait GenesisView {
+    /// Whether the account exists.
+    fn has_account(&self, id: AccountId) -> bool;
+    /// The asset, if it exists (its supply is what the genesis balances hold).
+    fn asset(&self, id: AssetId) -> Option<&crate::chain::objects::Asset>;
+    /// Whether the SON exists.
+    fn has_son(&self, id: SonId) -> bool;
 }
 
 /// A parameter's declaration, as a plugin registers it (see [`ParamDecl::of`]).
@@ -357,7 +365,7 @@ pub struct ParamDecl {
     pub check_json: fn(&serde_json::Value) -> Result<(), String>,
     /// Decodes a JSON value and judges it on the genesis state
     /// ([`Parameter::validate_at_genesis`]).
-    pub check_at_genesis: fn(&serde_json::Value, &crate::chain::model::State) -> Result<(), String>,
+    pub check_at_genesis: fn(&serde_json::Value, &dyn GenesisView) -> Result<(), String>,
 }
 
 impl fmt::Debug for ParamDecl {
@@ -377,7 +385,7 @@ fn check_json<P: Parameter>(v: &serde_json::Value) -> Result<(), String> {
 
 fn check_at_genesis<P: Parameter>(
     v: &serde_json::Value,
-    genesis: &crate::chain::model::State,
+    genesis: &dyn GenesisView,
 ) -> Result<(), String> {
     let typed = P::Value::deserialize(v).map_err(|e| format!("not a valid value: {e}"))?;
     P::validate_at_genesis(&typed, genesis)

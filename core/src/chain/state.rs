@@ -25,6 +25,18 @@ use crate::chain::time::Timestamp;
 /// How deep account authorities nest (an account authorised by an account authorised by keys).
 pub const MAX_AUTHORITY_DEPTH: usize = 2;
 
+impl crate::chain::schema::GenesisView for State {
+    fn has_account(&self, id: AccountId) -> bool {
+        self.account(id).is_some()
+    }
+    fn asset(&self, id: AssetId) -> Option<&crate::chain::objects::Asset> {
+        State::asset(self, id)
+    }
+    fn has_son(&self, id: SonId) -> bool {
+        self.son(id).is_some()
+    }
+}
+
 impl State {
     /// A state with these globals, no rows, and an empty table for every plugin table the
     /// registry declares.

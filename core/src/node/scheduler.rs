@@ -458,9 +458,11 @@ fn join_failure(e: tokio::task::JoinError) -> PluginStatus {
 }
 
 impl Scheduler {
-    /// A scheduler for `node` with the trigger and validator of every kind in `registry`,
-    /// each built from this node's `services`. A part that needs a service the node lacks is an
-    /// error naming the kind and the service: at start-up, never at the first block.
+    /// A scheduler for `node` with the triggers and validators of the kinds in `registry` that
+    /// this node can run, each built from its `services`: a trigger where the kind's
+    /// [`Watch`] can select the node, a validator on a SON's node. A part that needs a service
+    /// the node lacks is an error naming the kind and the service: at start-up, never at the
+    /// first block.
     pub fn new(
         registry: &NodeRegistry,
         node: NodeIdentity,
@@ -472,11 +474,19 @@ impl Scheduler {
         for p in registry.iter().filter(|p| !config.disabled.contains(p.kind)) {
             let ctx = NodeContext { kind: p.kind, node: &node, services };
             let isolation = config.isolation.get(p.kind).copied().unwrap_or(p.isolation);
-            if let Some(make) = p.trigger {
+            // Parts are built only where they can run, so a kind needs no stand-in elsewhere
+            // and its services are asked only of these nodes: a trigger where its watch can
+            // select the node (the scheduled witness's on witness nodes, the others on SON
+            // nodes), a validator on SON nodes (the SON consensus authority approves).
+            let watched = match p.watch {
+                Watch::ScheduledWitness => node.witness.is_some(),
+                _ => node.son.is_some(),
+            };
+            if let Some(make) = p.trigger.filter(|_| watched) {
                 let lane = Lane::new(&node.name, p.kind, "trigger", isolation);
                 triggers.push((p.kind, p.watch, Arc::from(make(&ctx)?), lane));
             }
-            if let Some(make) = p.validator {
+            if let Some(make) = p.validator.filter(|_| node.son.is_some()) {
                 let lane = Lane::new(&node.name, p.kind, "validator", isolation);
                 validators.insert(p.kind, (Arc::from(make(&ctx)?), lane));
             }
@@ -982,6 +992,59 @@ mod tests {
         let kinds: Vec<_> =
             step.reports.iter().flat_map(|(_, r)| &r.outcomes).map(|o| o.kind).collect();
         assert!(kinds.contains(&"t_good") && !kinds.contains(&"t_needs"), "{kinds:?}");
+    }
+
+    /// A kind's parts are built only on the nodes that can run them, so its service is asked of
+    /// those alone: a SON-watched trigger and every validator on SON nodes, a witness-watched
+    /// trigger on witness nodes. A node that runs a part and lacks its service still fails.
+    #[test]
+    fn parts_are_built_only_where_they_can_run() {
+        let needs_service: TriggerCtor = |ctx| {
+            let _: u32 = ctx.service::<u32>()?;
+            Ok(Box::new(Good))
+        };
+        let son_kind = {
+            let (d, mut p) = with_trigger("t_son", needs_service);
+            p.watch = Watch::ElectedSons;
+            p.validator = Some(|ctx| {
+                let _: u32 = ctx.service::<u32>()?;
+                Ok(Box::new(OddSons))
+            });
+            (d, p)
+        };
+        let witness_kind = {
+            let (d, mut p) = with_trigger("t_witness", |ctx| {
+                let _: u64 = ctx.service::<u64>()?;
+                Ok(Box::new(Good))
+            });
+            p.watch = Watch::ScheduledWitness;
+            (d, p)
+        };
+        let net = network(vec![son_kind, witness_kind]);
+        let registry = net.registry.clone();
+        let build = |node: &NodeIdentity, services: &Services| {
+            Scheduler::new(registry.node(), node.clone(), services, config())
+        };
+        let (witness, son) = (net.witnesses[0].clone(), net.sons[0].clone());
+        // The witness node needs only the witness kind's service, the SON node only the SON
+        // kind's: neither builds the other's parts.
+        let w = build(&witness, &Services::new().with(7u64)).expect("no SON parts on a witness");
+        assert!(w.triggers.iter().all(|(k, ..)| *k != "t_son"), "{w:?}");
+        assert!(
+            !w.validators.contains_key("t_son") && !w.validators.contains_key(probe::SON_PROBE)
+        );
+        assert!(w.triggers.iter().any(|(k, ..)| *k == "t_witness"));
+        let s = build(&son, &Services::new().with(7u32)).expect("no witness parts on a SON");
+        assert!(s.triggers.iter().any(|(k, ..)| *k == "t_son"));
+        assert!(s.validators.contains_key("t_son") && s.validators.contains_key(probe::SON_PROBE));
+        assert!(s.triggers.iter().all(|(k, ..)| *k != "t_witness"), "{s:?}");
+        // Each still fails without the service of a part it runs.
+        for (node, services) in
+            [(&witness, Services::new().with(7u32)), (&son, Services::new().with(7u64))]
+        {
+            let e = build(node, &services).expect_err("a part it runs lacks its service");
+            assert!(matches!(e, SchedulerError::Service(ServiceError::Missing { .. })), "{e:?}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -149,45 +149,12 @@ impl BitcoinNode {
     }
 }
 
-/// Parts on nodes that are not SONs: they never propose or approve Bitcoin work.
-struct Inert;
-
-#[async_trait]
-impl Trigger for Inert {
-    async fn drafts(&self, _: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
-        Ok(TriggerOutput::default())
-    }
-    fn wake(&self, _: &State, _: &NodeIdentity) -> bool {
-        false
-    }
-}
-
-#[async_trait]
-impl Validator for Inert {
-    async fn review(
-        &self,
-        _: &State,
-        _: &Proposal,
-        _: &NodeIdentity,
-    ) -> Result<Verdict, PluginError> {
-        Ok(Verdict::Abstain("not a SON node".into()))
-    }
-}
-
-fn service(ctx: &NodeContext<'_>) -> Result<Option<BitcoinNode>, ServiceError> {
-    if ctx.node.son.is_none() {
-        return Ok(None);
-    }
-    ctx.service::<BitcoinNode>().map(Some)
-}
-
+/// A part's constructor: built only on SON nodes (every Bitcoin kind is watched by SONs), each
+/// from the node's [`BitcoinNode`] service.
 macro_rules! ctor {
     ($name:ident, $ret:ident, $make:expr) => {
         pub(crate) fn $name(ctx: &NodeContext<'_>) -> Result<Box<dyn $ret>, ServiceError> {
-            Ok(match service(ctx)? {
-                Some(node) => Box::new($make(node)),
-                None => Box::new(Inert),
-            })
+            Ok(Box::new($make(ctx.service::<BitcoinNode>()?)))
         }
     };
 }

@@ -636,7 +636,10 @@ impl Parameter for AssetParam {
     fn default_value() -> AssetId {
         AssetId(1)
     }
-    fn validate_at_genesis(id: &AssetId, genesis: &State) -> Result<(), String> {
+    fn validate_at_genesis(
+        id: &AssetId,
+        genesis: &dyn sonprop_core::GenesisView,
+    ) -> Result<(), String> {
         let Some(a) = genesis.asset(*id) else { return Ok(()) };
         if a.issuer != AccountId::SON_CONSENSUS {
             return Err(format!(
