@@ -227,6 +227,21 @@ mod tests {
         assert_eq!(out.len(), 9, "nothing left to say");
     }
 
+    /// A fold whose proposals held different numbers of approvals gives the range.
+    #[test]
+    fn a_fold_gives_the_range_of_approvals_its_proposals_held() {
+        let mut fold = Fold::default();
+        let mut out: Vec<Entry> = Vec::new();
+        for (n, approvals) in [(0u64, 4u32), (1, 3), (2, 4), (3, 1)] {
+            fold.entry(Some((p(n), Phase::Raised(KEY.into()))), e(n * 10, "raised"), &mut out);
+            fold.entry(Some((p(n), Phase::Expired(approvals, None))), e(n * 10 + 2, "x"), &mut out);
+        }
+        fold.finish(40, 120, &mut out);
+        let last = out.last().map(|e| e.text.as_str()).unwrap_or_default();
+        assert!(last.ends_with("with 1 to 4 approvals"), "{last}");
+        assert!(last.contains("×3 more times (proposals 1.10.1 to 1.10.3"), "{last}");
+    }
+
     /// At the end, a run's line comes out, then a proposal still live with its lines; another
     /// subject is never folded into it.
     #[test]
