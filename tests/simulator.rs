@@ -415,11 +415,26 @@ fn bitcoin_address_prints_the_golden_vector_and_refuses_bad_keys_with_exit_2() {
     let k = KEYS[0];
     let (w0, w1, w2, w7) =
         (format!("{k}:0"), format!("{k}:1"), format!("{k}:2"), format!("{k}:70000"));
+    let (w_huge, w_word) = (format!("{k}:99999999999999999999999"), format!("{k}:two"));
+    let off_curve = format!("02{}:1", "00".repeat(32));
     let bad = [
         (vec!["bitcoin", "address"], "--son"),
-        (vec!["bitcoin", "address", "--son", "zz:1"], "not a valid public key"),
+        (
+            vec!["bitcoin", "address", "--son", "zz:1"],
+            "`zz` is not a valid public key: 2 hex digits; a compressed public key is 66",
+        ),
+        (vec!["bitcoin", "address", "--son", &off_curve], "not a point on the curve"),
         (vec!["bitcoin", "address", "--son", &w0], "weight 0"),
-        (vec!["bitcoin", "address", "--son", &w7], "weights are 1 to 65535"),
+        (
+            vec!["bitcoin", "address", "--son", &w7],
+            "`70000` is not a valid weight: above 65 535 (weights are 1 to 65 535)",
+        ),
+        (vec!["bitcoin", "address", "--son", &w_huge], "above 65 535"),
+        (
+            vec!["bitcoin", "address", "--son", &w_word],
+            "`two` is not a valid weight: expected a whole number",
+        ),
+        (vec!["bitcoin", "address", "--son", &w1, "--user", k], "the user key is signer 0's key"),
         (vec!["bitcoin", "address", "--son", &w1, "--son", &w2], "repeats the key"),
         (vec!["bitcoin", "address", "--son", &w1, "--network", "moon"], "network"),
         (vec!["bitcoin", "address", "--son", &w1, "--csv", "5"], "--user"),

@@ -557,8 +557,9 @@ impl Scenario {
             span: locate(text, field),
         };
         let f: File = toml::from_str(text).map_err(|e| {
-            // toml's message carries the line, column and offending key.
-            let message = e.message().to_owned();
+            // toml's message carries the line, column and offending key; Rust's type names in
+            // it become what they mean.
+            let message = in_user_words(e.message());
             let at = e.span().map(|s| line_col(text, s.start));
             let field =
                 at.map_or_else(|| "(parse)".to_owned(), |(l, c)| format!("line {l}, column {c}"));
@@ -960,6 +961,41 @@ impl Scenario {
     }
 }
 
+/// A parser's message with Rust's integer type names said as the numbers they hold
+/// (`expected u32` becomes `expected a whole number from 0 to 4 294 967 295`).
+fn in_user_words(message: &str) -> String {
+    let spaced = |n: u128| {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(' ');
+            }
+            out.push(c);
+        }
+        out
+    };
+    let ranges = [
+        ("u8", u128::from(u8::MAX)),
+        ("u16", u128::from(u16::MAX)),
+        ("u32", u128::from(u32::MAX)),
+        ("u64", u128::from(u64::MAX)),
+        ("usize", u128::from(u64::MAX)),
+    ];
+    let mut out = message.to_owned();
+    for (name, max) in ranges {
+        let typed = format!("expected {name}");
+        if let Some(at) = out.find(&typed) {
+            let ends_word = !out[at + typed.len()..].starts_with(|c: char| c.is_alphanumeric());
+            if ends_word {
+                let words = format!("expected a whole number from 0 to {}", spaced(max));
+                out.replace_range(at..at + typed.len(), &words);
+            }
+        }
+    }
+    out
+}
+
 /// The name in `names` closest to `given` by edit distance, if it is close enough to be a
 /// typo of it (at most a third of its length, and at least 1, apart).
 fn nearest<'a>(given: &str, names: &[&'a str]) -> Option<&'a str> {
@@ -1061,6 +1097,24 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_out_of_range_are_said_in_numbers_not_rust_types() {
+        for (text, want) in [
+            (
+                "sons = 99999999999",
+                "integer `99999999999`, expected a whole number from 0 to 4 294 967 295",
+            ),
+            ("sons = -1", "integer `-1`, expected a whole number from 0 to 4 294 967 295"),
+            ("sons = \"five\"", "string \"five\", expected a whole number from 0 to 4 294 967 295"),
+        ] {
+            let e = error_of(&BASE.replace("sons = 5", text));
+            assert!(e.message.contains(want), "{text}: {}", e.message);
+            assert!(!e.message.contains("u32"), "{}", e.message);
+        }
+        assert_eq!(in_user_words("expected u8"), "expected a whole number from 0 to 255");
+        assert_eq!(in_user_words("expected u16s"), "expected u16s", "a word, not the type");
+    }
 
     #[test]
     fn the_built_in_scenario_is_the_issue_default() {

@@ -43,10 +43,18 @@ pub enum ScriptError {
     #[error("a wallet needs at least one signer")]
     NoSigners,
     /// A weight of zero.
-    #[error("signer {index} has weight 0; weights are 1 to 65535")]
+    #[error("signer {index} has weight 0; weights are 1 to 65 535")]
     ZeroWeight {
         /// Its position in the wallet.
         index: usize,
+    },
+    /// The user's key is one of the signers' keys.
+    #[error("the user key is signer {index}'s key ({key}): a deposit address needs a key of the user's own")]
+    UserIsSigner {
+        /// The signer's position in the wallet.
+        index: usize,
+        /// The key.
+        key: String,
     },
     /// The same key twice.
     #[error("signer {index} repeats the key of an earlier signer ({key})")]
@@ -200,8 +208,8 @@ pub fn one_or_weighted_script_with_threshold(
     if !user.compressed {
         return Err(ScriptError::Uncompressed { index: usize::MAX });
     }
-    if signers.iter().any(|s| s.key == *user) {
-        return Err(ScriptError::DuplicateKey { index: 0, key: user.to_string() });
+    if let Some(index) = signers.iter().position(|s| s.key == *user) {
+        return Err(ScriptError::UserIsSigner { index, key: user.to_string() });
     }
     let mut b = Builder::new().push_key(user).push_opcode(OP_CHECKSIG).push_opcode(OP_IF);
     if let Some(blocks) = csv {
@@ -274,7 +282,21 @@ pub fn p2wsh_address(witness_script: &ScriptBuf, network: BitcoinNetwork) -> Add
 pub fn parse_key(hex: &str) -> Result<PublicKey, ScriptError> {
     let err =
         |reason: String| ScriptError::Parse { input: hex.to_owned(), what: "public key", reason };
-    let key = PublicKey::from_str(hex).map_err(|e| err(e.to_string()))?;
+    // Said in the user's words, not the parser's: what is wrong with what they wrote.
+    if hex.len() != 66 && hex.len() != 130 {
+        return Err(err(format!(
+            "{} hex digits; a compressed public key is 66 (33 bytes, starting 02 or 03)",
+            hex.len()
+        )));
+    }
+    if let Some(c) = hex.chars().find(|c| !c.is_ascii_hexdigit()) {
+        return Err(err(format!("`{c}` is not a hex digit")));
+    }
+    let key = PublicKey::from_str(hex).map_err(|_| {
+        err("not a point on the curve (a compressed key starts 02 or 03 and names a point of \
+             secp256k1)"
+            .into())
+    })?;
     if !key.compressed {
         return Err(err("uncompressed keys are not used in SON wallets".into()));
     }
@@ -288,11 +310,15 @@ pub fn parse_signer(spec: &str) -> Result<Signer, ScriptError> {
         what: "signer",
         reason: "expected <hex-key>:<weight>".into(),
     })?;
-    let weight: u16 = weight.parse().map_err(|e: std::num::ParseIntError| ScriptError::Parse {
-        input: weight.to_owned(),
-        what: "weight",
-        reason: format!("{e} (weights are 1 to 65535)"),
-    })?;
+    let bad =
+        |reason: String| ScriptError::Parse { input: weight.to_owned(), what: "weight", reason };
+    let whole: u64 = match weight.parse::<u64>() {
+        Ok(n) => n,
+        Err(_) if !weight.is_empty() && weight.chars().all(|c| c.is_ascii_digit()) => u64::MAX,
+        Err(_) => return Err(bad("expected a whole number (weights are 1 to 65 535)".into())),
+    };
+    let weight =
+        u16::try_from(whole).map_err(|_| bad("above 65 535 (weights are 1 to 65 535)".into()))?;
     Ok(Signer { key: parse_key(key)?, weight })
 }
 

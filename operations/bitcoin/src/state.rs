@@ -990,8 +990,8 @@ pub fn deposit_script(user_key: &str, wallet: &Wallet) -> Result<ScriptBuf, scri
     if key[0] != 2 && key[0] != 3 {
         return Err(bad("not a compressed key"));
     }
-    if wallet.signers.iter().any(|s| s.public_key == user_key) {
-        return Err(script::ScriptError::DuplicateKey { index: 0, key: user_key.to_owned() });
+    if let Some(index) = wallet.signers.iter().position(|s| s.public_key == user_key) {
+        return Err(script::ScriptError::UserIsSigner { index, key: user_key.to_owned() });
     }
     let mut out = bitcoin::script::Builder::new()
         .push_slice(key)
