@@ -72,8 +72,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List the registered proposal kinds.
-    Operations,
+    /// List the operation kinds a scenario can run, with what each is.
+    Operations {
+        /// Print one JSON array (each kind's `name`, `kind` and `description`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure trigger cost (indexed against a Peerplays-style scan), apply_block against raw
     /// signature verification, proposal lifecycles, and simulation speed and memory.
     Bench {
@@ -215,8 +219,9 @@ fn terminal_width() -> usize {
 }
 
 /// Installs the log subscriber (stderr; `RUST_LOG` if set, else from -v/-q). A second call
-/// (tests run several commands in one process) keeps the first.
-pub fn init_logging(verbose: u8, quiet: bool) {
+/// (tests run several commands in one process) keeps the first. A `RUST_LOG` that does not
+/// parse is an error naming it, not a silent fall-back.
+pub fn init_logging(verbose: u8, quiet: bool) -> Result<(), String> {
     let level = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -224,14 +229,18 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         (false, 2) => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => tracing_subscriber::EnvFilter::try_new(&spec)
+            .map_err(|e| format!("RUST_LOG=`{spec}` does not parse: {e}"))?,
+        _ => tracing_subscriber::EnvFilter::new(level),
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
+    Ok(())
 }
 
 /// Runs the command line with `args` (without the program name), printing to `out` and `err`.
@@ -248,12 +257,14 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write, terminal: 
             return e.exit_code();
         }
     };
-    if !matches!(cli.command, Command::BenchSim { .. }) {
-        init_logging(cli.verbose, cli.quiet);
-    }
+    let logging = match cli.command {
+        Command::BenchSim { .. } => Ok(()),
+        _ => init_logging(cli.verbose, cli.quiet),
+    };
     let result = match cli.command {
+        _ if logging.is_err() => Err(fail(EXIT_USAGE, logging.err().unwrap_or_default())),
         Command::Simulate(a) => simulate(&a, cli.quiet, out, terminal),
-        Command::Operations => operations(out),
+        Command::Operations { json } => operations(json, out),
         Command::Inspect { dir, json } => inspect(&dir, json, out),
         Command::Bench { json, quick } => Ok(crate::bench::cli::bench(json, quick, out, err)),
         Command::BenchSim {
@@ -492,14 +503,29 @@ fn inspect(dir: &std::path::Path, json: bool, out: &mut dyn Write) -> Result<i32
     Ok(EXIT_OK)
 }
 
-fn operations(out: &mut dyn Write) -> Result<i32, Failure> {
+fn operations(json: bool, out: &mut dyn Write) -> Result<i32, Failure> {
     // Every kind a scenario can run, the Bitcoin crate's included.
     let reg = registry_with_bitcoin(true).map_err(|e| fail(EXIT_FAILURE, e))?;
+    let tag = |d: &sonprop_core::OperationDescriptor| {
+        if d.proposal.is_some_and(|p| p.son_record) {
+            "son proposal"
+        } else {
+            "operation"
+        }
+    };
+    if json {
+        let all: Vec<serde_json::Value> = reg
+            .operations()
+            .map(|d| {
+                serde_json::json!({ "name": d.name, "kind": tag(d), "description": d.description })
+            })
+            .collect();
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+        return Ok(EXIT_OK);
+    }
     let width = reg.operations().map(|d| d.name.len()).max().unwrap_or(0);
     for d in reg.operations() {
-        let tag =
-            if d.proposal.is_some_and(|p| p.son_record) { "son proposal" } else { "operation" };
-        let _ = writeln!(out, "{:width$}  {tag:12}  {}", d.name, d.description);
+        let _ = writeln!(out, "{:width$}  {:12}  {}", d.name, tag(d), d.description);
     }
     Ok(EXIT_OK)
 }

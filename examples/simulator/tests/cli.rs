@@ -211,6 +211,29 @@ fn a_proposal_that_cannot_pass_says_why() {
     std::fs::remove_dir_all(&d).ok();
 }
 
+/// `operations --json` lists every kind a scenario can run, with what it is; a `RUST_LOG` that
+/// does not parse is refused naming it (it was ignored, and the default level used instead).
+#[test]
+fn operations_print_json_and_a_bad_rust_log_is_refused() {
+    let o = run(&["operations", "--json"]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let all: Vec<serde_json::Value> = serde_json::from_str(&o.stdout).expect("a JSON array");
+    let kind_of = |name: &str| {
+        all.iter().find(|k| k["name"] == name).map(|k| k["kind"].as_str().unwrap_or("").to_owned())
+    };
+    assert_eq!(kind_of("son_report_down").as_deref(), Some("son proposal"));
+    assert_eq!(kind_of("asset_issue").as_deref(), Some("operation"));
+    assert!(kind_of("bitcoin_deposit_process").is_some(), "the Bitcoin crate's kinds too");
+    assert!(all.iter().all(|k| k["description"].as_str().is_some_and(|d| !d.is_empty())));
+    let bad = sonprop().env("RUST_LOG", "foo=[bar").args(["operations"]).output().expect("runs");
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("RUST_LOG=`foo=[bar` does not parse"), "{stderr}");
+    assert!(bad.stdout.is_empty(), "nothing done");
+    let good = sonprop().env("RUST_LOG", "sonprop_core=debug").args(["operations"]).output();
+    assert_eq!(good.expect("runs").status.code(), Some(0));
+}
+
 #[test]
 fn an_unwritable_report_fails_before_the_run() {
     let o = run(&["simulate", "--report", "/nonexistent-dir/r.json"]);
