@@ -103,9 +103,50 @@ struct BitcoinSpec {
     hostile: Vec<HostileSpec>,
 }
 
+/// A SON as a scenario names it: its index (`3`) or its id (`"1.33.3"`), the same SON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SonRef(u32);
+
+fn son_index<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    SonRef::deserialize(d).map(|s| s.0)
+}
+
+fn opt_son_index<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    Option::<SonRef>::deserialize(d).map(|s| s.map(|s| s.0))
+}
+
+fn opt_son_indexes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<u32>>, D::Error> {
+    Option::<Vec<SonRef>>::deserialize(d).map(|v| v.map(|v| v.into_iter().map(|s| s.0).collect()))
+}
+
+impl<'de> Deserialize<'de> for SonRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Index(u32),
+            Id(String),
+        }
+        let bad = || {
+            serde::de::Error::custom(
+                "expected a SON's index (a whole number, e.g. 3) or its id (e.g. \"1.33.3\")",
+            )
+        };
+        match Raw::deserialize(d).map_err(|_| bad())? {
+            Raw::Index(i) => Ok(SonRef(i)),
+            Raw::Id(id) => id
+                .strip_prefix("1.33.")
+                .and_then(|n| n.parse::<u32>().ok())
+                .map(SonRef)
+                .ok_or_else(bad),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ByzantineSpec {
+    #[serde(deserialize_with = "son_index")]
     son: u32,
     #[serde(rename = "do")]
     act: Byzantine,
@@ -196,6 +237,7 @@ struct ReorgSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FaultSpec {
+    #[serde(deserialize_with = "son_index")]
     son: u32,
     view: FaultKind,
     sat: Option<u64>,
@@ -341,9 +383,10 @@ pub enum Action {
 #[serde(deny_unknown_fields)]
 struct EventSpec {
     at: Duration,
+    #[serde(default, deserialize_with = "opt_son_index")]
     son: Option<u32>,
     member: Option<u32>,
-    #[serde(rename = "for")]
+    #[serde(rename = "for", default, deserialize_with = "opt_son_indexes")]
     votes: Option<Vec<u32>>,
     deposit: Option<u64>,
     #[serde(rename = "do")]
@@ -353,6 +396,7 @@ struct EventSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ExpectSpec {
+    #[serde(deserialize_with = "son_index")]
     son: u32,
     status: Option<SonStatus>,
     kind: Option<String>,
@@ -1097,6 +1141,26 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A SON may be named by its id wherever a scenario takes its index: the same scenario.
+    #[test]
+    fn a_son_is_named_by_its_index_or_by_its_id() {
+        let by = |son: &str| {
+            let text = format!(
+                "{BASE}[[events]]\nat = \"10m\"\nson = {son}\ndo = \"stop\"\n\
+                 [[expect]]\nson = {son}\nstatus = \"active\"\n"
+            );
+            Scenario::from_toml(&text, "s.toml").expect("valid")
+        };
+        let (index, id) = (by("3"), by("\"1.33.3\""));
+        assert_eq!(format!("{:?}", index.events), format!("{:?}", id.events));
+        assert_eq!(format!("{:?}", index.expect), format!("{:?}", id.expect));
+        assert_eq!(index.events[0].son, Some(3));
+        for bad in ["\"1.34.3\"", "\"1.33.x\"", "\"three\"", "-1"] {
+            let e = error_of(&format!("{BASE}[[expect]]\nson = {bad}\nstatus = \"active\"\n"));
+            assert!(e.message.contains("expected a SON's index"), "{bad}: {}", e.message);
+        }
+    }
 
     #[test]
     fn numbers_out_of_range_are_said_in_numbers_not_rust_types() {
