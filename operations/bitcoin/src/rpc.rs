@@ -391,6 +391,18 @@ impl RpcSource {
         }
     }
 
+    /// The node's block count, asked again once `tip_refresh` has passed since the last answer.
+    fn block_count(&self, w: &mut Watched) -> Result<u64, SourceError> {
+        match w.tip {
+            Some((count, at)) if at.elapsed() < self.config.tip_refresh => Ok(count),
+            _ => {
+                let count: u64 = self.call("getblockcount", &[])?;
+                w.tip = Some((count, std::time::Instant::now()));
+                Ok(count)
+            }
+        }
+    }
+
     fn rescan(&self, w: &mut Watched, count: u64) -> Result<(), SourceError> {
         let objects: Vec<Value> =
             w.scripts.iter().map(|s| json!(format!("raw({})", s.to_hex_string()))).collect();
@@ -445,14 +457,7 @@ impl BitcoinSource for RpcSource {
                 w.scanned_at = None;
             }
         }
-        let count = match w.tip {
-            Some((count, at)) if at.elapsed() < self.config.tip_refresh => count,
-            _ => {
-                let count: u64 = self.call("getblockcount", &[])?;
-                w.tip = Some((count, std::time::Instant::now()));
-                count
-            }
-        };
+        let count = self.block_count(&mut w)?;
         if w.scanned_at != Some(count) {
             self.rescan(&mut w, count)?;
         }
@@ -464,14 +469,7 @@ impl BitcoinSource for RpcSource {
     /// the count: what the new block pays is seen with the next block.
     fn tip(&self) -> Result<Option<u64>, SourceError> {
         let mut w = lock(&self.watched);
-        let count = match w.tip {
-            Some((count, at)) if at.elapsed() < self.config.tip_refresh => count,
-            _ => {
-                let count: u64 = self.call("getblockcount", &[])?;
-                w.tip = Some((count, std::time::Instant::now()));
-                count
-            }
-        };
+        let count = self.block_count(&mut w)?;
         Ok(Some(count))
     }
 

@@ -468,3 +468,24 @@ fn many_scripts_asked_at_once_are_scanned_in_one_call() {
     source.outputs_to(&spk(33)).expect("outputs");
     assert_eq!(server.calls("scantxoutset"), 1, "the same tip, nothing new");
 }
+
+/// The source names its tip by the node's block count, read as the scans read it: asked again
+/// only once `tip_refresh` has passed.
+#[test]
+fn the_tip_is_the_block_count_asked_again_only_after_the_refresh() {
+    let server = serve(core_like);
+    let fresh = RpcSource::new(config(&server)).expect("source");
+    assert_eq!(fresh.tip(), Ok(Some(200)));
+    assert_eq!(fresh.tip(), Ok(Some(200)));
+    assert_eq!(server.calls("getblockcount"), 2, "a zero refresh asks every time");
+    let cached = RpcSource::new(crate::rpc::RpcConfig {
+        tip_refresh: Duration::from_secs(3600),
+        ..config(&server)
+    })
+    .expect("source");
+    for _ in 0..3 {
+        assert_eq!(cached.tip(), Ok(Some(200)));
+    }
+    cached.outputs_to(&spk(1)).expect("outputs");
+    assert_eq!(server.calls("getblockcount"), 3, "one more call, for three tips and a scan");
+}
