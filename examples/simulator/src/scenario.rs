@@ -1089,32 +1089,28 @@ pub fn locate(text: &str, field: &str) -> Option<std::ops::Range<usize>> {
         lines.push((at, line.trim_end_matches(['\n', '\r'])));
         at += line.len();
     }
+    // The table the key is in is under one header, its whole dotted path (`[bitcoin]`,
+    // `[[events]]`, `[[bitcoin.byzantine]]`); an array's index says which of its headers.
     let mut from = 0;
-    for t in tables {
-        let (name, index) = match t.split_once('[') {
-            Some((n, i)) => (n, i.trim_end_matches(']').parse::<usize>().ok()),
-            None => (t.as_str(), None),
-        };
+    if let Some(last) = tables.last() {
+        let names: Vec<&str> =
+            tables.iter().map(|t| t.split_once('[').map_or(t.as_str(), |(n, _)| n)).collect();
+        let path = names.join(".");
+        let index = last.split_once('[').and_then(|(_, i)| i.trim_end_matches(']').parse().ok());
         let header = match index {
-            Some(_) => format!("[[{name}]]"),
-            None => format!("[{name}]"),
+            Some(_) => format!("[[{path}]]"),
+            None => format!("[{path}]"),
         };
+        let skip: usize = index.unwrap_or(0);
         let mut seen = 0;
-        let skip = index.unwrap_or(0);
-        from = lines
-            .iter()
-            .enumerate()
-            .skip(from)
-            .find(|(_, (_, l))| {
-                if l.trim() == header {
-                    seen += 1;
-                    seen > skip
-                } else {
-                    false
-                }
-            })?
-            .0
-            + 1;
+        from = lines.iter().position(|(_, l)| {
+            if l.trim() == header {
+                seen += 1;
+                seen > skip
+            } else {
+                false
+            }
+        })? + 1;
     }
     for (offset, line) in lines.iter().skip(from) {
         let t = line.trim_start();
@@ -1160,6 +1156,26 @@ mod tests {
             let e = error_of(&format!("{BASE}[[expect]]\nson = {bad}\nstatus = \"active\"\n"));
             assert!(e.message.contains("expected a SON's index"), "{bad}: {}", e.message);
         }
+    }
+
+    /// Errors are underlined where the field is written, in nested arrays of tables too
+    /// (`[[bitcoin.byzantine]]`, the second of them), and only there.
+    #[test]
+    fn a_field_is_found_under_its_whole_header_and_its_index() {
+        let text = "name = \"x\"\n[bitcoin]\nfee_rate = 0\n[[bitcoin.byzantine]]\nson = 1\n\
+                    [[bitcoin.byzantine]]\nson = 9\n[[events]]\nson = 4\n";
+        let at = |field: &str| locate(text, field).map(|r| &text[r]);
+        assert_eq!(at("bitcoin.fee_rate"), Some("0"));
+        assert_eq!(at("bitcoin.byzantine[0].son"), Some("1"));
+        assert_eq!(at("bitcoin.byzantine[1].son"), Some("9"));
+        assert_eq!(at("events[0].son"), Some("4"));
+        assert_eq!(at("bitcoin.byzantine[2].son"), None, "no third");
+        assert_eq!(at("name"), Some("\"x\""));
+        let e = error_of(&format!(
+            "{BASE}[bitcoin]\n[[bitcoin.byzantine]]\nson = 9\ndo = \"withhold_signatures\"\n"
+        ));
+        assert_eq!(e.field, "bitcoin.byzantine[0].son");
+        assert!(e.span.is_some(), "underlined");
     }
 
     #[test]
