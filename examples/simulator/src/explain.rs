@@ -406,6 +406,7 @@ fn print(e: &Explanation, out: &mut dyn Write) {
     for k in &e.kinds {
         let at = k.due_at.as_ref().map(|w| w.offset.as_str()).unwrap_or("?");
         let text = match k.verdict {
+            KindVerdict::Due if k.due_at.is_none() => format!("due ({})", k.why),
             KindVerdict::Due => format!("due since {at} ({})", k.why),
             KindVerdict::NotDueYet => format!(
                 "not due yet: due at {at} ({}); {} to go",

@@ -161,7 +161,10 @@ const OPERATIONS: [OperationDescriptor; 16] = [
     OperationDescriptor {
         name: DEPOSIT_PROCESS,
         description: "sweep a confirmed deposit into the primary wallet",
-        proposal: Some(SON_PROPOSAL),
+        proposal: Some(ProposalPolicy {
+            readiness: Some(crate::flows::deposit_readiness),
+            ..SON_PROPOSAL
+        }),
         example: || {
             Box::new(ProcessDeposit {
                 deposit: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b:0"

@@ -433,3 +433,42 @@ async fn the_wallet_output_trigger_scans_again_only_when_what_it_reads_moves() {
         assert!(trigger.wake(run.state(), &son), "what it found has not landed");
     }
 }
+
+/// `explain` says when a deposit's sweep may be proposed: not for what is not a deposit or
+/// was never reported, not while SONs below two thirds reported it, due once above, and not
+/// again once it is being swept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposits_readiness_says_when_its_sweep_may_be_proposed() {
+    use sonprop_core::{Readiness, Subject};
+    let why = |st: &State, subject: &str| match st
+        .explain(crate::DEPOSIT_PROCESS, &Subject::Named(subject.into()))
+        .and_then(|k| k.readiness)
+    {
+        Some(Readiness::Due { why, .. }) => format!("due: {why}"),
+        Some(Readiness::NotDue { why }) => format!("not due: {why}"),
+        other => format!("{other:?}"),
+    };
+    // Three of six SONs see nothing: the others' reports stay below two thirds.
+    let mut run =
+        unfunded(judged(), 1, |i| if i >= 3 { Fault::Offline } else { Fault::Honest }).await;
+    let o = run.deposit(0, 10_000_000);
+    let subject = format!("bitcoin:deposit:{o}");
+    assert!(why(run.state(), "foo").contains("foo is not a bridge deposit"));
+    assert!(why(run.state(), &subject).contains("no SON has reported a payment"));
+    run.btc.mine();
+    run.hold(30).await;
+    let said = why(run.state(), &subject);
+    assert!(
+        said.starts_with("not due: reported by SONs holding 3 of the wallet's weight 6"),
+        "{said}"
+    );
+    // All see it: due, then being swept, not due again.
+    let mut run = ready(judged(), 1, |_| Fault::Honest).await;
+    let o = run.deposit(0, 10_000_000);
+    let subject = format!("bitcoin:deposit:{o}");
+    run.until(1800, |st| deposit_status(st, &o) == Some(DepositStatus::Confirmed)).await;
+    let said = why(run.state(), &subject);
+    assert!(said.starts_with("due: reported by SONs above two thirds"), "{said}");
+    run.until(1800, |st| sweep_of(st, &o).is_some()).await;
+    assert!(why(run.state(), &subject).starts_with("not due: the deposit is sweeping"));
+}
