@@ -23,6 +23,19 @@ use crate::node::scheduler::{BlockReport, CollectingSink, Scheduler, SchedulerCo
 use crate::node::services::Services;
 use crate::registry::Registry;
 
+/// A core asset for tests of the SON lifecycle: PPY as Peerplays has it (id `1.3.0`, precision
+/// 5), issued by the SON consensus account, none in existence until a genesis balance holds it.
+pub fn ppy_asset() -> Asset {
+    Asset {
+        id: AssetId(0),
+        symbol: "PPY".into(),
+        precision: 5,
+        issuer: AccountId::SON_CONSENSUS,
+        max_supply: 1_000_000_000_000_000,
+        supply: 0,
+    }
+}
+
 /// The default genesis time of test networks: 2026-01-01T00:00:00Z.
 pub const GENESIS_TIME: Timestamp = Timestamp(1_767_225_600);
 

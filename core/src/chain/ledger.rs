@@ -683,4 +683,4 @@ fn apply_transaction_unguarded(
 
 #[cfg(test)]
 #[path = "ledger_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -42,7 +42,8 @@ fn apply_one(net: &mut TestNetwork, tx: SignedTransaction) -> Result<BlockOutcom
 
 /// A block carrying `txs` from the scheduled producer, applied as a replica would; asserts the
 /// state hash is unchanged when it is refused.
-fn apply_block_with(
+/// Applies a block of `txs` on the next slot; a refused block must leave the state unchanged.
+pub(crate) fn apply_block_with(
     net: &mut TestNetwork,
     txs: Vec<SignedTransaction>,
 ) -> Result<BlockOutcome, LedgerError> {

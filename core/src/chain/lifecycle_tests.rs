@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::*;
 use crate::chain::error::{LedgerError, OperationError};
 use crate::chain::event::LedgerEvent;
-use crate::chain::ids::{AccountId, AssetId, SonId, Subject, VestingId};
+use crate::chain::ids::{AssetId, SonId, Subject, VestingId};
 use crate::chain::model::{Guard, Operation, State};
 use crate::chain::objects::{Asset, SonStatus};
 use crate::chain::ops::{AssetTransfer, SonHeartbeat};
@@ -53,14 +53,7 @@ fn registry() -> Arc<Registry> {
 }
 
 fn ppy() -> Asset {
-    Asset {
-        id: PPY,
-        symbol: "PPY".into(),
-        precision: 5,
-        issuer: AccountId::SON_CONSENSUS,
-        max_supply: 1_000_000_000_000_000,
-        supply: 0,
-    }
+    crate::testkit::ppy_asset()
 }
 
 fn params() -> ChainParameters {
@@ -116,18 +109,9 @@ fn refused(
     op: impl Operation + 'static,
 ) -> OperationError {
     let tx: SignedTransaction = net.sign(who, op);
-    let st = net.ledger.state();
-    let t = st.next_slot_time();
-    let block = net.block(
-        st.head_height() + 1,
-        t,
-        st.globals().head_id,
-        st.scheduled_producer(t).expect("scheduled"),
-        vec![tx],
-    );
-    let before = net.ledger.state_hash();
-    let e = net.ledger.apply_block(&block).expect_err("the operation must be refused");
-    assert_eq!(net.ledger.state_hash(), before, "a refusal leaves the state unchanged");
+    let Err(e) = crate::chain::ledger::tests::apply_block_with(net, vec![tx]) else {
+        panic!("the operation must be refused")
+    };
     match e {
         LedgerError::InBlock { source, .. } => match *source {
             LedgerError::Operation { source, .. } => source,

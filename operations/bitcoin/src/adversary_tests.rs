@@ -27,13 +27,6 @@ fn txs(run: &Run) -> Vec<SidechainTx> {
     run.state().rows::<Transactions>().map(|(_, t)| t.clone()).collect()
 }
 
-fn deposit_sweep(run: &Run, o: &bitcoin::OutPoint) -> Option<SidechainTx> {
-    let outpoint = o.to_string();
-    txs(run)
-        .into_iter()
-        .find(|t| matches!(&t.purpose, Purpose::Deposit { deposit, .. } if *deposit == outpoint))
-}
-
 /// An honest view's confirmations of `txid`.
 fn confirmations(run: &Run, txid: &bitcoin::Txid) -> u32 {
     run.btc.view(Fault::Honest).confirmations(txid).ok().flatten().unwrap_or(0)
@@ -56,7 +49,7 @@ async fn a_broadcast_lost_after_sent_is_sent_again_until_it_settles() {
         st.rows::<Transactions>().any(|(_, t)| matches!(t.status, TxStatus::Sent { .. }))
     })
     .await;
-    let t = deposit_sweep(&run, &o).expect("the sweep");
+    let t = deposit_sweep(run.state(), &o).expect("the sweep");
     let txid: bitcoin::Txid = t.bitcoin_txid.parse().expect("txid");
     run.run_for(120).await;
     assert!(!run.btc.knows(&txid), "reported sent, yet Bitcoin never received it");
@@ -109,7 +102,7 @@ async fn a_son_bundling_its_completing_signature_with_a_false_sent_cannot_freeze
     })
     .await;
     // SON 4 signs last, in one transaction with a report that it broadcast the result.
-    let t = deposit_sweep(&run, &o).expect("the sweep");
+    let t = deposit_sweep(run.state(), &o).expect("the sweep");
     let liar = run.net.sons[4].clone();
     let key = TestNetwork::builder().sidechain_key("son-4", "bitcoin").secret_key();
     let unsigned = tx::from_hex(&t.unsigned_tx).expect("tx");
@@ -131,27 +124,11 @@ async fn a_son_bundling_its_completing_signature_with_a_false_sent_cannot_freeze
     .sign(&st.chain_id(), &[&liar.keys]);
     run.net.submit(bundle);
     run.step_without_mining().await;
-    let now = deposit_sweep(&run, &o).expect("the sweep");
+    let now = deposit_sweep(run.state(), &o).expect("the sweep");
     assert!(matches!(now.status, TxStatus::Sent { .. }), "{:?}", now.status);
     run.until(1800, |st| matches!(deposit_status(st, &o), Some(DepositStatus::Credited { .. })))
         .await;
     assert!(run.btc.rejected().is_empty(), "{:?}", run.btc.rejected());
-}
-
-/// A deposit's sweep sent at 4 sat/vB while miners take nothing below 30: the run, the
-/// deposit and the sweep as first sent.
-async fn a_sweep_stuck_below_the_miners_floor(
-    b: NetworkBuilder,
-) -> (Run, bitcoin::OutPoint, SidechainTx) {
-    let mut run = unfunded_with(b, judged(), |_| Fault::Honest).await;
-    run.btc.set_mining_floor(30);
-    let o = run.deposit(0, 10_000_000);
-    run.until(1800, |st| {
-        st.rows::<Transactions>().any(|(_, t)| matches!(t.status, TxStatus::Sent { .. }))
-    })
-    .await;
-    let first = deposit_sweep(&run, &o).expect("the sweep");
-    (run, o, first)
 }
 
 /// Fees spike after a sweep is broadcast at 4 sat/vB: miners take nothing below 30. Once
@@ -168,7 +145,7 @@ async fn a_stuck_transaction_is_fee_bumped_by_replace_by_fee_and_settles() {
     run.btc.set_fee_rate(40);
     run.until(1800, |st| matches!(deposit_status(st, &o), Some(DepositStatus::Credited { .. })))
         .await;
-    let t = deposit_sweep(&run, &o).expect("the sweep");
+    let t = deposit_sweep(run.state(), &o).expect("the sweep");
     assert_eq!(t.replaced.len(), 1, "replaced once");
     assert_eq!(t.replaced[0].txid, first.bitcoin_txid);
     assert_eq!(t.fee_rate, 40);
@@ -206,7 +183,7 @@ async fn a_fee_bump_not_signed_in_time_gives_way_to_the_signed_version() {
     run.until(60, |st| st.row::<Transactions>(&first.id).is_some_and(|t| t.replaced.len() == 1))
         .await;
     run.hold(320).await;
-    let t = deposit_sweep(&run, &o).expect("the sweep");
+    let t = deposit_sweep(run.state(), &o).expect("the sweep");
     assert_eq!(t.status, TxStatus::Valid, "the bump was not signed");
     // Past its deadline, the bump gives way to the signed version.
     let son = run.net.sons[0].clone();
@@ -214,7 +191,7 @@ async fn a_fee_bump_not_signed_in_time_gives_way_to_the_signed_version() {
     let signed = run.net.sign(&son, fail);
     run.net.submit(signed);
     run.step_without_mining().await;
-    let t = deposit_sweep(&run, &o).expect("the sweep");
+    let t = deposit_sweep(run.state(), &o).expect("the sweep");
     assert_eq!(t.status, TxStatus::Complete);
     assert_eq!(t.bitcoin_txid, first.bitcoin_txid);
     assert!(t.replaced.is_empty());
@@ -227,7 +204,7 @@ async fn a_fee_bump_not_signed_in_time_gives_way_to_the_signed_version() {
     run.btc.set_mining_floor(0);
     run.until(1800, |st| matches!(deposit_status(st, &o), Some(DepositStatus::Credited { .. })))
         .await;
-    let t = deposit_sweep(&run, &o).expect("the sweep");
+    let t = deposit_sweep(run.state(), &o).expect("the sweep");
     assert_eq!(t.status, TxStatus::Settled { txid: first.bitcoin_txid.clone() });
 }
 
@@ -346,7 +323,7 @@ async fn deficit_after_a_deep_reorg() -> (Run, u64) {
     let o = run.deposit(0, 10_000_000);
     run.until(1800, |st| matches!(deposit_status(st, &o), Some(DepositStatus::Credited { .. })))
         .await;
-    let sweep = deposit_sweep(&run, &o).expect("the sweep");
+    let sweep = deposit_sweep(run.state(), &o).expect("the sweep");
     let lost = tx::from_hex(&sweep.unsigned_tx).expect("tx").output[0].value.to_sat();
     let depth = confirmations(&run, &o.txid) as usize;
     assert!(depth >= 2, "deeper than bitcoin.min_confirmations (1)");
@@ -422,7 +399,7 @@ async fn a_dust_deposit_is_recorded_too_small_and_holds_no_refund_back() {
     })
     .await;
     assert!(matches!(withdrawal(run.state(), 0).status, WithdrawalStatus::Refunded { .. }));
-    assert!(deposit_sweep(&run, &dust).is_none(), "never swept");
+    assert!(deposit_sweep(run.state(), &dust).is_none(), "never swept");
 
     let b = builder(1).plugin_param("bitcoin.min_deposit_sat", serde_json::json!(0));
     let mut run = unfunded_with(b, judged(), |_| Fault::Honest).await;
@@ -493,10 +470,10 @@ async fn a_deposit_vanishing_under_its_sweep_fails_the_sweep_and_credits_nobody(
     run.btc.set_mining_floor(30);
     let o = run.deposit(0, 10_000_000);
     run.until(1800, |st| {
-        deposit_sweep_in(st, &o).is_some_and(|t| matches!(t.status, TxStatus::Sent { .. }))
+        deposit_sweep(st, &o).is_some_and(|t| matches!(t.status, TxStatus::Sent { .. }))
     })
     .await;
-    let sweep = deposit_sweep(&run, &o).expect("the sweep");
+    let sweep = deposit_sweep(run.state(), &o).expect("the sweep");
     let depth = confirmations(&run, &o.txid) as usize;
     assert!(run.btc.reorg(depth) >= 1, "the payment vanishes");
     run.btc.set_mining_floor(0);
@@ -556,11 +533,4 @@ async fn a_confirmed_deposit_vanishing_before_its_sweep_is_recorded_vanished() {
         paused: false,
     };
     assert_eq!(r, expected);
-}
-
-fn deposit_sweep_in(st: &sonprop_core::State, o: &bitcoin::OutPoint) -> Option<SidechainTx> {
-    let outpoint = o.to_string();
-    st.rows::<Transactions>()
-        .map(|(_, t)| t.clone())
-        .find(|t| matches!(&t.purpose, Purpose::Deposit { deposit, .. } if *deposit == outpoint))
 }

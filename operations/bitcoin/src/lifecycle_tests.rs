@@ -9,7 +9,7 @@ use bitcoin::secp256k1::{Secp256k1, SecretKey};
 use bitcoin::{PublicKey, ScriptBuf};
 use sonprop_core::chain::lifecycle::{LifecycleError, SonCreate, SonUpdate};
 use sonprop_core::testkit::TestNetwork;
-use sonprop_core::{Asset, AssetId, Operation, OperationError, SonId, SonStatus, State, Subject};
+use sonprop_core::{AssetId, Operation, OperationError, SonId, SonStatus, State, Subject};
 
 use crate::sim::Fault;
 use crate::state::{check_son_keys, current_wallet, pending, wallet_utxos, Purpose, Transactions};
@@ -69,14 +69,7 @@ fn registering_a_son_with_another_sons_bitcoin_key_is_refused_by_the_bitcoin_cra
     let b = TestNetwork::builder().witnesses(3).sons(6).users(1);
     let (_, _, _, users) = b.genesis();
     let mut net = b
-        .asset(Asset {
-            id: PPY,
-            symbol: "PPY".into(),
-            precision: 5,
-            issuer: sonprop_core::AccountId::SON_CONSENSUS,
-            max_supply: u64::MAX / 2,
-            supply: 0,
-        })
+        .asset(sonprop_core::testkit::ppy_asset())
         .balance(users[0].account, PPY, 10_000_000)
         .build(registry());
     let st = net.ledger.state();
@@ -234,16 +227,7 @@ async fn a_vote_between_maintenances_moves_no_wallet_and_the_next_election_rewei
     let btc = judged();
     let b = builder(2);
     let (_, _, _, users) = b.genesis();
-    let b = b
-        .asset(Asset {
-            id: PPY,
-            symbol: "PPY".into(),
-            precision: 5,
-            issuer: sonprop_core::AccountId::SON_CONSENSUS,
-            max_supply: u64::MAX / 2,
-            supply: 0,
-        })
-        .balance(users[0].account, PPY, 1_000_000);
+    let b = b.asset(sonprop_core::testkit::ppy_asset()).balance(users[0].account, PPY, 1_000_000);
     let mut run = funded(network(b, &btc, |_| Fault::Honest), btc).await;
     let user = run.net.users[0].clone();
     let vote = sonprop_core::chain::lifecycle::AccountVote {

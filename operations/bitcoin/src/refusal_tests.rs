@@ -13,7 +13,7 @@ use crate::ops::{
     SweepCreated, TxBumped, TxSettled, WalletCreated, WalletSweep,
 };
 use crate::sim::Fault;
-use crate::state::{books, current_wallet, Claim, Purpose, SidechainTx, Transactions, TxStatus};
+use crate::state::{books, current_wallet, Claim};
 use crate::test_support::{builder, judged, ready, unfunded_with, Run};
 use crate::tx;
 
@@ -24,20 +24,7 @@ fn bitcoin_error(e: &OperationError) -> &BitcoinError {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fee_bump_is_refused_before_it_is_due_at_a_rate_no_higher_or_rebuilt_otherwise() {
     let b = builder(1).plugin_param("bitcoin.confirm_timeout", serde_json::json!(600));
-    let mut run = unfunded_with(b, judged(), |_| Fault::Honest).await;
-    run.btc.set_mining_floor(30);
-    let o = run.deposit(0, 10_000_000);
-    run.until(1800, |st| {
-        st.rows::<Transactions>().any(|(_, t)| matches!(t.status, TxStatus::Sent { .. }))
-    })
-    .await;
-    let outpoint = o.to_string();
-    let t: SidechainTx = run
-        .state()
-        .rows::<Transactions>()
-        .map(|(_, t)| t.clone())
-        .find(|t| matches!(&t.purpose, Purpose::Deposit { deposit, .. } if *deposit == outpoint))
-        .expect("the sweep");
+    let (mut run, _, t) = crate::test_support::a_sweep_stuck_below_the_miners_floor(b).await;
     let due = t.completed.expect("complete").plus(600);
     let bump = |st: &State, rate: u64| BumpTx {
         tx: t.id,

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use bitcoin::{OutPoint, ScriptBuf, Transaction, Txid};
+use bitcoin::{ScriptBuf, Transaction, Txid};
 use sonprop_core::testkit::TestNetwork;
 use sonprop_core::{
     NodeIdentity, OperationError, Proposal, ProposalId, SonId, State, Subject, Trigger, Validator,
@@ -20,8 +20,7 @@ use crate::node::{
 use crate::ops::{BitcoinError, SettleTx};
 use crate::sim::{Fault, SimView};
 use crate::state::{
-    current_wallet, utxo_key, wallet_utxos, DepositStatus, Deposits, Purpose, Transactions,
-    TxStatus,
+    current_wallet, utxo_key, wallet_utxos, DepositStatus, Deposits, Transactions, TxStatus,
 };
 use crate::test_support::*;
 
@@ -65,13 +64,6 @@ fn proposal(st: &State, kind: &str, subject: &str) -> Option<Proposal> {
     st.proposal(id).cloned()
 }
 
-fn sweep_of(st: &State, o: &OutPoint) -> Option<crate::state::SidechainTx> {
-    let d = o.to_string();
-    st.rows::<Transactions>()
-        .map(|(_, t)| t.clone())
-        .find(|t| matches!(&t.purpose, Purpose::Deposit { deposit, .. } if *deposit == d))
-}
-
 /// A deposit being swept, and one credited, cannot be processed again: the proposal the chain
 /// would accept for a confirmed deposit (the same bytes at the same rate) is refused for them,
 /// or the deposit would be credited twice.
@@ -79,8 +71,8 @@ fn sweep_of(st: &State, o: &OutPoint) -> Option<crate::state::SidechainTx> {
 async fn a_deposit_swept_or_credited_cannot_be_processed_again() {
     let mut run = ready(judged(), 1, |_| Fault::Honest).await;
     let o = run.deposit(0, 10_000_000);
-    run.until(1800, |st| sweep_of(st, &o).is_some()).await;
-    let t = sweep_of(run.state(), &o).expect("sweep");
+    run.until(1800, |st| deposit_sweep(st, &o).is_some()).await;
+    let t = deposit_sweep(run.state(), &o).expect("sweep");
     let again =
         ProcessDeposit { deposit: o.to_string(), fee_rate: t.fee_rate, unsigned_tx: t.unsigned_tx };
     for needed in ["sweeping", "credited"] {
@@ -173,10 +165,10 @@ async fn every_son_requires_exactly_the_minimum_confirmations() {
     assert_eq!(review(3).await, Verdict::Approve);
     // The settlement: the same.
     run.until(1800, |st| {
-        sweep_of(st, &o).is_some_and(|t| matches!(t.status, TxStatus::Sent { .. }))
+        deposit_sweep(st, &o).is_some_and(|t| matches!(t.status, TxStatus::Sent { .. }))
     })
     .await;
-    let t = sweep_of(run.state(), &o).expect("sweep");
+    let t = deposit_sweep(run.state(), &o).expect("sweep");
     let settle = SettleTx { tx: t.id, txid: t.bitcoin_txid.clone() };
     let p = Proposal {
         operations: vec![Box::new(settle)],
@@ -218,8 +210,8 @@ async fn signing_is_refused_from_the_deadline_on() {
     run.btc.pay(&ScriptBuf::new_p2wsh(&w.script().wscript_hash()), 100_000);
     run.until(600, |st| wallet_utxos(st, 0).len() == 1).await;
     let o = run.deposit(0, 10_000_000);
-    run.until(1800, |st| sweep_of(st, &o).is_some()).await;
-    let t = sweep_of(run.state(), &o).expect("sweep");
+    run.until(1800, |st| deposit_sweep(st, &o).is_some()).await;
+    let t = deposit_sweep(run.state(), &o).expect("sweep");
     let son = run.net.sons[1].clone();
     let key = TestNetwork::builder().sidechain_key("son-1", "bitcoin").secret_key();
     let unsigned = crate::tx::from_hex(&t.unsigned_tx).expect("tx");
@@ -404,7 +396,7 @@ async fn a_remembered_wake_condition_is_worked_out_again_when_its_table_changes(
     assert_eq!(asked.get(), 1, "the same table: remembered");
     // A deposit's sweep is created, to be signed: the table changed, the answer with it.
     let o = run.deposit(0, 10_000_000);
-    run.until(1800, |st| sweep_of(st, &o).is_some()).await;
+    run.until(1800, |st| deposit_sweep(st, &o).is_some()).await;
     assert!(crate::state::pending(run.state()).next().is_some(), "a sweep to sign");
     assert!(memo.of::<Transactions>(run.state(), pending_now));
     assert_eq!(asked.get(), 2);
@@ -469,6 +461,6 @@ async fn a_deposits_readiness_says_when_its_sweep_may_be_proposed() {
     run.until(1800, |st| deposit_status(st, &o) == Some(DepositStatus::Confirmed)).await;
     let said = why(run.state(), &subject);
     assert!(said.starts_with("due: reported by SONs above two thirds"), "{said}");
-    run.until(1800, |st| sweep_of(st, &o).is_some()).await;
+    run.until(1800, |st| deposit_sweep(st, &o).is_some()).await;
     assert!(why(run.state(), &subject).starts_with("not due: the deposit is sweeping"));
 }

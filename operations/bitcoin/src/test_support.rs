@@ -289,3 +289,31 @@ pub(crate) fn deposit_status(st: &State, o: &bitcoin::OutPoint) -> Option<Deposi
 pub(crate) fn withdrawal(st: &State, id: u64) -> Withdrawal {
     st.row::<Withdrawals>(&id).cloned().expect("withdrawal")
 }
+
+/// The sidechain transaction sweeping deposit `o`, if the chain built one.
+pub(crate) fn deposit_sweep(
+    st: &State,
+    o: &bitcoin::OutPoint,
+) -> Option<crate::state::SidechainTx> {
+    let outpoint = o.to_string();
+    st.rows::<Transactions>().map(|(_, t)| t.clone()).find(|t| {
+        matches!(&t.purpose, crate::state::Purpose::Deposit { deposit, .. } if *deposit == outpoint)
+    })
+}
+
+/// A deposit's sweep sent at 4 sat/vB while miners take nothing below 30: the run, the
+/// deposit and the sweep as first sent.
+pub(crate) async fn a_sweep_stuck_below_the_miners_floor(
+    b: NetworkBuilder,
+) -> (Run, bitcoin::OutPoint, crate::state::SidechainTx) {
+    let mut run = unfunded_with(b, judged(), |_| Fault::Honest).await;
+    run.btc.set_mining_floor(30);
+    let o = run.deposit(0, 10_000_000);
+    run.until(1800, |st| {
+        st.rows::<Transactions>()
+            .any(|(_, t)| matches!(t.status, crate::state::TxStatus::Sent { .. }))
+    })
+    .await;
+    let first = deposit_sweep(run.state(), &o).expect("the sweep");
+    (run, o, first)
+}
