@@ -256,6 +256,53 @@ fn a_run_stopped_and_restarted_at_several_heights_ends_as_an_uninterrupted_one()
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Stops the run (sets the flag a signal handler would) once `at` blocks are done.
+struct StopAt {
+    at: u64,
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl sonprop_simulator::sim::Observer for StopAt {
+    fn entry(&mut self, _: Entry) {}
+    fn progress(&mut self, done: u64, _total: u64) {
+        if done >= self.at {
+            self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn an_interrupted_run_stops_after_its_block_commits_it_and_resumes_to_the_same_end() {
+    let scenario = short(9, "");
+    let (uninterrupted, _) = run_to_end(&scenario, false);
+    let dir = temp_dir("interrupted");
+    // A commit every 500 blocks: the interruption at 313 commits what the schedule would not.
+    let options = Options { data_dir: Some(dir.clone()), fsync_every: 500, ..Options::default() };
+    let registry = cli::registry().expect("registry").into_arc();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut sim = Simulation::new(&scenario, registry.clone(), &options).expect("open");
+    assert_eq!(sim.committed_height(), Some(0));
+    let mut stop = StopAt { at: 313, flag: flag.clone() };
+    let stopped = rt.block_on(sim.run_until(&mut stop, &flag)).expect("runs");
+    assert!(stopped.is_none(), "stopped, not finished");
+    assert_eq!(sim.ledger().state().head_height(), 313, "the flag is read between blocks");
+    assert_eq!(sim.committed_height(), Some(313), "what was done is committed");
+    drop(sim);
+    let mut sim = Simulation::new(&scenario, registry.clone(), &options).expect("reopen");
+    assert_eq!(sim.resumed_at, 313);
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let finished = rt.block_on(sim.run_until(&mut Vec::new(), &never)).expect("runs");
+    assert_eq!(finished.expect("finished").report, uninterrupted.report);
+    // Without a data directory nothing is committed, and the run still stops.
+    let mut sim = Simulation::new(&scenario, registry, &Options::default()).expect("open");
+    flag.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut stop = StopAt { at: 5, flag: flag.clone() };
+    assert!(rt.block_on(sim.run_until(&mut stop, &flag)).expect("runs").is_none());
+    assert_eq!((sim.ledger().state().head_height(), sim.committed_height()), (5, None));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn a_data_dir_of_another_scenario_or_a_damaged_one_is_refused() {
     let dir = temp_dir("other");

@@ -5,7 +5,8 @@
 //!
 //! Exit codes: 0 success; 1 an expectation of the scenario failed; 2 bad usage or a bad
 //! scenario file; 3 the simulation itself failed (replicas diverged, a block was refused) or
-//! an output could not be written.
+//! an output could not be written; 130 interrupted by Ctrl-C or SIGTERM (with `--data-dir`,
+//! after committing what was done).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -29,6 +30,39 @@ pub const EXIT_EXPECTATION: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 /// The simulation failed.
 pub const EXIT_FAILURE: i32 = 3;
+/// Interrupted (Ctrl-C or SIGTERM), as a shell reports a command SIGINT ended.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// Ctrl-C and SIGTERM while a run is under way: the first sets `flag`, which the run reads
+/// between blocks (it stops after the block under way and commits what it has); a second one
+/// ends the process at once. The handlers are removed when this is dropped.
+struct Interrupt {
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl Interrupt {
+    fn install() -> Interrupt {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        use signal_hook::flag;
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut ids = Vec::new();
+        for signal in [SIGINT, SIGTERM] {
+            // In this order: the default action runs only once the flag is already set.
+            ids.extend(flag::register_conditional_default(signal, flag.clone()).ok());
+            ids.extend(flag::register(signal, flag.clone()).ok());
+        }
+        Interrupt { flag, ids }
+    }
+}
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
 
 /// The version `--version` prints: the crate's, and the commit it was built from.
 pub const VERSION: &str =
@@ -43,7 +77,7 @@ pub const VERSION: &str =
     propagate_version = true,
     arg_required_else_help = true,
     disable_help_subcommand = true,
-    after_help = "exit codes: 0 ok, 1 an [[expect]] failed, 2 bad usage or scenario, 3 simulation failed\n\
+    after_help = "exit codes: 0 ok, 1 an [[expect]] failed, 2 bad usage or scenario, 3 simulation failed, 130 interrupted\n\
                   logs: RUST_LOG=<filter> (e.g. RUST_LOG=sonprop_core=debug) overrides -v/-q"
 )]
 pub struct Cli {
@@ -677,12 +711,23 @@ fn simulate(
         .enable_time()
         .build()
         .map_err(|e| fail(EXIT_FAILURE, format!("cannot start the runtime: {e}")))?;
-    let result = runtime.block_on(sim.run(&mut console));
+    let interrupt = Interrupt::install();
+    let result = runtime.block_on(sim.run_until(&mut console, &interrupt.flag));
+    drop(interrupt);
     if let Some(bar) = console.bar.take() {
         bar.finish_and_clear();
     }
     let (out, timeline) = (console.out, console.timeline.unwrap_or_default());
-    let mut finished = result.map_err(|e| fail(EXIT_FAILURE, e))?;
+    let Some(mut finished) = result.map_err(|e| fail(EXIT_FAILURE, e))? else {
+        let head = sim.ledger().state().head_height();
+        let at = format_elapsed(sim.ledger().state().head_time().since(scenario.genesis_time));
+        let kept = match sim.committed_height() {
+            Some(m) => format!("last commit at block {m}; run the same command to resume"),
+            None => "nothing was kept (a run resumes only with --data-dir)".to_owned(),
+        };
+        let _ = writeln!(out, "interrupted at block {head} ({at}); {kept}");
+        return Ok(EXIT_INTERRUPTED);
+    };
     finished.report.timeline = timeline;
     let wall = started.elapsed().as_secs_f64();
 

@@ -28,6 +28,7 @@ pub mod duration;
 pub mod explain;
 pub mod fold;
 pub mod members;
+pub mod owner;
 pub mod report;
 pub mod scenario;
 pub mod sim;

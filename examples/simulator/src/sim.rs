@@ -2,6 +2,7 @@
 //! would be (ledger, registry, scheduler, transaction sink), on simulated time.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -87,9 +88,7 @@ pub enum SimError {
     },
 }
 
-/// The file in a data directory naming the process that has it open (read when the store is
-/// found locked, to say who holds it).
-pub const OWNER_FILE: &str = "owner";
+pub use crate::owner::OWNER_FILE;
 
 /// Gives each simulated node its own services (its own view of another chain, say).
 pub type NodeServices = Arc<dyn Fn(&NodeIdentity) -> Services + Send + Sync>;
@@ -350,15 +349,14 @@ impl Simulation {
             Some(dir) => {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| data_dir_err(dir, format!("cannot create it: {e}")))?;
-                let store = RedbStore::open(&dir.join(CHAIN_FILE)).map_err(|e| match e {
-                    StoreError::InUse { .. } => {
-                        let owner = std::fs::read_to_string(dir.join(OWNER_FILE))
-                            .map(|o| format!(" (by {})", o.trim()))
-                            .unwrap_or_default();
-                        data_dir_err(dir, format!("it is in use by another process{owner}"))
-                    }
-                    other => data_dir_err(dir, other.to_string()),
-                })?;
+                let store = crate::owner::open_taking_over(
+                    || RedbStore::open(&dir.join(CHAIN_FILE)),
+                    || crate::owner::Owner::of(dir),
+                    crate::owner::running,
+                    crate::owner::PATIENCE,
+                    std::thread::sleep,
+                )
+                .map_err(|e| data_dir_err(dir, e.to_string()))?;
                 // Ours now (redb holds the file's lock until we exit): say so, for the next one.
                 let me = format!("process {} since {}", std::process::id(), wall_clock_now());
                 let _ = std::fs::write(dir.join(OWNER_FILE), me + "\n");
@@ -1104,8 +1102,29 @@ impl Simulation {
 
     /// Runs to the end of the scenario.
     pub async fn run(&mut self, observer: &mut dyn Observer) -> Result<Finished, SimError> {
+        let never = AtomicBool::new(false);
+        let finished = self.run_until(observer, &never).await?;
+        Ok(finished.unwrap_or_else(|| self.finish()))
+    }
+
+    /// Runs to the end of the scenario, or until `stop` is set (read between blocks: a block
+    /// under way is finished first). Stopped, it commits what it did when it has a data
+    /// directory, so the same command resumes there, and returns `None`.
+    pub async fn run_until(
+        &mut self,
+        observer: &mut dyn Observer,
+        stop: &AtomicBool,
+    ) -> Result<Option<Finished>, SimError> {
         let total = self.total_blocks();
-        while self.step(observer).await? {
+        let mut stopped = false;
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                stopped = true;
+                break;
+            }
+            if !self.step(observer).await? {
+                break;
+            }
             observer.progress(self.chain.state().head_height(), total);
         }
         let st = self.chain.state();
@@ -1114,7 +1133,13 @@ impl Simulation {
         if self.persist_every.is_some() && self.since_commit > 0 {
             self.persist()?;
         }
-        Ok(self.finish())
+        Ok((!stopped).then(|| self.finish()))
+    }
+
+    /// With a data directory, the height of the last durable commit (a restart resumes there);
+    /// `None` without one.
+    pub fn committed_height(&self) -> Option<u64> {
+        self.persist_every.map(|_| self.chain.state().head_height() - self.since_commit)
     }
 
     /// The report and the expectations' verdicts, as of now.

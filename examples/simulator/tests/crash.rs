@@ -228,3 +228,86 @@ fn a_truncated_or_empty_store_is_one_clean_error_never_a_fresh_start() {
     }
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Starts `sonprop simulate` on `d` and returns once it holds the directory and has run a
+/// moment.
+fn start_durable(d: &Path, scenario: &Path) -> std::process::Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_sonprop"))
+        .args(["simulate", scenario.to_str().expect("utf-8"), "--data-dir"])
+        .arg(d)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !d.join("owner").exists() {
+        assert!(std::time::Instant::now() < deadline, "the run never opened its directory");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child
+}
+
+fn waited(child: std::process::Child) -> (Option<i32>, String, String) {
+    let out = child.wait_with_output().expect("ends");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+/// Ctrl-C (SIGINT) on a durable run: it stops after the block under way, commits it, says
+/// where, and exits 130; the same command resumes there.
+#[test]
+fn ctrl_c_on_a_durable_run_commits_says_where_and_the_same_command_resumes() {
+    let d = dir("sigint");
+    let scenario = d.join("s.toml");
+    // Long enough that the signal lands mid-run on any machine.
+    std::fs::write(&scenario, SCENARIO.replace("duration = \"3h\"", "duration = \"30d\""))
+        .expect("scenario");
+    let child = start_durable(&d.join("data"), &scenario);
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    assert!(sent.expect("kill runs").success());
+    let (code, out, err) = waited(child);
+    assert_eq!(code, Some(130), "{out}{err}");
+    let line = out.lines().find(|l| l.starts_with("interrupted at block ")).expect(&out);
+    let n: u64 = line["interrupted at block ".len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect(line);
+    assert!(
+        line.ends_with(&format!("; last commit at block {n}; run the same command to resume")),
+        "{line}"
+    );
+    assert!(!out.contains("summary:"), "no summary of a run not done: {out}");
+    // Resumed at the commit, then interrupted again (a 30-day run is not waited for).
+    let child = start_durable(&d.join("data"), &scenario);
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let (code, out, err) = waited(child);
+    assert_eq!(code, Some(130), "{out}{err}");
+    assert!(out.contains(&format!("resuming at block {n} ")), "{out}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A run killed with SIGKILL and restarted at once, before the killed process has ended: the
+/// restart waits for the lock the dead process held and takes the directory over.
+#[test]
+fn a_restart_right_after_kill_9_takes_the_directory_over() {
+    let d = dir("takeover");
+    let scenario = d.join("s.toml");
+    std::fs::write(&scenario, SCENARIO.replace("duration = \"3h\"", "duration = \"90m\""))
+        .expect("scenario");
+    let data = d.join("data");
+    let mut child = start_durable(&data, &scenario);
+    child.kill().expect("SIGKILL");
+    // Not waited for: the restart races the killed process's end.
+    let restart = Command::new(env!("CARGO_BIN_EXE_sonprop"))
+        .args(["simulate", "--quiet", scenario.to_str().expect("utf-8"), "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("runs");
+    let _ = child.wait();
+    let err = String::from_utf8_lossy(&restart.stderr);
+    assert!(matches!(restart.status.code(), Some(0 | 1)), "{err}");
+    assert!(!err.contains("in use"), "{err}");
+    let _ = std::fs::remove_dir_all(&d);
+}
