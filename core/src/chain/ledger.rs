@@ -610,9 +610,23 @@ fn apply_transaction(
     pre: Option<Prechecked>,
 ) -> Result<(Digest, u64), LedgerError> {
     let run = std::panic::AssertUnwindSafe(|| apply_transaction_unguarded(ctx, tx, pre));
-    std::panic::catch_unwind(run).unwrap_or_else(|payload| {
+    let applied = std::panic::catch_unwind(run).unwrap_or_else(|payload| {
         Err(LedgerError::Panicked { message: crate::chain::panic::panic_message(&*payload) })
-    })
+    });
+    match &applied {
+        Ok((id, _)) => tracing::trace!(
+            block = ctx.globals().head_height,
+            transaction = %id,
+            operations = tx.transaction.operations.len(),
+            "transaction applied"
+        ),
+        Err(e) => tracing::trace!(
+            block = ctx.globals().head_height,
+            error = %e,
+            "transaction refused"
+        ),
+    }
+    applied
 }
 
 fn apply_transaction_unguarded(

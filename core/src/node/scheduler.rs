@@ -390,11 +390,13 @@ impl Lane {
         Call::Thread(worker.call(f))
     }
 
-    /// Waits for a call until `deadline`: its value, or how it failed.
+    /// Waits for a call until `deadline`: its value, or how it failed (logged with `block`,
+    /// the block the call is about).
     async fn finish<T>(
         &mut self,
         call: Call<T>,
         deadline: tokio::time::Instant,
+        block: u64,
     ) -> Result<T, PluginStatus> {
         let answer = match call {
             Call::NotRun(status) => return Err(status),
@@ -405,6 +407,7 @@ impl Lane {
             Call::Late => {
                 tracing::warn!(
                     plugin = %self.name,
+                    block,
                     "plugin blocked the scheduler past its timeout; it runs on its own thread from now on"
                 );
                 self.isolation = Isolation::Thread;
@@ -417,6 +420,7 @@ impl Lane {
                 Ok(Ok(_)) => {
                     tracing::warn!(
                         plugin = %self.name,
+                        block,
                         "plugin blocked the scheduler past its timeout; it runs on its own thread from now on"
                     );
                     self.isolation = Isolation::Thread;
@@ -670,7 +674,7 @@ impl Scheduler {
         let mut direct: Vec<Box<dyn Operation>> = Vec::new();
         let cap = self.config.max_drafts_per_kind;
         for (i, kind, call) in trigger_calls {
-            let status = match self.triggers[i].3.finish(call, deadline).await {
+            let status = match self.triggers[i].3.finish(call, deadline, report.height).await {
                 Ok(out) => {
                     let n = out.drafts.len() + out.operations.len();
                     // A trigger that floods is cut to the cap, per block.
@@ -697,14 +701,21 @@ impl Scheduler {
                         }
                     }
                     for d in &out.deferred {
-                        tracing::info!(kind, subject = %d.subject, reason = %d.reason, "held back");
+                        tracing::info!(
+                            node = %self.node.name,
+                            block = report.height,
+                            kind,
+                            subject = %d.subject,
+                            reason = %d.reason,
+                            "held back"
+                        );
                     }
                     report.deferred.extend(out.deferred.into_iter().map(|d| (kind, d)));
                     PluginStatus::Drafts(n)
                 }
                 Err(status) => status,
             };
-            log_outcome(kind, Role::Trigger, None, &status);
+            log_outcome(&self.node.name, report.height, kind, Role::Trigger, None, &status);
             report.outcomes.push(PluginOutcome {
                 kind,
                 role: Role::Trigger,
@@ -715,7 +726,7 @@ impl Scheduler {
         let mut approve = Vec::new();
         for (id, kind, call) in review_calls {
             let lane = &mut self.validators.get_mut(kind).expect("listed from the validators").1;
-            let status = match lane.finish(call, deadline).await {
+            let status = match lane.finish(call, deadline, report.height).await {
                 Ok(Verdict::Approve) => {
                     approve.push(id);
                     PluginStatus::Approved
@@ -723,7 +734,7 @@ impl Scheduler {
                 Ok(Verdict::Abstain(why)) => PluginStatus::Abstained(why),
                 Err(status) => status,
             };
-            log_outcome(kind, Role::Validator, Some(id), &status);
+            log_outcome(&self.node.name, report.height, kind, Role::Validator, Some(id), &status);
             report.outcomes.push(PluginOutcome {
                 kind,
                 role: Role::Validator,
@@ -800,15 +811,29 @@ impl Scheduler {
     }
 }
 
-fn log_outcome(kind: &str, role: Role, proposal: Option<ProposalId>, status: &PluginStatus) {
+/// Logs one plugin call's outcome, naming the node and the block it ran after.
+fn log_outcome(
+    node: &str,
+    block: u64,
+    kind: &str,
+    role: Role,
+    proposal: Option<ProposalId>,
+    status: &PluginStatus,
+) {
     match status {
         PluginStatus::Failed(_)
         | PluginStatus::Panicked(_)
         | PluginStatus::TimedOut
-        | PluginStatus::Quarantined => {
-            tracing::warn!(kind, ?role, ?proposal, ?status, "plugin failed; other plugins ran on");
-        }
-        _ => tracing::debug!(kind, ?role, ?proposal, ?status, "plugin ran"),
+        | PluginStatus::Quarantined => tracing::warn!(
+            node,
+            block,
+            kind,
+            ?role,
+            ?proposal,
+            ?status,
+            "plugin failed; other plugins ran on"
+        ),
+        _ => tracing::debug!(node, block, kind, ?role, ?proposal, ?status, "plugin ran"),
     }
 }
 

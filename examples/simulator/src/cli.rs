@@ -81,10 +81,13 @@ pub const VERSION: &str =
                   logs: RUST_LOG=<filter> (e.g. RUST_LOG=sonprop_core=debug) overrides -v/-q"
 )]
 pub struct Cli {
-    /// Log more to stderr: -v info, -vv debug, -vvv trace.
+    /// Log more to stderr: -v info (held-back drafts, data directory take-overs), -vv debug
+    /// (every plugin call, block produced and commit), -vvv trace (every transaction applied or
+    /// refused).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Print only the summary, and log only errors.
+    /// Print only the result (simulate: the summary, no timeline; bench: the figures, no
+    /// progress; other commands print only their result anyway), and log only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
     /// What to do.
@@ -300,7 +303,9 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write, terminal: 
         Command::Simulate(a) => simulate(&a, cli.quiet, out, terminal),
         Command::Operations { json } => operations(json, out),
         Command::Inspect { dir, json } => inspect(&dir, json, out),
-        Command::Bench { json, quick } => Ok(crate::bench::cli::bench(json, quick, out, err)),
+        Command::Bench { json, quick } => {
+            Ok(crate::bench::cli::bench(json, quick, cli.quiet, out, err))
+        }
         Command::BenchSim {
             days,
             data_dir,

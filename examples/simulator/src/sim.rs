@@ -581,7 +581,7 @@ impl Simulation {
         })?;
         self.since_commit = 0;
         tracing::debug!(
-            height = self.chain.state().head_height(),
+            block = self.chain.state().head_height(),
             "committed the chain and the simulation state"
         );
         Ok(())
@@ -677,6 +677,13 @@ impl Simulation {
             }
         };
         self.rejected += rejected.len() as u64;
+        tracing::debug!(
+            node = %producer_name,
+            block = height,
+            transactions = outcome.transactions,
+            left_out = rejected.len(),
+            "block produced"
+        );
         if !self.sent.is_empty() {
             let chain_id = self.chain.state().chain_id();
             for r in &rejected {

@@ -291,7 +291,7 @@ fn resuming_says_what_it_does() {
 }
 
 #[test]
-fn a_data_directory_in_use_names_the_process_holding_it() {
+fn a_data_directory_in_use_names_the_process_holding_it_after_waiting_for_it() {
     let d = temp("lock");
     let long = scenario(&d, "long.toml", &SHORT.replace("DUR", "60d"));
     let data = d.join("data");
@@ -314,7 +314,10 @@ fn a_data_directory_in_use_names_the_process_holding_it() {
     holder.wait().expect("reap");
     assert_eq!(second.code, Some(2), "{}", second.stderr);
     assert!(
-        second.stderr.contains(&format!("in use by another process (by process {} ", holder.id())),
+        second
+            .stderr
+            .contains(&format!("in use by another process (process {} since ", holder.id()))
+            && second.stderr.contains(", still running)"),
         "{}",
         second.stderr
     );
@@ -407,5 +410,31 @@ fn the_report_gives_times_for_people_beside_unix_seconds() {
     let n: u64 = proposer.trim_start_matches("1.2.").parse().expect("an account id");
     assert_eq!(p["proposer_name"], format!("witness-{}", n - 1), "{proposer}");
     assert_eq!(p["approvers"].as_array().map(Vec::len), Some(10));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// `-vv` logs each plugin call and block with the node and the block it is about; `-vvv` adds
+/// every transaction; `-q` logs nothing but errors and prints only the summary.
+#[test]
+fn verbosity_levels_differ_as_documented_and_name_the_node_and_block() {
+    let d = temp("verbosity");
+    let short = scenario(&d, "short.toml", &SHORT.replace("DUR", "10m"));
+    let at = |level: &str| run(&["simulate", level, &short]);
+    let debug = at("-vv");
+    assert!(matches!(debug.code, Some(0 | 1)), "{}", debug.stderr);
+    let ran = debug.stderr.lines().find(|l| l.contains("plugin ran")).expect(&debug.stderr);
+    assert!(ran.contains("node=") && ran.contains("block="), "{ran}");
+    let produced = debug.stderr.lines().find(|l| l.contains("block produced")).expect("a block");
+    assert!(produced.contains("node=witness-") && produced.contains("block=1 "), "{produced}");
+    assert!(!debug.stderr.contains("transaction applied"), "not at -vv");
+    let trace = at("-vvv");
+    let applied =
+        trace.stderr.lines().find(|l| l.contains("transaction applied")).expect(&trace.stderr);
+    assert!(applied.contains("block=") && applied.contains("transaction="), "{applied}");
+    let quiet = at("-q");
+    assert_eq!(quiet.stderr, "", "nothing logged");
+    assert!(quiet.stdout.starts_with("summary: "), "{}", quiet.stdout);
+    let bench = run(&["bench", "--quick", "-q", "--json"]);
+    assert_eq!(bench.stderr, "", "no progress lines");
     std::fs::remove_dir_all(&d).ok();
 }

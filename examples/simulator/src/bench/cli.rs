@@ -240,10 +240,18 @@ fn mark(ok: bool) -> &'static str {
     }
 }
 
-/// `sonprop bench [--json] [--quick]`.
-pub fn bench(json: bool, quick: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+/// `sonprop bench [--json] [--quick]`; `quiet` leaves out the progress lines on `err`.
+pub fn bench(
+    json: bool,
+    quick: bool,
+    quiet: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
     let step = |err: &mut dyn Write, what: &str| {
-        let _ = writeln!(err, "bench: {what}…");
+        if !quiet {
+            let _ = writeln!(err, "bench: {what}…");
+        }
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut conditions = Vec::new();
