@@ -231,3 +231,24 @@ pub struct BlockOutcome {
     /// What happened, in order.
     pub events: Vec<LedgerEvent>,
 }
+
+/// `n` and a noun that agrees with it, for event texts: `counted(1, "output")` is `1 output`,
+/// `counted(3, "output")` is `3 outputs` (nouns whose plural adds an `s`).
+pub fn counted(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod counted_tests {
+    #[test]
+    fn a_noun_agrees_with_its_count() {
+        assert_eq!(super::counted(0u32, "output"), "0 outputs");
+        assert_eq!(super::counted(1u32, "vote"), "1 vote");
+        assert_eq!(super::counted(2u64, "SON"), "2 SONs");
+    }
+}

@@ -102,7 +102,7 @@ object_id!(
     SonProposalId, "1.34.", "son proposal record"
 );
 object_id!(
-    /// An asset (a wrapped sidechain coin such as pBTC), `1.3.N`.
+    /// An asset (a wrapped sidechain coin such as PBTC), `1.3.N`.
     AssetId, "1.3.", "asset"
 );
 

@@ -17,6 +17,7 @@ use sonprop_bitcoin::state::{
     Withdrawals,
 };
 use sonprop_core::chain::crypto::KeyPair;
+use sonprop_core::chain::event::counted;
 use sonprop_core::testkit::NetworkBuilder;
 use sonprop_core::{
     AccountId, Asset, AssetId, LedgerEvent, NodeIdentity, SignedTransaction, State, Transaction,
@@ -54,7 +55,7 @@ pub fn consensus_check() -> std::sync::Arc<ScriptCheck> {
     })
 }
 
-/// The pBTC asset a bridge scenario's genesis holds (issued by the SON account, none yet).
+/// The PBTC asset a bridge scenario's genesis holds (issued by the SON account, none yet).
 pub fn pbtc_asset() -> Asset {
     sonprop_bitcoin::state::pbtc_genesis_asset(PBTC)
 }
@@ -271,8 +272,9 @@ impl Bridge {
             say(
                 r.at,
                 format!(
-                    "Bitcoin reorganises its last {} block(s): {vanished} transaction(s) vanish, the rest return to the mempool",
-                    r.depth
+                    "Bitcoin reorganises its last {}: {} vanish, the rest return to the mempool",
+                    counted(u64::from(r.depth), "block"),
+                    counted(vanished as u64, "transaction")
                 ),
             );
             self.local.next_reorg += 1;
@@ -331,7 +333,7 @@ impl Bridge {
         {
             let i = w.user as usize;
             let user = &self.users[i];
-            // A user withdraws what it holds: the withdrawal waits for its pBTC.
+            // A user withdraws what it holds: the withdrawal waits for its PBTC.
             if st.balance(user.account, PBTC) < w.sat {
                 break;
             }
@@ -558,14 +560,14 @@ impl Bridge {
         if let Some(e) = event.decode::<DepositCredited>() {
             let amount = btc(e.credited).replace(" BTC", "");
             return Some(format!(
-                "deposit {} settled, {amount} pBTC issued to {}",
+                "deposit {} settled, {amount} PBTC issued to {}",
                 e.deposit,
                 name(e.account)
             ));
         }
         if let Some(e) = event.decode::<WithdrawalRequested>() {
             return Some(format!(
-                "withdrawal {} of {} by {}: pBTC held in escrow",
+                "withdrawal {} of {} by {}: PBTC held in escrow",
                 e.withdrawal,
                 btc(e.amount_sat),
                 name(e.account)
@@ -580,7 +582,7 @@ impl Bridge {
         if let Some(e) = event.decode::<WithdrawalPaid>() {
             let burnt = btc(e.burnt).replace(" BTC", "");
             return Some(format!(
-                "withdrawal {} settled: {} reached {}'s address, {burnt} pBTC burnt",
+                "withdrawal {} settled: {} reached {}'s address, {burnt} PBTC burnt",
                 e.withdrawal,
                 btc(e.sent_sat),
                 name(e.account)
@@ -723,7 +725,7 @@ pub struct DepositEntry {
     pub sat: u64,
     /// Where it stands.
     pub status: String,
-    /// pBTC issued (the amount less the sweep's fee and its carry), once credited.
+    /// PBTC issued (the amount less the sweep's fee and its carry), once credited.
     pub credited: Option<u64>,
     /// Paid by a hostile user (dust, fragmentation).
     pub hostile: bool,
@@ -809,7 +811,7 @@ pub struct WithdrawalEntry {
     pub id: u64,
     /// The user.
     pub user: String,
-    /// pBTC withdrawn.
+    /// PBTC withdrawn.
     pub sat: u64,
     /// The address paid.
     pub address: String,

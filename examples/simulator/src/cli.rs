@@ -773,7 +773,7 @@ fn simulate(
         let paid: Vec<u64> = b.withdrawals.iter().filter_map(|w| w.sent_sat).collect();
         let _ = writeln!(
             out,
-            "  bitcoin: {} deposits credited ({} pBTC issued), {} withdrawals paid ({} reached users), {} Bitcoin blocks, {} broadcasts refused",
+            "  bitcoin: {} deposits credited ({} PBTC issued), {} withdrawals paid ({} reached users), {} Bitcoin blocks, {} broadcasts refused",
             credited.len(),
             sonprop_bitcoin::flows::btc(credited.iter().sum()).replace(" BTC", ""),
             paid.len(),
@@ -785,7 +785,7 @@ fn simulate(
             Ok(c) if c.deficit_sat == 0 => {
                 let _ = writeln!(
                     out,
-                    "  conservation held after all {} blocks: wallets {} + in flight {} = pBTC {} + SON reserve {}",
+                    "  conservation held after all {} blocks: wallets {} + in flight {} = PBTC {} + SON reserve {}",
                     b.conservation_checks,
                     c.utxos_sat,
                     c.in_flight_sat,
@@ -796,7 +796,7 @@ fn simulate(
             Ok(c) => {
                 let _ = writeln!(
                     out,
-                    "  conservation held after all {} blocks, with a DEFICIT: wallets {} + in flight {} = pBTC {} - {} sat lost beyond the SONs' reserve",
+                    "  conservation held after all {} blocks, with a DEFICIT: wallets {} + in flight {} = PBTC {} - {} sat lost beyond the SONs' reserve",
                     b.conservation_checks,
                     c.utxos_sat,
                     c.in_flight_sat,

@@ -259,7 +259,7 @@ pub struct Flow {
     pub at: u64,
     /// The user index (`user-N`).
     pub user: u32,
-    /// Satoshis (pBTC has the same unit).
+    /// Satoshis (PBTC has the same unit).
     pub sat: u64,
 }
 

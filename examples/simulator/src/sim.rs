@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use sonprop_core::chain::event::counted;
 use sonprop_core::node::scheduler::{
     BlockDuty, CollectingSink, PluginStatus, Role, SchedulerConfig, SchedulerMemory,
 };
@@ -1072,7 +1073,7 @@ impl Simulation {
                 )
             }
             LedgerEvent::Election { elected, seats, cutoff } => match cutoff {
-                Some(c) => format!("maintenance: {elected} SONs elected to {seats} seats, cut-off {c} votes"),
+                Some(c) => format!("maintenance: {elected} SONs elected to {seats} seats, cut-off {}", counted(*c, "vote")),
                 None => format!("maintenance: {elected} SONs elected to {seats} seats (fewer candidates with votes than seats)"),
             },
             LedgerEvent::SonElected { son } => format!("son {son} elected"),

@@ -56,11 +56,11 @@ fn the_bridge_scenario_credits_every_deposit_and_pays_every_withdrawal_bitcoin_c
     assert!(has("user-0 pays 0.50000000 BTC to its deposit address bcrt1q"), "{text:#?}");
     assert!(has("deposit 0.50000000 BTC from user-0 (1.2.28) seen by 11/15 SONs; confirmed on chain (1 SON reported another amount or user)"));
     // 0.5 BTC less the sweep's fee (1 602 sat) and its carry into the reserve (9 420 sat).
-    assert!(has("settled, 0.49988978 pBTC issued to user-0 (1.2.28)"));
-    assert!(has("Bitcoin reorganises its last 1 block(s): 1 transaction(s) vanish"));
+    assert!(has("settled, 0.49988978 PBTC issued to user-0 (1.2.28)"));
+    assert!(has("Bitcoin reorganises its last 1 block: 1 transaction vanish"));
     assert!(has("son 1.33.3: in_maintenance -> deregistered"));
     assert!(has("son 1.33.15: inactive -> active"));
-    assert!(has("sweeps 4 output(s) of wallet 0"));
+    assert!(has("sweeps 4 outputs of wallet 0"));
     assert!(has("withdrawal 3 settled: "));
 }
 

@@ -335,7 +335,7 @@ async fn deficit_after_a_deep_reorg() -> (Run, u64) {
 /// The SONs' reserve output, recorded at one confirmation, vanishes in a reorganisation after a
 /// withdrawal payment took it as an input: Bitcoin refuses the payment for ever. The SONs
 /// reconcile: the payment fails, its vanished input is recorded lost (out of the reserve, so
-/// no pBTC goes unbacked), and the withdrawal is paid from what remains. (It used to stay
+/// no PBTC goes unbacked), and the withdrawal is paid from what remains. (It used to stay
 /// complete for ever, every broadcast refused.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_spending_a_vanished_output_fails_and_the_withdrawal_is_paid_from_the_rest() {

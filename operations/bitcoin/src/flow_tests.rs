@@ -30,14 +30,14 @@ async fn a_deposit_is_credited_and_a_withdrawal_paid_with_every_broadcast_valid(
         unreachable!()
     };
     assert!(credited < 50_000_000 && credited > 49_990_000, "less the sweep's fee: {credited}");
-    assert_eq!(run.balance(0), credited, "pBTC issued to the depositor");
+    assert_eq!(run.balance(0), credited, "PBTC issued to the depositor");
     assert_eq!(st.asset(PBTC).expect("asset").supply, credited);
     let sweep = st.row::<Transactions>(&tx).expect("sweep");
     assert_eq!(sweep.signing_wallet, 0);
     assert!(run.events.iter().any(|e| e.decode::<DepositConfirmed>().is_some()));
     let event = run.events.iter().find_map(|e| e.decode::<DepositCredited>()).expect("event");
     assert_eq!((event.account, event.credited), (run.net.users[0].account, credited));
-    assert!(event.to_string().contains(" pBTC issued to "), "{event}");
+    assert!(event.to_string().contains(" PBTC issued to "), "{event}");
 
     // Withdraw 0.2 BTC to the user's own address.
     run.withdraw(0, 20_000_000, None);
@@ -193,7 +193,7 @@ async fn a_withdrawal_the_wallet_cannot_pay_is_refunded_and_bad_requests_are_ref
     assert_eq!(run.net.ledger.state_hash(), before);
 
     // 600 sat is above the dust limit but cannot pay its own fee (about 230 vB at 4 sat/vB):
-    // the SONs refund it, and the user has the pBTC back.
+    // the SONs refund it, and the user has the PBTC back.
     run.withdraw(0, 600, None);
     run.until(1800, |st| {
         st.row::<Withdrawals>(&0).is_some_and(|w| w.status != WithdrawalStatus::Pending)
@@ -211,7 +211,7 @@ async fn a_withdrawal_the_wallet_cannot_pay_is_refunded_and_bad_requests_are_ref
     assert_eq!(run.btc.accepted().len(), 1, "only the deposit sweep reached Bitcoin");
 }
 
-/// A chain without the pBTC asset takes no deposit keys, so no deposit can start that could
+/// A chain without the PBTC asset takes no deposit keys, so no deposit can start that could
 /// not be credited.
 #[test]
 fn without_a_pbtc_asset_no_deposit_key_is_taken() {
@@ -225,12 +225,12 @@ fn without_a_pbtc_asset_no_deposit_key_is_taken() {
         withdraw_address: None,
         proof: prove_deposit_key(&net.ledger.state().chain_id(), user.account, &key.secret_key()),
     };
-    let e = net.ledger.check_transaction(&net.sign(&user, op)).expect_err("no pBTC");
+    let e = net.ledger.check_transaction(&net.sign(&user, op)).expect_err("no PBTC");
     let r = e.operation_error().and_then(OperationError::rule_source::<BitcoinError>);
     assert!(matches!(r, Some(BitcoinError::NoAsset(a)) if *a == PBTC), "{e}");
 }
 
-/// The pBTC asset a genesis holds is judged at genesis: issued by anyone but the SON consensus
+/// The PBTC asset a genesis holds is judged at genesis: issued by anyone but the SON consensus
 /// account, with other than 8 decimals, or with any in existence, the ledger is not built, and
 /// the error names the parameter and what is wrong.
 #[test]
@@ -240,7 +240,7 @@ fn a_genesis_pbtc_asset_issued_by_another_with_other_decimals_or_a_supply_is_ref
     let two_decimals = sonprop_core::Asset { precision: 2, ..pbtc.clone() };
     let cases = [
         (user_issued, None, "is issued by 1.2.5, not by the SON consensus account"),
-        (two_decimals, None, "has 2 decimals; pBTC has 8"),
+        (two_decimals, None, "has 2 decimals; PBTC has 8"),
         (pbtc.clone(), Some(1u64), "1 of asset"),
     ];
     for (asset, held, why) in cases {
@@ -262,7 +262,7 @@ fn a_genesis_pbtc_asset_issued_by_another_with_other_decimals_or_a_supply_is_ref
 
 /// A wallet holding only deposits moves, its sweep paid by what the deposits pre-paid into the
 /// reserve (their carry). Without carries (`bitcoin.carry_fee_rate` 0) and without a SON
-/// reserve, the sweep's fee would leave pBTC unbacked: it waits, with an alarm saying why,
+/// reserve, the sweep's fee would leave PBTC unbacked: it waits, with an alarm saying why,
 /// until the SONs pay into the wallet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wallet_sweep_is_paid_by_the_deposits_carry_or_waits_loudly_for_a_reserve() {
@@ -300,7 +300,7 @@ async fn a_wallet_sweep_is_paid_by_the_deposits_carry_or_waits_loudly_for_a_rese
         let alarms = crate::reconcile::alarms(st);
         let says = "the SONs' reserve is short: sweeping wallet 0 into wallet 1 costs";
         assert!(alarms.iter().any(|a| a.starts_with(says)), "{alarms:?}");
-        // The SONs fund their reserve: the wallet moves, and pBTC stays backed.
+        // The SONs fund their reserve: the wallet moves, and PBTC stays backed.
         let w = current_wallet(st).expect("wallet").clone();
         run.btc.pay(&ScriptBuf::new_p2wsh(&w.script().wscript_hash()), 50_000);
         run.until(1800, |st| wallet_utxos(st, 0).is_empty() && wallet_utxos(st, 1).len() == 2)

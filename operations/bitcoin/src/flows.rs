@@ -1,5 +1,5 @@
 //! Deposits and withdrawals: a user's deposit key, the SONs' deposit reports, the deposit
-//! sweep, the withdrawal request, its payment or refund. Settlement (pBTC issued or burnt) is
+//! sweep, the withdrawal request, its payment or refund. Settlement (PBTC issued or burnt) is
 //! in [`crate::ops::SettleTx`].
 
 use std::fmt;
@@ -336,7 +336,8 @@ impl fmt::Display for DepositConfirmed {
             self.deposit
         )?;
         if self.dissenting > 0 {
-            write!(f, "; {} SON(s) reported another version", self.dissenting)?;
+            let sons = sonprop_core::chain::event::counted(self.dissenting as u64, "SON");
+            write!(f, "; {sons} reported another version")?;
         }
         Ok(())
     }
@@ -696,14 +697,14 @@ impl Operation for ProcessDeposit {
 // ---------------------------------------------------------------------------------------------
 // Withdrawals
 
-/// A user withdraws pBTC to a Bitcoin address: the pBTC moves to the SON account (escrow)
+/// A user withdraws PBTC to a Bitcoin address: the PBTC moves to the SON account (escrow)
 /// until the payment settles, when it is burnt. Signed by the user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Withdraw {
     /// The user (who signs).
     pub account: AccountId,
-    /// pBTC to withdraw, in satoshis; the user receives it less the Bitcoin fee.
+    /// PBTC to withdraw, in satoshis; the user receives it less the Bitcoin fee.
     pub amount_sat: u64,
     /// The address paid; the user's registered withdrawal address when absent.
     pub address: Option<String>,
@@ -756,7 +757,7 @@ impl fmt::Display for WithdrawalRequested {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "withdrawal {} of {} by {} to {}: pBTC in escrow",
+            "withdrawal {} of {} by {} to {}: PBTC in escrow",
             self.withdrawal,
             btc(self.amount_sat),
             self.account,
@@ -926,7 +927,7 @@ impl Operation for ProcessWithdrawal {
     }
 }
 
-/// Returns a withdrawal's pBTC when it can never be paid: its amount cannot pay the fee of the
+/// Returns a withdrawal's PBTC when it can never be paid: its amount cannot pay the fee of the
 /// cheapest payment (one input of the current wallet, the user's output and change) at the
 /// lowest fee rate and leave the dust limit. A SON proposal. The rule reads the withdrawal
 /// alone (and the chain's parameters and current wallet): no other flow, in flight or stuck,
@@ -967,7 +968,7 @@ pub struct WithdrawalRefunded {
     pub withdrawal: u64,
     /// The user.
     pub account: AccountId,
-    /// pBTC returned.
+    /// PBTC returned.
     pub amount_sat: u64,
     /// Why.
     pub reason: String,
@@ -980,7 +981,7 @@ impl fmt::Display for WithdrawalRefunded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "withdrawal {} refunded, {} pBTC back to {}: {}",
+            "withdrawal {} refunded, {} PBTC back to {}: {}",
             self.withdrawal,
             btc(self.amount_sat).trim_end_matches(" BTC"),
             self.account,
@@ -1033,7 +1034,7 @@ pub struct DepositCredited {
     pub deposit: String,
     /// The user.
     pub account: AccountId,
-    /// pBTC issued (satoshis that reached the wallet).
+    /// PBTC issued (satoshis that reached the wallet).
     pub credited: u64,
 }
 impl ChainEvent for DepositCredited {
@@ -1044,7 +1045,7 @@ impl fmt::Display for DepositCredited {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let amount = btc(self.credited);
         let amount = amount.trim_end_matches(" BTC");
-        write!(f, "deposit {} settled, {amount} pBTC issued to {}", self.deposit, self.account)
+        write!(f, "deposit {} settled, {amount} PBTC issued to {}", self.deposit, self.account)
     }
 }
 
@@ -1055,7 +1056,7 @@ pub struct WithdrawalPaid {
     pub withdrawal: u64,
     /// The user.
     pub account: AccountId,
-    /// pBTC burnt.
+    /// PBTC burnt.
     pub burnt: u64,
     /// Satoshis the user's address received.
     pub sent_sat: u64,
@@ -1069,7 +1070,7 @@ impl fmt::Display for WithdrawalPaid {
         let burnt = btc(self.burnt);
         write!(
             f,
-            "withdrawal {} settled: {} paid to {}'s address, {} pBTC burnt",
+            "withdrawal {} settled: {} paid to {}'s address, {} PBTC burnt",
             self.withdrawal,
             btc(self.sent_sat),
             self.account,
@@ -1079,7 +1080,7 @@ impl fmt::Display for WithdrawalPaid {
 }
 
 /// What settling `t` (with its decoded transaction) does to the deposit, withdrawal, wallet
-/// outputs, pBTC and books.
+/// outputs, PBTC and books.
 pub(crate) fn settle_effects(
     ctx: &mut ApplyContext<'_>,
     t: &SidechainTx,

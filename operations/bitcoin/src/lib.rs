@@ -1,7 +1,7 @@
 //! The Bitcoin sidechain: Peerplays' SON primary wallet (a weighted P2WSH multisig), rebuilt
 //! when the elected SON set changes, with the old wallet's outputs swept to the new one by a
 //! transaction the old SONs sign on chain; and the bridge: deposits to users' deposit addresses
-//! credited as pBTC once swept into the wallet, withdrawals of pBTC paid from the wallet.
+//! credited as PBTC once swept into the wallet, withdrawals of PBTC paid from the wallet.
 //!
 //! - [`script`]: the wallet and deposit scripts and addresses, byte for byte as Peerplays builds
 //!   them (pure functions).
@@ -15,8 +15,8 @@
 //!   (a SON proposal). A transaction goes valid → complete → sent → settled, or fails.
 //! - [`flows`]: `bitcoin_deposit_key`, `bitcoin_deposit_report` (each SON's own report,
 //!   tallied by version), `bitcoin_deposit_process` (the deposit sweep, a SON proposal),
-//!   `bitcoin_withdraw` (pBTC to escrow), `bitcoin_withdraw_process` (the payment, a SON
-//!   proposal) and `bitcoin_withdraw_refund`; pBTC is issued or burnt when the sweep or payment
+//!   `bitcoin_withdraw` (PBTC to escrow), `bitcoin_withdraw_process` (the payment, a SON
+//!   proposal) and `bitcoin_withdraw_refund`; PBTC is issued or burnt when the sweep or payment
 //!   settles.
 //! - [`node`]: the [`node::BitcoinNode`] service (each node's own view of Bitcoin, a
 //!   [`node::BitcoinSource`], and its key) and the triggers and validators built from it.
@@ -43,9 +43,9 @@
 //!   BIP143 digest of that input; a forged or misplaced signature changes nothing.
 //! - A SON whose signature a transaction still needs is not deregistered (guard
 //!   `bitcoin-signer` on `son_deregister`) until the transaction completes or fails.
-//! - The conservation equation ([`state::conservation`]) holds after every block: the pBTC in
+//! - The conservation equation ([`state::conservation`]) holds after every block: the PBTC in
 //!   existence never exceeds the BTC the wallets hold (counting what unsettled transactions
-//!   spend); pBTC is issued only by a settled deposit sweep and burnt only by a settled
+//!   spend); PBTC is issued only by a settled deposit sweep and burnt only by a settled
 //!   withdrawal payment.
 
 pub mod flows;
@@ -92,7 +92,7 @@ pub const DEPOSIT_KEY: &str = "bitcoin_deposit_key";
 pub const DEPOSIT_REPORT: &str = "bitcoin_deposit_report";
 /// Kind: sweep a confirmed deposit into the primary wallet.
 pub const DEPOSIT_PROCESS: &str = "bitcoin_deposit_process";
-/// Kind: a user's withdrawal request (pBTC to escrow).
+/// Kind: a user's withdrawal request (PBTC to escrow).
 pub const WITHDRAW: &str = "bitcoin_withdraw";
 /// Kind: pay a pending withdrawal from the primary wallet.
 pub const WITHDRAW_PROCESS: &str = "bitcoin_withdraw_process";

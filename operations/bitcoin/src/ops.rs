@@ -220,7 +220,7 @@ fn fee_of(inputs: &[Spend], t: &bitcoin::Transaction) -> u64 {
 }
 
 /// The sweep rule: the proposal is the sweep the chain builds, and the reserve can pay its
-/// fee (a sweep's fee comes out of the SONs' reserve, never out of what backs pBTC).
+/// fee (a sweep's fee comes out of the SONs' reserve, never out of what backs PBTC).
 pub fn check_sweep(state: &State, op: &WalletSweep) -> Result<(), BitcoinError> {
     let want = expected_sweep(state, op.fee_rate)?.ok_or(BitcoinError::NothingToSweep)?;
     if want != *op {
@@ -264,8 +264,12 @@ impl fmt::Display for SweepCreated {
         let what = if self.from == self.to { "consolidates" } else { "sweeps" };
         write!(
             f,
-            "sidechain tx {} {what} {} output(s) of wallet {} ({} sat) into wallet {}",
-            self.tx, self.inputs, self.from, self.amount_sat, self.to
+            "sidechain tx {} {what} {} of wallet {} ({} sat) into wallet {}",
+            self.tx,
+            sonprop_core::chain::event::counted(self.inputs as u64, "output"),
+            self.from,
+            self.amount_sat,
+            self.to
         )
     }
 }

@@ -7,7 +7,7 @@
 //! duty proposes `bitcoin_reconcile` with what is gone, and SONs approve only what their own
 //! views show gone. Executed, it removes the vanished outputs (recording the loss), fails the
 //! transactions that spent them (returning their other inputs), and marks vanished deposits.
-//! A loss the reserve cannot absorb is a deficit: pBTC without Bitcoin behind it. While the
+//! A loss the reserve cannot absorb is a deficit: PBTC without Bitcoin behind it. While the
 //! deficit exceeds what the SONs accepted (`bitcoin_resume`), deposit sweeps and withdrawal
 //! payments pause — the guard `bitcoin-breaker` — so nobody is paid out of others' backing and
 //! no new deposit fills the hole unknowingly; paying into the wallet makes it good.
@@ -26,6 +26,7 @@ use crate::state::{
     books, paused, utxo_key, BooksTable, DepositStatus, Deposits, Transactions, TxStatus, Utxos,
 };
 use crate::{RECONCILE, RESUME};
+use sonprop_core::chain::event::counted;
 
 /// The most outpoints one reconciliation carries.
 pub const MAX_RECONCILED: usize = 500;
@@ -113,7 +114,7 @@ pub struct Reconciled {
     pub failed_txs: Vec<u64>,
     /// Deposits marked vanished.
     pub deposits: usize,
-    /// The deficit after it (pBTC no Bitcoin backs).
+    /// The deficit after it (PBTC no Bitcoin backs).
     pub deficit_sat: u64,
     /// Whether deposits and withdrawals are paused after it.
     pub paused: bool,
@@ -126,17 +127,16 @@ impl fmt::Display for Reconciled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "reconciled with Bitcoin: {} recorded output(s) and {} sat gone, {} transaction(s) \
-             failed, {} deposit(s) vanished",
-            self.outputs,
+            "reconciled with Bitcoin: {} recorded and {} sat gone, {} failed, {} vanished",
+            counted(self.outputs as u64, "output"),
             self.lost_sat,
-            self.failed_txs.len(),
-            self.deposits
+            counted(self.failed_txs.len() as u64, "transaction"),
+            counted(self.deposits as u64, "deposit")
         )?;
         match (self.deficit_sat, self.paused) {
             (0, _) => write!(f, "; the reserve absorbs the loss"),
-            (d, true) => write!(f, "; {d} sat of pBTC unbacked: deposits and withdrawals pause"),
-            (d, false) => write!(f, "; {d} sat of pBTC unbacked (accepted by the SONs)"),
+            (d, true) => write!(f, "; {d} sat of PBTC unbacked: deposits and withdrawals pause"),
+            (d, false) => write!(f, "; {d} sat of PBTC unbacked (accepted by the SONs)"),
         }
     }
 }
@@ -211,7 +211,7 @@ impl Operation for Reconcile {
 }
 
 /// The SONs carry on despite a deficit: deposits and withdrawals resume while the deficit is
-/// at most `deficit_sat` (the pBTC unbacked is then everyone's loss, shared as the users and
+/// at most `deficit_sat` (the PBTC unbacked is then everyone's loss, shared as the users and
 /// SONs agree off chain). A SON proposal no node approves by itself: each SON's operator
 /// decides and approves it by hand.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

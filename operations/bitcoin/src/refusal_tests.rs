@@ -161,12 +161,12 @@ fn the_events_say_what_happened() {
     let sweep = SweepCreated { tx: 5, from: 1, to: 2, inputs: 3, amount_sat: 900 };
     assert_eq!(
         sweep.to_string(),
-        "sidechain tx 5 sweeps 3 output(s) of wallet 1 (900 sat) into wallet 2"
+        "sidechain tx 5 sweeps 3 outputs of wallet 1 (900 sat) into wallet 2"
     );
     let consolidation = SweepCreated { from: 2, ..sweep };
     assert_eq!(
         consolidation.to_string(),
-        "sidechain tx 5 consolidates 3 output(s) of wallet 2 (900 sat) into wallet 2"
+        "sidechain tx 5 consolidates 3 outputs of wallet 2 (900 sat) into wallet 2"
     );
     let settled = TxSettled { tx: 4, txid: "aa".into(), wallet: 2, amount_sat: 77 };
     assert_eq!(
@@ -335,17 +335,17 @@ fn a_reconciliation_says_what_it_lost_and_whether_the_bridge_pauses() {
         deficit_sat: 0,
         paused: false,
     };
-    let head = "reconciled with Bitcoin: 2 recorded output(s) and 700 sat gone, 1 transaction(s) failed, 1 deposit(s) vanished";
+    let head = "reconciled with Bitcoin: 2 outputs recorded and 700 sat gone, 1 transaction failed, 1 deposit vanished";
     assert_eq!(r.to_string(), format!("{head}; the reserve absorbs the loss"));
     let paused = Reconciled { deficit_sat: 300, paused: true, ..r.clone() };
     assert_eq!(
         paused.to_string(),
-        format!("{head}; 300 sat of pBTC unbacked: deposits and withdrawals pause")
+        format!("{head}; 300 sat of PBTC unbacked: deposits and withdrawals pause")
     );
     let accepted = Reconciled { deficit_sat: 300, paused: false, ..r };
     assert_eq!(
         accepted.to_string(),
-        format!("{head}; 300 sat of pBTC unbacked (accepted by the SONs)")
+        format!("{head}; 300 sat of PBTC unbacked (accepted by the SONs)")
     );
 }
 

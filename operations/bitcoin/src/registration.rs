@@ -106,7 +106,7 @@ const OPERATIONS: [OperationDescriptor; 16] = [
     OperationDescriptor {
         name: SETTLE,
         description:
-            "the SONs saw a sent sidechain transaction confirmed: its outputs join the wallet; pBTC is issued (deposit) or burnt (withdrawal)",
+            "the SONs saw a sent sidechain transaction confirmed: its outputs join the wallet; PBTC is issued (deposit) or burnt (withdrawal)",
         proposal: Some(SON_PROPOSAL),
         example: || {
             Box::new(SettleTx {
@@ -176,7 +176,7 @@ const OPERATIONS: [OperationDescriptor; 16] = [
     },
     OperationDescriptor {
         name: WITHDRAW,
-        description: "withdraw pBTC to a Bitcoin address (the pBTC goes to escrow)",
+        description: "withdraw PBTC to a Bitcoin address (the PBTC goes to escrow)",
         proposal: None,
         example: || {
             Box::new(Withdraw { account: AccountId(20), amount_sat: 25_000_000, address: None })
@@ -192,7 +192,7 @@ const OPERATIONS: [OperationDescriptor; 16] = [
     },
     OperationDescriptor {
         name: WITHDRAW_REFUND,
-        description: "return a withdrawal's pBTC when the primary wallet cannot pay it",
+        description: "return a withdrawal's PBTC when the primary wallet cannot pay it",
         proposal: Some(SON_PROPOSAL),
         example: || Box::new(RefundWithdrawal { withdrawal: 0 }),
     },

@@ -221,8 +221,8 @@ pub enum BitcoinError {
         /// Its status.
         status: String,
     },
-    /// The chain's pBTC asset is missing or not issued by the SON account.
-    #[error("asset {0} is not a pBTC the SONs issue")]
+    /// The chain's PBTC asset is missing or not issued by the SON account.
+    #[error("asset {0} is not a PBTC the SONs issue")]
     NoAsset(sonprop_core::AssetId),
     /// The wallet cannot pay the withdrawal.
     #[error("the primary wallet cannot pay it: {0}")]
@@ -230,7 +230,7 @@ pub enum BitcoinError {
     /// The wallet can pay the withdrawal (or may soon): no refund.
     #[error("no refund: {0}")]
     RefundNotDue(String),
-    /// The SONs' reserve cannot pay a sweep's fee without leaving pBTC unbacked.
+    /// The SONs' reserve cannot pay a sweep's fee without leaving PBTC unbacked.
     #[error("the sweep's fee of {fee} sat exceeds the SONs' reserve of {reserve} sat")]
     ReserveShort {
         /// The fee.

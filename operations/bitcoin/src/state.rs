@@ -104,7 +104,7 @@ pub enum Purpose {
         to: u64,
     },
     /// Moves a user's deposit (an output paying the user's deposit address) into the current
-    /// primary wallet; pBTC is issued to the user when it settles.
+    /// primary wallet; PBTC is issued to the user when it settles.
     Deposit {
         /// The deposit, `txid:vout`.
         deposit: String,
@@ -118,7 +118,7 @@ pub enum Purpose {
         carry_sat: u64,
     },
     /// Pays a withdrawal from the primary wallet's outputs, change back to the wallet; the
-    /// escrowed pBTC is burnt when it settles.
+    /// escrowed PBTC is burnt when it settles.
     Withdrawal {
         /// The withdrawal.
         withdrawal: u64,
@@ -623,15 +623,15 @@ pub fn signature_needed(state: &State, son: SonId) -> Option<String> {
     })
 }
 
-/// The wrapped asset (pBTC) deposits issue and withdrawals burn. A genesis that holds it must
+/// The wrapped asset (PBTC) deposits issue and withdrawals burn. A genesis that holds it must
 /// hold it right: issued by the SON consensus authority, with 8 decimals (one unit is one
-/// satoshi) and none in existence (pBTC nobody deposited would be backed by nothing). A genesis
+/// satoshi) and none in existence (PBTC nobody deposited would be backed by nothing). A genesis
 /// without it runs the wallet alone: deposit keys are refused (`NoAsset`).
 pub struct AssetParam;
 impl Parameter for AssetParam {
     const NAME: &'static str = "bitcoin.asset";
     const DESCRIPTION: &'static str =
-        "the wrapped BTC asset (pBTC) deposits issue and withdrawals burn";
+        "the wrapped BTC asset (PBTC) deposits issue and withdrawals burn";
     type Value = AssetId;
     fn default_value() -> AssetId {
         AssetId(1)
@@ -651,13 +651,13 @@ impl Parameter for AssetParam {
         }
         if a.precision != 8 {
             return Err(format!(
-                "asset {id} ({}) has {} decimals; pBTC has 8 (one unit is one satoshi)",
+                "asset {id} ({}) has {} decimals; PBTC has 8 (one unit is one satoshi)",
                 a.symbol, a.precision
             ));
         }
         if a.supply != 0 {
             return Err(format!(
-                "{} of asset {id} ({}) exist at genesis; pBTC starts at none, or it is backed by \
+                "{} of asset {id} ({}) exist at genesis; PBTC starts at none, or it is backed by \
                  nothing",
                 a.supply, a.symbol
             ));
@@ -666,7 +666,7 @@ impl Parameter for AssetParam {
     }
 }
 
-/// The pBTC asset a bridge's genesis needs, with id `id` (the `bitcoin.asset` parameter):
+/// The PBTC asset a bridge's genesis needs, with id `id` (the `bitcoin.asset` parameter):
 /// issued by the SON account, 8 decimals (one unit is one satoshi), at most 21 million BTC, none
 /// in existence yet.
 pub fn pbtc_genesis_asset(id: AssetId) -> sonprop_core::Asset {
@@ -716,11 +716,11 @@ pub enum DepositStatus {
         /// The sweep.
         tx: u64,
     },
-    /// Swept and settled: `credited` pBTC went to the user.
+    /// Swept and settled: `credited` PBTC went to the user.
     Credited {
         /// The sweep.
         tx: u64,
-        /// pBTC issued (the amount that reached the wallet, less what it pre-paid into the
+        /// PBTC issued (the amount that reached the wallet, less what it pre-paid into the
         /// reserve for its later sweep).
         credited: u64,
     },
@@ -743,7 +743,7 @@ impl fmt::Display for DepositStatus {
             DepositStatus::Confirmed => f.write_str("confirmed"),
             DepositStatus::Sweeping { tx } => write!(f, "sweeping (sidechain tx {tx})"),
             DepositStatus::Credited { tx, credited } => {
-                write!(f, "credited {credited} pBTC (sidechain tx {tx})")
+                write!(f, "credited {credited} PBTC (sidechain tx {tx})")
             }
             DepositStatus::TooSmall { reason } => write!(f, "too small to credit: {reason}"),
             DepositStatus::Vanished => f.write_str("vanished from Bitcoin"),
@@ -838,21 +838,21 @@ impl TableSchema for Deposits {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "status")]
 pub enum WithdrawalStatus {
-    /// Its pBTC is in escrow; waiting for a SON to propose its payment.
+    /// Its PBTC is in escrow; waiting for a SON to propose its payment.
     Pending,
     /// Its payment is sidechain transaction `tx`.
     Paying {
         /// The payment.
         tx: u64,
     },
-    /// Paid and settled: its pBTC was burnt.
+    /// Paid and settled: its PBTC was burnt.
     Paid {
         /// The payment.
         tx: u64,
         /// What reached the user's address, in satoshis (the amount less the fee).
         sent_sat: u64,
     },
-    /// The wallet could not cover it: its pBTC went back to the user.
+    /// The wallet could not cover it: its PBTC went back to the user.
     Refunded {
         /// Why.
         reason: String,
@@ -884,7 +884,7 @@ impl WithdrawalStatus {
     }
 }
 
-/// A withdrawal: pBTC held in escrow by the SON account until Bitcoin pays it out.
+/// A withdrawal: PBTC held in escrow by the SON account until Bitcoin pays it out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Withdrawal {
     /// Its number.
@@ -893,7 +893,7 @@ pub struct Withdrawal {
     pub account: AccountId,
     /// The Bitcoin address paid.
     pub address: String,
-    /// pBTC escrowed, which is also the satoshis the transaction takes from the wallet
+    /// PBTC escrowed, which is also the satoshis the transaction takes from the wallet
     /// (the user receives it less the fee).
     pub amount_sat: u64,
     /// Where it stands.
@@ -921,13 +921,13 @@ impl TableSchema for Withdrawals {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Books {
     /// Satoshis recorded as paid to a wallet directly (`bitcoin_wallet_utxo`): the SONs'
-    /// reserve, which backs no pBTC and pays the wallet sweeps' fees.
+    /// reserve, which backs no PBTC and pays the wallet sweeps' fees.
     pub funded_sat: u64,
     /// Fees paid by settled wallet sweeps (taken from the reserve).
     pub sweep_fees_sat: u64,
-    /// pBTC issued for settled deposits.
+    /// PBTC issued for settled deposits.
     pub issued: u64,
-    /// pBTC burnt for settled withdrawals.
+    /// PBTC burnt for settled withdrawals.
     pub burnt: u64,
     /// What settled deposits pre-paid into the reserve for their outputs' later sweeps.
     #[serde(default)]
@@ -943,7 +943,7 @@ pub struct Books {
 
 impl Books {
     /// The reserve: funding and carries, less sweep fees and losses; negative when losses ate
-    /// more than the reserve held (that much pBTC is unbacked).
+    /// more than the reserve held (that much PBTC is unbacked).
     pub fn reserve(&self) -> i128 {
         i128::from(self.funded_sat) + i128::from(self.carried_sat)
             - i128::from(self.sweep_fees_sat)
@@ -955,7 +955,7 @@ impl Books {
         u64::try_from(self.reserve().max(0)).unwrap_or(u64::MAX)
     }
 
-    /// The pBTC no Bitcoin backs: what losses took beyond the reserve.
+    /// The PBTC no Bitcoin backs: what losses took beyond the reserve.
     pub fn deficit_sat(&self) -> u64 {
         u64::try_from((-self.reserve()).max(0)).unwrap_or(u64::MAX)
     }
@@ -1022,17 +1022,17 @@ pub struct Conservation {
     pub utxos_sat: u64,
     /// Satoshis of wallet outputs spent by sweeps and withdrawal payments not settled yet.
     pub in_flight_sat: u64,
-    /// The pBTC in existence.
+    /// The PBTC in existence.
     pub pbtc_supply: u64,
-    /// pBTC in escrow for withdrawals not paid yet.
+    /// PBTC in escrow for withdrawals not paid yet.
     pub escrow: u64,
-    /// pBTC issued by credited deposits (the sum over their rows).
+    /// PBTC issued by credited deposits (the sum over their rows).
     pub credited: u64,
-    /// pBTC of paid withdrawals (the sum over their rows).
+    /// PBTC of paid withdrawals (the sum over their rows).
     pub paid: u64,
-    /// pBTC the SON account holds.
+    /// PBTC the SON account holds.
     pub held: u64,
-    /// The pBTC no Bitcoin backs, as reconciliation recorded it (0 when all is backed).
+    /// The PBTC no Bitcoin backs, as reconciliation recorded it (0 when all is backed).
     pub deficit_sat: u64,
     /// The books.
     pub books: Books,
@@ -1045,7 +1045,7 @@ pub enum ConservationError {
     /// The BTC the chain holds does not match what it owes plus the reserve.
     #[error(
         "conservation broken: wallet outputs {utxos} + in flight {in_flight} + sweep fees \
-         {sweep_fees} + lost {lost} != pBTC supply {supply} + funded {funded} + carried {carried}"
+         {sweep_fees} + lost {lost} != PBTC supply {supply} + funded {funded} + carried {carried}"
     )]
     Backing {
         /// `utxos_sat`.
@@ -1056,7 +1056,7 @@ pub enum ConservationError {
         sweep_fees: u64,
         /// `lost_sat`.
         lost: u64,
-        /// The pBTC supply.
+        /// The PBTC supply.
         supply: u64,
         /// `funded_sat`.
         funded: u64,
@@ -1076,9 +1076,9 @@ pub enum ConservationError {
         carried: u64,
     },
     /// The supply is not what was issued less what was burnt.
-    #[error("conservation broken: pBTC supply {supply} != issued {issued} - burnt {burnt}")]
+    #[error("conservation broken: PBTC supply {supply} != issued {issued} - burnt {burnt}")]
     Supply {
-        /// The pBTC supply.
+        /// The PBTC supply.
         supply: u64,
         /// `issued`.
         issued: u64,
@@ -1101,8 +1101,8 @@ pub enum ConservationError {
         /// The paid withdrawals' sum.
         paid: u64,
     },
-    /// The SON account holds less pBTC than the withdrawals escrow.
-    #[error("conservation broken: the SON account holds {held} pBTC, withdrawals escrow {escrow}")]
+    /// The SON account holds less PBTC than the withdrawals escrow.
+    #[error("conservation broken: the SON account holds {held} PBTC, withdrawals escrow {escrow}")]
     Escrow {
         /// What the SON account holds.
         held: u64,
@@ -1119,10 +1119,10 @@ pub enum ConservationError {
 /// sweep_fees  <= funded + carried          (only a loss takes the reserve below zero)
 /// pbtc_supply  = issued - burnt
 /// issued       = sum of credited deposits;  burnt = sum of paid withdrawals
-/// escrow       = sum of pending and paying withdrawals <= the SON account's pBTC
+/// escrow       = sum of pending and paying withdrawals <= the SON account's PBTC
 /// ```
 ///
-/// So the pBTC supply never exceeds the BTC the wallets hold (counting wallet outputs that
+/// So the PBTC supply never exceeds the BTC the wallets hold (counting wallet outputs that
 /// unsettled transactions spend) by more than the losses reconciliation recorded: a negative
 /// reserve is the deficit, reported in [`Conservation::deficit_sat`], and it pauses the bridge
 /// ([`paused`]).
@@ -1154,7 +1154,7 @@ pub fn conservation(state: &State) -> Result<Conservation, ConservationError> {
         .filter(|(_, w)| matches!(w.status, WithdrawalStatus::Paid { .. }))
         .map(|(_, w)| w.amount_sat)
         .sum();
-    // pBTC sent to the SON account by plain transfer is held there too (and stays backed).
+    // PBTC sent to the SON account by plain transfer is held there too (and stays backed).
     let held = state.balance(AccountId::SON_CONSENSUS, asset);
     let c = Conservation {
         utxos_sat: utxos,
@@ -1216,7 +1216,7 @@ impl Conservation {
 }
 
 /// Why deposits and withdrawals are paused, if they are: the circuit breaker. Outputs the
-/// chain recorded vanished from Bitcoin (reconciliation) and left more pBTC unbacked than the
+/// chain recorded vanished from Bitcoin (reconciliation) and left more PBTC unbacked than the
 /// SONs decided to carry on with (`bitcoin_resume`). It lifts by itself when the SONs make the
 /// deficit good by paying into the wallet (recorded as reserve funding).
 pub fn paused(state: &State) -> Option<String> {
@@ -1224,7 +1224,7 @@ pub fn paused(state: &State) -> Option<String> {
     let deficit = b.deficit_sat();
     (deficit > b.lifted_sat).then(|| {
         format!(
-            "deposits and withdrawals are paused: {deficit} sat of pBTC are unbacked after \
+            "deposits and withdrawals are paused: {deficit} sat of PBTC are unbacked after \
              {} sat of recorded outputs vanished from Bitcoin; paid into the wallet by the \
              SONs, or accepted by them (bitcoin_resume), they resume",
             b.lost_sat
@@ -1300,7 +1300,7 @@ mod tests {
     }
 
     /// Balanced terms: a reserve of 100 000 funded and 5 000 carried, less 2 000 of sweep
-    /// fees and 1 000 lost; 10 M pBTC issued, 3 M burnt; 500 000 in escrow.
+    /// fees and 1 000 lost; 10 M PBTC issued, 3 M burnt; 500 000 in escrow.
     fn balanced() -> Conservation {
         let books = Books {
             funded_sat: 100_000,
