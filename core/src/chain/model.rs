@@ -379,6 +379,9 @@ pub enum Readiness {
         /// Why.
         why: String,
     },
+    /// The subject is not one this kind is about (a deposit's kind asked about a SON):
+    /// explanations leave the kind out.
+    NotAbout,
 }
 
 /// The on-chain description of one operation kind. Its node-local parts (trigger, validator)

@@ -239,14 +239,18 @@ impl State {
     }
 
     /// What the chain says about proposals of `kind` for `subject` at the head block: the
-    /// kind's readiness by its own rule, the guard that defers it, and the live proposal. `None`
-    /// for a kind that is not registered as proposable.
+    /// kind's readiness by its own rule (none when the kind does not say, or says the subject
+    /// is not one it is about), the guard that defers it, and the live proposal. `None` for a
+    /// kind that is not registered as proposable.
     pub fn explain(&self, kind: &str, subject: &Subject) -> Option<KindExplanation> {
         let d = self.registry.operation(kind)?;
         let policy = d.proposal?;
         Some(KindExplanation {
             kind: d.name,
-            readiness: policy.readiness.map(|f| f(self, subject)),
+            readiness: policy
+                .readiness
+                .map(|f| f(self, subject))
+                .filter(|r| *r != crate::chain::model::Readiness::NotAbout),
             deferred: self.deferral(kind, subject),
             live: self.live_proposal(kind, subject),
         })

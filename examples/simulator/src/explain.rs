@@ -231,7 +231,8 @@ pub fn explain(a: &ExplainArgs, out: &mut dyn Write) -> Result<(), (i32, String)
             EXIT_USAGE,
             format!(
                 "no such subject `{}` at block {}: not a SON, an account, a proposal, a bridge \
-                 deposit or withdrawal, nor anything a proposal of this run named",
+                 deposit, withdrawal or sidechain transaction, nor anything a proposal of this \
+                 run named",
                 a.subject, e.height
             ),
         ));
@@ -248,11 +249,11 @@ pub fn explain(a: &ExplainArgs, out: &mut dyn Write) -> Result<(), (i32, String)
 /// bridge deposit or withdrawal, something a proposal of the run named, or something a kind's
 /// rule speaks of (due, due later, deferred or proposed).
 fn exists(sim: &Simulation, e: &Explanation) -> bool {
-    use sonprop_bitcoin::state::{utxo_key, Deposits, Withdrawals};
+    use sonprop_bitcoin::state::{utxo_key, Deposits, Transactions, Withdrawals};
     let st = sim.ledger().state();
     let subject = e.subject.as_str();
-    let said =
-        e.kinds.iter().any(|k| !matches!(k.verdict, KindVerdict::NotDue | KindVerdict::Unknown));
+    // A kind that answers about the subject knows it (one that is not about it says nothing).
+    let said = e.kinds.iter().any(|k| k.verdict != KindVerdict::Unknown);
     let account = subject.parse::<sonprop_core::AccountId>().ok().and_then(|id| st.account(id));
     let proposal = subject.parse::<ProposalId>().ok().and_then(|id| st.proposal(id));
     let deposit = subject
@@ -263,6 +264,10 @@ fn exists(sim: &Simulation, e: &Explanation) -> bool {
         .strip_prefix("bitcoin:withdrawal:")
         .and_then(|n| n.parse::<u64>().ok())
         .and_then(|n| st.row::<Withdrawals>(&n));
+    let tx = subject
+        .strip_prefix("bitcoin:tx:")
+        .and_then(|n| n.parse::<u64>().ok())
+        .and_then(|n| st.row::<Transactions>(&n));
     e.son.is_some()
         || !e.proposals.is_empty()
         || said
@@ -270,6 +275,7 @@ fn exists(sim: &Simulation, e: &Explanation) -> bool {
         || proposal.is_some()
         || deposit.is_some()
         || withdrawal.is_some()
+        || tx.is_some()
 }
 
 /// The explanation of `subject` at the simulation's head block.
@@ -319,7 +325,7 @@ pub fn explanation(sim: &Simulation, scenario: &Scenario, subject: &str) -> Expl
                     (KindVerdict::NotDueYet, Some(*at), why.clone())
                 }
                 Some(Readiness::NotDue { why }) => (KindVerdict::NotDue, None, why.clone()),
-                None => {
+                Some(Readiness::NotAbout) | None => {
                     (KindVerdict::Unknown, None, "the kind does not say when it is due".to_owned())
                 }
             };

@@ -518,51 +518,6 @@ pub fn confirmed_deposits(state: &State) -> impl Iterator<Item = &Deposit> + '_ 
     state.rows_by(&DEPOSITS_BY_STATUS, &DepositStatus::Confirmed.code()).map(|(_, d)| d)
 }
 
-/// Whether a deposit's sweep may be proposed now, in words, for `explain` (the kind's
-/// readiness): the state its proposal's check reads, told for people.
-pub fn deposit_readiness(
-    state: &State,
-    subject: &sonprop_core::Subject,
-) -> sonprop_core::Readiness {
-    use sonprop_core::Readiness::{Due, NotDue};
-    let named = match subject {
-        sonprop_core::Subject::Named(n) => n.strip_prefix("bitcoin:deposit:"),
-        sonprop_core::Subject::Son(_) => None,
-    };
-    let Some(o) = named.and_then(|o| o.parse::<OutPoint>().ok()) else {
-        return NotDue {
-            why: format!("{subject} is not a bridge deposit (bitcoin:deposit:TXID:VOUT)"),
-        };
-    };
-    let Some(d) = state.row::<Deposits>(&utxo_key(&o)) else {
-        return NotDue {
-            why: format!("no SON has reported a payment to a deposit address at {o}"),
-        };
-    };
-    match &d.status {
-        DepositStatus::Confirmed => match crate::state::paused(state) {
-            Some(why) => NotDue { why },
-            None => Due {
-                since: None,
-                why: "reported by SONs above two thirds of the wallet's weight: its sweep may be \
-                      proposed"
-                    .into(),
-            },
-        },
-        DepositStatus::Reported => {
-            let best = d.claims.iter().max_by_key(|c| c.weight);
-            let (weight, total) = best.map_or((0, 0), |c| (c.weight, c.total_weight));
-            NotDue {
-                why: format!(
-                    "reported by SONs holding {weight} of the wallet's weight {total}; more than \
-                     two thirds must report the same amount and user"
-                ),
-            }
-        }
-        other => NotDue { why: format!("the deposit is {other}") },
-    }
-}
-
 fn parse_outpoint(s: &str) -> Result<OutPoint, BitcoinError> {
     s.parse().map_err(|_| BitcoinError::UnknownDeposit(s.to_owned()))
 }

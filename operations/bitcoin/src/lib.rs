@@ -51,6 +51,7 @@
 pub mod flows;
 pub mod node;
 pub mod ops;
+pub mod readiness;
 pub mod reconcile;
 mod registration;
 #[cfg(feature = "rpc")]

@@ -12,6 +12,7 @@ use crate::flows::{
 };
 use crate::node;
 use crate::ops::{BumpTx, FailTx, SentTx, SettleTx, SignTx, WalletSweep, WalletUpdate, WalletUtxo};
+use crate::readiness;
 use crate::reconcile::{breaker, Reconcile, Resume};
 use crate::state::{
     signature_needed, AssetParam, BooksTable, CarryFeeRate, ConfirmTimeout, ConsolidateAbove,
@@ -38,14 +39,14 @@ const OPERATIONS: [OperationDescriptor; 16] = [
     OperationDescriptor {
         name: WALLET_UPDATE,
         description: "record the elected SONs' new primary wallet and the sweep of the old one",
-        proposal: Some(SON_PROPOSAL),
+        proposal: Some(ProposalPolicy { readiness: Some(readiness::wallet_update), ..SON_PROPOSAL }),
         example: || Box::new(WalletUpdate { wallet: 1, signers: Vec::new() }),
     },
     OperationDescriptor {
         name: WALLET_SWEEP,
         description:
             "move a batch of wallet outputs into the current wallet (after a wallet update, or to consolidate)",
-        proposal: Some(SON_PROPOSAL),
+        proposal: Some(ProposalPolicy { readiness: Some(readiness::wallet_sweep), ..SON_PROPOSAL }),
         example: || {
             Box::new(WalletSweep { from: 0, to: 1, fee_rate: 2, unsigned_tx: String::new() })
         },
@@ -54,14 +55,14 @@ const OPERATIONS: [OperationDescriptor; 16] = [
         name: TX_BUMP,
         description:
             "replace a complete sidechain transaction that did not settle in time by the same one at a higher fee rate",
-        proposal: Some(SON_PROPOSAL),
+        proposal: Some(ProposalPolicy { readiness: Some(readiness::bump), ..SON_PROPOSAL }),
         example: || Box::new(BumpTx { tx: 0, fee_rate: 5, unsigned_tx: String::new() }),
     },
     OperationDescriptor {
         name: RECONCILE,
         description:
             "record outputs the chain counts that vanished from Bitcoin; fail what spent them",
-        proposal: Some(SON_PROPOSAL),
+        proposal: Some(ProposalPolicy { readiness: Some(readiness::reconcile), ..SON_PROPOSAL }),
         example: || {
             Box::new(Reconcile {
                 gone: vec![
@@ -73,7 +74,7 @@ const OPERATIONS: [OperationDescriptor; 16] = [
     OperationDescriptor {
         name: RESUME,
         description: "the SONs accept a deficit: deposits and withdrawals resume",
-        proposal: Some(SON_PROPOSAL),
+        proposal: Some(ProposalPolicy { readiness: Some(readiness::resume), ..SON_PROPOSAL }),
         example: || Box::new(Resume { deficit_sat: 10_000 }),
     },
     OperationDescriptor {
@@ -107,7 +108,7 @@ const OPERATIONS: [OperationDescriptor; 16] = [
         name: SETTLE,
         description:
             "the SONs saw a sent sidechain transaction confirmed: its outputs join the wallet; PBTC is issued (deposit) or burnt (withdrawal)",
-        proposal: Some(SON_PROPOSAL),
+        proposal: Some(ProposalPolicy { readiness: Some(readiness::settle), ..SON_PROPOSAL }),
         example: || {
             Box::new(SettleTx {
                 tx: 0,
@@ -118,7 +119,7 @@ const OPERATIONS: [OperationDescriptor; 16] = [
     OperationDescriptor {
         name: UTXO,
         description: "record a confirmed output paying the current primary wallet",
-        proposal: Some(SON_PROPOSAL),
+        proposal: Some(ProposalPolicy { readiness: Some(readiness::utxo), ..SON_PROPOSAL }),
         example: || {
             Box::new(WalletUtxo {
                 wallet: 0,
@@ -162,7 +163,7 @@ const OPERATIONS: [OperationDescriptor; 16] = [
         name: DEPOSIT_PROCESS,
         description: "sweep a confirmed deposit into the primary wallet",
         proposal: Some(ProposalPolicy {
-            readiness: Some(crate::flows::deposit_readiness),
+            readiness: Some(readiness::deposit),
             ..SON_PROPOSAL
         }),
         example: || {
@@ -185,7 +186,7 @@ const OPERATIONS: [OperationDescriptor; 16] = [
     OperationDescriptor {
         name: WITHDRAW_PROCESS,
         description: "pay a pending withdrawal from the primary wallet, change back to it",
-        proposal: Some(SON_PROPOSAL),
+        proposal: Some(ProposalPolicy { readiness: Some(readiness::withdrawal_payment), ..SON_PROPOSAL }),
         example: || {
             Box::new(ProcessWithdrawal { withdrawal: 0, fee_rate: 2, unsigned_tx: String::new() })
         },
@@ -193,7 +194,7 @@ const OPERATIONS: [OperationDescriptor; 16] = [
     OperationDescriptor {
         name: WITHDRAW_REFUND,
         description: "return a withdrawal's PBTC when the primary wallet cannot pay it",
-        proposal: Some(SON_PROPOSAL),
+        proposal: Some(ProposalPolicy { readiness: Some(readiness::withdrawal_refund), ..SON_PROPOSAL }),
         example: || Box::new(RefundWithdrawal { withdrawal: 0 }),
     },
 ];

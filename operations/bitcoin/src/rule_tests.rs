@@ -445,8 +445,8 @@ async fn a_deposits_readiness_says_when_its_sweep_may_be_proposed() {
         unfunded(judged(), 1, |i| if i >= 3 { Fault::Offline } else { Fault::Honest }).await;
     let o = run.deposit(0, 10_000_000);
     let subject = format!("bitcoin:deposit:{o}");
-    assert!(why(run.state(), "foo").contains("foo is not a bridge deposit"));
-    assert!(why(run.state(), &subject).contains("no SON has reported a payment"));
+    assert_eq!(why(run.state(), "foo"), "None", "not a subject the kind is about");
+    assert_eq!(why(run.state(), &subject), "None", "the chain knows nothing of it yet");
     run.btc.mine();
     run.hold(30).await;
     let said = why(run.state(), &subject);
@@ -463,4 +463,124 @@ async fn a_deposits_readiness_says_when_its_sweep_may_be_proposed() {
     assert!(said.starts_with("due: reported by SONs above two thirds"), "{said}");
     run.until(1800, |st| deposit_sweep(st, &o).is_some()).await;
     assert!(why(run.state(), &subject).starts_with("not due: the deposit is sweeping"));
+}
+
+/// What a bridge kind says to `explain` about a subject: `None` for one it is not about.
+fn readiness_of(st: &State, kind: &str, subject: sonprop_core::Subject) -> String {
+    use sonprop_core::Readiness;
+    match st.explain(kind, &subject).and_then(|k| k.readiness) {
+        Some(Readiness::Due { why, .. }) => format!("due: {why}"),
+        Some(Readiness::DueAt { at, why }) => format!("due at {}: {why}", at.secs()),
+        Some(Readiness::NotDue { why }) => format!("not due: {why}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Every proposable bridge kind answers `explain` about its own subjects only, from the rule
+/// its proposal's check applies: the wallet, the sweep, the breaker, and a withdrawal and its
+/// payment as they go from pending to paying to signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bridge_kind_says_whether_it_is_due_about_its_own_subjects_only() {
+    use crate::state::{TxStatus, WithdrawalStatus, Withdrawals};
+    use crate::{RECONCILE, RESUME, SETTLE, TX_BUMP, WALLET_SWEEP, WALLET_UPDATE};
+    use crate::{WITHDRAW_PROCESS, WITHDRAW_REFUND};
+    use sonprop_core::{SonId, Subject};
+    let named = |s: &str| Subject::Named(s.to_owned());
+    let mut run = ready(judged(), 1, |_| Fault::Honest).await;
+    let o = run.deposit(0, 50_000_000);
+    run.until(1800, |st| matches!(deposit_status(st, &o), Some(DepositStatus::Credited { .. })))
+        .await;
+    let st = run.state();
+    let kinds: Vec<&str> = registry()
+        .operations()
+        .filter(|d| d.proposal.is_some() && d.name.starts_with("bitcoin_"))
+        .map(|d| d.name)
+        .collect();
+    assert_eq!(kinds.len(), 10, "{kinds:?}");
+    for kind in &kinds {
+        assert_eq!(readiness_of(st, kind, Subject::Son(SonId(1))), "None", "{kind}");
+        for foreign in ["foo", "bitcoin:withdrawal:7", "bitcoin:tx:7", "bitcoin:deposit:zz"] {
+            assert_eq!(readiness_of(st, kind, named(foreign)), "None", "{kind} on {foreign}");
+        }
+    }
+    let said = |st: &State, kind: &str, subject: &str| readiness_of(st, kind, named(subject));
+    assert_eq!(
+        said(st, WALLET_UPDATE, "bitcoin:wallet"),
+        "not due: the elected SONs hold the current wallet 0"
+    );
+    assert_eq!(said(st, WALLET_SWEEP, "bitcoin:sweep"), "not due: no wallet holds outputs to move");
+    assert_eq!(
+        said(st, RESUME, "bitcoin:resume"),
+        "not due: deposits and withdrawals are not paused"
+    );
+    let reconcile = said(st, RECONCILE, "bitcoin:reconcile");
+    assert!(
+        reconcile.starts_with("not due: raised only when the SONs see outputs the chain counts (2 outputs in 1 wallet)"),
+        "{reconcile}"
+    );
+
+    run.withdraw(0, 20_000_000, None);
+    let pending = |st: &State| {
+        st.row::<Withdrawals>(&0).is_some_and(|w| w.status == WithdrawalStatus::Pending)
+    };
+    run.until(60, pending).await;
+    let st = run.state();
+    assert_eq!(
+        said(st, WITHDRAW_PROCESS, "bitcoin:withdrawal:0"),
+        "due: pending, and the primary wallet can pay it: its payment may be proposed"
+    );
+    assert_eq!(said(st, WITHDRAW_PROCESS, "bitcoin:refund:0"), "None", "the refund's subject");
+    for subject in ["bitcoin:withdrawal:0", "bitcoin:refund:0"] {
+        let refund = said(st, WITHDRAW_REFUND, subject);
+        assert!(refund.starts_with("not due: no refund: 20000000 sat can pay its fee"), "{refund}");
+    }
+
+    let paying = |st: &State| matches!(withdrawal(st, 0).status, WithdrawalStatus::Paying { .. });
+    run.until(600, paying).await;
+    let st = run.state();
+    let WithdrawalStatus::Paying { tx } = withdrawal(st, 0).status else { unreachable!() };
+    let not_pending = format!("not due: withdrawal 0 is paying (sidechain tx {tx}), not pending");
+    assert_eq!(said(st, WITHDRAW_PROCESS, "bitcoin:withdrawal:0"), not_pending);
+    assert_eq!(said(st, WITHDRAW_REFUND, "bitcoin:withdrawal:0"), not_pending);
+    let t = st.row::<Transactions>(&tx).expect("payment");
+    assert_eq!(t.status, TxStatus::Valid, "signatures come after it is created");
+    let of_tx = format!("bitcoin:tx:{tx}");
+    assert_eq!(
+        said(st, SETTLE, &of_tx),
+        format!(
+            "not due: sidechain tx {tx} is collecting signatures (0 of the {} weight it needs)",
+            t.threshold
+        )
+    );
+    assert_eq!(
+        said(st, TX_BUMP, &of_tx),
+        format!("not due: sidechain tx {tx} is valid; only a signed one is bumped")
+    );
+
+    let signed = |st: &State| {
+        st.row::<Transactions>(&tx)
+            .is_some_and(|t| matches!(t.status, TxStatus::Complete | TxStatus::Sent { .. }))
+    };
+    run.until(600, signed).await;
+    let st = run.state();
+    let t = st.row::<Transactions>(&tx).expect("payment");
+    for subject in [of_tx.clone(), format!("bitcoin:settle:{tx}")] {
+        assert_eq!(
+            said(st, SETTLE, &subject),
+            format!(
+                "not due: sidechain tx {tx} is signed (as {}): its settlement waits for the SONs \
+                 to see it with 1 confirmation on Bitcoin",
+                t.bitcoin_txid
+            )
+        );
+    }
+    let timeout = st.param::<crate::state::ConfirmTimeout>();
+    let at = t.completed.expect("completed").plus(timeout).secs();
+    assert_eq!(
+        said(st, TX_BUMP, &format!("bitcoin:bump:{tx}")),
+        format!(
+            "due at {at}: re-signed at a higher fee rate when unsettled \
+             bitcoin.confirm_timeout ({timeout} s) after it was signed"
+        )
+    );
 }

@@ -98,11 +98,9 @@ pub fn due(state: &State) -> impl Iterator<Item = SonId> + '_ {
 pub fn readiness(state: &State, subject: &Subject) -> sonprop_core::Readiness {
     use sonprop_core::Readiness;
     let Some(son) = subject.son() else {
-        return Readiness::NotDue { why: format!("{subject} is not a SON") };
+        return Readiness::NotAbout;
     };
-    let Some(s) = state.son(son) else {
-        return Readiness::NotDue { why: DeregisterError::UnknownSon(son).to_string() };
-    };
+    let Some(s) = state.son(son) else { return Readiness::NotAbout };
     let last_down = s.statistics.last_down_timestamp;
     let needed = state.params().son_deregister_time;
     let due_at = last_down.plus(needed);

@@ -252,6 +252,11 @@ async fn readiness_gives_the_time_it_becomes_due_and_the_guard_that_defers_it() 
     // An active SON is not due at all, whenever.
     let e = net.ledger.state().explain(KIND, &Subject::Son(SonId(1))).expect("kind");
     assert!(matches!(e.readiness, Some(Readiness::NotDue { .. })), "{e:?}");
+    // Not a SON, or no such SON: the kind is not about it, and says nothing.
+    for other in [Subject::Son(SonId(60)), Subject::Named("bitcoin:wallet".into())] {
+        let e = net.ledger.state().explain(KIND, &other).expect("kind");
+        assert_eq!(e.readiness, None, "{other}");
+    }
 }
 
 /// The boundary to the second: a SON whose last heartbeat, hence its down time, was one second

@@ -110,11 +110,9 @@ pub fn due(state: &State) -> impl Iterator<Item = (SonId, Timestamp)> + '_ {
 pub fn readiness(state: &State, subject: &sonprop_core::Subject) -> sonprop_core::Readiness {
     use sonprop_core::Readiness;
     let Some(son) = subject.son() else {
-        return Readiness::NotDue { why: format!("{subject} is not a SON") };
+        return Readiness::NotAbout;
     };
-    let Some(s) = state.son(son) else {
-        return Readiness::NotDue { why: ReportDownError::UnknownSon(son).to_string() };
-    };
+    let Some(s) = state.son(son) else { return Readiness::NotAbout };
     let last = s.statistics.last_active_timestamp;
     let needed = state.params().son_down_time;
     let due_at = last.plus(needed);

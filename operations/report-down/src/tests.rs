@@ -126,6 +126,11 @@ fn readiness_gives_the_time_a_silent_son_becomes_due() {
     let standby = Subject::Son(SonId(6));
     let e = net.ledger.state().explain(crate::KIND, &standby).expect("kind");
     assert!(matches!(e.readiness, Some(Readiness::NotDue { .. })), "{e:?}");
+    // Not a SON, or no such SON: the kind is not about it, and says nothing.
+    for other in [Subject::Son(SonId(60)), Subject::Named("bitcoin:wallet".into())] {
+        let e = net.ledger.state().explain(crate::KIND, &other).expect("kind");
+        assert_eq!(e.readiness, None, "{other}");
+    }
 }
 
 /// The boundary to the second, where whole 3-second blocks would hide a slip: at a head on the
