@@ -34,14 +34,15 @@ fn the_built_in_scenario_deregisters_son_3_and_reports_every_proposal_once() {
     std::fs::remove_file(&report).ok();
 
     assert_eq!(json["scenario"], "single-outage");
-    assert_eq!(json["blocks"], 16_800);
-    assert_eq!(json["head_time"], 1_767_225_600u64 + 14 * 3600);
+    assert_eq!(json["height"], 16_800);
+    assert_eq!(json["head"]["unix"], 1_767_225_600u64 + 14 * 3600);
+    assert_eq!(json["head"]["offset"], "T+14:00:00");
     let sons = json["sons"].as_array().expect("sons");
     assert_eq!(sons.len(), 15);
     let son3 = sons.iter().find(|s| s["id"] == "1.33.3").expect("son 3");
     assert_eq!(son3["status"], "deregistered");
-    let down = son3["last_down_timestamp"].as_u64().expect("down");
-    let gone = son3["deregistered_timestamp"].as_u64().expect("deregistered");
+    let down = son3["down_since"]["unix"].as_u64().expect("down");
+    let gone = son3["deregistered"]["unix"].as_u64().expect("deregistered");
     assert!(gone >= down + 12 * 3600 && gone <= down + 12 * 3600 + 12, "{down} {gone}");
     assert!(sons.iter().filter(|s| s["id"] != "1.33.3").all(|s| s["status"] == "active"));
 
@@ -63,8 +64,8 @@ fn the_built_in_scenario_deregisters_son_3_and_reports_every_proposal_once() {
     for p in proposals {
         assert!(p["approvals"].as_u64().expect("approvals") >= 10, "threshold of 14 live SONs");
         assert!(
-            p["outcome_time"].as_u64().expect("time")
-                <= p["expiration_time"].as_u64().expect("exp")
+            p["ended"]["unix"].as_u64().expect("time")
+                <= p["expires"]["unix"].as_u64().expect("exp")
         );
     }
 }
@@ -337,7 +338,7 @@ fn a_data_dir_of_another_scenario_or_a_damaged_one_is_refused() {
     let (code, out, _) = run_cli(&["inspect", d, "--json"]);
     assert_eq!(code, EXIT_OK);
     let json: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-    assert_eq!(json["head_height"], 40);
+    assert_eq!(json["height"], 40);
     assert_eq!(json["scenario"], "a");
     assert_eq!(json["sons"].as_array().map(Vec::len), Some(5));
     let tables: Vec<String> = json["tables"]

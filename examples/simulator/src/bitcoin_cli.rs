@@ -5,13 +5,30 @@ use std::io::Write;
 
 use sonprop_bitcoin::script::{self, BitcoinNetwork, Signer};
 
+/// The `bitcoin_address` document of the JSON convention (`crate::json`).
 #[derive(Debug, serde::Serialize)]
 struct Output {
+    document: &'static str,
+    format_version: u32,
+    /// `wallet` (the SONs' multisig) or `deposit` (a user's address over it).
+    address_kind: &'static str,
     network: String,
-    witness_script: String,
     address: String,
+    witness_script: String,
     threshold: u32,
     total_weight: u32,
+    signers: Vec<SignerOut>,
+    /// The user's key (a deposit address), else `null`.
+    user_key: Option<String>,
+    /// After how many blocks the user alone may spend (a deposit address with `--csv`);
+    /// `null` otherwise.
+    csv: Option<u16>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct SignerOut {
+    key: String,
+    weight: u16,
 }
 
 /// What `bitcoin address` was asked (parsed by the command line).
@@ -56,6 +73,15 @@ pub fn address(a: &AddressArgs, out: &mut dyn Write) -> Result<i32, (i32, String
     }
     .map_err(|e| usage(e.to_string()))?;
     let o = Output {
+        document: "bitcoin_address",
+        format_version: crate::json::FORMAT_VERSION,
+        address_kind: if user.is_some() { "deposit" } else { "wallet" },
+        signers: sons
+            .iter()
+            .map(|s| SignerOut { key: s.key.to_string(), weight: s.weight })
+            .collect(),
+        user_key: user.clone(),
+        csv,
         network: network.to_string(),
         witness_script: witness_script.to_hex_string(),
         address: script::p2wsh_address(&witness_script, network).to_string(),

@@ -599,14 +599,15 @@ impl Bridge {
         None
     }
 
-    /// The report's section, and what `expect_all_settled` finds unsettled.
+    /// The report's section, and with `expect_all_settled`, one expectation per deposit and
+    /// withdrawal that it settles.
     pub fn report(
         &self,
         st: &State,
-        name: &dyn Fn(AccountId) -> String,
-    ) -> (BridgeReport, Vec<String>, usize) {
-        let mut failures = Vec::new();
-        let mut checked = 0;
+        name: &dyn Fn(AccountId) -> crate::json::Account,
+    ) -> (BridgeReport, Vec<crate::json::ExpectationResult>) {
+        let mut settled = Vec::new();
+        let said = |a: &crate::json::Account| a.to_string();
         let deposits: Vec<DepositEntry> = self
             .local
             .deposits
@@ -638,14 +639,19 @@ impl Bridge {
                     Some(s) => (s.to_string(), None),
                 };
                 let user = name(self.users[d.user as usize].account);
-                checked += 1;
                 // An honest deposit must be credited; a hostile one must at least be decided
                 // (credited, or refused with its reason), never left hanging.
                 let decided = credited.is_some()
                     || matches!(row.map(|r| &r.status), Some(DepositStatus::TooSmall { .. }));
-                if (!d.hostile && credited.is_none()) || (d.hostile && !decided) {
-                    failures.push(format!("deposit {} from {user} is {status}", d.outpoint));
-                }
+                let (who, what) = (said(&user), &d.outpoint);
+                settled.push(crate::json::ExpectationResult::new(
+                    match d.hostile {
+                        false => format!("deposit {what} from {who} is credited"),
+                        true => format!("hostile deposit {what} from {who} is decided"),
+                    },
+                    ((!d.hostile && credited.is_none()) || (d.hostile && !decided))
+                        .then(|| format!("deposit {what} from {who} is {status}")),
+                ));
                 DepositEntry {
                     outpoint: d.outpoint.clone(),
                     user,
@@ -657,9 +663,11 @@ impl Bridge {
             })
             .collect();
         for d in &self.spec.deposits[self.local.next_deposit.min(self.spec.deposits.len())..] {
-            checked += 1;
-            let user = name(self.users[d.user as usize].account);
-            failures.push(format!("the deposit of {} by {user} was never made", btc(d.sat)));
+            let user = said(&name(self.users[d.user as usize].account));
+            settled.push(crate::json::ExpectationResult::new(
+                format!("the deposit of {} by {user} is credited", btc(d.sat)),
+                Some(format!("the deposit of {} by {user} was never made", btc(d.sat))),
+            ));
         }
         let withdrawals: Vec<WithdrawalEntry> = st
             .rows::<Withdrawals>()
@@ -669,10 +677,11 @@ impl Bridge {
                     s => (s.to_string(), None),
                 };
                 let user = name(w.account);
-                checked += 1;
-                if sent_sat.is_none() {
-                    failures.push(format!("withdrawal {} of {user} is {status}", w.id));
-                }
+                let who = said(&user);
+                settled.push(crate::json::ExpectationResult::new(
+                    format!("withdrawal {} of {who} is paid", w.id),
+                    sent_sat.is_none().then(|| format!("withdrawal {} of {who} is {status}", w.id)),
+                ));
                 WithdrawalEntry {
                     id: w.id,
                     user,
@@ -686,9 +695,11 @@ impl Bridge {
         for w in
             &self.spec.withdrawals[self.local.next_withdrawal.min(self.spec.withdrawals.len())..]
         {
-            checked += 1;
-            let user = name(self.users[w.user as usize].account);
-            failures.push(format!("the withdrawal of {} by {user} was never asked", btc(w.sat)));
+            let user = said(&name(self.users[w.user as usize].account));
+            settled.push(crate::json::ExpectationResult::new(
+                format!("the withdrawal of {} by {user} is paid", btc(w.sat)),
+                Some(format!("the withdrawal of {} by {user} was never asked", btc(w.sat))),
+            ));
         }
         let transactions = st
             .rows::<sonprop_bitcoin::state::Transactions>()
@@ -699,7 +710,7 @@ impl Bridge {
             deposits,
             withdrawals,
             transactions,
-            conservation: conservation(st).map_err(|e| e.to_string()),
+            conservation: ConservationReport::of(conservation(st)),
             conservation_checks: self.local.checks,
             rejected_broadcasts: self.btc.rejected(),
             alarms: self.local.alarms.clone(),
@@ -707,10 +718,9 @@ impl Bridge {
             key_thefts: self.local.thefts.clone(),
         };
         if !self.spec.expect_all_settled {
-            failures.clear();
-            checked = 0;
+            settled.clear();
         }
-        (report, failures, checked)
+        (report, settled)
     }
 }
 
@@ -720,7 +730,7 @@ pub struct DepositEntry {
     /// `txid:vout`.
     pub outpoint: String,
     /// The user.
-    pub user: String,
+    pub user: crate::json::Account,
     /// Satoshis paid.
     pub sat: u64,
     /// Where it stands.
@@ -810,7 +820,7 @@ pub struct WithdrawalEntry {
     /// Its number.
     pub id: u64,
     /// The user.
-    pub user: String,
+    pub user: crate::json::Account,
     /// PBTC withdrawn.
     pub sat: u64,
     /// The address paid.
@@ -819,6 +829,30 @@ pub struct WithdrawalEntry {
     pub status: String,
     /// Satoshis the address received (the amount less the fee), once paid.
     pub sent_sat: Option<u64>,
+}
+
+/// The conservation equation at the end of a run: whether it holds, its figures, or how it
+/// is broken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConservationReport {
+    /// Whether it holds.
+    pub holds: bool,
+    /// How it is broken; `null` when it holds.
+    pub broken: Option<String>,
+    /// Both sides, when it holds; `null` when broken.
+    pub figures: Option<Conservation>,
+}
+
+impl ConservationReport {
+    /// The report's form of the equation's check.
+    pub fn of<E: std::fmt::Display>(checked: Result<Conservation, E>) -> ConservationReport {
+        match checked {
+            Ok(c) => ConservationReport { holds: true, broken: None, figures: Some(c) },
+            Err(e) => {
+                ConservationReport { holds: false, broken: Some(e.to_string()), figures: None }
+            }
+        }
+    }
 }
 
 /// The report's `bitcoin` section.
@@ -830,8 +864,8 @@ pub struct BridgeReport {
     pub deposits: Vec<DepositEntry>,
     /// Every withdrawal on chain.
     pub withdrawals: Vec<WithdrawalEntry>,
-    /// Both sides of the conservation equation at the end (or how it is broken).
-    pub conservation: Result<Conservation, String>,
+    /// Both sides of the conservation equation at the end, or how it is broken.
+    pub conservation: ConservationReport,
     /// Blocks after which the equation was checked (every block of the run).
     pub conservation_checks: u64,
     /// Broadcasts the simulated network refused.

@@ -394,22 +394,26 @@ fn registry_with_bitcoin(bitcoin: bool) -> Result<Registry, String> {
 /// What `inspect` prints.
 #[derive(Debug, serde::Serialize)]
 pub struct Inspection {
+    /// `inspect`.
+    pub document: &'static str,
+    /// [`crate::json::FORMAT_VERSION`].
+    pub format_version: u32,
     /// The data directory.
     pub data_dir: String,
     /// The scenario that wrote it.
     pub scenario: Option<String>,
+    /// Genesis.
+    pub genesis: crate::json::Time,
     /// Head block height.
-    pub head_height: u64,
-    /// Genesis time, unix seconds.
-    pub genesis_time: u64,
-    /// Head block time, unix seconds.
-    pub head_time: u64,
+    pub height: u64,
+    /// Head block time.
+    pub head: crate::json::Time,
     /// Head block id (hex).
     pub head_id: String,
     /// State hash (hex).
     pub state_hash: String,
     /// Every SON.
-    pub sons: Vec<crate::report::SonEntry>,
+    pub sons: Vec<crate::json::Son>,
     /// Live proposals.
     pub live_proposals: Vec<LiveProposal>,
     /// Every table, core's and operation crates' (`plugin:<name>`), with its row count.
@@ -436,8 +440,10 @@ pub struct LiveProposal {
     pub subject: Option<String>,
     /// Approvals so far.
     pub approvals: usize,
-    /// Expiration, unix seconds.
-    pub expiration_time: u64,
+    /// Who approved, by account (the data directory keeps no node names).
+    pub approvers: Vec<crate::json::Account>,
+    /// When it expires.
+    pub expires: crate::json::Time,
 }
 
 /// Reads a data directory.
@@ -467,6 +473,7 @@ pub fn inspection(dir: &std::path::Path) -> Result<Inspection, String> {
         let s = String::from_utf8_lossy(s);
         s.split('|').next().unwrap_or_default().to_owned()
     });
+    let g = st.globals().genesis_time.secs();
     let live_proposals = st
         .proposals()
         .iter()
@@ -475,18 +482,25 @@ pub fn inspection(dir: &std::path::Path) -> Result<Inspection, String> {
             kind: p.operations.iter().map(|o| o.kind()).collect::<Vec<_>>().join("+"),
             subject: st.records_of_proposal(*id).next().map(|r| r.subject.to_string()),
             approvals: p.approvals.len(),
-            expiration_time: p.expiration_time.secs(),
+            approvers: p
+                .approvals
+                .iter()
+                .map(|a| crate::json::Account { id: a.to_string(), name: None })
+                .collect(),
+            expires: crate::json::Time::at(g, p.expiration_time.secs()),
         })
         .collect();
     Ok(Inspection {
+        document: "inspect",
+        format_version: crate::json::FORMAT_VERSION,
         data_dir: dir.display().to_string(),
         scenario,
-        head_height: st.head_height(),
-        genesis_time: st.globals().genesis_time.secs(),
-        head_time: st.head_time().secs(),
+        genesis: crate::json::Time::at(g, g),
+        height: st.head_height(),
+        head: crate::json::Time::at(g, st.head_time().secs()),
         head_id: st.globals().head_id.to_hex(),
         state_hash: ledger.state_hash().to_hex(),
-        sons: crate::report::sons(st),
+        sons: crate::json::sons(st),
         live_proposals,
         tables: st
             .table_names()
@@ -502,25 +516,25 @@ fn inspect(dir: &std::path::Path, json: bool, out: &mut dyn Write) -> Result<i32
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&i).unwrap_or_default());
         return Ok(EXIT_OK);
     }
-    let at = |t: u64| crate::report::when(i.genesis_time, t);
+    let at = |t: &crate::json::Time| format!("{} ({})", t.time, t.offset);
     let _ = writeln!(
         out,
         "data directory {} (scenario {})",
         i.data_dir,
         i.scenario.as_deref().unwrap_or("?")
     );
-    let _ = writeln!(out, "head block {} at {} ({})", i.head_height, at(i.head_time), i.head_id);
+    let _ = writeln!(out, "head block {} at {} ({})", i.height, at(&i.head), i.head_id);
     let _ = writeln!(out, "state hash {}", i.state_hash);
     let _ = writeln!(out, "sons:");
     for s in &i.sons {
-        let down =
-            s.last_down_timestamp.map(|t| format!(", down since {}", at(t))).unwrap_or_default();
+        let down = s.down_since.as_ref().map(|t| format!(", down since {}", at(t)));
         let _ = writeln!(
             out,
-            "  son {} {} (last heartbeat {}{down})",
+            "  son {} {} (last heartbeat {}{})",
             s.id,
             s.status,
-            at(s.last_active_timestamp)
+            at(&s.last_heartbeat),
+            down.unwrap_or_default()
         );
     }
     let _ = writeln!(out, "live proposals: {}", i.live_proposals.len());
@@ -532,7 +546,7 @@ fn inspect(dir: &std::path::Path, json: bool, out: &mut dyn Write) -> Result<i32
             p.id,
             p.kind,
             p.approvals,
-            at(p.expiration_time)
+            at(&p.expires)
         );
     }
     let _ = writeln!(out, "tables:");
@@ -585,8 +599,7 @@ impl Observer for Console<'_> {
         if let Some(timeline) = &mut self.timeline {
             timeline.push(crate::report::TimelineEntry {
                 height: e.height,
-                time: crate::report::rfc3339(self.genesis_time + e.elapsed),
-                offset: format_elapsed(e.elapsed),
+                at: crate::json::Time::at(self.genesis_time, self.genesis_time + e.elapsed),
                 text: e.text.clone(),
             });
         }
@@ -743,25 +756,20 @@ fn simulate(
     let _ = writeln!(
         out,
         "summary: {} blocks, {} simulated in {wall:.2} s wall",
-        r.blocks,
-        format_elapsed(r.head_time - r.genesis_time)
+        r.height, r.head.offset
     );
-    let mut by_status = std::collections::BTreeMap::new();
+    let mut ids_by_status = std::collections::BTreeMap::new();
     for s in &r.sons {
-        by_status.entry(s.status.to_string()).or_insert_with(Vec::new).push(s.id.clone());
+        ids_by_status.entry(s.status.to_string()).or_insert_with(Vec::new).push(s.id.clone());
     }
-    for (status, ids) in &by_status {
+    for (status, n) in &r.summary.sons_by_status {
+        let ids = ids_by_status.get(status).cloned().unwrap_or_default();
         let list = if ids.len() <= 5 { format!(" ({})", ids.join(", ")) } else { String::new() };
-        let _ = writeln!(out, "  sons {status}: {}{list}", ids.len());
+        let _ = writeln!(out, "  sons {status}: {n}{list}");
     }
-    let mut by_kind = std::collections::BTreeMap::new();
-    for p in &r.proposals {
-        *by_kind
-            .entry((p.kind.clone(), format!("{:?}", p.outcome).to_lowercase()))
-            .or_insert(0u32) += 1;
-    }
-    for ((kind, outcome), n) in &by_kind {
-        let _ = writeln!(out, "  proposals {kind} {outcome}: {n}");
+    for c in &r.summary.proposals {
+        let outcome = format!("{:?}", c.outcome).to_lowercase();
+        let _ = writeln!(out, "  proposals {} {outcome}: {}", c.kind, c.count);
     }
     let _ = writeln!(
         out,
@@ -781,8 +789,8 @@ fn simulate(
             b.bitcoin_blocks,
             b.rejected_broadcasts.len()
         );
-        match &b.conservation {
-            Ok(c) if c.deficit_sat == 0 => {
+        match (&b.conservation.figures, &b.conservation.broken) {
+            (Some(c), _) if c.deficit_sat == 0 => {
                 let _ = writeln!(
                     out,
                     "  conservation held after all {} blocks: wallets {} + in flight {} = PBTC {} + SON reserve {}",
@@ -793,7 +801,7 @@ fn simulate(
                     c.books.reserve_sat()
                 );
             }
-            Ok(c) => {
+            (Some(c), _) => {
                 let _ = writeln!(
                     out,
                     "  conservation held after all {} blocks, with a DEFICIT: wallets {} + in flight {} = PBTC {} - {} sat lost beyond the SONs' reserve",
@@ -804,8 +812,8 @@ fn simulate(
                     c.deficit_sat
                 );
             }
-            Err(e) => {
-                let _ = writeln!(out, "  conservation BROKEN: {e}");
+            (None, e) => {
+                let _ = writeln!(out, "  conservation BROKEN: {}", e.as_deref().unwrap_or("?"));
             }
         }
         let kinds = |k: &str| b.transactions.iter().filter(|t| t.kind == k).count();

@@ -13,7 +13,8 @@ use sonprop_core::chain::lifecycle;
 use sonprop_core::{ProposalId, Readiness, Subject, Timestamp};
 
 use crate::cli::format_elapsed;
-use crate::report::{rfc3339, Abstention, Outcome, ProposalEntry};
+use crate::json::Time;
+use crate::report::{Outcome, ProposalEntry};
 use crate::scenario::Scenario;
 use crate::sim::{Entry, Observer, Options, Simulation};
 
@@ -36,53 +37,44 @@ pub struct ExplainArgs {
     pub json: bool,
 }
 
-/// A point in chain time, for people and for JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct When {
-    /// RFC 3339.
-    pub time: String,
-    /// `T+hh:mm:ss` from genesis.
-    pub offset: String,
-}
-
-/// The whole answer.
+/// The whole answer: the `explain` document of [`crate::json`]'s convention.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Explanation {
+    /// `explain`.
+    pub document: &'static str,
+    /// [`crate::json::FORMAT_VERSION`].
+    pub format_version: u32,
     /// The subject explained.
     pub subject: String,
     /// The block the answer is about.
     pub height: u64,
     /// Its time.
-    pub at: When,
+    pub head: Time,
     /// The SON, when the subject is one.
     pub son: Option<SonFacts>,
     /// Each proposable kind that can speak about the subject.
     pub kinds: Vec<KindStory>,
     /// Every proposal about the subject so far, in id order.
-    pub proposals: Vec<ProposalStory>,
+    pub proposals: Vec<crate::json::Proposal>,
     /// The Bitcoin bridge's alarms at that block (the circuit breaker pausing deposits and
     /// withdrawals, a reserve too short for the next sweep), when the scenario has a bridge.
     pub bridge_alarms: Vec<String>,
 }
 
-/// What the chain holds about a SON.
+/// What the chain holds about a SON: the SON as every document gives it, with its election
+/// and pay in words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SonFacts {
-    /// Its status.
-    pub status: String,
+    /// The SON.
+    #[serde(flatten)]
+    pub son: crate::json::Son,
     /// Whether it is in the elected set.
     pub elected: bool,
-    /// Its last heartbeat (or election).
-    pub last_heartbeat: When,
-    /// When it went down, if it is down or ever was.
-    pub down_since: Option<When>,
-    /// When it was deregistered.
-    pub deregistered: Option<When>,
-    /// Its votes now.
+    /// Its votes.
     pub votes: u64,
-    /// Why it was or was not elected at the last maintenance: its votes against the cut-off.
+    /// Why it was or was not elected.
     pub election: String,
-    /// Why it was paid what it was, and where the current pay period stands.
+    /// Its pay.
     pub pay: String,
 }
 
@@ -112,7 +104,7 @@ pub struct KindStory {
     /// Where it stands.
     pub verdict: KindVerdict,
     /// When it became or becomes due, if the rule can tell.
-    pub due_at: Option<When>,
+    pub due_at: Option<Time>,
     /// Seconds until then, when that is in the future.
     pub due_in_s: Option<u64>,
     /// The rule or the reason, in words.
@@ -121,29 +113,6 @@ pub struct KindStory {
     pub deferred_by: Option<String>,
     /// The live proposal, if one is raised.
     pub live_proposal: Option<String>,
-}
-
-/// A proposal about the subject, with who did what.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ProposalStory {
-    /// Its id.
-    pub id: String,
-    /// Its kind.
-    pub kind: String,
-    /// Who raised it (name and account).
-    pub proposer: String,
-    /// When.
-    pub raised: When,
-    /// How it ended (`live` if it has not).
-    pub outcome: Outcome,
-    /// When it ended.
-    pub ended: Option<When>,
-    /// Who approved it (name and account).
-    pub approved_by: Vec<String>,
-    /// Validators that abstained, with their reasons.
-    pub abstained: Vec<Abstention>,
-    /// If it expired unexecuted: what the SON consensus authority needed then.
-    pub expired_needing: Option<String>,
 }
 
 /// Reads `T+06:00`, `T+06:00:00`, `T+1d02:00:00` or a duration such as `6h`, in seconds.
@@ -282,8 +251,7 @@ fn exists(sim: &Simulation, e: &Explanation) -> bool {
 pub fn explanation(sim: &Simulation, scenario: &Scenario, subject: &str) -> Explanation {
     let st = sim.ledger().state();
     let genesis = scenario.genesis_time;
-    let when =
-        |t: Timestamp| When { time: rfc3339(t.secs()), offset: format_elapsed(t.since(genesis)) };
+    let when = |t: Timestamp| Time::at(genesis.secs(), t.secs());
     let log: Vec<&ProposalEntry> = sim.proposal_log().entries().collect();
     // A proposal id stands for its own subject.
     let subject: Subject = match subject.parse::<ProposalId>() {
@@ -297,14 +265,12 @@ pub fn explanation(sim: &Simulation, scenario: &Scenario, subject: &str) -> Expl
             ),
         Err(_) => subject.parse().unwrap_or_else(|e| match e {}),
     };
+    let sons = crate::json::sons(st);
     let son = subject.son().and_then(|id| st.son(id)).map(|s| {
-        let down = s.statistics.last_down_timestamp;
+        let id = s.id.to_string();
         SonFacts {
-            status: s.status.to_string(),
+            son: sons.iter().find(|j| j.id == id).cloned().expect("every SON is listed"),
             elected: st.is_elected(s.id),
-            last_heartbeat: when(s.statistics.last_active_timestamp),
-            down_since: (down > Timestamp(0)).then(|| when(down)),
-            deregistered: s.statistics.deregistered_timestamp.map(when),
             votes: s.votes,
             election: lifecycle::election_story(st, s.id, &|t| format_elapsed(t.since(genesis))),
             pay: lifecycle::pay_story(st, s.id, &|t| format_elapsed(t.since(genesis))),
@@ -347,30 +313,22 @@ pub fn explanation(sim: &Simulation, scenario: &Scenario, subject: &str) -> Expl
         })
         .collect();
     let subject_text = subject.to_string();
-    let name = |account: &str| sim.account_name(account);
+    let account = |id: &str| sim.account(id);
     let proposals = log
         .iter()
         .filter(|p| p.subject.as_deref() == Some(subject_text.as_str()))
-        .map(|p| ProposalStory {
-            id: p.id.clone(),
-            kind: p.kind.clone(),
-            proposer: name(&p.proposer),
-            raised: when(Timestamp(p.created_time)),
-            outcome: p.outcome,
-            ended: p.outcome_time.map(|t| when(Timestamp(t))),
-            approved_by: p.approvers.iter().map(|a| name(a)).collect(),
-            abstained: p.abstentions.clone(),
-            expired_needing: p.expired_needing.clone(),
-        })
+        .map(|p| crate::json::Proposal::of(p, genesis.secs(), &account))
         .collect();
     let bridge_alarms = match scenario.bitcoin {
         Some(_) => sonprop_bitcoin::reconcile::alarms(st),
         None => Vec::new(),
     };
     Explanation {
+        document: "explain",
+        format_version: crate::json::FORMAT_VERSION,
         subject: subject_text,
         height: st.head_height(),
-        at: when(head),
+        head: when(head),
         son,
         kinds,
         proposals,
@@ -388,21 +346,22 @@ fn span(secs: u64) -> String {
 }
 
 fn print(e: &Explanation, out: &mut dyn Write) {
-    let _ = writeln!(out, "{} at block {}, {} ({})", e.subject, e.height, e.at.time, e.at.offset);
+    let _ =
+        writeln!(out, "{} at block {}, {} ({})", e.subject, e.height, e.head.time, e.head.offset);
     for a in &e.bridge_alarms {
         let _ = writeln!(out, "  bridge ALARM: {a}");
     }
     if let Some(s) = &e.son {
         let mut line = format!(
             "  son: {}{}, last heartbeat {}",
-            s.status,
+            s.son.status,
             if s.elected { ", elected" } else { "" },
-            s.last_heartbeat.offset
+            s.son.last_heartbeat.offset
         );
-        if let Some(d) = &s.down_since {
+        if let Some(d) = &s.son.down_since {
             line += &format!(", down since {}", d.offset);
         }
-        if let Some(d) = &s.deregistered {
+        if let Some(d) = &s.son.deregistered {
             line += &format!(", deregistered at {}", d.offset);
         }
         let _ = writeln!(out, "{line}");
@@ -442,18 +401,14 @@ fn print(e: &Explanation, out: &mut dyn Write) {
         let _ = writeln!(
             out,
             "  proposal {} {}: raised at {} by {}; {ended}",
-            p.id, p.kind, p.raised.offset, p.proposer
+            p.id, p.kind, p.created.offset, p.proposer
         );
-        if !p.approved_by.is_empty() {
-            let _ = writeln!(
-                out,
-                "    approved by {}: {}",
-                p.approved_by.len(),
-                p.approved_by.join(", ")
-            );
+        if !p.approvers.is_empty() {
+            let names: Vec<String> = p.approvers.iter().map(ToString::to_string).collect();
+            let _ = writeln!(out, "    approved by {}: {}", names.len(), names.join(", "));
         }
-        for a in &p.abstained {
-            let _ = writeln!(out, "    {} abstained: {}", a.node, a.reason);
+        for a in &p.abstentions {
+            let _ = writeln!(out, "    {} abstained: {}", a.node, a.why);
         }
         if let Some(why) = &p.expired_needing {
             let _ = writeln!(out, "    when it expired: {why}");

@@ -27,6 +27,7 @@ pub mod cli;
 pub mod duration;
 pub mod explain;
 pub mod fold;
+pub mod json;
 pub mod members;
 pub mod owner;
 pub mod report;

@@ -1,9 +1,12 @@
-//! The run report (`--report FILE`): final SON states and every proposal ever created.
+//! The run report (`--report FILE`): final SON states, every proposal ever created, the
+//! expectations' verdicts and the timeline; and the proposal log it is built from.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sonprop_core::{LedgerEvent, ProposalId, SonStatus, State};
+use sonprop_core::{LedgerEvent, ProposalId};
+
+use crate::json::{ExpectationResult, Time};
 
 /// How a proposal ended (or that it is still live).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,7 +24,8 @@ pub enum Outcome {
     Live,
 }
 
-/// One proposal.
+/// One proposal, as the proposal log keeps it (kept with a durable run: the report gives
+/// [`crate::json::Proposal`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProposalEntry {
     /// Its id.
@@ -32,9 +36,6 @@ pub struct ProposalEntry {
     pub subject: Option<String>,
     /// The proposer's account.
     pub proposer: String,
-    /// The proposer's node, by name (as the timeline names it).
-    #[serde(default)]
-    pub proposer_name: Option<String>,
     /// Chain time of creation.
     pub created_time: u64,
     /// Expiration.
@@ -55,16 +56,6 @@ pub struct ProposalEntry {
     /// when it did (e.g. no number of approvals, with fewer live SONs than `min_son_count`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expired_needing: Option<String>,
-    /// `created_time`, `expiration_time` and `outcome_time` for people (RFC 3339 and the offset
-    /// from genesis), filled in the report.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<String>,
-    /// See `created_at`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expiration_at: Option<String>,
-    /// See `created_at`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome_at: Option<String>,
 }
 
 /// A node that did not approve a proposal, and why.
@@ -76,77 +67,133 @@ pub struct Abstention {
     pub reason: String,
 }
 
-/// One SON at the end of the run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SonEntry {
-    /// Its id.
-    pub id: String,
-    /// Its status.
-    pub status: SonStatus,
-    /// Its last heartbeat (or election).
-    pub last_active_timestamp: u64,
-    /// Its last down time, if it was ever down.
-    pub last_down_timestamp: Option<u64>,
-    /// When it was deregistered.
-    pub deregistered_timestamp: Option<u64>,
-    /// `last_active_timestamp` for people: RFC 3339 and the offset from genesis.
-    pub last_active_at: String,
-    /// `last_down_timestamp` for people.
-    pub last_down_at: Option<String>,
-    /// `deregistered_timestamp` for people.
-    pub deregistered_at: Option<String>,
-}
-
-/// The report.
+/// The report (`--report FILE`), one of the documents of [`crate::json`]'s convention.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
-    /// The report's format ([`REPORT_FORMAT`]): raised when a field changes meaning or goes.
+    /// `report`.
+    pub document: &'static str,
+    /// [`crate::json::FORMAT_VERSION`].
     pub format_version: u32,
     /// Scenario name.
     pub scenario: String,
     /// Its seed.
     pub seed: u64,
-    /// Genesis time.
-    pub genesis_time: u64,
-    /// Blocks produced.
-    pub blocks: u64,
-    /// Final head time.
-    pub head_time: u64,
+    /// Genesis.
+    pub genesis: Time,
+    /// The head block's time.
+    pub head: Time,
+    /// The head block's height (blocks produced).
+    pub height: u64,
     /// Final state hash (hex).
     pub state_hash: String,
+    /// The counts the summary prints.
+    pub summary: Summary,
+    /// Every expectation of the run (the scenario's, and a bridge scenario's deposits and
+    /// withdrawals), and whether it held.
+    pub expectations: Vec<ExpectationResult>,
     /// Every SON.
-    pub sons: Vec<SonEntry>,
+    pub sons: Vec<crate::json::Son>,
     /// Every proposal ever created, in id order.
-    pub proposals: Vec<ProposalEntry>,
+    pub proposals: Vec<crate::json::Proposal>,
     /// Every event operation crates reported, in order.
-    pub events: Vec<PluginEvent>,
-    /// The Bitcoin bridge: deposits, withdrawals, the conservation equation (bridge scenarios
-    /// only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bitcoin: Option<crate::bridge::BridgeReport>,
+    pub events: Vec<Event>,
     /// The timeline this invocation printed (from the resume point, for a resumed run), as
-    /// `sonprop simulate --report` writes it; empty, and left out, elsewhere.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// `sonprop simulate --report` writes it.
     pub timeline: Vec<TimelineEntry>,
+    /// The Bitcoin bridge: deposits, withdrawals, the conservation equation; `null` without
+    /// a bridge.
+    pub bitcoin: Option<crate::bridge::BridgeReport>,
 }
 
-/// The report format this build writes: 2 added `format_version` and `timeline`.
-pub const REPORT_FORMAT: u32 = 2;
+/// The counts the summary prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// SONs by status.
+    pub sons_by_status: BTreeMap<String, u64>,
+    /// Proposals by kind and outcome.
+    pub proposals: Vec<ProposalCount>,
+    /// Transactions included in blocks.
+    pub included_transactions: u64,
+    /// Transactions producers left out.
+    pub rejected_transactions: u64,
+}
+
+/// How many proposals of a kind ended one way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProposalCount {
+    /// The kind.
+    pub kind: String,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// How many.
+    pub count: u64,
+}
+
+impl Summary {
+    /// The counts of `sons` and `proposals`.
+    pub fn of(
+        sons: &[crate::json::Son],
+        proposals: &[crate::json::Proposal],
+        included_transactions: u64,
+        rejected_transactions: u64,
+    ) -> Summary {
+        let mut sons_by_status = BTreeMap::new();
+        for s in sons {
+            *sons_by_status.entry(s.status.to_string()).or_insert(0) += 1;
+        }
+        let mut counts: BTreeMap<(String, String), (Outcome, u64)> = BTreeMap::new();
+        for p in proposals {
+            let key = (p.kind.clone(), format!("{:?}", p.outcome));
+            counts.entry(key).or_insert((p.outcome, 0)).1 += 1;
+        }
+        let proposals = counts
+            .into_iter()
+            .map(|((kind, _), (outcome, count))| ProposalCount { kind, outcome, count })
+            .collect();
+        Summary { sons_by_status, proposals, included_transactions, rejected_transactions }
+    }
+}
 
 /// One timeline line, as the report lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TimelineEntry {
     /// Block height.
     pub height: u64,
-    /// Chain time, RFC 3339.
-    pub time: String,
-    /// Offset from genesis, `T+hh:mm:ss`.
-    pub offset: String,
+    /// Chain time.
+    pub at: Time,
     /// What happened.
     pub text: String,
 }
 
 /// An operation crate's event, as the report lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// When.
+    pub at: Time,
+    /// The kind (or crate) that reported it.
+    pub kind: String,
+    /// The event's name.
+    pub name: String,
+    /// One line for humans.
+    pub text: String,
+    /// The event itself, as its crate serialises it.
+    pub data: serde_json::Value,
+}
+
+impl Event {
+    /// The report's form of a logged event.
+    pub fn of(e: &PluginEvent, genesis: u64) -> Event {
+        Event {
+            at: Time::at(genesis, e.time),
+            kind: e.kind.clone(),
+            name: e.name.clone(),
+            text: e.text.clone(),
+            data: e.data.clone(),
+        }
+    }
+}
+
+/// An operation crate's event, as the proposal log keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginEvent {
     /// When (unix seconds).
@@ -193,7 +240,6 @@ impl ProposalLog {
                         kind: kinds.join("+"),
                         subject: subject.as_ref().map(ToString::to_string),
                         proposer: proposer.to_string(),
-                        proposer_name: None,
                         created_time: time,
                         expiration_time: expiration_time.secs(),
                         approvals: 0,
@@ -202,9 +248,6 @@ impl ProposalLog {
                         outcome: Outcome::Live,
                         outcome_time: None,
                         expired_needing: None,
-                        created_at: None,
-                        expiration_at: None,
-                        outcome_at: None,
                     },
                 );
             }
@@ -267,31 +310,6 @@ impl ProposalLog {
     pub fn entries(&self) -> impl Iterator<Item = &ProposalEntry> + '_ {
         self.entries.values()
     }
-}
-
-/// The SON part of the report, from the final state.
-pub fn sons(state: &State) -> Vec<SonEntry> {
-    state
-        .sons()
-        .iter()
-        .map(|(id, s)| {
-            let st = &s.statistics;
-            let g = state.globals().genesis_time.secs();
-            let last_down =
-                (st.last_down_timestamp.secs() > 0).then(|| st.last_down_timestamp.secs());
-            let deregistered = st.deregistered_timestamp.map(|t| t.secs());
-            SonEntry {
-                id: id.to_string(),
-                status: s.status,
-                last_active_timestamp: st.last_active_timestamp.secs(),
-                last_down_timestamp: last_down,
-                deregistered_timestamp: deregistered,
-                last_active_at: when(g, st.last_active_timestamp.secs()),
-                last_down_at: last_down.map(|t| when(g, t)),
-                deregistered_at: deregistered.map(|t| when(g, t)),
-            }
-        })
-        .collect()
 }
 
 /// A chain time for people: RFC 3339 and the offset from genesis, as in

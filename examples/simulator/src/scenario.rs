@@ -459,6 +459,26 @@ pub enum Expectation {
     },
 }
 
+impl std::fmt::Display for Expectation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let son = |i: &u32| sonprop_core::SonId(u64::from(*i));
+        let not = |yes: &bool| if *yes { "" } else { "not " };
+        match self {
+            Expectation::Status { son: i, status } => write!(f, "son {} ends {status}", son(i)),
+            Expectation::Executed { son: i, kind, count } => {
+                write!(f, "{count} {kind} executed about son {}", son(i))
+            }
+            Expectation::Elected { son: i, elected } => {
+                write!(f, "son {} ends {}elected", son(i), not(elected))
+            }
+            Expectation::Paid { son: i, paid } => write!(f, "son {} is {}paid", son(i), not(paid)),
+            Expectation::DepositWithdrawn { son: i, withdrawn } => {
+                write!(f, "son {}'s deposit is {}withdrawn", son(i), not(withdrawn))
+            }
+        }
+    }
+}
+
 /// A validated scenario.
 #[derive(Debug, Clone)]
 pub struct Scenario {

@@ -1150,49 +1150,63 @@ impl Simulation {
         self.persist_every.map(|_| self.chain.state().head_height() - self.since_commit)
     }
 
+    /// An account as the documents give it: its id and its node's name.
+    pub fn account(&self, id: &str) -> crate::json::Account {
+        let name = id.parse::<AccountId>().ok().and_then(|a| self.names.get(&a)).cloned();
+        crate::json::Account { id: id.to_owned(), name }
+    }
+
     /// The report and the expectations' verdicts, as of now.
     pub fn finish(&self) -> Finished {
         let st = self.chain.state();
-        let mut proposals: Vec<_> = self.log.entries().cloned().collect();
-        proposals
+        let mut entries: Vec<_> = self.log.entries().collect();
+        entries
             .sort_by_key(|p| p.id.trim_start_matches("1.10.").parse::<u64>().unwrap_or(u64::MAX));
         let g = self.scenario.genesis_time.secs();
-        for p in &mut proposals {
-            let proposer = p.proposer.parse::<AccountId>().ok();
-            p.proposer_name = proposer.and_then(|a| self.names.get(&a)).cloned();
-            p.created_at = Some(report::when(g, p.created_time));
-            p.expiration_at = Some(report::when(g, p.expiration_time));
-            p.outcome_at = p.outcome_time.map(|t| report::when(g, t));
-        }
-        let report = Report {
-            format_version: report::REPORT_FORMAT,
+        let account = |id: &str| self.account(id);
+        let proposals: Vec<crate::json::Proposal> =
+            entries.into_iter().map(|p| crate::json::Proposal::of(p, g, &account)).collect();
+        let sons = crate::json::sons(st);
+        let mut report = Report {
+            document: "report",
+            format_version: crate::json::FORMAT_VERSION,
             scenario: self.scenario.name.clone(),
             seed: self.scenario.seed,
-            genesis_time: self.scenario.genesis_time.secs(),
-            blocks: st.head_height(),
-            head_time: st.head_time().secs(),
+            genesis: crate::json::Time::at(g, g),
+            head: crate::json::Time::at(g, st.head_time().secs()),
+            height: st.head_height(),
             state_hash: self.chain.state_hash().to_hex(),
-            sons: report::sons(st),
+            summary: report::Summary::of(&sons, &proposals, self.included, self.rejected),
+            expectations: Vec::new(),
+            sons,
             proposals,
-            events: self.log.events().to_vec(),
+            events: self.log.events().iter().map(|e| report::Event::of(e, g)).collect(),
             timeline: Vec::new(),
             bitcoin: None,
         };
-        let mut report = report;
-        let mut expectations = self.scenario.expect.len();
-        let mut failures: Vec<String> =
-            self.scenario.expect.iter().filter_map(|x| check_expectation(&report, st, x)).collect();
+        let mut results: Vec<crate::json::ExpectationResult> = self
+            .scenario
+            .expect
+            .iter()
+            .map(|x| {
+                crate::json::ExpectationResult::new(
+                    x.to_string(),
+                    check_expectation(&report, st, x),
+                )
+            })
+            .collect();
         if let Some(bridge) = &self.bridge {
-            let name = |a: AccountId| self.name(a);
-            let (section, unsettled, checked) = bridge.report(st, &name);
+            let name = |a: AccountId| self.account(&a.to_string());
+            let (section, settled) = bridge.report(st, &name);
             report.bitcoin = Some(section);
-            failures.extend(unsettled);
-            expectations += checked;
+            results.extend(settled);
         }
+        report.expectations = results;
+        let failures = report.expectations.iter().filter_map(|r| r.failure.clone()).collect();
         Finished {
+            expectations: report.expectations.len(),
             report,
             failures,
-            expectations,
             rejected_transactions: self.rejected,
             included_transactions: self.included,
         }

@@ -43,10 +43,10 @@ fn the_bridge_scenario_credits_every_deposit_and_pays_every_withdrawal_bitcoin_c
     let vanished = b.deposits.iter().filter(|d| d.status.contains("vanished")).count();
     assert_eq!((credited, vanished), (5, 1), "{:?}", b.deposits);
     assert_eq!(b.withdrawals.iter().filter(|w| w.sent_sat.is_some()).count(), 4);
-    let c = b.conservation.as_ref().expect("conservation held");
+    let c = b.conservation.figures.as_ref().expect("conservation held");
     assert_eq!(c.utxos_sat + c.in_flight_sat, c.pbtc_supply + c.books.reserve_sat());
     assert!(c.books.carried_sat > 0, "deposits pre-paid their later sweep");
-    assert_eq!(b.conservation_checks, finished.report.blocks, "checked after every block");
+    assert_eq!(b.conservation_checks, finished.report.height, "checked after every block");
     // Every sidechain transaction reached Bitcoin, judged by Bitcoin Core's interpreter: five
     // deposit sweeps, four payments, one wallet sweep.
     assert_eq!(accepted, 10);

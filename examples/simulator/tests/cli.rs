@@ -341,7 +341,7 @@ fn explain_says_when_the_default_scenario_son_becomes_due_and_who_deregistered_i
         .expect("the deregistration");
     assert_eq!(dereg["id"], "1.10.1");
     assert_eq!(dereg["outcome"], "executed");
-    assert_eq!(dereg["approved_by"].as_array().map(Vec::len), Some(10));
+    assert_eq!(dereg["approvers"].as_array().map(Vec::len), Some(10));
     let bad = run(&["explain", "1.33.3", "--at", "T+99:00"]);
     assert_eq!(bad.code, Some(2));
     assert!(bad.stderr.contains("after the end of scenario"), "{}", bad.stderr);
@@ -392,24 +392,40 @@ fn explain_reads_a_data_directory_at_its_head() {
 }
 
 #[test]
-fn the_report_gives_times_for_people_beside_unix_seconds() {
+fn the_report_gives_times_accounts_expectations_and_counts_by_the_json_convention() {
     let d = temp("report");
     let report = d.join("r.json");
     let o = run(&["simulate", "-q", "--report", report.to_str().expect("utf-8")]);
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
-    assert_eq!(json["format_version"], 2);
+    assert_eq!((&json["document"], &json["format_version"]), (&"report".into(), &3.into()));
     let son3 = json["sons"].as_array().expect("sons").iter().find(|s| s["id"] == "1.33.3");
     let son3 = son3.expect("son 1.33.3");
-    assert_eq!(son3["deregistered_at"], "2026-01-01T12:59:57Z (T+12:59:57)");
+    let gone = serde_json::json!({
+        "unix": 1_767_225_600u64 + 12 * 3600 + 59 * 60 + 57,
+        "time": "2026-01-01T12:59:57Z",
+        "offset": "T+12:59:57"
+    });
+    assert_eq!(son3["deregistered"], gone);
     let p = &json["proposals"][1];
-    assert_eq!(p["outcome_at"], "2026-01-01T12:59:57Z (T+12:59:57)");
+    assert_eq!(p["ended"], gone);
     // Witness accounts are 1.2.1 onwards, named witness-0 onwards: the name is the account's.
-    let proposer = p["proposer"].as_str().expect("proposer id");
+    let proposer = p["proposer"]["id"].as_str().expect("proposer id");
     let n: u64 = proposer.trim_start_matches("1.2.").parse().expect("an account id");
-    assert_eq!(p["proposer_name"], format!("witness-{}", n - 1), "{proposer}");
+    assert_eq!(p["proposer"]["name"], format!("witness-{}", n - 1), "{proposer}");
     assert_eq!(p["approvers"].as_array().map(Vec::len), Some(10));
+    assert_eq!(p["approvers"][0]["name"].as_str().map(|n| n.starts_with("son-")), Some(true));
+    // The expectations and the summary's counts are in the report too.
+    let held: Vec<bool> = json["expectations"]
+        .as_array()
+        .expect("expectations")
+        .iter()
+        .map(|x| x["holds"].as_bool().expect("holds"))
+        .collect();
+    assert_eq!(held, [true, true, true]);
+    assert_eq!(json["summary"]["sons_by_status"]["deregistered"], 1);
+    assert_eq!(json["bitcoin"], serde_json::Value::Null, "always there, null without a bridge");
     std::fs::remove_dir_all(&d).ok();
 }
 

@@ -165,7 +165,7 @@ fn crash_run(kills_wanted: u32, seed: u64, duration: &str, fsync: u64) -> u32 {
         "the same proposals, each once, with the same outcomes"
     );
     assert_eq!(a["sons"], b["sons"]);
-    assert_eq!(a["blocks"], b["blocks"]);
+    assert_eq!(a["height"], b["height"]);
     std::fs::remove_dir_all(&work).ok();
     println!("{kills} kills landed, {resumes} restarts resumed");
     resumes

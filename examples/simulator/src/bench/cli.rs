@@ -180,7 +180,7 @@ pub fn bench_sim(
     });
     let figures = SimFigures {
         days,
-        blocks: finished.report.blocks,
+        blocks: finished.report.height,
         wall_s: started.elapsed().as_secs_f64(),
         peak_rss_mib: peak_rss_mib(),
         flows,
