@@ -422,6 +422,9 @@ async fn many_small_deposits_are_consolidated_and_moved_in_standard_batches() {
     let b = builder(1).plugin_param("bitcoin.consolidate_above", serde_json::json!(20));
     let mut run = unfunded_with(b, judged(), |_| Fault::Honest).await;
     let mut made = Vec::new();
+    // What `explain bitcoin:sweep` says along the way.
+    let sweep = sonprop_core::Subject::Named("bitcoin:sweep".into());
+    let mut said = std::collections::BTreeSet::new();
     for round in 0..60 {
         made.push(run.deposit(round % 2, 30_000 + round as u64));
         if round == 30 {
@@ -430,9 +433,11 @@ async fn many_small_deposits_are_consolidated_and_moved_in_standard_batches() {
         for _ in 0..10 {
             run.step().await;
             assert!(alarms(run.state()).is_empty(), "{:?}", alarms(run.state()));
+            said.insert(readiness_of(run.state(), crate::WALLET_SWEEP, sweep.clone()));
         }
     }
     run.until(4 * 3600, |st| {
+        said.insert(readiness_of(st, crate::WALLET_SWEEP, sweep.clone()));
         made.iter().all(|o| matches!(deposit_status(st, o), Some(DepositStatus::Credited { .. })))
             && current_wallet(st).is_some_and(|w| w.id == 1)
             && wallet_utxos(st, 0).is_empty()
@@ -445,6 +450,11 @@ async fn many_small_deposits_are_consolidated_and_moved_in_standard_batches() {
         .filter(|t| matches!(t.purpose, Purpose::Sweep { from, to } if from == to))
         .count();
     assert!(consolidations >= 1, "consolidated");
+    let consolidation = "due: wallet 0 holds more outputs than bitcoin.consolidate_above: they \
+                         may be consolidated";
+    assert!(said.contains(consolidation), "{said:#?}");
+    let moved = "due: wallet 0 still holds outputs: they may be swept into wallet 1";
+    assert!(said.contains(moved), "{said:#?}");
     let held = wallet_utxos(st, 1);
     assert!(held.len() <= 21, "{} outputs", held.len());
     // A withdrawal of nearly everything user 0 holds is paid.

@@ -195,6 +195,12 @@ async fn a_withdrawal_the_wallet_cannot_pay_is_refunded_and_bad_requests_are_ref
     // 600 sat is above the dust limit but cannot pay its own fee (about 230 vB at 4 sat/vB):
     // the SONs refund it, and the user has the PBTC back.
     run.withdraw(0, 600, None);
+    run.until(60, |st| st.row::<Withdrawals>(&0).is_some()).await;
+    let subject = sonprop_core::Subject::Named("bitcoin:withdrawal:0".into());
+    let refund = readiness_of(run.state(), crate::WITHDRAW_REFUND, subject.clone());
+    assert!(refund.starts_with("due: its refund may be proposed: "), "{refund}");
+    let payment = readiness_of(run.state(), crate::WITHDRAW_PROCESS, subject);
+    assert!(payment.starts_with("not due: "), "{payment}");
     run.until(1800, |st| {
         st.row::<Withdrawals>(&0).is_some_and(|w| w.status != WithdrawalStatus::Pending)
     })

@@ -465,17 +465,6 @@ async fn a_deposits_readiness_says_when_its_sweep_may_be_proposed() {
     assert!(why(run.state(), &subject).starts_with("not due: the deposit is sweeping"));
 }
 
-/// What a bridge kind says to `explain` about a subject: `None` for one it is not about.
-fn readiness_of(st: &State, kind: &str, subject: sonprop_core::Subject) -> String {
-    use sonprop_core::Readiness;
-    match st.explain(kind, &subject).and_then(|k| k.readiness) {
-        Some(Readiness::Due { why, .. }) => format!("due: {why}"),
-        Some(Readiness::DueAt { at, why }) => format!("due at {}: {why}", at.secs()),
-        Some(Readiness::NotDue { why }) => format!("not due: {why}"),
-        other => format!("{other:?}"),
-    }
-}
-
 /// Every proposable bridge kind answers `explain` about its own subjects only, from the rule
 /// its proposal's check applies: the wallet, the sweep, the breaker, and a withdrawal and its
 /// payment as they go from pending to paying to signed.

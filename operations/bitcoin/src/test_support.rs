@@ -122,7 +122,7 @@ pub(crate) struct Run {
 impl Run {
     /// Steps (mining a Bitcoin block every [`BTC_EVERY`] blocks) until `pred`, checking the
     /// conservation equation after every block; fails after `limit` seconds.
-    pub(crate) async fn until(&mut self, limit: u64, pred: impl Fn(&State) -> bool) {
+    pub(crate) async fn until(&mut self, limit: u64, mut pred: impl FnMut(&State) -> bool) {
         let end = self.net.now().plus(limit);
         while !pred(self.net.ledger.state()) {
             if self.net.now() >= end {
@@ -316,4 +316,15 @@ pub(crate) async fn a_sweep_stuck_below_the_miners_floor(
     .await;
     let first = deposit_sweep(run.state(), &o).expect("the sweep");
     (run, o, first)
+}
+
+/// What a bridge kind says to `explain` about a subject: `None` for one it is not about.
+pub(crate) fn readiness_of(st: &State, kind: &str, subject: sonprop_core::Subject) -> String {
+    use sonprop_core::Readiness;
+    match st.explain(kind, &subject).and_then(|k| k.readiness) {
+        Some(Readiness::Due { why, .. }) => format!("due: {why}"),
+        Some(Readiness::DueAt { at, why }) => format!("due at {}: {why}", at.secs()),
+        Some(Readiness::NotDue { why }) => format!("not due: {why}"),
+        other => format!("{other:?}"),
+    }
 }
