@@ -16,6 +16,9 @@ use sonprop_bitcoin::state::{
     conservation, current_wallet, Conservation, DepositStatus, Deposits, WithdrawalStatus,
     Withdrawals,
 };
+use sonprop_bitcoin::{
+    DEPOSIT_PROCESS, DEPOSIT_REPORT, SETTLE, WITHDRAW, WITHDRAW_PROCESS, WITHDRAW_REFUND,
+};
 use sonprop_core::chain::crypto::KeyPair;
 use sonprop_core::chain::event::counted;
 use sonprop_core::testkit::NetworkBuilder;
@@ -116,6 +119,9 @@ pub struct MadeDeposit {
     /// with a reason, but it is not one of the honest flows that must settle.
     #[serde(default)]
     pub hostile: bool,
+    /// When it was paid (chain time, unix seconds; 0 in a run kept before this was).
+    #[serde(default)]
+    pub at: u64,
 }
 
 /// The bridge of a running simulation.
@@ -323,6 +329,7 @@ impl Bridge {
                 user: d.user,
                 sat: d.sat,
                 hostile: false,
+                at: st.globals().genesis_time.secs() + elapsed,
             });
             self.local.next_deposit += 1;
         }
@@ -418,6 +425,7 @@ impl Bridge {
                         user: h.user,
                         sat,
                         hostile: true,
+                        at: st.globals().genesis_time.secs() + elapsed,
                     });
                 }
             }
@@ -608,6 +616,8 @@ impl Bridge {
     ) -> (BridgeReport, Vec<crate::json::ExpectationResult>) {
         let mut settled = Vec::new();
         let said = |a: &crate::json::Account| a.to_string();
+        let genesis = st.globals().genesis_time.secs();
+        let paid = |d: &MadeDeposit| (d.at > 0).then(|| crate::json::Time::at(genesis, d.at));
         let deposits: Vec<DepositEntry> = self
             .local
             .deposits
@@ -630,6 +640,9 @@ impl Bridge {
                             status,
                             credited: None,
                             hostile: d.hostile,
+                            stages: DepositStages { paid: paid(d), ..DepositStages::default() },
+                            tx: None,
+                            fee_sat: None,
                         };
                     }
                     None => ("unreported".to_owned(), None),
@@ -659,6 +672,9 @@ impl Bridge {
                     status,
                     credited,
                     hostile: d.hostile,
+                    stages: DepositStages { paid: paid(d), ..DepositStages::default() },
+                    tx: None,
+                    fee_sat: None,
                 }
             })
             .collect();
@@ -689,6 +705,9 @@ impl Bridge {
                     address: w.address.clone(),
                     status,
                     sent_sat,
+                    stages: WithdrawalStages::default(),
+                    tx: None,
+                    fee_sat: None,
                 }
             })
             .collect();
@@ -739,6 +758,81 @@ pub struct DepositEntry {
     pub credited: Option<u64>,
     /// Paid by a hostile user (dust, fragmentation).
     pub hostile: bool,
+    /// Its stages, each `null` until reached.
+    pub stages: DepositStages,
+    /// Its sweep (sidechain transaction), once proposed.
+    pub tx: Option<u64>,
+    /// What its sweep paid Bitcoin's miners, once proposed.
+    pub fee_sat: Option<u64>,
+}
+
+/// When a deposit reached each stage.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DepositStages {
+    /// The user paid the deposit address (on Bitcoin).
+    pub paid: Option<crate::json::Time>,
+    /// The first SON reported it.
+    pub reported: Option<crate::json::Time>,
+    /// SONs above two thirds of the wallet's weight reported it.
+    pub confirmed: Option<crate::json::Time>,
+    /// Its sweep was proposed and recorded.
+    pub swept: Option<crate::json::Time>,
+    /// Its sweep settled and the PBTC was issued.
+    pub settled: Option<crate::json::Time>,
+}
+
+/// When a withdrawal reached each stage.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WithdrawalStages {
+    /// The user asked (its PBTC went to escrow).
+    pub requested: Option<crate::json::Time>,
+    /// Its payment was proposed and recorded.
+    pub paying: Option<crate::json::Time>,
+    /// The payment settled and the PBTC was burnt.
+    pub paid: Option<crate::json::Time>,
+    /// The PBTC went back to the user instead.
+    pub refunded: Option<crate::json::Time>,
+}
+
+/// Fills each deposit's and withdrawal's stages, sidechain transaction and fee from the
+/// report's events (the Bitcoin crate's events name them) and the transactions.
+pub fn fill_stages(b: &mut BridgeReport, events: &[crate::report::Event]) {
+    let named = |e: &crate::report::Event, field: &str| e.data.get(field).cloned();
+    let fee = |tx: Option<u64>, txs: &[TxEntry]| {
+        tx.and_then(|id| txs.iter().find(|t| t.id == id)).map(|t| t.fee_sat)
+    };
+    for d in &mut b.deposits {
+        let mine = |e: &&crate::report::Event| {
+            named(e, "deposit").is_some_and(|v| v.as_str() == Some(d.outpoint.as_str()))
+        };
+        let first = |kind: &str, name: &str| {
+            events.iter().filter(mine).find(|e| e.kind == kind && e.name == name)
+        };
+        let at = |e: Option<&crate::report::Event>| e.map(|e| e.at.clone());
+        d.stages.reported = at(first(DEPOSIT_REPORT, "seen"));
+        d.stages.confirmed = at(first(DEPOSIT_REPORT, "confirmed"));
+        let sweeping = first(DEPOSIT_PROCESS, "sweeping");
+        d.stages.swept = at(sweeping);
+        d.stages.settled = at(first(SETTLE, "deposit_credited"));
+        d.tx = sweeping.and_then(|e| named(e, "tx")).and_then(|v| v.as_u64());
+        d.fee_sat = fee(d.tx, &b.transactions);
+    }
+    for w in &mut b.withdrawals {
+        let mine = |e: &&crate::report::Event| {
+            named(e, "withdrawal").is_some_and(|v| v.as_u64() == Some(w.id))
+        };
+        let first = |kind: &str, name: &str| {
+            events.iter().filter(mine).find(|e| e.kind == kind && e.name == name)
+        };
+        let at = |e: Option<&crate::report::Event>| e.map(|e| e.at.clone());
+        w.stages.requested = at(first(WITHDRAW, "requested"));
+        let paying = first(WITHDRAW_PROCESS, "paying");
+        w.stages.paying = at(paying);
+        w.stages.paid = at(first(SETTLE, "withdrawal_paid"));
+        w.stages.refunded = at(first(WITHDRAW_REFUND, "refunded"));
+        w.tx = paying.and_then(|e| named(e, "tx")).and_then(|v| v.as_u64());
+        w.fee_sat = fee(w.tx, &b.transactions);
+    }
 }
 
 /// A sidechain transaction in the report: what the chain built and the SONs signed, for an
@@ -829,6 +923,12 @@ pub struct WithdrawalEntry {
     pub status: String,
     /// Satoshis the address received (the amount less the fee), once paid.
     pub sent_sat: Option<u64>,
+    /// Its stages, each `null` until reached.
+    pub stages: WithdrawalStages,
+    /// Its payment (sidechain transaction), once proposed.
+    pub tx: Option<u64>,
+    /// What its payment paid Bitcoin's miners, once proposed.
+    pub fee_sat: Option<u64>,
 }
 
 /// The conservation equation at the end of a run: whether it holds, its figures, or how it

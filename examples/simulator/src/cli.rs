@@ -183,6 +183,10 @@ pub struct SimulateArgs {
     /// Write a JSON report (every SON, every proposal, the timeline) to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Write an HTML report to FILE: one self-contained page (no network) with the SONs'
+    /// status over time, every proposal, and the bridge's deposits and withdrawals.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Every node keeps its own replica; state hashes must agree after every block.
     #[arg(long, conflicts_with = "data_dir")]
     pub verify_replicas: bool,
@@ -664,12 +668,14 @@ fn simulate(
         .map_err(|e| scenario_failure(e, text.as_deref()))?;
     // Every output is checked before the run: a report that cannot be written fails now,
     // not after the simulation.
-    let mut report_file = match &a.report {
-        Some(path) => Some(std::fs::File::create(path).map_err(|e| {
+    let create = |path: &Option<PathBuf>| match path {
+        Some(path) => std::fs::File::create(path).map(Some).map_err(|e| {
             fail(EXIT_FAILURE, format!("cannot write the report to {}: {e}", path.display()))
-        })?),
-        None => None,
+        }),
+        None => Ok(None),
     };
+    let mut report_file = create(&a.report)?;
+    let mut html_file = create(&a.html)?;
     let options = Options {
         verify_replicas: a.verify_replicas,
         data_dir: a.data_dir.clone(),
@@ -722,7 +728,7 @@ fn simulate(
         quiet,
         bar,
         block_interval: scenario.params.block_interval,
-        timeline: a.report.is_some().then(Vec::new),
+        timeline: (a.report.is_some() || a.html.is_some()).then(Vec::new),
         genesis_time: scenario.genesis_time.secs(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -847,6 +853,12 @@ fn simulate(
             fail(EXIT_FAILURE, format!("cannot write the report to {}: {e}", path.display()))
         })?;
         let _ = writeln!(out, "  report written to {}", path.display());
+    }
+    if let (Some(path), Some(file)) = (&a.html, html_file.as_mut()) {
+        file.write_all(crate::html::render(r).as_bytes()).map_err(|e| {
+            fail(EXIT_FAILURE, format!("cannot write the report to {}: {e}", path.display()))
+        })?;
+        let _ = writeln!(out, "  HTML report written to {}", path.display());
     }
     let total = finished.expectations;
     if finished.failures.is_empty() {

@@ -52,10 +52,10 @@ pub fn running(pid: u32) -> bool {
     }
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the command name, which is in parentheses and may hold spaces.
-        Ok(stat) => match stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()) {
-            Some("Z" | "X" | "x") => false,
-            _ => true,
-        },
+        Ok(stat) => !matches!(
+            stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()),
+            Some("Z" | "X" | "x")
+        ),
         Err(_) => false,
     }
 }

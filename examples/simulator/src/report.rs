@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sonprop_core::{LedgerEvent, ProposalId};
+use sonprop_core::{LedgerEvent, ProposalId, SonStatus};
 
 use crate::json::{ExpectationResult, Time};
 
@@ -93,6 +93,8 @@ pub struct Report {
     pub expectations: Vec<ExpectationResult>,
     /// Every SON.
     pub sons: Vec<crate::json::Son>,
+    /// Every SON status change, in order (each SON's history, from genesis).
+    pub status_changes: Vec<SonStatusChange>,
     /// Every proposal ever created, in id order.
     pub proposals: Vec<crate::json::Proposal>,
     /// Every event operation crates reported, in order.
@@ -214,6 +216,35 @@ pub struct ProposalLog {
     entries: BTreeMap<ProposalId, ProposalEntry>,
     #[serde(default)]
     events: Vec<PluginEvent>,
+    /// Every SON status change, in order: the report's history of each SON.
+    #[serde(default)]
+    status_changes: Vec<StatusChange>,
+}
+
+/// A SON's status change, as the proposal log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    /// When (unix seconds).
+    pub time: u64,
+    /// The SON.
+    pub son: String,
+    /// Its status before.
+    pub from: SonStatus,
+    /// Its status after.
+    pub to: SonStatus,
+}
+
+/// A SON's status change, as the report gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SonStatusChange {
+    /// The SON.
+    pub son: String,
+    /// When.
+    pub at: Time,
+    /// Its status before.
+    pub from: SonStatus,
+    /// Its status after.
+    pub to: SonStatus,
 }
 
 impl ProposalLog {
@@ -268,6 +299,14 @@ impl ProposalLog {
             LedgerEvent::ProposalExpired { proposal } => end(proposal, Outcome::Expired),
             LedgerEvent::ProposalFailed { proposal, .. } => end(proposal, Outcome::Failed),
             LedgerEvent::ProposalDeleted { proposal, .. } => end(proposal, Outcome::Deleted),
+            LedgerEvent::SonStatusChanged { son, from, to } => {
+                self.status_changes.push(StatusChange {
+                    time,
+                    son: son.to_string(),
+                    from: *from,
+                    to: *to,
+                });
+            }
             LedgerEvent::Plugin { kind, name, text, data } => self.events.push(PluginEvent {
                 time,
                 kind: kind.clone(),
@@ -292,6 +331,11 @@ impl ProposalLog {
     /// The operation crates' events, in order.
     pub fn events(&self) -> &[PluginEvent] {
         &self.events
+    }
+
+    /// Every SON status change, in order.
+    pub fn status_changes(&self) -> &[StatusChange] {
+        &self.status_changes
     }
 
     /// A proposal's entry.

@@ -1179,6 +1179,17 @@ impl Simulation {
             summary: report::Summary::of(&sons, &proposals, self.included, self.rejected),
             expectations: Vec::new(),
             sons,
+            status_changes: self
+                .log
+                .status_changes()
+                .iter()
+                .map(|c| report::SonStatusChange {
+                    son: c.son.clone(),
+                    at: crate::json::Time::at(g, c.time),
+                    from: c.from,
+                    to: c.to,
+                })
+                .collect(),
             proposals,
             events: self.log.events().iter().map(|e| report::Event::of(e, g)).collect(),
             timeline: Vec::new(),
@@ -1197,7 +1208,8 @@ impl Simulation {
             .collect();
         if let Some(bridge) = &self.bridge {
             let name = |a: AccountId| self.account(&a.to_string());
-            let (section, settled) = bridge.report(st, &name);
+            let (mut section, settled) = bridge.report(st, &name);
+            crate::bridge::fill_stages(&mut section, &report.events);
             report.bitcoin = Some(section);
             results.extend(settled);
         }

@@ -1,0 +1,119 @@
+//! The HTML report (`--html FILE`) in a real browser: headless Chromium loads the page, and the
+//! test reads what it laid out — one drawn row per SON, every proposal drawn, a deposit's
+//! stages in its row — and saves a screenshot beside the test's other output.
+//!
+//! The page itself is checked without a browser too: one file, nothing fetched from the
+//! network. Without Chromium (`chromium` on the PATH, or `SONPROP_CHROMIUM`) the browser part
+//! is skipped with a note, unless `SONPROP_BROWSER_TEST=required` (CI sets it, and installs
+//! Debian's `chromium`), which makes a missing browser a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn temp(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("sonprop-html-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).expect("temp dir");
+    p
+}
+
+/// The browser to use, if there is one.
+fn chromium() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("SONPROP_CHROMIUM") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|d| ["chromium", "chromium-browser"].map(|n| d.join(n)))
+        .find(|p| p.is_file())
+}
+
+/// Runs the browser headless on `page` with `args`, killed after a minute; its stdout.
+fn browse(browser: &Path, page: &Path, args: &[&str], profile: &Path) -> String {
+    let mut child = Command::new(browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the browser starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the browser did not finish within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value of `attribute="…"` on the first element that has it.
+fn attribute(dom: &str, attribute: &str) -> Option<String> {
+    let at = dom.find(&format!("{attribute}=\""))? + attribute.len() + 2;
+    Some(dom[at..].split('"').next()?.to_owned())
+}
+
+#[test]
+fn the_html_report_is_one_page_and_a_browser_draws_every_son_proposal_and_stage() {
+    let d = temp("bridge");
+    let page = d.join("report.html");
+    let json = d.join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_sonprop"))
+        .args(["simulate", "-q", "scenarios/bitcoin-bridge.toml", "--html"])
+        .arg(&page)
+        .arg("--report")
+        .arg(&json)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(&page).expect("page");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("JSON");
+    let sons = report["sons"].as_array().expect("sons").len();
+    let proposals = report["proposals"].as_array().expect("proposals").len();
+    let deposits = report["bitcoin"]["deposits"].as_array().expect("deposits");
+
+    // One self-contained file: nothing to fetch.
+    for remote in ["http://", "https://", " src=", "<link", "@import", "url("] {
+        assert!(!html.contains(remote), "the page refers to something outside it: {remote}");
+    }
+    assert_eq!(html.matches(r#"class="son-row""#).count(), sons);
+
+    let Some(browser) = chromium() else {
+        let required = std::env::var("SONPROP_BROWSER_TEST").is_ok_and(|v| v == "required");
+        assert!(!required, "SONPROP_BROWSER_TEST=required, but no chromium on the PATH");
+        println!("no chromium on the PATH: the page was checked, the browser part skipped");
+        return;
+    };
+    let dom = browse(&browser, &page, &["--dump-dom"], &d.join("profile"));
+    let drawn = |what: &str| attribute(&dom, what).and_then(|n| n.parse::<usize>().ok());
+    assert_eq!(drawn("data-rendered-son-rows"), Some(sons), "every SON's row is laid out");
+    assert_eq!(drawn("data-rendered-proposals"), Some(proposals), "every proposal is drawn");
+    // The first deposit: its five stages, in its row, as the report gives them.
+    let first = deposits[0]["outpoint"].as_str().expect("outpoint");
+    let row = dom.find(&format!(r#"data-outpoint="{first}""#)).expect("the deposit's row");
+    let row = &dom[row..row + dom[row..].find("</tr>").expect("row ends")];
+    for stage in ["paid", "reported", "confirmed", "swept", "settled"] {
+        let want = deposits[0]["stages"][stage]["offset"].as_str().expect(stage);
+        let cell = format!(r#"data-stage="{stage}">{want}</td>"#);
+        assert!(row.contains(&cell), "{stage}: {want} not in {row}");
+    }
+    assert_eq!(attribute(&dom, "data-holds").as_deref(), Some("true"), "conservation");
+
+    // The screenshot, kept with the test's output.
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("html-report.png");
+    let _ = std::fs::remove_file(&shot);
+    let arg = format!("--screenshot={}", shot.display());
+    browse(&browser, &page, &[&arg, "--window-size=1100,1400", "--hide-scrollbars"], &d.join("p2"));
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+    println!("screenshot: {}", shot.display());
+    let _ = std::fs::remove_dir_all(&d);
+}
