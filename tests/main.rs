@@ -11,6 +11,7 @@ mod authorities;
 mod bench_baseline;
 mod core_layout;
 mod decoders;
+mod derives;
 mod ledger_invariants;
 mod operation_json;
 mod scenarios;

@@ -1,8 +1,6 @@
 //! The operation: what goes on chain, and what executing it does; the table that remembers
 //! what was announced, and the event it reports.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 use sonprop_core::{
     AccountId, ApplyContext, ChainEvent, Operation, OperationError, SonId, State, Subject,
@@ -34,7 +32,12 @@ impl TableSchema for Announced {
 }
 
 /// Reported when a notice executes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ChainEvent)]
+#[event(
+    kind = KIND,
+    name = "announced",
+    display = "son {son}: {sidechain} key expires at {expires_at}"
+)]
 pub struct KeyExpiryAnnounced {
     /// The SON.
     pub son: SonId,
@@ -42,17 +45,6 @@ pub struct KeyExpiryAnnounced {
     pub sidechain: String,
     /// When the key expires.
     pub expires_at: Timestamp,
-}
-
-impl ChainEvent for KeyExpiryAnnounced {
-    const KIND: &'static str = KIND;
-    const NAME: &'static str = "announced";
-}
-
-impl fmt::Display for KeyExpiryAnnounced {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "son {}: {} key expires at {}", self.son, self.sidechain, self.expires_at)
-    }
 }
 
 #[typetag::serde(name = "son_key_expiry_notice")]

@@ -10,22 +10,9 @@ use crate::plugin::{trigger, validator};
 use crate::{Announced, SonKeyExpiryNotice, KIND};
 
 /// How far ahead of expiry a notice may be raised, in seconds (default 7 days).
+#[derive(Parameter)]
+#[parameter(name = "son_key_expiry_notice.window", value = u64, default = 7 * 24 * 3600, min = 1)]
 pub struct NoticeWindow;
-
-impl Parameter for NoticeWindow {
-    const NAME: &'static str = "son_key_expiry_notice.window";
-    const DESCRIPTION: &'static str = "how far ahead of expiry a notice may be raised (s)";
-    type Value = u64;
-    fn default_value() -> u64 {
-        7 * 24 * 3600
-    }
-    fn validate(v: &u64) -> Result<(), String> {
-        if *v == 0 {
-            return Err("must be at least 1 second".into());
-        }
-        Ok(())
-    }
-}
 
 const DESCRIPTOR: OperationDescriptor = OperationDescriptor {
     name: KIND,

@@ -275,7 +275,8 @@ fn check_report(state: &State, op: &ReportDeposit) -> Result<Report, BitcoinErro
 }
 
 /// A deposit was reported for the first time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ChainEvent)]
+#[event(kind = DEPOSIT_REPORT, name = "seen")]
 pub struct DepositSeen {
     /// `txid:vout`.
     pub deposit: String,
@@ -285,10 +286,6 @@ pub struct DepositSeen {
     pub amount_sat: u64,
     /// The first reporter.
     pub son: SonId,
-}
-impl ChainEvent for DepositSeen {
-    const KIND: &'static str = DEPOSIT_REPORT;
-    const NAME: &'static str = "seen";
 }
 impl fmt::Display for DepositSeen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -304,7 +301,8 @@ impl fmt::Display for DepositSeen {
 }
 
 /// Reports from more than two thirds of the wallet's weight agree on a deposit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ChainEvent)]
+#[event(kind = DEPOSIT_REPORT, name = "confirmed")]
 pub struct DepositConfirmed {
     /// `txid:vout`.
     pub deposit: String,
@@ -319,10 +317,6 @@ pub struct DepositConfirmed {
     /// SONs that reported another version (another amount or user).
     #[serde(default)]
     pub dissenting: usize,
-}
-impl ChainEvent for DepositConfirmed {
-    const KIND: &'static str = DEPOSIT_REPORT;
-    const NAME: &'static str = "confirmed";
 }
 impl fmt::Display for DepositConfirmed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -469,7 +463,8 @@ pub fn too_small(state: &State, claim: &Claim) -> Option<String> {
 }
 
 /// A confirmed deposit too small to credit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ChainEvent)]
+#[event(kind = DEPOSIT_REPORT, name = "too_small")]
 pub struct DepositTooSmall {
     /// `txid:vout`.
     pub deposit: String,
@@ -479,10 +474,6 @@ pub struct DepositTooSmall {
     pub amount_sat: u64,
     /// Why.
     pub reason: String,
-}
-impl ChainEvent for DepositTooSmall {
-    const KIND: &'static str = DEPOSIT_REPORT;
-    const NAME: &'static str = "too_small";
 }
 impl fmt::Display for DepositTooSmall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -578,7 +569,12 @@ pub fn check_process_deposit(state: &State, op: &ProcessDeposit) -> Result<(), B
 }
 
 /// A deposit's sweep was created.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ChainEvent)]
+#[event(
+    kind = DEPOSIT_PROCESS,
+    name = "sweeping",
+    display = "deposit {deposit} swept in {txid} (sidechain tx {tx})"
+)]
 pub struct DepositSweeping {
     /// `txid:vout`.
     pub deposit: String,
@@ -586,15 +582,6 @@ pub struct DepositSweeping {
     pub tx: u64,
     /// Its Bitcoin txid.
     pub txid: String,
-}
-impl ChainEvent for DepositSweeping {
-    const KIND: &'static str = DEPOSIT_PROCESS;
-    const NAME: &'static str = "sweeping";
-}
-impl fmt::Display for DepositSweeping {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "deposit {} swept in {} (sidechain tx {})", self.deposit, self.txid, self.tx)
-    }
 }
 
 #[typetag::serde(name = "bitcoin_deposit_process")]
@@ -693,7 +680,8 @@ fn check_withdraw(state: &State, op: &Withdraw) -> Result<String, BitcoinError> 
 }
 
 /// A withdrawal was requested.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ChainEvent)]
+#[event(kind = WITHDRAW, name = "requested")]
 pub struct WithdrawalRequested {
     /// Its number.
     pub withdrawal: u64,
@@ -703,10 +691,6 @@ pub struct WithdrawalRequested {
     pub amount_sat: u64,
     /// To.
     pub address: String,
-}
-impl ChainEvent for WithdrawalRequested {
-    const KIND: &'static str = WITHDRAW;
-    const NAME: &'static str = "requested";
 }
 impl fmt::Display for WithdrawalRequested {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -821,7 +805,12 @@ pub fn check_process_withdrawal(state: &State, op: &ProcessWithdrawal) -> Result
 }
 
 /// A withdrawal's payment was created.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ChainEvent)]
+#[event(
+    kind = WITHDRAW_PROCESS,
+    name = "paying",
+    display = "withdrawal {withdrawal} to be paid by {txid} (sidechain tx {tx})"
+)]
 pub struct WithdrawalPaying {
     /// It.
     pub withdrawal: u64,
@@ -829,19 +818,6 @@ pub struct WithdrawalPaying {
     pub tx: u64,
     /// Its Bitcoin txid.
     pub txid: String,
-}
-impl ChainEvent for WithdrawalPaying {
-    const KIND: &'static str = WITHDRAW_PROCESS;
-    const NAME: &'static str = "paying";
-}
-impl fmt::Display for WithdrawalPaying {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "withdrawal {} to be paid by {} (sidechain tx {})",
-            self.withdrawal, self.txid, self.tx
-        )
-    }
 }
 
 #[typetag::serde(name = "bitcoin_withdraw_process")]
@@ -917,7 +893,8 @@ pub fn check_refund(state: &State, op: &RefundWithdrawal) -> Result<String, Bitc
 }
 
 /// A withdrawal was refunded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ChainEvent)]
+#[event(kind = WITHDRAW_REFUND, name = "refunded")]
 pub struct WithdrawalRefunded {
     /// It.
     pub withdrawal: u64,
@@ -927,10 +904,6 @@ pub struct WithdrawalRefunded {
     pub amount_sat: u64,
     /// Why.
     pub reason: String,
-}
-impl ChainEvent for WithdrawalRefunded {
-    const KIND: &'static str = WITHDRAW_REFUND;
-    const NAME: &'static str = "refunded";
 }
 impl fmt::Display for WithdrawalRefunded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -983,7 +956,8 @@ impl Operation for RefundWithdrawal {
 // Settlement and failure of deposit sweeps and withdrawal payments (called by SettleTx/FailTx)
 
 /// A deposit was credited.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ChainEvent)]
+#[event(kind = crate::SETTLE, name = "deposit_credited")]
 pub struct DepositCredited {
     /// `txid:vout`.
     pub deposit: String,
@@ -991,10 +965,6 @@ pub struct DepositCredited {
     pub account: AccountId,
     /// PBTC issued (satoshis that reached the wallet).
     pub credited: u64,
-}
-impl ChainEvent for DepositCredited {
-    const KIND: &'static str = crate::SETTLE;
-    const NAME: &'static str = "deposit_credited";
 }
 impl fmt::Display for DepositCredited {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -1005,7 +975,8 @@ impl fmt::Display for DepositCredited {
 }
 
 /// A withdrawal was paid.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ChainEvent)]
+#[event(kind = crate::SETTLE, name = "withdrawal_paid")]
 pub struct WithdrawalPaid {
     /// It.
     pub withdrawal: u64,
@@ -1015,10 +986,6 @@ pub struct WithdrawalPaid {
     pub burnt: u64,
     /// Satoshis the user's address received.
     pub sent_sat: u64,
-}
-impl ChainEvent for WithdrawalPaid {
-    const KIND: &'static str = crate::SETTLE;
-    const NAME: &'static str = "withdrawal_paid";
 }
 impl fmt::Display for WithdrawalPaid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

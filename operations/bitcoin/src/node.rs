@@ -7,8 +7,8 @@ use std::sync::Arc;
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
 use bitcoin::{OutPoint, PublicKey, ScriptBuf, Transaction, Txid};
 use sonprop_core::{
-    async_trait, Deferral, NodeContext, NodeIdentity, PluginError, Proposal, ProposalDraft,
-    ServiceError, State, Subject, Trigger, TriggerOutput, Validator, Verdict,
+    async_trait, Deferral, NodeIdentity, PluginError, Proposal, ProposalDraft, State, Subject,
+    Trigger, TriggerOutput, Validator, Verdict,
 };
 
 use crate::flows::{
@@ -148,38 +148,6 @@ impl BitcoinNode {
             .find(|k| PublicKey::new(k.public_key(&secp)).to_string() == public)
     }
 }
-
-/// A part's constructor: built only on SON nodes (every Bitcoin kind is watched by SONs), each
-/// from the node's [`BitcoinNode`] service.
-macro_rules! ctor {
-    ($name:ident, $ret:ident, $make:expr) => {
-        pub(crate) fn $name(ctx: &NodeContext<'_>) -> Result<Box<dyn $ret>, ServiceError> {
-            Ok(Box::new($make(ctx.service::<BitcoinNode>()?)))
-        }
-    };
-}
-
-ctor!(wallet_trigger, Trigger, WalletTrigger);
-ctor!(wallet_validator, Validator, WalletValidator);
-ctor!(sweep_trigger, Trigger, SweepTrigger);
-ctor!(sweep_validator, Validator, SweepValidator);
-ctor!(sign_trigger, Trigger, SignTrigger::new);
-ctor!(utxo_trigger, Trigger, UtxoTrigger::new);
-ctor!(utxo_validator, Validator, UtxoValidator);
-ctor!(broadcast_trigger, Trigger, BroadcastTrigger::new);
-ctor!(bump_trigger, Trigger, BumpTrigger);
-ctor!(bump_validator, Validator, BumpValidator);
-ctor!(settle_trigger, Trigger, SettleTrigger::new);
-ctor!(settle_validator, Validator, SettleValidator);
-ctor!(reconcile_trigger, Trigger, ReconcileTrigger);
-ctor!(reconcile_validator, Validator, ReconcileValidator);
-ctor!(deposit_report_trigger, Trigger, DepositReportTrigger::new);
-ctor!(deposit_trigger, Trigger, DepositTrigger);
-ctor!(deposit_validator, Validator, DepositValidator);
-ctor!(withdraw_trigger, Trigger, WithdrawTrigger);
-ctor!(withdraw_validator, Validator, WithdrawValidator);
-ctor!(refund_trigger, Trigger, RefundTrigger);
-ctor!(refund_validator, Validator, RefundValidator);
 
 fn estimate(node: &BitcoinNode) -> Result<u64, PluginError> {
     node.source.fee_rate().map_err(|e| PluginError::msg(format!("fee estimate: {e}")))

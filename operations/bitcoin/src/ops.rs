@@ -89,7 +89,12 @@ pub fn check_update(state: &State, op: &WalletUpdate) -> Result<(), BitcoinError
 }
 
 /// A new wallet was recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ChainEvent)]
+#[event(
+    kind = WALLET_UPDATE,
+    name = "created",
+    display = "primary wallet {wallet} ({signers} SONs): {address}"
+)]
 pub struct WalletCreated {
     /// Its number.
     pub wallet: u64,
@@ -97,15 +102,6 @@ pub struct WalletCreated {
     pub address: String,
     /// Its SONs.
     pub signers: usize,
-}
-impl ChainEvent for WalletCreated {
-    const KIND: &'static str = WALLET_UPDATE;
-    const NAME: &'static str = "created";
-}
-impl fmt::Display for WalletCreated {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "primary wallet {} ({} SONs): {}", self.wallet, self.signers, self.address)
-    }
 }
 
 #[typetag::serde(name = "bitcoin_wallet_update")]
@@ -242,7 +238,8 @@ pub(crate) fn reserve_covers(state: &State, fee: u64) -> Result<(), BitcoinError
 }
 
 /// A wallet sweep was created.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ChainEvent)]
+#[event(kind = WALLET_SWEEP, name = "created")]
 pub struct SweepCreated {
     /// The sidechain transaction.
     pub tx: u64,
@@ -254,10 +251,6 @@ pub struct SweepCreated {
     pub inputs: usize,
     /// Satoshis they hold.
     pub amount_sat: u64,
-}
-impl ChainEvent for SweepCreated {
-    const KIND: &'static str = WALLET_SWEEP;
-    const NAME: &'static str = "created";
 }
 impl fmt::Display for SweepCreated {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -398,7 +391,12 @@ pub fn verify_signatures(
 }
 
 /// A sidechain transaction reached its threshold.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ChainEvent)]
+#[event(
+    kind = SIGN,
+    name = "complete",
+    display = "sidechain tx {tx} complete (weight {signed_weight}): {txid}"
+)]
 pub struct TxComplete {
     /// It.
     pub tx: u64,
@@ -406,19 +404,6 @@ pub struct TxComplete {
     pub txid: String,
     /// The weight that signed.
     pub signed_weight: u32,
-}
-impl ChainEvent for TxComplete {
-    const KIND: &'static str = SIGN;
-    const NAME: &'static str = "complete";
-}
-impl fmt::Display for TxComplete {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "sidechain tx {} complete (weight {}): {}",
-            self.tx, self.signed_weight, self.txid
-        )
-    }
 }
 
 #[typetag::serde(name = "bitcoin_tx_sign")]
@@ -658,7 +643,8 @@ impl Operation for SentTx {
 }
 
 /// A SON broadcast a sidechain transaction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ChainEvent)]
+#[event(kind = SENT, name = "sent", display = "sidechain tx {tx} broadcast by son {son}: {txid}")]
 pub struct TxSent {
     /// It.
     pub tx: u64,
@@ -666,15 +652,6 @@ pub struct TxSent {
     pub txid: String,
     /// The SON that broadcast it.
     pub son: SonId,
-}
-impl ChainEvent for TxSent {
-    const KIND: &'static str = SENT;
-    const NAME: &'static str = "sent";
-}
-impl fmt::Display for TxSent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sidechain tx {} broadcast by son {}: {}", self.tx, self.son, self.txid)
-    }
 }
 
 /// The SONs saw a version of a sidechain transaction confirmed: it settles, and that
@@ -689,7 +666,12 @@ pub struct SettleTx {
 }
 
 /// A sidechain transaction settled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ChainEvent)]
+#[event(
+    kind = SETTLE,
+    name = "settled",
+    display = "sidechain tx {tx} settled ({txid}): its outputs to wallet {wallet} hold {amount_sat} sat"
+)]
 pub struct TxSettled {
     /// It.
     pub tx: u64,
@@ -699,19 +681,6 @@ pub struct TxSettled {
     pub wallet: u64,
     /// What they hold, in satoshis.
     pub amount_sat: u64,
-}
-impl ChainEvent for TxSettled {
-    const KIND: &'static str = SETTLE;
-    const NAME: &'static str = "settled";
-}
-impl fmt::Display for TxSettled {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "sidechain tx {} settled ({}): its outputs to wallet {} hold {} sat",
-            self.tx, self.txid, self.wallet, self.amount_sat
-        )
-    }
 }
 
 /// The rule for settling: the transaction is unsettled and `txid` is one of its fully signed
@@ -878,7 +847,12 @@ pub fn check_bump(state: &State, op: &BumpTx) -> Result<(), BitcoinError> {
 }
 
 /// A sidechain transaction was replaced by a higher fee rate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ChainEvent)]
+#[event(
+    kind = TX_BUMP,
+    name = "bumped",
+    display = "sidechain tx {tx} did not confirm in time: {old_txid} replaced at {fee_rate} sat/vB by {txid} (to be signed)"
+)]
 pub struct TxBumped {
     /// It.
     pub tx: u64,
@@ -889,40 +863,19 @@ pub struct TxBumped {
     /// The new fee rate, sat/vB.
     pub fee_rate: u64,
 }
-impl ChainEvent for TxBumped {
-    const KIND: &'static str = TX_BUMP;
-    const NAME: &'static str = "bumped";
-}
-impl fmt::Display for TxBumped {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "sidechain tx {} did not confirm in time: {} replaced at {} sat/vB by {} (to be signed)",
-            self.tx, self.old_txid, self.fee_rate, self.txid
-        )
-    }
-}
 
 /// A fee bump was not signed in time: the earlier signed version stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ChainEvent)]
+#[event(
+    kind = TX_FAIL,
+    name = "bump_abandoned",
+    display = "sidechain tx {tx}: the fee bump was not signed in time; {txid} stands"
+)]
 pub struct BumpAbandoned {
     /// It.
     pub tx: u64,
     /// The version that stands.
     pub txid: String,
-}
-impl ChainEvent for BumpAbandoned {
-    const KIND: &'static str = TX_FAIL;
-    const NAME: &'static str = "bump_abandoned";
-}
-impl fmt::Display for BumpAbandoned {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "sidechain tx {}: the fee bump was not signed in time; {} stands",
-            self.tx, self.txid
-        )
-    }
 }
 
 #[typetag::serde(name = "bitcoin_tx_bump")]

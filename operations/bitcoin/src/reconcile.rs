@@ -104,7 +104,8 @@ pub fn check_reconcile(state: &State, op: &Reconcile) -> Result<Vec<Gone>, Bitco
 }
 
 /// A reconciliation executed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ChainEvent)]
+#[event(kind = RECONCILE, name = "reconciled")]
 pub struct Reconciled {
     /// Recorded wallet outputs removed.
     pub outputs: usize,
@@ -118,10 +119,6 @@ pub struct Reconciled {
     pub deficit_sat: u64,
     /// Whether deposits and withdrawals are paused after it.
     pub paused: bool,
-}
-impl ChainEvent for Reconciled {
-    const KIND: &'static str = RECONCILE;
-    const NAME: &'static str = "reconciled";
 }
 impl fmt::Display for Reconciled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -238,23 +235,15 @@ pub fn check_resume(state: &State, op: &Resume) -> Result<(), BitcoinError> {
 }
 
 /// Deposits and withdrawals resumed despite a deficit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ChainEvent)]
+#[event(
+    kind = RESUME,
+    name = "resumed",
+    display = "the SONs accept a deficit of {deficit_sat} sat: deposits and withdrawals resume"
+)]
 pub struct Resumed {
     /// The deficit accepted.
     pub deficit_sat: u64,
-}
-impl ChainEvent for Resumed {
-    const KIND: &'static str = RESUME;
-    const NAME: &'static str = "resumed";
-}
-impl fmt::Display for Resumed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the SONs accept a deficit of {} sat: deposits and withdrawals resume",
-            self.deficit_sat
-        )
-    }
 }
 
 #[typetag::serde(name = "bitcoin_resume")]

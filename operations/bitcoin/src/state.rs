@@ -71,6 +71,7 @@ pub struct Utxo {
 
 /// The primary wallets' unspent outputs, by `(txid, vout)`; indexed by wallet.
 pub struct Utxos;
+
 /// [`Utxos`] by wallet.
 pub const UTXOS_BY_WALLET: Index<Utxos, u64> = Index::new("by_wallet");
 impl TableSchema for Utxos {
@@ -314,6 +315,7 @@ impl SidechainTx {
 /// The sidechain transactions, by number; indexed by status, by txid and by the outputs they
 /// spend.
 pub struct Transactions;
+
 /// [`Transactions`] by `(status code, id)`.
 pub const TXS_BY_STATUS: Index<Transactions, (u8, u64)> = Index::new("by_status");
 /// [`Transactions`] by Bitcoin txid.
@@ -345,92 +347,111 @@ pub fn touched_by_sidechain_tx(state: &State, o: &OutPoint) -> bool {
         || state.rows_by(&TXS_BY_INPUT, &utxo_key(o)).next().is_some()
 }
 
-macro_rules! param {
-    ($(#[$doc:meta])* $name:ident, $key:literal, $desc:literal, $t:ty, $default:expr, $check:expr) => {
-        $(#[$doc])*
-        pub struct $name;
-        impl Parameter for $name {
-            const NAME: &'static str = $key;
-            const DESCRIPTION: &'static str = $desc;
-            type Value = $t;
-            fn default_value() -> $t {
-                $default
-            }
-            fn validate(v: &$t) -> Result<(), String> {
-                let check: fn(&$t) -> Result<(), String> = $check;
-                check(v)
-            }
-        }
-    };
-}
+/// The Bitcoin network the wallets live on.
+#[derive(Parameter)]
+#[parameter(
+    name = "bitcoin.network",
+    description = "the Bitcoin network of the wallets",
+    value = BitcoinNetwork,
+    default = BitcoinNetwork::Regtest
+)]
+pub struct NetworkParam;
 
-fn at_least_one(v: &u64) -> Result<(), String> {
-    if *v == 0 {
-        return Err("must be at least 1".into());
-    }
-    Ok(())
-}
+/// The lowest fee rate a proposal may carry, sat/vB.
+#[derive(Parameter)]
+#[parameter(
+    name = "bitcoin.min_fee_rate",
+    description = "lowest fee rate a proposal may carry (sat/vB)",
+    value = u64,
+    default = 1,
+    min = 1
+)]
+pub struct MinFeeRate;
 
-param!(
-    /// The Bitcoin network the wallets live on.
-    NetworkParam, "bitcoin.network", "the Bitcoin network of the wallets", BitcoinNetwork,
-    BitcoinNetwork::Regtest, |_| Ok(())
-);
-param!(
-    /// The lowest fee rate a proposal may carry, sat/vB.
-    MinFeeRate, "bitcoin.min_fee_rate", "lowest fee rate a proposal may carry (sat/vB)", u64, 1,
-    at_least_one
-);
-param!(
-    /// The highest fee rate a proposal may carry, sat/vB.
-    MaxFeeRate, "bitcoin.max_fee_rate", "highest fee rate a proposal may carry (sat/vB)", u64,
-    500, at_least_one
-);
-param!(
-    /// How long a sidechain transaction may collect signatures, seconds.
-    SignTimeout, "bitcoin.sign_timeout", "seconds a transaction may collect signatures", u64,
-    24 * 3600, at_least_one
-);
-param!(
-    /// Confirmations a Bitcoin transaction needs before the chain acts on it (records an output,
+/// The highest fee rate a proposal may carry, sat/vB.
+#[derive(Parameter)]
+#[parameter(
+    name = "bitcoin.max_fee_rate",
+    description = "highest fee rate a proposal may carry (sat/vB)",
+    value = u64,
+    default = 500,
+    min = 1
+)]
+pub struct MaxFeeRate;
+
+/// How long a sidechain transaction may collect signatures, seconds.
+#[derive(Parameter)]
+#[parameter(
+    name = "bitcoin.sign_timeout",
+    description = "seconds a transaction may collect signatures",
+    value = u64,
+    default = 24 * 3600,
+    min = 1
+)]
+pub struct SignTimeout;
+
+/// Confirmations a Bitcoin transaction needs before the chain acts on it (records an output,
 /// credits a deposit, settles a transaction): 6 by default, the Peerplays design's N; lower
 /// only by parameter. A reorganisation deeper than this is what reconciliation is for.
-    MinConfirmations, "bitcoin.min_confirmations",
-    "confirmations an output needs before the chain records it", u32, 6,
-    |v| if *v == 0 { Err("must be at least 1".into()) } else { Ok(()) }
-);
+#[derive(Parameter)]
+#[parameter(
+    name = "bitcoin.min_confirmations",
+    description = "confirmations an output needs before the chain records it",
+    value = u32,
+    default = 6,
+    min = 1
+)]
+pub struct MinConfirmations;
 
-param!(
-    /// How long a complete transaction may wait to settle before it may be replaced by the
-    /// same transaction at a higher fee rate (replace-by-fee), seconds.
-    ConfirmTimeout, "bitcoin.confirm_timeout",
-    "seconds a complete transaction may wait to settle before it may be fee-bumped", u64,
-    3 * 3600, at_least_one
-);
-param!(
-    /// The fee rate at which each deposit pre-pays, into the SONs' reserve, the cost of spending
-    /// its output in a later wallet sweep, sat/vB: so the reserve can pay every sweep and
-    /// consolidation at rates up to this one however many deposits arrive.
-    CarryFeeRate, "bitcoin.carry_fee_rate",
-    "sat/vB at which each deposit pre-pays its output's later sweep into the reserve", u64, 20,
-    |_| Ok(())
-);
-param!(
-    /// The smallest deposit credited, satoshis. A deposit below it (or one whose sweep cannot
-    /// leave anything to credit at the lowest fee rate) is recorded as too small, with the
-    /// reason, and never swept by the SONs; the user can take it back through the deposit
-    /// script's own branch.
-    MinDepositSat, "bitcoin.min_deposit_sat", "the smallest deposit credited, satoshis", u64,
-    20_000, |_| Ok(())
-);
-param!(
-    /// When the current wallet holds more outputs than this, the SONs consolidate the
-    /// smallest of them into one (a sweep of the wallet to itself), so payments never need
-    /// more inputs than a standard transaction holds.
-    ConsolidateAbove, "bitcoin.consolidate_above",
-    "outputs the current wallet may hold before the smallest are consolidated", u64, 50,
-    at_least_one
-);
+/// How long a complete transaction may wait to settle before it may be replaced by the
+/// same transaction at a higher fee rate (replace-by-fee), seconds.
+#[derive(Parameter)]
+#[parameter(
+    name = "bitcoin.confirm_timeout",
+    description = "seconds a complete transaction may wait to settle before it may be fee-bumped",
+    value = u64,
+    default = 3 * 3600,
+    min = 1
+)]
+pub struct ConfirmTimeout;
+
+/// The fee rate at which each deposit pre-pays, into the SONs' reserve, the cost of spending
+/// its output in a later wallet sweep, sat/vB: so the reserve can pay every sweep and
+/// consolidation at rates up to this one however many deposits arrive.
+#[derive(Parameter)]
+#[parameter(
+    name = "bitcoin.carry_fee_rate",
+    description = "sat/vB at which each deposit pre-pays its output's later sweep into the reserve",
+    value = u64,
+    default = 20
+)]
+pub struct CarryFeeRate;
+
+/// The smallest deposit credited, satoshis. A deposit below it (or one whose sweep cannot
+/// leave anything to credit at the lowest fee rate) is recorded as too small, with the
+/// reason, and never swept by the SONs; the user can take it back through the deposit
+/// script's own branch.
+#[derive(Parameter)]
+#[parameter(
+    name = "bitcoin.min_deposit_sat",
+    description = "the smallest deposit credited, satoshis",
+    value = u64,
+    default = 20_000
+)]
+pub struct MinDepositSat;
+
+/// When the current wallet holds more outputs than this, the SONs consolidate the
+/// smallest of them into one (a sweep of the wallet to itself), so payments never need
+/// more inputs than a standard transaction holds.
+#[derive(Parameter)]
+#[parameter(
+    name = "bitcoin.consolidate_above",
+    description = "outputs the current wallet may hold before the smallest are consolidated",
+    value = u64,
+    default = 50,
+    min = 1
+)]
+pub struct ConsolidateAbove;
 
 /// Scales votes to script weights: at most 65 535, at least 1, proportional when the largest
 /// vote count exceeds what a weight can hold.
@@ -627,43 +648,42 @@ pub fn signature_needed(state: &State, son: SonId) -> Option<String> {
 /// hold it right: issued by the SON consensus authority, with 8 decimals (one unit is one
 /// satoshi) and none in existence (PBTC nobody deposited would be backed by nothing). A genesis
 /// without it runs the wallet alone: deposit keys are refused (`NoAsset`).
+#[derive(Parameter)]
+#[parameter(
+    name = "bitcoin.asset",
+    description = "the wrapped BTC asset (PBTC) deposits issue and withdrawals burn",
+    value = AssetId,
+    default = AssetId(1),
+    at_genesis = asset_at_genesis
+)]
 pub struct AssetParam;
-impl Parameter for AssetParam {
-    const NAME: &'static str = "bitcoin.asset";
-    const DESCRIPTION: &'static str =
-        "the wrapped BTC asset (PBTC) deposits issue and withdrawals burn";
-    type Value = AssetId;
-    fn default_value() -> AssetId {
-        AssetId(1)
+
+/// [`AssetParam`] on the genesis state: an existing asset must be the SONs', in satoshis, and
+/// none of it may exist yet.
+fn asset_at_genesis(id: &AssetId, genesis: &dyn sonprop_core::GenesisView) -> Result<(), String> {
+    let Some(a) = genesis.asset(*id) else { return Ok(()) };
+    if a.issuer != AccountId::SON_CONSENSUS {
+        return Err(format!(
+            "asset {id} ({}) is issued by {}, not by the SON consensus account {}",
+            a.symbol,
+            a.issuer,
+            AccountId::SON_CONSENSUS
+        ));
     }
-    fn validate_at_genesis(
-        id: &AssetId,
-        genesis: &dyn sonprop_core::GenesisView,
-    ) -> Result<(), String> {
-        let Some(a) = genesis.asset(*id) else { return Ok(()) };
-        if a.issuer != AccountId::SON_CONSENSUS {
-            return Err(format!(
-                "asset {id} ({}) is issued by {}, not by the SON consensus account {}",
-                a.symbol,
-                a.issuer,
-                AccountId::SON_CONSENSUS
-            ));
-        }
-        if a.precision != 8 {
-            return Err(format!(
-                "asset {id} ({}) has {} decimals; PBTC has 8 (one unit is one satoshi)",
-                a.symbol, a.precision
-            ));
-        }
-        if a.supply != 0 {
-            return Err(format!(
-                "{} of asset {id} ({}) exist at genesis; PBTC starts at none, or it is backed by \
-                 nothing",
-                a.supply, a.symbol
-            ));
-        }
-        Ok(())
+    if a.precision != 8 {
+        return Err(format!(
+            "asset {id} ({}) has {} decimals; PBTC has 8 (one unit is one satoshi)",
+            a.symbol, a.precision
+        ));
     }
+    if a.supply != 0 {
+        return Err(format!(
+            "{} of asset {id} ({}) exist at genesis; PBTC starts at none, or it is backed by \
+             nothing",
+            a.supply, a.symbol
+        ));
+    }
+    Ok(())
 }
 
 /// The PBTC asset a bridge's genesis needs, with id `id` (the `bitcoin.asset` parameter):
@@ -692,6 +712,7 @@ pub struct DepositKey {
 
 /// Each user's deposit key, by account; indexed by key (a key serves one account only).
 pub struct DepositKeys;
+
 /// [`DepositKeys`] by public key.
 pub const DEPOSIT_KEYS_BY_KEY: Index<DepositKeys, String> = Index::new("by_key");
 impl TableSchema for DepositKeys {
@@ -823,6 +844,7 @@ impl Deposit {
 
 /// Deposits by outpoint; indexed by status.
 pub struct Deposits;
+
 /// [`Deposits`] by status code.
 pub const DEPOSITS_BY_STATUS: Index<Deposits, u8> = Index::new("by_status");
 impl TableSchema for Deposits {
@@ -905,6 +927,7 @@ pub struct Withdrawal {
 
 /// Withdrawals by number; indexed by status.
 pub struct Withdrawals;
+
 /// [`Withdrawals`] by `(status code, id)`.
 pub const WITHDRAWALS_BY_STATUS: Index<Withdrawals, (u8, u64)> = Index::new("by_status");
 impl TableSchema for Withdrawals {

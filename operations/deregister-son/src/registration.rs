@@ -10,22 +10,9 @@ use crate::{DeregisterTrigger, DeregisterValidator, SonDeregister, KIND};
 
 /// How many complete witness cycles a deregister proposal lives (default 3: the design's
 /// "3 complete witness cycles").
+#[derive(Parameter)]
+#[parameter(name = "son_deregister.witness_cycles", value = u32, default = 3, min = 1)]
 pub struct LifetimeCycles;
-
-impl Parameter for LifetimeCycles {
-    const NAME: &'static str = "son_deregister.witness_cycles";
-    const DESCRIPTION: &'static str = "complete witness cycles a deregister proposal lives";
-    type Value = u32;
-    fn default_value() -> u32 {
-        3
-    }
-    fn validate(v: &u32) -> Result<(), String> {
-        if *v == 0 {
-            return Err("must be at least 1".into());
-        }
-        Ok(())
-    }
-}
 
 /// A deregister proposal's lifetime: [`LifetimeCycles`] complete witness cycles
 /// (`block_interval × active witnesses` each), capped by `maximum_proposal_lifetime`.

@@ -10,22 +10,9 @@ use crate::{ReportDownTrigger, ReportDownValidator, SonReportDown, KIND};
 
 /// How many complete witness cycles a report-down proposal lives (default 3, as Peerplays'
 /// SON proposals).
+#[derive(Parameter)]
+#[parameter(name = "son_report_down.witness_cycles", value = u32, default = 3, min = 1)]
 pub struct LifetimeCycles;
-
-impl Parameter for LifetimeCycles {
-    const NAME: &'static str = "son_report_down.witness_cycles";
-    const DESCRIPTION: &'static str = "complete witness cycles a report-down proposal lives";
-    type Value = u32;
-    fn default_value() -> u32 {
-        3
-    }
-    fn validate(v: &u32) -> Result<(), String> {
-        if *v == 0 {
-            return Err("must be at least 1".into());
-        }
-        Ok(())
-    }
-}
 
 /// A report's lifetime: [`LifetimeCycles`] complete witness cycles, capped by
 /// `maximum_proposal_lifetime`.
