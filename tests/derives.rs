@@ -144,3 +144,80 @@ fn a_derived_key_is_encoded_as_its_fields_tuple_and_keeps_its_order() {
     assert_eq!(Pair::from_key_bytes(&longer), None, "one key, nothing after it");
     assert_eq!(Pair::from_key_bytes(&[1, 2]), None, "not a key");
 }
+
+/// A kind declared once by `#[operation]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Ping {
+    son: SonId,
+}
+
+#[sonprop_core::operation(
+    name = "derives_ping",
+    description = "ping a SON",
+    proposal = sonprop_core::ProposalPolicy {
+        son_record: true,
+        eligible: sonprop_core::Eligibility::WitnessOrSon,
+        lifetime: |_| 90,
+        readiness: None,
+    },
+    example = Ping { son: SonId(4) }
+)]
+impl sonprop_core::Operation for Ping {
+    fn subject(&self) -> Option<sonprop_core::Subject> {
+        Some(sonprop_core::Subject::Son(self.son))
+    }
+    fn required_authorities(&self) -> Vec<sonprop_core::AccountId> {
+        vec![sonprop_core::AccountId::SON_CONSENSUS]
+    }
+    fn check(&self, _: &sonprop_core::State) -> Result<(), sonprop_core::OperationError> {
+        Ok(())
+    }
+    fn apply(
+        &self,
+        _: &mut sonprop_core::ApplyContext<'_>,
+    ) -> Result<(), sonprop_core::OperationError> {
+        Ok(())
+    }
+}
+
+/// A kind sent directly: no proposal policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Direct;
+
+#[sonprop_core::operation(name = "derives_direct", description = "sent as is", example = Direct)]
+impl sonprop_core::Operation for Direct {
+    fn required_authorities(&self) -> Vec<sonprop_core::AccountId> {
+        Vec::new()
+    }
+    fn check(&self, _: &sonprop_core::State) -> Result<(), sonprop_core::OperationError> {
+        Ok(())
+    }
+    fn apply(
+        &self,
+        _: &mut sonprop_core::ApplyContext<'_>,
+    ) -> Result<(), sonprop_core::OperationError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_kind_declared_once_gives_its_name_everywhere_it_is_needed() {
+    use sonprop_core::Operation;
+    assert_eq!(Ping::KIND, "derives_ping");
+    assert_eq!(Ping { son: SonId(1) }.kind(), "derives_ping");
+    let d = Ping::DESCRIPTOR;
+    assert_eq!((d.name, d.description), ("derives_ping", "ping a SON"));
+    let policy = d.proposal.expect("a proposal policy");
+    assert!(policy.son_record);
+    assert!(matches!(policy.eligible, sonprop_core::Eligibility::WitnessOrSon));
+    let example = (d.example)();
+    assert_eq!(example.kind(), "derives_ping");
+    assert_eq!(example.subject(), Some(sonprop_core::Subject::Son(SonId(4))));
+    // Registered with typetag under the same name: it round-trips as a boxed operation.
+    let json = serde_json::to_string(&example).expect("JSON");
+    assert!(json.contains(r#""derives_ping""#), "{json}");
+    let back: Box<dyn Operation> = serde_json::from_str(&json).expect("decodes");
+    assert_eq!(back.kind(), "derives_ping");
+    assert_eq!(Direct::DESCRIPTOR.proposal.map(|p| p.son_record), None, "no policy");
+    assert_eq!(Direct.kind(), "derives_direct");
+}

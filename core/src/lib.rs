@@ -89,7 +89,7 @@ pub use node::scheduler::{Scheduler, SchedulerConfig, SchedulerError, TxSink};
 pub use node::services::{NodeContext, ServiceError, Services};
 pub use registry::{Plugin, Registry, RegistryError};
 /// Derive macros beside the traits they implement: `use sonprop_core::Parameter` brings both.
-pub use sonprop_macros::{ChainEvent, Parameter, TableKey};
+pub use sonprop_macros::{operation, ChainEvent, Parameter, TableKey};
 
 // Re-exported so operation crates use the same versions as core. (`typetag` is not: its macro
 // expands to paths that need it as a direct dependency of the operation crate.)

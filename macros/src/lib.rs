@@ -7,6 +7,8 @@
 //!   text as a format string over its fields.
 //! - [`TableKey`][macro@TableKey]: a struct key encoded as the tuple of its fields, so its
 //!   byte order is its field order.
+//! - [`operation`][macro@operation]: on `impl Operation for T`, the kind declared once — name
+//!   (its `kind`, its `typetag` registration), description, proposal policy and example.
 //!
 //! The generated code names `::sonprop_core`, so a crate using them depends on `sonprop-core`.
 
@@ -58,6 +60,101 @@ pub fn derive_chain_event(input: TokenStream) -> TokenStream {
 #[proc_macro_derive(TableKey)]
 pub fn derive_table_key(input: TokenStream) -> TokenStream {
     expand(input, table_key)
+}
+
+/// `#[operation(...)]` on a crate's `impl Operation for T` declares the kind once: its name,
+/// its description, its proposal policy and an example.
+///
+/// ```text
+/// #[sonprop_core::operation(
+///     name = "son_key_expiry_notice",
+///     description = "announce that a SON's sidechain key expires soon",
+///     proposal = ProposalPolicy { son_record: true, eligible: Eligibility::WitnessOrSon,
+///                                 lifetime: |s| s.witness_cycles_lifetime(3), readiness: None },
+///     example = SonKeyExpiryNotice { son: SonId(3), sidechain: "bitcoin".into(), .. },
+/// )]
+/// impl Operation for SonKeyExpiryNotice { /* subject, authorities, check, apply */ }
+/// ```
+///
+/// It writes `fn kind` (leave it out of the impl), registers the type with `typetag` under the
+/// name (the crate depends on `typetag` and `serde`), and adds `T::KIND` and `T::DESCRIPTOR`
+/// (the `OperationDescriptor` for the crate's `Plugin::operations`). `proposal` is left out for
+/// a kind only ever sent directly.
+#[proc_macro_attribute]
+pub fn operation(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut imp = syn::parse_macro_input!(item as syn::ItemImpl);
+    operation_impl(args.into(), &mut imp).unwrap_or_else(syn::Error::into_compile_error).into()
+}
+
+fn operation_impl(args: Tokens, imp: &mut syn::ItemImpl) -> syn::Result<Tokens> {
+    let parsed = Punctuated::<syn::MetaNameValue, Token![,]>::parse_terminated.parse2(args)?;
+    let mut p = Vec::new();
+    for nv in parsed {
+        p.push((nv.path.require_ident()?.clone(), nv.value));
+    }
+    let span = imp.self_ty.clone();
+    let need = |p: &mut Vec<(syn::Ident, Expr)>, key: &str| {
+        take(p, key).ok_or_else(|| {
+            syn::Error::new_spanned(&span, format!("#[operation(...)] needs `{key} = ...`"))
+        })
+    };
+    let name = need(&mut p, "name")?;
+    let description = need(&mut p, "description")?;
+    let example = need(&mut p, "example")?;
+    let proposal = take(&mut p, "proposal");
+    no_more(&p, "operation")?;
+    let Some(kind) = string(&name) else {
+        return Err(syn::Error::new_spanned(name, "`name` is a string"));
+    };
+    if string(&description).is_none() {
+        return Err(syn::Error::new_spanned(description, "`description` is a string"));
+    }
+    match &imp.trait_ {
+        Some((None, path, _)) if path.segments.last().is_some_and(|s| s.ident == "Operation") => {}
+        _ => {
+            return Err(syn::Error::new_spanned(
+                &span,
+                "#[operation] goes on `impl Operation for T`",
+            ))
+        }
+    }
+    let has_kind =
+        imp.items.iter().any(|i| matches!(i, syn::ImplItem::Fn(f) if f.sig.ident == "kind"));
+    if has_kind {
+        return Err(syn::Error::new_spanned(
+            &span,
+            "`fn kind` comes from #[operation(name = ...)]: leave it out",
+        ));
+    }
+    imp.items.insert(
+        0,
+        syn::parse_quote! {
+            fn kind(&self) -> &'static str {
+                #kind
+            }
+        },
+    );
+    imp.attrs.push(syn::parse_quote! { #[::typetag::serde(name = #kind)] });
+    let ty = &imp.self_ty;
+    let proposal = match proposal {
+        Some(p) => quote! { ::core::option::Option::Some(#p) },
+        None => quote! { ::core::option::Option::None },
+    };
+    Ok(quote! {
+        #imp
+        impl #ty {
+            /// The operation kind.
+            pub const KIND: &'static str = #kind;
+            /// Its on-chain description, for the crate's `Plugin::operations`.
+            pub const DESCRIPTOR: ::sonprop_core::OperationDescriptor =
+                ::sonprop_core::OperationDescriptor {
+                    name: #kind,
+                    description: #description,
+                    proposal: #proposal,
+                    example: || ::std::boxed::Box::new(#example),
+                };
+        }
+    })
 }
 
 fn expand(input: TokenStream, f: fn(&DeriveInput) -> syn::Result<Tokens>) -> TokenStream {

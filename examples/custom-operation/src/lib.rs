@@ -35,7 +35,7 @@ pub use registration::{NoticeWindow, PLUGIN};
 pub use rule::NoticeError;
 
 /// The operation kind.
-pub const KIND: &str = "son_key_expiry_notice";
+pub const KIND: &str = SonKeyExpiryNotice::KIND;
 
 #[cfg(test)]
 mod tests;

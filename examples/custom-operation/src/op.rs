@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 use sonprop_core::{
-    AccountId, ApplyContext, ChainEvent, Operation, OperationError, SonId, State, Subject,
-    TableSchema, Timestamp,
+    AccountId, ApplyContext, ChainEvent, Eligibility, Operation, OperationError, ProposalPolicy,
+    SonId, State, Subject, TableSchema, Timestamp,
 };
 
 use crate::rule::check_notice;
@@ -47,12 +47,23 @@ pub struct KeyExpiryAnnounced {
     pub expires_at: Timestamp,
 }
 
-#[typetag::serde(name = "son_key_expiry_notice")]
-impl Operation for SonKeyExpiryNotice {
-    fn kind(&self) -> &'static str {
-        KIND
+/// The kind, declared once: its name, what it is, who may propose it and for how long.
+#[sonprop_core::operation(
+    name = "son_key_expiry_notice",
+    description = "announce that a SON's sidechain key expires soon",
+    proposal = ProposalPolicy {
+        son_record: true,
+        eligible: Eligibility::WitnessOrSon,
+        lifetime: |state| state.witness_cycles_lifetime(3),
+        readiness: None,
+    },
+    example = SonKeyExpiryNotice {
+        son: SonId(3),
+        sidechain: "bitcoin".into(),
+        expires_at: Timestamp(1_767_830_400),
     }
-
+)]
+impl Operation for SonKeyExpiryNotice {
     /// One live notice per SON and sidechain.
     fn subject(&self) -> Option<Subject> {
         Some(Subject::Named(format!("{}/{}", self.son, self.sidechain)))

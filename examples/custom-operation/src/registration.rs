@@ -1,10 +1,7 @@
-//! Registration: the descriptor, the table, the parameter and the node parts, discoverable
-//! through `inventory` and exported as [`PLUGIN`].
+//! Registration: the kind (declared on its operation), the table, the parameter and the node
+//! parts, discoverable through `inventory` and exported as [`PLUGIN`].
 
-use sonprop_core::{
-    Eligibility, Isolation, NodeParts, OperationDescriptor, ParamDecl, Parameter, Plugin,
-    ProposalPolicy, SonId, TableDecl, Timestamp, Watch,
-};
+use sonprop_core::{Isolation, NodeParts, ParamDecl, Parameter, Plugin, TableDecl, Watch};
 
 use crate::plugin::{trigger, validator};
 use crate::{Announced, SonKeyExpiryNotice, KIND};
@@ -14,27 +11,9 @@ use crate::{Announced, SonKeyExpiryNotice, KIND};
 #[parameter(name = "son_key_expiry_notice.window", value = u64, default = 7 * 24 * 3600, min = 1)]
 pub struct NoticeWindow;
 
-const DESCRIPTOR: OperationDescriptor = OperationDescriptor {
-    name: KIND,
-    description: "announce that a SON's sidechain key expires soon",
-    proposal: Some(ProposalPolicy {
-        son_record: true,
-        eligible: Eligibility::WitnessOrSon,
-        lifetime: |state| state.witness_cycles_lifetime(3),
-        readiness: None,
-    }),
-    example: || {
-        Box::new(SonKeyExpiryNotice {
-            son: SonId(3),
-            sidechain: "bitcoin".into(),
-            expires_at: Timestamp(1_767_830_400),
-        })
-    },
-};
-
 /// For explicit registration: `Registry::builder().with(&PLUGIN)`.
 pub const PLUGIN: Plugin = Plugin {
-    operations: &[DESCRIPTOR],
+    operations: &[SonKeyExpiryNotice::DESCRIPTOR],
     tables: &[TableDecl::of::<Announced>()],
     params: &[ParamDecl::of::<NoticeWindow>()],
     // The SONs know their own keys: the SON on duty proposes, every SON reviews.

@@ -168,11 +168,18 @@ fn check_key(state: &State, op: &RegisterDepositKey) -> Result<(), BitcoinError>
     Ok(())
 }
 
-#[typetag::serde(name = "bitcoin_deposit_key")]
+#[sonprop_core::operation(
+    name = "bitcoin_deposit_key",
+    description = "a user's deposit key (its deposit address) and default withdrawal address",
+    example = RegisterDepositKey {
+            account: AccountId(20),
+            public_key: "0368dc31b2b547c74f52abfc67c7fc768c68115d8ab96430d9bb4996fa660121cd"
+                .into(),
+            withdraw_address: None,
+            proof: "5c".repeat(64),
+        }
+)]
 impl Operation for RegisterDepositKey {
-    fn kind(&self) -> &'static str {
-        DEPOSIT_KEY
-    }
     fn required_authorities(&self) -> Vec<AccountId> {
         vec![self.account]
     }
@@ -337,11 +344,20 @@ impl fmt::Display for DepositConfirmed {
     }
 }
 
-#[typetag::serde(name = "bitcoin_deposit_report")]
+#[sonprop_core::operation(
+    name = "bitcoin_deposit_report",
+    description = "a SON's report of a payment to a user's deposit address",
+    example = ReportDeposit {
+            son: SonId(3),
+            owner: AccountId(14),
+            account: AccountId(20),
+            wallet: 0,
+            txid: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".into(),
+            vout: 0,
+            amount_sat: 50_000_000,
+        }
+)]
 impl Operation for ReportDeposit {
-    fn kind(&self) -> &'static str {
-        DEPOSIT_REPORT
-    }
     fn subject(&self) -> Option<Subject> {
         Some(Subject::Named(format!("bitcoin:deposit:{}:{}:{}", self.txid, self.vout, self.son)))
     }
@@ -584,11 +600,18 @@ pub struct DepositSweeping {
     pub txid: String,
 }
 
-#[typetag::serde(name = "bitcoin_deposit_process")]
+#[sonprop_core::operation(
+    name = "bitcoin_deposit_process",
+    description = "sweep a confirmed deposit into the primary wallet",
+    proposal = crate::rules::son_proposal(deposit_readiness),
+    example = ProcessDeposit {
+            deposit: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b:0"
+                .into(),
+            fee_rate: 2,
+            unsigned_tx: String::new(),
+        }
+)]
 impl Operation for ProcessDeposit {
-    fn kind(&self) -> &'static str {
-        DEPOSIT_PROCESS
-    }
     fn subject(&self) -> Option<Subject> {
         Some(Subject::Named(format!("bitcoin:deposit:{}", self.deposit)))
     }
@@ -705,11 +728,12 @@ impl fmt::Display for WithdrawalRequested {
     }
 }
 
-#[typetag::serde(name = "bitcoin_withdraw")]
+#[sonprop_core::operation(
+    name = "bitcoin_withdraw",
+    description = "withdraw PBTC to a Bitcoin address (the PBTC goes to escrow)",
+    example = Withdraw { account: AccountId(20), amount_sat: 25_000_000, address: None }
+)]
 impl Operation for Withdraw {
-    fn kind(&self) -> &'static str {
-        WITHDRAW
-    }
     fn required_authorities(&self) -> Vec<AccountId> {
         vec![self.account]
     }
@@ -820,11 +844,13 @@ pub struct WithdrawalPaying {
     pub txid: String,
 }
 
-#[typetag::serde(name = "bitcoin_withdraw_process")]
+#[sonprop_core::operation(
+    name = "bitcoin_withdraw_process",
+    description = "pay a pending withdrawal from the primary wallet, change back to it",
+    proposal = crate::rules::son_proposal(withdrawal_payment_readiness),
+    example = ProcessWithdrawal { withdrawal: 0, fee_rate: 2, unsigned_tx: String::new() }
+)]
 impl Operation for ProcessWithdrawal {
-    fn kind(&self) -> &'static str {
-        WITHDRAW_PROCESS
-    }
     fn subject(&self) -> Option<Subject> {
         Some(Subject::Named(format!("bitcoin:withdrawal:{}", self.withdrawal)))
     }
@@ -918,11 +944,13 @@ impl fmt::Display for WithdrawalRefunded {
     }
 }
 
-#[typetag::serde(name = "bitcoin_withdraw_refund")]
+#[sonprop_core::operation(
+    name = "bitcoin_withdraw_refund",
+    description = "return a withdrawal's PBTC when the primary wallet cannot pay it",
+    proposal = crate::rules::son_proposal(withdrawal_refund_readiness),
+    example = RefundWithdrawal { withdrawal: 0 }
+)]
 impl Operation for RefundWithdrawal {
-    fn kind(&self) -> &'static str {
-        WITHDRAW_REFUND
-    }
     fn subject(&self) -> Option<Subject> {
         Some(Subject::Named(format!("bitcoin:refund:{}", self.withdrawal)))
     }
@@ -1116,5 +1144,72 @@ pub(crate) fn fail_effects(
             }
             Ok(())
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Readiness, for `explain` (see the `readiness` module)
+
+use crate::rules::{due, named, not_due};
+use crate::state::{paused, MinFeeRate};
+use sonprop_core::Readiness::{self, NotAbout};
+
+/// `bitcoin_deposit_process` about `bitcoin:deposit:TXID:VOUT`.
+pub fn deposit_readiness(state: &State, subject: &Subject) -> Readiness {
+    let Some(text) = named(subject, &["bitcoin:deposit:"]) else { return NotAbout };
+    let Ok(o) = text.parse::<OutPoint>() else { return NotAbout };
+    // Before a SON reports it, the chain knows nothing of it.
+    let Some(d) = state.row::<Deposits>(&utxo_key(&o)) else { return NotAbout };
+    match &d.status {
+        DepositStatus::Confirmed => match paused(state) {
+            Some(why) => not_due(why),
+            None => {
+                due("reported by SONs above two thirds of the wallet's weight: its sweep may be \
+                 proposed")
+            }
+        },
+        DepositStatus::Reported => {
+            let best = d.claims.iter().max_by_key(|c| c.weight);
+            let (weight, total) = best.map_or((0, 0), |c| (c.weight, c.total_weight));
+            not_due(format!(
+                "reported by SONs holding {weight} of the wallet's weight {total}; more than \
+                 two thirds must report the same amount and user"
+            ))
+        }
+        other => not_due(format!("the deposit is {other}")),
+    }
+}
+
+/// The withdrawal a subject names (`bitcoin:withdrawal:N` or `bitcoin:refund:N`), if it
+/// exists.
+fn withdrawal(state: &State, subject: &Subject) -> Option<u64> {
+    let n = named(subject, &["bitcoin:withdrawal:", "bitcoin:refund:"])?.parse().ok()?;
+    state.row::<Withdrawals>(&n).map(|_| n)
+}
+
+/// `bitcoin_withdrawal_process` about `bitcoin:withdrawal:N`, at the lowest fee rate.
+pub fn withdrawal_payment_readiness(state: &State, subject: &Subject) -> Readiness {
+    let Some(id) =
+        withdrawal(state, subject).filter(|_| named(subject, &["bitcoin:withdrawal:"]).is_some())
+    else {
+        return NotAbout;
+    };
+    if let Some(why) = paused(state) {
+        return not_due(why);
+    }
+    match expected_withdrawal(state, id, state.param::<MinFeeRate>()) {
+        Ok(_) => due("pending, and the primary wallet can pay it: its payment may be proposed"),
+        Err(e) => not_due(e.to_string()),
+    }
+}
+
+/// `bitcoin_withdrawal_refund` about `bitcoin:refund:N`, and about `bitcoin:withdrawal:N` too
+/// (whether the withdrawal would be refunded).
+pub fn withdrawal_refund_readiness(state: &State, subject: &Subject) -> Readiness {
+    let Some(id) = withdrawal(state, subject) else { return NotAbout };
+    let op = RefundWithdrawal { withdrawal: id };
+    match check_refund(state, &op) {
+        Ok(reason) => due(format!("its refund may be proposed: {reason}")),
+        Err(e) => not_due(e.to_string()),
     }
 }

@@ -65,40 +65,40 @@ pub mod tx;
 pub use registration::PLUGIN;
 
 /// Kind: record a new primary wallet (and sweep the old one).
-pub const WALLET_UPDATE: &str = "bitcoin_wallet_update";
+pub const WALLET_UPDATE: &str = ops::WalletUpdate::KIND;
 /// Kind: move a batch of wallet outputs into the current wallet (after a wallet update, or to
 /// consolidate).
-pub const WALLET_SWEEP: &str = "bitcoin_wallet_sweep";
+pub const WALLET_SWEEP: &str = ops::WalletSweep::KIND;
 /// Kind: replace a complete transaction that did not settle in time by the same transaction at
 /// a higher fee rate.
-pub const TX_BUMP: &str = "bitcoin_tx_bump";
+pub const TX_BUMP: &str = ops::BumpTx::KIND;
 /// Kind: record what vanished from Bitcoin (reconciliation).
-pub const RECONCILE: &str = "bitcoin_reconcile";
+pub const RECONCILE: &str = reconcile::Reconcile::KIND;
 /// Kind: the SONs carry on despite a deficit (lift the circuit breaker).
-pub const RESUME: &str = "bitcoin_resume";
+pub const RESUME: &str = reconcile::Resume::KIND;
 /// Kind: a SON's signatures of a sidechain transaction.
-pub const SIGN: &str = "bitcoin_tx_sign";
+pub const SIGN: &str = ops::SignTx::KIND;
 /// Kind: fail a sidechain transaction past its deadline.
-pub const TX_FAIL: &str = "bitcoin_tx_fail";
+pub const TX_FAIL: &str = ops::FailTx::KIND;
 /// Kind: record a confirmed output paying the current wallet.
-pub const UTXO: &str = "bitcoin_wallet_utxo";
+pub const UTXO: &str = ops::WalletUtxo::KIND;
 /// Kind: a SON broadcast a complete sidechain transaction.
-pub const SENT: &str = "bitcoin_tx_sent";
+pub const SENT: &str = ops::SentTx::KIND;
 /// Kind: the SONs saw a sent sidechain transaction confirmed.
-pub const SETTLE: &str = "bitcoin_tx_settle";
+pub const SETTLE: &str = ops::SettleTx::KIND;
 
 /// Kind: a user's deposit key (and default withdrawal address).
-pub const DEPOSIT_KEY: &str = "bitcoin_deposit_key";
+pub const DEPOSIT_KEY: &str = flows::RegisterDepositKey::KIND;
 /// Kind: a SON's report of a payment to a deposit address.
-pub const DEPOSIT_REPORT: &str = "bitcoin_deposit_report";
+pub const DEPOSIT_REPORT: &str = flows::ReportDeposit::KIND;
 /// Kind: sweep a confirmed deposit into the primary wallet.
-pub const DEPOSIT_PROCESS: &str = "bitcoin_deposit_process";
+pub const DEPOSIT_PROCESS: &str = flows::ProcessDeposit::KIND;
 /// Kind: a user's withdrawal request (PBTC to escrow).
-pub const WITHDRAW: &str = "bitcoin_withdraw";
+pub const WITHDRAW: &str = flows::Withdraw::KIND;
 /// Kind: pay a pending withdrawal from the primary wallet.
-pub const WITHDRAW_PROCESS: &str = "bitcoin_withdraw_process";
+pub const WITHDRAW_PROCESS: &str = flows::ProcessWithdrawal::KIND;
 /// Kind: refund a withdrawal the wallet cannot pay.
-pub const WITHDRAW_REFUND: &str = "bitcoin_withdraw_refund";
+pub const WITHDRAW_REFUND: &str = flows::RefundWithdrawal::KIND;
 
 #[cfg(test)]
 mod adversary_tests;

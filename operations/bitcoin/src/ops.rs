@@ -104,11 +104,13 @@ pub struct WalletCreated {
     pub signers: usize,
 }
 
-#[typetag::serde(name = "bitcoin_wallet_update")]
+#[sonprop_core::operation(
+    name = "bitcoin_wallet_update",
+    description = "record the elected SONs' new primary wallet and the sweep of the old one",
+    proposal = crate::rules::son_proposal(wallet_update_readiness),
+    example = WalletUpdate { wallet: 1, signers: Vec::new() }
+)]
 impl Operation for WalletUpdate {
-    fn kind(&self) -> &'static str {
-        WALLET_UPDATE
-    }
     fn subject(&self) -> Option<Subject> {
         Some(Subject::Named("bitcoin:wallet".into()))
     }
@@ -267,11 +269,13 @@ impl fmt::Display for SweepCreated {
     }
 }
 
-#[typetag::serde(name = "bitcoin_wallet_sweep")]
+#[sonprop_core::operation(
+    name = "bitcoin_wallet_sweep",
+    description = "move a batch of wallet outputs into the current wallet (after a wallet update, or to consolidate)",
+    proposal = crate::rules::son_proposal(wallet_sweep_readiness),
+    example = WalletSweep { from: 0, to: 1, fee_rate: 2, unsigned_tx: String::new() }
+)]
 impl Operation for WalletSweep {
-    fn kind(&self) -> &'static str {
-        WALLET_SWEEP
-    }
     fn subject(&self) -> Option<Subject> {
         Some(Subject::Named("bitcoin:sweep".into()))
     }
@@ -406,11 +410,12 @@ pub struct TxComplete {
     pub signed_weight: u32,
 }
 
-#[typetag::serde(name = "bitcoin_tx_sign")]
+#[sonprop_core::operation(
+    name = "bitcoin_tx_sign",
+    description = "a SON's signatures of a sidechain transaction, verified on chain",
+    example = SignTx { tx: 0, son: SonId(3), owner: AccountId(14), signatures: Vec::new() }
+)]
 impl Operation for SignTx {
-    fn kind(&self) -> &'static str {
-        SIGN
-    }
     fn subject(&self) -> Option<Subject> {
         Some(Subject::Named(format!("bitcoin:sign:{}:{}", self.tx, self.son)))
     }
@@ -467,11 +472,12 @@ fn check_fail(state: &State, op: &FailTx) -> Result<(), BitcoinError> {
     elected_owner(state, op.son, op.owner)
 }
 
-#[typetag::serde(name = "bitcoin_tx_fail")]
+#[sonprop_core::operation(
+    name = "bitcoin_tx_fail",
+    description = "fail a sidechain transaction past its deadline; its inputs return",
+    example = FailTx { tx: 0, son: SonId(3), owner: AccountId(14) }
+)]
 impl Operation for FailTx {
-    fn kind(&self) -> &'static str {
-        TX_FAIL
-    }
     fn subject(&self) -> Option<Subject> {
         Some(Subject::Named(format!("bitcoin:fail:{}", self.tx)))
     }
@@ -551,11 +557,18 @@ pub fn check_utxo(state: &State, op: &WalletUtxo) -> Result<(), BitcoinError> {
     Ok(())
 }
 
-#[typetag::serde(name = "bitcoin_wallet_utxo")]
+#[sonprop_core::operation(
+    name = "bitcoin_wallet_utxo",
+    description = "record a confirmed output paying the current primary wallet",
+    proposal = crate::rules::son_proposal(utxo_readiness),
+    example = WalletUtxo {
+            wallet: 0,
+            txid: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".into(),
+            vout: 0,
+            amount_sat: 50_000,
+        }
+)]
 impl Operation for WalletUtxo {
-    fn kind(&self) -> &'static str {
-        UTXO
-    }
     fn subject(&self) -> Option<Subject> {
         Some(Subject::Named(format!("bitcoin:utxo:{}:{}", self.txid, self.vout)))
     }
@@ -617,11 +630,17 @@ fn check_sent(state: &State, op: &SentTx) -> Result<(), BitcoinError> {
     elected_owner(state, op.son, op.owner)
 }
 
-#[typetag::serde(name = "bitcoin_tx_sent")]
+#[sonprop_core::operation(
+    name = "bitcoin_tx_sent",
+    description = "a SON broadcast a complete sidechain transaction",
+    example = SentTx {
+            tx: 0,
+            txid: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".into(),
+            son: SonId(3),
+            owner: AccountId(14),
+        }
+)]
 impl Operation for SentTx {
-    fn kind(&self) -> &'static str {
-        SENT
-    }
     fn subject(&self) -> Option<Subject> {
         Some(Subject::Named(format!("bitcoin:sent:{}", self.tx)))
     }
@@ -700,11 +719,16 @@ pub fn check_settle<'a>(state: &'a State, op: &SettleTx) -> Result<&'a Sidechain
     Ok(t)
 }
 
-#[typetag::serde(name = "bitcoin_tx_settle")]
+#[sonprop_core::operation(
+    name = "bitcoin_tx_settle",
+    description = "the SONs saw a sent sidechain transaction confirmed: its outputs join the wallet; PBTC is issued (deposit) or burnt (withdrawal)",
+    proposal = crate::rules::son_proposal(settle_readiness),
+    example = SettleTx {
+            tx: 0,
+            txid: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".into(),
+        }
+)]
 impl Operation for SettleTx {
-    fn kind(&self) -> &'static str {
-        SETTLE
-    }
     fn subject(&self) -> Option<Subject> {
         Some(Subject::Named(format!("bitcoin:settle:{}", self.tx)))
     }
@@ -878,11 +902,13 @@ pub struct BumpAbandoned {
     pub txid: String,
 }
 
-#[typetag::serde(name = "bitcoin_tx_bump")]
+#[sonprop_core::operation(
+    name = "bitcoin_tx_bump",
+    description = "replace a complete sidechain transaction that did not settle in time by the same one at a higher fee rate",
+    proposal = crate::rules::son_proposal(bump_readiness),
+    example = BumpTx { tx: 0, fee_rate: 5, unsigned_tx: String::new() }
+)]
 impl Operation for BumpTx {
-    fn kind(&self) -> &'static str {
-        TX_BUMP
-    }
     fn subject(&self) -> Option<Subject> {
         Some(Subject::Named(format!("bitcoin:bump:{}", self.tx)))
     }
@@ -939,4 +965,124 @@ pub fn signed_transaction(
         input.witness = tx::weighted_witness(wallet.signers.len(), &sigs, &script, user_slot);
     }
     Ok(signed)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Readiness, for `explain` (see the `readiness` module)
+
+use crate::rules::{due, is, named, not_due};
+use crate::state::{MinConfirmations, MinFeeRate};
+use sonprop_core::chain::event::counted;
+use sonprop_core::Readiness::{self, DueAt, NotAbout};
+
+/// `bitcoin_wallet_update` about `bitcoin:wallet`.
+pub fn wallet_update_readiness(state: &State, subject: &Subject) -> Readiness {
+    if !is(subject, "bitcoin:wallet") {
+        return NotAbout;
+    }
+    match expected_update(state) {
+        Ok(None) => match current_wallet(state) {
+            Some(w) => not_due(format!("the elected SONs hold the current wallet {}", w.id)),
+            None => not_due("no SON is elected"),
+        },
+        Ok(Some(update)) => match check_update(state, &update) {
+            Ok(()) => due(format!(
+                "the elected SONs differ from the current wallet's signers: wallet {} may be \
+                 proposed",
+                update.wallet
+            )),
+            Err(e) => not_due(format!("wallet {} waits: {e}", update.wallet)),
+        },
+        Err(e) => not_due(e.to_string()),
+    }
+}
+
+/// `bitcoin_wallet_sweep` about `bitcoin:sweep`, at the lowest fee rate.
+pub fn wallet_sweep_readiness(state: &State, subject: &Subject) -> Readiness {
+    if !is(subject, "bitcoin:sweep") {
+        return NotAbout;
+    }
+    match expected_sweep(state, state.param::<MinFeeRate>()) {
+        Ok(Some(sweep)) => match check_sweep(state, &sweep) {
+            Ok(()) if sweep.from == sweep.to => due(format!(
+                "wallet {} holds more outputs than bitcoin.consolidate_above: they may be \
+                 consolidated",
+                sweep.from
+            )),
+            Ok(()) => due(format!(
+                "wallet {} still holds outputs: they may be swept into wallet {}",
+                sweep.from, sweep.to
+            )),
+            Err(e) => not_due(e.to_string()),
+        },
+        Ok(None) => not_due("no wallet holds outputs to move"),
+        Err(e) => not_due(e.to_string()),
+    }
+}
+
+/// The sidechain transaction a subject names (`bitcoin:tx:N` or `OWN:N`), if it exists.
+fn sidechain_tx<'a>(state: &'a State, subject: &Subject, own: &str) -> Option<&'a SidechainTx> {
+    let n: u64 = named(subject, &["bitcoin:tx:", own])?.parse().ok()?;
+    state.row::<Transactions>(&n)
+}
+
+/// `bitcoin_tx_settle` about `bitcoin:settle:N` (or `bitcoin:tx:N`).
+pub fn settle_readiness(state: &State, subject: &Subject) -> Readiness {
+    let Some(t) = sidechain_tx(state, subject, "bitcoin:settle:") else { return NotAbout };
+    let id = t.id;
+    if !t.is_unsettled() {
+        return not_due(format!("sidechain tx {id} is {}", t.status));
+    }
+    let Some(version) = t.signed_versions().last() else {
+        return not_due(format!(
+            "sidechain tx {id} is collecting signatures ({} of the {} weight it needs)",
+            t.signed_weight, t.threshold
+        ));
+    };
+    not_due(format!(
+        "sidechain tx {id} is signed (as {}): its settlement waits for the SONs to see it with \
+         {} on Bitcoin",
+        version.txid,
+        counted(state.param::<MinConfirmations>(), "confirmation")
+    ))
+}
+
+/// `bitcoin_tx_bump` about `bitcoin:bump:N` (or `bitcoin:tx:N`).
+pub fn bump_readiness(state: &State, subject: &Subject) -> Readiness {
+    let Some(t) = sidechain_tx(state, subject, "bitcoin:bump:") else { return NotAbout };
+    let id = t.id;
+    if !matches!(t.status, TxStatus::Complete | TxStatus::Sent { .. }) {
+        return not_due(format!("sidechain tx {id} is {}; only a signed one is bumped", t.status));
+    }
+    let timeout = state.param::<ConfirmTimeout>();
+    let at = t.completed.unwrap_or(t.created).plus(timeout);
+    let why = format!(
+        "re-signed at a higher fee rate when unsettled bitcoin.confirm_timeout ({timeout} s) \
+         after it was signed"
+    );
+    if state.head_time() < at {
+        DueAt { at, why }
+    } else {
+        due(why)
+    }
+}
+
+/// `bitcoin_wallet_utxo` about `bitcoin:utxo:TXID:VOUT`.
+pub fn utxo_readiness(state: &State, subject: &Subject) -> Readiness {
+    let Some(text) = named(subject, &["bitcoin:utxo:"]) else { return NotAbout };
+    let Ok(o) = text.parse::<OutPoint>() else { return NotAbout };
+    if let Some(u) = state.row::<Utxos>(&utxo_key(&o)) {
+        return not_due(format!("{o} is recorded already, in wallet {}", u.wallet));
+    }
+    if known_output(state, &o) {
+        return not_due(format!("{o} is a deposit or a sidechain transaction's output"));
+    }
+    match current_wallet(state) {
+        Some(w) => not_due(format!(
+            "not recorded: it waits for the SONs to see it pay wallet {} with {} on Bitcoin",
+            w.id,
+            counted(state.param::<MinConfirmations>(), "confirmation")
+        )),
+        None => not_due("there is no wallet yet"),
+    }
 }

@@ -138,11 +138,17 @@ impl fmt::Display for Reconciled {
     }
 }
 
-#[typetag::serde(name = "bitcoin_reconcile")]
+#[sonprop_core::operation(
+    name = "bitcoin_reconcile",
+    description = "record outputs the chain counts that vanished from Bitcoin; fail what spent them",
+    proposal = crate::rules::son_proposal(reconcile_readiness),
+    example = Reconcile {
+            gone: vec![
+                "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b:0".into()
+            ],
+        }
+)]
 impl Operation for Reconcile {
-    fn kind(&self) -> &'static str {
-        RECONCILE
-    }
     fn subject(&self) -> Option<Subject> {
         Some(Subject::Named("bitcoin:reconcile".into()))
     }
@@ -246,11 +252,13 @@ pub struct Resumed {
     pub deficit_sat: u64,
 }
 
-#[typetag::serde(name = "bitcoin_resume")]
+#[sonprop_core::operation(
+    name = "bitcoin_resume",
+    description = "the SONs accept a deficit: deposits and withdrawals resume",
+    proposal = crate::rules::son_proposal(resume_readiness),
+    example = Resume { deficit_sat: 10_000 }
+)]
 impl Operation for Resume {
-    fn kind(&self) -> &'static str {
-        RESUME
-    }
     fn subject(&self) -> Option<Subject> {
         Some(Subject::Named("bitcoin:resume".into()))
     }
@@ -300,4 +308,38 @@ pub fn alarms(state: &State) -> Vec<String> {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Readiness, for `explain` (see the `readiness` module)
+
+use crate::rules::{due, is, not_due};
+use crate::state::Wallets;
+use sonprop_core::Readiness::{self, NotAbout};
+
+/// `bitcoin_reconcile` about `bitcoin:reconcile`.
+pub fn reconcile_readiness(state: &State, subject: &Subject) -> Readiness {
+    if !is(subject, "bitcoin:reconcile") {
+        return NotAbout;
+    }
+    let outputs = counted(state.rows::<Utxos>().count() as u64, "output");
+    let wallets = counted(state.rows::<Wallets>().count() as u64, "wallet");
+    not_due(format!(
+        "raised only when the SONs see outputs the chain counts ({outputs} in {wallets}) vanish \
+         from Bitcoin"
+    ))
+}
+
+/// `bitcoin_resume` about `bitcoin:resume`.
+pub fn resume_readiness(state: &State, subject: &Subject) -> Readiness {
+    if !is(subject, "bitcoin:resume") {
+        return NotAbout;
+    }
+    match paused(state) {
+        Some(_) => due(format!(
+            "deposits and withdrawals are paused with {} sat unbacked: the SONs may accept it",
+            books(state).deficit_sat()
+        )),
+        None => not_due("deposits and withdrawals are not paused"),
+    }
 }

@@ -2,8 +2,8 @@
 //! exported as [`PLUGIN`] and submitted to `inventory`.
 
 use sonprop_core::{
-    AccountId, Eligibility, Guard, Isolation, NodeParts, OperationDescriptor, ParamDecl, Plugin,
-    ProposalPolicy, SonId, State, Subject, TableDecl, Watch,
+    Guard, Isolation, NodeParts, OperationDescriptor, ParamDecl, Plugin, State, Subject, TableDecl,
+    Watch,
 };
 
 use crate::flows::{
@@ -12,7 +12,6 @@ use crate::flows::{
 };
 use crate::node;
 use crate::ops::{BumpTx, FailTx, SentTx, SettleTx, SignTx, WalletSweep, WalletUpdate, WalletUtxo};
-use crate::readiness;
 use crate::reconcile::{breaker, Reconcile, Resume};
 use crate::state::{
     signature_needed, AssetParam, BooksTable, CarryFeeRate, ConfirmTimeout, ConsolidateAbove,
@@ -20,183 +19,27 @@ use crate::state::{
     SignTimeout, Transactions, Utxos, Wallets, Withdrawals,
 };
 use crate::{
-    DEPOSIT_KEY, DEPOSIT_PROCESS, DEPOSIT_REPORT, RECONCILE, RESUME, SENT, SETTLE, SIGN, TX_BUMP,
-    TX_FAIL, UTXO, WALLET_SWEEP, WALLET_UPDATE, WITHDRAW, WITHDRAW_PROCESS, WITHDRAW_REFUND,
-};
-
-fn lifetime(state: &State) -> u64 {
-    state.witness_cycles_lifetime(3)
-}
-
-const SON_PROPOSAL: ProposalPolicy = ProposalPolicy {
-    son_record: true,
-    eligible: Eligibility::ElectedSon,
-    lifetime,
-    readiness: None,
+    DEPOSIT_PROCESS, DEPOSIT_REPORT, RECONCILE, SENT, SETTLE, SIGN, TX_BUMP, UTXO, WALLET_SWEEP,
+    WALLET_UPDATE, WITHDRAW_PROCESS, WITHDRAW_REFUND,
 };
 
 const OPERATIONS: [OperationDescriptor; 16] = [
-    OperationDescriptor {
-        name: WALLET_UPDATE,
-        description: "record the elected SONs' new primary wallet and the sweep of the old one",
-        proposal: Some(ProposalPolicy { readiness: Some(readiness::wallet_update), ..SON_PROPOSAL }),
-        example: || Box::new(WalletUpdate { wallet: 1, signers: Vec::new() }),
-    },
-    OperationDescriptor {
-        name: WALLET_SWEEP,
-        description:
-            "move a batch of wallet outputs into the current wallet (after a wallet update, or to consolidate)",
-        proposal: Some(ProposalPolicy { readiness: Some(readiness::wallet_sweep), ..SON_PROPOSAL }),
-        example: || {
-            Box::new(WalletSweep { from: 0, to: 1, fee_rate: 2, unsigned_tx: String::new() })
-        },
-    },
-    OperationDescriptor {
-        name: TX_BUMP,
-        description:
-            "replace a complete sidechain transaction that did not settle in time by the same one at a higher fee rate",
-        proposal: Some(ProposalPolicy { readiness: Some(readiness::bump), ..SON_PROPOSAL }),
-        example: || Box::new(BumpTx { tx: 0, fee_rate: 5, unsigned_tx: String::new() }),
-    },
-    OperationDescriptor {
-        name: RECONCILE,
-        description:
-            "record outputs the chain counts that vanished from Bitcoin; fail what spent them",
-        proposal: Some(ProposalPolicy { readiness: Some(readiness::reconcile), ..SON_PROPOSAL }),
-        example: || {
-            Box::new(Reconcile {
-                gone: vec![
-                    "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b:0".into()
-                ],
-            })
-        },
-    },
-    OperationDescriptor {
-        name: RESUME,
-        description: "the SONs accept a deficit: deposits and withdrawals resume",
-        proposal: Some(ProposalPolicy { readiness: Some(readiness::resume), ..SON_PROPOSAL }),
-        example: || Box::new(Resume { deficit_sat: 10_000 }),
-    },
-    OperationDescriptor {
-        name: SIGN,
-        description: "a SON's signatures of a sidechain transaction, verified on chain",
-        proposal: None,
-        example: || {
-            Box::new(SignTx { tx: 0, son: SonId(3), owner: AccountId(14), signatures: Vec::new() })
-        },
-    },
-    OperationDescriptor {
-        name: TX_FAIL,
-        description: "fail a sidechain transaction past its deadline; its inputs return",
-        proposal: None,
-        example: || Box::new(FailTx { tx: 0, son: SonId(3), owner: AccountId(14) }),
-    },
-    OperationDescriptor {
-        name: SENT,
-        description: "a SON broadcast a complete sidechain transaction",
-        proposal: None,
-        example: || {
-            Box::new(SentTx {
-                tx: 0,
-                txid: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".into(),
-                son: SonId(3),
-                owner: AccountId(14),
-            })
-        },
-    },
-    OperationDescriptor {
-        name: SETTLE,
-        description:
-            "the SONs saw a sent sidechain transaction confirmed: its outputs join the wallet; PBTC is issued (deposit) or burnt (withdrawal)",
-        proposal: Some(ProposalPolicy { readiness: Some(readiness::settle), ..SON_PROPOSAL }),
-        example: || {
-            Box::new(SettleTx {
-                tx: 0,
-                txid: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".into(),
-            })
-        },
-    },
-    OperationDescriptor {
-        name: UTXO,
-        description: "record a confirmed output paying the current primary wallet",
-        proposal: Some(ProposalPolicy { readiness: Some(readiness::utxo), ..SON_PROPOSAL }),
-        example: || {
-            Box::new(WalletUtxo {
-                wallet: 0,
-                txid: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".into(),
-                vout: 0,
-                amount_sat: 50_000,
-            })
-        },
-    },
-    OperationDescriptor {
-        name: DEPOSIT_KEY,
-        description: "a user's deposit key (its deposit address) and default withdrawal address",
-        proposal: None,
-        example: || {
-            Box::new(RegisterDepositKey {
-                account: AccountId(20),
-                public_key: "0368dc31b2b547c74f52abfc67c7fc768c68115d8ab96430d9bb4996fa660121cd"
-                    .into(),
-                withdraw_address: None,
-                proof: "5c".repeat(64),
-            })
-        },
-    },
-    OperationDescriptor {
-        name: DEPOSIT_REPORT,
-        description: "a SON's report of a payment to a user's deposit address",
-        proposal: None,
-        example: || {
-            Box::new(ReportDeposit {
-                son: SonId(3),
-                owner: AccountId(14),
-                account: AccountId(20),
-                wallet: 0,
-                txid: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".into(),
-                vout: 0,
-                amount_sat: 50_000_000,
-            })
-        },
-    },
-    OperationDescriptor {
-        name: DEPOSIT_PROCESS,
-        description: "sweep a confirmed deposit into the primary wallet",
-        proposal: Some(ProposalPolicy {
-            readiness: Some(readiness::deposit),
-            ..SON_PROPOSAL
-        }),
-        example: || {
-            Box::new(ProcessDeposit {
-                deposit: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b:0"
-                    .into(),
-                fee_rate: 2,
-                unsigned_tx: String::new(),
-            })
-        },
-    },
-    OperationDescriptor {
-        name: WITHDRAW,
-        description: "withdraw PBTC to a Bitcoin address (the PBTC goes to escrow)",
-        proposal: None,
-        example: || {
-            Box::new(Withdraw { account: AccountId(20), amount_sat: 25_000_000, address: None })
-        },
-    },
-    OperationDescriptor {
-        name: WITHDRAW_PROCESS,
-        description: "pay a pending withdrawal from the primary wallet, change back to it",
-        proposal: Some(ProposalPolicy { readiness: Some(readiness::withdrawal_payment), ..SON_PROPOSAL }),
-        example: || {
-            Box::new(ProcessWithdrawal { withdrawal: 0, fee_rate: 2, unsigned_tx: String::new() })
-        },
-    },
-    OperationDescriptor {
-        name: WITHDRAW_REFUND,
-        description: "return a withdrawal's PBTC when the primary wallet cannot pay it",
-        proposal: Some(ProposalPolicy { readiness: Some(readiness::withdrawal_refund), ..SON_PROPOSAL }),
-        example: || Box::new(RefundWithdrawal { withdrawal: 0 }),
-    },
+    WalletUpdate::DESCRIPTOR,
+    WalletSweep::DESCRIPTOR,
+    BumpTx::DESCRIPTOR,
+    Reconcile::DESCRIPTOR,
+    Resume::DESCRIPTOR,
+    SignTx::DESCRIPTOR,
+    FailTx::DESCRIPTOR,
+    SentTx::DESCRIPTOR,
+    SettleTx::DESCRIPTOR,
+    WalletUtxo::DESCRIPTOR,
+    RegisterDepositKey::DESCRIPTOR,
+    ReportDeposit::DESCRIPTOR,
+    ProcessDeposit::DESCRIPTOR,
+    Withdraw::DESCRIPTOR,
+    ProcessWithdrawal::DESCRIPTOR,
+    RefundWithdrawal::DESCRIPTOR,
 ];
 
 fn defer_needed_signer(state: &State, subject: &Subject) -> Option<String> {

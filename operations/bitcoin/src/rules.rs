@@ -340,3 +340,45 @@ pub(crate) fn elected_owner(
     }
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Proposal policy and readiness, shared by the kinds
+
+/// A Bitcoin SON proposal lives three witness cycles.
+fn lifetime(state: &State) -> u64 {
+    state.witness_cycles_lifetime(3)
+}
+
+/// Every proposable Bitcoin kind's policy: a SON proposal the elected SONs raise, living three
+/// witness cycles, with its readiness for `explain` (the kind's rule, in words).
+pub(crate) const fn son_proposal(
+    readiness: fn(&State, &sonprop_core::Subject) -> sonprop_core::Readiness,
+) -> sonprop_core::ProposalPolicy {
+    sonprop_core::ProposalPolicy {
+        son_record: true,
+        eligible: sonprop_core::Eligibility::ElectedSon,
+        lifetime,
+        readiness: Some(readiness),
+    }
+}
+
+/// The part of a named subject after one of `prefixes`, if it is one of them.
+pub(crate) fn named<'a>(subject: &'a sonprop_core::Subject, prefixes: &[&str]) -> Option<&'a str> {
+    let sonprop_core::Subject::Named(name) = subject else { return None };
+    prefixes.iter().find_map(|p| name.strip_prefix(p))
+}
+
+/// Whether `subject` is exactly `name`.
+pub(crate) fn is(subject: &sonprop_core::Subject, name: &str) -> bool {
+    matches!(subject, sonprop_core::Subject::Named(n) if n == name)
+}
+
+/// Due, since the rule cannot tell when.
+pub(crate) fn due(why: impl Into<String>) -> sonprop_core::Readiness {
+    sonprop_core::Readiness::Due { since: None, why: why.into() }
+}
+
+/// Not due, and why.
+pub(crate) fn not_due(why: impl Into<String>) -> sonprop_core::Readiness {
+    sonprop_core::Readiness::NotDue { why: why.into() }
+}

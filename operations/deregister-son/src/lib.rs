@@ -34,7 +34,7 @@ pub use rule::DeregisterError;
 pub use trigger::{DeregisterTrigger, DeregisterValidator};
 
 /// The operation kind.
-pub const KIND: &str = "son_deregister";
+pub const KIND: &str = SonDeregister::KIND;
 
 #[cfg(test)]
 mod tests;

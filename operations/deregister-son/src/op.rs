@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 use sonprop_core::{
-    AccountId, ApplyContext, Operation, OperationError, SonId, SonStatus, State, Subject,
+    AccountId, ApplyContext, Eligibility, Operation, OperationError, ProposalPolicy, SonId,
+    SonStatus, State, Subject,
 };
 
 use crate::rule::check_due;
@@ -16,11 +17,18 @@ pub struct SonDeregister {
     pub son: SonId,
 }
 
-#[typetag::serde(name = "son_deregister")]
+#[sonprop_core::operation(
+    name = "son_deregister",
+    description = "deregister a SON in maintenance for son_deregister_time (12 h)",
+    proposal = ProposalPolicy {
+        son_record: true,
+        eligible: Eligibility::ActiveWitness,
+        lifetime: crate::registration::lifetime,
+        readiness: Some(crate::rule::readiness),
+    },
+    example = SonDeregister { son: SonId(3) }
+)]
 impl Operation for SonDeregister {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
     fn subject(&self) -> Option<Subject> {
         Some(Subject::Son(self.son))
     }

@@ -1,10 +1,7 @@
 //! Registration: the descriptor, the parameter and the node parts, exported as [`PLUGIN`] and
 //! submitted to `inventory`.
 
-use sonprop_core::{
-    Eligibility, Isolation, NodeParts, OperationDescriptor, ParamDecl, Parameter, Plugin,
-    ProposalPolicy, SonId, State, Watch,
-};
+use sonprop_core::{Isolation, NodeParts, ParamDecl, Parameter, Plugin, State, Watch};
 
 use crate::{DeregisterTrigger, DeregisterValidator, SonDeregister, KIND};
 
@@ -20,21 +17,9 @@ pub fn lifetime(state: &State) -> u64 {
     state.witness_cycles_lifetime(state.param::<LifetimeCycles>())
 }
 
-const DESCRIPTOR: OperationDescriptor = OperationDescriptor {
-    name: KIND,
-    description: "deregister a SON in maintenance for son_deregister_time (12 h)",
-    proposal: Some(ProposalPolicy {
-        son_record: true,
-        eligible: Eligibility::ActiveWitness,
-        lifetime,
-        readiness: Some(crate::rule::readiness),
-    }),
-    example: || Box::new(SonDeregister { son: SonId(3) }),
-};
-
 /// This crate's registrations, for `Registry::builder().with(&PLUGIN)`.
 pub const PLUGIN: Plugin = Plugin {
-    operations: &[DESCRIPTOR],
+    operations: &[SonDeregister::DESCRIPTOR],
     params: &[ParamDecl::of::<LifetimeCycles>()],
     node: &[NodeParts {
         kind: KIND,

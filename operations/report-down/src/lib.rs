@@ -31,7 +31,7 @@ pub use rule::ReportDownError;
 pub use trigger::{ReportDownTrigger, ReportDownValidator};
 
 /// The operation kind.
-pub const KIND: &str = "son_report_down";
+pub const KIND: &str = SonReportDown::KIND;
 
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 use sonprop_core::{
-    AccountId, ApplyContext, Operation, OperationError, SonId, SonStatus, State, Subject, Timestamp,
+    AccountId, ApplyContext, Eligibility, Operation, OperationError, ProposalPolicy, SonId,
+    SonStatus, State, Subject, Timestamp,
 };
 
 use crate::rule::check_report;
@@ -18,11 +19,18 @@ pub struct SonReportDown {
     pub down_ts: Timestamp,
 }
 
-#[typetag::serde(name = "son_report_down")]
+#[sonprop_core::operation(
+    name = "son_report_down",
+    description = "report an elected SON down after son_down_time without a heartbeat",
+    proposal = ProposalPolicy {
+        son_record: true,
+        eligible: Eligibility::WitnessOrSon,
+        lifetime: crate::registration::lifetime,
+        readiness: Some(crate::rule::readiness),
+    },
+    example = SonReportDown { son: SonId(3), down_ts: Timestamp(1_767_229_200) }
+)]
 impl Operation for SonReportDown {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
     fn subject(&self) -> Option<Subject> {
         Some(Subject::Son(self.son))
     }

@@ -1,10 +1,7 @@
 //! Registration: the descriptor, the parameter and the node parts, exported as [`PLUGIN`] and
 //! submitted to `inventory`.
 
-use sonprop_core::{
-    Eligibility, Isolation, NodeParts, OperationDescriptor, ParamDecl, Parameter, Plugin,
-    ProposalPolicy, SonId, State, Timestamp, Watch,
-};
+use sonprop_core::{Isolation, NodeParts, ParamDecl, Parameter, Plugin, State, Watch};
 
 use crate::{ReportDownTrigger, ReportDownValidator, SonReportDown, KIND};
 
@@ -20,21 +17,9 @@ pub fn lifetime(state: &State) -> u64 {
     state.witness_cycles_lifetime(state.param::<LifetimeCycles>())
 }
 
-const DESCRIPTOR: OperationDescriptor = OperationDescriptor {
-    name: KIND,
-    description: "report an elected SON down after son_down_time without a heartbeat",
-    proposal: Some(ProposalPolicy {
-        son_record: true,
-        eligible: Eligibility::WitnessOrSon,
-        lifetime,
-        readiness: Some(crate::rule::readiness),
-    }),
-    example: || Box::new(SonReportDown { son: SonId(3), down_ts: Timestamp(1_767_229_200) }),
-};
-
 /// This crate's registrations, for `Registry::builder().with(&PLUGIN)`.
 pub const PLUGIN: Plugin = Plugin {
-    operations: &[DESCRIPTOR],
+    operations: &[SonReportDown::DESCRIPTOR],
     params: &[ParamDecl::of::<LifetimeCycles>()],
     node: &[NodeParts {
         kind: KIND,
