@@ -12,6 +12,7 @@ mod bench_baseline;
 mod core_layout;
 mod decoders;
 mod derives;
+mod guide;
 mod ledger_invariants;
 mod operation_json;
 mod scenarios;
