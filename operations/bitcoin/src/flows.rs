@@ -172,12 +172,12 @@ fn check_key(state: &State, op: &RegisterDepositKey) -> Result<(), BitcoinError>
     name = "bitcoin_deposit_key",
     description = "a user's deposit key (its deposit address) and default withdrawal address",
     example = RegisterDepositKey {
-            account: AccountId(20),
-            public_key: "0368dc31b2b547c74f52abfc67c7fc768c68115d8ab96430d9bb4996fa660121cd"
-                .into(),
-            withdraw_address: None,
-            proof: "5c".repeat(64),
-        }
+        account: AccountId(20),
+        public_key: "0368dc31b2b547c74f52abfc67c7fc768c68115d8ab96430d9bb4996fa660121cd"
+            .into(),
+        withdraw_address: None,
+        proof: "5c".repeat(64),
+    }
 )]
 impl Operation for RegisterDepositKey {
     fn required_authorities(&self) -> Vec<AccountId> {
@@ -348,14 +348,14 @@ impl fmt::Display for DepositConfirmed {
     name = "bitcoin_deposit_report",
     description = "a SON's report of a payment to a user's deposit address",
     example = ReportDeposit {
-            son: SonId(3),
-            owner: AccountId(14),
-            account: AccountId(20),
-            wallet: 0,
-            txid: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".into(),
-            vout: 0,
-            amount_sat: 50_000_000,
-        }
+        son: SonId(3),
+        owner: AccountId(14),
+        account: AccountId(20),
+        wallet: 0,
+        txid: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".into(),
+        vout: 0,
+        amount_sat: 50_000_000,
+    }
 )]
 impl Operation for ReportDeposit {
     fn subject(&self) -> Option<Subject> {
@@ -605,11 +605,11 @@ pub struct DepositSweeping {
     description = "sweep a confirmed deposit into the primary wallet",
     proposal = crate::rules::son_proposal(deposit_readiness),
     example = ProcessDeposit {
-            deposit: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b:0"
-                .into(),
-            fee_rate: 2,
-            unsigned_tx: String::new(),
-        }
+        deposit: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b:0"
+            .into(),
+        fee_rate: 2,
+        unsigned_tx: String::new(),
+    }
 )]
 impl Operation for ProcessDeposit {
     fn subject(&self) -> Option<Subject> {

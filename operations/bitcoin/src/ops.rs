@@ -562,11 +562,11 @@ pub fn check_utxo(state: &State, op: &WalletUtxo) -> Result<(), BitcoinError> {
     description = "record a confirmed output paying the current primary wallet",
     proposal = crate::rules::son_proposal(utxo_readiness),
     example = WalletUtxo {
-            wallet: 0,
-            txid: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".into(),
-            vout: 0,
-            amount_sat: 50_000,
-        }
+        wallet: 0,
+        txid: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".into(),
+        vout: 0,
+        amount_sat: 50_000,
+    }
 )]
 impl Operation for WalletUtxo {
     fn subject(&self) -> Option<Subject> {
@@ -634,11 +634,11 @@ fn check_sent(state: &State, op: &SentTx) -> Result<(), BitcoinError> {
     name = "bitcoin_tx_sent",
     description = "a SON broadcast a complete sidechain transaction",
     example = SentTx {
-            tx: 0,
-            txid: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".into(),
-            son: SonId(3),
-            owner: AccountId(14),
-        }
+        tx: 0,
+        txid: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".into(),
+        son: SonId(3),
+        owner: AccountId(14),
+    }
 )]
 impl Operation for SentTx {
     fn subject(&self) -> Option<Subject> {
@@ -724,9 +724,9 @@ pub fn check_settle<'a>(state: &'a State, op: &SettleTx) -> Result<&'a Sidechain
     description = "the SONs saw a sent sidechain transaction confirmed: its outputs join the wallet; PBTC is issued (deposit) or burnt (withdrawal)",
     proposal = crate::rules::son_proposal(settle_readiness),
     example = SettleTx {
-            tx: 0,
-            txid: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".into(),
-        }
+        tx: 0,
+        txid: "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b".into(),
+    }
 )]
 impl Operation for SettleTx {
     fn subject(&self) -> Option<Subject> {

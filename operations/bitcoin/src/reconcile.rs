@@ -143,10 +143,10 @@ impl fmt::Display for Reconciled {
     description = "record outputs the chain counts that vanished from Bitcoin; fail what spent them",
     proposal = crate::rules::son_proposal(reconcile_readiness),
     example = Reconcile {
-            gone: vec![
-                "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b:0".into()
-            ],
-        }
+        gone: vec![
+            "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b:0".into()
+        ],
+    }
 )]
 impl Operation for Reconcile {
     fn subject(&self) -> Option<Subject> {
