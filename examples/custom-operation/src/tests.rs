@@ -78,6 +78,26 @@ async fn the_son_on_duty_raises_a_notice_from_its_source_and_the_sons_approve() 
     assert!(matches!(e, NoticeError::AlreadyAnnounced { .. }), "{e}");
 }
 
+/// A restart test: every node restarts after the notice executed, forgetting what it sent.
+/// The chain's table remembers, so nothing is announced twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_restarted_after_a_notice_executed_do_not_announce_it_again() {
+    let mut net = network();
+    let expires = net.now().plus(3 * 24 * 3600);
+    let mut events = Vec::new();
+    for run in 0..2 {
+        // A restart: new schedulers, with no memory of what the old ones sent.
+        net.start_schedulers_with(SchedulerConfig::for_tests(), services_knowing(expires))
+            .expect("every node has the source");
+        let until = net.now().plus(150);
+        while net.now() < until {
+            let o = net.step().await.outcome;
+            events.extend(o.events.into_iter().map(|e| (o.height, o.timestamp, e)));
+        }
+        assert_eq!(announcements(&events).len(), 1, "announced once (run {run})");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sons_whose_own_source_disagrees_abstain_with_their_reason() {
     let mut net = network();
