@@ -635,3 +635,39 @@ fn malformed_lifecycle_events_are_named() {
     let e = err(&format!("{with}[[expect]]\nson = 1\nelected = true\npaid = true\n"));
     assert_eq!(e.field, "expect[0]");
 }
+
+/// Breaks once the chain passes block 30.
+const UNDER_30: sonprop_core::Plugin = sonprop_core::Plugin {
+    invariants: &[sonprop_core::Invariant {
+        name: "under 30 blocks",
+        check: |st| match st.head_height() {
+            h if h < 30 => Ok(()),
+            h => Err(format!("the chain is {h} blocks long")),
+        },
+        reads: None,
+    }],
+    ..sonprop_core::Plugin::new("test-invariants")
+};
+
+/// A crate's invariant is checked after every block by the simulation, whatever the crate:
+/// the first block that breaks it stops the run, naming the crate, the invariant and the block.
+#[test]
+fn a_broken_invariant_of_any_crate_stops_the_run_at_its_block() {
+    let scenario = short(9, "");
+    let registry = sonprop_core::Registry::builder()
+        .with(&sonprop_report_down::PLUGIN)
+        .with(&sonprop_deregister_son::PLUGIN)
+        .with(&UNDER_30)
+        .build()
+        .expect("registry")
+        .into_arc();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+    let mut sim = Simulation::new(&scenario, registry, &Options::default()).expect("builds");
+    let e = rt.block_on(sim.run(&mut Vec::new())).expect_err("broken");
+    assert_eq!(
+        e.to_string(),
+        "after block 30: invariant `under 30 blocks` of test-invariants is broken: the chain is \
+         30 blocks long"
+    );
+    assert_eq!(sim.ledger().state().head_height(), 30, "stopped there");
+}

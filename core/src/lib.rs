@@ -63,6 +63,7 @@ pub use chain::ids::{
     AccountId, AssetId, IdParseError, ProposalId, SonId, SonProposalId, Subject, VestingId,
     WitnessId,
 };
+pub use chain::invariant::{Invariant, InvariantBroken, InvariantWatch};
 pub use chain::ledger::Ledger;
 pub use chain::model::{
     ApplyContext, ChainRegistry, Eligibility, GenesisCheck, Guard, KindExplanation, Operation,

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::chain::invariant::Invariant;
 use crate::chain::model::{
     ChainRegistry, Eligibility, GenesisCheck, Guard, OperationDescriptor, SonCheck,
 };
@@ -39,6 +40,9 @@ pub struct Plugin {
     /// keys (refused if it fails) and when SONs are elected (a SON that fails it is passed
     /// over).
     pub son_check: Option<SonCheck>,
+    /// Properties of the chain state the crate promises after every block (a conservation
+    /// equation, say): the simulator and the test kit check them after every block.
+    pub invariants: &'static [Invariant],
 }
 
 impl Plugin {
@@ -53,6 +57,7 @@ impl Plugin {
             node: &[],
             genesis_check: None,
             son_check: None,
+            invariants: &[],
         }
     }
 }
@@ -123,6 +128,7 @@ pub enum RegistryError {
 pub struct Registry {
     chain: Arc<ChainRegistry>,
     node: NodeRegistry,
+    invariants: Vec<(&'static str, Invariant)>,
 }
 
 impl Registry {
@@ -140,6 +146,12 @@ impl Registry {
     /// The on-chain half, for [`Ledger::new`](crate::Ledger::new).
     pub fn chain(&self) -> Arc<ChainRegistry> {
         Arc::clone(&self.chain)
+    }
+
+    /// Every crate's invariants, with the crate's name, in crate order: for an
+    /// [`InvariantWatch`](crate::InvariantWatch) to check after every block.
+    pub fn invariants(&self) -> &[(&'static str, Invariant)] {
+        &self.invariants
     }
 
     /// The node half, for [`Scheduler::new`](crate::Scheduler::new).
@@ -173,6 +185,7 @@ pub struct RegistryBuilder {
     node: Vec<NodeParts>,
     genesis_checks: Vec<(&'static str, GenesisCheck)>,
     son_checks: Vec<(&'static str, SonCheck)>,
+    invariants: Vec<(&'static str, Invariant)>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -195,6 +208,7 @@ impl RegistryBuilder {
         if let Some(check) = plugin.son_check {
             self.son_checks.push((plugin.name, check));
         }
+        self.invariants.extend(plugin.invariants.iter().map(|i| (plugin.name, *i)));
         self
     }
 
@@ -296,7 +310,12 @@ impl RegistryBuilder {
                 return Err(RegistryError::DuplicateNodeParts(p.kind));
             }
         }
-        Ok(Registry { chain: Arc::new(chain), node: NodeRegistry { parts } })
+        self.invariants.sort_by_key(|(plugin, i)| (*plugin, i.name));
+        Ok(Registry {
+            chain: Arc::new(chain),
+            node: NodeRegistry { parts },
+            invariants: self.invariants,
+        })
     }
 }
 

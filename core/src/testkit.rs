@@ -229,6 +229,7 @@ impl NetworkBuilder {
             pending: Vec::new(),
             up,
             schedulers: None,
+            invariants: crate::InvariantWatch::default(),
         }
     }
 }
@@ -251,6 +252,7 @@ pub struct TestNetwork {
     pending: Vec<SignedTransaction>,
     up: BTreeSet<usize>,
     schedulers: Option<Vec<Scheduler>>,
+    invariants: crate::InvariantWatch,
 }
 
 impl std::fmt::Debug for TestNetwork {
@@ -349,12 +351,20 @@ impl TestNetwork {
     }
 
     /// Produces the next block with the queued transactions, signed by its scheduled witness.
+    ///
+    /// # Panics
+    /// If an invariant a registered crate declares is broken after the block (every one is
+    /// checked after every block), naming the crate, the invariant and the block.
     pub fn produce_block(&mut self) -> (BlockOutcome, Vec<Rejected>) {
         let t = self.ledger.state().next_slot_time();
         let txs = std::mem::take(&mut self.pending);
         let key = self.producer_keys(t).clone();
         let (_, outcome, rejected) =
             self.ledger.produce_block(t, txs, &key).expect("slot is valid");
+        if let Err(broken) = self.invariants.check(self.registry.invariants(), self.ledger.state())
+        {
+            panic!("after block {}: {broken}", outcome.height);
+        }
         (outcome, rejected)
     }
 

@@ -4,7 +4,8 @@
 //! Modules, from the bottom up (each imports only modules listed before it):
 //! `ids`, `time`, `params`, `crypto`, `panic`, `table`, `store` → `objects`, `schema` → `error`,
 //! `event`, `indexes`, `genesis` → `model` (the types that refer to each other: state,
-//! operation, proposal, kind descriptions) → `state` (queries, hash), `apply` (writes, undo) →
+//! operation, proposal, kind descriptions) → `state` (queries, hash), `invariant`, `apply`
+//! (writes, undo) →
 //! `ops`, `lifecycle`, `registration` (the core operations), `tx` → `ledger`, `persist`.
 
 pub mod apply;
@@ -15,6 +16,7 @@ pub mod event;
 pub mod genesis;
 pub mod ids;
 pub mod indexes;
+pub mod invariant;
 pub mod ledger;
 pub mod lifecycle;
 pub mod model;

@@ -63,9 +63,10 @@ pub enum SimError {
         /// What is wrong.
         detail: String,
     },
-    /// The bridge's conservation equation broke (a bug in the Bitcoin crate).
+    /// An invariant a crate declares broke (the bridge's conservation equation, say: a bug in
+    /// that crate).
     #[error("after block {height}: {message}")]
-    Conservation {
+    Invariant {
         /// The block.
         height: u64,
         /// What broke.
@@ -269,6 +270,10 @@ pub struct Simulation {
     /// Transactions the scenario's events sent, by id, with what they were: a refusal is put
     /// on the timeline with its reason.
     sent: BTreeMap<Digest, String>,
+    /// Every registered crate's invariants, checked after every block.
+    invariants: Vec<(&'static str, sonprop_core::Invariant)>,
+    /// What they last held at.
+    watch: sonprop_core::InvariantWatch,
 }
 
 impl std::fmt::Debug for Simulation {
@@ -475,6 +480,8 @@ impl Simulation {
             members,
             builder,
             sent: BTreeMap::new(),
+            invariants: registry.invariants().to_vec(),
+            watch: sonprop_core::InvariantWatch::default(),
         };
         if !options.verify_replicas {
             let st = sim.chain.state();
@@ -750,12 +757,14 @@ impl Simulation {
             check_agreement(height, &hashes[producer].0.clone(), &hashes)?;
         }
 
+        // Every crate's invariants (the bridge's conservation equation, for one).
+        self.watch
+            .check(&self.invariants, self.chain.state())
+            .map_err(|e| SimError::Invariant { height, message: e.to_string() })?;
         if let Some(bridge) = self.bridge.as_mut() {
             let now = elapsed(&self.scenario, t);
             let mut say = |e: Entry| timeline.entry(e);
-            bridge
-                .after_block(self.chain.state(), now, height, &mut say)
-                .map_err(|message| SimError::Conservation { height, message })?;
+            bridge.after_block(self.chain.state(), now, height, &mut say);
         }
 
         // Approvals are summarised per proposal per block, at the place of the first one.

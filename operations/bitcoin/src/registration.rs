@@ -170,6 +170,7 @@ pub const PLUGIN: Plugin = Plugin {
         },
     ],
     genesis_check: Some(crate::state::check_genesis),
+    invariants: &[crate::state::CONSERVATION],
     son_check: Some(crate::state::check_son_keys),
     ..Plugin::new("sonprop-bitcoin")
 };

@@ -1134,6 +1134,28 @@ pub enum ConservationError {
     },
 }
 
+/// The conservation equation as the crate's invariant, checked after every block by the
+/// simulator and the test kit ([`conservation`] says what it states).
+pub const CONSERVATION: sonprop_core::Invariant = sonprop_core::Invariant {
+    name: "conservation",
+    check: |state| conservation(state).map(|_| ()).map_err(|e| e.to_string()),
+    reads: Some(conservation_inputs),
+};
+
+/// What the conservation equation (and the bridge's alarms) read, as a fingerprint: the
+/// generations of the Bitcoin crate's tables, of the assets and of the balances. A block that
+/// writes none of them leaves it as it was.
+pub fn conservation_inputs(st: &State) -> Vec<u64> {
+    let mut g: Vec<u64> = st
+        .plugin_tables()
+        .filter(|(n, _)| n.starts_with("bitcoin."))
+        .map(|(_, t)| t.generation())
+        .collect();
+    g.push(st.assets().generation());
+    g.push(st.balances().generation());
+    g
+}
+
 /// Checks the bridge's conservation equation on `state`:
 ///
 /// ```text
