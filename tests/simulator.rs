@@ -45,6 +45,8 @@ fn the_built_in_scenario_deregisters_son_3_and_reports_every_proposal_once() {
     let gone = son3["deregistered"]["unix"].as_u64().expect("deregistered");
     assert!(gone >= down + 12 * 3600 && gone <= down + 12 * 3600 + 12, "{down} {gone}");
     assert!(sons.iter().filter(|s| s["id"] != "1.33.3").all(|s| s["status"] == "active"));
+    let never_down = sons.iter().filter(|s| s["id"] != "1.33.3");
+    assert!(never_down.clone().all(|s| s["down_since"].is_null() && s["deregistered"].is_null()));
 
     let proposals = json["proposals"].as_array().expect("proposals");
     let ids: std::collections::BTreeSet<_> =
