@@ -287,6 +287,17 @@ pub fn init_logging(verbose: u8, quiet: bool) -> Result<(), String> {
 /// Runs the command line with `args` (without the program name), printing to `out` and `err`.
 /// `terminal` says stderr is a terminal: colours in errors, a progress bar on long runs.
 pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write, terminal: bool) -> i32 {
+    run_hosted(&crate::host::Host::stock(), args, out, err, terminal)
+}
+
+/// [`run`] with the crates of `host` beside the stock ones, and their services.
+pub fn run_hosted(
+    host: &crate::host::Host,
+    args: &[String],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    terminal: bool,
+) -> i32 {
     let argv = std::iter::once("sonprop".to_owned()).chain(args.iter().cloned());
     let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
@@ -304,9 +315,9 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write, terminal: 
     };
     let result = match cli.command {
         _ if logging.is_err() => Err(fail(EXIT_USAGE, logging.err().unwrap_or_default())),
-        Command::Simulate(a) => simulate(&a, cli.quiet, out, terminal),
-        Command::Operations { json } => operations(json, out),
-        Command::Inspect { dir, json } => inspect(&dir, json, out),
+        Command::Simulate(a) => simulate(host, &a, cli.quiet, out, terminal),
+        Command::Operations { json } => operations(host, json, out),
+        Command::Inspect { dir, json } => inspect(host, &dir, json, out),
         Command::Bench { json, quick } => {
             Ok(crate::bench::cli::bench(json, quick, cli.quiet, out, err))
         }
@@ -323,9 +334,9 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write, terminal: 
                 .map(|(users, every)| (crate::bench::cli::BridgeLoad { users, every }, hours));
             Ok(crate::bench::cli::bench_sim(days, data_dir, verify_replicas, bridge, out))
         }
-        Command::Explain(a) => {
-            crate::explain::explain(&a, out).map(|()| EXIT_OK).map_err(|(code, m)| fail(code, m))
-        }
+        Command::Explain(a) => crate::explain::explain(host, &a, out)
+            .map(|()| EXIT_OK)
+            .map_err(|(code, m)| fail(code, m)),
         Command::Bitcoin(BitcoinCommand::Address(a)) => {
             crate::bitcoin_cli::address(&a, out).map_err(|(code, m)| fail(code, m))
         }
@@ -375,24 +386,13 @@ pub fn format_elapsed(secs: u64) -> String {
 /// explicitly (a node composes what it can serve: a kind whose parts need node services this
 /// simulator does not provide is not run here just because it is linked).
 pub fn registry() -> Result<Registry, String> {
-    registry_with_bitcoin(false)
+    crate::host::Host::stock().registry(false)
 }
 
 /// The registry a scenario runs: [`registry`], plus the Bitcoin crate when the scenario has a
 /// `[bitcoin]` table (its SON nodes then get their views of the simulated Bitcoin network).
 pub fn registry_for(scenario: &Scenario) -> Result<Registry, String> {
-    registry_with_bitcoin(scenario.bitcoin.is_some())
-}
-
-/// The SON-management crates, and the Bitcoin crate if `bitcoin`.
-fn registry_with_bitcoin(bitcoin: bool) -> Result<Registry, String> {
-    let mut b = Registry::builder()
-        .with(&sonprop_report_down::PLUGIN)
-        .with(&sonprop_deregister_son::PLUGIN);
-    if bitcoin {
-        b = b.with(&sonprop_bitcoin::PLUGIN);
-    }
-    b.build().map_err(|e| e.to_string())
+    crate::host::Host::stock().registry(scenario.bitcoin.is_some())
 }
 
 /// What `inspect` prints.
@@ -452,6 +452,14 @@ pub struct LiveProposal {
 
 /// Reads a data directory.
 pub fn inspection(dir: &std::path::Path) -> Result<Inspection, String> {
+    inspection_hosted(&crate::host::Host::stock(), dir)
+}
+
+/// [`inspection`] of a directory a run with `host`'s crates wrote.
+pub fn inspection_hosted(
+    host: &crate::host::Host,
+    dir: &std::path::Path,
+) -> Result<Inspection, String> {
     let path = dir.join(crate::sim::CHAIN_FILE);
     if !path.is_file() {
         return Err(format!(
@@ -463,7 +471,7 @@ pub fn inspection(dir: &std::path::Path) -> Result<Inspection, String> {
     // A bridge scenario's store holds the Bitcoin crate's tables too: try without, then with.
     let load = |with_bitcoin: bool| -> Result<sonprop_core::Ledger, String> {
         let store = sonprop_core::RedbStore::open(&path).map_err(|e| e.to_string())?;
-        let registry = registry_with_bitcoin(with_bitcoin)?.into_arc();
+        let registry = host.registry(with_bitcoin)?.into_arc();
         sonprop_core::Ledger::load(
             registry.chain(),
             Box::new(store),
@@ -514,8 +522,13 @@ pub fn inspection(dir: &std::path::Path) -> Result<Inspection, String> {
     })
 }
 
-fn inspect(dir: &std::path::Path, json: bool, out: &mut dyn Write) -> Result<i32, Failure> {
-    let i = inspection(dir).map_err(|e| fail(EXIT_USAGE, e))?;
+fn inspect(
+    host: &crate::host::Host,
+    dir: &std::path::Path,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<i32, Failure> {
+    let i = inspection_hosted(host, dir).map_err(|e| fail(EXIT_USAGE, e))?;
     if json {
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&i).unwrap_or_default());
         return Ok(EXIT_OK);
@@ -560,9 +573,9 @@ fn inspect(dir: &std::path::Path, json: bool, out: &mut dyn Write) -> Result<i32
     Ok(EXIT_OK)
 }
 
-fn operations(json: bool, out: &mut dyn Write) -> Result<i32, Failure> {
-    // Every kind a scenario can run, the Bitcoin crate's included.
-    let reg = registry_with_bitcoin(true).map_err(|e| fail(EXIT_FAILURE, e))?;
+fn operations(host: &crate::host::Host, json: bool, out: &mut dyn Write) -> Result<i32, Failure> {
+    // Every kind a scenario can run, the Bitcoin crate's and the hosted crates' included.
+    let reg = host.registry(true).map_err(|e| fail(EXIT_FAILURE, e))?;
     let tag = |d: &sonprop_core::OperationDescriptor| {
         if d.proposal.is_some_and(|p| p.son_record) {
             "son proposal"
@@ -644,6 +657,7 @@ fn progress_bar(total: u64) -> indicatif::ProgressBar {
 }
 
 fn simulate(
+    host: &crate::host::Host,
     a: &SimulateArgs,
     quiet: bool,
     out: &mut dyn Write,
@@ -661,7 +675,8 @@ fn simulate(
         }
         None => (Scenario::built_in(), None),
     };
-    let registry = registry_for(&scenario).map_err(|e| fail(EXIT_FAILURE, e))?.into_arc();
+    let registry = host.registry(scenario.bitcoin.is_some()).map_err(|e| fail(EXIT_FAILURE, e))?;
+    let registry = registry.into_arc();
     scenario
         .check_plugin_params(&registry.chain())
         .and_then(|()| scenario.check_expectation_kinds(&registry.chain()))
@@ -680,7 +695,7 @@ fn simulate(
         verify_replicas: a.verify_replicas,
         data_dir: a.data_dir.clone(),
         fsync_every: a.fsync_every,
-        services: None,
+        services: host.services(),
         force: a.force,
         bitcoin_script_check: Some(crate::bridge::consensus_check()),
     };

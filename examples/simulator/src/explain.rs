@@ -149,7 +149,11 @@ impl Observer for Silent {
 }
 
 /// Runs `sonprop explain`.
-pub fn explain(a: &ExplainArgs, out: &mut dyn Write) -> Result<(), (i32, String)> {
+pub fn explain(
+    host: &crate::host::Host,
+    a: &ExplainArgs,
+    out: &mut dyn Write,
+) -> Result<(), (i32, String)> {
     use crate::cli::{EXIT_FAILURE, EXIT_USAGE};
     let scenario = match &a.scenario {
         Some(path) => Scenario::load(path).map_err(|e| (EXIT_USAGE, e.to_string()))?,
@@ -169,8 +173,10 @@ pub fn explain(a: &ExplainArgs, out: &mut dyn Write) -> Result<(), (i32, String)
             ));
         }
     }
-    let registry = crate::cli::registry_for(&scenario).map_err(|e| (EXIT_FAILURE, e))?.into_arc();
+    let registry = host.registry(scenario.bitcoin.is_some()).map_err(|e| (EXIT_FAILURE, e))?;
+    let registry = registry.into_arc();
     let options = Options {
+        services: host.services(),
         bitcoin_script_check: Some(crate::bridge::consensus_check()),
         data_dir: a.data_dir.clone(),
         fsync_every: crate::cli::DEFAULT_FSYNC_EVERY,

@@ -5,7 +5,7 @@
 //! chain's state alone: its answer says what the chain holds and what the SONs wait to see.
 //!
 //! A subject of another shape, or naming a deposit, withdrawal or sidechain transaction the
-//! chain does not hold, is not one these kinds are about ([`Readiness::NotAbout`]).
+//! chain does not hold, is not one these kinds are about ([`sonprop_core::Readiness::NotAbout`]).
 //!
 //! Subjects: `bitcoin:wallet`, `bitcoin:sweep`, `bitcoin:deposit:TXID:VOUT`,
 //! `bitcoin:withdrawal:N` (its payment and its refund), `bitcoin:refund:N`,
