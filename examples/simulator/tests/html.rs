@@ -85,6 +85,32 @@ fn the_html_report_is_one_page_and_a_browser_draws_every_son_proposal_and_stage(
         assert!(!html.contains(remote), "the page refers to something outside it: {remote}");
     }
     assert_eq!(html.matches(r#"class="son-row""#).count(), sons);
+    // SON 1.33.3's history, in order, across the whole axis (genesis at x 110, the head at
+    // 1010): active, reported down, deregistered.
+    let row = &html[html.find(r#"data-son="1.33.3""#).expect("its row")..];
+    let row = &row[..row.find("</g>").expect("row ends")];
+    let attr = |at: &str, name: &str| -> f64 {
+        let v = &at[at.find(&format!(" {name}=\"")).expect(name) + name.len() + 3..];
+        v[..v.find('"').expect("quoted")].parse().expect("a number")
+    };
+    let spans: Vec<(&str, f64, f64)> = row
+        .split("<rect ")
+        .skip(1)
+        .map(|r| {
+            let status = r.split("data-status=\"").nth(1).and_then(|s| s.split('"').next());
+            (status.expect("a status"), attr(r, "x"), attr(r, "x") + attr(r, "width"))
+        })
+        .collect();
+    let statuses: Vec<&str> = spans.iter().map(|s| s.0).collect();
+    assert_eq!(statuses, ["active", "in_maintenance", "deregistered"]);
+    assert_eq!(spans[0].1, 110.0, "from genesis");
+    assert!((spans[2].2 - 1010.0).abs() < 0.01, "to the head: {spans:?}");
+    assert!(spans.windows(2).all(|w| (w[0].2 - w[1].1).abs() < 0.01), "no gap: {spans:?}");
+    // The time axis: ticks from genesis, two hours apart over 17 hours.
+    let ticks: Vec<&str> =
+        html.split(r#"class="tick">"#).skip(1).filter_map(|t| t.split('<').next()).collect();
+    assert_eq!(ticks.first(), Some(&"T+00:00:00"), "{ticks:?}");
+    assert!(ticks.contains(&"T+16:00:00") && !ticks.contains(&"T+18:00:00"), "{ticks:?}");
 
     let Some(browser) = chromium() else {
         let required = std::env::var("SONPROP_BROWSER_TEST").is_ok_and(|v| v == "required");
