@@ -54,11 +54,15 @@ impl InvariantWatch {
                 continue;
             }
             self.checked += 1;
-            (inv.check)(state).map_err(|message| InvariantBroken {
-                plugin,
-                name: inv.name,
-                message,
-            })?;
+            // A check that panics is a broken check, reported as such, never a crash.
+            let run = std::panic::AssertUnwindSafe(|| (inv.check)(state));
+            let held = std::panic::catch_unwind(run).unwrap_or_else(|payload| {
+                Err(format!(
+                    "its check panicked: {}",
+                    crate::chain::panic::panic_message(&*payload)
+                ))
+            });
+            held.map_err(|message| InvariantBroken { plugin, name: inv.name, message })?;
             *held_at = reads;
         }
         Ok(())
@@ -86,6 +90,10 @@ mod tests {
         Err("2 + 2 = 5".into())
     }
 
+    fn panics(_: &State) -> Result<(), String> {
+        panic!("index out of bounds")
+    }
+
     fn head(st: &State) -> Vec<u64> {
         vec![st.head_height()]
     }
@@ -110,5 +118,11 @@ mod tests {
         let bad = Invariant { name: "sums", check: broken, reads: None };
         let e = watch.check(&[("a", skipped), ("c", bad)], st).expect_err("broken");
         assert_eq!(e.to_string(), "invariant `sums` of c is broken: 2 + 2 = 5");
+        let bad = Invariant { name: "indexing", check: panics, reads: None };
+        let e = watch.check(&[("d", bad)], st).expect_err("a panic is a broken check");
+        assert_eq!(
+            e.to_string(),
+            "invariant `indexing` of d is broken: its check panicked: index out of bounds"
+        );
     }
 }
