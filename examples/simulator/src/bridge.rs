@@ -783,40 +783,43 @@ pub struct WithdrawalStages {
 /// Fills each deposit's and withdrawal's stages, sidechain transaction and fee from the
 /// report's events (the Bitcoin crate's events name them) and the transactions.
 pub fn fill_stages(b: &mut BridgeReport, events: &[crate::report::Event]) {
-    let named = |e: &crate::report::Event, field: &str| e.data.get(field).cloned();
+    use crate::report::Event;
+    // The first event of each (kind, name) about each deposit or withdrawal, in one pass:
+    // keyed by the field naming the flow and its value as JSON text.
+    let mut first: BTreeMap<(&str, String, &str, &str), &Event> = BTreeMap::new();
+    for e in events {
+        for field in ["deposit", "withdrawal"] {
+            if let Some(v) = e.data.get(field) {
+                first.entry((field, v.to_string(), &e.kind, &e.name)).or_insert(e);
+            }
+        }
+    }
+    let event = |field: &'static str, flow: &str, kind: &'static str, name: &'static str| {
+        first.get(&(field, flow.to_owned(), kind, name)).copied()
+    };
+    let at = |e: Option<&Event>| e.map(|e| e.at.clone());
+    let tx_of = |e: Option<&Event>| e.and_then(|e| e.data.get("tx")).and_then(|v| v.as_u64());
     let fee = |tx: Option<u64>, txs: &[TxEntry]| {
         tx.and_then(|id| txs.iter().find(|t| t.id == id)).map(|t| t.fee_sat)
     };
     for d in &mut b.deposits {
-        let mine = |e: &&crate::report::Event| {
-            named(e, "deposit").is_some_and(|v| v.as_str() == Some(d.outpoint.as_str()))
-        };
-        let first = |kind: &str, name: &str| {
-            events.iter().filter(mine).find(|e| e.kind == kind && e.name == name)
-        };
-        let at = |e: Option<&crate::report::Event>| e.map(|e| e.at.clone());
-        d.stages.reported = at(first(DEPOSIT_REPORT, "seen"));
-        d.stages.confirmed = at(first(DEPOSIT_REPORT, "confirmed"));
-        let sweeping = first(DEPOSIT_PROCESS, "sweeping");
-        d.stages.swept = at(sweeping);
-        d.stages.settled = at(first(SETTLE, "deposit_credited"));
-        d.tx = sweeping.and_then(|e| named(e, "tx")).and_then(|v| v.as_u64());
+        let flow = serde_json::Value::from(d.outpoint.as_str()).to_string();
+        let of = |kind, name| event("deposit", &flow, kind, name);
+        d.stages.reported = at(of(DEPOSIT_REPORT, "seen"));
+        d.stages.confirmed = at(of(DEPOSIT_REPORT, "confirmed"));
+        d.stages.swept = at(of(DEPOSIT_PROCESS, "sweeping"));
+        d.stages.settled = at(of(SETTLE, "deposit_credited"));
+        d.tx = tx_of(of(DEPOSIT_PROCESS, "sweeping"));
         d.fee_sat = fee(d.tx, &b.transactions);
     }
     for w in &mut b.withdrawals {
-        let mine = |e: &&crate::report::Event| {
-            named(e, "withdrawal").is_some_and(|v| v.as_u64() == Some(w.id))
-        };
-        let first = |kind: &str, name: &str| {
-            events.iter().filter(mine).find(|e| e.kind == kind && e.name == name)
-        };
-        let at = |e: Option<&crate::report::Event>| e.map(|e| e.at.clone());
-        w.stages.requested = at(first(WITHDRAW, "requested"));
-        let paying = first(WITHDRAW_PROCESS, "paying");
-        w.stages.paying = at(paying);
-        w.stages.paid = at(first(SETTLE, "withdrawal_paid"));
-        w.stages.refunded = at(first(WITHDRAW_REFUND, "refunded"));
-        w.tx = paying.and_then(|e| named(e, "tx")).and_then(|v| v.as_u64());
+        let flow = w.id.to_string();
+        let of = |kind, name| event("withdrawal", &flow, kind, name);
+        w.stages.requested = at(of(WITHDRAW, "requested"));
+        w.stages.paying = at(of(WITHDRAW_PROCESS, "paying"));
+        w.stages.paid = at(of(SETTLE, "withdrawal_paid"));
+        w.stages.refunded = at(of(WITHDRAW_REFUND, "refunded"));
+        w.tx = tx_of(of(WITHDRAW_PROCESS, "paying"));
         w.fee_sat = fee(w.tx, &b.transactions);
     }
 }

@@ -220,37 +220,18 @@ pub fn explain(
     Ok(())
 }
 
-/// Whether the chain or the run knows the subject of `e`: a SON, an account, a proposal, a
-/// bridge deposit or withdrawal, something a proposal of the run named, or something a kind's
-/// rule speaks of (due, due later, deferred or proposed).
+/// Whether the chain or the run knows the subject of `e`: a SON, an account, a proposal,
+/// something a proposal of the run named, or something a kind's rule speaks of (a bridge
+/// deposit, withdrawal or sidechain transaction the chain holds is one: the Bitcoin kinds
+/// answer about those, and are not about what the chain does not hold).
 fn exists(sim: &Simulation, e: &Explanation) -> bool {
-    use sonprop_bitcoin::state::{utxo_key, Deposits, Transactions, Withdrawals};
     let st = sim.ledger().state();
     let subject = e.subject.as_str();
     // A kind that answers about the subject knows it (one that is not about it says nothing).
     let said = e.kinds.iter().any(|k| k.verdict != KindVerdict::Unknown);
     let account = subject.parse::<sonprop_core::AccountId>().ok().and_then(|id| st.account(id));
     let proposal = subject.parse::<ProposalId>().ok().and_then(|id| st.proposal(id));
-    let deposit = subject
-        .strip_prefix("bitcoin:deposit:")
-        .and_then(|o| o.parse::<bitcoin::OutPoint>().ok())
-        .and_then(|o| st.row::<Deposits>(&utxo_key(&o)));
-    let withdrawal = subject
-        .strip_prefix("bitcoin:withdrawal:")
-        .and_then(|n| n.parse::<u64>().ok())
-        .and_then(|n| st.row::<Withdrawals>(&n));
-    let tx = subject
-        .strip_prefix("bitcoin:tx:")
-        .and_then(|n| n.parse::<u64>().ok())
-        .and_then(|n| st.row::<Transactions>(&n));
-    e.son.is_some()
-        || !e.proposals.is_empty()
-        || said
-        || account.is_some()
-        || proposal.is_some()
-        || deposit.is_some()
-        || withdrawal.is_some()
-        || tx.is_some()
+    e.son.is_some() || !e.proposals.is_empty() || said || account.is_some() || proposal.is_some()
 }
 
 /// The explanation of `subject` at the simulation's head block.
@@ -271,16 +252,12 @@ pub fn explanation(sim: &Simulation, scenario: &Scenario, subject: &str) -> Expl
             ),
         Err(_) => subject.parse().unwrap_or_else(|e| match e {}),
     };
-    let sons = crate::json::sons(st);
-    let son = subject.son().and_then(|id| st.son(id)).map(|s| {
-        let id = s.id.to_string();
-        SonFacts {
-            son: sons.iter().find(|j| j.id == id).cloned().expect("every SON is listed"),
-            elected: st.is_elected(s.id),
-            votes: s.votes,
-            election: lifecycle::election_story(st, s.id, &|t| format_elapsed(t.since(genesis))),
-            pay: lifecycle::pay_story(st, s.id, &|t| format_elapsed(t.since(genesis))),
-        }
+    let son = subject.son().and_then(|id| st.son(id)).map(|s| SonFacts {
+        son: crate::json::son(st, s),
+        elected: st.is_elected(s.id),
+        votes: s.votes,
+        election: lifecycle::election_story(st, s.id, &|t| format_elapsed(t.since(genesis))),
+        pay: lifecycle::pay_story(st, s.id, &|t| format_elapsed(t.since(genesis))),
     });
     let head = st.head_time();
     let kinds = st

@@ -80,22 +80,21 @@ pub struct Son {
 
 /// Every SON of `state`, in id order.
 pub fn sons(state: &State) -> Vec<Son> {
+    state.sons().iter().map(|(_, s)| son(state, s)).collect()
+}
+
+/// One SON of `state`.
+pub fn son(state: &State, s: &sonprop_core::Son) -> Son {
     let g = state.globals().genesis_time.secs();
     let at = |t: Timestamp| Time::at(g, t.secs());
-    state
-        .sons()
-        .iter()
-        .map(|(id, s)| {
-            let st = &s.statistics;
-            Son {
-                id: id.to_string(),
-                status: s.status,
-                last_heartbeat: at(st.last_active_timestamp),
-                down_since: (st.last_down_timestamp.secs() > 0).then(|| at(st.last_down_timestamp)),
-                deregistered: st.deregistered_timestamp.map(at),
-            }
-        })
-        .collect()
+    let st = &s.statistics;
+    Son {
+        id: s.id.to_string(),
+        status: s.status,
+        last_heartbeat: at(st.last_active_timestamp),
+        down_since: (st.last_down_timestamp.secs() > 0).then(|| at(st.last_down_timestamp)),
+        deregistered: st.deregistered_timestamp.map(at),
+    }
 }
 
 /// A node whose validator did not approve a proposal, and why.

@@ -356,12 +356,6 @@ impl ProposalLog {
     }
 }
 
-/// A chain time for people: RFC 3339 and the offset from genesis, as in
-/// `2026-01-01T01:05:57Z (T+01:05:57)`.
-pub fn when(genesis_time: u64, t: u64) -> String {
-    format!("{} ({})", rfc3339(t), crate::cli::format_elapsed(t.saturating_sub(genesis_time)))
-}
-
 /// Unix seconds as RFC 3339 (UTC).
 pub fn rfc3339(t: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t))

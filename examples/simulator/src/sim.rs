@@ -610,11 +610,6 @@ impl Simulation {
         &self.log
     }
 
-    /// An account id (`1.2.5`) as the timeline names it: `witness-4 (1.2.5)`.
-    pub fn account_name(&self, account: &str) -> String {
-        account.parse::<AccountId>().map_or_else(|_| account.to_owned(), |a| self.name(a))
-    }
-
     /// Whether the run has nothing left to simulate (a data directory that holds it whole).
     pub fn is_complete(&self) -> bool {
         elapsed(&self.scenario, self.chain.state().next_slot_time()) > self.scenario.duration

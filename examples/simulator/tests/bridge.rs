@@ -62,6 +62,29 @@ fn the_bridge_scenario_credits_every_deposit_and_pays_every_withdrawal_bitcoin_c
     assert!(has("son 1.33.15: inactive -> active"));
     assert!(has("sweeps 4 outputs of wallet 0"));
     assert!(has("withdrawal 3 settled: "));
+    // Each flow's stages, in the order they happen, with its sidechain transaction's fee.
+    let t = |s: &Option<sonprop_simulator::json::Time>| s.as_ref().map(|t| t.unix);
+    let fee_of =
+        |tx: Option<u64>| b.transactions.iter().find(|x| Some(x.id) == tx).map(|x| x.fee_sat);
+    for d in b.deposits.iter().filter(|d| d.credited.is_some()) {
+        let s = &d.stages;
+        let times = [t(&s.paid), t(&s.reported), t(&s.confirmed), t(&s.swept), t(&s.settled)];
+        assert!(times.iter().all(Option::is_some), "{d:?}");
+        assert!(times.windows(2).all(|w| w[0] <= w[1]) && times[0] < times[4], "{d:?}");
+        assert!(d.fee_sat.is_some() && d.fee_sat == fee_of(d.tx), "{d:?}");
+        let sweep = b.transactions.iter().find(|x| Some(x.id) == d.tx).expect("its sweep");
+        assert_eq!(sweep.kind, "deposit_sweep", "{d:?}");
+    }
+    let vanished = b.deposits.iter().find(|d| d.status.contains("vanished")).expect("one");
+    assert!(vanished.stages.paid.is_some() && vanished.stages.reported.is_none());
+    for w in &b.withdrawals {
+        let s = &w.stages;
+        let times = [t(&s.requested), t(&s.paying), t(&s.paid)];
+        assert!(times.iter().all(Option::is_some) && s.refunded.is_none(), "{w:?}");
+        assert!(times.windows(2).all(|p| p[0] <= p[1]) && times[0] < times[2], "{w:?}");
+        let payment = b.transactions.iter().find(|x| Some(x.id) == w.tx).expect("its payment");
+        assert_eq!((payment.kind, w.fee_sat), ("payment", Some(payment.fee_sat)), "{w:?}");
+    }
 }
 
 #[test]
