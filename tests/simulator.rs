@@ -673,3 +673,43 @@ fn a_broken_invariant_of_any_crate_stops_the_run_at_its_block() {
     );
     assert_eq!(sim.ledger().state().head_height(), 30, "stopped there");
 }
+
+/// A scenario's own assets and accounts reach the genesis: balances as declared, the asset's
+/// issuer as named, and a balance expectation holds or fails on what the chain holds.
+#[test]
+fn a_scenario_declares_its_own_assets_and_accounts_and_expects_balances() {
+    let extra = "[[assets]]\nsymbol = \"SIDE\"\nprecision = 8\nmax_supply = 21000000\n\
+                 [[assets]]\nsymbol = \"GOLD\"\nprecision = 0\nmax_supply = 10\nissuer = \"bob\"\n\
+                 [[accounts]]\nname = \"alice\"\nbalances = { SIDE = \"1.5\", GOLD = 3 }\n\
+                 [[accounts]]\nname = \"bob\"\n\
+                 [[expect]]\naccount = \"alice\"\nasset = \"SIDE\"\nbalance = \"1.5\"\n\
+                 [[expect]]\naccount = \"bob\"\nasset = \"GOLD\"\nbalance = 1\n";
+    let s = short(1, extra);
+    let registry = cli::registry().expect("registry").into_arc();
+    let sim = Simulation::new(&s, registry, &Options::default()).expect("network");
+    let st = sim.ledger().state();
+    let named = |n: &str| st.accounts().iter().find(|(_, a)| a.name == n).map(|(id, _)| *id);
+    let (alice, bob) = (named("alice").expect("alice"), named("bob").expect("bob"));
+    let side = st.asset_by_symbol("SIDE").expect("SIDE").clone();
+    let gold = st.asset_by_symbol("GOLD").expect("GOLD").clone();
+    assert_eq!((side.id.0, gold.id.0), (2, 3), "ids from 1.3.2 in the file's order");
+    assert_eq!(side.issuer, sonprop_core::AccountId::SON_CONSENSUS);
+    assert_eq!(gold.issuer, bob);
+    assert_eq!(st.balance(alice, side.id), 150_000_000);
+    assert_eq!((st.balance(alice, gold.id), gold.supply), (3, 3));
+    let (finished, _) = run_to_end(&s, false);
+    let results: Vec<_> = finished
+        .report
+        .expectations
+        .iter()
+        .map(|r| (r.expectation.clone(), r.failure.clone()))
+        .collect();
+    assert!(results.contains(&("alice holds 1.50000000 SIDE".into(), None)), "{results:?}");
+    assert!(
+        results.contains(&(
+            "bob holds 1 GOLD".into(),
+            Some("bob: expected 1 GOLD, holds 0 GOLD".into())
+        )),
+        "{results:?}"
+    );
+}

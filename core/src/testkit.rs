@@ -53,6 +53,7 @@ pub struct NetworkBuilder {
     balances: Vec<(AccountId, AssetId, u64)>,
     plugin_params: BTreeMap<String, serde_json::Value>,
     son_votes: Vec<u64>,
+    named: Vec<String>,
 }
 
 impl Default for NetworkBuilder {
@@ -69,6 +70,7 @@ impl Default for NetworkBuilder {
             balances: Vec::new(),
             plugin_params: BTreeMap::new(),
             son_votes: Vec::new(),
+            named: Vec::new(),
         }
     }
 }
@@ -92,6 +94,12 @@ impl NetworkBuilder {
     /// Plain accounts `user-N` (default 1).
     pub fn users(mut self, n: usize) -> Self {
         self.users = n;
+        self
+    }
+    /// A plain account named `name`, after the `user-N` accounts (its keys are seeded by its
+    /// name, as every node's).
+    pub fn account(mut self, name: &str) -> Self {
+        self.named.push(name.to_owned());
         self
     }
     /// Chain parameters.
@@ -142,7 +150,7 @@ impl NetworkBuilder {
     }
 
     /// The genesis and every node's identity: witnesses (accounts `witness-N`), SONs (accounts
-    /// `son-N`, SON `1.33.N`), then users.
+    /// `son-N`, SON `1.33.N`), then users (`user-N`, then the [`account`](Self::account)s).
     pub fn genesis(&self) -> (Genesis, Vec<NodeIdentity>, Vec<NodeIdentity>, Vec<NodeIdentity>) {
         let mut accounts = Vec::new();
         let mut next = 1u64;
@@ -168,8 +176,11 @@ impl NetworkBuilder {
         let sons: Vec<NodeIdentity> = (0..self.sons + self.standby_sons)
             .map(|i| ident(format!("son-{i}"), None, Some(SonId(i as u64))))
             .collect();
-        let users: Vec<NodeIdentity> =
-            (0..self.users).map(|i| ident(format!("user-{i}"), None, None)).collect();
+        let users: Vec<NodeIdentity> = (0..self.users)
+            .map(|i| format!("user-{i}"))
+            .chain(self.named.iter().cloned())
+            .map(|name| ident(name, None, None))
+            .collect();
         let genesis = Genesis {
             genesis_time: self.genesis_time,
             params: self.params.clone(),

@@ -27,6 +27,7 @@ pub mod cli;
 pub mod duration;
 pub mod explain;
 pub mod fold;
+pub mod holdings;
 pub mod host;
 pub mod html;
 pub mod json;

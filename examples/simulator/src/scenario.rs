@@ -52,6 +52,10 @@ struct File {
     expect: Vec<ExpectSpec>,
     bitcoin: Option<BitcoinSpec>,
     lifecycle: Option<LifecycleSpec>,
+    #[serde(default)]
+    assets: Vec<crate::holdings::AssetSpec>,
+    #[serde(default)]
+    accounts: Vec<crate::holdings::AccountSpec>,
 }
 
 /// The `[lifecycle]` table: the core asset (PPY), member accounts that can register SONs and
@@ -396,8 +400,11 @@ struct EventSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ExpectSpec {
-    #[serde(deserialize_with = "son_index")]
-    son: u32,
+    #[serde(default, deserialize_with = "opt_son_index")]
+    son: Option<u32>,
+    account: Option<String>,
+    asset: Option<String>,
+    balance: Option<crate::holdings::AmountSpec>,
     status: Option<SonStatus>,
     kind: Option<String>,
     executed: Option<u32>,
@@ -457,6 +464,17 @@ pub enum Expectation {
         /// Withdrawn or not.
         withdrawn: bool,
     },
+    /// The account (by name) ends holding exactly this much of the asset (by symbol).
+    Balance {
+        /// The account's name.
+        account: String,
+        /// The asset's symbol.
+        asset: String,
+        /// The amount, in the asset's smallest units.
+        amount: u64,
+        /// The asset's precision, to say the amount as written.
+        precision: u8,
+    },
 }
 
 impl std::fmt::Display for Expectation {
@@ -474,6 +492,17 @@ impl std::fmt::Display for Expectation {
             Expectation::Paid { son: i, paid } => write!(f, "son {} is {}paid", son(i), not(paid)),
             Expectation::DepositWithdrawn { son: i, withdrawn } => {
                 write!(f, "son {}'s deposit is {}withdrawn", son(i), not(withdrawn))
+            }
+            Expectation::Balance { account, asset, amount, precision } => {
+                let a = sonprop_core::Asset {
+                    id: sonprop_core::AssetId(0),
+                    symbol: asset.clone(),
+                    precision: *precision,
+                    issuer: sonprop_core::AccountId::SON_CONSENSUS,
+                    max_supply: u64::MAX,
+                    supply: 0,
+                };
+                write!(f, "{account} holds {}", a.format(*amount))
             }
         }
     }
@@ -511,6 +540,10 @@ pub struct Scenario {
     pub bitcoin: Option<BitcoinScenario>,
     /// The SON lifecycle's accounts, when the scenario has a `[lifecycle]` table.
     pub lifecycle: Option<LifecycleScenario>,
+    /// The scenario's own assets (`[[assets]]`).
+    pub assets: Vec<crate::holdings::ScenarioAsset>,
+    /// The scenario's own accounts (`[[accounts]]`).
+    pub accounts: Vec<crate::holdings::ScenarioAccount>,
 }
 
 impl Scenario {
@@ -816,27 +849,60 @@ impl Scenario {
             events.push(Event { at: e.at.0, son, action });
         }
 
+        // PPY with a [lifecycle] table, PBTC with a [bitcoin] one; then the file's own.
+        let mut builtin = Vec::new();
+        if f.lifecycle.is_some() {
+            builtin.push(("PPY", 5));
+        }
+        if f.bitcoin.is_some() {
+            builtin.push(("PBTC", 8));
+        }
+        let (assets, accounts) = crate::holdings::check(&f.assets, &f.accounts, &builtin)
+            .map_err(|(field, message)| err(&field, message))?;
+        let precision_of = |symbol: &str| {
+            let own = assets.iter().find(|a| a.symbol == symbol).map(|a| a.precision);
+            own.or_else(|| builtin.iter().find(|b| b.0 == symbol).map(|b| b.1))
+        };
         let mut expect = Vec::new();
         for (i, x) in f.expect.iter().enumerate() {
-            if x.son >= known {
-                check_son(format!("expect[{i}].son"), x.son)?;
+            if let (Some(account), Some(asset), Some(balance), None) =
+                (&x.account, &x.asset, &x.balance, x.son)
+            {
+                let field = format!("expect[{i}].asset");
+                let precision = precision_of(asset)
+                    .ok_or_else(|| err(&field, format!("no asset `{asset}` in this scenario")))?;
+                let amount = crate::holdings::parse_amount(balance, precision)
+                    .map_err(|m| err(&format!("expect[{i}].balance"), m))?;
+                let (account, asset) = (account.clone(), asset.clone());
+                expect.push(Expectation::Balance { account, asset, amount, precision });
+                continue;
+            }
+            let (Some(son), None, None, None) = (x.son, &x.account, &x.asset, &x.balance) else {
+                return Err(err(
+                    &format!("expect[{i}]"),
+                    "give `son` with what it expects of a SON, or `account`, `asset` and `balance`"
+                        .into(),
+                ));
+            };
+            if son >= known {
+                check_son(format!("expect[{i}].son"), son)?;
             }
             let one = |e: Expectation| Ok::<_, ScenarioError>(e);
             let e = match (x.status, &x.kind, x.executed, x.elected, x.paid, x.deposit_withdrawn) {
                 (Some(status), None, None, None, None, None) => {
-                    one(Expectation::Status { son: x.son, status })?
+                    one(Expectation::Status { son, status })?
                 }
                 (None, Some(kind), Some(count), None, None, None) => {
-                    one(Expectation::Executed { son: x.son, kind: kind.clone(), count })?
+                    one(Expectation::Executed { son, kind: kind.clone(), count })?
                 }
                 (None, None, None, Some(elected), None, None) => {
-                    one(Expectation::Elected { son: x.son, elected })?
+                    one(Expectation::Elected { son, elected })?
                 }
                 (None, None, None, None, Some(paid), None) => {
-                    one(Expectation::Paid { son: x.son, paid })?
+                    one(Expectation::Paid { son, paid })?
                 }
                 (None, None, None, None, None, Some(withdrawn)) => {
-                    one(Expectation::DepositWithdrawn { son: x.son, withdrawn })?
+                    one(Expectation::DepositWithdrawn { son, withdrawn })?
                 }
                 _ => {
                     return Err(err(
@@ -1021,6 +1087,8 @@ impl Scenario {
             expect,
             bitcoin,
             lifecycle,
+            assets,
+            accounts,
         })
     }
 }

@@ -320,6 +320,18 @@ impl Simulation {
             (Some(m), Some(l)) => m.genesis(builder, &scenario.params, l),
             _ => builder,
         };
+        // The scenario's own accounts come after every generated one; its assets after PPY and
+        // PBTC.
+        let existing: Vec<_> = [
+            scenario.lifecycle.as_ref().map(|_| crate::members::ppy_asset()),
+            scenario.bitcoin.as_ref().map(|_| crate::bridge::pbtc_asset()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let builder =
+            crate::holdings::genesis(builder, &scenario.assets, &scenario.accounts, &existing)
+                .map_err(SimError::Setup)?;
         let (genesis, witnesses, sons, users) = builder.genesis();
         let users: Vec<NodeIdentity> = users.into_iter().take(bitcoin_users).collect();
         // A SON an event registers runs a node from the start, offline until it exists.
@@ -1273,6 +1285,19 @@ fn check_expectation(report: &Report, st: &sonprop_core::State, x: &Expectation)
                     s.deposit,
                     vesting.unwrap_or(0)
                 )
+            })
+        }
+        Expectation::Balance { account, asset, amount, .. } => {
+            let holder = st.accounts().iter().find(|(_, a)| a.name == *account);
+            let Some((id, _)) = holder else {
+                return Some(format!("no account `{account}`"));
+            };
+            let Some(a) = st.asset_by_symbol(asset) else {
+                return Some(format!("no asset `{asset}`"));
+            };
+            let got = st.balance(*id, a.id);
+            (got != *amount).then(|| {
+                format!("{account}: expected {}, holds {}", a.format(*amount), a.format(got))
             })
         }
         Expectation::Status { son, status } => {
