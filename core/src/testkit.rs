@@ -19,7 +19,9 @@ use crate::chain::params::ChainParameters;
 use crate::chain::time::Timestamp;
 use crate::chain::tx::{SignedTransaction, Transaction};
 use crate::node::plugin::NodeIdentity;
-use crate::node::scheduler::{BlockReport, CollectingSink, Scheduler, SchedulerConfig};
+use crate::node::scheduler::{
+    BlockReport, CollectingSink, PluginOutcome, PluginStatus, Scheduler, SchedulerConfig,
+};
 use crate::node::services::Services;
 use crate::registry::Registry;
 
@@ -458,13 +460,56 @@ impl TestNetwork {
 
     /// Steps until head time reaches `t`; returns every event with its block height and time.
     pub async fn run_until(&mut self, t: Timestamp) -> Vec<(u64, Timestamp, LedgerEvent)> {
-        let mut events = Vec::new();
+        self.record_until(t).await.events
+    }
+
+    /// Steps for `secs` seconds of chain time; returns what the network did (events and every
+    /// node's plugin outcomes).
+    pub async fn run_for(&mut self, secs: u64) -> Run {
+        self.record_until(self.now().plus(secs)).await
+    }
+
+    /// Steps until head time reaches `t`, recording what the network did.
+    pub async fn record_until(&mut self, t: Timestamp) -> Run {
+        let mut run = Run::default();
         while self.now() < t {
             let step = self.step().await;
             let o = step.outcome;
-            events.extend(o.events.into_iter().map(|e| (o.height, o.timestamp, e)));
+            run.events.extend(o.events.into_iter().map(|e| (o.height, o.timestamp, e)));
+            for (node, report) in step.reports {
+                run.outcomes.extend(report.outcomes.into_iter().map(|o| (node.clone(), o)));
+            }
         }
-        events
+        run
+    }
+
+    /// Produces blocks (no schedulers run) until head time reaches `t`.
+    pub fn produce_until(&mut self, t: Timestamp) {
+        while self.now() < t {
+            self.produce_block();
+        }
+    }
+}
+
+/// What a [`TestNetwork`] did while it ran ([`TestNetwork::run_for`]).
+#[derive(Debug, Default)]
+pub struct Run {
+    /// Every event, with its block's height and time.
+    pub events: Vec<(u64, Timestamp, LedgerEvent)>,
+    /// Every plugin call's outcome, with the node's name.
+    pub outcomes: Vec<(String, PluginOutcome)>,
+}
+
+impl Run {
+    /// The events of type `E`, in order.
+    pub fn decoded<E: crate::ChainEvent>(&self) -> Vec<E> {
+        self.events.iter().filter_map(|(_, _, e)| e.decode::<E>()).collect()
+    }
+
+    /// The statuses of `kind`'s plugin calls, with the node, in order.
+    pub fn statuses(&self, kind: &str) -> Vec<(&str, &PluginStatus)> {
+        let of_kind = self.outcomes.iter().filter(|(_, o)| o.kind == kind);
+        of_kind.map(|(node, o)| (node.as_str(), &o.status)).collect()
     }
 }
 

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sonprop_core::{
-    async_trait, NodeContext, NodeIdentity, PluginError, Proposal, ProposalDraft, ServiceError,
-    SonId, State, Timestamp, Trigger, TriggerOutput, Validator, Verdict,
+    async_trait, NodeIdentity, PluginError, Proposal, ProposalDraft, SonId, State, Timestamp,
+    Trigger, TriggerOutput, Validator, Verdict,
 };
 
 use crate::rule::check_notice;
@@ -83,14 +83,4 @@ impl Validator for NoticeValidator {
             None => Verdict::Abstain("my source does not know this key".into()),
         })
     }
-}
-
-/// Builds this node's trigger from its [`ExpirySource`] service.
-pub(crate) fn trigger(ctx: &NodeContext<'_>) -> Result<Box<dyn Trigger>, ServiceError> {
-    Ok(Box::new(NoticeTrigger(ctx.service::<ExpirySource>()?)))
-}
-
-/// Builds this node's validator from its [`ExpirySource`] service.
-pub(crate) fn validator(ctx: &NodeContext<'_>) -> Result<Box<dyn Validator>, ServiceError> {
-    Ok(Box::new(NoticeValidator(ctx.service::<ExpirySource>()?)))
 }

@@ -3,8 +3,7 @@
 
 use sonprop_core::{Isolation, NodeParts, ParamDecl, Parameter, Plugin, TableDecl, Watch};
 
-use crate::plugin::{trigger, validator};
-use crate::{Announced, SonKeyExpiryNotice, KIND};
+use crate::{Announced, ExpirySource, NoticeTrigger, NoticeValidator, SonKeyExpiryNotice, KIND};
 
 /// How far ahead of expiry a notice may be raised, in seconds (default 7 days).
 #[derive(Parameter)]
@@ -16,12 +15,13 @@ pub const PLUGIN: Plugin = Plugin {
     operations: &[SonKeyExpiryNotice::DESCRIPTOR],
     tables: &[TableDecl::of::<Announced>()],
     params: &[ParamDecl::of::<NoticeWindow>()],
-    // The SONs know their own keys: the SON on duty proposes, every SON reviews.
+    // The SONs know their own keys: the SON on duty proposes, every SON reviews. Each node
+    // builds its trigger and validator from its own `ExpirySource` service.
     node: &[NodeParts {
         kind: KIND,
         watch: Watch::ElectedSons,
-        trigger: Some(trigger),
-        validator: Some(validator),
+        trigger: Some(|node| Ok(Box::new(NoticeTrigger(node.service::<ExpirySource>()?)))),
+        validator: Some(|node| Ok(Box::new(NoticeValidator(node.service::<ExpirySource>()?)))),
         isolation: Isolation::Thread,
     }],
     ..Plugin::new("sonprop-example-custom-operation")

@@ -3,9 +3,7 @@ use std::sync::Arc;
 
 use sonprop_core::node::scheduler::{PluginStatus, SchedulerConfig};
 use sonprop_core::testkit::TestNetwork;
-use sonprop_core::{
-    LedgerEvent, Registry, SchedulerError, ServiceError, Services, SonId, State, Timestamp,
-};
+use sonprop_core::{Registry, SchedulerError, ServiceError, Services, SonId, State, Timestamp};
 
 use crate::rule::{check_notice, NoticeError};
 use crate::{ExpirySource, FixedExpiries, KeyExpiryAnnounced, NoticeWindow, KIND, PLUGIN};
@@ -41,37 +39,20 @@ fn services_knowing(expires: Timestamp) -> impl Fn(&sonprop_core::NodeIdentity) 
     }
 }
 
-fn announcements(events: &[(u64, Timestamp, LedgerEvent)]) -> Vec<KeyExpiryAnnounced> {
-    events.iter().filter_map(|(_, _, e)| e.decode::<KeyExpiryAnnounced>()).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_son_on_duty_raises_a_notice_from_its_source_and_the_sons_approve() {
     let mut net = network();
     let expires = net.now().plus(3 * 24 * 3600);
     net.start_schedulers_with(SchedulerConfig::for_tests(), services_knowing(expires))
         .expect("every node has the source");
-    let mut proposers = Vec::new();
-    let mut events = Vec::new();
-    while net.now() < net.genesis.genesis_time.plus(120) {
-        let step = net.step().await;
-        let o = step.outcome;
-        events.extend(o.events.into_iter().map(|e| (o.height, o.timestamp, e)));
-        for (node, report) in &step.reports {
-            if report.outcomes.iter().any(|o| o.kind == KIND && o.status == PluginStatus::Drafts(1))
-            {
-                proposers.push(node.clone());
-            }
-        }
-    }
+    let run = net.run_for(120).await;
     let expected =
         KeyExpiryAnnounced { son: SonId(4), sidechain: "bitcoin".into(), expires_at: expires };
-    assert_eq!(announcements(&events), vec![expected], "announced once");
+    assert_eq!(run.decoded::<KeyExpiryAnnounced>(), vec![expected], "announced once");
+    let drafted = run.statuses(KIND).into_iter().filter(|(_, s)| **s == PluginStatus::Drafts(1));
+    let proposers: Vec<&str> = drafted.map(|(node, _)| node).collect();
     assert!(!proposers.is_empty(), "a node drafted it");
-    assert!(
-        proposers.iter().all(|n| n.starts_with("son-")),
-        "only SON nodes run it: {proposers:?}"
-    );
+    assert!(proposers.iter().all(|n| n.starts_with("son-")), "only SONs run it: {proposers:?}");
     let st = net.ledger.state();
     assert_eq!(st.row::<crate::Announced>(&(SonId(4), "bitcoin".into())), Some(&expires));
     let e = check_notice(st, SonId(4), "bitcoin", expires).expect_err("remembered");
@@ -84,17 +65,13 @@ async fn the_son_on_duty_raises_a_notice_from_its_source_and_the_sons_approve() 
 async fn nodes_restarted_after_a_notice_executed_do_not_announce_it_again() {
     let mut net = network();
     let expires = net.now().plus(3 * 24 * 3600);
-    let mut events = Vec::new();
+    let mut announced = Vec::new();
     for run in 0..2 {
         // A restart: new schedulers, with no memory of what the old ones sent.
         net.start_schedulers_with(SchedulerConfig::for_tests(), services_knowing(expires))
             .expect("every node has the source");
-        let until = net.now().plus(150);
-        while net.now() < until {
-            let o = net.step().await.outcome;
-            events.extend(o.events.into_iter().map(|e| (o.height, o.timestamp, e)));
-        }
-        assert_eq!(announcements(&events).len(), 1, "announced once (run {run})");
+        announced.extend(net.run_for(150).await.decoded::<KeyExpiryAnnounced>());
+        assert_eq!(announced.len(), 1, "announced once (run {run})");
     }
 }
 
@@ -111,28 +88,20 @@ async fn sons_whose_own_source_disagrees_abstain_with_their_reason() {
         Services::new().with(Arc::new(FixedExpiries(known)) as ExpirySource)
     })
     .expect("every node has a source");
-    let mut abstentions = Vec::new();
-    let mut events = Vec::new();
-    while net.now() < net.genesis.genesis_time.plus(120) {
-        let step = net.step().await;
-        let o = step.outcome;
-        events.extend(o.events.into_iter().map(|e| (o.height, o.timestamp, e)));
-        for (_, r) in step.reports {
-            for out in r.outcomes {
-                if let PluginStatus::Abstained(why) = out.status {
-                    abstentions.push(why);
-                }
-            }
-        }
-    }
-    assert!(announcements(&events).is_empty(), "no side reaches the threshold");
+    let run = net.run_for(120).await;
+    let abstentions: Vec<&String> = run
+        .statuses(KIND)
+        .into_iter()
+        .filter_map(|(_, s)| if let PluginStatus::Abstained(why) = s { Some(why) } else { None })
+        .collect();
+    assert!(run.decoded::<KeyExpiryAnnounced>().is_empty(), "no side reaches the threshold");
     assert!(
-        abstentions.iter().any(|w| w == &format!("my source says the key expires at {expires}")),
+        abstentions.iter().any(|w| **w == format!("my source says the key expires at {expires}")),
         "the majority abstains from the honest notice: {abstentions:?}"
     );
     let later = expires.plus(60);
     assert!(
-        abstentions.iter().any(|w| w == &format!("my source says the key expires at {later}")),
+        abstentions.iter().any(|w| **w == format!("my source says the key expires at {later}")),
         "the honest SONs abstain from the wrong one: {abstentions:?}"
     );
 }

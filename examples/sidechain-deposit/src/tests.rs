@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use sonprop_core::node::scheduler::{PluginStatus, SchedulerConfig};
-use sonprop_core::testkit::TestNetwork;
+use sonprop_core::testkit::{Run, TestNetwork};
 use sonprop_core::{
     AccountId, Asset, AssetId, Ledger, NodeIdentity, Operation, Registry, Services,
 };
@@ -30,20 +30,11 @@ fn sidechain(net: &TestNetwork, amount: u64) -> View {
 }
 
 /// Starts new schedulers (a restart: they remember nothing) with each node's view, and runs
-/// `secs`; the plugin outcomes of every node.
-async fn run(
-    net: &mut TestNetwork,
-    secs: u64,
-    view: impl Fn(&NodeIdentity) -> View + Send + Sync + 'static,
-) -> Vec<PluginStatus> {
+/// `secs`.
+async fn run(net: &mut TestNetwork, secs: u64, view: impl Fn(&NodeIdentity) -> View) -> Run {
     let config = SchedulerConfig::for_tests();
     net.start_schedulers_with(config, move |n| Services::new().with(view(n))).expect("views");
-    let (until, mut statuses) = (net.now().plus(secs), Vec::new());
-    while net.now() < until {
-        let reports = net.step().await.reports.into_iter().flat_map(|(_, r)| r.outcomes);
-        statuses.extend(reports.map(|o| o.status));
-    }
-    statuses
+    net.run_for(secs).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,18 +63,15 @@ async fn sons_whose_view_disagrees_abstain_and_no_side_credits_alone() {
     let mut net = network();
     let (five, four) = (sidechain(&net, 500), sidechain(&net, 400));
     // Two SONs see 500, three see 400: with five SONs each credit needs four approvals.
-    let statuses =
-        run(
-            &mut net,
-            300,
-            move |n| if n.name < "son-2".into() { five.clone() } else { four.clone() },
-        )
-        .await;
+    let view = move |n: &NodeIdentity| if n.name < "son-2".into() { &five } else { &four }.clone();
+    let run = run(&mut net, 300, view).await;
+    let statuses = run.statuses(SidechainDeposit::KIND);
     let alice = net.users[1].account;
     assert_eq!(net.ledger.state().balance(alice, SIDE), 0);
     for amount in [500, 400] {
         let why = format!("my view credits {amount} to {alice}");
-        assert!(statuses.contains(&PluginStatus::Abstained(why)), "{statuses:?}");
+        let abstained = PluginStatus::Abstained(why);
+        assert!(statuses.iter().any(|(_, s)| **s == abstained), "{statuses:?}");
     }
 }
 

@@ -38,9 +38,7 @@ async fn son_2_in_maintenance(net: &mut TestNetwork) -> Timestamp {
 async fn deregistration_is_due_exactly_at_son_deregister_time_not_a_block_before() {
     let mut net = network_with(&[]);
     let down = son_2_in_maintenance(&mut net).await;
-    while net.now() < down.plus(DEREGISTER_TIME - 3) {
-        net.produce_block();
-    }
+    net.produce_until(down.plus(DEREGISTER_TIME - 3));
     let e = check_deregister(net.ledger.state(), SonId(2)).expect_err("one block early");
     assert!(
         matches!(e, DeregisterError::TooEarly { down, needed: DEREGISTER_TIME, .. } if down == DEREGISTER_TIME - 3),
@@ -215,9 +213,7 @@ async fn a_son_proposed_deregistration_is_refused_by_the_ledger() {
     let mut net = network_with(&[]);
     let down = son_2_in_maintenance(&mut net).await;
     // Past the boundary, without the schedulers, so nobody has proposed it yet.
-    while net.now() < down.plus(DEREGISTER_TIME) {
-        net.produce_block();
-    }
+    net.produce_until(down.plus(DEREGISTER_TIME));
     let by_son = create_deregister(&net, 1, true, 2);
     let e = net.ledger.check_transaction(&by_son).expect_err("SONs may not propose it");
     assert!(
@@ -236,9 +232,7 @@ async fn readiness_gives_the_time_it_becomes_due_and_the_guard_that_defers_it() 
     let mut net = network_with(&[GUARD]);
     let down = son_2_in_maintenance(&mut net).await;
     let subject = Subject::Son(SonId(2));
-    while net.now() < down.plus(DEREGISTER_TIME - 3) {
-        net.produce_block();
-    }
+    net.produce_until(down.plus(DEREGISTER_TIME - 3));
     let e = net.ledger.state().explain(KIND, &subject).expect("a proposable kind");
     assert!(
         matches!(e.readiness, Some(Readiness::DueAt { at, .. }) if at == down.plus(DEREGISTER_TIME)),
@@ -274,9 +268,7 @@ async fn deregistration_is_not_due_a_second_early_off_the_block_grid() {
     assert!(rejected.is_empty(), "{rejected:?}");
     let down = son_2_in_maintenance(&mut net).await;
     assert_eq!(down, beat, "down as of its last heartbeat, off the grid");
-    while net.now() < down.plus(DEREGISTER_TIME - 1) {
-        net.produce_block();
-    }
+    net.produce_until(down.plus(DEREGISTER_TIME - 1));
     assert_eq!(net.now(), down.plus(DEREGISTER_TIME - 1));
     let e = check_deregister(net.ledger.state(), SonId(2)).expect_err("a second early");
     assert!(matches!(e, DeregisterError::TooEarly { down: 1199, .. }), "{e}");

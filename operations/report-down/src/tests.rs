@@ -1,6 +1,6 @@
 use sonprop_core::node::scheduler::SchedulerConfig;
 use sonprop_core::testkit::TestNetwork;
-use sonprop_core::{NodeIdentity, Registry, SonId, SonStatus, Timestamp, Trigger};
+use sonprop_core::{NodeIdentity, Registry, SonId, SonStatus, Trigger};
 
 use crate::rule::{check_report, ReportDownError};
 use crate::{ReportDownTrigger, PLUGIN};
@@ -10,23 +10,17 @@ fn network() -> TestNetwork {
     TestNetwork::builder().witnesses(3).sons(6).standby_sons(1).build(reg)
 }
 
-fn produce_to(net: &mut TestNetwork, t: Timestamp) {
-    while net.now() < t {
-        net.produce_block();
-    }
-}
-
 #[test]
 fn a_report_is_allowed_exactly_at_son_down_time_and_not_a_block_before() {
     let mut net = network();
     let g = net.genesis.genesis_time;
-    produce_to(&mut net, g.plus(357));
+    net.produce_until(g.plus(357));
     let e = check_report(net.ledger.state(), SonId(2), g).expect_err("one block early");
     assert!(
         matches!(e, ReportDownError::NotDownLongEnough { silent: 357, needed: 360, .. }),
         "{e}"
     );
-    produce_to(&mut net, g.plus(360));
+    net.produce_until(g.plus(360));
     check_report(net.ledger.state(), SonId(2), g).expect("exactly son_down_time");
 }
 
@@ -34,7 +28,7 @@ fn a_report_is_allowed_exactly_at_son_down_time_and_not_a_block_before() {
 fn down_ts_must_lie_between_the_last_heartbeat_and_head_time() {
     let mut net = network();
     let g = net.genesis.genesis_time;
-    produce_to(&mut net, g.plus(720));
+    net.produce_until(g.plus(720));
     let st = net.ledger.state();
     let e = check_report(st, SonId(2), g.minus(3)).expect_err("before last heartbeat");
     assert!(matches!(e, ReportDownError::BeforeLastHeartbeat { .. }), "{e}");
@@ -46,7 +40,7 @@ fn down_ts_must_lie_between_the_last_heartbeat_and_head_time() {
 fn only_existing_elected_sons_are_reported() {
     let mut net = network();
     let g = net.genesis.genesis_time;
-    produce_to(&mut net, g.plus(720));
+    net.produce_until(g.plus(720));
     let e = check_report(net.ledger.state(), SonId(6), g).expect_err("standby SON");
     assert_eq!(e, ReportDownError::NotElected(SonId(6)));
     let e = check_report(net.ledger.state(), SonId(60), g).expect_err("unknown");
@@ -61,11 +55,11 @@ fn witness_running(net: &TestNetwork, son: Option<SonId>) -> NodeIdentity {
 async fn the_trigger_drafts_only_due_sons_and_never_its_own() {
     let mut net = network();
     let g = net.genesis.genesis_time;
-    produce_to(&mut net, g.plus(180));
+    net.produce_until(g.plus(180));
     for i in 0..4 {
         net.submit(net.heartbeat(i));
     }
-    produce_to(&mut net, g.plus(360));
+    net.produce_until(g.plus(360));
     // SONs 4 and 5 last beat at genesis: due. SONs 0..4 beat at 183: not due.
     let st = net.ledger.snapshot();
     let drafted = |out: sonprop_core::TriggerOutput| -> Vec<SonId> {
@@ -114,10 +108,10 @@ fn readiness_gives_the_time_a_silent_son_becomes_due() {
     use sonprop_core::{Readiness, Subject};
     let mut net = network();
     let g = net.genesis.genesis_time;
-    produce_to(&mut net, g.plus(357));
+    net.produce_until(g.plus(357));
     let e = net.ledger.state().explain(crate::KIND, &Subject::Son(SonId(2))).expect("kind");
     assert!(matches!(e.readiness, Some(Readiness::DueAt { at, .. }) if at == g.plus(360)), "{e:?}");
-    produce_to(&mut net, g.plus(360));
+    net.produce_until(g.plus(360));
     let e = net.ledger.state().explain(crate::KIND, &Subject::Son(SonId(2))).expect("kind");
     assert!(
         matches!(e.readiness, Some(Readiness::Due { since: Some(at), .. }) if at == g.plus(360)),
@@ -142,7 +136,7 @@ fn the_boundary_holds_to_the_second_off_the_block_grid() {
     use sonprop_core::chain::ops::SonHeartbeat;
     let mut net = network();
     let g = net.genesis.genesis_time;
-    produce_to(&mut net, g.plus(360));
+    net.produce_until(g.plus(360));
     let e = check_report(net.ledger.state(), SonId(2), g.plus(1)).expect_err("359 s silent");
     assert!(matches!(e, ReportDownError::NotDownLongEnough { silent: 359, .. }), "{e}");
     check_report(net.ledger.state(), SonId(2), g).expect("360 s silent");
@@ -159,7 +153,7 @@ fn the_boundary_holds_to_the_second_off_the_block_grid() {
         net.submit(net.heartbeat(i));
     }
     net.produce_block();
-    produce_to(&mut net, slot.plus(360));
+    net.produce_until(slot.plus(360));
     let due: Vec<SonId> = crate::rule::due(net.ledger.state()).map(|(s, _)| s).collect();
     assert_eq!(due, vec![SonId(0)], "SON 1 is a second short");
 }
