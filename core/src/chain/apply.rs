@@ -75,6 +75,7 @@ impl Session {
         for ((name, key), old) in self.plugin {
             if let Some(t) = Arc::make_mut(&mut state.plugin).get_mut(name) {
                 t.set(key, old);
+                state.plugin_generation = crate::chain::table::fresh_generation();
             }
         }
     }
@@ -273,6 +274,7 @@ impl<'a> ApplyContext<'a> {
         let table = Arc::make_mut(&mut state.plugin)
             .get_mut(T::NAME)
             .ok_or(OperationError::UndeclaredTable { table: T::NAME })?;
+        state.plugin_generation = crate::chain::table::fresh_generation();
         let row = value.map(|v| Arc::new(v) as Arc<dyn StoredRow>);
         let log = &mut sessions.last_mut().expect("session").plugin;
         let k = key.key_bytes();

@@ -1074,14 +1074,25 @@ fn plugin_table_rows_are_stored_hashed_and_undone() {
         AccountProbe { account: acct.account, subject: "ext".into(), amount: 42, fail_after: None };
     let id = propose(&mut net, &w, op, 600);
     let before = net.ledger.state_hash();
+    // Blocks that write no plugin table leave the plugin generation as it was.
+    let untouched = net.ledger.state().plugin_generation();
+    net.produce_block();
+    assert_eq!(net.ledger.state().plugin_generation(), untouched);
     let tx = net.sign(&acct, ProposalUpdate::approve(id, acct.account));
     apply_one(&mut net, tx).expect("approve and execute");
     let st = net.ledger.state();
+    let written = st.plugin_generation();
+    assert_ne!(written, untouched, "a row written moves the plugin generation");
     assert_eq!(st.row::<ProbeAmounts>(&"ext".to_owned()), Some(&42));
     assert_eq!(st.row::<ProbeAmounts>(&"other".to_owned()), None);
     assert_eq!(st.rows::<ProbeAmounts>().collect::<Vec<_>>(), vec![("ext".to_owned(), &42)]);
+    let snapshot = net.ledger.snapshot();
     net.ledger.pop_block().expect("pop");
     assert_eq!(net.ledger.state().row::<ProbeAmounts>(&"ext".to_owned()), None);
+    let undone = net.ledger.state().plugin_generation();
+    assert!(undone != written && undone != untouched, "an undone row moves it to a new number");
+    assert_eq!(snapshot.plugin_generation(), written, "a snapshot keeps its own");
+    net.ledger.pop_block().expect("pop the empty block");
     assert_eq!(net.ledger.state_hash(), before);
 }
 

@@ -108,6 +108,8 @@ pub struct State {
     /// Operation crates' tables, by name: one for every table the registry declares. Shared,
     /// so a snapshot does not copy the map (a write copies it if a snapshot still holds it).
     pub(crate) plugin: Arc<BTreeMap<&'static str, PluginTable>>,
+    /// Changes with every write to any of `plugin`'s tables (see [`State::plugin_generation`]).
+    pub(crate) plugin_generation: u64,
 }
 
 impl fmt::Debug for State {

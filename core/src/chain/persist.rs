@@ -709,6 +709,7 @@ fn decode(
                 (decl.decode)(v).map_err(|e| d.corrupt(format!("a row of `{table}`: {e}")))?;
             target.set(k.clone(), Some(row));
         }
+        state.plugin_generation = crate::chain::table::fresh_generation();
     }
 
     let head = state.head_height();

@@ -60,6 +60,7 @@ impl State {
             assets: Table::default(),
             balances: Table::default(),
             plugin,
+            plugin_generation: 0,
         }
     }
 
@@ -166,6 +167,15 @@ impl State {
     /// [`State::row`] and friends).
     pub fn plugin_table(&self, name: &str) -> Option<&PluginTable> {
         self.plugin.get(name)
+    }
+    /// A number that changes with every write to any operation crate's table, to one no
+    /// state of this process has had (0: every table empty as built). Equal numbers mean every
+    /// operation crate's table is as it was: a node-local memo of a function of those tables
+    /// alone (a trigger's `wake`, say) can key on it and skip even the tables' look-ups.
+    /// Node-local, like [`Table::generation`](crate::chain::table::Table::generation): not part
+    /// of the state or its hash.
+    pub fn plugin_generation(&self) -> u64 {
+        self.plugin_generation
     }
     /// Every operation crate's table, by name.
     pub fn plugin_tables(&self) -> impl Iterator<Item = (&'static str, &PluginTable)> + '_ {

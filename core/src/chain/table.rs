@@ -37,7 +37,7 @@ pub struct Table<K, V, I = ()> {
 }
 
 /// A number no table has had yet in this process.
-fn fresh_generation() -> u64 {
+pub(crate) fn fresh_generation() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }

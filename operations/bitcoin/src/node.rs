@@ -7,8 +7,8 @@ use std::sync::Arc;
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
 use bitcoin::{OutPoint, PublicKey, ScriptBuf, Transaction, Txid};
 use sonprop_core::{
-    async_trait, Deferral, NodeIdentity, PluginError, Proposal, ProposalDraft, State, Subject,
-    Trigger, TriggerOutput, Validator, Verdict,
+    async_trait, Deferral, NodeIdentity, PluginError, Proposal, ProposalDraft, SonId, State,
+    Subject, Timestamp, Trigger, TriggerOutput, Validator, Verdict,
 };
 
 use crate::flows::{
@@ -175,10 +175,32 @@ fn on_duty(state: &State, node: &NodeIdentity) -> bool {
 
 /// Proposes the wallet the SONs of the last maintenance should hold, when it differs from the
 /// current one.
-pub struct WalletTrigger(pub BitcoinNode);
+pub struct WalletTrigger(pub BitcoinNode, KeyedMemo<WalletInputs, bool>);
+
+/// What the expected wallet is a function of: the operation crates' tables, the SONs' rows, and
+/// the SON set and votes of the last maintenance (the rest of the globals move every block).
+type WalletInputs = (u64, u64, Timestamp, Arc<BTreeSet<SonId>>);
+
+impl WalletTrigger {
+    /// The trigger of a node with this service.
+    pub fn new(node: BitcoinNode) -> Self {
+        WalletTrigger(node, KeyedMemo::default())
+    }
+}
 
 #[async_trait]
 impl Trigger for WalletTrigger {
+    fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
+        let g = state.globals();
+        let inputs = (
+            state.plugin_generation(),
+            state.sons().generation(),
+            g.last_maintenance_time,
+            Arc::clone(&g.maintenance_sons),
+        );
+        self.1.get(inputs, || matches!(expected_update(state), Ok(Some(_))))
+    }
+
     async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
         let mut out = TriggerOutput::default();
         if let Ok(Some(op)) = expected_update(state) {
@@ -211,12 +233,21 @@ impl Validator for WalletValidator {
 
 /// Proposes the next batch of an old wallet's outputs to sweep, or a consolidation, at this
 /// node's fee estimate.
-pub struct SweepTrigger(pub BitcoinNode);
+pub struct SweepTrigger(pub BitcoinNode, WakeMemo);
+
+impl SweepTrigger {
+    /// The trigger of a node with this service.
+    pub fn new(node: BitcoinNode) -> Self {
+        SweepTrigger(node, WakeMemo::default())
+    }
+}
 
 #[async_trait]
 impl Trigger for SweepTrigger {
     fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
-        crate::ops::sweep_batch(state).is_some()
+        // A sweep is due by the wallets' and outputs' tables alone: worked out again only
+        // after an operation crate's table changed.
+        self.1.of_all(state, |state| crate::ops::sweep_batch(state).is_some())
     }
 
     async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
@@ -345,16 +376,21 @@ impl UtxoTrigger {
     }
 
     fn scan_key(&self, state: &State) -> Option<ScanKey> {
-        use sonprop_core::TableSchema;
-        let tables = [Wallets::NAME, crate::state::Utxos::NAME, crate::state::Transactions::NAME];
-        ScanMemo::key(self.node.source.as_ref(), state, tables)
+        ScanMemo::key(self.node.source.as_ref(), state, Self::READS)
     }
+
+    /// The chain tables a scan reads.
+    const READS: [&str; 3] = {
+        use sonprop_core::TableSchema;
+        [Wallets::NAME, crate::state::Utxos::NAME, crate::state::Transactions::NAME]
+    };
 }
 
 #[async_trait]
 impl Trigger for UtxoTrigger {
     fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
-        current_wallet(state).is_some() && !self.scanned.unchanged(&self.scan_key(state))
+        current_wallet(state).is_some()
+            && !self.scanned.unchanged(self.node.source.as_ref(), state, Self::READS)
     }
 
     async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
@@ -512,20 +548,37 @@ pub fn bump_rate(state: &State, current: u64, estimate: u64) -> u64 {
 /// The complete transactions past `bitcoin.confirm_timeout` since they completed.
 fn overdue(state: &State) -> impl Iterator<Item = &SidechainTx> + '_ {
     let now = state.head_time();
+    bump_deadlines(state).filter(move |(_, deadline)| *deadline <= now).map(|(t, _)| t)
+}
+
+/// The complete transactions, each with the time it is bumped after: `bitcoin.confirm_timeout`
+/// since it completed.
+fn bump_deadlines(state: &State) -> impl Iterator<Item = (&SidechainTx, Timestamp)> + '_ {
     let timeout = state.param::<ConfirmTimeout>();
     with_status(state, &TxStatus::Complete)
         .chain(with_status(state, &TxStatus::Sent { txid: String::new() }))
-        .filter(move |t| t.completed.unwrap_or(t.created).plus(timeout) <= now)
+        .map(move |t| (t, t.completed.unwrap_or(t.created).plus(timeout)))
 }
 
 /// Proposes a fee bump of each complete transaction that did not settle within
 /// `bitcoin.confirm_timeout` and that this node's view does not show mined.
-pub struct BumpTrigger(pub BitcoinNode);
+pub struct BumpTrigger(pub BitcoinNode, WakeMemo<Option<Timestamp>>);
+
+impl BumpTrigger {
+    /// The trigger of a node with this service.
+    pub fn new(node: BitcoinNode) -> Self {
+        BumpTrigger(node, WakeMemo::default())
+    }
+}
 
 #[async_trait]
 impl Trigger for BumpTrigger {
     fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
-        overdue(state).next().is_some()
+        // The first deadline, worked out again only after the transactions table changed.
+        let first = |state: &State| bump_deadlines(state).map(|(_, d)| d).min();
+        self.1
+            .of::<crate::state::Transactions>(state, first)
+            .is_some_and(|d| d <= state.head_time())
     }
 
     async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
@@ -812,32 +865,88 @@ pub struct DepositReportTrigger {
     scanned: ScanMemo,
 }
 
-/// A scan's inputs: the view's tip and the generations of the tables it reads.
-type ScanKey = (u64, [u64; 3]);
+/// A scan's inputs: the view's tip, the plugin generation, and the generations of the tables
+/// it reads.
+type ScanKey = (u64, u64, [u64; 3]);
 
-/// A wake condition that reads one table only, remembered with that table's generation
-/// (equal generations mean equal rows): worked out again only after the table changed, not by
-/// every SON node on every block (node-local memory).
-#[derive(Default)]
-pub struct WakeMemo(std::sync::Mutex<Option<(u64, bool)>>);
+/// A wake condition over the operation crates' tables, remembered with their generations
+/// (equal generations mean equal rows): worked out again only after what it reads changed, not
+/// by every SON node on every block (node-local memory). While no plugin table changed at all
+/// (`State::plugin_generation`), the answer is given without even looking a table up.
+pub struct WakeMemo<V = bool>(std::sync::Mutex<Option<WakeSeen<V>>>);
 
-impl WakeMemo {
-    /// `awake(state)`, or what it was when table `T` last had this generation.
+impl<V> Default for WakeMemo<V> {
+    fn default() -> Self {
+        WakeMemo(std::sync::Mutex::new(None))
+    }
+}
+
+/// A value remembered with the inputs it was worked out from (node-local memory).
+pub struct KeyedMemo<K, V>(std::sync::Mutex<Option<(K, V)>>);
+
+impl<K, V> Default for KeyedMemo<K, V> {
+    fn default() -> Self {
+        KeyedMemo(std::sync::Mutex::new(None))
+    }
+}
+
+impl<K: PartialEq, V: Copy> KeyedMemo<K, V> {
+    /// `value()`, or what it was last time if `key` is equal to that time's.
+    pub(crate) fn get(&self, key: K, value: impl FnOnce() -> V) -> V {
+        let mut memo = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((k, v)) = memo.as_ref() {
+            if *k == key {
+                return *v;
+            }
+        }
+        let v = value();
+        *memo = Some((key, v));
+        v
+    }
+}
+
+/// What a [`WakeMemo`] remembers: the plugin generation and the read table's generation of its
+/// last answer, and the answer.
+#[derive(Clone, Copy)]
+struct WakeSeen<V> {
+    all: u64,
+    table: u64,
+    awake: V,
+}
+
+impl<V: Copy> WakeMemo<V> {
+    /// `awake(state)`, a function of table `T` alone, or what it was when `T` last had this
+    /// generation.
     pub(crate) fn of<T: sonprop_core::TableSchema>(
         &self,
         state: &State,
-        awake: impl FnOnce(&State) -> bool,
-    ) -> bool {
-        let generation = state.plugin_table(T::NAME).map_or(0, |t| t.generation());
+        awake: impl FnOnce(&State) -> V,
+    ) -> V {
+        let all = state.plugin_generation();
         let mut memo = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match *memo {
-            Some((g, value)) if g == generation => value,
-            _ => {
-                let value = awake(state);
-                *memo = Some((generation, value));
-                value
-            }
+        if let Some(seen) = memo.filter(|s| s.all == all) {
+            return seen.awake;
         }
+        let table = state.plugin_table(T::NAME).map_or(0, |t| t.generation());
+        let awake = match *memo {
+            Some(seen) if seen.table == table => seen.awake,
+            _ => awake(state),
+        };
+        *memo = Some(WakeSeen { all, table, awake });
+        awake
+    }
+
+    /// `awake(state)`, a function of the operation crates' tables (and the chain parameters,
+    /// fixed at genesis) alone, or what it was while none of those tables has changed.
+    pub(crate) fn of_all(&self, state: &State, awake: impl FnOnce(&State) -> V) -> V {
+        let all = state.plugin_generation();
+        let mut memo = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(seen) = memo.filter(|s| s.all == all) {
+            return seen.awake;
+        }
+        let awake = awake(state);
+        *memo = Some(WakeSeen { all, table: 0, awake });
+        awake
     }
 }
 
@@ -850,12 +959,28 @@ impl ScanMemo {
     /// The key of a scan now, over `tables`; `None` when the source cannot name its tip.
     fn key(source: &dyn BitcoinSource, state: &State, tables: [&str; 3]) -> Option<ScanKey> {
         let tip = source.tip().ok()??;
-        Some((tip, tables.map(|name| state.plugin_table(name).map_or(0, |t| t.generation()))))
+        Some((tip, state.plugin_generation(), generations(state, tables)))
     }
 
-    /// Whether the last scan read exactly `key` (never for an unknown tip).
-    fn unchanged(&self, key: &Option<ScanKey>) -> bool {
-        key.is_some() && *self.0.lock().unwrap_or_else(|p| p.into_inner()) == *key
+    /// Whether the last scan read what a scan now would: the same tip, and `tables` as they
+    /// were (never for an unknown tip). While no plugin table changed at all, no table is
+    /// looked up.
+    fn unchanged(&self, source: &dyn BitcoinSource, state: &State, tables: [&str; 3]) -> bool {
+        let Ok(Some(tip)) = source.tip() else { return false };
+        let mut memo = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((seen_tip, seen_all, seen_tables)) = memo.as_mut() else { return false };
+        if *seen_tip != tip {
+            return false;
+        }
+        let all = state.plugin_generation();
+        if *seen_all == all {
+            return true;
+        }
+        let same = generations(state, tables) == *seen_tables;
+        if same {
+            *seen_all = all;
+        }
+        same
     }
 
     /// Records a scan that read `key`. Only a scan that found nothing to send is remembered:
@@ -866,6 +991,11 @@ impl ScanMemo {
     }
 }
 
+/// The generations of `tables` (0 for one not declared).
+fn generations(state: &State, tables: [&str; 3]) -> [u64; 3] {
+    tables.map(|name| state.plugin_table(name).map_or(0, |t| t.generation()))
+}
+
 impl DepositReportTrigger {
     /// The trigger of a SON node with this service.
     pub fn new(node: BitcoinNode) -> Self {
@@ -874,17 +1004,21 @@ impl DepositReportTrigger {
 
     /// What a scan now would read.
     fn scan_key(&self, state: &State) -> Option<ScanKey> {
-        use sonprop_core::TableSchema;
-        let tables = [DepositKeys::NAME, Wallets::NAME, Deposits::NAME];
-        ScanMemo::key(self.node.source.as_ref(), state, tables)
+        ScanMemo::key(self.node.source.as_ref(), state, Self::READS)
     }
+
+    /// The chain tables a scan reads.
+    const READS: [&str; 3] = {
+        use sonprop_core::TableSchema;
+        [DepositKeys::NAME, Wallets::NAME, Deposits::NAME]
+    };
 }
 
 #[async_trait]
 impl Trigger for DepositReportTrigger {
     fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
         // Nothing it reads has moved since its last scan: nothing new to report.
-        !self.scanned.unchanged(&self.scan_key(state))
+        !self.scanned.unchanged(self.node.source.as_ref(), state, Self::READS)
             && state.rows::<DepositKeys>().next().is_some()
             && current_wallet(state).is_some()
     }
