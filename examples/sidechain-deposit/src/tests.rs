@@ -87,6 +87,9 @@ fn the_chain_refuses_an_unknown_account_nothing_and_too_few_confirmations() {
     assert_eq!(credit_for(st, &d, 1), None, "one confirmation of two");
     assert_eq!(credit_for(st, &d, 2).map(|c| (c.to, c.amount)), Some((net.users[1].account, 7)));
     assert_eq!(credit_for(st, &Deposit { to: "bob".into(), ..d }, 2), None, "no account bob");
+    // The simulated sidechain: one confirmation in the block that mines a deposit, one a minute.
+    let confs = |secs| sidechain(&net, 7).deposits(net.now().plus(secs)).first().map(|d| d.1);
+    assert_eq!([29, 30, 89, 90].map(confs), [None, Some(1), Some(1), Some(2)]);
 }
 
 #[test]
