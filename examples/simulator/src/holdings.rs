@@ -217,11 +217,14 @@ mod tests {
         assert_eq!(parse_amount(&t("1.5"), 8), Ok(150_000_000));
         assert_eq!(parse_amount(&t("0.00000001"), 8), Ok(1));
         assert_eq!(parse_amount(&t("7"), 0), Ok(7));
-        for bad in ["1.000000001", "-1", "1e3", ".5", "", "1.2.3"] {
-            assert!(parse_amount(&t(bad), 8).is_err(), "{bad}");
+        for bad in ["-1", "1e3", ".5", "", "1.2.3", "1.x"] {
+            let e = parse_amount(&t(bad), 8).expect_err(bad);
+            assert!(e.contains("is not an amount"), "{bad}: {e}");
         }
+        let e = parse_amount(&t("1.000000001"), 8).expect_err("9 decimals");
+        assert!(e.contains("more than the asset's 8 decimals"), "{e}");
         let e = parse_amount(&AmountSpec::Whole(u64::MAX), 8).expect_err("overflow");
-        assert!(e.contains("more than"), "{e}");
+        assert!(e.contains("18446744073709551615 is more than"), "{e}");
         assert!(parse_amount(&t("184467440737.09551616"), 8).is_err(), "one past u64::MAX");
     }
 
