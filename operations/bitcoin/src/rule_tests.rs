@@ -573,3 +573,39 @@ async fn every_bridge_kind_says_whether_it_is_due_about_its_own_subjects_only() 
         )
     );
 }
+
+/// The wallet, sweep and fee-bump triggers sleep on an idle bridge, however many chain blocks
+/// pass (their wake conditions are remembered, not worked out on every node every block).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wallet_sweep_and_bump_triggers_sleep_while_the_bridge_is_idle() {
+    use crate::node::{BumpTrigger, SweepTrigger, WalletTrigger};
+    let mut run = unfunded_with(builder(3).users(3), judged(), |_| Fault::Honest).await;
+    assert!(current_wallet(run.state()).is_some(), "the SONs' wallet exists");
+    let node = node_showing(&run, 1, 0);
+    let son = run.net.sons[1].clone();
+    let wallet = WalletTrigger::new(node.clone());
+    let (sweep, bump) = (SweepTrigger::new(node.clone()), BumpTrigger::new(node));
+    for _ in 0..3 {
+        assert!(!wallet.wake(run.state(), &son), "the wallet is the one expected");
+        assert!(!sweep.wake(run.state(), &son), "nothing to sweep");
+        assert!(!bump.wake(run.state(), &son), "nothing to bump");
+        run.hold(3).await;
+    }
+}
+
+/// A keyed memo gives back what it remembered for an equal key, and works it out again for
+/// another.
+#[test]
+fn a_keyed_memo_works_a_value_out_again_only_for_another_key() {
+    let memo = crate::node::KeyedMemo::default();
+    let calls = std::cell::Cell::new(0);
+    let value = |v: bool| {
+        calls.set(calls.get() + 1);
+        v
+    };
+    assert!(memo.get(1, || value(true)));
+    assert!(memo.get(1, || value(false)), "the same key: remembered");
+    assert!(!memo.get(2, || value(false)), "another key: worked out again");
+    assert!(!memo.get(2, || value(true)), "remembered again");
+    assert_eq!(calls.get(), 2);
+}
