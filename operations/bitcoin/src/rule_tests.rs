@@ -609,3 +609,23 @@ fn a_keyed_memo_works_a_value_out_again_only_for_another_key() {
     assert!(!memo.get(2, || value(true)), "remembered again");
     assert_eq!(calls.get(), 2);
 }
+
+/// The fee-bump trigger wakes exactly when a sent transaction's `bitcoin.confirm_timeout` has
+/// passed: asleep one block before, awake at it (its first deadline is remembered, the clock
+/// is not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bump_trigger_wakes_exactly_at_the_confirm_timeout() {
+    use crate::node::BumpTrigger;
+    let b = builder(1).plugin_param("bitcoin.confirm_timeout", serde_json::json!(600));
+    let (mut run, _, first) = a_sweep_stuck_below_the_miners_floor(b).await;
+    let deadline = first.completed.unwrap_or(first.created).plus(600);
+    let trigger = BumpTrigger::new(node_showing(&run, 1, 0));
+    let son = run.net.sons[1].clone();
+    while run.state().head_time() < deadline.minus(3) {
+        run.step_without_mining().await;
+        assert!(!trigger.wake(run.state(), &son), "before the timeout");
+    }
+    assert_eq!(run.state().head_time(), deadline.minus(3), "on the block grid");
+    run.step_without_mining().await;
+    assert!(trigger.wake(run.state(), &son), "at the timeout");
+}
