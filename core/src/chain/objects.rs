@@ -270,14 +270,19 @@ pub struct Asset {
 impl Asset {
     /// `amount` units written with the asset's precision and symbol, e.g. `0.49990000 PBTC`.
     pub fn format(&self, amount: u64) -> String {
-        let p = u32::from(self.precision);
+        Asset::format_units(amount, self.precision, &self.symbol)
+    }
+
+    /// `amount` units of an asset with `precision` decimals and `symbol`, written as
+    /// [`Asset::format`] writes them, for where only the symbol and precision are at hand.
+    pub fn format_units(amount: u64, precision: u8, symbol: &str) -> String {
+        let p = u32::from(precision);
         if p == 0 {
-            return format!("{amount} {}", self.symbol);
+            return format!("{amount} {symbol}");
         }
-        let scale = 10u64.checked_pow(p);
-        match scale {
-            Some(s) => format!("{}.{:0w$} {}", amount / s, amount % s, self.symbol, w = p as usize),
-            None => format!("{amount}e-{p} {}", self.symbol),
+        match 10u64.checked_pow(p) {
+            Some(s) => format!("{}.{:0w$} {symbol}", amount / s, amount % s, w = p as usize),
+            None => format!("{amount}e-{p} {symbol}"),
         }
     }
 }

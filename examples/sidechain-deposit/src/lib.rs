@@ -173,7 +173,8 @@ impl Operation for SidechainDeposit {
 /// The operation crediting `d` if it has the confirmations the chain asks, names an account,
 /// and the chain's rule allows it now.
 pub fn credit_for(state: &State, d: &Deposit, confirmations: u32) -> Option<SidechainDeposit> {
-    if confirmations < state.param::<Confirmations>() {
+    // The view keeps listing credited deposits: those are passed over before the account scan.
+    if confirmations < state.param::<Confirmations>() || state.row::<Credited>(&d.tx).is_some() {
         return None;
     }
     let (to, _) = state.accounts().iter().find(|(_, a)| a.name == d.to)?;

@@ -110,15 +110,29 @@ fn reserved(name: &str) -> bool {
     numbered || name == "son-budget"
 }
 
-/// What the file's `[[assets]]` and `[[accounts]]` declare, checked: `builtin` are the symbols
-/// (with precisions) the scenario's other tables already put in its genesis. An error is
-/// `(field, message)`.
-#[allow(clippy::type_complexity)]
+/// The assets a scenario's built-in tables put in its genesis: PPY with `[lifecycle]`, PBTC
+/// with `[bitcoin]`.
+pub fn builtin_assets(lifecycle: bool, bitcoin: bool) -> Vec<Asset> {
+    let ppy = lifecycle.then(crate::members::ppy_asset);
+    ppy.into_iter().chain(bitcoin.then(crate::bridge::pbtc_asset)).collect()
+}
+
+/// A scenario's `[[assets]]` and `[[accounts]]`, checked.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    pub(crate) assets: Vec<ScenarioAsset>,
+    pub(crate) accounts: Vec<ScenarioAccount>,
+    /// Every asset of the genesis, built in or declared: its precision by symbol.
+    pub(crate) precision: BTreeMap<String, u8>,
+}
+
+/// What the file's `[[assets]]` and `[[accounts]]` declare, checked: `builtin` are the assets
+/// the scenario's other tables already put in its genesis. An error is `(field, message)`.
 pub(crate) fn check(
     assets: &[AssetSpec],
     accounts: &[AccountSpec],
-    builtin: &[(&str, u8)],
-) -> Result<(Vec<ScenarioAsset>, Vec<ScenarioAccount>), (String, String)> {
+    builtin: &[Asset],
+) -> Result<Checked, (String, String)> {
     let mut names = BTreeMap::new();
     for (i, a) in accounts.iter().enumerate() {
         let field = format!("accounts[{i}].name");
@@ -130,7 +144,7 @@ pub(crate) fn check(
         }
     }
     let mut precision: BTreeMap<String, u8> =
-        builtin.iter().map(|(s, p)| ((*s).to_owned(), *p)).collect();
+        builtin.iter().map(|a| (a.symbol.clone(), a.precision)).collect();
     let mut out = Vec::new();
     for (i, a) in assets.iter().enumerate() {
         let at = |f: &str| format!("assets[{i}].{f}");
@@ -164,7 +178,7 @@ pub(crate) fn check(
         }
         holders.push(ScenarioAccount { name: a.name.clone(), balances });
     }
-    Ok((out, holders))
+    Ok(Checked { assets: out, accounts: holders, precision })
 }
 
 /// `builder` with the scenario's accounts, assets and balances. `existing` are the assets the
@@ -250,7 +264,9 @@ mod tests {
     fn assets_take_ids_in_order_and_balances_name_known_symbols() {
         let assets = [spec("SIDE", None), spec("GOLD", Some("alice"))];
         let accounts = [holder("alice", &[("SIDE", "1.5"), ("PPY", "2")]), holder("bob", &[])];
-        let (a, h) = check(&assets, &accounts, &[("PPY", 5)]).expect("valid");
+        let c = check(&assets, &accounts, &builtin_assets(true, false)).expect("valid");
+        let (a, h) = (c.assets, c.accounts);
+        assert_eq!(c.precision.get("PPY"), Some(&5), "the built-in assets' precisions too");
         assert_eq!(a[0].id, AssetId(2));
         assert_eq!((a[1].id, a[1].issuer.as_deref()), (AssetId(3), Some("alice")));
         assert_eq!(h[0].balances, BTreeMap::from([("PPY".into(), 200_000), ("SIDE".into(), 150)]));
@@ -259,14 +275,15 @@ mod tests {
     #[test]
     fn bad_declarations_are_refused_naming_the_field() {
         let field = |assets: &[AssetSpec], accounts: &[AccountSpec]| {
-            check(assets, accounts, &[("PBTC", 8)]).expect_err("refused").0
+            check(assets, accounts, &builtin_assets(false, true)).expect_err("refused").0
         };
         assert_eq!(field(&[spec("PBTC", None)], &[]), "assets[0].symbol", "taken by [bitcoin]");
         assert_eq!(field(&[spec("side", None)], &[]), "assets[0].symbol");
         assert_eq!(field(&[spec("SIDE", Some("carol"))], &[]), "assets[0].issuer");
         assert_eq!(field(&[], &[holder("son-3", &[])]), "accounts[0].name");
         assert_eq!(field(&[], &[holder("a", &[]), holder("a", &[])]), "accounts[1].name");
-        let e = check(&[], &[holder("a", &[("PPY", "1")])], &[("PBTC", 8)]).expect_err("no PPY");
+        let pbtc = builtin_assets(false, true);
+        let e = check(&[], &[holder("a", &[("PPY", "1")])], &pbtc).expect_err("no PPY");
         assert_eq!(e.0, "accounts[0].balances.PPY");
         assert!(e.1.contains("known: PBTC"), "{}", e.1);
         let e = field(&[spec("SIDE", None)], &[holder("a", &[("SIDE", "0.001")])]);

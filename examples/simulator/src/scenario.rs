@@ -494,15 +494,8 @@ impl std::fmt::Display for Expectation {
                 write!(f, "son {}'s deposit is {}withdrawn", son(i), not(withdrawn))
             }
             Expectation::Balance { account, asset, amount, precision } => {
-                let a = sonprop_core::Asset {
-                    id: sonprop_core::AssetId(0),
-                    symbol: asset.clone(),
-                    precision: *precision,
-                    issuer: sonprop_core::AccountId::SON_CONSENSUS,
-                    max_supply: u64::MAX,
-                    supply: 0,
-                };
-                write!(f, "{account} holds {}", a.format(*amount))
+                let held = sonprop_core::Asset::format_units(*amount, *precision, asset);
+                write!(f, "{account} holds {held}")
             }
         }
     }
@@ -850,26 +843,18 @@ impl Scenario {
         }
 
         // PPY with a [lifecycle] table, PBTC with a [bitcoin] one; then the file's own.
-        let mut builtin = Vec::new();
-        if f.lifecycle.is_some() {
-            builtin.push(("PPY", 5));
-        }
-        if f.bitcoin.is_some() {
-            builtin.push(("PBTC", 8));
-        }
-        let (assets, accounts) = crate::holdings::check(&f.assets, &f.accounts, &builtin)
+        let builtin = crate::holdings::builtin_assets(f.lifecycle.is_some(), f.bitcoin.is_some());
+        let holdings = crate::holdings::check(&f.assets, &f.accounts, &builtin)
             .map_err(|(field, message)| err(&field, message))?;
-        let precision_of = |symbol: &str| {
-            let own = assets.iter().find(|a| a.symbol == symbol).map(|a| a.precision);
-            own.or_else(|| builtin.iter().find(|b| b.0 == symbol).map(|b| b.1))
-        };
         let mut expect = Vec::new();
         for (i, x) in f.expect.iter().enumerate() {
             if let (Some(account), Some(asset), Some(balance), None) =
                 (&x.account, &x.asset, &x.balance, x.son)
             {
                 let field = format!("expect[{i}].asset");
-                let precision = precision_of(asset)
+                let precision = *holdings
+                    .precision
+                    .get(asset)
                     .ok_or_else(|| err(&field, format!("no asset `{asset}` in this scenario")))?;
                 let amount = crate::holdings::parse_amount(balance, precision)
                     .map_err(|m| err(&format!("expect[{i}].balance"), m))?;
@@ -1087,8 +1072,8 @@ impl Scenario {
             expect,
             bitcoin,
             lifecycle,
-            assets,
-            accounts,
+            assets: holdings.assets,
+            accounts: holdings.accounts,
         })
     }
 }

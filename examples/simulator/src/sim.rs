@@ -322,13 +322,10 @@ impl Simulation {
         };
         // The scenario's own accounts come after every generated one; its assets after PPY and
         // PBTC.
-        let existing: Vec<_> = [
-            scenario.lifecycle.as_ref().map(|_| crate::members::ppy_asset()),
-            scenario.bitcoin.as_ref().map(|_| crate::bridge::pbtc_asset()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        let existing = crate::holdings::builtin_assets(
+            scenario.lifecycle.is_some(),
+            scenario.bitcoin.is_some(),
+        );
         let builder =
             crate::holdings::genesis(builder, &scenario.assets, &scenario.accounts, &existing)
                 .map_err(SimError::Setup)?;

@@ -233,21 +233,21 @@ impl Validator for WalletValidator {
 
 /// Proposes the next batch of an old wallet's outputs to sweep, or a consolidation, at this
 /// node's fee estimate.
-pub struct SweepTrigger(pub BitcoinNode, WakeMemo);
+pub struct SweepTrigger(pub BitcoinNode, KeyedMemo<u64, bool>);
 
 impl SweepTrigger {
     /// The trigger of a node with this service.
     pub fn new(node: BitcoinNode) -> Self {
-        SweepTrigger(node, WakeMemo::default())
+        SweepTrigger(node, KeyedMemo::default())
     }
 }
 
 #[async_trait]
 impl Trigger for SweepTrigger {
     fn wake(&self, state: &State, _: &NodeIdentity) -> bool {
-        // A sweep is due by the wallets' and outputs' tables alone: worked out again only
-        // after an operation crate's table changed.
-        self.1.of_all(state, |state| crate::ops::sweep_batch(state).is_some())
+        // A sweep is due by the wallets' and outputs' tables alone (and parameters fixed at
+        // genesis): worked out again only after an operation crate's table changed.
+        self.1.get(state.plugin_generation(), || crate::ops::sweep_batch(state).is_some())
     }
 
     async fn drafts(&self, state: &State, _: &NodeIdentity) -> Result<TriggerOutput, PluginError> {
@@ -933,19 +933,6 @@ impl<V: Copy> WakeMemo<V> {
             _ => awake(state),
         };
         *memo = Some(WakeSeen { all, table, awake });
-        awake
-    }
-
-    /// `awake(state)`, a function of the operation crates' tables (and the chain parameters,
-    /// fixed at genesis) alone, or what it was while none of those tables has changed.
-    pub(crate) fn of_all(&self, state: &State, awake: impl FnOnce(&State) -> V) -> V {
-        let all = state.plugin_generation();
-        let mut memo = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(seen) = memo.filter(|s| s.all == all) {
-            return seen.awake;
-        }
-        let awake = awake(state);
-        *memo = Some(WakeSeen { all, table: 0, awake });
         awake
     }
 }

@@ -629,3 +629,19 @@ async fn the_bump_trigger_wakes_exactly_at_the_confirm_timeout() {
     run.step_without_mining().await;
     assert!(trigger.wake(run.state(), &son), "at the timeout");
 }
+
+/// The conservation equation's fingerprint moves with a block that writes only a Bitcoin
+/// table (a deposit key registered: no asset or balance written), so the equation is checked
+/// again after it, not only after blocks that move PBTC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conservation_fingerprint_moves_with_a_write_to_the_bridges_tables_alone() {
+    use crate::state::{conservation_inputs, DepositKeys};
+    let mut run = unfunded_with(builder(3).users(3), judged(), |_| Fault::Honest).await;
+    let untouched = |st: &State| (st.assets().generation(), st.balances().generation());
+    let (before, core) = (conservation_inputs(run.state()), untouched(run.state()));
+    run.register(2);
+    run.step_without_mining().await;
+    assert!(run.state().row::<DepositKeys>(&run.net.users[2].account).is_some());
+    assert_eq!(untouched(run.state()), core, "no asset or balance was written");
+    assert_ne!(conservation_inputs(run.state()), before);
+}
