@@ -153,6 +153,21 @@ pub enum Command {
     /// Bitcoin sidechain helpers.
     #[command(subcommand)]
     Bitcoin(BitcoinCommand),
+    /// A local network of `sonprop-node` processes on loopback ports.
+    #[command(subcommand)]
+    Devnet(crate::node_cli::DevnetCommand),
+    /// Print a node's decided height, finalized height and state hash (over its JSON-RPC).
+    Status {
+        /// The node's JSON-RPC URL, e.g. http://127.0.0.1:28000.
+        #[arg(long)]
+        rpc: String,
+        /// Print the node's answer as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build, sign and submit a user's transaction to a node.
+    #[command(subcommand)]
+    Tx(crate::node_cli::TxCommand),
     /// Print the version (as `--version` does).
     Version,
     /// Print a shell completion script (e.g. `sonprop completions bash > /etc/bash_completion.d/sonprop`).
@@ -340,6 +355,14 @@ pub fn run_hosted(
         Command::Bitcoin(BitcoinCommand::Address(a)) => {
             crate::bitcoin_cli::address(&a, out).map_err(|(code, m)| fail(code, m))
         }
+        Command::Devnet(c) => {
+            let interrupt = Interrupt::install();
+            crate::node_cli::devnet(c, &interrupt.flag, out).map_err(|(code, m)| fail(code, m))
+        }
+        Command::Status { rpc, json } => {
+            crate::node_cli::status(&rpc, json, out).map_err(|(code, m)| fail(code, m))
+        }
+        Command::Tx(c) => crate::node_cli::tx(c, out).map_err(|(code, m)| fail(code, m)),
         Command::Version => {
             let _ = writeln!(out, "sonprop {VERSION}");
             Ok(EXIT_OK)

@@ -1,0 +1,414 @@
+//! The dialog with the engine: build a block when this witness proposes, check a proposed
+//! block on a scratch state before voting for it, apply a block once it is decided (with its
+//! commit certificate, in one commit), and serve decided blocks to peers catching up.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use malachitebft_app_channel::app::engine::host::Next;
+use malachitebft_app_channel::app::streaming::{StreamContent, StreamId, StreamMessage};
+use malachitebft_app_channel::app::types::core::{CommitCertificate, Round, Validity};
+use malachitebft_app_channel::app::types::sync::RawDecidedValue;
+use malachitebft_app_channel::app::types::{LocallyProposedValue, ProposedValue};
+use malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
+use sonprop_core::node::clock::{check_not_ahead, DEFAULT_MAX_AHEAD};
+use sonprop_core::{Block, Digest, KeyPair, Ledger, State, Timestamp};
+
+use crate::ctx::{slot_time, Address, BlockId, BlockValue, Ctx, Height, ProposalPart, ValidatorSet};
+use crate::mempool::Mempool;
+
+/// How many decided blocks (with their certificates) a node keeps to serve peers catching up.
+pub const KEPT_BLOCKS: u64 = 10_000;
+
+/// Transactions in one block at most.
+pub const BLOCK_TRANSACTIONS: usize = 5_000;
+
+/// What the node has decided, as the RPC server reads it.
+#[derive(Clone)]
+pub struct Head {
+    /// The last decided block's height (every decided block is final).
+    pub height: u64,
+    /// Its time.
+    pub time: Timestamp,
+    /// The state hash after it.
+    pub state_hash: Digest,
+    /// The state after it.
+    pub state: Arc<State>,
+}
+
+/// Counters for the metrics endpoint.
+#[derive(Default)]
+pub struct Counters {
+    /// Rounds started.
+    pub rounds: AtomicU64,
+    /// Blocks this node proposed.
+    pub proposed: AtomicU64,
+    /// Proposed blocks this node found invalid.
+    pub invalid_proposals: AtomicU64,
+    /// Transactions included in decided blocks.
+    pub included: AtomicU64,
+}
+
+/// What the consensus dialog shares with the RPC server.
+pub struct Shared {
+    /// The decided head.
+    pub head: RwLock<Head>,
+    /// Transactions waiting.
+    pub mempool: Mempool,
+    /// Counters.
+    pub counters: Counters,
+    /// The state hash after each of the last [`KEPT_HASHES`] decided blocks, by height.
+    pub hashes: RwLock<BTreeMap<u64, Digest>>,
+}
+
+/// How many recent state hashes a node answers for.
+pub const KEPT_HASHES: u64 = 1_000;
+
+impl Shared {
+    /// The decided head, as of now.
+    pub fn head(&self) -> Head {
+        self.head.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// A decided block with its certificate, as kept in the store beside the state.
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize)]
+struct Decided {
+    block: Vec<u8>,
+    certificate: CommitCertificate<Ctx>,
+    /// The state hash after the block.
+    state_hash: [u8; 32],
+}
+
+fn decided_key(height: u64) -> String {
+    format!("decided/{height:020}")
+}
+
+/// A node's side of the dialog.
+pub struct App {
+    ledger: Ledger,
+    keys: KeyPair,
+    me: Option<Address>,
+    ctx: Ctx,
+    shared: Arc<Shared>,
+    /// Values built or received, by height and id, until their height is decided.
+    values: BTreeMap<(u64, BlockId), BlockValue>,
+    /// This node's own proposal per height and round (the same value if asked again).
+    built: BTreeMap<(u64, Round), BlockValue>,
+    /// Proposals received ahead of their height, handed to the engine when it starts it.
+    early: BTreeMap<(u64, Round), Vec<ProposalPart>>,
+    /// Verdicts on values already checked.
+    verdicts: BTreeMap<BlockId, Validity>,
+    current: (u64, Round),
+}
+
+/// The node's wall clock, in whole seconds.
+pub fn wall_clock() -> Timestamp {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Timestamp(secs)
+}
+
+fn stream_id(height: u64, round: Round, proposer: Address) -> StreamId {
+    let mut b = height.to_be_bytes().to_vec();
+    b.extend_from_slice(&round.as_i64().to_be_bytes());
+    b.extend_from_slice(&proposer.0.to_be_bytes());
+    StreamId::new(Bytes::from(b))
+}
+
+impl App {
+    /// The dialog for a node whose ledger is `ledger`, signing as `keys` (a witness's block key;
+    /// `me` is that witness, or `None` for a node that only follows).
+    pub fn new(ledger: Ledger, keys: KeyPair, me: Option<Address>, ctx: Ctx) -> App {
+        let state = ledger.snapshot();
+        ctx.schedule_next(&state);
+        let head = Head {
+            height: state.head_height(),
+            time: state.head_time(),
+            state_hash: ledger.state_hash(),
+            state,
+        };
+        // The hashes of the blocks decided before a restart, from the store.
+        let mut hashes = BTreeMap::from([(head.height, head.state_hash)]);
+        for h in head.height.saturating_sub(KEPT_HASHES - 1).max(1)..head.height {
+            let stored = ledger.local(&decided_key(h));
+            if let Some(d) = stored.and_then(|b| borsh::from_slice::<Decided>(b).ok()) {
+                hashes.insert(h, Digest(d.state_hash));
+            }
+        }
+        let shared = Arc::new(Shared {
+            head: RwLock::new(head),
+            mempool: Mempool::default(),
+            counters: Counters::default(),
+            hashes: RwLock::new(hashes),
+        });
+        App {
+            ledger,
+            keys,
+            me,
+            ctx,
+            shared,
+            values: BTreeMap::new(),
+            built: BTreeMap::new(),
+            early: BTreeMap::new(),
+            verdicts: BTreeMap::new(),
+            current: (0, Round::Nil),
+        }
+    }
+
+    /// What the RPC server reads.
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// The validator set of the next height.
+    pub fn validator_set(&self) -> ValidatorSet {
+        ValidatorSet::of(self.ledger.state())
+    }
+
+    /// The height the engine starts at.
+    pub fn start_height(&self) -> Height {
+        Height(self.ledger.state().head_height() + 1)
+    }
+
+    fn next_height(&self) -> u64 {
+        self.ledger.state().head_height() + 1
+    }
+
+    /// Builds this witness's block for `round` of the next height: stamped with that round's
+    /// slot, with the mempool's transactions that apply, signed, and then undone (it is applied
+    /// for good only once decided).
+    fn build(&mut self, round: Round) -> Result<BlockValue, String> {
+        let t = slot_time(self.ledger.state(), round.as_i64().max(0) as u64);
+        let candidates = self.shared.mempool.candidates(BLOCK_TRANSACTIONS);
+        let (block, _, rejected) =
+            self.ledger.produce_block(t, candidates, &self.keys).map_err(|e| e.to_string())?;
+        self.ledger.pop_block().map_err(|e| e.to_string())?;
+        let chain_id = self.ledger.state().chain_id();
+        self.shared.mempool.remove(rejected.iter().map(|r| r.transaction.transaction.digest(&chain_id)));
+        let bytes = serde_json::to_vec(&block).map_err(|e| e.to_string())?;
+        Ok(BlockValue { id: BlockId(block.id(&chain_id).0), bytes })
+    }
+
+    /// Decodes a value's block, checking that it is the block its id names.
+    fn decode(&self, value: &BlockValue) -> Option<Block> {
+        let block: Block = serde_json::from_slice(&value.bytes).ok()?;
+        (block.id(&self.ledger.state().chain_id()).0 == value.id.0).then_some(block)
+    }
+
+    /// Whether a block proposed for the next height may be voted for: it is that height's,
+    /// not stamped ahead of this node's clock, and the ledger applies it (producer, slot,
+    /// signature and every transaction), on a state it then undoes.
+    fn check(&mut self, value: &BlockValue) -> Validity {
+        if let Some(v) = self.verdicts.get(&value.id) {
+            return *v;
+        }
+        let valid = self.decode(value).is_some_and(|block| {
+            block.height == self.next_height()
+                && check_not_ahead(&block, wall_clock(), DEFAULT_MAX_AHEAD).is_ok()
+                && self.ledger.apply_block(&block).is_ok()
+                && self.ledger.pop_block().is_ok()
+        });
+        let verdict = Validity::from_bool(valid);
+        if !valid {
+            self.shared.counters.invalid_proposals.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(block = %value.id, "proposed block refused");
+        }
+        self.verdicts.insert(value.id, verdict);
+        verdict
+    }
+
+    fn proposed(&mut self, part: ProposalPart) -> ProposedValue<Ctx> {
+        let validity = self.check(&part.value);
+        self.values.insert((part.height.0, part.value.id), part.value.clone());
+        ProposedValue {
+            height: part.height,
+            round: part.round,
+            valid_round: part.pol_round,
+            proposer: part.proposer,
+            value: part.value,
+            validity,
+        }
+    }
+
+    /// Applies the decided block and stores it with its certificate, in one commit.
+    fn commit(&mut self, certificate: CommitCertificate<Ctx>) -> Result<(), String> {
+        let height = certificate.height.0;
+        let value = self
+            .values
+            .get(&(height, certificate.value_id))
+            .cloned()
+            .ok_or_else(|| format!("decided block {} at height {height} is unknown here", certificate.value_id))?;
+        let block = self.decode(&value).ok_or("the decided value is not a block")?;
+        let outcome = self.ledger.apply_block(&block).map_err(|e| e.to_string())?;
+        let state_hash = self.ledger.state_hash();
+        let decided =
+            borsh::to_vec(&Decided { block: value.bytes, certificate, state_hash: state_hash.0 })
+                .map_err(|e| e.to_string())?;
+        let mut local = vec![(decided_key(height), Some(decided))];
+        if height > KEPT_BLOCKS {
+            local.push((decided_key(height - KEPT_BLOCKS), None));
+        }
+        self.ledger.sync(local).map_err(|e| e.to_string())?;
+        let chain_id = self.ledger.state().chain_id();
+        self.shared.mempool.remove(block.transactions.iter().map(|t| t.transaction.digest(&chain_id)));
+        self.shared.mempool.expire(block.timestamp);
+        self.shared.counters.included.fetch_add(outcome.transactions as u64, Ordering::Relaxed);
+        let state = self.ledger.snapshot();
+        self.ctx.schedule_next(&state);
+        {
+            let mut hashes = self.shared.hashes.write().unwrap_or_else(|e| e.into_inner());
+            hashes.insert(height, state_hash);
+            hashes.retain(|h, _| *h + KEPT_HASHES > height);
+        }
+        *self.shared.head.write().unwrap_or_else(|e| e.into_inner()) =
+            Head { height, time: state.head_time(), state_hash, state };
+        self.values.retain(|(h, _), _| *h > height);
+        self.built.retain(|(h, _), _| *h > height);
+        self.early.retain(|(h, _), _| *h > height);
+        self.verdicts.clear();
+        tracing::info!(height, transactions = outcome.transactions, "block decided");
+        Ok(())
+    }
+
+    fn raw_decided(&self, height: u64) -> Option<RawDecidedValue<Ctx>> {
+        let bytes = self.ledger.local(&decided_key(height))?;
+        let d: Decided = borsh::from_slice(bytes).ok()?;
+        Some(RawDecidedValue { value_bytes: Bytes::from(d.block), certificate: d.certificate })
+    }
+
+    fn parts(&self, part: ProposalPart) -> [StreamMessage<ProposalPart>; 2] {
+        let id = stream_id(part.height.0, part.round, part.proposer);
+        [
+            StreamMessage::new(id.clone(), 0, StreamContent::Data(part)),
+            StreamMessage::new(id, 1, StreamContent::Fin),
+        ]
+    }
+
+    async fn publish(&self, channels: &Channels<Ctx>, part: ProposalPart) -> eyre::Result<()> {
+        for msg in self.parts(part) {
+            channels.network.send(NetworkMsg::PublishProposalPart(msg)).await?;
+        }
+        Ok(())
+    }
+
+    /// Answers the engine until it stops.
+    pub async fn run(mut self, mut channels: Channels<Ctx>) -> eyre::Result<()> {
+        while let Some(msg) = channels.consensus.recv().await {
+            self.handle(msg, &channels).await?;
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, msg: AppMsg<Ctx>, channels: &Channels<Ctx>) -> eyre::Result<()> {
+        match msg {
+            AppMsg::ConsensusReady { reply } => {
+                let _ = reply.send((self.start_height(), self.validator_set()));
+            }
+            AppMsg::StartedRound { height, round, proposer, reply_value, .. } => {
+                self.current = (height.0, round);
+                self.shared.counters.rounds.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%height, %round, %proposer, "round started");
+                let early = self.early.remove(&(height.0, round)).unwrap_or_default();
+                let values = early.into_iter().map(|p| self.proposed(p)).collect();
+                let _ = reply_value.send(values);
+            }
+            AppMsg::GetValue { height, round, timeout, reply } => {
+                let value = match self.built.get(&(height.0, round)) {
+                    Some(v) => v.clone(),
+                    None => {
+                        // Not before the slot: wait for it, within half the engine's patience.
+                        let t = slot_time(self.ledger.state(), round.as_i64().max(0) as u64);
+                        let wait = t.secs().saturating_sub(wall_clock().secs());
+                        let wait = Duration::from_secs(wait).min(timeout / 2);
+                        tokio::time::sleep(wait).await;
+                        match self.build(round) {
+                            Ok(v) => v,
+                            Err(e) => {
+                                // Nothing is sent: the round times out and the next proposer's
+                                // slot comes.
+                                tracing::error!(%height, %round, error = %e, "no block built");
+                                return Ok(());
+                            }
+                        }
+                    }
+                };
+                self.shared.counters.proposed.fetch_add(1, Ordering::Relaxed);
+                self.built.insert((height.0, round), value.clone());
+                self.values.insert((height.0, value.id), value.clone());
+                self.verdicts.insert(value.id, Validity::Valid);
+                let _ = reply.send(LocallyProposedValue::new(height, round, value.clone()));
+                let proposer = self.me.unwrap_or(Address(0));
+                let part = ProposalPart { height, round, pol_round: Round::Nil, proposer, value };
+                self.publish(channels, part).await?;
+            }
+            AppMsg::ExtendVote { reply, .. } => {
+                let _ = reply.send(None);
+            }
+            AppMsg::VerifyVoteExtension { reply, .. } => {
+                let _ = reply.send(Ok(()));
+            }
+            AppMsg::RestreamProposal { height, round, valid_round, address, value_id } => {
+                if let Some(value) = self.values.get(&(height.0, value_id)).cloned() {
+                    let part =
+                        ProposalPart { height, round, pol_round: valid_round, proposer: address, value };
+                    self.publish(channels, part).await?;
+                }
+            }
+            AppMsg::GetHistoryMinHeight { reply } => {
+                let head = self.ledger.state().head_height();
+                let _ = reply.send(Height(head.saturating_sub(KEPT_BLOCKS - 1).max(1)));
+            }
+            AppMsg::ReceivedProposalPart { part, reply, .. } => {
+                let value = match part.content {
+                    StreamContent::Data(p) if p.height.0 == self.next_height() => {
+                        Some(self.proposed(p))
+                    }
+                    StreamContent::Data(p) if p.height.0 > self.next_height() => {
+                        self.early.entry((p.height.0, p.round)).or_default().push(p);
+                        None
+                    }
+                    _ => None,
+                };
+                let _ = reply.send(value);
+            }
+            AppMsg::GetValidatorSet { reply, .. } => {
+                let _ = reply.send(Some(self.validator_set()));
+            }
+            AppMsg::Decided { certificate, reply, .. } => {
+                let height = certificate.height;
+                let next = match self.commit(certificate) {
+                    Ok(()) => Next::Start(Height(height.0 + 1), self.validator_set()),
+                    Err(e) => {
+                        tracing::error!(%height, error = %e, "decided block not applied; height restarted");
+                        Next::Restart(self.start_height(), self.validator_set())
+                    }
+                };
+                let _ = reply.send(next);
+            }
+            AppMsg::GetDecidedValue { height, reply } => {
+                let _ = reply.send(self.raw_decided(height.0));
+            }
+            AppMsg::ProcessSyncedValue { height, round, proposer, value_bytes, reply } => {
+                let block: Option<Block> = serde_json::from_slice(&value_bytes).ok();
+                let value = block.map(|b| {
+                    let id = BlockId(b.id(&self.ledger.state().chain_id()).0);
+                    let part = ProposalPart {
+                        height,
+                        round,
+                        pol_round: Round::Nil,
+                        proposer,
+                        value: BlockValue { id, bytes: value_bytes.to_vec() },
+                    };
+                    self.proposed(part)
+                });
+                let _ = reply.send(value);
+            }
+        }
+        Ok(())
+    }
+}
