@@ -17,7 +17,9 @@ use malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
 use sonprop_core::node::clock::{check_not_ahead, DEFAULT_MAX_AHEAD};
 use sonprop_core::{Block, Digest, KeyPair, Ledger, State, Timestamp};
 
-use crate::ctx::{slot_time, Address, BlockId, BlockValue, Ctx, Height, ProposalPart, ValidatorSet};
+use crate::ctx::{
+    slot_time, Address, BlockId, BlockValue, Ctx, Height, ProposalPart, ValidatorSet,
+};
 use crate::mempool::Mempool;
 
 /// How many decided blocks (with their certificates) a node keeps to serve peers catching up.
@@ -62,6 +64,8 @@ pub struct Shared {
     pub counters: Counters,
     /// The state hash after each of the last [`KEPT_HASHES`] decided blocks, by height.
     pub hashes: RwLock<BTreeMap<u64, Digest>>,
+    /// Announces each decided state (to the node's own duties).
+    pub heads: tokio::sync::watch::Sender<Arc<State>>,
 }
 
 /// How many recent state hashes a node answers for.
@@ -126,6 +130,7 @@ impl App {
     pub fn new(ledger: Ledger, keys: KeyPair, me: Option<Address>, ctx: Ctx) -> App {
         let state = ledger.snapshot();
         ctx.schedule_next(&state);
+        let state_now = state.clone();
         let head = Head {
             height: state.head_height(),
             time: state.head_time(),
@@ -145,6 +150,7 @@ impl App {
             mempool: Mempool::default(),
             counters: Counters::default(),
             hashes: RwLock::new(hashes),
+            heads: tokio::sync::watch::Sender::new(state_now),
         });
         App {
             ledger,
@@ -189,7 +195,9 @@ impl App {
             self.ledger.produce_block(t, candidates, &self.keys).map_err(|e| e.to_string())?;
         self.ledger.pop_block().map_err(|e| e.to_string())?;
         let chain_id = self.ledger.state().chain_id();
-        self.shared.mempool.remove(rejected.iter().map(|r| r.transaction.transaction.digest(&chain_id)));
+        self.shared
+            .mempool
+            .remove(rejected.iter().map(|r| r.transaction.transaction.digest(&chain_id)));
         let bytes = serde_json::to_vec(&block).map_err(|e| e.to_string())?;
         Ok(BlockValue { id: BlockId(block.id(&chain_id).0), bytes })
     }
@@ -238,11 +246,9 @@ impl App {
     /// Applies the decided block and stores it with its certificate, in one commit.
     fn commit(&mut self, certificate: CommitCertificate<Ctx>) -> Result<(), String> {
         let height = certificate.height.0;
-        let value = self
-            .values
-            .get(&(height, certificate.value_id))
-            .cloned()
-            .ok_or_else(|| format!("decided block {} at height {height} is unknown here", certificate.value_id))?;
+        let value = self.values.get(&(height, certificate.value_id)).cloned().ok_or_else(|| {
+            format!("decided block {} at height {height} is unknown here", certificate.value_id)
+        })?;
         let block = self.decode(&value).ok_or("the decided value is not a block")?;
         let outcome = self.ledger.apply_block(&block).map_err(|e| e.to_string())?;
         let state_hash = self.ledger.state_hash();
@@ -255,7 +261,9 @@ impl App {
         }
         self.ledger.sync(local).map_err(|e| e.to_string())?;
         let chain_id = self.ledger.state().chain_id();
-        self.shared.mempool.remove(block.transactions.iter().map(|t| t.transaction.digest(&chain_id)));
+        self.shared
+            .mempool
+            .remove(block.transactions.iter().map(|t| t.transaction.digest(&chain_id)));
         self.shared.mempool.expire(block.timestamp);
         self.shared.counters.included.fetch_add(outcome.transactions as u64, Ordering::Relaxed);
         let state = self.ledger.snapshot();
@@ -266,7 +274,8 @@ impl App {
             hashes.retain(|h, _| *h + KEPT_HASHES > height);
         }
         *self.shared.head.write().unwrap_or_else(|e| e.into_inner()) =
-            Head { height, time: state.head_time(), state_hash, state };
+            Head { height, time: state.head_time(), state_hash, state: state.clone() };
+        self.shared.heads.send_replace(state);
         self.values.retain(|(h, _), _| *h > height);
         self.built.retain(|(h, _), _| *h > height);
         self.early.retain(|(h, _), _| *h > height);
@@ -354,8 +363,13 @@ impl App {
             }
             AppMsg::RestreamProposal { height, round, valid_round, address, value_id } => {
                 if let Some(value) = self.values.get(&(height.0, value_id)).cloned() {
-                    let part =
-                        ProposalPart { height, round, pol_round: valid_round, proposer: address, value };
+                    let part = ProposalPart {
+                        height,
+                        round,
+                        pol_round: valid_round,
+                        proposer: address,
+                        value,
+                    };
                     self.publish(channels, part).await?;
                 }
             }

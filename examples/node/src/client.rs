@@ -21,3 +21,17 @@ pub fn call(url: &str, method: &str, params: Value) -> Result<Value, String> {
         (None, None) => Err(format!("{url}: an answer with neither result nor error")),
     }
 }
+
+/// Passes a transaction on to `peers` (`mempool_add`), in the background and best effort: a
+/// peer that is down gets it from another, or from a later block's proposer.
+pub fn pass_on(peers: &[String], raw: Value) {
+    for peer in peers {
+        let peer = peer.clone();
+        let raw = raw.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = call(&peer, "mempool_add", json!([raw])) {
+                tracing::debug!(%peer, error = %e, "transaction not passed on");
+            }
+        });
+    }
+}

@@ -86,7 +86,8 @@ impl KeyFile {
         let bad = || ConfigError::Key("`secret` is not 32 bytes of hex".into());
         let bytes = sonprop_core::chain::crypto::from_hex(&self.secret).ok_or_else(bad)?;
         let bytes: [u8; 32] = bytes.try_into().map_err(|_| bad())?;
-        let keys = KeyPair::from_secret_bytes(&bytes).map_err(|e| ConfigError::Key(e.to_string()))?;
+        let keys =
+            KeyPair::from_secret_bytes(&bytes).map_err(|e| ConfigError::Key(e.to_string()))?;
         Ok(NodeIdentity {
             name: self.name.clone(),
             account: self.account,

@@ -162,9 +162,7 @@ impl mc::ProposalPart<Ctx> for ProposalPart {
 }
 
 /// A prevote or precommit.
-#[derive(
-    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
 pub struct Vote {
     /// Prevote or precommit.
     pub kind: VoteType,

@@ -38,7 +38,11 @@ impl NodeConfig for EngineConfig {
 
 fn multiaddr<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, ConfigError> {
     serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|e| {
-        ConfigError::Parse { path: s.to_owned(), what: "peer-to-peer address", detail: e.to_string() }
+        ConfigError::Parse {
+            path: s.to_owned(),
+            what: "peer-to-peer address",
+            detail: e.to_string(),
+        }
     })
 }
 
@@ -50,7 +54,9 @@ impl EngineConfig {
             timeout_propose: Duration::from_millis(t.propose_ms),
             timeout_prevote: Duration::from_millis(t.prevote_ms),
             timeout_precommit: Duration::from_millis(t.precommit_ms),
-            timeout_rebroadcast: Duration::from_millis(t.propose_ms + t.prevote_ms + t.precommit_ms),
+            timeout_rebroadcast: Duration::from_millis(
+                t.propose_ms + t.prevote_ms + t.precommit_ms,
+            ),
             ..TimeoutConfig::default()
         };
         let p2p = P2pConfig {

@@ -27,6 +27,7 @@ pub mod client;
 pub mod codec;
 pub mod config;
 pub mod ctx;
+pub mod duties;
 pub mod engine;
 pub mod mempool;
 pub mod rpc;
@@ -38,10 +39,11 @@ pub use config::{ConfigError, KeyFile, NodeConfig};
 pub async fn run(config: NodeConfig) -> eyre::Result<()> {
     let genesis = config.load_genesis()?;
     let identity = config.load_keys()?.identity()?;
-    let registry = Registry::discover()?;
+    let registry = std::sync::Arc::new(Registry::discover()?);
     std::fs::create_dir_all(&config.home)?;
     let store = RedbStore::open(&config.home.join("chain.redb"))?;
-    let ledger = Ledger::open(&genesis, registry.chain(), Box::new(store), StoreOptions::default())?;
+    let ledger =
+        Ledger::open(&genesis, registry.chain(), Box::new(store), StoreOptions::default())?;
 
     let ctx = ctx::Ctx::default();
     let me = identity.witness.map(|w| ctx::Address(w.0));
@@ -50,6 +52,18 @@ pub async fn run(config: NodeConfig) -> eyre::Result<()> {
     let (rpc_addr, rpc) =
         rpc::serve(config.rpc_listen, shared.clone(), config.mempool_peers.clone()).await?;
     tracing::info!(rpc = %rpc_addr, node = %identity.name, "JSON-RPC server listening");
+
+    // A witness or SON node runs its kinds' triggers and validators, and a SON its heartbeats.
+    let duties = match identity.witness.is_some() || identity.son.is_some() {
+        true => {
+            let sink =
+                duties::MempoolSink { shared: shared.clone(), peers: config.mempool_peers.clone() };
+            let counters = std::sync::Arc::new(duties::DutyCounters::default());
+            let d = duties::Duties::new(identity.clone(), &registry, sink, counters)?;
+            Some(tokio::spawn(d.run(shared.heads.subscribe())))
+        }
+        false => None,
+    };
 
     let node = engine::EngineNode {
         config: engine::EngineConfig::of(&config)?,
@@ -73,6 +87,9 @@ pub async fn run(config: NodeConfig) -> eyre::Result<()> {
         _ = shutdown() => Ok(()),
     };
     let _ = rpc.stop();
+    if let Some(d) = duties {
+        d.abort();
+    }
     handle.actor.stop(None);
     result
 }

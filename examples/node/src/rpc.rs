@@ -31,9 +31,8 @@ where
     T::Err: std::fmt::Display,
 {
     let mut seq = params.sequence();
-    let v: Value = seq
-        .next()
-        .map_err(|_| error(INVALID_PARAMS, format!("expected one parameter: {what}")))?;
+    let v: Value =
+        seq.next().map_err(|_| error(INVALID_PARAMS, format!("expected one parameter: {what}")))?;
     let s = match v {
         Value::String(s) => s,
         Value::Number(n) => n.to_string(),
@@ -59,21 +58,18 @@ impl Rpc {
             .map_err(|e| error(INVALID_PARAMS, format!("not a signed transaction: {e}")))?;
         let head = self.shared.head();
         let digest = tx.transaction.digest(&head.state.chain_id());
+        // Signed for this chain, or not taken: a transaction of another chain (or tampered
+        // with) is refused at the door, not left for a block to drop.
+        if tx.signatures.is_empty() || !tx.signatures.iter().all(|s| s.verify(&digest)) {
+            return Err(error(REFUSED, "a signature does not verify for this chain"));
+        }
         let new = self
             .shared
             .mempool
             .add(digest, tx, head.time)
             .map_err(|e| error(REFUSED, e.to_string()))?;
         if new && forward {
-            for peer in self.peers.clone() {
-                let raw = raw.clone();
-                // Best effort: a peer that is down gets the transaction from another, or not.
-                tokio::task::spawn_blocking(move || {
-                    if let Err(e) = crate::client::call(&peer, "mempool_add", json!([raw])) {
-                        tracing::debug!(%peer, error = %e, "transaction not passed on");
-                    }
-                });
-            }
+            crate::client::pass_on(&self.peers, raw);
         }
         Ok(json!({ "id": digest.to_hex(), "new": new }))
     }
@@ -140,15 +136,14 @@ pub fn module(shared: Arc<Shared>, peers: Vec<String>) -> RpcModule<Rpc> {
         .map(|_| ()),
         m.register_method("explain", |p, rpc, _| {
             let mut seq = p.sequence();
-            let kind: String = seq
-                .next()
-                .map_err(|_| error(INVALID_PARAMS, "expected two parameters: a kind and a subject"))?;
-            let subject: String = seq
-                .next()
-                .map_err(|_| error(INVALID_PARAMS, "expected two parameters: a kind and a subject"))?;
-            let subject: Subject = subject
-                .parse()
-                .map_err(|e| error(INVALID_PARAMS, format!("subject: {e}")))?;
+            let kind: String = seq.next().map_err(|_| {
+                error(INVALID_PARAMS, "expected two parameters: a kind and a subject")
+            })?;
+            let subject: String = seq.next().map_err(|_| {
+                error(INVALID_PARAMS, "expected two parameters: a kind and a subject")
+            })?;
+            let subject: Subject =
+                subject.parse().map_err(|e| error(INVALID_PARAMS, format!("subject: {e}")))?;
             let st = rpc.shared.head().state;
             found(&format!("kind `{kind}`"), st.explain(&kind, &subject))
         })

@@ -23,7 +23,8 @@ struct Net {
 
 impl Net {
     fn start(name: &str, o: InitOptions) -> Net {
-        let dir = std::env::temp_dir().join(format!("sonprop-devnet-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("sonprop-devnet-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let devnet = devnet::init(&dir, &o).expect("devnet written");
         let nodes = devnet::up(&dir, Path::new(NODE)).expect("nodes started");
@@ -68,8 +69,9 @@ impl Net {
     fn restart(&mut self, i: usize) {
         let n = &self.devnet.nodes[i];
         let log = self.dir.join(&n.name).join("node.log");
-        let p = NodeProcess::start(Path::new(NODE), &n.name, &n.rpc, &self.dir.join(&n.config), &log)
-            .expect("node restarted");
+        let p =
+            NodeProcess::start(Path::new(NODE), &n.name, &n.rpc, &self.dir.join(&n.config), &log)
+                .expect("node restarted");
         self.nodes[i] = Some(p);
     }
 
@@ -192,4 +194,128 @@ fn a_killed_witness_catches_up_one_down_goes_on_two_down_halts_and_nothing_is_un
     for i in 0..4 {
         assert_eq!(net.hash_at(i, h0).as_deref(), Some(before.as_str()), "node {i} at height {h0}");
     }
+}
+
+fn son_status(net: &Net, node: usize, son: &str) -> String {
+    call(net.rpc(node), "get_son", json!([son]))
+        .ok()
+        .and_then(|s| s["status"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_stopped_son_process_is_reported_down_then_deregistered_through_the_network() {
+    let _one = lock();
+    let o = InitOptions {
+        witnesses: 4,
+        sons: 4,
+        users: 0,
+        son_heartbeat_frequency: Some(2),
+        son_down_time: Some(6),
+        son_deregister_time: Some(16),
+        min_son_count: Some(3),
+        ..InitOptions::default()
+    };
+    let mut net = Net::start("sons", o);
+    // Nodes 4..8 are the SONs' (witnesses first); SON 1.33.2 runs on node 6.
+    net.wait(60, "heartbeats applied", |n| {
+        call(n.rpc(0), "get_son", json!(["1.33.2"])).is_ok_and(|s| {
+            s["statistics"]["last_active_timestamp"].as_u64()
+                > s["statistics"]["last_down_timestamp"].as_u64()
+                && n.height(0) >= 3
+        })
+    });
+    assert_eq!(son_status(&net, 0, "1.33.2"), "active");
+    net.kill(6);
+    net.wait(60, "SON 1.33.2 reported down", |n| son_status(n, 0, "1.33.2") == "in_maintenance");
+    // The others beat on and stay active.
+    assert_eq!(son_status(&net, 0, "1.33.1"), "active");
+    net.wait(60, "SON 1.33.2 deregistered", |n| son_status(n, 0, "1.33.2") == "deregistered");
+    // Every node agrees (a SON node as much as a witness).
+    let common = [0, 3, 4, 7].iter().map(|i| net.height(*i)).min().unwrap_or(0);
+    let hashes = net.hashes_at(common, &[0, 3, 4, 7]);
+    assert!(hashes.iter().all(|h| h.is_some() && *h == hashes[0]), "{hashes:?} at {common}");
+}
+
+#[test]
+fn a_node_of_another_genesis_learns_nothing_and_changes_nothing() {
+    let _one = lock();
+    let net = Net::start("honest", witnesses(4));
+    net.wait(60, "blocks decided", |n| n.height(0) >= 3);
+    // A stranger: one witness of another four-witness chain, dialling the honest nodes.
+    let other =
+        std::env::temp_dir().join(format!("sonprop-devnet-{}-stranger", std::process::id()));
+    let _ = std::fs::remove_dir_all(&other);
+    let stranger_net = devnet::init(&other, &witnesses(4)).expect("other devnet");
+    let cfg_path = other.join(&stranger_net.nodes[0].config);
+    let cfg = std::fs::read_to_string(&cfg_path).expect("config");
+    let ours: Vec<String> = (0..4)
+        .map(|i| {
+            let text =
+                std::fs::read_to_string(net.dir.join(&net.devnet.nodes[i].config)).expect("ours");
+            let line = text.lines().find(|l| l.starts_with("p2p_listen")).expect("p2p").to_owned();
+            line.split('"').nth(1).expect("address").to_owned()
+        })
+        .collect();
+    let rpc_ours: Vec<String> = (0..4).map(|i| format!("\"{}\"", net.rpc(i))).collect();
+    let mut lines: Vec<String> = cfg
+        .lines()
+        .filter(|l| !l.starts_with("peers") && !l.starts_with("mempool_peers"))
+        .map(str::to_owned)
+        .collect();
+    lines.push(format!(
+        "peers = [{}]",
+        ours.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ")
+    ));
+    lines.push(format!("mempool_peers = [{}]", rpc_ours.join(", ")));
+    std::fs::write(&cfg_path, lines.join("\n") + "\n").expect("config written");
+    let log = other.join("stranger.log");
+    let stranger = NodeProcess::start(
+        Path::new(NODE),
+        "stranger",
+        &stranger_net.nodes[0].rpc,
+        &cfg_path,
+        &log,
+    )
+    .expect("stranger started");
+
+    // Its transactions are refused at our door: signed for its chain, not ours.
+    let (from, keys) = devnet::user_keys(&other.join(&stranger_net.users[0])).expect("key");
+    let theirs = call(&stranger_net.nodes[0].rpc, "status", json!([])).ok();
+    std::thread::sleep(Duration::from_secs(1));
+    let theirs = theirs.or_else(|| call(&stranger_net.nodes[0].rpc, "status", json!([])).ok());
+    let their_chain = theirs
+        .as_ref()
+        .and_then(|s| s["chain_id"].as_str().map(str::to_owned))
+        .expect("stranger status");
+    let chain_id = sonprop_core::Digest(
+        sonprop_core::chain::crypto::from_hex(&their_chain)
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .expect("hex"),
+    );
+    let op = sonprop_core::chain::ops::AssetTransfer {
+        from,
+        to: from,
+        asset: sonprop_core::AssetId(0),
+        amount: 1,
+    };
+    let head =
+        sonprop_core::Timestamp(net.status(0).expect("status")["head_time"].as_u64().unwrap_or(0));
+    let tx = sonprop_core::Transaction::single(head.plus(600), op).sign(&chain_id, &[&keys]);
+    let refused = call(net.rpc(0), "submit_transaction", json!([tx]));
+    assert!(refused.as_ref().is_err_and(|e| e.contains("does not verify")), "{refused:?}");
+
+    // Ours go on and agree; it decides nothing (it has one vote of four in its chain, and our
+    // blocks' certificates are not signed by its validators).
+    let start = net.height(0);
+    net.wait(60, "the honest chain going on", |n| n.height(0) >= start + 5);
+    let stranger_height = call(&stranger_net.nodes[0].rpc, "status", json!([]))
+        .ok()
+        .and_then(|s| s["height"].as_u64());
+    assert_eq!(stranger_height, Some(0), "the stranger decided something");
+    let common = (0..4).map(|i| net.height(i)).min().unwrap_or(0);
+    let hashes = net.hashes_at(common, &[0, 1, 2, 3]);
+    assert!(hashes.iter().all(|h| h.is_some() && *h == hashes[0]), "{hashes:?}");
+    drop(stranger);
+    let _ = std::fs::remove_dir_all(&other);
 }

@@ -28,8 +28,14 @@ pub struct InitOptions {
     pub users: usize,
     /// Seconds between blocks.
     pub block_interval: u64,
+    /// Seconds between a SON's heartbeats; `None` keeps the chain default.
+    pub son_heartbeat_frequency: Option<u64>,
+    /// A SON silent this long is reported down (seconds); `None` keeps the chain default.
+    pub son_down_time: Option<u64>,
     /// A SON down this long is deregistered (seconds); `None` keeps the chain default.
     pub son_deregister_time: Option<u64>,
+    /// Fewer live SONs than this and no SON proposal passes; `None` keeps the chain default.
+    pub min_son_count: Option<u32>,
     /// The genesis time; `None` is now.
     pub genesis_time: Option<Timestamp>,
 }
@@ -42,7 +48,10 @@ impl Default for InitOptions {
             standby: 0,
             users: 2,
             block_interval: 1,
+            son_heartbeat_frequency: None,
+            son_down_time: None,
             son_deregister_time: None,
+            min_son_count: None,
             genesis_time: None,
         }
     }
@@ -140,9 +149,19 @@ pub fn init(dir: &Path, o: &InitOptions) -> Result<Devnet, DevnetError> {
         return Err(DevnetError::NotEmpty(dir.display().to_string()));
     }
     let mut params = ChainParameters { block_interval: o.block_interval, ..Default::default() };
+    if let Some(t) = o.son_heartbeat_frequency {
+        params.son_heartbeat_frequency = t;
+    }
+    if let Some(t) = o.son_down_time {
+        params.son_down_time = t;
+    }
     if let Some(t) = o.son_deregister_time {
         params.son_deregister_time = t;
     }
+    if let Some(n) = o.min_son_count {
+        params.min_son_count = n;
+    }
+    params.validate().map_err(|e| DevnetError::Invalid(format!("parameters: {e}")))?;
     let genesis_time = o.genesis_time.unwrap_or_else(wall_clock);
     // Keys differ per devnet: seeded by the time and this process.
     let seed = genesis_time.secs() ^ (u64::from(std::process::id()) << 32);
@@ -158,9 +177,8 @@ pub fn init(dir: &Path, o: &InitOptions) -> Result<Devnet, DevnetError> {
     let builder = builder.asset(ppy.clone());
     let (_, _, _, users) = builder.genesis();
     let unit = 10u64.pow(u32::from(ppy.precision));
-    let builder = users
-        .iter()
-        .fold(builder, |b, u| b.balance(u.account, AssetId(0), USER_PPY * unit));
+    let builder =
+        users.iter().fold(builder, |b, u| b.balance(u.account, AssetId(0), USER_PPY * unit));
     let (genesis, witnesses, sons, users) = builder.genesis();
     genesis.validate().map_err(|e| DevnetError::Invalid(format!("genesis: {e}")))?;
     let genesis_text = serde_json::to_string_pretty(&genesis)
@@ -273,7 +291,8 @@ impl NodeProcess {
         config: &Path,
         log: &Path,
     ) -> Result<NodeProcess, DevnetError> {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(io(log))?;
+        let out =
+            std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(io(log))?;
         let err = out.try_clone().map_err(io(log))?;
         let child = Command::new(binary)
             .arg("--config")

@@ -39,9 +39,18 @@ pub enum DevnetCommand {
         /// Seconds between blocks.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         block_interval: u64,
+        /// Seconds between a SON's heartbeats (default: the chain's).
+        #[arg(long)]
+        son_heartbeat_frequency: Option<u64>,
+        /// Seconds of silence before a SON is reported down (default: the chain's).
+        #[arg(long)]
+        son_down_time: Option<u64>,
         /// Seconds a SON may stay down before it is deregistered (default: the chain's).
         #[arg(long)]
         son_deregister_time: Option<u64>,
+        /// Fewer live SONs than this and no SON proposal passes (default: the chain's).
+        #[arg(long)]
+        min_son_count: Option<u32>,
     },
     /// Start every node of a devnet as its own process; stop them all on Ctrl-C.
     Up {
@@ -86,8 +95,7 @@ pub fn call(url: &str, method: &str, params: Value) -> Result<Value, String> {
         .map_err(|e| format!("{url}: {e}"))?
         .send()
         .map_err(|e| format!("{url}: {e}"))?;
-    let answer: Value =
-        resp.json().map_err(|e| format!("{url}: not a JSON-RPC answer ({e})"))?;
+    let answer: Value = resp.json().map_err(|e| format!("{url}: not a JSON-RPC answer ({e})"))?;
     match (answer.get("result"), answer.get("error")) {
         (_, Some(e)) => Err(format!(
             "{url}: {} (code {})",
@@ -127,7 +135,10 @@ pub fn devnet(
             standby,
             users,
             block_interval,
+            son_heartbeat_frequency,
+            son_down_time,
             son_deregister_time,
+            min_son_count,
         } => {
             let o = InitOptions {
                 witnesses,
@@ -135,7 +146,10 @@ pub fn devnet(
                 standby,
                 users,
                 block_interval,
+                son_heartbeat_frequency,
+                son_down_time,
                 son_deregister_time,
+                min_son_count,
                 genesis_time: None,
             };
             let net = devnet::init(&dir, &o).map_err(devnet_error)?;
@@ -152,16 +166,18 @@ pub fn devnet(
             for n in &nodes {
                 let _ = writeln!(out, "{:<12} pid {:<7} {}", n.name, n.id(), n.rpc);
             }
-            let _ = writeln!(out, "logs in {}/<node>/node.log; Ctrl-C stops every node", dir.display());
+            let _ =
+                writeln!(out, "logs in {}/<node>/node.log; Ctrl-C stops every node", dir.display());
             let _ = out.flush();
-            loop {
-                if interrupted.load(Ordering::Relaxed) {
-                    break;
-                }
-                if let Some(n) = nodes.iter_mut().find_map(|n| n.exited().map(|s| (n.name.clone(), s))) {
-                    let _ = writeln!(out, "{} exited ({}); stopping the others", n.0, n.1);
-                    drop(nodes);
-                    return Ok(EXIT_FAILURE);
+            // A node that exits is reported once; the others go on (a devnet outlives a crash).
+            let mut reported = std::collections::BTreeSet::new();
+            while !interrupted.load(Ordering::Relaxed) {
+                for n in nodes.iter_mut() {
+                    if let Some(status) = n.exited() {
+                        if reported.insert(n.name.clone()) {
+                            let _ = writeln!(out, "{} exited ({status})", n.name);
+                        }
+                    }
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -203,8 +219,7 @@ pub fn tx(command: TxCommand, out: &mut dyn Write) -> Result<i32, (i32, String)>
                 .ok_or((EXIT_FAILURE, format!("{rpc}: the status has no chain id")))?;
             let head = Timestamp(s["head_time"].as_u64().unwrap_or(0));
             let op = AssetTransfer { from, to, asset, amount };
-            let signed =
-                Transaction::single(head.plus(TX_LIFETIME), op).sign(&chain_id, &[&keys]);
+            let signed = Transaction::single(head.plus(TX_LIFETIME), op).sign(&chain_id, &[&keys]);
             let tx = serde_json::to_value(&signed).map_err(|e| (EXIT_FAILURE, e.to_string()))?;
             let r = call(&rpc, "submit_transaction", json!([tx])).map_err(failed(EXIT_FAILURE))?;
             let _ = writeln!(out, "submitted {}", r["id"].as_str().unwrap_or("?"));
