@@ -426,3 +426,198 @@ impl App {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sonprop_core::testkit::NetworkBuilder;
+    use sonprop_core::{NodeIdentity, Registry};
+
+    struct Net {
+        witnesses: Vec<NodeIdentity>,
+        user: NodeIdentity,
+        apps: Vec<App>,
+    }
+
+    /// Four witnesses' apps over in-memory ledgers of one genesis (in the past: no block is
+    /// ahead of the clock).
+    fn net(genesis_time: Option<Timestamp>) -> Net {
+        let mut b = NetworkBuilder::default().witnesses(4).sons(0).users(1);
+        if let Some(t) = genesis_time {
+            b = b.genesis_time(t);
+        }
+        let user = b.genesis().3.remove(0);
+        let b = b.asset(sonprop_core::testkit::ppy_asset()).balance(
+            user.account,
+            sonprop_core::AssetId(0),
+            1_000,
+        );
+        let (genesis, witnesses, _, _) = b.genesis();
+        let registry = Registry::discover().expect("registry");
+        let apps = witnesses
+            .iter()
+            .map(|w| {
+                let store = Box::new(sonprop_core::MemoryStore::new());
+                let options = sonprop_core::StoreOptions::default();
+                let ledger =
+                    Ledger::open(&genesis, registry.chain(), store, options).expect("ledger");
+                App::new(
+                    ledger,
+                    w.keys.clone(),
+                    Some(Address(w.witness.expect("w").0)),
+                    Ctx::default(),
+                )
+            })
+            .collect();
+        Net { witnesses, user, apps }
+    }
+
+    /// The index of the witness scheduled for `round` of the next height.
+    fn proposer(net: &Net, round: u32) -> usize {
+        let a = net.apps[0]
+            .ctx
+            .proposer(net.apps[0].start_height(), Round::new(round))
+            .expect("scheduled");
+        net.witnesses.iter().position(|w| w.witness.map(|x| x.0) == Some(a.0)).expect("a witness")
+    }
+
+    fn certificate(height: u64, id: BlockId) -> CommitCertificate<Ctx> {
+        CommitCertificate {
+            height: Height(height),
+            round: Round::new(0),
+            value_id: id,
+            commit_signatures: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_engine_proposer_of_each_round_is_the_ledger_scheduled_witness_of_that_slot() {
+        let n = net(None);
+        let st = n.apps[0].ledger.state();
+        for r in 0..8u32 {
+            let expected = st.scheduled_producer(slot_time(st, u64::from(r))).expect("slot");
+            let a = n.apps[0].ctx.proposer(Height(1), Round::new(r)).expect("scheduled");
+            assert_eq!(a.witness(), expected, "round {r}");
+            let set = n.apps[0].validator_set();
+            let chosen = mc_select(&n.apps[0].ctx, &set, r);
+            assert_eq!(chosen, a, "the engine's choice, round {r}");
+        }
+    }
+
+    fn mc_select(ctx: &Ctx, set: &ValidatorSet, round: u32) -> Address {
+        use malachitebft_app_channel::app::types::core::Context as _;
+        ctx.select_proposer(set, Height(1), Round::new(round)).address
+    }
+
+    #[test]
+    fn a_block_built_by_the_scheduled_witness_is_valid_elsewhere_and_checking_changes_nothing() {
+        let mut n = net(None);
+        let p = proposer(&n, 0);
+        let value = n.apps[p].build(Round::new(0)).expect("built");
+        // Building undid the block: the proposer's head is unchanged.
+        assert_eq!(n.apps[p].ledger.state().head_height(), 0);
+        let other = (p + 1) % 4;
+        let before = n.apps[other].ledger.state_hash();
+        assert_eq!(n.apps[other].check(&value), Validity::Valid);
+        assert_eq!(n.apps[other].ledger.state_hash(), before, "a check leaves the state as it was");
+        assert_eq!(n.apps[other].ledger.state().head_height(), 0);
+        // Round 1's block is stamped a slot later, by that slot's witness.
+        let q = proposer(&n, 1);
+        let later = n.apps[q].build(Round::new(1)).expect("built");
+        let block = n.apps[q].decode(&later).expect("block");
+        assert_eq!(block.timestamp, slot_time(n.apps[q].ledger.state(), 1));
+    }
+
+    #[test]
+    fn a_witness_not_scheduled_for_the_round_builds_nothing() {
+        let mut n = net(None);
+        let p = proposer(&n, 0);
+        let not = (p + 1) % 4;
+        assert!(n.apps[not].build(Round::new(0)).is_err());
+    }
+
+    #[test]
+    fn tampered_foreign_wrong_height_and_future_blocks_are_voted_against() {
+        let mut n = net(None);
+        let p = proposer(&n, 0);
+        let value = n.apps[p].build(Round::new(0)).expect("built");
+        let other = (p + 1) % 4;
+        let chain_id = n.apps[other].ledger.state().chain_id();
+
+        // Bytes that are not the block the id names.
+        let mut tampered = value.clone();
+        tampered.bytes[10] ^= 1;
+        assert_eq!(n.apps[other].check(&tampered), Validity::Invalid);
+
+        // The same block signed by another witness than the scheduled one.
+        let mut block = n.apps[p].decode(&value).expect("block");
+        block.signature = n.witnesses[other].keys.sign(&block.id(&chain_id));
+        let forged = BlockValue { id: value.id, bytes: serde_json::to_vec(&block).expect("json") };
+        let mut fresh = net(None);
+        assert_eq!(fresh.apps[other].check(&forged), Validity::Invalid);
+
+        // A block for a height that is not the next one.
+        let mut high = n.apps[p].decode(&value).expect("block");
+        high.height = 2;
+        high.signature = n.witnesses[p].keys.sign(&high.id(&chain_id));
+        let id = BlockId(high.id(&chain_id).0);
+        let wrong = BlockValue { id, bytes: serde_json::to_vec(&high).expect("json") };
+        assert_eq!(fresh.apps[other].check(&wrong), Validity::Invalid);
+
+        // A genesis an hour ahead: its first slot is past this node's clock bound.
+        let ahead = wall_clock().plus(3_600);
+        let mut future = net(Some(ahead));
+        let fp = proposer(&future, 0);
+        let v = future.apps[fp].build(Round::new(0)).expect("built");
+        assert_eq!(future.apps[(fp + 1) % 4].check(&v), Validity::Invalid);
+        // Its producer's own verdict is not asked: it votes for what it built.
+    }
+
+    #[test]
+    fn a_decided_block_is_applied_once_stored_with_its_certificate_and_leaves_the_mempool() {
+        let mut n = net(None);
+        let p = proposer(&n, 0);
+        let other = (p + 1) % 4;
+        // A transfer waits in both nodes' mempools.
+        let st = n.apps[p].ledger.snapshot();
+        let op = sonprop_core::chain::ops::AssetTransfer {
+            from: n.user.account,
+            to: n.witnesses[0].account,
+            asset: sonprop_core::AssetId(0),
+            amount: 5,
+        };
+        let tx = sonprop_core::Transaction::single(st.head_time().plus(3_600), op)
+            .sign(&st.chain_id(), &[&n.user.keys]);
+        let digest = tx.transaction.digest(&st.chain_id());
+        for i in [p, other] {
+            n.apps[i].shared.mempool.add(digest, tx.clone(), st.head_time()).expect("taken");
+        }
+        let value = n.apps[p].build(Round::new(0)).expect("built");
+        let block = n.apps[p].decode(&value).expect("block");
+        assert_eq!(block.transactions.len(), 1, "the transfer is in the block");
+        assert_eq!(n.apps[p].shared.mempool.len(), 1, "kept until decided");
+        n.apps[other].values.insert((1, value.id), value.clone());
+        n.apps[other].commit(certificate(1, value.id)).expect("committed");
+        assert_eq!(n.apps[other].ledger.state().head_height(), 1);
+        assert!(n.apps[other].shared.mempool.is_empty(), "an included transaction leaves");
+        assert_eq!(
+            n.apps[other].ledger.state().balance(n.user.account, sonprop_core::AssetId(0)),
+            995
+        );
+        let head = n.apps[other].shared.head();
+        assert_eq!(head.height, 1);
+        assert_eq!(head.state_hash, n.apps[other].ledger.state_hash());
+        let raw = n.apps[other].raw_decided(1).expect("stored");
+        assert_eq!(raw.certificate.value_id, value.id);
+        assert_eq!(raw.value_bytes.as_ref(), value.bytes.as_slice());
+        assert!(n.apps[other].raw_decided(2).is_none());
+        // The same decision again is refused by the ledger (the block is no longer next).
+        n.apps[other].values.insert((1, value.id), value.clone());
+        assert!(n.apps[other].commit(certificate(1, value.id)).is_err());
+        assert_eq!(n.apps[other].ledger.state().head_height(), 1);
+        // A decision for an unknown value is refused, and nothing changes.
+        let before = n.apps[other].ledger.state_hash();
+        assert!(n.apps[other].commit(certificate(2, BlockId([7; 32]))).is_err());
+        assert_eq!(n.apps[other].ledger.state_hash(), before);
+    }
+}

@@ -167,3 +167,59 @@ impl NodeConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("sonprop-node-config-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("dir");
+        d
+    }
+
+    const GOOD: &str = r#"
+moniker = "w0"
+genesis = "../genesis.json"
+key_file = "key.json"
+home = "."
+p2p_listen = "/ip4/127.0.0.1/tcp/1"
+rpc_listen = "127.0.0.1:2"
+"#;
+
+    #[test]
+    fn relative_paths_are_read_from_the_configuration_folder() {
+        let d = dir("paths");
+        std::fs::write(d.join("node.toml"), GOOD).expect("write");
+        let c = NodeConfig::load(&d.join("node.toml")).expect("loads");
+        assert_eq!(c.key_file, d.join("key.json"));
+        assert_eq!(c.genesis, d.join("../genesis.json"));
+        assert!(c.peers.is_empty());
+        assert_eq!(c.timeouts.propose_ms, Timeouts::default().propose_ms);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_missing_file_an_unknown_key_and_a_bad_secret_are_named() {
+        let d = dir("bad");
+        let e = NodeConfig::load(&d.join("none.toml")).expect_err("missing");
+        assert!(matches!(e, ConfigError::Read { .. }), "{e}");
+        std::fs::write(d.join("node.toml"), format!("{GOOD}secret = \"in the toml\"\n"))
+            .expect("w");
+        let e = NodeConfig::load(&d.join("node.toml")).expect_err("unknown key");
+        assert!(e.to_string().contains("secret") && e.to_string().contains("node.toml"), "{e}");
+        let key = KeyFile {
+            name: "w".into(),
+            account: AccountId(1),
+            witness: None,
+            son: None,
+            secret: "abcd".into(),
+        };
+        assert!(matches!(key.identity(), Err(ConfigError::Key(_))));
+        let zero = KeyFile { secret: "00".repeat(32), ..key };
+        assert!(matches!(zero.identity(), Err(ConfigError::Key(_))), "zero is no secp256k1 key");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

@@ -481,3 +481,73 @@ impl mc::SigningProvider<Ctx> for Signer {
         Self::verify(EXTENSION, extension, signature, key)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mc::SigningProvider as _;
+
+    fn vote(round: u32) -> Vote {
+        Vote {
+            kind: VoteType::Prevote,
+            height: Height(3),
+            round: Round::new(round),
+            value: NilOrVal::Val(BlockId([1; 32])),
+            validator: Address(2),
+        }
+    }
+
+    #[test]
+    fn a_signature_verifies_only_for_its_message_its_key_and_its_kind() {
+        let alice = Signer(KeyPair::from_seed("alice"));
+        let bob = KeyPair::from_seed("bob");
+        let key = PublicKey(alice.0.public().serialize());
+        let signed = alice.sign_vote(vote(0));
+        assert!(alice.verify_signed_vote(&vote(0), &signed.signature, &key));
+        assert!(!alice.verify_signed_vote(&vote(1), &signed.signature, &key), "another vote");
+        let bob_key = PublicKey(bob.public().serialize());
+        assert!(!alice.verify_signed_vote(&vote(0), &signed.signature, &bob_key), "another key");
+        // A vote's signature is not a proposal part's: the domains differ.
+        let part = ProposalPart {
+            height: Height(3),
+            round: Round::new(0),
+            pol_round: Round::Nil,
+            proposer: Address(2),
+            value: BlockValue { id: BlockId([1; 32]), bytes: vec![1, 2] },
+        };
+        let part_sig = alice.sign_proposal_part(part.clone()).signature;
+        assert!(alice.verify_signed_proposal_part(&part, &part_sig, &key));
+        assert!(!alice.verify_signed_vote(&vote(0), &part_sig, &key));
+        // Bytes that are no key or no signature verify nothing.
+        assert!(!alice.verify_signed_vote(&vote(0), &Signature([0; 64]), &key));
+        assert!(!alice.verify_signed_vote(&vote(0), &signed.signature, &PublicKey([9; 33])));
+    }
+
+    #[test]
+    fn signatures_decode_only_from_64_bytes() {
+        use mc::SigningScheme as _;
+        assert!(Ecdsa::decode_signature(&[0; 63]).is_err());
+        let s = Ecdsa::decode_signature(&[5; 64]).expect("64 bytes");
+        assert_eq!(Ecdsa::encode_signature(&s), vec![5; 64]);
+    }
+
+    #[test]
+    fn heights_count_from_one_and_never_below_zero() {
+        use mc::Height as _;
+        assert_eq!(Height::INITIAL, Height(1));
+        assert_eq!(Height(0).decrement_by(1), None);
+        assert_eq!(Height(5).decrement_by(2), Some(Height(3)));
+        assert_eq!(Height(u64::MAX).increment_by(1), Height(u64::MAX));
+    }
+
+    #[test]
+    fn the_wire_encoding_round_trips_and_refuses_garbage() {
+        use malachitebft_app_channel::app::types::codec::Codec;
+        let bytes = Codec::<Vote>::encode(&crate::codec::Borsh, &vote(4)).expect("encoded");
+        let back: Vote =
+            Codec::<Vote>::decode(&crate::codec::Borsh, bytes.clone()).expect("decoded");
+        assert_eq!(back, vote(4));
+        let cut = bytes.slice(..bytes.len() - 1);
+        assert!(Codec::<Vote>::decode(&crate::codec::Borsh, cut).is_err());
+    }
+}

@@ -125,3 +125,28 @@ impl Duties {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sonprop_core::testkit::NetworkBuilder;
+
+    #[test]
+    fn a_son_beats_when_due_and_a_witness_never() {
+        let b = NetworkBuilder::default().witnesses(1).sons(1);
+        let (genesis, witnesses, sons, _) = b.genesis();
+        let registry = Registry::discover().expect("registry");
+        let ledger = sonprop_core::Ledger::new(&genesis, registry.chain()).expect("ledger");
+        let st = ledger.state();
+        assert!(heartbeat(&witnesses[0], st, None).is_none(), "a witness has no SON");
+        let first = heartbeat(&sons[0], st, None).expect("the first is due");
+        let at = st.next_slot_time();
+        let freq = st.params().son_heartbeat_frequency;
+        assert!(heartbeat(&sons[0], st, Some(at.minus(freq - 1))).is_none(), "too soon");
+        assert!(heartbeat(&sons[0], st, Some(at.minus(freq))).is_some(), "due again");
+        // Signed by the SON's owner for this chain, stamped with the next slot.
+        let d = first.transaction.digest(&st.chain_id());
+        assert!(first.signatures.iter().all(|s| s.verify(&d)));
+        assert!(first.transaction.expiration > at);
+    }
+}

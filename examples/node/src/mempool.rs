@@ -103,3 +103,52 @@ impl Mempool {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sonprop_core::chain::ops::SonHeartbeat;
+    use sonprop_core::{AccountId, KeyPair, SonId, Transaction};
+
+    fn tx(n: u64, expiration: u64) -> (Digest, SignedTransaction) {
+        let op = SonHeartbeat { son: SonId(n), owner: AccountId(n), timestamp: Timestamp(n) };
+        let t = Transaction::single(Timestamp(expiration), op);
+        let d = t.digest(&Digest::default());
+        (d, t.sign(&Digest::default(), &[&KeyPair::from_seed("k")]))
+    }
+
+    #[test]
+    fn each_transaction_is_held_once_in_arrival_order_until_removed_or_expired() {
+        let m = Mempool::default();
+        let (d1, t1) = tx(1, 100);
+        let (d2, t2) = tx(2, 50);
+        assert_eq!(m.add(d1, t1.clone(), Timestamp(10)), Ok(true));
+        assert_eq!(m.add(d2, t2, Timestamp(10)), Ok(true));
+        assert_eq!(m.add(d1, t1, Timestamp(10)), Ok(false), "the same twice is held once");
+        assert_eq!(m.len(), 2);
+        let first = m.candidates(1);
+        assert_eq!(first[0].transaction.digest(&Digest::default()), d1, "oldest first");
+        m.expire(Timestamp(50));
+        assert_eq!(m.len(), 1, "expired at the head: gone");
+        m.remove([d1]);
+        assert!(m.is_empty());
+    }
+
+    #[test]
+    fn an_expired_transaction_is_refused_and_a_full_pool_takes_no_more() {
+        let m = Mempool::default();
+        let (d, t) = tx(1, 10);
+        assert_eq!(
+            m.add(d, t, Timestamp(10)),
+            Err(MempoolError::Expired { expiration: Timestamp(10), head: Timestamp(10) })
+        );
+        assert!(m.is_empty());
+        for n in 0..MEMPOOL_LIMIT as u64 {
+            let (d, t) = tx(n + 100, 1_000);
+            assert_eq!(m.add(d, t, Timestamp(0)), Ok(true));
+        }
+        let (d, t) = tx(1, 1_000);
+        assert_eq!(m.add(d, t, Timestamp(0)), Err(MempoolError::Full));
+        assert_eq!(m.len(), MEMPOOL_LIMIT);
+    }
+}

@@ -378,3 +378,57 @@ pub fn user_keys(path: &Path) -> Result<(sonprop_core::AccountId, KeyPair), Devn
     let keys = KeyPair::from_secret_bytes(&secret).map_err(|e| bad(e.to_string()))?;
     Ok((account, keys))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("sonprop-devnet-unit-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn init_writes_a_genesis_and_per_node_files_on_distinct_loopback_ports() {
+        let d = dir("init");
+        let o = InitOptions { witnesses: 3, sons: 2, users: 1, ..InitOptions::default() };
+        let net = init(&d, &o).expect("written");
+        assert_eq!(net.nodes.len(), 5);
+        assert_eq!(net.users.len(), 1);
+        let mut rpcs: Vec<&str> = net.nodes.iter().map(|n| n.rpc.as_str()).collect();
+        assert!(rpcs.iter().all(|r| r.starts_with("http://127.0.0.1:")));
+        rpcs.sort();
+        rpcs.dedup();
+        assert_eq!(rpcs.len(), 5, "every node its own port");
+        let g: sonprop_core::Genesis =
+            serde_json::from_str(&std::fs::read_to_string(d.join("genesis.json")).expect("g"))
+                .expect("a genesis");
+        assert_eq!(g.active_witnesses.len(), 3);
+        assert_eq!(g.elected_sons.len(), 2);
+        let config = std::fs::read_to_string(d.join("son-1/node.toml")).expect("config");
+        assert!(!config.contains("secret"), "keys stay out of the configuration");
+        let (account, _) = user_keys(&d.join(&net.users[0])).expect("a user key");
+        assert!(g.balances.iter().any(|(a, _, n)| *a == account && *n > 0), "users are funded");
+        assert_eq!(load(&d).expect("index").nodes.len(), 5);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn init_refuses_a_used_folder_no_witness_and_timings_the_chain_refuses() {
+        let d = dir("refuse");
+        std::fs::create_dir_all(&d).expect("dir");
+        std::fs::write(d.join("something"), "x").expect("w");
+        assert!(matches!(init(&d, &InitOptions::default()), Err(DevnetError::NotEmpty(_))));
+        let d2 = dir("refuse2");
+        let none = InitOptions { witnesses: 0, ..InitOptions::default() };
+        assert!(matches!(init(&d2, &none), Err(DevnetError::Invalid(_))));
+        let bad = InitOptions { son_down_time: Some(1), ..InitOptions::default() };
+        let e = init(&d2, &bad).expect_err("down time under the heartbeat frequency");
+        assert!(e.to_string().contains("son_down_time"), "{e}");
+        assert!(matches!(node_binary(Some(&d.join("nope"))), Err(DevnetError::NoNodeBinary(_))));
+        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::remove_dir_all(&d2);
+    }
+}
