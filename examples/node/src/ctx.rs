@@ -518,6 +518,11 @@ mod tests {
         let part_sig = alice.sign_proposal_part(part.clone()).signature;
         assert!(alice.verify_signed_proposal_part(&part, &part_sig, &key));
         assert!(!alice.verify_signed_vote(&vote(0), &part_sig, &key));
+        // The signature is over the kind's domain and the message, not the message alone.
+        let plain = Digest::of(&borsh::to_vec(&vote(0)).expect("borsh"));
+        let sig = secp256k1::ecdsa::Signature::from_compact(&signed.signature.0).expect("sig");
+        let key1 = alice.0.public();
+        assert!(!sonprop_core::Signature { key: key1, sig }.verify(&plain));
         // Bytes that are no key or no signature verify nothing.
         assert!(!alice.verify_signed_vote(&vote(0), &Signature([0; 64]), &key));
         assert!(!alice.verify_signed_vote(&vote(0), &signed.signature, &PublicKey([9; 33])));
