@@ -66,6 +66,43 @@ pub struct Shared {
     pub hashes: RwLock<BTreeMap<u64, Digest>>,
     /// Announces each decided state (to the node's own duties).
     pub heads: tokio::sync::watch::Sender<Arc<State>>,
+    /// The node's own work, counted.
+    pub duties: crate::duties::DutyCounters,
+    /// SON proposals created and executed, by kind (as this node saw them decided).
+    pub kinds: std::sync::Mutex<KindCounts>,
+}
+
+/// SON proposals by kind: `(created, executed)`, and the kind of each live one.
+#[derive(Default)]
+pub struct KindCounts {
+    /// Created and executed, by kind.
+    pub by_kind: BTreeMap<String, (u64, u64)>,
+    live: BTreeMap<sonprop_core::ProposalId, String>,
+}
+
+impl KindCounts {
+    fn record(&mut self, events: &[sonprop_core::LedgerEvent]) {
+        use sonprop_core::LedgerEvent as E;
+        for e in events {
+            match e {
+                E::ProposalCreated { proposal, kinds, .. } => {
+                    let kind = kinds.join("+");
+                    self.by_kind.entry(kind.clone()).or_default().0 += 1;
+                    self.live.insert(*proposal, kind);
+                }
+                E::ProposalExecuted { proposal } => {
+                    let kind = self.live.remove(proposal).unwrap_or_else(|| "unknown".into());
+                    self.by_kind.entry(kind).or_default().1 += 1;
+                }
+                E::ProposalExpired { proposal }
+                | E::ProposalFailed { proposal, .. }
+                | E::ProposalDeleted { proposal, .. } => {
+                    self.live.remove(proposal);
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 /// How many recent state hashes a node answers for.
@@ -151,6 +188,8 @@ impl App {
             counters: Counters::default(),
             hashes: RwLock::new(hashes),
             heads: tokio::sync::watch::Sender::new(state_now),
+            duties: crate::duties::DutyCounters::default(),
+            kinds: std::sync::Mutex::new(KindCounts::default()),
         });
         App {
             ledger,
@@ -267,6 +306,7 @@ impl App {
             .remove(block.transactions.iter().map(|t| t.transaction.digest(&chain_id)));
         self.shared.mempool.expire(block.timestamp);
         self.shared.counters.included.fetch_add(outcome.transactions as u64, Ordering::Relaxed);
+        self.shared.kinds.lock().unwrap_or_else(|e| e.into_inner()).record(&outcome.events);
         let state = self.ledger.snapshot();
         self.ctx.schedule_next(&state);
         {

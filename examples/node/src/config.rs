@@ -25,6 +25,9 @@ pub struct NodeConfig {
     pub peers: Vec<String>,
     /// The JSON-RPC server's address, e.g. `127.0.0.1:28000`.
     pub rpc_listen: SocketAddr,
+    /// Where to serve the metrics (Prometheus text format at `/metrics`); none if left out.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
     /// The other nodes' JSON-RPC URLs: a transaction this node receives is passed on to them.
     #[serde(default)]
     pub mempool_peers: Vec<String>,

@@ -81,7 +81,6 @@ pub struct Duties {
     identity: NodeIdentity,
     scheduler: Scheduler,
     sink: MempoolSink,
-    counters: Arc<DutyCounters>,
 }
 
 impl Duties {
@@ -91,7 +90,6 @@ impl Duties {
         identity: NodeIdentity,
         registry: &Registry,
         sink: MempoolSink,
-        counters: Arc<DutyCounters>,
     ) -> Result<Duties, sonprop_core::SchedulerError> {
         let scheduler = Scheduler::new(
             registry.node(),
@@ -99,7 +97,7 @@ impl Duties {
             &Services::default(),
             SchedulerConfig::default(),
         )?;
-        Ok(Duties { identity, scheduler, sink, counters })
+        Ok(Duties { identity, scheduler, sink })
     }
 
     /// Runs on every decided state `heads` announces, until it closes.
@@ -107,19 +105,21 @@ impl Duties {
         let mut last_beat: Option<Timestamp> = None;
         while heads.changed().await.is_ok() {
             let state = heads.borrow_and_update().clone();
+            let counters = &self.sink.shared.duties;
             if let Some(tx) = heartbeat(&self.identity, &state, last_beat) {
                 last_beat = Some(state.next_slot_time());
                 match self.sink.submit(tx) {
                     Ok(()) => {
-                        self.counters.heartbeats.fetch_add(1, Ordering::Relaxed);
+                        counters.heartbeats.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => tracing::warn!(error = %e, "heartbeat not sent"),
                 }
             }
             let report = self.scheduler.on_block(state, &self.sink).await;
-            self.counters.drafted.fetch_add(report.submitted as u64, Ordering::Relaxed);
+            let counters = &self.sink.shared.duties;
+            counters.drafted.fetch_add(report.submitted as u64, Ordering::Relaxed);
             for f in report.failures() {
-                self.counters.failures.fetch_add(1, Ordering::Relaxed);
+                counters.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(kind = f.kind, status = ?f.status, "a trigger or validator failed");
             }
         }

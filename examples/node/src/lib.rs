@@ -10,7 +10,8 @@
 //! - [`app`]: the dialog with the engine (propose, check, apply, serve catching-up peers);
 //! - [`engine`]: what the engine needs to start (keys, addresses, configuration);
 //! - [`config`]: the node's configuration file and key file;
-//! - [`mempool`], [`rpc`], [`client`].
+//! - [`duties`]: the node's own work on decided blocks (heartbeats, triggers, validators);
+//! - [`mempool`], [`rpc`], [`metrics`], [`client`].
 //!
 //! Nothing here is specific to one sidechain: the operation crates this crate links bring
 //! their kinds, found by `Registry::discover`.
@@ -30,6 +31,7 @@ pub mod ctx;
 pub mod duties;
 pub mod engine;
 pub mod mempool;
+pub mod metrics;
 pub mod rpc;
 
 pub use config::{ConfigError, KeyFile, NodeConfig};
@@ -52,14 +54,17 @@ pub async fn run(config: NodeConfig) -> eyre::Result<()> {
     let (rpc_addr, rpc) =
         rpc::serve(config.rpc_listen, shared.clone(), config.mempool_peers.clone()).await?;
     tracing::info!(rpc = %rpc_addr, node = %identity.name, "JSON-RPC server listening");
+    if let Some(addr) = config.metrics_listen {
+        let at = metrics::serve(addr, shared.clone()).await?;
+        tracing::info!(metrics = %at, "metrics served at /metrics");
+    }
 
     // A witness or SON node runs its kinds' triggers and validators, and a SON its heartbeats.
     let duties = match identity.witness.is_some() || identity.son.is_some() {
         true => {
             let sink =
                 duties::MempoolSink { shared: shared.clone(), peers: config.mempool_peers.clone() };
-            let counters = std::sync::Arc::new(duties::DutyCounters::default());
-            let d = duties::Duties::new(identity.clone(), &registry, sink, counters)?;
+            let d = duties::Duties::new(identity.clone(), &registry, sink)?;
             Some(tokio::spawn(d.run(shared.heads.subscribe())))
         }
         false => None,

@@ -231,6 +231,18 @@ fn a_stopped_son_process_is_reported_down_then_deregistered_through_the_network(
     // The others beat on and stay active.
     assert_eq!(son_status(&net, 0, "1.33.1"), "active");
     net.wait(60, "SON 1.33.2 deregistered", |n| son_status(n, 0, "1.33.2") == "deregistered");
+    // The metrics say so, by kind.
+    let text = bitreq::get(&net.devnet.nodes[0].metrics)
+        .with_timeout(Duration::from_secs(10))
+        .send()
+        .ok()
+        .and_then(|r| r.as_str().ok().map(str::to_owned))
+        .unwrap_or_default();
+    for kind in ["son_report_down", "son_deregister"] {
+        let line = format!("sonprop_son_proposals_executed_total{{kind=\"{kind}\"}} 1");
+        assert!(text.contains(&line), "no `{line}` in:\n{text}");
+    }
+    assert!(text.contains("# TYPE sonprop_height gauge"), "{text}");
     // Every node agrees (a SON node as much as a witness).
     let common = [0, 3, 4, 7].iter().map(|i| net.height(*i)).min().unwrap_or(0);
     let hashes = net.hashes_at(common, &[0, 3, 4, 7]);

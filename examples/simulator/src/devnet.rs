@@ -66,6 +66,8 @@ pub struct DevnetNode {
     pub config: PathBuf,
     /// Its JSON-RPC URL.
     pub rpc: String,
+    /// Its metrics URL.
+    pub metrics: String,
 }
 
 /// A devnet's index (`devnet.json`).
@@ -186,9 +188,10 @@ pub fn init(dir: &Path, o: &InitOptions) -> Result<Devnet, DevnetError> {
     write(&dir.join("genesis.json"), &genesis_text)?;
 
     let nodes: Vec<NodeIdentity> = witnesses.into_iter().chain(sons).collect();
-    let ports = free_ports(nodes.len() * 2)?;
-    let p2p = |i: usize| format!("/ip4/127.0.0.1/tcp/{}", ports[2 * i]);
-    let rpc = |i: usize| format!("127.0.0.1:{}", ports[2 * i + 1]);
+    let ports = free_ports(nodes.len() * 3)?;
+    let p2p = |i: usize| format!("/ip4/127.0.0.1/tcp/{}", ports[3 * i]);
+    let rpc = |i: usize| format!("127.0.0.1:{}", ports[3 * i + 1]);
+    let metrics = |i: usize| format!("127.0.0.1:{}", ports[3 * i + 2]);
     let mut listed = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
         let home = dir.join(&node.name);
@@ -206,6 +209,7 @@ pub fn init(dir: &Path, o: &InitOptions) -> Result<Devnet, DevnetError> {
             p2p_listen: p2p(i),
             peers: others(&p2p),
             rpc_listen: rpc(i),
+            metrics_listen: metrics(i),
             mempool_peers: others(&|j| format!("http://{}", rpc(j))),
         };
         let text = toml::to_string(&config).map_err(|e| DevnetError::Invalid(e.to_string()))?;
@@ -214,6 +218,7 @@ pub fn init(dir: &Path, o: &InitOptions) -> Result<Devnet, DevnetError> {
             name: node.name.clone(),
             config: PathBuf::from(&node.name).join("node.toml"),
             rpc: format!("http://{}", rpc(i)),
+            metrics: format!("http://{}/metrics", metrics(i)),
         });
     }
     let users_dir = dir.join("users");
@@ -241,6 +246,7 @@ struct NodeToml {
     p2p_listen: String,
     peers: Vec<String>,
     rpc_listen: String,
+    metrics_listen: String,
     mempool_peers: Vec<String>,
 }
 
