@@ -205,6 +205,20 @@ rpc_listen = "127.0.0.1:2"
     }
 
     #[test]
+    fn the_configuration_shown_in_the_node_guide_loads() {
+        let guide = include_str!("../../../docs/node.md");
+        let block = guide
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a toml block in docs/node.md");
+        let c: NodeConfig = toml::from_str(block).expect("the guide's configuration parses");
+        assert_eq!(c.timeouts.propose_ms, 3000);
+        assert!(c.metrics_listen.is_some());
+        assert_eq!(c.peers.len(), 2);
+    }
+
+    #[test]
     fn a_missing_file_an_unknown_key_and_a_bad_secret_are_named() {
         let d = dir("bad");
         let e = NodeConfig::load(&d.join("none.toml")).expect_err("missing");

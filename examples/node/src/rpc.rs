@@ -85,6 +85,7 @@ fn status(rpc: &Rpc) -> Value {
         "state_hash": head.state_hash.to_hex(),
         "chain_id": head.state.chain_id().to_hex(),
         "mempool": rpc.shared.mempool.len(),
+        "included": rpc.shared.counters.included.load(std::sync::atomic::Ordering::Relaxed),
     })
 }
 

@@ -331,3 +331,14 @@ fn a_node_of_another_genesis_learns_nothing_and_changes_nothing() {
     drop(stranger);
     let _ = std::fs::remove_dir_all(&other);
 }
+
+#[test]
+fn a_node_without_a_readable_configuration_says_why_and_exits_with_status_2() {
+    let out = std::process::Command::new(NODE)
+        .args(["--config", "/nonexistent/node.toml"])
+        .output()
+        .expect("ran");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot read /nonexistent/node.toml"), "{err}");
+}
