@@ -63,7 +63,8 @@ async fn sons_whose_view_disagrees_abstain_and_no_side_credits_alone() {
     let mut net = network();
     let (five, four) = (sidechain(&net, 500), sidechain(&net, 400));
     // Two SONs see 500, three see 400: with five SONs each credit needs four approvals.
-    let view = move |n: &NodeIdentity| if n.name < "son-2".into() { &five } else { &four }.clone();
+    let view =
+        move |n: &NodeIdentity| if n.name.as_str() < "son-2" { &five } else { &four }.clone();
     let run = run(&mut net, 300, view).await;
     let statuses = run.statuses(SidechainDeposit::KIND);
     let alice = net.users[1].account;
