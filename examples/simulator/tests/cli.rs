@@ -57,6 +57,10 @@ fn help_is_there_for_every_command() {
         &["bench", "-h"],
         &["bitcoin", "address", "--help"],
         &["completions", "--help"],
+        &["devnet", "init", "--help"],
+        &["devnet", "up", "--help"],
+        &["status", "--help"],
+        &["tx", "transfer", "--help"],
     ] {
         let o = run(cmd);
         assert_eq!(o.code, Some(0), "{cmd:?}: {}", o.stderr);
@@ -453,4 +457,24 @@ fn verbosity_levels_differ_as_documented_and_name_the_node_and_block() {
     let bench = run(&["bench", "--quick", "-q", "--json"]);
     assert_eq!(bench.stderr, "", "no progress lines");
     std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn node_commands_refuse_a_silent_node_a_used_folder_and_a_missing_devnet() {
+    // Port 1 on loopback: nothing listens there.
+    let o = run(&["status", "--rpc", "http://127.0.0.1:1"]);
+    assert_eq!(o.code, Some(3), "{}", o.stderr);
+    assert!(o.stderr.contains("http://127.0.0.1:1"), "{}", o.stderr);
+    let dir = std::env::temp_dir().join(format!("sonprop-cli-{}-devnet", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("x"), "x").expect("file");
+    let d = dir.to_str().expect("utf-8");
+    let o = run(&["devnet", "init", d]);
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    assert!(o.stderr.contains("is not empty"), "{}", o.stderr);
+    let o = run(&["devnet", "up", d, "--node-bin", "/nonexistent/sonprop-node"]);
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    assert!(o.stderr.contains("cargo build -p sonprop-node"), "{}", o.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
 }
