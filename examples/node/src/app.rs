@@ -124,6 +124,11 @@ struct Decided {
     state_hash: [u8; 32],
 }
 
+/// The height whose record leaves a window of the last `kept` heights when `height` joins it.
+fn leaving(height: u64, kept: u64) -> Option<u64> {
+    height.checked_sub(kept).filter(|h| *h > 0)
+}
+
 fn decided_key(height: u64) -> String {
     format!("decided/{height:020}")
 }
@@ -296,8 +301,8 @@ impl App {
             borsh::to_vec(&Decided { block: value.bytes, certificate, state_hash: state_hash.0 })
                 .map_err(|e| e.to_string())?;
         let mut local = vec![(decided_key(height), Some(decided))];
-        if height > KEPT_BLOCKS {
-            local.push((decided_key(height - KEPT_BLOCKS), None));
+        if let Some(old) = leaving(height, KEPT_BLOCKS) {
+            local.push((decided_key(old), None));
         }
         self.ledger.sync(local).map_err(|e| e.to_string())?;
         let chain_id = self.ledger.state().chain_id();
@@ -312,7 +317,9 @@ impl App {
         {
             let mut hashes = self.shared.hashes.write().unwrap_or_else(|e| e.into_inner());
             hashes.insert(height, state_hash);
-            hashes.retain(|h, _| *h + KEPT_HASHES > height);
+            if let Some(old) = leaving(height, KEPT_HASHES) {
+                hashes.remove(&old);
+            }
         }
         *self.shared.head.write().unwrap_or_else(|e| e.into_inner()) =
             Head { height, time: state.head_time(), state_hash, state: state.clone() };
@@ -570,6 +577,7 @@ mod tests {
         let block = n.apps[q].decode(&later).expect("block");
         let st = n.apps[q].ledger.state();
         assert_eq!(block.timestamp, st.next_slot_time().plus(st.params().block_interval));
+        assert_eq!(n.apps[other].shared.counters.invalid_proposals.load(Ordering::Relaxed), 0);
         // Another block's bytes under this block's id: voted against, or nodes would differ on
         // what the id they decided means.
         let swapped = BlockValue { id: value.id, bytes: later.bytes.clone() };
@@ -577,6 +585,8 @@ mod tests {
         assert_eq!(fresh.apps[other].check(&later), Validity::Valid);
         let mut fresh2 = net(None);
         assert_eq!(fresh2.apps[other].check(&swapped), Validity::Invalid);
+        let refused = &fresh2.apps[other].shared.counters.invalid_proposals;
+        assert_eq!(refused.load(Ordering::Relaxed), 1, "a refusal is counted");
     }
 
     #[test]
@@ -625,6 +635,14 @@ mod tests {
     }
 
     #[test]
+    fn a_window_of_the_last_heights_drops_one_height_as_each_joins() {
+        assert_eq!(leaving(10_000, 10_000), None, "heights 1..=10 000 all kept");
+        assert_eq!(leaving(10_001, 10_000), Some(1));
+        assert_eq!(leaving(10_500, 10_000), Some(500));
+        assert_eq!(leaving(3, 10_000), None);
+    }
+
+    #[test]
     fn a_decided_block_is_applied_once_stored_with_its_certificate_and_leaves_the_mempool() {
         let mut n = net(None);
         let p = proposer(&n, 0);
@@ -648,7 +666,28 @@ mod tests {
         assert_eq!(block.transactions.len(), 1, "the transfer is in the block");
         assert_eq!(n.apps[p].shared.mempool.len(), 1, "kept until decided");
         n.apps[other].values.insert((1, value.id), value.clone());
+        // Something already seen for the next height stays; this height's is forgotten.
+        let next = BlockValue { id: BlockId([2; 32]), bytes: Vec::new() };
+        let part = |h: u64| ProposalPart {
+            height: Height(h),
+            round: Round::new(0),
+            pol_round: Round::Nil,
+            proposer: Address(0),
+            value: next.clone(),
+        };
+        let me = &mut n.apps[other];
+        me.values.insert((2, next.id), next.clone());
+        me.built.insert((1, Round::new(0)), next.clone());
+        me.built.insert((2, Round::new(0)), next.clone());
+        me.early.insert((1, Round::new(0)), vec![part(1)]);
+        me.early.insert((2, Round::new(0)), vec![part(2)]);
         n.apps[other].commit(certificate(1, value.id)).expect("committed");
+        let me = &n.apps[other];
+        assert!(me.values.contains_key(&(2, next.id)) && !me.values.contains_key(&(1, value.id)));
+        assert!(me.built.contains_key(&(2, Round::new(0))));
+        assert!(!me.built.contains_key(&(1, Round::new(0))));
+        assert!(me.early.contains_key(&(2, Round::new(0))));
+        assert!(!me.early.contains_key(&(1, Round::new(0))));
         assert_eq!(n.apps[other].ledger.state().head_height(), 1);
         assert!(n.apps[other].shared.mempool.is_empty(), "an included transaction leaves");
         assert_eq!(

@@ -529,6 +529,26 @@ mod tests {
     }
 
     #[test]
+    fn the_schedule_is_kept_for_the_next_height_and_the_one_before() {
+        use sonprop_core::testkit::NetworkBuilder;
+        let (genesis, ..) = NetworkBuilder::default().witnesses(4).sons(0).genesis();
+        let registry = sonprop_core::Registry::discover().expect("registry");
+        let mut ledger = sonprop_core::Ledger::new(&genesis, registry.chain()).expect("ledger");
+        let ctx = Ctx::default();
+        ctx.schedule_next(ledger.state());
+        assert!(ctx.proposer(Height(1), Round::new(0)).is_some());
+        assert!(ctx.proposer(Height(2), Round::new(0)).is_none(), "not yet known");
+        for _ in 0..2 {
+            let t = ledger.state().next_slot_time();
+            ledger.produce_unshared_block(t, Vec::new()).expect("block");
+            ctx.schedule_next(ledger.state());
+        }
+        assert!(ctx.proposer(Height(3), Round::new(0)).is_some());
+        assert!(ctx.proposer(Height(2), Round::new(0)).is_some(), "late messages of the last");
+        assert!(ctx.proposer(Height(1), Round::new(0)).is_none(), "older ones are dropped");
+    }
+
+    #[test]
     fn signatures_decode_only_from_64_bytes() {
         use mc::SigningScheme as _;
         assert!(Ecdsa::decode_signature(&[0; 63]).is_err());
