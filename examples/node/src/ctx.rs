@@ -538,14 +538,30 @@ mod tests {
         ctx.schedule_next(ledger.state());
         assert!(ctx.proposer(Height(1), Round::new(0)).is_some());
         assert!(ctx.proposer(Height(2), Round::new(0)).is_none(), "not yet known");
-        for _ in 0..2 {
+        for _ in 0..5 {
             let t = ledger.state().next_slot_time();
             ledger.produce_unshared_block(t, Vec::new()).expect("block");
             ctx.schedule_next(ledger.state());
         }
-        assert!(ctx.proposer(Height(3), Round::new(0)).is_some());
-        assert!(ctx.proposer(Height(2), Round::new(0)).is_some(), "late messages of the last");
-        assert!(ctx.proposer(Height(1), Round::new(0)).is_none(), "older ones are dropped");
+        assert!(ctx.proposer(Height(6), Round::new(0)).is_some());
+        assert!(ctx.proposer(Height(5), Round::new(0)).is_some(), "late messages of the last");
+        assert!(ctx.proposer(Height(4), Round::new(0)).is_none(), "older ones are dropped");
+        assert!(ctx.proposer(Height(1), Round::new(0)).is_none());
+    }
+
+    #[test]
+    fn a_height_with_no_schedule_here_takes_turns_by_height_and_round() {
+        use mc::Context as _;
+        let set = ValidatorSet {
+            validators: (0..4)
+                .map(|i| Validator { address: Address(i), public_key: PublicKey([2; 33]) })
+                .collect(),
+        };
+        let ctx = Ctx::default();
+        assert_eq!(ctx.select_proposer(&set, Height(5), Round::new(2)).address, Address(3));
+        assert_eq!(ctx.select_proposer(&set, Height(8), Round::new(0)).address, Address(0));
+        let far = ctx.select_proposer(&set, Height(u64::MAX), Round::new(7)).address;
+        assert!(far.0 < 4, "never out of the set");
     }
 
     #[test]

@@ -126,6 +126,7 @@ mod tests {
         assert_eq!(m.add(d2, t2, Timestamp(10)), Ok(true));
         assert_eq!(m.add(d1, t1, Timestamp(10)), Ok(false), "the same twice is held once");
         assert_eq!(m.len(), 2);
+        assert!(!m.is_empty());
         let first = m.candidates(1);
         assert_eq!(first[0].transaction.digest(&Digest::default()), d1, "oldest first");
         m.expire(Timestamp(50));
