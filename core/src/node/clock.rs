@@ -23,6 +23,13 @@ pub struct AheadOfClock {
     pub max_ahead: u64,
 }
 
+/// This node's wall clock, in whole seconds since the Unix epoch (node-local: the chain half
+/// never reads it). A clock before the epoch reads as 0.
+pub fn wall_clock() -> Timestamp {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    Timestamp(since.map_or(0, |d| d.as_secs()))
+}
+
 /// Refuses a block stamped more than `max_ahead` seconds after `now`, the node's clock. A
 /// node calls this before `Ledger::apply_block` on a block from the network; a producer stamps
 /// its own blocks with its slot time and never needs it.
@@ -36,4 +43,18 @@ pub fn check_not_ahead(block: &Block, now: Timestamp, max_ahead: u64) -> Result<
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wall_clock_reads_the_present_in_seconds() {
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let now = wall_clock();
+        assert!(now.secs() >= before && now.secs() <= before + 5, "{now:?} against {before}");
+    }
 }

@@ -14,7 +14,7 @@ use malachitebft_app_channel::app::types::core::{CommitCertificate, Round, Valid
 use malachitebft_app_channel::app::types::sync::RawDecidedValue;
 use malachitebft_app_channel::app::types::{LocallyProposedValue, ProposedValue};
 use malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
-use sonprop_core::node::clock::{check_not_ahead, DEFAULT_MAX_AHEAD};
+use sonprop_core::node::clock::{check_not_ahead, wall_clock, DEFAULT_MAX_AHEAD};
 use sonprop_core::{Block, Digest, KeyPair, Ledger, State, Timestamp};
 
 use crate::ctx::{
@@ -149,14 +149,6 @@ pub struct App {
     /// Verdicts on values already checked.
     verdicts: BTreeMap<BlockId, Validity>,
     current: (u64, Round),
-}
-
-/// The node's wall clock, in whole seconds.
-pub fn wall_clock() -> Timestamp {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    Timestamp(secs)
 }
 
 fn stream_id(height: u64, round: Round, proposer: Address) -> StreamId {

@@ -133,11 +133,6 @@ fn key_file(identity: &NodeIdentity) -> serde_json::Value {
     })
 }
 
-fn wall_clock() -> Timestamp {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    Timestamp(now.map_or(0, |d| d.as_secs()))
-}
-
 /// Writes a devnet into `dir` (created if missing; it must be empty).
 pub fn init(dir: &Path, o: &InitOptions) -> Result<Devnet, DevnetError> {
     if o.witnesses == 0 {
@@ -164,7 +159,7 @@ pub fn init(dir: &Path, o: &InitOptions) -> Result<Devnet, DevnetError> {
         params.min_son_count = n;
     }
     params.validate().map_err(|e| DevnetError::Invalid(format!("parameters: {e}")))?;
-    let genesis_time = o.genesis_time.unwrap_or_else(wall_clock);
+    let genesis_time = o.genesis_time.unwrap_or_else(sonprop_core::node::clock::wall_clock);
     // Keys differ per devnet: seeded by the time and this process.
     let seed = genesis_time.secs() ^ (u64::from(std::process::id()) << 32);
     let builder = NetworkBuilder::default()
