@@ -148,7 +148,6 @@ pub struct App {
     early: BTreeMap<(u64, Round), Vec<ProposalPart>>,
     /// Verdicts on values already checked.
     verdicts: BTreeMap<BlockId, Validity>,
-    current: (u64, Round),
 }
 
 fn stream_id(height: u64, round: Round, proposer: Address) -> StreamId {
@@ -198,7 +197,6 @@ impl App {
             built: BTreeMap::new(),
             early: BTreeMap::new(),
             verdicts: BTreeMap::new(),
-            current: (0, Round::Nil),
         }
     }
 
@@ -359,7 +357,6 @@ impl App {
                 let _ = reply.send((self.start_height(), self.validator_set()));
             }
             AppMsg::StartedRound { height, round, proposer, reply_value, .. } => {
-                self.current = (height.0, round);
                 self.shared.counters.rounds.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%height, %round, %proposer, "round started");
                 let early = self.early.remove(&(height.0, round)).unwrap_or_default();
