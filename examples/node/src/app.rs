@@ -25,6 +25,9 @@ use crate::mempool::Mempool;
 /// How many decided blocks (with their certificates) a node keeps to serve peers catching up.
 pub const KEPT_BLOCKS: u64 = 10_000;
 
+/// Proposal parts held for the height after the next, at most.
+pub const EARLY_LIMIT: usize = 64;
+
 /// Transactions in one block at most.
 pub const BLOCK_TRANSACTIONS: usize = 5_000;
 
@@ -278,6 +281,23 @@ impl App {
         }
     }
 
+    /// A proposal part from the network. Parts are not signed, and any peer can send one, so
+    /// only these are looked at: one for the next height from the witness scheduled for its
+    /// round (checked, and answered with a verdict), and up to [`EARLY_LIMIT`] for the height
+    /// after it (kept until the engine starts that height). Anything else is dropped unread.
+    fn received(&mut self, content: StreamContent<ProposalPart>) -> Option<ProposedValue<Ctx>> {
+        let StreamContent::Data(p) = content else { return None };
+        let next = self.next_height();
+        if p.height.0 == next && self.ctx.proposer(p.height, p.round) == Some(p.proposer) {
+            return Some(self.proposed(p));
+        }
+        let held: usize = self.early.values().map(Vec::len).sum();
+        if p.height.0 == next + 1 && held < EARLY_LIMIT {
+            self.early.entry((p.height.0, p.round)).or_default().push(p);
+        }
+        None
+    }
+
     /// Applies the decided block and stores it with its certificate, in one commit.
     fn commit(&mut self, certificate: CommitCertificate<Ctx>) -> Result<(), String> {
         let height = certificate.height.0;
@@ -415,17 +435,7 @@ impl App {
                 let _ = reply.send(Height(head.saturating_sub(KEPT_BLOCKS - 1).max(1)));
             }
             AppMsg::ReceivedProposalPart { part, reply, .. } => {
-                let value = match part.content {
-                    StreamContent::Data(p) if p.height.0 == self.next_height() => {
-                        Some(self.proposed(p))
-                    }
-                    StreamContent::Data(p) if p.height.0 > self.next_height() => {
-                        self.early.entry((p.height.0, p.round)).or_default().push(p);
-                        None
-                    }
-                    _ => None,
-                };
-                let _ = reply.send(value);
+                let _ = reply.send(self.received(part.content));
             }
             AppMsg::GetValidatorSet { reply, .. } => {
                 let _ = reply.send(Some(self.validator_set()));
@@ -621,6 +631,38 @@ mod tests {
         let v = future.apps[fp].build(Round::new(0)).expect("built");
         assert_eq!(future.apps[(fp + 1) % 4].check(&v), Validity::Invalid);
         // Its producer's own verdict is not asked: it votes for what it built.
+    }
+
+    #[test]
+    fn only_the_scheduled_proposer_part_is_checked_and_early_parts_are_bounded() {
+        let mut n = net(None);
+        let p = proposer(&n, 0);
+        let value = n.apps[p].build(Round::new(0)).expect("built");
+        let other = (p + 1) % 4;
+        let part = |height: u64, proposer: Address| ProposalPart {
+            height: Height(height),
+            round: Round::new(0),
+            pol_round: Round::Nil,
+            proposer,
+            value: value.clone(),
+        };
+        let scheduled = Address(n.witnesses[p].witness.expect("w").0);
+        let impostor = Address(n.witnesses[other].witness.expect("w").0);
+        let me = &mut n.apps[other];
+        // Claimed by a witness not scheduled for the round: not even looked at.
+        assert!(me.received(StreamContent::Data(part(1, impostor))).is_none());
+        assert!(me.values.is_empty() && me.verdicts.is_empty());
+        let got = me.received(StreamContent::Data(part(1, scheduled))).expect("answered");
+        assert_eq!(got.validity, Validity::Valid);
+        assert!(me.received(StreamContent::Fin).is_none());
+        // One height ahead: kept, up to the limit; further ahead: dropped.
+        for _ in 0..EARLY_LIMIT + 5 {
+            assert!(me.received(StreamContent::Data(part(2, scheduled))).is_none());
+        }
+        assert!(me.received(StreamContent::Data(part(3, scheduled))).is_none());
+        let held: usize = me.early.values().map(Vec::len).sum();
+        assert_eq!(held, EARLY_LIMIT);
+        assert!(me.early.keys().all(|(h, _)| *h == 2));
     }
 
     #[test]
